@@ -1,0 +1,5 @@
+"""Data: bundles of profiles/items/interactions, generators, loaders, datasets and splits."""
+
+from matchwise.data.bundle import DataBundle
+
+__all__ = ["DataBundle"]

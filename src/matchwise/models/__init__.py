@@ -1,0 +1,1 @@
+"""Models: one interface (``base.Recommender``), one file per model."""

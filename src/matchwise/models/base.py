@@ -1,0 +1,244 @@
+"""The one interface every recommender implements, and the id-mapped data it trains on.
+
+A caller never needs to know which model it holds: ``fit`` on an :class:`InteractionSet`,
+``score`` a batch of user rows against every candidate, ``recommend`` the top k with
+already-seen candidates masked, ``save``/``load`` to a folder without pickle.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from matchwise.errors import ArtifactError, InvalidInput, NotFitted
+
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class InteractionSet:
+    """Interactions in dense-index form (LightFM's Dataset idea, without I/O).
+
+    ``user_ids[u]`` / ``item_ids[i]`` are the external ids of row ``u`` / column ``i``;
+    ``users``, ``items``, ``labels``, ``weights`` and ``timestamps`` are aligned arrays,
+    one entry per interaction. ``labels`` are in [0, 1] (1 = strong positive);
+    ``weights`` are confidences. Optional side features are indexed by dense index.
+    """
+
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    users: np.ndarray
+    items: np.ndarray
+    labels: np.ndarray
+    weights: np.ndarray | None = None
+    timestamps: np.ndarray | None = None
+    user_features: pd.DataFrame | None = None
+    item_features: pd.DataFrame | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.users = np.asarray(self.users, dtype=np.int64)
+        self.items = np.asarray(self.items, dtype=np.int64)
+        self.labels = np.asarray(self.labels, dtype=np.float32)
+        n = len(self.users)
+        if len(self.items) != n or len(self.labels) != n:
+            raise InvalidInput("users, items and labels must have the same length")
+        if self.weights is None:
+            self.weights = np.ones(n, dtype=np.float32)
+        if n and (self.users.max() >= self.n_users or self.items.max() >= self.n_items):
+            raise InvalidInput("an interaction refers to a user or item index out of range")
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    @classmethod
+    def from_frame(
+        cls,
+        frame: pd.DataFrame,
+        user_ids: np.ndarray | None = None,
+        item_ids: np.ndarray | None = None,
+        **kwargs: Any,
+    ) -> InteractionSet:
+        """Build from a frame with ``user_id``, ``item_id``, ``label`` (and optional
+        ``weight``, ``timestamp``); id universes default to the ids present."""
+        for column in ("user_id", "item_id", "label"):
+            if column not in frame.columns:
+                raise InvalidInput(f"interaction frame has no {column!r} column")
+        if user_ids is None:
+            user_ids = np.asarray(pd.unique(frame["user_id"]))
+        if item_ids is None:
+            item_ids = np.asarray(pd.unique(frame["item_id"]))
+        users = pd.Index(user_ids).get_indexer(frame["user_id"])
+        items = pd.Index(item_ids).get_indexer(frame["item_id"])
+        if (users < 0).any() or (items < 0).any():
+            raise InvalidInput("the frame names users or items outside the given id universe")
+        return cls(
+            user_ids=np.asarray(user_ids),
+            item_ids=np.asarray(item_ids),
+            users=users,
+            items=items,
+            labels=frame["label"].to_numpy(np.float32),
+            weights=frame["weight"].to_numpy(np.float32) if "weight" in frame else None,
+            timestamps=frame["timestamp"].to_numpy() if "timestamp" in frame else None,
+            **kwargs,
+        )
+
+    def subset(self, mask: np.ndarray) -> InteractionSet:
+        """The same id universe with only the interactions where ``mask`` is true."""
+        return InteractionSet(
+            user_ids=self.user_ids,
+            item_ids=self.item_ids,
+            users=self.users[mask],
+            items=self.items[mask],
+            labels=self.labels[mask],
+            weights=None if self.weights is None else self.weights[mask],
+            timestamps=None if self.timestamps is None else self.timestamps[mask],
+            user_features=self.user_features,
+            item_features=self.item_features,
+            meta=dict(self.meta),
+        )
+
+    def to_csr(self, values: str = "labels", positive_only: bool = False) -> sp.csr_matrix:
+        """User x item sparse matrix of ``labels``/``weights`` (duplicates summed)."""
+        data = np.asarray(getattr(self, values), dtype=np.float32)
+        mask = self.labels > 0 if positive_only else np.ones(len(self), dtype=bool)
+        matrix = sp.csr_matrix(
+            (data[mask], (self.users[mask], self.items[mask])),
+            shape=(self.n_users, self.n_items),
+            dtype=np.float32,
+        )
+        matrix.sum_duplicates()
+        return matrix
+
+
+class Recommender(ABC):
+    """What every model is: fit, score, recommend, save, load, plus metadata.
+
+    Hyperparameters are set in ``__init__``; learned state ends in ``_``; ``fit``
+    returns ``self`` (the scikit-learn convention).
+    """
+
+    model_type: ClassVar[str]
+
+    def __init__(self) -> None:
+        self.version: str = "unversioned"
+        self.feature_names: list[str] = []
+        self.training_metrics: dict[str, Any] = {}
+        self.n_users_: int | None = None
+        self.n_items_: int | None = None
+
+    # --- training and scoring -------------------------------------------------
+    @abstractmethod
+    def fit(self, train: InteractionSet, validation: InteractionSet | None = None) -> Self:
+        """Learn from ``train``; ``validation`` (same id universe) may drive early stopping."""
+
+    @abstractmethod
+    def score(self, users: np.ndarray) -> np.ndarray:
+        """Scores of every candidate for each user row: shape ``(len(users), n_items)``."""
+
+    def recommend(
+        self,
+        users: np.ndarray,
+        k: int = 10,
+        exclude: sp.csr_matrix | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` candidate indices and scores per user, ``exclude``'s nonzeros masked."""
+        self._check_fitted()
+        users = np.atleast_1d(np.asarray(users, dtype=np.int64))
+        scores = np.asarray(self.score(users), dtype=np.float32)
+        if exclude is not None:
+            rows = exclude[users]
+            r, c = rows.nonzero()
+            scores[r, c] = -np.inf
+        k = min(k, scores.shape[1])
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        top_scores = np.take_along_axis(scores, top, axis=1)
+        order = np.argsort(-top_scores, axis=1, kind="stable")
+        return np.take_along_axis(top, order, axis=1), np.take_along_axis(top_scores, order, axis=1)
+
+    # --- persistence ----------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write the model folder: ``manifest.json`` plus whatever ``_save_state`` writes."""
+        self._check_fitted()
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        self._save_state(folder)
+        manifest = {
+            "model_type": self.model_type,
+            "version": self.version,
+            "feature_names": self.feature_names,
+            "training_metrics": self.training_metrics,
+            "params": self.get_params(),
+            "n_users": self.n_users_,
+            "n_items": self.n_items_,
+        }
+        (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_jsonable))
+        return folder
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        """Read a model folder; a missing or corrupt artifact raises :class:`ArtifactError`."""
+        folder = Path(path)
+        manifest_path = folder / MANIFEST
+        if not manifest_path.is_file():
+            raise ArtifactError(f"model artifact at {folder} has no {MANIFEST}")
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ArtifactError(f"{manifest_path} is not valid JSON: {exc}") from exc
+        if manifest.get("model_type") != cls.model_type:
+            raise ArtifactError(
+                f"{folder} holds a {manifest.get('model_type')!r} model, not {cls.model_type!r}"
+            )
+        model = cls(**manifest.get("params", {}))
+        model.version = manifest.get("version", "unversioned")
+        model.feature_names = list(manifest.get("feature_names", []))
+        model.training_metrics = dict(manifest.get("training_metrics", {}))
+        model.n_users_ = manifest.get("n_users")
+        model.n_items_ = manifest.get("n_items")
+        try:
+            model._load_state(folder)
+        except ArtifactError:
+            raise
+        except Exception as exc:  # any parse failure of the state files means corruption
+            raise ArtifactError(f"model artifact at {folder} is corrupt: {exc}") from exc
+        return model
+
+    @abstractmethod
+    def _save_state(self, folder: Path) -> None:
+        """Write learned state (npz with allow_pickle=False, safetensors, text...)."""
+
+    @abstractmethod
+    def _load_state(self, folder: Path) -> None:
+        """Read what ``_save_state`` wrote."""
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor arguments, so ``load`` can rebuild the object."""
+        return {}
+
+    def _check_fitted(self) -> None:
+        if self.n_items_ is None:
+            raise NotFitted(f"{self.model_type} model is not fitted: call fit() or load() first")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)

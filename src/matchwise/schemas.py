@@ -1,0 +1,241 @@
+"""The wire contract: pydantic v2 models for profiles, items, events and responses."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Id = Annotated[
+    str,
+    Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:@\-]+$", examples=["u_42"]),
+]
+Tag = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class UserIn(Strict):
+    """A profile. In the people domain the preference fields drive the hard filters."""
+
+    id: Id
+    name: str | None = Field(default=None, max_length=200, description="Private; never served.")
+    email: str | None = Field(default=None, max_length=320, description="Private; never served.")
+    birth_date: date | None = None
+    age: int | None = Field(default=None, ge=13, le=120)
+    gender: str | None = Field(default=None, max_length=32, examples=["woman"])
+    seeking: list[str] = Field(default_factory=list, description="Genders this person wants.")
+    age_min: int | None = Field(default=None, ge=13, le=120)
+    age_max: int | None = Field(default=None, ge=13, le=120)
+    max_distance_km: float | None = Field(default=None, gt=0, le=40_075)
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+    city: str | None = Field(default=None, max_length=120)
+    bio: str | None = Field(default=None, max_length=5000)
+    tags: list[Tag] = Field(default_factory=list, max_length=200, description="Hobbies/interests.")
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    photo_embeddings: list[list[float]] | None = Field(
+        default=None, description="Optional image embeddings computed by the app, one per photo."
+    )
+    active: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> UserIn:
+        if self.age_min is not None and self.age_max is not None and self.age_min > self.age_max:
+            raise ValueError("age_min must be <= age_max")
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError("latitude and longitude must be given together")
+        if self.photo_embeddings:
+            dims = {len(v) for v in self.photo_embeddings}
+            if len(dims) != 1 or 0 in dims or dims.pop() > 4096:
+                raise ValueError("photo_embeddings must be vectors of one length (1..4096)")
+        return self
+
+    @field_validator("gender")
+    @classmethod
+    def _lower(cls, value: str | None) -> str | None:
+        return value.lower() if value else value
+
+    @field_validator("seeking")
+    @classmethod
+    def _lower_all(cls, value: list[str]) -> list[str]:
+        return sorted({v.strip().lower() for v in value if v.strip()})
+
+
+class ItemIn(Strict):
+    """Something to recommend: an event, a startup, a film."""
+
+    id: Id
+    kind: str = Field(default="item", max_length=32, examples=["event"])
+    title: str | None = Field(default=None, max_length=500)
+    text: str | None = Field(default=None, max_length=20_000)
+    category: str | None = Field(default=None, max_length=120)
+    city: str | None = Field(default=None, max_length=120)
+    owner_id: Id | None = None
+    starts_at: datetime | None = None
+    tags: list[Tag] = Field(default_factory=list, max_length=200)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    active: bool = True
+
+    @field_validator("starts_at")
+    @classmethod
+    def _tz(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else _utc(value)
+
+
+class InteractionIn(Strict):
+    """A generic interaction (seeds 003/004): a user acts on an item or on another user."""
+
+    event_type: Literal["interaction"] = "interaction"
+    event_id: str | None = Field(
+        default=None, max_length=128, description="Unique id; a retried event is ignored."
+    )
+    user_id: Id
+    action: str = Field(max_length=32, examples=["click"])
+    item_id: Id | None = None
+    target_user_id: Id | None = None
+    value: float | None = None
+    position: int | None = Field(default=None, ge=0)
+    duration_ms: int | None = Field(default=None, ge=0)
+    session_id: str | None = Field(default=None, max_length=128)
+    context_hash: str | None = Field(default=None, max_length=128)
+    model_version: str | None = Field(default=None, max_length=64)
+    route: str | None = Field(default=None, max_length=16)
+    timestamp: datetime | None = None
+
+    @field_validator("action")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+    @field_validator("timestamp")
+    @classmethod
+    def _tz(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else _utc(value)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> InteractionIn:
+        if self.item_id is not None and self.target_user_id is not None:
+            raise ValueError("give item_id or target_user_id, not both")
+        return self
+
+
+class ImpressionEvent(Strict):
+    """Seed 001: candidates shown to a user, with their positions."""
+
+    event_type: Literal["impression"]
+    event_id: str | None = Field(default=None, max_length=128)
+    user_id: Id
+    candidate_ids: list[Id] = Field(min_length=1, max_length=1000)
+    positions: list[int] | None = None
+    candidate_kind: Literal["user", "item"] = "user"
+    context_hash: str | None = Field(default=None, max_length=128)
+    model_version: str | None = Field(default=None, max_length=64)
+    route: str | None = Field(default=None, max_length=16)
+    timestamp: datetime | None = None
+
+    @model_validator(mode="after")
+    def _aligned(self) -> ImpressionEvent:
+        if self.positions is not None and len(self.positions) != len(self.candidate_ids):
+            raise ValueError("positions must have one entry per candidate_id")
+        return self
+
+
+class Swipe(Strict):
+    candidate_id: Id
+    action: str = Field(max_length=32, examples=["like"])
+    duration_ms: int | None = Field(default=None, ge=0)
+
+    @field_validator("action")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+
+class SwipeBatchEvent(Strict):
+    """Seed 001: several swipes from one session."""
+
+    event_type: Literal["swipe_batch"]
+    event_id: str | None = Field(default=None, max_length=128)
+    user_id: Id
+    swipes: list[Swipe] = Field(min_length=1, max_length=1000)
+    session_id: str | None = Field(default=None, max_length=128)
+    timestamp: datetime | None = None
+
+
+class MatchEvent(Strict):
+    """Seed 001: a match reported by the app (matchwise also creates them itself)."""
+
+    event_type: Literal["match"]
+    event_id: str | None = Field(default=None, max_length=128)
+    user_id: Id
+    matched_user_id: Id
+    timestamp: datetime | None = None
+
+
+Event = Annotated[
+    InteractionIn | ImpressionEvent | SwipeBatchEvent | MatchEvent,
+    Field(discriminator="event_type"),
+]
+
+
+class EventBatch(Strict):
+    events: list[Event] = Field(min_length=1)
+
+
+class UserBatch(Strict):
+    users: list[UserIn] = Field(min_length=1)
+
+
+class ItemBatch(Strict):
+    items: list[ItemIn] = Field(min_length=1)
+
+
+class UpsertResult(BaseModel):
+    created: int
+    updated: int
+
+
+class IngestResult(BaseModel):
+    """What a batch did: rows written, and events skipped because their id was seen."""
+
+    written: int
+    duplicates: int
+    matches_created: list[tuple[str, str]] = Field(default_factory=list)
+
+
+class RecommendationOut(BaseModel):
+    candidate_id: str
+    candidate_kind: Literal["user", "item"]
+    score: float
+    rank: int
+    reason: str
+    title: str | None = None
+
+
+class RecommendationsOut(BaseModel):
+    user_id: str
+    route: str = Field(description="cold, warm, hot, cache or fallback: what served the list")
+    model_version: str
+    generated_at: datetime
+    recommendations: list[RecommendationOut]
+
+
+class InteractionOut(BaseModel):
+    written: int
+    duplicates: int
+    match_created: bool = False
+    refresh_enqueued: bool = False
+
+
+class ErrorOut(BaseModel):
+    error: str = Field(description="Machine-readable error class, e.g. not_found")
+    message: str = Field(description="What is wrong, for a person")
+    details: list[dict[str, Any]] | None = None

@@ -1,0 +1,161 @@
+"""Settings: defaults < ``matchwise.yaml`` (path in ``MATCHWISE_CONFIG``) < ``MATCHWISE_*`` env.
+
+Validated as a whole at start; a wrong value raises :class:`ConfigError` naming the setting.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from matchwise.actions import ActionRule, merge_action_table
+from matchwise.errors import ConfigError
+
+CONFIG_ENV = "MATCHWISE_CONFIG"
+
+
+class BlendWeights(BaseModel):
+    """Weights of the signals in the final people-domain score (Patra's weighted blend)."""
+
+    model_config = {"extra": "forbid"}
+
+    model: float = Field(default=0.35, ge=0)
+    reciprocal: float = Field(default=0.25, ge=0)
+    compatibility: float = Field(default=0.15, ge=0)
+    bio: float = Field(default=0.1, ge=0)
+    interaction: float = Field(default=0.1, ge=0)
+    elo: float = Field(default=0.05, ge=0)
+    popularity: float = Field(default=0.1, ge=0)
+
+
+class RouterSettings(BaseModel):
+    """Cold / warm / hot thresholds in number of interactions (seed 003)."""
+
+    model_config = {"extra": "forbid"}
+
+    cold_below: int = Field(default=5, ge=0, description="fewer interactions than this: cold")
+    hot_above: int = Field(default=20, ge=0, description="more interactions than this: hot")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RouterSettings:
+        if self.hot_above < self.cold_below:
+            raise ValueError("router.hot_above must be >= router.cold_below")
+        return self
+
+
+class EloSettings(BaseModel):
+    """Desirability rating parameters (Patra's elo_update)."""
+
+    model_config = {"extra": "forbid"}
+
+    initial: float = 1500.0
+    k_factor: float = Field(default=32.0, gt=0)
+    superlike_weight: float = Field(default=1.5, gt=0)
+
+
+class Settings(BaseSettings):
+    """Every knob matchwise has; see README's Configuration table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MATCHWISE_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    database_url: str = Field(
+        default="sqlite:///./var/matchwise.db", description="SQLAlchemy URL of the store."
+    )
+    artifact_root: str = Field(
+        default="./var/artifacts", description="Folder or fsspec URL (s3://...) for artifacts."
+    )
+    domain: Literal["items", "people"] = Field(
+        default="items", description="Default domain when a request does not say."
+    )
+    actions: dict[str, ActionRule] = Field(
+        default_factory=dict, description="Overrides of the action label/weight table."
+    )
+    blend: BlendWeights = Field(default_factory=BlendWeights)
+    router: RouterSettings = Field(default_factory=RouterSettings)
+    elo: EloSettings = Field(default_factory=EloSettings)
+    reciprocal_mode: Literal["harmonic", "product", "min", "weighted"] = "harmonic"
+    default_top_n: int = Field(default=20, ge=1, le=1000)
+    use_cache: bool = True
+    cache_max_age_seconds: int = Field(default=86_400, ge=0)
+    task_queue_enabled: bool = True
+    realtime_refresh_enabled: bool = True
+    realtime_refresh_min_interval_seconds: int = Field(default=60, ge=0)
+    retention_days: int = Field(default=90, ge=1)
+    analytics_sample_rate: float = Field(default=0.1, gt=0, le=1)
+    hash_secret: str = Field(
+        default="matchwise-development-secret",
+        description="HMAC key for hashed ids in analytics exports and training snapshots.",
+    )
+    auth_enabled: bool = Field(default=False, description="Require API keys on every route.")
+    max_batch_size: int = Field(default=10_000, ge=1)
+    seed: int = 42
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgresql", "postgres")):
+            raise ValueError("must be a sqlite:// or postgresql:// URL")
+        if value.startswith("postgres://"):
+            value = "postgresql://" + value.removeprefix("postgres://")
+        if value.startswith("postgresql://"):
+            value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
+        return value
+
+    @field_validator("actions")
+    @classmethod
+    def _valid_labels(cls, value: dict[str, ActionRule]) -> dict[str, ActionRule]:
+        for name, rule in value.items():
+            if rule.label is not None and not 0.0 <= rule.label <= 1.0:
+                raise ValueError(f"label of action {name!r} must be within [0, 1]")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_path = os.environ.get(CONFIG_ENV)
+        if config_path:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_path))
+        return tuple(sources)
+
+    @property
+    def action_table(self) -> dict[str, ActionRule]:
+        return merge_action_table(self.actions)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build and validate settings; a wrong value becomes a :class:`ConfigError`."""
+    config_path = os.environ.get(CONFIG_ENV)
+    if config_path and not Path(config_path).is_file():
+        raise ConfigError(f"{CONFIG_ENV} points to {config_path!r}, which is not a file")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "settings"
+            problems.append(f"setting {where!r}: {err['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+    except (OSError, ValueError) as exc:  # unreadable or malformed YAML
+        raise ConfigError(f"cannot read configuration: {exc}") from exc
