@@ -78,9 +78,19 @@ DEFAULT_ACTION_TABLE: dict[str, ActionRule] = {
 #: Actions that mean "I have seen this candidate and decided": never recommend again.
 DECIDED_ACTIONS: frozenset[str] = frozenset(
     {
-        Action.LIKE, Action.SUPERLIKE, Action.PASS, Action.REJECT, Action.DISLIKE,
-        Action.BLOCK, Action.APPLY, Action.REGISTER, Action.ATTEND, Action.MATCH,
-        Action.RATE, Action.INTEREST, Action.FAVORITE,
+        Action.LIKE,
+        Action.SUPERLIKE,
+        Action.PASS,
+        Action.REJECT,
+        Action.DISLIKE,
+        Action.BLOCK,
+        Action.APPLY,
+        Action.REGISTER,
+        Action.ATTEND,
+        Action.MATCH,
+        Action.RATE,
+        Action.INTEREST,
+        Action.FAVORITE,
     }
 )
 

@@ -5,13 +5,21 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 Id = Annotated[
     str,
     Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:@\-]+$", examples=["u_42"]),
 ]
-Tag = Annotated[str, Field(min_length=1, max_length=64)]
+TagText = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 def _utc(value: datetime) -> datetime:
@@ -39,7 +47,9 @@ class UserIn(Strict):
     longitude: float | None = Field(default=None, ge=-180, le=180)
     city: str | None = Field(default=None, max_length=120)
     bio: str | None = Field(default=None, max_length=5000)
-    tags: list[Tag] = Field(default_factory=list, max_length=200, description="Hobbies/interests.")
+    tags: list[TagText] = Field(
+        default_factory=list, max_length=200, description="Hobbies/interests."
+    )
     attributes: dict[str, Any] = Field(default_factory=dict)
     photo_embeddings: list[list[float]] | None = Field(
         default=None, description="Optional image embeddings computed by the app, one per photo."
@@ -80,7 +90,7 @@ class ItemIn(Strict):
     city: str | None = Field(default=None, max_length=120)
     owner_id: Id | None = None
     starts_at: datetime | None = None
-    tags: list[Tag] = Field(default_factory=list, max_length=200)
+    tags: list[TagText] = Field(default_factory=list, max_length=200)
     attributes: dict[str, Any] = Field(default_factory=dict)
     active: bool = True
 
@@ -180,9 +190,19 @@ class MatchEvent(Strict):
     timestamp: datetime | None = None
 
 
+def _event_type(value: Any) -> str:
+    """Events without ``event_type`` are generic interactions."""
+    if isinstance(value, dict):
+        return str(value.get("event_type") or "interaction")
+    return str(getattr(value, "event_type", "interaction"))
+
+
 Event = Annotated[
-    InteractionIn | ImpressionEvent | SwipeBatchEvent | MatchEvent,
-    Field(discriminator="event_type"),
+    Annotated[InteractionIn, Tag("interaction")]
+    | Annotated[ImpressionEvent, Tag("impression")]
+    | Annotated[SwipeBatchEvent, Tag("swipe_batch")]
+    | Annotated[MatchEvent, Tag("match")],
+    Discriminator(_event_type),
 ]
 
 

@@ -1,0 +1,74 @@
+"""One place mapping errors to HTTP responses; a 500 never leaks a traceback."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from matchwise.errors import MatchwiseError
+
+log = logging.getLogger(__name__)
+
+
+def _code(exc: Exception) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
+
+
+def _location(loc: tuple[object, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    out = ""
+    for p in parts:
+        if p.isdigit():
+            out += f"[{p}]"
+        elif p in ("InteractionIn", "ImpressionEvent", "SwipeBatchEvent", "MatchEvent") or p in (
+            "interaction", "impression", "swipe_batch", "match",
+        ):  # fmt: skip
+            continue  # discriminated-union tags add noise to the path
+        else:
+            out += ("." if out else "") + p
+    return out or "request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(MatchwiseError)
+    async def _matchwise(_: Request, exc: MatchwiseError) -> JSONResponse:
+        status = exc.status_code
+        if status >= 500:
+            log.error("%s: %s", type(exc).__name__, exc)
+        return JSONResponse(status_code=status, content={"error": _code(exc), "message": str(exc)})
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = []
+        for err in exc.errors():
+            where = _location(tuple(err.get("loc", ())))
+            details.append({"field": where, "problem": err.get("msg", "invalid")})
+        first = details[0] if details else {"field": "request", "problem": "invalid"}
+        message = f"{first['field']}: {first['problem']}"
+        if len(details) > 1:
+            message += f" (and {len(details) - 1} more problems)"
+        return JSONResponse(
+            status_code=422,
+            content={"error": "invalid_input", "message": message, "details": details},
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            status_code=exc.status_code,
+            content={"error": "http_error", "message": str(exc.detail)},
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return JSONResponse(
+            status_code=500,
+            content={"error": "internal", "message": "internal server error; see the server log"},
+        )

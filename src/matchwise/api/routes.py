@@ -1,0 +1,102 @@
+"""Routes: validate, call one function, return. No logic of their own."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from matchwise import ingest, recommend
+from matchwise.api.deps import RuntimeDep, SessionDep
+from matchwise.schemas import (
+    ErrorOut,
+    EventBatch,
+    IngestResult,
+    InteractionIn,
+    InteractionOut,
+    ItemBatch,
+    RecommendationOut,
+    RecommendationsOut,
+    UpsertResult,
+    UserBatch,
+)
+
+ERRORS = {
+    404: {"model": ErrorOut, "description": "A user or item named in the request is unknown"},
+    422: {"model": ErrorOut, "description": "The request is invalid; the message says where"},
+}
+
+router = APIRouter()
+
+
+@router.get("/healthz", tags=["ops"])
+def healthz(runtime: RuntimeDep) -> dict[str, str]:
+    """Liveness and the schema revision of the store."""
+    return {"status": "ok", "revision": runtime.revision() or "none"}
+
+
+@router.post("/v1/users", response_model=UpsertResult, responses=ERRORS, tags=["ingest"])
+def post_users(batch: UserBatch, session: SessionDep) -> UpsertResult:
+    """Insert or update a batch of profiles (one transaction)."""
+    return ingest.upsert_users(session, batch.users)
+
+
+@router.post("/v1/items", response_model=UpsertResult, responses=ERRORS, tags=["ingest"])
+def post_items(batch: ItemBatch, session: SessionDep) -> UpsertResult:
+    """Insert or update a batch of items (one transaction)."""
+    return ingest.upsert_items(session, batch.items)
+
+
+@router.post("/v1/events", response_model=IngestResult, responses=ERRORS, tags=["ingest"])
+def post_events(batch: EventBatch, session: SessionDep, runtime: RuntimeDep) -> IngestResult:
+    """Record a batch of events; retried events (same event_id) are not counted twice."""
+    return ingest.ingest_events(session, batch.events, runtime.settings.action_table)
+
+
+@router.post("/v1/interactions", response_model=InteractionOut, responses=ERRORS, tags=["ingest"])
+def post_interaction(
+    interaction: InteractionIn, session: SessionDep, runtime: RuntimeDep
+) -> InteractionOut:
+    """Record one interaction (a click, a like, a registration...)."""
+    return ingest.record_interaction(session, interaction, runtime.settings)
+
+
+@router.get(
+    "/v1/recommendations", response_model=RecommendationsOut, responses=ERRORS, tags=["serve"]
+)
+def get_recommendations(
+    session: SessionDep,
+    runtime: RuntimeDep,
+    user_id: Annotated[str, Query(min_length=1, max_length=64)],
+    limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
+    kind: Annotated[Literal["item", "user"] | None, Query()] = None,
+    category: Annotated[str | None, Query(max_length=120)] = None,
+    city: Annotated[str | None, Query(max_length=120)] = None,
+    include_past: bool = False,
+) -> RecommendationsOut:
+    """Ranked candidates for a user, each with a short reason; says which route served it."""
+    result = recommend.recommend(
+        session,
+        runtime.settings,
+        user_id,
+        limit=limit,
+        kind=kind,
+        filters=recommend.RecommendFilters(category=category, city=city, include_past=include_past),
+    )
+    return RecommendationsOut(
+        user_id=result.user_id,
+        route=result.route,
+        model_version=result.model_version,
+        generated_at=result.generated_at,
+        recommendations=[
+            RecommendationOut(
+                candidate_id=r.candidate_id,
+                candidate_kind=r.candidate_kind,
+                score=r.score,
+                rank=r.rank,
+                reason=r.reason,
+                title=r.title,
+            )
+            for r in result.recommendations
+        ],
+    )

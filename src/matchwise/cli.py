@@ -1,0 +1,350 @@
+"""The ``matchwise`` command: thin Typer shells over the same functions the API calls."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from matchwise.errors import InvalidInput, MatchwiseError, NotFound
+from matchwise.runtime import Runtime
+from matchwise.settings import load_settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+app = typer.Typer(
+    name="matchwise",
+    help="Recommendations and matching for matching apps.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="The store: migrations.", no_args_is_help=True)
+load_app = typer.Typer(
+    help="Import data: MovieLens, your own CSV/Parquet exports.", no_args_is_help=True
+)
+app.add_typer(db_app, name="db")
+app.add_typer(load_app, name="load")
+
+
+def _runtime() -> Runtime:
+    return Runtime.open(load_settings())
+
+
+# --- db ------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations to the store (idempotent)."""
+    runtime = _runtime()
+    console.print(f"[green]store is at revision {runtime.revision()}[/green]")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the store's schema revision."""
+    settings = load_settings()
+    runtime = Runtime.open(settings, migrate=False)
+    console.print(runtime.revision() or "no schema yet: run `matchwise db upgrade`")
+
+
+# --- data ----------------------------------------------------------------------------
+
+
+@app.command()
+def generate(
+    domain: Annotated[str, typer.Option(help="items or people")] = "items",
+    size: Annotated[str, typer.Option(help="small, medium or large")] = "small",
+    seed: Annotated[int, typer.Option(help="random seed: same seed, same data")] = 42,
+) -> None:
+    """Generate a realistic synthetic data set and write it to the store."""
+    from matchwise.data.synthetic import generate as make
+
+    if domain not in ("items", "people"):
+        raise InvalidInput(f"--domain must be 'items' or 'people', not {domain!r}")
+    if size not in ("small", "medium", "large"):
+        raise InvalidInput(f"--size must be small, medium or large, not {size!r}")
+    bundle = make(domain, size=size, seed=seed)
+    _write_bundle(bundle)
+
+
+def _write_bundle(bundle: Any) -> dict[str, int]:
+    from matchwise.ingest import write_bundle
+
+    runtime = _runtime()
+    with console.status(f"writing {len(bundle.interactions):,} interactions..."):
+        stats = write_bundle(runtime.engine, bundle, runtime.settings.action_table)
+    table = Table(title=f"loaded {bundle.name}")
+    for col in ("", "in file", "new in store"):
+        table.add_column(col, justify="right" if col else "left")
+    table.add_row("users", f"{len(bundle.users):,}", f"{stats['users']:,}")
+    table.add_row("items", f"{len(bundle.items):,}", f"{stats['items']:,}")
+    table.add_row("interactions", f"{len(bundle.interactions):,}", f"{stats['interactions']:,}")
+    console.print(table)
+    return stats
+
+
+@load_app.command("movielens")
+def load_movielens(
+    path: Annotated[Path, typer.Argument(help="folder of MovieLens 100K, 1M or latest")],
+) -> None:
+    """Load a MovieLens folder (layout detected: 100K, 1M or latest)."""
+    from matchwise.data.movielens import read_movielens
+
+    _write_bundle(read_movielens(path))
+
+
+@load_app.command("interactions")
+def load_interactions(
+    path: Annotated[Path, typer.Argument(help="CSV or Parquet file")],
+    user_col: Annotated[str, typer.Option(help="column with the acting user's id")] = "user_id",
+    item_col: Annotated[str | None, typer.Option(help="column with the item id")] = "item_id",
+    target_user_col: Annotated[
+        str | None, typer.Option(help="column with the target user's id (people domain)")
+    ] = None,
+    action_col: Annotated[str | None, typer.Option(help="column with the action")] = None,
+    value_col: Annotated[str | None, typer.Option(help="column with a rating/value")] = None,
+    time_col: Annotated[str | None, typer.Option(help="column with the time")] = None,
+    default_action: Annotated[
+        str | None, typer.Option(help="action for every row when there is no action column")
+    ] = None,
+) -> None:
+    """Import your own interaction export; users and items it names are created if new."""
+    import pandas as pd
+
+    from matchwise.data.bundle import DataBundle
+    from matchwise.data.importers import read_interactions
+
+    if target_user_col:
+        item_col = None
+    frame = read_interactions(
+        path,
+        user_col=user_col,
+        item_col=item_col,
+        target_user_col=target_user_col,
+        action_col=action_col,
+        value_col=value_col,
+        time_col=time_col,
+        default_action=default_action,
+    )
+    user_ids = set(frame["user_id"])
+    if "target_user_id" in frame:
+        user_ids |= set(frame["target_user_id"].dropna())
+    item_ids = sorted(set(frame["item_id"].dropna())) if "item_id" in frame else []
+    bundle = DataBundle(
+        users=pd.DataFrame({"id": sorted(user_ids)}),
+        items=pd.DataFrame({"id": item_ids}),
+        interactions=frame,
+        name=path.name,
+    )
+    _write_bundle(_only_new_entities(bundle))
+
+
+def _only_new_entities(bundle: Any) -> Any:
+    """Keep profiles/items the store already has untouched when importing bare ids."""
+    from matchwise.db.tables import Item, User
+    from matchwise.ingest import existing_ids
+
+    runtime = _runtime()
+    with runtime.session() as session:
+        users = existing_ids(session, User.id, list(bundle.users["id"]))
+        items = existing_ids(session, Item.id, list(bundle.items["id"]))
+    bundle.users = bundle.users[~bundle.users["id"].isin(users)]
+    bundle.items = bundle.items[~bundle.items["id"].isin(items)]
+    return bundle
+
+
+@load_app.command("profiles")
+def load_profiles(
+    path: Annotated[Path, typer.Argument(help="CSV or Parquet file of profiles")],
+    id_col: Annotated[str, typer.Option(help="column with the user id")] = "id",
+) -> None:
+    """Import profiles; unknown columns are kept as attributes."""
+    import pandas as pd
+
+    from matchwise.data.bundle import DataBundle
+    from matchwise.data.importers import read_profiles
+
+    users = read_profiles(path, id_col=id_col)
+    _write_bundle(DataBundle(users, pd.DataFrame(columns=["id"]), _no_interactions(), path.name))
+
+
+@load_app.command("items")
+def load_items(
+    path: Annotated[Path, typer.Argument(help="CSV or Parquet file of items")],
+    id_col: Annotated[str, typer.Option(help="column with the item id")] = "id",
+) -> None:
+    """Import items (events, startups, ...); unknown columns are kept as attributes."""
+    import pandas as pd
+
+    from matchwise.data.bundle import DataBundle
+    from matchwise.data.importers import read_items
+
+    items = read_items(path, id_col=id_col)
+    _write_bundle(DataBundle(pd.DataFrame(columns=["id"]), items, _no_interactions(), path.name))
+
+
+def _no_interactions() -> Any:
+    import pandas as pd
+
+    return pd.DataFrame(columns=["event_id", "user_id", "item_id", "action", "occurred_at"])
+
+
+# --- serving -------------------------------------------------------------------------
+
+
+@app.command("recommend")
+def recommend_cmd(
+    user_id: Annotated[str, typer.Option("--user-id", "--user_id", help="who to recommend for")],
+    top_n: Annotated[int, typer.Option("--top-n", "--top_n", help="how many")] = 10,
+    kind: Annotated[
+        str | None, typer.Option(help="item or user (default: settings.domain)")
+    ] = None,
+    category: Annotated[str | None, typer.Option(help="only this category")] = None,
+    city: Annotated[str | None, typer.Option(help="only this city")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Recommendations for one user, with scores and reasons."""
+    from matchwise.recommend import RecommendFilters, recommend
+
+    if kind not in (None, "item", "user"):
+        raise InvalidInput(f"--kind must be 'item' or 'user', not {kind!r}")
+    if not 1 <= top_n <= 1000:
+        raise InvalidInput("--top-n must be between 1 and 1000")
+    runtime = _runtime()
+    with runtime.session() as session:
+        result = recommend(
+            session,
+            runtime.settings,
+            user_id,
+            limit=top_n,
+            kind=kind,  # type: ignore[arg-type]
+            filters=RecommendFilters(category=category, city=city),
+        )
+    if as_json:
+        rows = [
+            {
+                "candidate_id": r.candidate_id,
+                "candidate_kind": r.candidate_kind,
+                "score": r.score,
+                "rank": r.rank,
+                "reason": r.reason,
+                "title": r.title,
+                "route": result.route,
+                "model_version": result.model_version,
+            }
+            for r in result.recommendations
+        ]
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    print_recommendations(result)
+
+
+def print_recommendations(result: Any) -> None:
+    table = Table(
+        title=f"for {result.user_id}  (route: {result.route}, model: {result.model_version})"
+    )
+    table.add_column("#", justify="right")
+    table.add_column("candidate")
+    table.add_column("score", justify="right")
+    table.add_column("why")
+    for r in result.recommendations:
+        label = r.candidate_id if not r.title else f"{r.title} [dim]({r.candidate_id})[/dim]"
+        table.add_row(str(r.rank), label, f"{r.score:.3f}", r.reason)
+    if not result.recommendations:
+        table.caption = "nothing to recommend: every candidate is filtered out"
+    console.print(table)
+
+
+@app.command()
+def interact(
+    user_id: Annotated[str, typer.Option("--user-id", "--user_id", help="who acts")],
+    target: Annotated[str, typer.Option(help="the user or item acted on")],
+    action: Annotated[str, typer.Option(help="like, superlike, reject, click, register, ...")],
+    value: Annotated[float | None, typer.Option(help="a rating or value")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Record an interaction (Patra's --interact); a mutual like creates a match."""
+    from matchwise.ingest import record_interaction, resolve_target
+    from matchwise.schemas import InteractionIn
+
+    runtime = _runtime()
+    with runtime.session() as session:
+        prefer = "user" if runtime.settings.domain == "people" else "item"
+        kind = resolve_target(session, target, prefer=prefer)
+        interaction = InteractionIn(
+            user_id=user_id,
+            action=action,
+            value=value,
+            item_id=target if kind == "item" else None,
+            target_user_id=target if kind == "user" else None,
+        )
+        out = record_interaction(session, interaction, runtime.settings)
+    if as_json:
+        sys.stdout.write(out.model_dump_json() + "\n")
+        return
+    console.print(f"[green]recorded[/green] {user_id} {action} {target}")
+    if out.match_created:
+        console.print(f"[bold magenta]it's a match:[/bold magenta] {user_id} and {target}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8000,
+    workers: Annotated[int, typer.Option(help="worker processes")] = 1,
+) -> None:
+    """Run the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    _runtime().close()  # migrate once, and fail here with a clear message if the store is down
+    uvicorn.run(
+        "matchwise.api.app:app_factory",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
+
+
+@app.command()
+def demo(
+    size: Annotated[str, typer.Option(help="small, medium or large")] = "small",
+    seed: Annotated[int, typer.Option(help="random seed")] = 42,
+) -> None:
+    """The main job on the embedded default: data, store, recommendations, summary."""
+    from matchwise.demo import run_demo
+
+    run_demo(console, size=size, seed=seed)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: bad input → a clear message and a non-zero exit, no traceback."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app(args=argv)
+    except (InvalidInput, NotFound) as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(2) from None
+    except MatchwiseError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(1) from None
+    except Exception as exc:
+        from pydantic import ValidationError
+
+        if isinstance(exc, ValidationError):
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            )
+            err_console.print(f"[red]error:[/red] {problems}")
+            raise SystemExit(2) from None
+        raise

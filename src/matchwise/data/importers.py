@@ -1,0 +1,693 @@
+"""Import a user's own exports (CSV, TSV, Parquet) into DataBundle frames.
+
+Real users arrive with files from their app's database, not with our schema, so every
+reader maps their column names onto the wire contract and fails early with an error that
+names the file, the column and the line, instead of letting a bad row surface later.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from matchwise.errors import InvalidInput
+from matchwise.schemas import ItemIn, UserIn
+
+_ID_RE = r"^[A-Za-z0-9_.:@\-]+$"
+_ID_MAX = 64
+_CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.zip", ".csv.bz2", ".csv.xz", ".zip")
+_TSV_SUFFIXES = (".tsv", ".tsv.gz", ".tab")
+_PARQUET_SUFFIXES = (".parquet", ".pq")
+_TIME_CANDIDATES = ("occurred_at", "timestamp", "time", "ts", "datetime", "created_at", "date")
+_OPTIONAL_INTERACTION_COLS = ("position", "duration_ms", "session_id")
+_UNIT_SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+
+INTERACTION_COLUMNS = (
+    "event_id",
+    "user_id",
+    "item_id",
+    "target_user_id",
+    "action",
+    "value",
+    "occurred_at",
+)
+
+
+# --- shared helpers ------------------------------------------------------------------------
+
+
+def stable_event_ids(frame: pd.DataFrame, salt: str = "") -> pd.Series:
+    """Deterministic event ids from (user, target, action, time, row position).
+
+    The same file imported twice yields the same ids, so the store's de-duplication by
+    event id makes re-imports idempotent; the row position keeps identical rows distinct.
+    """
+    n = len(frame)
+    if n == 0:
+        return pd.Series([], dtype=object, index=frame.index)
+    cols = ("user_id", "item_id", "target_user_id", "action", "occurred_at")
+    parts = pd.DataFrame({c: frame[c].to_numpy() for c in cols if c in frame.columns})
+    parts["_row"] = np.arange(n, dtype=np.int64)
+    h = pd.util.hash_pandas_object(parts, index=False).to_numpy(dtype=np.uint64)
+    salt_h = pd.util.hash_array(np.array([salt], dtype=object))[0]
+    with np.errstate(over="ignore"):
+        z = h ^ np.uint64(salt_h)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return pd.Series([f"ev_{x:016x}" for x in z.tolist()], dtype=object, index=frame.index)
+
+
+def _file_kind(path: Path) -> str:
+    name = path.name.lower()
+    if name.endswith(_PARQUET_SUFFIXES):
+        return "parquet"
+    if name.endswith(_TSV_SUFFIXES):
+        return "tsv"
+    if name.endswith(_CSV_SUFFIXES):
+        return "csv"
+    suffix = "".join(path.suffixes) or "(none)"
+    raise InvalidInput(
+        f"{path}: unknown file type {suffix!r}; use .csv, .tsv, .csv.gz or .parquet"
+    )
+
+
+def _read_table(path: str | Path) -> tuple[pd.DataFrame, str, Path]:
+    """Read a table keeping text as text (empty cells as ''), so ids never become floats."""
+    p = Path(path)
+    kind = _file_kind(p)
+    if not p.exists():
+        raise InvalidInput(f"{p}: file not found")
+    try:
+        if kind == "parquet":
+            frame = pd.read_parquet(p)
+        else:
+            frame = pd.read_csv(
+                p,
+                sep="\t" if kind == "tsv" else ",",
+                dtype=str,
+                keep_default_na=False,
+                na_values=[],
+            )
+    except pd.errors.EmptyDataError as exc:
+        raise InvalidInput(f"{p}: the file is empty (no header row)") from exc
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
+        raise InvalidInput(f"{p}: cannot read as {kind}: {exc}") from exc
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame.reset_index(drop=True), kind, p
+
+
+def _where(kind: str, row: int) -> str:
+    """Human position of a data row: CSV line numbers count the header as line 1."""
+    return f"row {row + 1}" if kind == "parquet" else f"line {row + 2}"
+
+
+def _require(frame: pd.DataFrame, column: str, path: Path, role: str) -> None:
+    if column not in frame.columns:
+        available = ", ".join(repr(c) for c in frame.columns) or "(none)"
+        raise InvalidInput(
+            f"{path}: missing {role} column {column!r}; available columns: {available}"
+        )
+
+
+def _blank(series: pd.Series) -> np.ndarray:
+    """True where a cell is missing or only whitespace."""
+    missing = series.isna().to_numpy()
+    text = series.astype(object).where(~missing, "").astype(str).str.strip()
+    return missing | (text == "").to_numpy()
+
+
+def _as_text(series: pd.Series) -> pd.Series:
+    """Cells as stripped strings; integral floats (a Parquet id column with NaN) lose '.0'."""
+    if pd.api.types.is_float_dtype(series):
+        whole = series.dropna()
+        if len(whole) and (whole == np.floor(whole)).all():
+            series = series.astype("Int64")
+    out = series.astype(object).where(series.notna(), None)
+    return out.map(lambda v: None if v is None else str(v).strip()).astype(object)
+
+
+def _ids(
+    series: pd.Series, path: Path, kind: str, what: str, column: str, *, allow_empty: bool = False
+) -> pd.Series:
+    """Validate an id column against the wire contract's id pattern."""
+    text = _as_text(series)
+    blank = _blank(text)
+    if blank.any() and not allow_empty:
+        row = int(np.flatnonzero(blank)[0])
+        raise InvalidInput(f"{path}: empty {what} in column {column!r} at {_where(kind, row)}")
+    filled = text[~blank].astype(str)
+    bad = ~(filled.str.fullmatch(_ID_RE) & (filled.str.len() <= _ID_MAX))
+    if bad.any():
+        row = int(filled.index[np.flatnonzero(bad.to_numpy())[0]])
+        raise InvalidInput(
+            f"{path}: invalid {what} {text.iloc[row]!r} in column {column!r} at "
+            f"{_where(kind, row)}: ids are 1-64 characters of letters, digits and _.:@-"
+        )
+    return text.where(~pd.Series(blank, index=text.index), None).astype(object)
+
+
+def _parse_times(
+    series: pd.Series, path: Path, kind: str, column: str, unit: str | None
+) -> pd.Series:
+    """ISO strings or epoch numbers (seconds/ms/us/ns, guessed from magnitude) to UTC."""
+    if unit is not None and unit not in _UNIT_SECONDS:
+        raise InvalidInput(f"time_unit must be one of {', '.join(_UNIT_SECONDS)}, got {unit!r}")
+    blank = _blank(series)
+    if blank.any():
+        row = int(np.flatnonzero(blank)[0])
+        raise InvalidInput(f"{path}: empty time in column {column!r} at {_where(kind, row)}")
+    if pd.api.types.is_datetime64_any_dtype(series):
+        out = pd.to_datetime(series)
+        return out.dt.tz_localize("UTC") if out.dt.tz is None else out.dt.tz_convert("UTC")
+    numbers = pd.to_numeric(series, errors="coerce")
+    if len(series) and numbers.notna().all():
+        chosen = unit or _guess_unit(numbers.to_numpy(dtype=float))
+        seconds = numbers.to_numpy(dtype=float) * _UNIT_SECONDS[chosen]
+        ns = np.round(seconds * 1e9).astype(np.int64)
+        return pd.Series(pd.to_datetime(ns, utc=True), index=series.index)
+    if unit is not None:
+        row = int(np.flatnonzero(numbers.isna().to_numpy())[0])
+        raise InvalidInput(
+            f"{path}: unparseable time {series.iloc[row]!r} in column {column!r} at "
+            f"{_where(kind, row)}: time_unit={unit!r} expects epoch numbers"
+        )
+    text = series.astype(str).str.strip()
+    out = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+    if out.isna().any():
+        row = int(np.flatnonzero(out.isna().to_numpy())[0])
+        raise InvalidInput(
+            f"{path}: unparseable time {text.iloc[row]!r} in column {column!r} at "
+            f"{_where(kind, row)}: use ISO 8601 (2024-05-01T12:00:00Z) or epoch seconds/ms"
+        )
+    return out
+
+
+def _guess_unit(values: np.ndarray) -> str:
+    """Epoch unit from magnitude: 1.7e9 is seconds, 1.7e12 ms, 1.7e15 us, 1.7e18 ns."""
+    size = float(np.nanmedian(np.abs(values))) if len(values) else 0.0
+    if size < 1e11:
+        return "s"
+    if size < 1e14:
+        return "ms"
+    if size < 1e17:
+        return "us"
+    return "ns"
+
+
+def _numbers(
+    series: pd.Series, path: Path, kind: str, column: str, *, integer: bool = False
+) -> pd.Series:
+    """Numbers with blanks as missing; a non-number names its line."""
+    blank = _blank(series)
+    values = pd.to_numeric(series.where(~blank, None), errors="coerce")
+    bad = values.isna().to_numpy() & ~blank
+    if integer and not bad.any():
+        frac = values.notna().to_numpy() & (values.fillna(0) != np.floor(values.fillna(0)))
+        bad = bad | frac.to_numpy() if isinstance(frac, pd.Series) else bad | frac
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        want = "a whole number" if integer else "a number"
+        raise InvalidInput(
+            f"{path}: {column!r} must be {want}, got {series.iloc[row]!r} at {_where(kind, row)}"
+        )
+    return values.round().astype("Int64") if integer else values.astype(float)
+
+
+def parse_list(value: Any) -> list[str]:
+    """A list cell: a real list, a JSON list, or text split on '|', ';' or ','."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return []
+    if isinstance(value, list | tuple | np.ndarray):
+        items = [str(v) for v in value]
+    else:
+        text = str(value).strip()
+        if not text:
+            return []
+        if text.startswith("["):
+            try:
+                loaded = json.loads(text)
+            except json.JSONDecodeError:
+                loaded = None
+            if isinstance(loaded, list):
+                return [s for s in (str(v).strip() for v in loaded) if s]
+            text = text.strip("[]")
+        sep = "|" if "|" in text else ";" if ";" in text else ","
+        items = text.split(sep)
+    out: list[str] = []
+    for item in items:
+        s = item.strip().strip("'\"").strip()
+        if s and s not in out:
+            out.append(s)
+    return out
+
+
+def _parse_json_dict(value: Any, path: Path, kind: str, column: str, row: int) -> dict[str, Any]:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return {}
+    if isinstance(value, Mapping):
+        return dict(value)
+    text = str(value).strip()
+    if not text:
+        return {}
+    try:
+        loaded = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(
+            f"{path}: {column!r} must be a JSON object at {_where(kind, row)}: {exc.msg}"
+        ) from exc
+    if not isinstance(loaded, dict):
+        raise InvalidInput(f"{path}: {column!r} must be a JSON object at {_where(kind, row)}")
+    return loaded
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars to Python, for JSON attributes."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _attribute_column(series: pd.Series) -> pd.Series:
+    """Attribute values: numbers where a whole text column is numeric, else text."""
+    blank = _blank(series)
+    if series.dtype == object or pd.api.types.is_string_dtype(series):
+        filled = series[~blank]
+        numbers = pd.to_numeric(filled, errors="coerce")
+        if len(filled) and numbers.notna().all():
+            whole = (numbers == np.floor(numbers)).all()
+            series = pd.Series(None, index=series.index, dtype=object)
+            series[~blank] = numbers.astype("int64" if whole else float).astype(object)
+    out = series.astype(object).where(~pd.Series(blank, index=series.index), None)
+    return out.map(_plain)
+
+
+# --- interactions --------------------------------------------------------------------------
+
+
+def read_interactions(
+    path: str | Path,
+    user_col: str = "user_id",
+    item_col: str | None = "item_id",
+    target_user_col: str | None = None,
+    action_col: str | None = None,
+    value_col: str | None = None,
+    time_col: str | None = None,
+    default_action: str | None = None,
+    time_unit: str | None = None,
+    event_id_col: str = "event_id",
+) -> pd.DataFrame:
+    """An interactions frame (DataBundle shape) from a CSV/TSV/Parquet export.
+
+    The action comes from ``action_col`` (or an ``action`` column), else ``value_col``
+    (or a ``rating``/``value`` column) makes every row a ``rate`` with that value, else
+    ``default_action`` applies to every row. ``target_user_col`` makes rows people-to-people;
+    with both target columns, each row must fill exactly one. Times may be ISO strings or
+    epoch numbers (unit guessed unless ``time_unit``); without a time column
+    ``occurred_at`` is NaT and the store stamps arrival time. ``event_id_col`` is used when
+    present, else ids are a stable hash, so re-importing a file is idempotent.
+    """
+    frame, kind, p = _read_table(path)
+    _require(frame, user_col, p, "user")
+    use_item = item_col is not None and (item_col in frame.columns or target_user_col is None)
+    if item_col is not None and use_item:
+        _require(frame, item_col, p, "item")
+    if target_user_col is not None:
+        _require(frame, target_user_col, p, "target user")
+
+    if action_col is None and value_col is None and default_action is None:
+        if "action" in frame.columns:
+            action_col = "action"
+        else:
+            value_col = next((c for c in ("rating", "value") if c in frame.columns), None)
+            if value_col is None:
+                available = ", ".join(repr(c) for c in frame.columns)
+                raise InvalidInput(
+                    f"{p}: no action: give action_col, value_col (actions become 'rate') or "
+                    f"default_action; available columns: {available}"
+                )
+    if action_col is not None:
+        _require(frame, action_col, p, "action")
+    if value_col is not None:
+        _require(frame, value_col, p, "value")
+    if time_col is not None:
+        _require(frame, time_col, p, "time")
+    else:
+        time_col = next((c for c in _TIME_CANDIDATES if c in frame.columns), None)
+
+    n = len(frame)
+    users = _ids(frame[user_col], p, kind, "user id", user_col)
+    none = pd.Series([None] * n, dtype=object)
+    items = (
+        _ids(frame[item_col], p, kind, "item id", item_col, allow_empty=target_user_col is not None)
+        if use_item and item_col is not None
+        else none
+    )
+    targets = (
+        _ids(frame[target_user_col], p, kind, "target user id", target_user_col, allow_empty=use_item)
+        if target_user_col is not None
+        else none
+    )
+    has_item, has_target = items.notna().to_numpy(), targets.notna().to_numpy()
+    if use_item and target_user_col is not None:
+        both, neither = has_item & has_target, ~has_item & ~has_target
+        if both.any():
+            row = int(np.flatnonzero(both)[0])
+            raise InvalidInput(
+                f"{p}: both {item_col!r} and {target_user_col!r} are filled at "
+                f"{_where(kind, row)}; a row acts on an item or on a user, not both"
+            )
+        if neither.any():
+            row = int(np.flatnonzero(neither)[0])
+            raise InvalidInput(
+                f"{p}: neither {item_col!r} nor {target_user_col!r} is filled at "
+                f"{_where(kind, row)}"
+            )
+
+    values = (
+        _numbers(frame[value_col], p, kind, value_col)
+        if value_col is not None
+        else pd.Series(np.full(n, np.nan))
+    )
+    if action_col is not None:
+        actions = _as_text(frame[action_col])
+        blank = _blank(actions)
+        if blank.any():
+            row = int(np.flatnonzero(blank)[0])
+            raise InvalidInput(f"{p}: empty action in column {action_col!r} at {_where(kind, row)}")
+        actions = actions.astype(str).str.lower()
+    elif value_col is not None:
+        actions = pd.Series(["rate"] * n, dtype=object)
+        if default_action is not None:
+            actions[:] = default_action.strip().lower()
+        missing = values.isna().to_numpy()
+        if missing.any():
+            row = int(np.flatnonzero(missing)[0])
+            raise InvalidInput(f"{p}: empty value in column {value_col!r} at {_where(kind, row)}")
+    else:
+        assert default_action is not None
+        actions = pd.Series([default_action.strip().lower()] * n, dtype=object)
+
+    if time_col is not None:
+        times = _parse_times(frame[time_col], p, kind, time_col, time_unit)
+    else:
+        times = pd.Series(pd.NaT, index=range(n), dtype="datetime64[ns, UTC]")
+
+    out = pd.DataFrame(
+        {
+            "event_id": pd.Series([None] * n, dtype=object),
+            "user_id": users.to_numpy(),
+            "item_id": pd.Series(items.to_numpy(), dtype=object),
+            "target_user_id": pd.Series(targets.to_numpy(), dtype=object),
+            "action": actions.to_numpy(dtype=object),
+            "value": values.to_numpy(dtype=float),
+            "occurred_at": times.to_numpy() if len(times) else times,
+        }
+    )
+    out["occurred_at"] = pd.to_datetime(out["occurred_at"], utc=True)
+    hashed = stable_event_ids(out, salt=p.name)
+    if event_id_col in frame.columns:
+        given = _as_text(frame[event_id_col])
+        if (given.str.len() > 128).any():
+            row = int(np.flatnonzero((given.str.len() > 128).to_numpy())[0])
+            raise InvalidInput(f"{p}: event id longer than 128 characters at {_where(kind, row)}")
+        blank = _blank(given)
+        out["event_id"] = given.where(~pd.Series(blank), hashed).astype(object)
+        dup = out["event_id"].duplicated(keep=False).to_numpy() & ~blank
+        if dup.any():
+            rows = np.flatnonzero(dup)[:2]
+            raise InvalidInput(
+                f"{p}: duplicate event id {out['event_id'].iloc[rows[0]]!r} at "
+                f"{_where(kind, int(rows[0]))} and {_where(kind, int(rows[1]))}"
+            )
+    else:
+        out["event_id"] = hashed
+    for col in _OPTIONAL_INTERACTION_COLS:
+        if col in frame.columns:
+            if col == "session_id":
+                out[col] = _as_text(frame[col]).to_numpy()
+            else:
+                out[col] = _numbers(frame[col], p, kind, col, integer=True).to_numpy()
+    return out
+
+
+# --- profiles and items --------------------------------------------------------------------
+
+
+_LIST_FIELDS = {"tags", "seeking"}
+_INT_FIELDS = {"age", "age_min", "age_max"}
+_FLOAT_FIELDS = {"max_distance_km", "latitude", "longitude"}
+_TIME_FIELDS = {"starts_at"}
+
+
+def _read_entities(
+    path: str | Path,
+    fields: tuple[str, ...],
+    id_col: str,
+    column_map: Mapping[str, str] | None,
+    what: str,
+) -> tuple[pd.DataFrame, pd.DataFrame, str, Path, list[str]]:
+    """Map source columns onto contract fields; return (mapped, source, kind, path, extras)."""
+    frame, kind, p = _read_table(path)
+    _require(frame, id_col, p, f"{what} id")
+    mapping = dict(column_map or {})
+    for source, target in mapping.items():
+        _require(frame, source, p, f"mapped ({source!r} -> {target!r})")
+        if target not in fields:
+            raise InvalidInput(
+                f"column_map maps {source!r} to {target!r}, which is not a {what} field; "
+                f"fields: {', '.join(fields)}"
+            )
+    mapping[id_col] = "id"
+    for col in frame.columns:
+        if col not in mapping and col in fields and col not in mapping.values():
+            mapping[col] = col
+    extras = [c for c in frame.columns if c not in mapping]
+    mapped = pd.DataFrame(index=frame.index)
+    for source, target in mapping.items():
+        mapped[target] = frame[source]
+    ids = _ids(frame[id_col], p, kind, f"{what} id", id_col)
+    dup = ids.duplicated(keep=False).to_numpy()
+    if dup.any():
+        rows = np.flatnonzero(ids == ids[np.flatnonzero(dup)[0]])[:2]
+        raise InvalidInput(
+            f"{p}: duplicate {what} id {ids.iloc[rows[0]]!r} at {_where(kind, int(rows[0]))} "
+            f"and {_where(kind, int(rows[1]))}"
+        )
+    mapped["id"] = ids
+    return mapped, frame, kind, p, extras
+
+
+def _convert_fields(
+    mapped: pd.DataFrame,
+    source: pd.DataFrame,
+    kind: str,
+    p: Path,
+    extras: list[str],
+    column_of: Callable[[str], str],
+) -> pd.DataFrame:
+    """Type each mapped field; unmapped columns become the ``attributes`` dict."""
+    out = pd.DataFrame({"id": mapped["id"].to_numpy(dtype=object)})
+    for field in mapped.columns:
+        if field == "id":
+            continue
+        col, series = column_of(field), mapped[field]
+        if field in _LIST_FIELDS:
+            lists = [parse_list(v) for v in series.tolist()]
+            if field == "seeking":
+                lists = [sorted({v.lower() for v in vals}) for vals in lists]
+            out[field] = pd.Series(lists, dtype=object)
+        elif field in _INT_FIELDS:
+            out[field] = _numbers(series, p, kind, col, integer=True).to_numpy()
+        elif field in _FLOAT_FIELDS:
+            out[field] = _numbers(series, p, kind, col).to_numpy()
+        elif field in _TIME_FIELDS:
+            blank = _blank(series)
+            times = pd.Series(pd.NaT, index=series.index, dtype="datetime64[ns, UTC]")
+            if (~blank).any():
+                times[~blank] = _parse_times(series[~blank], p, kind, col, None)
+            out[field] = times.to_numpy()
+            out[field] = pd.to_datetime(out[field], utc=True)
+        elif field == "birth_date":
+            blank = _blank(series)
+            dates = pd.to_datetime(series.where(~blank, None), errors="coerce")
+            bad = dates.isna().to_numpy() & ~blank
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                raise InvalidInput(
+                    f"{p}: unparseable date {series.iloc[row]!r} in column {col!r} at "
+                    f"{_where(kind, row)}"
+                )
+            out[field] = [None if pd.isna(d) else d.date() for d in dates]
+        elif field == "attributes":
+            out[field] = [
+                _parse_json_dict(v, p, kind, col, r) for r, v in enumerate(series.tolist())
+            ]
+        elif field == "active":
+            text = _as_text(series).fillna("true").str.lower()
+            out[field] = ~text.isin(["false", "0", "no", "n", "f"]).to_numpy()
+        elif field == "owner_id":
+            out[field] = _ids(series, p, kind, "owner id", col, allow_empty=True).to_numpy()
+        else:
+            text = _as_text(series)
+            if field == "gender":
+                text = text.str.lower()
+            out[field] = text.where(~pd.Series(_blank(text)), None).to_numpy(dtype=object)
+    extra_cols = {c: _attribute_column(source[c]) for c in extras}
+    base = out["attributes"].tolist() if "attributes" in out else [{} for _ in range(len(out))]
+    attributes = []
+    for r, attrs in enumerate(base):
+        merged = dict(attrs)
+        for c, values in extra_cols.items():
+            v = values.iat[r]
+            if v is not None:
+                merged[c] = v
+        attributes.append(merged)
+    out["attributes"] = pd.Series(attributes, dtype=object)
+    return out
+
+
+def read_profiles(
+    path: str | Path,
+    id_col: str = "id",
+    column_map: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """A users frame from a profile export.
+
+    Columns named like ``UserIn`` fields are taken as they are; ``column_map`` maps other
+    source columns to fields (``{"sex": "gender", "interests": "tags"}``); whatever is left
+    goes into ``attributes``. List fields accept real lists, JSON lists, "a|b|c" or "a,b".
+    """
+    fields = tuple(f for f in UserIn.model_fields if f != "photo_embeddings")
+    mapped, source, kind, p, extras = _read_entities(path, fields, id_col, column_map, "user")
+    reverse = {v: k for k, v in (column_map or {}).items()} | {"id": id_col}
+    return _convert_fields(mapped, source, kind, p, extras, lambda f: reverse.get(f, f))
+
+
+def read_items(
+    path: str | Path,
+    id_col: str = "id",
+    column_map: Mapping[str, str] | None = None,
+    kind: str | None = None,
+) -> pd.DataFrame:
+    """An items frame from an export; like ``read_profiles`` but for ``ItemIn`` fields.
+
+    ``kind`` fills the item kind where the file has no ``kind`` column (default ``item``).
+    """
+    fields = tuple(ItemIn.model_fields)
+    mapped, source, file_kind, p, extras = _read_entities(
+        path, fields, id_col, column_map, "item"
+    )
+    reverse = {v: k for k, v in (column_map or {}).items()} | {"id": id_col}
+    out = _convert_fields(mapped, source, file_kind, p, extras, lambda f: reverse.get(f, f))
+    if "kind" not in out.columns:
+        out["kind"] = kind or "item"
+    elif kind is not None:
+        out["kind"] = out["kind"].where(out["kind"].notna(), kind)
+    return out
+
+
+# --- OkCupid -------------------------------------------------------------------------------
+
+_OKCUPID_GENDER = {"m": "man", "f": "woman"}
+
+
+def _okcupid_seeking(sex: str | None, orientation: str | None) -> list[str]:
+    gender = _OKCUPID_GENDER.get(sex or "")
+    if gender is None:
+        return []
+    if orientation == "bisexual":
+        return ["man", "woman"]
+    if orientation == "gay":
+        return [gender]
+    if orientation == "straight":
+        return ["woman" if gender == "man" else "man"]
+    return []
+
+
+def read_okcupid(path: str | Path) -> pd.DataFrame:
+    """The OkCupid profiles (Kim & Escobedo-Land; zip or CSV) as a users frame.
+
+    Ids are ``ok1``, ``ok2``, ... in file order; sex m/f becomes gender man/woman;
+    orientation with sex gives ``seeking``; ``location`` (2015 release only) gives the city;
+    essays (2015 release only) are joined into the bio; every other field, with HTML
+    entities unescaped and ``income`` -1 ("rather not say") dropped, goes into ``attributes``.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InvalidInput(f"{p}: file not found")
+    if not p.name.lower().endswith((".csv", ".zip", ".csv.gz")):
+        raise InvalidInput(f"{p}: unknown file type; expected the OkCupid .csv or .csv.zip")
+    try:
+        frame = pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[])
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as exc:
+        raise InvalidInput(f"{p}: cannot read the OkCupid profiles: {exc}") from exc
+    for col in ("age", "sex", "orientation"):
+        _require(frame, col, p, "OkCupid")
+    n = len(frame)
+    cells: dict[str, np.ndarray] = {}
+    for col in frame.columns:
+        col_values = frame[col].to_numpy(dtype=object)
+        uniques, inverse = np.unique(col_values, return_inverse=True)
+        cleaned = np.array(
+            [html.unescape(u).strip() if u.strip() else None for u in uniques], dtype=object
+        )
+        cells[col] = cleaned[inverse]
+    ages = _numbers(pd.Series(cells["age"]), p, "csv", "age", integer=True)
+    sex, orientation = cells["sex"], cells["orientation"]
+    essays = sorted(
+        (c for c in frame.columns if re.fullmatch(r"essay\d+", c)), key=lambda c: int(c[5:])
+    )
+    attr_cols = [
+        c
+        for c in frame.columns
+        if c not in ("age", "sex", "location", "last_online") and c not in essays
+    ]
+    numeric = {"height": float, "income": int}
+    attributes: list[dict[str, Any]] = []
+    for r in range(n):
+        attrs: dict[str, Any] = {}
+        for c in attr_cols:
+            v = cells[c][r]
+            if v is None:
+                continue
+            if c in numeric:
+                try:
+                    num = numeric[c](float(v))
+                except ValueError:
+                    continue
+                if c == "income" and num < 0:
+                    continue
+                attrs[c] = num
+            else:
+                attrs[c] = v
+        attributes.append(attrs)
+    city: list[str | None] = [None] * n
+    if "location" in frame.columns:
+        city = [None if v is None else v.split(",")[0].strip().title() for v in cells["location"]]
+    bios: list[str | None] = [None] * n
+    if essays:
+        bios = [
+            " ".join(cells[c][r] for c in essays if cells[c][r] is not None)[:5000] or None
+            for r in range(n)
+        ]
+    return pd.DataFrame(
+        {
+            "id": pd.Series([f"ok{k + 1}" for k in range(n)], dtype=object),
+            "age": ages.to_numpy(),
+            "gender": pd.Series([_OKCUPID_GENDER.get(s or "") for s in sex], dtype=object),
+            "seeking": pd.Series(
+                [_okcupid_seeking(s, o) for s, o in zip(sex, orientation, strict=True)],
+                dtype=object,
+            ),
+            "city": pd.Series(city, dtype=object),
+            "bio": pd.Series(bios, dtype=object),
+            "tags": pd.Series([[] for _ in range(n)], dtype=object),
+            "attributes": pd.Series(attributes, dtype=object),
+        }
+    )

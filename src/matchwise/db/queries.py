@@ -1,0 +1,104 @@
+"""Read queries shared by recommendation, training and the admin views."""
+
+from __future__ import annotations
+
+import pandas as pd
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from matchwise.db.tables import Interaction, Item, User
+from matchwise.errors import NotFound
+
+USER_COLUMNS = [
+    "id", "age", "gender", "seeking", "age_min", "age_max", "max_distance_km",
+    "latitude", "longitude", "city", "bio", "tags", "elo", "active", "moderation_status",
+]  # fmt: skip
+ITEM_COLUMNS = [
+    "id", "kind", "title", "text", "category", "city", "owner_id", "starts_at", "tags", "active",
+]  # fmt: skip
+
+
+def get_user(session: Session, user_id: str) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"unknown user {user_id!r}")
+    return user
+
+
+def get_item(session: Session, item_id: str) -> Item:
+    item = session.get(Item, item_id)
+    if item is None:
+        raise NotFound(f"unknown item {item_id!r}")
+    return item
+
+
+def users_frame(session: Session, only_visible: bool = False) -> pd.DataFrame:
+    """All profiles as a frame (only active, unflagged ones with ``only_visible``)."""
+    columns = [getattr(User, c) for c in USER_COLUMNS]
+    stmt = select(*columns)
+    if only_visible:
+        stmt = stmt.where(User.active.is_(True), User.moderation_status == "ok")
+    rows = session.execute(stmt).all()
+    return pd.DataFrame(rows, columns=USER_COLUMNS)
+
+
+def items_frame(session: Session, only_active: bool = False) -> pd.DataFrame:
+    columns = [getattr(Item, c) for c in ITEM_COLUMNS]
+    stmt = select(*columns)
+    if only_active:
+        stmt = stmt.where(Item.active.is_(True))
+    rows = session.execute(stmt).all()
+    return pd.DataFrame(rows, columns=ITEM_COLUMNS)
+
+
+def user_history(session: Session, user_id: str) -> pd.DataFrame:
+    """Everything ``user_id`` did, oldest first."""
+    stmt = (
+        select(
+            Interaction.item_id,
+            Interaction.target_user_id,
+            Interaction.action,
+            Interaction.value,
+            Interaction.occurred_at,
+        )
+        .where(Interaction.user_id == user_id)
+        .order_by(Interaction.occurred_at, Interaction.id)
+    )
+    rows = session.execute(stmt).all()
+    return pd.DataFrame(
+        rows, columns=["item_id", "target_user_id", "action", "value", "occurred_at"]
+    )
+
+
+def received_by(session: Session, user_id: str, actions: list[str]) -> set[str]:
+    """Who did one of ``actions`` to ``user_id`` (e.g. who already liked them)."""
+    stmt = select(Interaction.user_id).where(
+        Interaction.target_user_id == user_id, Interaction.action.in_(actions)
+    )
+    return set(session.scalars(stmt))
+
+
+def blocked_between(session: Session, user_id: str) -> set[str]:
+    """Users blocked by ``user_id`` or who blocked them: hidden both ways."""
+    stmt = select(Interaction.user_id, Interaction.target_user_id).where(
+        Interaction.action == "block",
+        or_(Interaction.user_id == user_id, Interaction.target_user_id == user_id),
+    )
+    return {a if b == user_id else b for a, b in session.execute(stmt) if a and b}
+
+
+def count_by_target(session: Session, actions: list[str], kind: str = "item") -> pd.Series:
+    """How often each item (or user) received one of ``actions``: a popularity signal."""
+    column = Interaction.item_id if kind == "item" else Interaction.target_user_id
+    stmt = (
+        select(column, func.count())
+        .where(Interaction.action.in_(actions), column.is_not(None))
+        .group_by(column)
+    )
+    rows = session.execute(stmt).all()
+    return pd.Series({k: v for k, v in rows}, dtype=float)
+
+
+def interaction_count(session: Session, user_id: str) -> int:
+    stmt = select(func.count()).select_from(Interaction).where(Interaction.user_id == user_id)
+    return int(session.scalar(stmt) or 0)

@@ -1,0 +1,1 @@
+"""Features: structured compatibility, text embeddings, behavioural signals."""

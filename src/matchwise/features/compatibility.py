@@ -1,0 +1,183 @@
+"""Structured compatibility between people (Patra's data_match), vectorised over candidates.
+
+Hard filters need *both* sides' stated preferences to fit: gender/seeking, age range and
+distance. Soft scores rank what passes: age gap, distance, shared hobbies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+EARTH_RADIUS_KM = 6371.0088
+UNKNOWN_GENDER_BIT = 62
+ALL_GENDERS = np.int64((1 << 63) - 1)
+
+
+def haversine_km(
+    lat1: np.ndarray | float, lon1: np.ndarray | float, lat2: np.ndarray, lon2: np.ndarray
+) -> np.ndarray:
+    """Great-circle distance in km; broadcasts; NaN where a coordinate is missing."""
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    dp = p2 - p1
+    dl = np.radians(np.asarray(lon2) - np.asarray(lon1))
+    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+
+
+@dataclass
+class ProfileArrays:
+    """Profiles as column arrays: the form every vectorised compatibility function takes.
+
+    Genders are bit positions; ``seeking`` is a bitmask of acceptable genders (all bits
+    set when a person states no preference). Missing numbers are NaN.
+    """
+
+    ids: np.ndarray
+    age: np.ndarray
+    gender_bit: np.ndarray
+    seeking_mask: np.ndarray
+    age_min: np.ndarray
+    age_max: np.ndarray
+    max_distance_km: np.ndarray
+    latitude: np.ndarray
+    longitude: np.ndarray
+    tags: sp.csr_matrix
+    tag_vocabulary: list[str]
+    gender_codes: dict[str, int]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> ProfileArrays:
+        """Build from a users frame (columns as in ``schemas.UserIn``; missing ones are NaN)."""
+        n = len(frame)
+
+        def col(name: str) -> pd.Series:
+            return frame[name] if name in frame.columns else pd.Series([None] * n, dtype=object)
+
+        def num(name: str) -> np.ndarray:
+            return pd.to_numeric(col(name), errors="coerce").to_numpy(dtype=np.float64)
+
+        genders = col("gender").fillna("").astype(str).str.lower().to_numpy()
+        seeking_lists = [
+            list(s) if isinstance(s, list | tuple | np.ndarray) else [] for s in col("seeking")
+        ]
+        names = sorted(
+            {g for g in genders if g} | {s.lower() for lst in seeking_lists for s in lst}
+        )
+        codes = {name: i for i, name in enumerate(names[:UNKNOWN_GENDER_BIT])}
+        gender_bit = np.array(
+            [codes.get(g, UNKNOWN_GENDER_BIT) if g else UNKNOWN_GENDER_BIT for g in genders],
+            dtype=np.int64,
+        )
+        seeking = np.empty(n, dtype=np.int64)
+        for i, lst in enumerate(seeking_lists):
+            mask = 0
+            for s in lst:
+                if s.lower() in codes:
+                    mask |= 1 << codes[s.lower()]
+            seeking[i] = mask if lst else ALL_GENDERS
+        tag_lists = [
+            [str(t).lower() for t in t_list]
+            if isinstance(t_list, list | tuple | np.ndarray)
+            else []
+            for t_list in col("tags")
+        ]
+        tags, vocab = tag_matrix(tag_lists)
+        return cls(
+            ids=frame["id"].astype(str).to_numpy(),
+            age=num("age"),
+            gender_bit=gender_bit,
+            seeking_mask=seeking,
+            age_min=num("age_min"),
+            age_max=num("age_max"),
+            max_distance_km=num("max_distance_km"),
+            latitude=num("latitude"),
+            longitude=num("longitude"),
+            tags=tags,
+            tag_vocabulary=vocab,
+            gender_codes=codes,
+        )
+
+
+def tag_matrix(
+    tag_lists: Sequence[Sequence[str]], vocabulary: list[str] | None = None
+) -> tuple[sp.csr_matrix, list[str]]:
+    """Binary rows x vocabulary matrix of tags; with a vocabulary, unknown tags drop out."""
+    if vocabulary is None:
+        vocabulary = sorted({t for tags in tag_lists for t in tags})
+    index = {t: i for i, t in enumerate(vocabulary)}
+    rows, cols = [], []
+    for r, tags in enumerate(tag_lists):
+        for t in set(tags):
+            j = index.get(t)
+            if j is not None:
+                rows.append(r)
+                cols.append(j)
+    data = np.ones(len(rows), dtype=np.float32)
+    matrix = sp.csr_matrix((data, (rows, cols)), shape=(len(tag_lists), len(vocabulary)))
+    return matrix, vocabulary
+
+
+def _within(value: np.ndarray, low: np.ndarray | float, high: np.ndarray | float) -> np.ndarray:
+    """value in [low, high], where a missing bound or a missing value never excludes."""
+    low_ok = np.isnan(low) | np.isnan(value) | (value >= low)
+    high_ok = np.isnan(high) | np.isnan(value) | (value <= high)
+    return low_ok & high_ok
+
+
+def mutual_preference_mask(p: ProfileArrays, user: int, candidates: np.ndarray) -> np.ndarray:
+    """True where user and candidate each fit the other's gender, age and distance wishes."""
+    c = candidates
+    wants_them = (p.seeking_mask[user] >> p.gender_bit[c]) & 1 == 1
+    wants_user = (p.seeking_mask[c] >> p.gender_bit[user]) & 1 == 1
+    age_ok = _within(p.age[c], p.age_min[user], p.age_max[user]) & _within(
+        np.full(len(c), p.age[user]), p.age_min[c], p.age_max[c]
+    )
+    dist = haversine_km(p.latitude[user], p.longitude[user], p.latitude[c], p.longitude[c])
+    limit = np.fmin(p.max_distance_km[c], p.max_distance_km[user])  # NaN only if both NaN
+    dist_ok = np.isnan(dist) | np.isnan(limit) | (dist <= limit)
+    return wants_them & wants_user & age_ok & dist_ok & (c != user)
+
+
+@dataclass
+class SoftScores:
+    """Per-candidate soft compatibility signals, each in [0, 1]."""
+
+    shared_tags: np.ndarray  # count of shared hobbies
+    jaccard: np.ndarray
+    age_fit: np.ndarray
+    distance_km: np.ndarray
+    proximity: np.ndarray
+
+    @property
+    def total(self) -> np.ndarray:
+        return 0.5 * self.jaccard + 0.25 * self.age_fit + 0.25 * self.proximity
+
+
+def soft_scores(
+    p: ProfileArrays,
+    user: int,
+    candidates: np.ndarray,
+    age_scale: float = 10.0,
+    distance_scale_km: float = 50.0,
+) -> SoftScores:
+    """Shared hobbies (Jaccard), closeness in age and in distance, for one user's candidates."""
+    user_tags = p.tags[user]
+    shared = np.asarray((p.tags[candidates] @ user_tags.T).todense()).ravel()
+    sizes = np.asarray(p.tags[candidates].sum(axis=1)).ravel()
+    union = sizes + user_tags.sum() - shared
+    jaccard = np.divide(shared, union, out=np.zeros_like(shared, dtype=np.float64), where=union > 0)
+    gap = np.abs(p.age[candidates] - p.age[user])
+    age_fit = np.where(np.isnan(gap), 0.5, np.exp(-gap / age_scale))
+    dist = haversine_km(
+        p.latitude[user], p.longitude[user], p.latitude[candidates], p.longitude[candidates]
+    )
+    proximity = np.where(np.isnan(dist), 0.5, np.exp(-dist / distance_scale_km))
+    return SoftScores(shared, jaccard, age_fit, dist, proximity)

@@ -1,0 +1,464 @@
+"""Ingestion: validate, de-duplicate by event id, write one transaction per batch.
+
+A batch is all or nothing: one bad event rejects it whole with a message naming the
+event and the field, and nothing of it is written. A retried batch is recognised by
+its event ids and never double counts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine, Table, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from matchwise.actions import LIKE_ACTIONS, ActionRule
+from matchwise.data.bundle import DataBundle
+from matchwise.db.engine import session_scope
+from matchwise.db.tables import Interaction, Item, Match, User, utcnow
+from matchwise.errors import InvalidInput, NotFound
+from matchwise.schemas import (
+    Event,
+    ImpressionEvent,
+    IngestResult,
+    InteractionIn,
+    InteractionOut,
+    ItemIn,
+    MatchEvent,
+    SwipeBatchEvent,
+    UpsertResult,
+    UserIn,
+)
+from matchwise.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CHUNK = 500  # ids per IN (...) query; well under SQLite's variable limit
+
+
+def _insert(session: Session, table: Table) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT on both SQLite and PostgreSQL."""
+    name = session.get_bind().dialect.name
+    return postgresql.insert(table) if name == "postgresql" else sqlite.insert(table)
+
+
+def _chunks(values: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def existing_ids(session: Session, column: Any, ids: Iterable[str]) -> set[str]:
+    """Which of ``ids`` are present in ``column``."""
+    wanted = sorted({i for i in ids if i is not None})
+    found: set[str] = set()
+    for chunk in _chunks(wanted):
+        found.update(session.scalars(select(column).where(column.in_(chunk))))
+    return found
+
+
+def _upsert(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> UpsertResult:
+    if not rows:
+        return UpsertResult(created=0, updated=0)
+    table = model.__table__
+    present = existing_ids(session, table.c.id, [r["id"] for r in rows])
+    now = utcnow()
+    for row in rows:
+        row.setdefault("updated_at", now)
+    columns = [c for c in rows[0] if c != "id"]
+    for chunk in _chunks(rows, 2000):
+        stmt = _insert(session, table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["id"], set_={c: stmt.excluded[c] for c in columns}
+        )
+        session.execute(stmt, list(chunk))
+    created = len({r["id"] for r in rows} - present)
+    return UpsertResult(created=created, updated=len(rows) - created)
+
+
+def _unique_ids(ids: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for index, ident in enumerate(ids):
+        if ident in seen:
+            raise InvalidInput(f"{what}[{index}].id: {ident!r} appears twice in the batch")
+        seen.add(ident)
+
+
+def upsert_users(session: Session, users: Sequence[UserIn]) -> UpsertResult:
+    """Insert or update profiles by id (a batch is one transaction)."""
+    _unique_ids([u.id for u in users], "users")
+    rows = [u.model_dump() for u in users]
+    for row in rows:
+        if row["age"] is None and row["birth_date"] is not None:
+            row["age"] = age_from_birth_date(row["birth_date"])
+    return _upsert(session, User, rows)
+
+
+def upsert_items(session: Session, items: Sequence[ItemIn]) -> UpsertResult:
+    """Insert or update items by id."""
+    _unique_ids([i.id for i in items], "items")
+    return _upsert(session, Item, [i.model_dump() for i in items])
+
+
+def age_from_birth_date(born: Any, today: datetime | None = None) -> int:
+    today = today or datetime.now(UTC)
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+# --- events -----------------------------------------------------------------------
+
+
+@dataclass
+class _Row:
+    """One interaction row to write, with where it came from for error messages."""
+
+    where: str
+    values: dict[str, Any]
+
+
+def _event_id(event_id: str | None, payload: dict[str, Any]) -> str:
+    """The caller's id, or a content hash when the event carries a timestamp (so a retry
+    of the same event is recognised); events with neither get a random id."""
+    if event_id:
+        return event_id
+    if payload.get("occurred_at") is not None:
+        blob = json.dumps(payload, sort_keys=True, default=str).encode()
+        return "h" + hashlib.sha256(blob).hexdigest()[:40]
+    import uuid
+
+    return "r" + uuid.uuid4().hex
+
+
+def _expand(index: int, event: Event, now: datetime) -> list[_Row]:
+    """Turn one wire event into interaction rows (impressions and swipe batches fan out)."""
+    where = f"events[{index}]"
+    if isinstance(event, InteractionIn):
+        values = {
+            "user_id": event.user_id,
+            "item_id": event.item_id,
+            "target_user_id": event.target_user_id,
+            "action": event.action,
+            "value": event.value,
+            "position": event.position,
+            "duration_ms": event.duration_ms,
+            "session_id": event.session_id,
+            "context_hash": event.context_hash,
+            "model_version": event.model_version,
+            "route": event.route,
+            "occurred_at": event.timestamp,
+        }
+        values["event_id"] = _event_id(event.event_id, values)
+        return [_Row(where, values)]
+    if isinstance(event, ImpressionEvent):
+        base = _event_id(
+            event.event_id,
+            {
+                "user_id": event.user_id,
+                "candidates": event.candidate_ids,
+                "occurred_at": event.timestamp,
+            },
+        )
+        positions = event.positions or list(range(1, len(event.candidate_ids) + 1))
+        target = "target_user_id" if event.candidate_kind == "user" else "item_id"
+        return [
+            _Row(
+                f"{where}.candidate_ids[{j}]",
+                {
+                    "event_id": f"{base}:{j}",
+                    "user_id": event.user_id,
+                    target: candidate,
+                    "action": "impression",
+                    "position": positions[j],
+                    "context_hash": event.context_hash,
+                    "model_version": event.model_version,
+                    "route": event.route,
+                    "occurred_at": event.timestamp,
+                },
+            )
+            for j, candidate in enumerate(event.candidate_ids)
+        ]
+    if isinstance(event, SwipeBatchEvent):
+        base = _event_id(
+            event.event_id,
+            {
+                "user_id": event.user_id,
+                "swipes": [s.model_dump() for s in event.swipes],
+                "occurred_at": event.timestamp,
+            },
+        )
+        return [
+            _Row(
+                f"{where}.swipes[{j}]",
+                {
+                    "event_id": f"{base}:{j}",
+                    "user_id": event.user_id,
+                    "target_user_id": swipe.candidate_id,
+                    "action": swipe.action,
+                    "duration_ms": swipe.duration_ms,
+                    "session_id": event.session_id,
+                    "occurred_at": event.timestamp,
+                },
+            )
+            for j, swipe in enumerate(event.swipes)
+        ]
+    if isinstance(event, MatchEvent):
+        values = {
+            "user_id": event.user_id,
+            "target_user_id": event.matched_user_id,
+            "action": "match",
+            "occurred_at": event.timestamp,
+        }
+        values["event_id"] = _event_id(event.event_id, values)
+        return [_Row(where, values)]
+    raise InvalidInput(f"{where}: unsupported event type {type(event).__name__}")
+
+
+def _validate_rows(session: Session, rows: list[_Row], actions: dict[str, ActionRule]) -> None:
+    for row in rows:
+        action = row.values["action"]
+        if action not in actions:
+            known = ", ".join(sorted(actions))
+            raise InvalidInput(f"{row.where}.action: unknown action {action!r}; known: {known}")
+        if row.values.get("user_id") == row.values.get("target_user_id"):
+            raise InvalidInput(f"{row.where}: a user cannot act on themselves")
+    user_refs = [r.values["user_id"] for r in rows] + [
+        r.values["target_user_id"] for r in rows if r.values.get("target_user_id")
+    ]
+    known_users = existing_ids(session, User.id, user_refs)
+    item_refs = [r.values["item_id"] for r in rows if r.values.get("item_id")]
+    known_items = existing_ids(session, Item.id, item_refs)
+    for row in rows:
+        for field in ("user_id", "target_user_id"):
+            ident = row.values.get(field)
+            if ident is not None and ident not in known_users:
+                raise NotFound(f"{row.where}.{field}: unknown user {ident!r}")
+        item = row.values.get("item_id")
+        if item is not None and item not in known_items:
+            raise NotFound(f"{row.where}.item_id: unknown item {item!r}")
+
+
+def ingest_events(
+    session: Session,
+    events: Sequence[Event],
+    actions: dict[str, ActionRule],
+    now: datetime | None = None,
+) -> IngestResult:
+    """Validate and write a batch inside the caller's transaction.
+
+    Raises :class:`InvalidInput` / :class:`NotFound` before writing anything when any
+    event is bad, so the caller's rollback leaves the store as it was.
+    """
+    now = now or utcnow()
+    rows = [row for i, event in enumerate(events) for row in _expand(i, event, now)]
+    for row in rows:
+        if row.values.get("occurred_at") is None:
+            row.values["occurred_at"] = now
+    _validate_rows(session, rows, actions)
+
+    seen_in_batch: set[str] = set()
+    fresh: list[dict[str, Any]] = []
+    stored = existing_ids(session, Interaction.event_id, [r.values["event_id"] for r in rows])
+    for row in rows:
+        event_id = row.values["event_id"]
+        if event_id in stored or event_id in seen_in_batch:
+            continue
+        seen_in_batch.add(event_id)
+        fresh.append(row.values)
+    written = _write_interactions(session, fresh)
+
+    matches: list[tuple[str, str]] = []
+    for values in fresh:
+        if values["action"] == "match":
+            pair = _create_match(session, values["user_id"], values["target_user_id"], now)
+            if pair:
+                matches.append(pair)
+        elif values["action"] in LIKE_ACTIONS and values.get("target_user_id"):
+            pair = maybe_create_match(session, values["user_id"], values["target_user_id"], now)
+            if pair:
+                matches.append(pair)
+    return IngestResult(written=written, duplicates=len(rows) - written, matches_created=matches)
+
+
+def _write_interactions(session: Session, rows: list[dict[str, Any]]) -> int:
+    """Insert rows, skipping event ids another writer stored meanwhile; returns rows written."""
+    if not rows:
+        return 0
+    columns = [c.name for c in Interaction.__table__.columns if c.name != "id"]
+    full = [{c: r.get(c) for c in columns} for r in rows]
+    now = utcnow()
+    for r in full:
+        r["received_at"] = now
+    written = 0
+    for chunk in _chunks(full, 5000):
+        stmt = (
+            _insert(session, Interaction.__table__)
+            .on_conflict_do_nothing(index_elements=["event_id"])
+            .returning(Interaction.__table__.c.id)
+        )
+        written += len(session.execute(stmt, list(chunk)).all())
+    return written
+
+
+def _pair(a: str, b: str) -> tuple[str, str]:
+    return (a, b) if a < b else (b, a)
+
+
+def _lock_pair(session: Session, a: str, b: str) -> None:
+    """Serialise match creation for one pair across concurrent transactions.
+
+    PostgreSQL: a transaction-scoped advisory lock on the pair, so the second of two
+    simultaneous likes waits for the first to commit and then sees it. SQLite: writers
+    are already serialised by the database lock.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.sha256("|".join(_pair(a, b)).encode()).digest()[:8], "big")
+        key -= 1 << 63 if key >= 1 << 63 else 0
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+
+def maybe_create_match(
+    session: Session, actor: str, target: str, now: datetime
+) -> tuple[str, str] | None:
+    """After ``actor`` liked ``target``: if ``target`` liked ``actor`` too, create the match."""
+    _lock_pair(session, actor, target)
+    liked_back = session.scalar(
+        select(Interaction.id)
+        .where(
+            Interaction.user_id == target,
+            Interaction.target_user_id == actor,
+            Interaction.action.in_(sorted(LIKE_ACTIONS)),
+        )
+        .limit(1)
+    )
+    if liked_back is None:
+        return None
+    return _create_match(session, actor, target, now, locked=True)
+
+
+def _create_match(
+    session: Session, a: str, b: str, now: datetime, locked: bool = False
+) -> tuple[str, str] | None:
+    """Insert the match row once per pair (ON CONFLICT DO NOTHING) and its match event."""
+    if not locked:
+        _lock_pair(session, a, b)
+    user_a, user_b = _pair(a, b)
+    stmt = (
+        _insert(session, Match.__table__)
+        .values(user_a=user_a, user_b=user_b, created_at=now.replace(tzinfo=None))
+        .on_conflict_do_nothing(index_elements=["user_a", "user_b"])
+        .returning(Match.__table__.c.id)
+    )
+    if session.execute(stmt).first() is None:
+        return None
+    event_id = f"match:{user_a}:{user_b}"
+    session.execute(
+        _insert(session, Interaction.__table__)
+        .values(
+            event_id=event_id,
+            user_id=user_a,
+            target_user_id=user_b,
+            action="match",
+            occurred_at=now.astimezone(UTC).replace(tzinfo=None),
+            received_at=utcnow().replace(tzinfo=None),
+        )
+        .on_conflict_do_nothing(index_elements=["event_id"])
+    )
+    return (user_a, user_b)
+
+
+# --- bulk loading of generated or imported data -------------------------------------
+
+
+def _records(frame: pd.DataFrame, columns: Iterable[str]) -> list[dict[str, Any]]:
+    """Frame rows as dicts with NaN/NaT turned into None and numpy scalars into Python."""
+    keep = [c for c in columns if c in frame.columns]
+    sub = frame[keep].astype(object).where(frame[keep].notna(), None)
+    records = sub.to_dict("records")
+    for record in records:
+        for key, value in record.items():
+            if isinstance(value, np.generic):
+                record[key] = value.item()
+            elif isinstance(value, pd.Timestamp):
+                record[key] = value.to_pydatetime()
+            elif isinstance(value, np.ndarray):
+                record[key] = value.tolist()
+    return records
+
+
+def write_bundle(
+    engine: Engine,
+    bundle: DataBundle,
+    actions: dict[str, ActionRule],
+    batch_size: int = 50_000,
+) -> dict[str, int]:
+    """Load a generated or imported bundle into the store (idempotent by id and event id)."""
+    user_cols = [c.name for c in User.__table__.columns if c.name not in ("created_at",)]
+    item_cols = [c.name for c in Item.__table__.columns if c.name not in ("created_at",)]
+    users = _records(bundle.users, user_cols)
+    items = _records(bundle.items, item_cols)
+    for row in users:
+        for key in ("seeking", "tags"):
+            row[key] = list(row.get(key) or [])
+        row.setdefault("attributes", {})
+        row["attributes"] = row["attributes"] or {}
+    for row in items:
+        row["tags"] = list(row.get("tags") or [])
+        row["attributes"] = row.get("attributes") or {}
+    frame = bundle.interactions
+    unknown = sorted(set(frame["action"].unique()) - set(actions)) if len(frame) else []
+    if unknown:
+        raise InvalidInput(
+            f"{bundle.name}: unknown actions {unknown}; add them to settings.actions"
+        )
+    stats = {"users": 0, "items": 0, "interactions": 0}
+    with session_scope(engine) as session:
+        stats["users"] = _upsert(session, User, users).created if users else 0
+        stats["items"] = _upsert(session, Item, items).created if items else 0
+    columns = [c.name for c in Interaction.__table__.columns if c.name != "id"]
+    now = utcnow()
+    for start in range(0, len(frame), batch_size):
+        part = frame.iloc[start : start + batch_size]
+        rows = _records(part, columns)
+        for row in rows:
+            row.setdefault("received_at", now)
+            for key in columns:
+                row.setdefault(key, None)
+        with session_scope(engine) as session:
+            stats["interactions"] += _write_interactions(session, rows)
+    return stats
+
+
+# --- single interactions (API POST /v1/interactions, CLI interact) -------------------
+
+
+def record_interaction(
+    session: Session, interaction: InteractionIn, settings: Settings
+) -> InteractionOut:
+    """Record one interaction; a mutual like creates the match."""
+    result = ingest_events(session, [interaction], settings.action_table)
+    return InteractionOut(
+        written=result.written,
+        duplicates=result.duplicates,
+        match_created=bool(result.matches_created),
+    )
+
+
+def resolve_target(session: Session, target_id: str, prefer: str = "item") -> str:
+    """Whether ``target_id`` names a user or an item ("user"/"item"); NotFound if neither."""
+    is_user = session.get(User, target_id) is not None
+    is_item = session.get(Item, target_id) is not None
+    if is_user and is_item:
+        return prefer
+    if is_user:
+        return "user"
+    if is_item:
+        return "item"
+    raise NotFound(f"unknown target {target_id!r}: no user or item has that id")

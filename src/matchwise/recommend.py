@@ -1,0 +1,260 @@
+"""The online core: the same function serves the API, the CLI and batch refreshes.
+
+Today it serves the honest heuristic of the foundation (content + popularity, with
+the people domain's mutual preferences); later routes (two-tower, ranker, cache)
+plug in behind :func:`recommend` without its callers changing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.orm import Session
+
+from matchwise.actions import DECIDED_ACTIONS, LIKE_ACTIONS
+from matchwise.db import queries
+from matchwise.errors import InvalidInput
+from matchwise.features.compatibility import (
+    ProfileArrays,
+    mutual_preference_mask,
+    soft_scores,
+    tag_matrix,
+)
+from matchwise.settings import Settings
+
+HEURISTIC_VERSION = "heuristic-1"
+Kind = Literal["item", "user"]
+
+
+@dataclass
+class RecommendFilters:
+    """Business filters a caller may add to any request."""
+
+    category: str | None = None
+    city: str | None = None
+    starts_after: datetime | None = None
+    starts_before: datetime | None = None
+    include_past: bool = False
+
+
+@dataclass
+class Recommendation:
+    candidate_id: str
+    candidate_kind: Kind
+    score: float
+    rank: int
+    reason: str
+    title: str | None = None
+
+
+@dataclass
+class RecommendationList:
+    user_id: str
+    route: str
+    model_version: str
+    generated_at: datetime
+    recommendations: list[Recommendation] = field(default_factory=list)
+
+
+def recommend(
+    session: Session,
+    settings: Settings,
+    user_id: str,
+    limit: int | None = None,
+    filters: RecommendFilters | None = None,
+    kind: Kind | None = None,
+    now: datetime | None = None,
+) -> RecommendationList:
+    """Ranked candidates for ``user_id``; raises NotFound for an unknown user."""
+    limit = limit or settings.default_top_n
+    if limit < 1 or limit > 1000:
+        raise InvalidInput("limit must be between 1 and 1000")
+    filters = filters or RecommendFilters()
+    now = now or datetime.now(UTC)
+    kind = kind or ("user" if settings.domain == "people" else "item")
+    queries.get_user(session, user_id)
+    if kind == "user":
+        recs = heuristic_people(session, user_id, limit, filters)
+    else:
+        recs = heuristic_items(session, user_id, limit, filters, now)
+    return RecommendationList(
+        user_id=user_id,
+        route="cold",
+        model_version=HEURISTIC_VERSION,
+        generated_at=now,
+        recommendations=recs,
+    )
+
+
+def _rank(
+    ids: np.ndarray,
+    scores: np.ndarray,
+    reasons: list[str],
+    limit: int,
+    kind: Kind,
+    titles: np.ndarray | None = None,
+) -> list[Recommendation]:
+    order = np.lexsort((ids, -scores))[:limit]  # score desc, id asc for ties: deterministic
+    return [
+        Recommendation(
+            candidate_id=str(ids[j]),
+            candidate_kind=kind,
+            score=round(float(scores[j]), 6),
+            rank=r + 1,
+            reason=reasons[j],
+            title=None if titles is None or pd.isna(titles[j]) else str(titles[j]),
+        )
+        for r, j in enumerate(order)
+    ]
+
+
+def _normalise(values: np.ndarray) -> np.ndarray:
+    top = float(values.max()) if len(values) else 0.0
+    return values / top if top > 0 else np.zeros_like(values, dtype=np.float64)
+
+
+def _list_phrase(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def heuristic_items(
+    session: Session,
+    user_id: str,
+    limit: int,
+    filters: RecommendFilters,
+    now: datetime,
+) -> list[Recommendation]:
+    """Content + popularity (seed 004's fallback): interests, city, popularity, upcoming."""
+    user = queries.get_user(session, user_id)
+    items = queries.items_frame(session, only_active=True)
+    if items.empty:
+        return []
+    history = queries.user_history(session, user_id)
+    acted = set(history.loc[history["action"].isin(DECIDED_ACTIONS), "item_id"].dropna())
+    keep = ~items["id"].isin(acted)
+    if filters.category:
+        keep &= items["category"].str.lower() == filters.category.lower()
+    if filters.city:
+        keep &= items["city"].str.lower() == filters.city.lower()
+    starts = pd.to_datetime(items["starts_at"], utc=True)
+    if not filters.include_past:
+        keep &= starts.isna() | (starts >= pd.Timestamp(now))
+    if filters.starts_after:
+        keep &= starts >= pd.Timestamp(filters.starts_after)
+    if filters.starts_before:
+        keep &= starts <= pd.Timestamp(filters.starts_before)
+    items = items[keep].reset_index(drop=True)
+    if items.empty:
+        return []
+
+    # Interest profile: the user's own tags, plus tags of items they engaged with.
+    positive = history[
+        history["action"].isin(
+            [
+                "like",
+                "favorite",
+                "register",
+                "apply",
+                "interest",
+                "attend",
+                "share",
+                "click",
+                "superlike",
+            ]
+        )
+        | (history["value"].fillna(0) >= 4)
+    ]
+    liked_items = queries.items_frame(session).set_index("id")
+    interest: dict[str, float] = {str(t).lower(): 2.0 for t in (user.tags or [])}
+    for item_id in positive["item_id"].dropna():
+        if item_id in liked_items.index:
+            for tag in liked_items.at[item_id, "tags"] or []:
+                interest[str(tag).lower()] = interest.get(str(tag).lower(), 0.0) + 1.0
+    tag_lists = [[str(t).lower() for t in (tags or [])] for tags in items["tags"]]
+    vocab = sorted(interest)
+    matrix, _ = tag_matrix(tag_lists, vocab)
+    weights = np.array([interest[t] for t in vocab], dtype=np.float64)
+    sizes = np.array([max(len(t), 1) for t in tag_lists], dtype=np.float64)
+    tag_score = (
+        np.asarray(matrix @ weights).ravel() / np.sqrt(sizes)
+        if len(vocab)
+        else np.zeros(len(items))
+    )
+    tag_score = _normalise(tag_score)
+
+    popularity = queries.count_by_target(
+        session, ["like", "favorite", "register", "apply", "interest", "attend", "click", "rate"]
+    )
+    pop = np.log1p(items["id"].map(popularity).fillna(0.0).to_numpy(dtype=np.float64))
+    pop = _normalise(pop)
+    same_city = (
+        items["city"].fillna("").str.lower().to_numpy() == (user.city or "").lower()
+    ) & bool(user.city)
+    item_starts = pd.to_datetime(items["starts_at"], utc=True)
+    days_ahead = ((item_starts - pd.Timestamp(now)).dt.total_seconds() / 86400.0).to_numpy()
+    soon = np.where(np.isnan(days_ahead), 0.0, np.exp(-np.clip(days_ahead, 0, None) / 30.0))
+
+    score = 0.5 * tag_score + 0.3 * pop + 0.15 * same_city + 0.05 * soon
+    reasons: list[str] = []
+    for j, tags in enumerate(tag_lists):
+        shared = [t for t in tags if t in interest]
+        if shared:
+            reasons.append(f"matches your interests: {_list_phrase(shared[:3])}")
+        elif same_city[j] and pop[j] > 0:
+            reasons.append("popular in your city")
+        elif same_city[j]:
+            reasons.append("in your city")
+        elif pop[j] > 0:
+            reasons.append("popular right now")
+        else:
+            reasons.append("something new to discover")
+    return _rank(items["id"].to_numpy(), score, reasons, limit, "item", items["title"].to_numpy())
+
+
+def heuristic_people(
+    session: Session, user_id: str, limit: int, filters: RecommendFilters
+) -> list[Recommendation]:
+    """People who fit the user's wishes and whose wishes the user fits, best fit first."""
+    frame = queries.users_frame(session)
+    visible = frame["active"].astype(bool) & (frame["moderation_status"] == "ok")
+    visible |= frame["id"] == user_id
+    frame = frame[visible].reset_index(drop=True)
+    if filters.city:
+        keep = (frame["city"].fillna("").str.lower() == filters.city.lower()) | (
+            frame["id"] == user_id
+        )
+        frame = frame[keep].reset_index(drop=True)
+    profiles = ProfileArrays.from_frame(frame)
+    me = int(np.flatnonzero(profiles.ids == user_id)[0])
+    history = queries.user_history(session, user_id)
+    swiped = set(history["target_user_id"].dropna())
+    excluded = swiped | queries.blocked_between(session, user_id) | {user_id}
+    candidates = np.flatnonzero(~np.isin(profiles.ids, list(excluded)))
+    candidates = candidates[mutual_preference_mask(profiles, me, candidates)]
+    if len(candidates) == 0:
+        return []
+    soft = soft_scores(profiles, me, candidates)
+    likes = queries.count_by_target(session, sorted(LIKE_ACTIONS), kind="user")
+    pop = _normalise(np.log1p(pd.Series(profiles.ids[candidates]).map(likes).fillna(0).to_numpy()))
+    liked_me = np.isin(
+        profiles.ids[candidates], list(queries.received_by(session, user_id, sorted(LIKE_ACTIONS)))
+    )
+    score = 0.6 * soft.total + 0.2 * pop + 0.4 * liked_me  # a like waiting: likely match
+    vocab = profiles.tag_vocabulary
+    my_tags = {vocab[j] for j in profiles.tags[me].indices}
+    reasons: list[str] = []
+    for pos, c in enumerate(candidates):
+        shared = sorted(my_tags & {vocab[j] for j in profiles.tags[c].indices})
+        if liked_me[pos]:
+            reasons.append("already likes you")
+        elif len(shared) >= 1:
+            reasons.append(f"you both like {_list_phrase(shared[:3])}")
+        elif not np.isnan(soft.distance_km[pos]) and soft.distance_km[pos] < 10:
+            reasons.append(f"{soft.distance_km[pos]:.0f} km away")
+        else:
+            reasons.append("fits what you are looking for")
+    return _rank(profiles.ids[candidates], score, reasons, limit, "user")

@@ -1,0 +1,127 @@
+"""Shared fixtures: a fresh store per test on SQLite and on a real PostgreSQL server.
+
+PostgreSQL comes from ``scripts/pg-test-server.sh`` (Debian's packages, loopback, port
+55432), started here when ``MATCHWISE_TEST_DATABASE_URL`` is not set. Under CI
+(``CI=true``) a PostgreSQL that cannot start fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from matchwise.db.engine import create_engine_for, upgrade
+from matchwise.db.tables import Base
+from matchwise.runtime import Runtime
+from matchwise.settings import Settings
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+MOVIELENS_100K = SHARED_DATA / "movielens-100k"
+PG_SCRIPT = ROOT / "scripts" / "pg-test-server.sh"
+
+
+def _postgres_url() -> str | None:
+    url = os.environ.get("MATCHWISE_TEST_DATABASE_URL")
+    if url:
+        return url
+    try:
+        out = subprocess.run(
+            ["bash", str(PG_SCRIPT), "start"], capture_output=True, text=True, timeout=600
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return _unavailable(f"cannot run {PG_SCRIPT}: {exc}")
+    if out.returncode != 0:
+        return _unavailable(f"{PG_SCRIPT} failed: {out.stderr.strip()[-500:]}")
+    url = out.stdout.strip().splitlines()[-1]
+    os.environ["MATCHWISE_TEST_DATABASE_URL"] = url
+    return url
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        raise RuntimeError(f"PostgreSQL tests cannot run: {reason}")
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    url = _postgres_url()
+    if url is None:
+        pytest.skip("PostgreSQL test server unavailable")
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file; each test gets a copy (faster than migrating each time)."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+def _truncate_all(url: str) -> None:
+    engine = create_engine_for(url)
+    names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A clean, migrated store: every store/ingest/API test runs on both backends."""
+    if request.param == "sqlite":
+        template = request.getfixturevalue("sqlite_template")
+        target = tmp_path / "matchwise.db"
+        shutil.copy(template, target)
+        yield f"sqlite:///{target}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+        _truncate_all(url)
+        yield url
+
+
+@pytest.fixture
+def sqlite_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A clean SQLite store, for tests whose subject is not the backend."""
+    template = request.getfixturevalue("sqlite_template")
+    target = tmp_path / "matchwise.db"
+    shutil.copy(template, target)
+    return f"sqlite:///{target}"
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=db_url, artifact_root=str(tmp_path / "artifacts"))
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    rt = Runtime.open(settings, migrate=False)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def pg_runtime(postgres_url: str, tmp_path: Path) -> Iterator[Runtime]:
+    """A clean PostgreSQL store only: for concurrency that SQLite serialises anyway."""
+    _truncate_all(postgres_url)
+    rt = Runtime.open(
+        Settings(database_url=postgres_url, artifact_root=str(tmp_path / "artifacts")),
+        migrate=False,
+    )
+    yield rt
+    rt.close()

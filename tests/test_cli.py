@@ -1,0 +1,83 @@
+"""The CLI: JSON output contract, and bad input → a message and a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from matchwise.cli import main
+from matchwise.ingest import upsert_items, upsert_users
+from matchwise.runtime import Runtime
+from matchwise.settings import Settings
+from tests.utils.factories import items_fixture, people_fixture
+
+
+@pytest.fixture
+def store(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("MATCHWISE_DATABASE_URL", sqlite_url)
+    monkeypatch.delenv("MATCHWISE_CONFIG", raising=False)
+    runtime = Runtime.open(Settings(database_url=sqlite_url), migrate=False)
+    with runtime.session() as s:
+        upsert_users(s, people_fixture())
+        upsert_items(s, items_fixture())
+    runtime.close()
+    return sqlite_url
+
+
+def run(argv: list[str]) -> int:
+    try:
+        main(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def test_recommend_json_contract(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["recommend", "--user-id", "alice", "--top-n", "5", "--kind", "user", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert isinstance(rows, list) and len(rows) == 3
+    for rank, row in enumerate(rows, start=1):
+        assert {"candidate_id", "score", "rank", "reason"} <= set(row)
+        assert row["rank"] == rank
+    assert rows[0]["score"] >= rows[-1]["score"]
+
+
+def test_recommend_table(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["recommend", "--user_id", "alice", "--kind", "item"]) == 0
+    out = capsys.readouterr().out
+    assert "Trail run" in out and "route" in out
+
+
+def test_unknown_user_exits_non_zero(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["recommend", "--user-id", "nobody"]) == 2
+    assert "unknown user 'nobody'" in capsys.readouterr().err
+
+
+def test_interact_records_and_matches(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["interact", "--user-id", "alice", "--target", "bob", "--action", "like"]) == 0
+    assert run(["interact", "--user-id", "bob", "--target", "alice", "--action", "like",
+                "--json"]) == 0  # fmt: skip
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert json.loads(last)["match_created"] is True
+
+
+def test_interact_unknown_action_and_target(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["interact", "--user-id", "alice", "--target", "bob", "--action", "lik"]) == 2
+    assert "unknown action 'lik'" in capsys.readouterr().err
+    assert run(["interact", "--user-id", "alice", "--target", "zz", "--action", "like"]) == 2
+    assert "unknown target 'zz'" in capsys.readouterr().err
+
+
+def test_bad_option_values(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["recommend", "--user-id", "alice", "--top-n", "0"]) == 2
+    assert "--top-n" in capsys.readouterr().err
+    assert run(["generate", "--domain", "cats"]) == 2
+
+
+def test_bad_setting_fails_at_start(
+    store: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MATCHWISE_DEFAULT_TOP_N", "many")
+    assert run(["recommend", "--user-id", "alice"]) == 1
+    assert "default_top_n" in capsys.readouterr().err

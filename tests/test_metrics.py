@@ -1,0 +1,166 @@
+"""Each metric against values worked out by hand on tiny examples."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from matchwise.errors import InvalidInput
+from matchwise.metrics import (
+    auc,
+    catalogue_coverage,
+    evaluate_full_ranking,
+    f1_at_k,
+    hit_matrix,
+    hit_rate_at_k,
+    map_at_k,
+    mrr_at_k,
+    ndcg_at_k,
+    precision_at_k,
+    recall_at_k,
+    top_k,
+)
+from matchwise.models.base import InteractionSet
+
+# user 0: hits at ranks 1 and 3 of 3, 4 relevant items in all
+# user 1: one hit at rank 2, 1 relevant item
+# user 2: no hits, 2 relevant items
+HITS = np.array([[1, 0, 1], [0, 1, 0], [0, 0, 0]], dtype=bool)
+N_REL = np.array([4, 1, 2])
+
+
+def test_precision() -> None:
+    np.testing.assert_allclose(precision_at_k(HITS, 3), [2 / 3, 1 / 3, 0])
+    np.testing.assert_allclose(precision_at_k(HITS, 1), [1, 0, 0])
+
+
+def test_recall() -> None:
+    np.testing.assert_allclose(recall_at_k(HITS, N_REL, 3), [2 / 4, 1, 0])
+    np.testing.assert_allclose(recall_at_k(HITS, N_REL, 2), [1 / 4, 1, 0])
+
+
+def test_recall_of_user_without_positives_is_zero() -> None:
+    np.testing.assert_allclose(recall_at_k([[0, 0]], [0], 2), [0.0])
+
+
+def test_f1() -> None:
+    p, r = 2 / 3, 2 / 4
+    np.testing.assert_allclose(f1_at_k(HITS, N_REL, 3), [2 * p * r / (p + r), 0.5, 0])
+
+
+def test_ndcg() -> None:
+    d = [1 / math.log2(i + 2) for i in range(3)]  # 1, 0.6309, 0.5
+    expected = [(d[0] + d[2]) / (d[0] + d[1] + d[2]), d[1] / d[0], 0.0]
+    np.testing.assert_allclose(ndcg_at_k(HITS, N_REL, 3), expected)
+
+
+def test_ndcg_perfect_list_is_one() -> None:
+    np.testing.assert_allclose(ndcg_at_k([[1, 1, 0]], [2], 3), [1.0])
+
+
+def test_hit_rate() -> None:
+    np.testing.assert_allclose(hit_rate_at_k(HITS, 3), [1, 1, 0])
+    np.testing.assert_allclose(hit_rate_at_k(HITS, 1), [1, 0, 0])
+
+
+def test_map_normalised_by_min_k_and_relevant() -> None:
+    # user 0: (1/1 + 2/3) / min(3, 4); user 1: (1/2) / 1
+    np.testing.assert_allclose(map_at_k(HITS, N_REL, 3), [(1 + 2 / 3) / 3, 0.5, 0])
+    # few positives: normalise by n_relevant, not k
+    np.testing.assert_allclose(map_at_k([[0, 1, 1, 0]], [2], 4), [(1 / 2 + 2 / 3) / 2])
+
+
+def test_mrr() -> None:
+    np.testing.assert_allclose(mrr_at_k(HITS, 3), [1, 0.5, 0])
+    np.testing.assert_allclose(mrr_at_k([[0, 0, 0, 1]], 3), [0])
+
+
+def test_one_dimensional_hits_mean_one_user() -> None:
+    np.testing.assert_allclose(precision_at_k([1, 0], 2), [0.5])
+
+
+def test_k_must_be_positive() -> None:
+    with pytest.raises(InvalidInput):
+        precision_at_k(HITS, 0)
+
+
+def test_auc_perfect_random_and_ties() -> None:
+    assert auc([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == 1.0
+    assert auc([1, 1, 0, 0], [0.1, 0.2, 0.8, 0.9]) == 0.0
+    # all tied: every pair counts one half
+    assert auc([0, 1, 0, 1], [0.5, 0.5, 0.5, 0.5]) == 0.5
+    # pairs (pos, neg): (0.8>0.3) (0.8>0.5) (0.5=0.5 -> 1/2) (0.5>0.3) -> 3.5 / 4
+    assert auc([1, 1, 0, 0], [0.8, 0.5, 0.5, 0.3]) == pytest.approx(3.5 / 4)
+
+
+def test_auc_needs_both_classes() -> None:
+    with pytest.raises(InvalidInput):
+        auc([1, 1], [0.1, 0.2])
+
+
+def test_catalogue_coverage() -> None:
+    assert catalogue_coverage([[0, 1], [1, 2]], 10) == pytest.approx(0.3)
+    assert catalogue_coverage([[0, -1]], 4) == pytest.approx(0.25)
+
+
+def test_top_k_orders_best_first() -> None:
+    scores = np.array([[0.1, 0.9, 0.5, 0.7], [4.0, 3.0, 2.0, 1.0]])
+    np.testing.assert_array_equal(top_k(scores, 2), [[1, 3], [0, 1]])
+
+
+def test_hit_matrix() -> None:
+    relevant = sp.csr_matrix(np.array([[0, 1, 0, 1], [1, 0, 0, 0]]))
+    np.testing.assert_array_equal(
+        hit_matrix(np.array([[1, 0], [2, 0]]), relevant), [[True, False], [False, True]]
+    )
+
+
+def _interactions(pairs: list[tuple[int, int, float]], n_users: int, n_items: int):
+    users, items, labels = zip(*pairs, strict=True) if pairs else ((), (), ())
+    return InteractionSet(
+        user_ids=np.arange(n_users).astype(str),
+        item_ids=np.arange(n_items).astype(str),
+        users=np.array(users, dtype=np.int64),
+        items=np.array(items, dtype=np.int64),
+        labels=np.array(labels, dtype=np.float32),
+    )
+
+
+def test_full_ranking_masks_train_and_exclude_and_skips_users_without_positives() -> None:
+    n_users, n_items = 3, 5
+    # user 0 trained on item 0 (the best-scored item); user 1 on item 4 (a pass, label 0)
+    train = _interactions([(0, 0, 1.0), (1, 4, 0.0)], n_users, n_items)
+    valid = _interactions([(0, 1, 1.0)], n_users, n_items)
+    # user 0's positive is item 2; user 1's is item 3; user 2 has only a negative
+    test = _interactions([(0, 2, 1.0), (1, 3, 1.0), (2, 1, 0.0)], n_users, n_items)
+    item_scores = np.array([5.0, 4.0, 3.0, 2.0, 10.0], dtype=np.float32)
+
+    def score(users: np.ndarray) -> np.ndarray:
+        return np.tile(item_scores, (len(users), 1))
+
+    result = evaluate_full_ranking(score, train, test, k=2, exclude=valid, batch_size=1)
+    # user 0 ranks [4, 2] (0 trained, 1 validation): hit at rank 2
+    # user 1 ranks [0, 1] (4 seen, even as a pass): no hit
+    assert result["users"] == 2
+    assert result["hit@2"] == pytest.approx(0.5)
+    assert result["precision@2"] == pytest.approx(0.25)
+    assert result["recall@2"] == pytest.approx(0.5)
+    assert result["mrr@2"] == pytest.approx(0.25)
+    assert result["ndcg@2"] == pytest.approx((1 / math.log2(3)) / 2)
+    assert result["map@2"] == pytest.approx(0.25)
+    assert result["f1@2"] == pytest.approx((2 * 0.5 * 1.0 / 1.5) / 2)
+    assert result["coverage@2"] == pytest.approx(4 / 5)
+
+    unmasked = evaluate_full_ranking(score, train, test, k=2)
+    # user 0 now ranks [4, 1]: no hit
+    assert unmasked["hit@2"] == 0.0
+
+
+def test_full_ranking_rejects_mismatched_universes() -> None:
+    train = _interactions([(0, 0, 1.0)], 1, 2)
+    test = _interactions([(0, 1, 1.0)], 1, 3)
+    with pytest.raises(InvalidInput):
+        evaluate_full_ranking(lambda u: np.zeros((len(u), 2)), train, test)
