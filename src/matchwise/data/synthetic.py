@@ -632,12 +632,12 @@ def generate_people(
     ideal = p["age"][i] + np.where(p["gender"][i] == 1, -1.5, 1.5)
     smoker = p["smokes"] != 0
     compat = (
-        1.0 * (p["cluster"][i] == p["cluster"][j])
-        + 0.45 * (np.minimum(_popcount(p["hobbies"][i] & p["hobbies"][j]), 4) - 0.8)
+        1.4 * (p["cluster"][i] == p["cluster"][j])
+        + 0.5 * (np.minimum(_popcount(p["hobbies"][i] & p["hobbies"][j]), 4) - 0.8)
         - 0.07 * np.abs(p["age"][j] - ideal)
         - 0.6 * np.minimum(dist / p["max_distance"][i], 3.0)
         - 0.5 * (smoker[i] != smoker[j])
-        + 0.8 * _pair_noise(i, j, seed)
+        + 1.6 * _pair_noise(i, j, seed)
     )
     selectivity = np.array([-1.0, 0.9, 0.0])[p["gender"][i]]
     base = selectivity - 0.7 * p["pickiness"][i] - 0.25 * p["attractiveness"][i]
