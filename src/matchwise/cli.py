@@ -316,6 +316,118 @@ def serve(
     )
 
 
+jobs_app = typer.Typer(
+    help="The job queue: enqueue and inspect background work.", no_args_is_help=True
+)
+app.add_typer(jobs_app, name="jobs")
+
+
+@app.command()
+def refresh(
+    user_id: Annotated[str | None, typer.Option("--user-id", help="only this user")] = None,
+    top_n: Annotated[int, typer.Option("--top-n", help="list length per user")] = 50,
+    skip_training: Annotated[
+        bool, typer.Option("--skip-training", help="use the active models as they are")
+    ] = True,
+    kind: Annotated[str | None, typer.Option(help="item or user")] = None,
+) -> None:
+    """Recompute the ranking cache for every active user, or one (seed 004's refresh)."""
+    from rich.progress import Progress
+
+    from matchwise.refresh import refresh_users
+
+    if kind not in (None, "item", "user"):
+        raise InvalidInput(f"--kind must be 'item' or 'user', not {kind!r}")
+    runtime = _runtime()
+    if not skip_training:
+        from matchwise.training import retrain
+
+        console.print(retrain(runtime))
+    users = [user_id] if user_id else None
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("refreshing", total=None)
+        stats = refresh_users(
+            runtime, users, top_n=top_n, kind=kind, progress=lambda: bar.advance(task)
+        )
+    console.print(
+        f"[green]refreshed[/green] {stats['users']:,} users, {stats['rows']:,} cached rows"
+    )
+
+
+@app.command()
+def worker(
+    lease_seconds: Annotated[float, typer.Option(help="lease length; renewed while running")] = 60,
+    poll_seconds: Annotated[float, typer.Option(help="sleep when the queue is empty")] = 1.0,
+    backoff_seconds: Annotated[float, typer.Option(help="first retry delay, then doubled")] = 30,
+    max_jobs: Annotated[int | None, typer.Option(help="stop after this many jobs")] = None,
+    until_idle: Annotated[bool, typer.Option(help="stop when the queue is empty")] = False,
+) -> None:
+    """Run queued jobs (retrain, refresh_user, retention) until stopped."""
+    import signal
+
+    from matchwise.jobs import Worker, load_plugins
+
+    load_plugins()
+    runtime = _runtime()
+    w = Worker(runtime, lease_seconds=lease_seconds, poll_seconds=poll_seconds,
+               backoff_seconds=backoff_seconds)  # fmt: skip
+    signal.signal(signal.SIGTERM, lambda *_: w.stop())
+    console.print(f"worker {w.worker_id} started")
+    try:
+        done = w.run(max_jobs=max_jobs, until_idle=until_idle)
+    except KeyboardInterrupt:
+        done = 0
+    console.print(f"worker {w.worker_id} stopped after {done} jobs")
+
+
+@jobs_app.command("enqueue")
+def jobs_enqueue(
+    kind: Annotated[str, typer.Argument(help="retrain, refresh_user or retention")],
+    user_id: Annotated[str | None, typer.Option("--user-id", help="for refresh_user")] = None,
+    top_n: Annotated[int, typer.Option("--top-n")] = 50,
+) -> None:
+    """Queue a job; a second retrain is not queued while one is queued or running."""
+    from matchwise.jobs import HANDLERS, enqueue, load_plugins
+
+    load_plugins()
+    if kind not in HANDLERS:
+        raise InvalidInput(f"unknown job type {kind!r}; known: {', '.join(sorted(HANDLERS))}")
+    if kind == "refresh_user" and not user_id:
+        raise InvalidInput("refresh_user needs --user-id")
+    payload: dict[str, Any] = {"top_n": top_n}
+    if user_id:
+        payload["user_id"] = user_id
+    key = f"{kind}:{user_id}" if user_id else kind
+    runtime = _runtime()
+    with runtime.session() as session:
+        job, created = enqueue(session, kind, payload, dedupe_key=key)
+        job_id = job.id
+    word = "queued" if created else "already queued or running"
+    console.print(f"job {job_id} ({kind}) {word}")
+
+
+@jobs_app.command("list")
+def jobs_list(
+    status: Annotated[str | None, typer.Option(help="queued, running, done or failed")] = None,
+    limit: Annotated[int, typer.Option(help="how many")] = 30,
+) -> None:
+    """Recent jobs with their status, attempts and last error."""
+    from matchwise.jobs import list_jobs
+
+    runtime = _runtime()
+    with runtime.session() as session:
+        rows = list_jobs(session, status=status, limit=limit)
+    table = Table(title="jobs")
+    for col in ("id", "type", "status", "attempts", "created", "worker", "last error"):
+        table.add_column(col)
+    for j in rows:
+        error = (j.last_error or "").splitlines()[0][:60] if j.last_error else ""
+        created = j.created_at.strftime("%Y-%m-%d %H:%M:%S")
+        attempts = f"{j.attempts}/{j.max_attempts}"
+        table.add_row(str(j.id), j.job_type, j.status, attempts, created, j.locked_by or "", error)
+    console.print(table)
+
+
 @app.command()
 def demo(
     size: Annotated[str, typer.Option(help="small, medium or large")] = "small",

@@ -13,10 +13,12 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from matchwise.actions import DECIDED_ACTIONS, LIKE_ACTIONS
 from matchwise.db import queries
+from matchwise.db.tables import Recommendation as CachedRow
 from matchwise.errors import InvalidInput
 from matchwise.features.compatibility import (
     ProfileArrays,
@@ -68,8 +70,13 @@ def recommend(
     filters: RecommendFilters | None = None,
     kind: Kind | None = None,
     now: datetime | None = None,
+    use_cache: bool | None = None,
 ) -> RecommendationList:
-    """Ranked candidates for ``user_id``; raises NotFound for an unknown user."""
+    """Ranked candidates for ``user_id``; raises NotFound for an unknown user.
+
+    Serves the per-user cache when enabled, fresh (younger than
+    ``cache_max_age_seconds``) and the request has no filters; computes live otherwise.
+    """
     limit = limit or settings.default_top_n
     if limit < 1 or limit > 1000:
         raise InvalidInput("limit must be between 1 and 1000")
@@ -77,6 +84,12 @@ def recommend(
     now = now or datetime.now(UTC)
     kind = kind or ("user" if settings.domain == "people" else "item")
     queries.get_user(session, user_id)
+    if use_cache is None:
+        use_cache = settings.use_cache
+    if use_cache and filters == RecommendFilters():
+        cached = read_cache(session, user_id, limit, kind, settings.cache_max_age_seconds, now)
+        if cached is not None:
+            return cached
     if kind == "user":
         recs = heuristic_people(session, user_id, limit, filters)
     else:
@@ -87,6 +100,39 @@ def recommend(
         model_version=HEURISTIC_VERSION,
         generated_at=now,
         recommendations=recs,
+    )
+
+
+def read_cache(
+    session: Session, user_id: str, limit: int, kind: Kind, max_age_seconds: int, now: datetime
+) -> RecommendationList | None:
+    """The cached list when it exists, is fresh and can fill ``limit``; None otherwise."""
+    rows = session.scalars(
+        select(CachedRow)
+        .where(CachedRow.user_id == user_id, CachedRow.candidate_kind == kind)
+        .order_by(CachedRow.rank)
+        .limit(limit)
+    ).all()
+    if not rows:
+        return None
+    generated = rows[0].generated_at
+    if (now - generated).total_seconds() > max_age_seconds:
+        return None
+    return RecommendationList(
+        user_id=user_id,
+        route="cache",
+        model_version=rows[0].model_version,
+        generated_at=generated,
+        recommendations=[
+            Recommendation(
+                candidate_id=r.candidate_id,
+                candidate_kind=r.candidate_kind,  # type: ignore[arg-type]
+                score=r.score,
+                rank=r.rank,
+                reason=r.reason or "",
+            )
+            for r in rows
+        ],
     )
 
 

@@ -53,7 +53,7 @@ def stable_event_ids(frame: pd.DataFrame, salt: str = "") -> pd.Series:
     if n == 0:
         return pd.Series([], dtype=object, index=frame.index)
     cols = ("user_id", "item_id", "target_user_id", "action", "occurred_at")
-    parts = pd.DataFrame({c: frame[c].to_numpy() for c in cols if c in frame.columns})
+    parts = pd.DataFrame({c: frame[c].reset_index(drop=True) for c in cols if c in frame.columns})
     parts["_row"] = np.arange(n, dtype=np.int64)
     h = pd.util.hash_pandas_object(parts, index=False).to_numpy(dtype=np.uint64)
     salt_h = pd.util.hash_array(np.array([salt], dtype=object))[0]

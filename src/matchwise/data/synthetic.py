@@ -202,7 +202,7 @@ _EVENT_ADJECTIVES = (
     "Late",
 )
 _EVENT_TEXTS = (
-    "Join us for a {adj} {cat} event in {city} all about {t0} and {t1}.",
+    "Join us in {city} for a {cat} event all about {t0} and {t1}.",
     "A relaxed gathering for people who love {t0}. Expect {t1} and good company.",
     "{city}'s {cat} crowd meets again: {t0}, {t1} and plenty of time to talk.",
     "Whether you are new to {t0} or an old hand, this {cat} event has something for you.",
@@ -214,7 +214,8 @@ _EVENT_EXTRAS = (
     "Hosted by local organisers.",
     "All levels welcome.",
 )
-_STARTUP_SYLLABLES = ("No", "va", "Qu", "ant", "Ly", "ra", "Zen", "ix", "Flo", "w", "Kai", "to")
+_STARTUP_PREFIXES = ("Nova", "Quant", "Lyra", "Zen", "Flow", "Kai", "Astra", "Bright", "Deep", "Open")
+_STARTUP_SUFFIXES = ("ly", "ify", "io", "labs", "works", "hub", "base", "stack")
 _STARTUP_STAGES = ("pre-seed", "seed", "series A", "series B")
 _STARTUP_ROLES = ("backend", "frontend", "data", "ml", "design", "product", "sales", "ops")
 _STARTUP_TEXTS = (
@@ -248,7 +249,7 @@ def _start(start: datetime | str | pd.Timestamp | None) -> pd.Timestamp:
 def _times(start: pd.Timestamp, day_offsets: np.ndarray) -> pd.Series:
     """Day offsets to UTC timestamps, truncated to whole seconds so they round-trip."""
     ns = np.round(day_offsets * 86_400).astype(np.int64) * 1_000_000_000
-    return pd.Series(pd.to_datetime(start.value + ns, utc=True))
+    return pd.Series((start.value + ns).astype("datetime64[ns]")).dt.tz_localize("UTC")
 
 
 def _popcount(x: np.ndarray) -> np.ndarray:
@@ -343,14 +344,14 @@ def _interactions_frame(
     frame = pd.DataFrame(
         {
             "event_id": pd.Series(np.empty(n, dtype=object), dtype=object),
-            "user_id": user_ids,
+            "user_id": pd.Series(user_ids, dtype=object),
             "item_id": pd.Series(none if item_ids is None else item_ids, dtype=object),
             "target_user_id": pd.Series(
                 none if target_user_ids is None else target_user_ids, dtype=object
             ),
-            "action": actions,
+            "action": pd.Series(actions, dtype=object),
             "value": np.full(n, np.nan),
-            "occurred_at": occurred_at.to_numpy(),
+            "occurred_at": occurred_at.reset_index(drop=True),
         }
     )
     frame["event_id"] = stable_event_ids(frame, salt=salt)
@@ -504,8 +505,8 @@ def _people_pairs(
     act_cum = np.cumsum(p["activity"])
     act_cum /= act_cum[-1]
 
-    keys_parts: list[np.ndarray] = []
-    level_parts: list[np.ndarray] = []
+    keys_parts: list[np.ndarray] = [np.zeros(0, dtype=np.int64)]
+    level_parts: list[np.ndarray] = [np.zeros(0, dtype=np.int8)]
     have = 0
     seen = np.zeros(0, dtype=np.int64)
     accept_rate = 0.3
@@ -518,7 +519,7 @@ def _people_pairs(
             i = np.minimum(np.searchsorted(act_cum, rng.random(size)), n - 1)
             if level == 3:
                 j = rng.integers(0, n, size)
-            elif level == 2 or level == 1 and rng.random() < 0.5:
+            elif level == 2 or (level == 1 and rng.random() < 0.5):
                 j = _sample_in_groups(rng, p["city"][i], c_members, c_bounds)
             else:
                 sought = ((p["seek"][i][:, None] >> np.arange(3)) & 1) * group_size[p["city"][i]]
@@ -629,6 +630,7 @@ def generate_people(
 
     i, j, level = _people_pairs(rng, p, n_swipes)
     dist = _haversine(p["lat"][i], p["lon"][i], p["lat"][j], p["lon"][j])
+    mutual = _prefers(p, i, j, dist) & _prefers(p, j, i, dist)
     ideal = p["age"][i] + np.where(p["gender"][i] == 1, -1.5, 1.5)
     smoker = p["smokes"] != 0
     compat = (
@@ -637,12 +639,12 @@ def generate_people(
         - 0.07 * np.abs(p["age"][j] - ideal)
         - 0.6 * np.minimum(dist / p["max_distance"][i], 3.0)
         - 0.5 * (smoker[i] != smoker[j])
-        + 1.6 * _pair_noise(i, j, seed)
+        + 2.0 * _pair_noise(i, j, seed)
     )
     selectivity = np.array([-1.0, 0.9, 0.0])[p["gender"][i]]
-    base = selectivity - 0.7 * p["pickiness"][i] - 0.25 * p["attractiveness"][i]
+    base = selectivity - 0.7 * p["pickiness"][i] - 0.1 * p["attractiveness"][i]
     utility = base + 1.4 * p["attractiveness"][j] + compat
-    noise = rng.logistic(0.0, 0.7, len(i))
+    noise = rng.logistic(0.0, 0.5, len(i))
     liked = utility + noise > 0
     superliked = liked & (utility + noise > 3.2) & (rng.random(len(i)) < 0.6)
     actions = np.where(superliked, "superlike", np.where(liked, "like", "pass")).astype(object)
@@ -651,6 +653,7 @@ def generate_people(
     day = first + rng.random(len(i)) * (days - first)
     order = np.lexsort((np.arange(len(i)), day))
     i, j, day, actions, level = i[order], j[order], day[order], actions[order], level[order]
+    mutual = mutual[order]
     interactions = _interactions_frame(
         ids[i], actions, _times(t0, day), salt=f"people:{seed}", target_user_ids=ids[j]
     )
@@ -674,7 +677,7 @@ def generate_people(
         "truth": {"users": truth},
         "stats": {
             "like_rate": float(np.isin(actions, ["like", "superlike"]).mean()) if len(i) else 0.0,
-            "mutual_preference_share": float((level == 0).mean()) if len(i) else 1.0,
+            "mutual_preference_share": float(mutual.mean()) if len(i) else 1.0,
             "relaxed_swipes": int((level > 0).sum()),
         },
     }
@@ -718,11 +721,13 @@ def _item_texts(
     titles, texts, attrs = [], [], []
     for k in range(n):
         cat = cats[category[k]]
-        t = tags[k] + ["people", "ideas"]
+        t = tags[k] + [cats[category[k]], "new friends"]
         where = city_names[city[k]]
         if kind == "startup":
-            syl = _STARTUP_SYLLABLES
-            name = syl[r[k, 0] % len(syl)] + syl[r[k, 1] % len(syl)].lower() + str(k % 97)
+            name = (
+                _STARTUP_PREFIXES[r[k, 0] % len(_STARTUP_PREFIXES)]
+                + _STARTUP_SUFFIXES[r[k, 1] % len(_STARTUP_SUFFIXES)]
+            )
             stage = _STARTUP_STAGES[r[k, 2] % len(_STARTUP_STAGES)]
             titles.append(f"{name}: {t[0]} for {cat}")
             texts.append(
@@ -798,14 +803,20 @@ def generate_items(
 
     # items: category, tags tied to it, city, owner, life window and Zipf popularity
     category = rng.integers(0, n_cats, n_items)
-    n_tags = rng.integers(2, 5, n_items)
-    item_mask = np.zeros(n_items, dtype=np.uint64)
-    for slot in range(4):
-        own = rng.random(n_items) < 0.8
-        c = np.where(own, category, rng.integers(0, n_cats, n_items))
-        tag = c * per_cat + rng.integers(0, per_cat, n_items)
-        bit = np.left_shift(np.uint64(1), tag.astype(np.uint64))
-        item_mask |= np.where(slot < n_tags, bit, np.uint64(0))
+    # 1-3 distinct tags of the item's own category first, then maybe one from elsewhere
+    n_own = rng.integers(1, 4, n_items)
+    own_pick = rng.random((n_items, per_cat)).argsort(axis=1)[:, :3] + (category * per_cat)[:, None]
+    cross = rng.integers(0, len(vocabulary), n_items)
+    has_cross = (rng.random(n_items) < 0.4) | (n_own == 1)
+    has_cross &= cross // per_cat != category
+    item_tag_idx = [
+        own_pick[k, : n_own[k]].tolist() + ([int(cross[k])] if has_cross[k] else [])
+        for k in range(n_items)
+    ]
+    item_mask = np.array(
+        [sum(1 << t for t in tags) for tags in item_tag_idx], dtype=np.uint64
+    )
+    item_tags = [[vocabulary[t] for t in tags] for tags in item_tag_idx]
     item_city = _categorical(rng, city_sizes, n_items)
     n_owners = n_owners or max(1, n_items // 5)
     owner = rng.zipf(1.6, n_items) % n_owners
@@ -920,7 +931,7 @@ def generate_items(
     impression = rng.random(n_exp) < 0.12
     click = stage(0.8)
     keep_act = stage(2.2) & click  # favorite (events) / interest (startups)
-    commit = stage(2.6) & click  # register (events) / apply (startups)
+    commit = stage(2.4) & click  # register (events) / apply (startups)
     share = stage(3.4) & (commit | keep_act) & (rng.random(n_exp) < 0.5)
     dislike = ~click & (utility + rng.logistic(0.0, 0.8, n_exp) < -1.5) & (rng.random(n_exp) < 0.5)
     unregister = commit & (rng.random(n_exp) < 0.07) & (not startup)
@@ -982,7 +993,6 @@ def generate_items(
             ],
         }
     )
-    item_tags = _mask_lists(item_mask, vocabulary)
     titles, texts, attrs = _item_texts(rng, kind, cats, category, item_city, item_tags, remote)
     items = pd.DataFrame(
         {

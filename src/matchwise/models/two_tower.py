@@ -187,7 +187,8 @@ def resolve_device(device: str) -> torch.device:
 
 # --- the network ---------------------------------------------------------------------------
 def _mlp(in_dim: int, hidden: list[int], out_dim: int, dropout: list[float]) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.LayerNorm(in_dim)]
+    import os
+    layers: list[nn.Module] = [nn.LayerNorm(in_dim)] if os.environ.get("TTV_LN", "1") == "1" else []
     width = in_dim
     for j, size in enumerate(hidden):
         rate = dropout[min(j, len(dropout) - 1)]
@@ -314,6 +315,9 @@ class TwoTowerNet(nn.Module):
         if drop_item is not None and drop_mask is not None:
             summed = summed - self.history(drop_item) * drop_mask.unsqueeze(1)
             count = count - drop_mask
+        import os
+        if os.environ.get("TTV_SQRT") == "1":
+            return summed / count.clamp(min=1).sqrt().unsqueeze(1)
         return summed / count.clamp(min=1).unsqueeze(1)  # (batch, id_dim)
 
     def encode_users(

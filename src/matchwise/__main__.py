@@ -1,0 +1,5 @@
+"""``python -m matchwise`` runs the CLI."""
+
+from matchwise.cli import main
+
+main()

@@ -1,0 +1,17 @@
+"""Built-in job types: retrain, refresh_user, retention."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from matchwise.jobs import JobContext, job_type
+
+
+@job_type("refresh_user")
+def refresh_user(ctx: JobContext) -> dict[str, Any]:
+    """Recompute one user's cached recommendations with the active models."""
+    from matchwise.refresh import refresh_users
+
+    user_id = ctx.payload.get("user_id")
+    top_n = int(ctx.payload.get("top_n", ctx.runtime.settings.default_top_n))
+    return refresh_users(ctx.runtime, [user_id] if user_id else None, top_n=top_n)

@@ -1,0 +1,305 @@
+"""A DB-backed job queue and its worker.
+
+On PostgreSQL several workers claim jobs with ``SELECT … FOR UPDATE SKIP LOCKED``; on
+SQLite one worker at a time (the claim is still a compare-and-set, so a second worker
+is harmless). A claimed job holds a lease that its worker extends while it runs; a job
+whose worker died is claimed again once the lease expires. Failures are recorded and
+retried with exponential backoff up to ``max_attempts``. Enqueue with a ``dedupe_key``
+is idempotent: no second job while one with that key is queued or running.
+
+Job types are functions registered with :func:`job_type`; applications can add their
+own by listing modules in ``MATCHWISE_JOB_PLUGINS`` (imported by the worker).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from matchwise.db.tables import Job, utcnow
+from matchwise.errors import InvalidInput, NotFound
+from matchwise.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+
+
+@dataclass
+class JobContext:
+    """What a handler gets: the runtime, the job's id, payload and attempt number."""
+
+    runtime: Runtime
+    job_id: int
+    payload: dict[str, Any]
+    attempt: int
+    worker_id: str
+
+
+Handler = Callable[[JobContext], dict[str, Any] | None]
+HANDLERS: dict[str, Handler] = {}
+
+
+def job_type(name: str) -> Callable[[Handler], Handler]:
+    """Register a handler for jobs of type ``name``."""
+
+    def register(fn: Handler) -> Handler:
+        HANDLERS[name] = fn
+        return fn
+
+    return register
+
+
+def load_plugins() -> None:
+    """Import built-in handlers and any modules named in ``MATCHWISE_JOB_PLUGINS``."""
+    importlib.import_module("matchwise.job_handlers")
+    for name in filter(None, os.environ.get("MATCHWISE_JOB_PLUGINS", "").split(",")):
+        importlib.import_module(name.strip())
+
+
+# --- queue operations -----------------------------------------------------------------
+
+
+def enqueue(
+    session: Session,
+    kind: str,
+    payload: dict[str, Any] | None = None,
+    dedupe_key: str | None = None,
+    run_after: datetime | None = None,
+    max_attempts: int = 3,
+) -> tuple[Job, bool]:
+    """Queue a job; returns ``(job, created)``. With ``dedupe_key``, an open job with the
+    same key is returned instead of a second one (race-safe through a unique index)."""
+    if not kind or len(kind) > 50:
+        raise InvalidInput("job type must be 1-50 characters")
+    if dedupe_key:
+        existing = _open_with_key(session, dedupe_key)
+        if existing is not None:
+            return existing, False
+    job = Job(
+        job_type=kind,
+        payload=payload or {},
+        dedupe_key=dedupe_key,
+        status=QUEUED,
+        max_attempts=max_attempts,
+        run_after=run_after or utcnow(),
+    )
+    try:
+        with session.begin_nested():
+            session.add(job)
+            session.flush()
+    except IntegrityError:
+        existing = _open_with_key(session, dedupe_key or "")
+        if existing is None:
+            raise
+        return existing, False
+    return job, True
+
+
+def _open_with_key(session: Session, key: str) -> Job | None:
+    return session.scalar(
+        select(Job).where(Job.dedupe_key == key, Job.status.in_([QUEUED, RUNNING])).limit(1)
+    )
+
+
+def claim(
+    session: Session,
+    worker_id: str,
+    lease_seconds: float = 60.0,
+    kinds: list[str] | None = None,
+    now: datetime | None = None,
+) -> Job | None:
+    """Take the oldest runnable job: queued and due, or running with an expired lease."""
+    now = now or utcnow()
+    runnable = or_(
+        and_(Job.status == QUEUED, Job.run_after <= now),
+        and_(Job.status == RUNNING, Job.lease_expires_at < now),
+    )
+    stmt = select(Job.id).where(runnable).order_by(Job.run_after, Job.id).limit(1)
+    if kinds:
+        stmt = stmt.where(Job.job_type.in_(kinds))
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    job_id = session.scalar(stmt)
+    if job_id is None:
+        return None
+    claimed = session.execute(
+        update(Job)
+        .where(Job.id == job_id, runnable)
+        .values(
+            status=RUNNING,
+            locked_by=worker_id,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            attempts=Job.attempts + 1,
+            updated_at=now,
+        )
+        .returning(Job.id)
+    ).first()
+    if claimed is None:  # another worker won the compare-and-set
+        return None
+    session.flush()
+    job = session.get(Job, job_id, populate_existing=True)
+    return job
+
+
+def extend_lease(session: Session, job_id: int, worker_id: str, lease_seconds: float) -> bool:
+    """Heartbeat; False if the job is no longer ours (lease lost to another worker)."""
+    row = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.locked_by == worker_id, Job.status == RUNNING)
+        .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+        .returning(Job.id)
+    ).first()
+    return row is not None
+
+
+def complete(session: Session, job_id: int, worker_id: str, result: dict[str, Any] | None) -> bool:
+    """Mark done, only if this worker still holds the job."""
+    now = utcnow()
+    row = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.locked_by == worker_id, Job.status == RUNNING)
+        .values(status=DONE, result=result or {}, finished_at=now, updated_at=now)
+        .returning(Job.id)
+    ).first()
+    return row is not None
+
+
+def fail(
+    session: Session,
+    job_id: int,
+    worker_id: str,
+    error: str,
+    backoff_seconds: float = 30.0,
+) -> str | None:
+    """Record the error; retry later with exponential backoff, or fail for good."""
+    job = session.get(Job, job_id, populate_existing=True)
+    if job is None or job.locked_by != worker_id or job.status != RUNNING:
+        return None
+    now = utcnow()
+    job.last_error = error[-4000:]
+    job.updated_at = now
+    if job.attempts >= job.max_attempts:
+        job.status = FAILED
+        job.finished_at = now
+    else:
+        job.status = QUEUED
+        job.run_after = now + timedelta(seconds=backoff_seconds * 2 ** (job.attempts - 1))
+        job.locked_by = None
+        job.lease_expires_at = None
+    return job.status
+
+
+def list_jobs(session: Session, status: str | None = None, limit: int = 50) -> list[Job]:
+    stmt = select(Job).order_by(Job.id.desc()).limit(limit)
+    if status:
+        stmt = stmt.where(Job.status == status)
+    return list(session.scalars(stmt))
+
+
+def get_job(session: Session, job_id: int) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id}")
+    return job
+
+
+# --- the worker -----------------------------------------------------------------------
+
+
+@dataclass
+class Worker:
+    """Claims and runs jobs until stopped; extends its lease from a heartbeat thread."""
+
+    runtime: Runtime
+    lease_seconds: float = 60.0
+    poll_seconds: float = 1.0
+    backoff_seconds: float = 30.0
+    kinds: list[str] | None = None
+    worker_id: str = field(
+        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    )
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run_once(self) -> Job | None:
+        """Claim and run at most one job; returns it (reloaded) or None when idle."""
+        with self.runtime.session() as session:
+            job = claim(session, self.worker_id, self.lease_seconds, self.kinds)
+            if job is None:
+                return None
+            job_id, kind, payload, attempt = job.id, job.job_type, dict(job.payload), job.attempts
+        log.info("job %s (%s) attempt %s claimed by %s", job_id, kind, attempt, self.worker_id)
+        beat = threading.Event()
+        heart = threading.Thread(target=self._heartbeat, args=(job_id, beat), daemon=True)
+        heart.start()
+        try:
+            handler = HANDLERS.get(kind)
+            if handler is None:
+                raise InvalidInput(f"no handler for job type {kind!r}")
+            ctx = JobContext(self.runtime, job_id, payload, attempt, self.worker_id)
+            result = handler(ctx)
+        except Exception as exc:
+            beat.set()
+            heart.join()
+            message = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}"
+            log.warning("job %s failed: %s", job_id, exc)
+            with self.runtime.session() as session:
+                fail(session, job_id, self.worker_id, message, self.backoff_seconds)
+        else:
+            beat.set()
+            heart.join()
+            with self.runtime.session() as session:
+                if not complete(session, job_id, self.worker_id, result):
+                    log.warning("job %s finished but its lease was lost", job_id)
+        with self.runtime.session() as session:
+            return session.get(Job, job_id)
+
+    def _heartbeat(self, job_id: int, done: threading.Event) -> None:
+        interval = max(self.lease_seconds / 3.0, 0.05)
+        while not done.wait(interval):
+            try:
+                with self.runtime.session() as session:
+                    if not extend_lease(session, job_id, self.worker_id, self.lease_seconds):
+                        return
+            except Exception:  # a missed heartbeat only shortens the lease
+                log.exception("heartbeat for job %s failed", job_id)
+
+    def run(self, max_jobs: int | None = None, until_idle: bool = False) -> int:
+        """Loop until stopped, ``max_jobs`` done, or (``until_idle``) the queue is empty."""
+        done = 0
+        while not self._stop.is_set() and (max_jobs is None or done < max_jobs):
+            job = self.run_once()
+            if job is None:
+                if until_idle:
+                    break
+                self._stop.wait(self.poll_seconds)
+                continue
+            done += 1
+        return done
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    """Poll ``predicate`` until true or ``timeout`` seconds pass (for tests and scripts)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()

@@ -1,0 +1,72 @@
+"""Batch scoring into the per-user ranking cache (seed 004's recompute/refresh).
+
+Each user's list is replaced in one transaction (delete + insert), so a reader sees
+either the old list or the new one, never half of either.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from matchwise.db import queries
+from matchwise.db.tables import Recommendation, User
+from matchwise.recommend import RecommendationList, recommend
+from matchwise.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def write_cache(session: Session, result: RecommendationList) -> int:
+    """Replace ``result.user_id``'s cached list with ``result`` (inside the caller's txn)."""
+    session.execute(delete(Recommendation).where(Recommendation.user_id == result.user_id))
+    rows = [
+        {
+            "user_id": result.user_id,
+            "candidate_id": r.candidate_id,
+            "candidate_kind": r.candidate_kind,
+            "score": r.score,
+            "rank": r.rank,
+            "model_version": result.model_version,
+            "route": result.route,
+            "reason": r.reason[:300],
+            "generated_at": result.generated_at,
+        }
+        for r in result.recommendations
+    ]
+    if rows:
+        session.execute(insert(Recommendation), rows)
+    return len(rows)
+
+
+def refresh_users(
+    runtime: Runtime,
+    user_ids: Sequence[str] | None = None,
+    top_n: int = 50,
+    kind: str | None = None,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Recompute the cache for ``user_ids`` (all active users when None)."""
+    settings = runtime.settings
+    with runtime.session() as session:
+        if user_ids is None:
+            user_ids = list(session.scalars(select(User.id).where(User.active.is_(True))))
+        else:
+            for user_id in user_ids:
+                queries.get_user(session, user_id)
+    written = 0
+    now = datetime.now(UTC)
+    for user_id in user_ids:
+        with runtime.session() as session:
+            result = recommend(
+                session, settings, user_id, limit=top_n, kind=kind, use_cache=False, now=now
+            )
+            written += write_cache(session, result)
+        if progress is not None:
+            progress()
+    return {"users": len(user_ids), "rows": written, "generated_at": now.isoformat()}

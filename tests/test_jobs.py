@@ -1,0 +1,146 @@
+"""The job queue: idempotent enqueue, retries with backoff, leases that survive SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from matchwise import jobs
+from matchwise.db.tables import AuditLog, Job, utcnow
+from matchwise.runtime import Runtime
+from tests.utils import job_plugin  # noqa: F401  (registers the test job types)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_enqueue_is_idempotent_while_open(runtime: Runtime) -> None:
+    with runtime.session() as s:
+        first, created = jobs.enqueue(s, "retrain", dedupe_key="retrain")
+        again, created_again = jobs.enqueue(s, "retrain", dedupe_key="retrain")
+    assert created and not created_again and again.id == first.id
+    with runtime.session() as s:
+        job = jobs.claim(s, "w1")
+        assert job is not None and job.id == first.id
+        _, created_running = jobs.enqueue(s, "retrain", dedupe_key="retrain")
+        assert not created_running  # running counts as open
+        jobs.complete(s, job.id, "w1", {})
+        _, created_after = jobs.enqueue(s, "retrain", dedupe_key="retrain")
+        assert created_after  # once done, a new one may be queued
+
+
+def test_failures_retry_with_backoff_then_fail(runtime: Runtime) -> None:
+    with runtime.session() as s:
+        job, _ = jobs.enqueue(s, "test_fail", max_attempts=3)
+    worker = jobs.Worker(runtime, backoff_seconds=10)
+    first = worker.run_once()
+    assert first.status == "queued" and first.attempts == 1
+    assert "boom on attempt 1" in first.last_error
+    delay = (first.run_after - utcnow()).total_seconds()
+    assert 5 < delay <= 10
+    assert worker.run_once() is None  # not due yet
+    for attempt in (2, 3):
+        with runtime.session() as s:
+            s.get(Job, job.id).run_after = utcnow() - timedelta(seconds=1)
+        done = worker.run_once()
+        assert done.attempts == attempt
+    assert done.status == "failed" and "boom on attempt 3" in done.last_error
+
+
+def test_expired_lease_is_reclaimed_but_live_one_is_not(runtime: Runtime) -> None:
+    with runtime.session() as s:
+        job, _ = jobs.enqueue(s, "test_sleep")
+    with runtime.session() as s:
+        assert jobs.claim(s, "dead-worker", lease_seconds=30).id == job.id
+    with runtime.session() as s:
+        assert jobs.claim(s, "other") is None  # lease still valid
+        later = utcnow() + timedelta(seconds=31)
+        reclaimed = jobs.claim(s, "other", now=later)
+        assert reclaimed.id == job.id and reclaimed.attempts == 2
+    with runtime.session() as s:
+        # the dead worker cannot complete a job it no longer holds
+        assert not jobs.complete(s, job.id, "dead-worker", {})
+        assert jobs.complete(s, job.id, "other", {})
+
+
+def _spawn_worker(db_url: str, lease: float) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env.update(
+        MATCHWISE_DATABASE_URL=db_url,
+        MATCHWISE_JOB_PLUGINS="tests.utils.job_plugin",
+        PYTHONPATH=str(ROOT),
+    )
+    env.pop("MATCHWISE_CONFIG", None)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "matchwise",
+            "worker",
+            "--lease-seconds",
+            str(lease),
+            "--poll-seconds",
+            "0.2",
+        ],  # fmt: skip
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def test_worker_killed_mid_job_is_finished_by_another(runtime: Runtime, db_url: str) -> None:
+    with runtime.session() as s:
+        job, _ = jobs.enqueue(s, "test_sleep", {"seconds": 3})
+
+    def status() -> tuple[str, str | None, int]:
+        with runtime.session() as s:
+            j = s.get(Job, job.id, populate_existing=True)
+            return j.status, j.locked_by, j.attempts
+
+    first = _spawn_worker(db_url, lease=1.5)
+    try:
+        assert jobs.wait_for(lambda: status()[0] == "running", timeout=60)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    finally:
+        first.kill()
+    assert status()[0] == "running"  # the dead worker left it claimed
+    second = _spawn_worker(db_url, lease=1.5)
+    try:
+        assert jobs.wait_for(lambda: status()[0] == "done", timeout=60), second.stderr
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=20)
+    final_status, holder, attempts = status()
+    assert attempts == 2
+    with runtime.session() as s:
+        effects = s.scalars(select(AuditLog).where(AuditLog.action == "test.done")).all()
+    assert len(effects) == 1 and effects[0].actor == holder
+
+
+@pytest.mark.postgres
+def test_two_workers_never_run_the_same_job_twice(pg_runtime: Runtime) -> None:
+    with pg_runtime.session() as s:
+        ids = [jobs.enqueue(s, "test_record")[0].id for _ in range(40)]
+    workers = [jobs.Worker(pg_runtime, poll_seconds=0.01) for _ in range(3)]
+    threads = [threading.Thread(target=w.run, kwargs={"until_idle": True}) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    with pg_runtime.session() as s:
+        runs = Counter(s.scalars(select(AuditLog.target).where(AuditLog.action == "test.run")))
+        statuses = {j.status for j in s.scalars(select(Job))}
+        workers_used = {a for a in s.scalars(select(AuditLog.actor))}
+    assert runs == Counter({f"job-{i}": 1 for i in ids})
+    assert statuses == {"done"}
+    assert len(workers_used) >= 2
