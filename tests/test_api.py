@@ -8,14 +8,23 @@ import pytest
 from fastapi.testclient import TestClient
 
 from matchwise.api import create_app
+from matchwise.auth import create_key
 from matchwise.runtime import Runtime
 from tests.utils.factories import items_fixture, people_fixture
 
 
 @pytest.fixture
-def client(runtime: Runtime) -> Iterator[TestClient]:
+def admin_key(runtime: Runtime) -> str:
+    with runtime.session() as s:
+        key, _ = create_key(s, "admin", name="tests")
+    return key
+
+
+@pytest.fixture
+def client(runtime: Runtime, admin_key: str) -> Iterator[TestClient]:
     app = create_app(runtime=runtime)
     with TestClient(app, raise_server_exceptions=False) as c:
+        c.headers["Authorization"] = f"Bearer {admin_key}"
         yield c
 
 

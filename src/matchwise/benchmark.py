@@ -23,6 +23,7 @@ import argparse
 import itertools
 import json
 import logging
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -308,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.path, args.protocol, args.k, models, progress=args.progress, seed=args.seed
     )
     elapsed = time.perf_counter() - started
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)
     console.print(render_table(result))
     console.print(f"total {elapsed:.1f}s")
     if args.out:

@@ -428,6 +428,55 @@ def jobs_list(
     console.print(table)
 
 
+keys_app = typer.Typer(help="API keys with scopes ingest, read, admin.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    scope: Annotated[str, typer.Option(help="ingest, read or admin (admin implies the others)")],
+    name: Annotated[str | None, typer.Option(help="a label for the key")] = None,
+) -> None:
+    """Create a key; it is printed once and stored only as a hash."""
+    from matchwise.auth import create_key
+
+    runtime = _runtime()
+    with runtime.session() as session:
+        key, row = create_key(session, scope, name=name)
+        key_id = row.id
+    console.print(f"key id {key_id} (scope {scope}); keep the key, it is not shown again:")
+    sys.stdout.write(key + "\n")
+
+
+@keys_app.command("revoke")
+def keys_revoke(ident: Annotated[str, typer.Argument(help="key id or the key itself")]) -> None:
+    """Revoke a key (takes effect on running servers within 30 s)."""
+    from matchwise.auth import revoke_key
+
+    runtime = _runtime()
+    with runtime.session() as session:
+        row = revoke_key(session, ident)
+        key_id = row.id
+    console.print(f"[green]revoked[/green] key {key_id}")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Keys with scope and state (never the keys themselves)."""
+    from matchwise.auth import list_keys
+
+    runtime = _runtime()
+    with runtime.session() as session:
+        rows = list_keys(session)
+    table = Table(title="API keys")
+    for col in ("id", "scope", "name", "created", "revoked"):
+        table.add_column(col)
+    for r in rows:
+        revoked = r.revoked_at.strftime("%Y-%m-%d %H:%M") if r.revoked_at else ""
+        table.add_row(r.id, r.scope, r.name or "", r.created_at.strftime("%Y-%m-%d %H:%M"), revoked)
+    console.print(table)
+
+
 @app.command()
 def demo(
     size: Annotated[str, typer.Option(help="small, medium or large")] = "small",

@@ -97,7 +97,9 @@ class Settings(BaseSettings):
         default="matchwise-development-secret",
         description="HMAC key for hashed ids in analytics exports and training snapshots.",
     )
-    auth_enabled: bool = Field(default=False, description="Require API keys on every route.")
+    auth_enabled: bool = Field(
+        default=True, description="Require API keys (except /healthz and the docs)."
+    )
     max_batch_size: int = Field(default=10_000, ge=1)
     seed: int = 42
 

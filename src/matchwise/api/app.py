@@ -12,7 +12,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from matchwise import __version__
 from matchwise.api.errors import install_error_handlers
-from matchwise.api.routes import router
+from matchwise.api.routes import admin_router, ingest_router, read_router, router
+from matchwise.auth import KeyCache
 from matchwise.runtime import Runtime
 from matchwise.settings import Settings, load_settings
 
@@ -91,7 +92,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     )
     app.state.runtime = runtime
     install_error_handlers(app)
-    app.include_router(router)
+    app.state.key_cache = KeyCache()
+    for part in (router, ingest_router, read_router, admin_router):
+        app.include_router(part)
     app.add_middleware(BodyLimit)
     return app
 

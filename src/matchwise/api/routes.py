@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from matchwise import ingest, recommend
-from matchwise.api.deps import RuntimeDep, SessionDep
+from matchwise.api.deps import AdminScope, IngestScope, ReadScope, RuntimeDep, SessionDep
 from matchwise.schemas import (
     ErrorOut,
     EventBatch,
@@ -21,12 +21,17 @@ from matchwise.schemas import (
     UserBatch,
 )
 
-ERRORS = {
+ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorOut, "description": "No API key, or an invalid one"},
+    403: {"model": ErrorOut, "description": "The key's scope does not allow this route"},
     404: {"model": ErrorOut, "description": "A user or item named in the request is unknown"},
     422: {"model": ErrorOut, "description": "The request is invalid; the message says where"},
 }
 
 router = APIRouter()
+ingest_router = APIRouter(dependencies=[IngestScope], responses=ERRORS, tags=["ingest"])
+read_router = APIRouter(dependencies=[ReadScope], responses=ERRORS, tags=["serve"])
+admin_router = APIRouter(dependencies=[AdminScope], responses=ERRORS, tags=["admin"])
 
 
 @router.get("/healthz", tags=["ops"])
@@ -35,25 +40,25 @@ def healthz(runtime: RuntimeDep) -> dict[str, str]:
     return {"status": "ok", "revision": runtime.revision() or "none"}
 
 
-@router.post("/v1/users", response_model=UpsertResult, responses=ERRORS, tags=["ingest"])
+@ingest_router.post("/v1/users", response_model=UpsertResult)
 def post_users(batch: UserBatch, session: SessionDep) -> UpsertResult:
     """Insert or update a batch of profiles (one transaction)."""
     return ingest.upsert_users(session, batch.users)
 
 
-@router.post("/v1/items", response_model=UpsertResult, responses=ERRORS, tags=["ingest"])
+@ingest_router.post("/v1/items", response_model=UpsertResult)
 def post_items(batch: ItemBatch, session: SessionDep) -> UpsertResult:
     """Insert or update a batch of items (one transaction)."""
     return ingest.upsert_items(session, batch.items)
 
 
-@router.post("/v1/events", response_model=IngestResult, responses=ERRORS, tags=["ingest"])
+@ingest_router.post("/v1/events", response_model=IngestResult)
 def post_events(batch: EventBatch, session: SessionDep, runtime: RuntimeDep) -> IngestResult:
     """Record a batch of events; retried events (same event_id) are not counted twice."""
     return ingest.ingest_events(session, batch.events, runtime.settings.action_table)
 
 
-@router.post("/v1/interactions", response_model=InteractionOut, responses=ERRORS, tags=["ingest"])
+@ingest_router.post("/v1/interactions", response_model=InteractionOut)
 def post_interaction(
     interaction: InteractionIn, session: SessionDep, runtime: RuntimeDep
 ) -> InteractionOut:
@@ -61,9 +66,7 @@ def post_interaction(
     return ingest.record_interaction(session, interaction, runtime.settings)
 
 
-@router.get(
-    "/v1/recommendations", response_model=RecommendationsOut, responses=ERRORS, tags=["serve"]
-)
+@read_router.get("/v1/recommendations", response_model=RecommendationsOut)
 def get_recommendations(
     session: SessionDep,
     runtime: RuntimeDep,

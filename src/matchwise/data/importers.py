@@ -74,9 +74,7 @@ def _file_kind(path: Path) -> str:
     if name.endswith(_CSV_SUFFIXES):
         return "csv"
     suffix = "".join(path.suffixes) or "(none)"
-    raise InvalidInput(
-        f"{path}: unknown file type {suffix!r}; use .csv, .tsv, .csv.gz or .parquet"
-    )
+    raise InvalidInput(f"{path}: unknown file type {suffix!r}; use .csv, .tsv, .csv.gz or .parquet")
 
 
 def _read_table(path: str | Path) -> tuple[pd.DataFrame, str, Path]:
@@ -157,36 +155,45 @@ def _ids(
 def _parse_times(
     series: pd.Series, path: Path, kind: str, column: str, unit: str | None
 ) -> pd.Series:
-    """ISO strings or epoch numbers (seconds/ms/us/ns, guessed from magnitude) to UTC."""
+    """ISO strings or epoch numbers (seconds/ms/us/ns, guessed from magnitude) to UTC.
+
+    Error positions use the series' index, which is the row position in the file.
+    """
     if unit is not None and unit not in _UNIT_SECONDS:
         raise InvalidInput(f"time_unit must be one of {', '.join(_UNIT_SECONDS)}, got {unit!r}")
+
+    def fail(pos: int, why: str) -> InvalidInput:
+        row = int(series.index[pos])
+        return InvalidInput(
+            f"{path}: unparseable time {series.iloc[pos]!r} in column {column!r} at "
+            f"{_where(kind, row)}: {why}"
+        )
+
     blank = _blank(series)
     if blank.any():
-        row = int(np.flatnonzero(blank)[0])
+        row = int(series.index[np.flatnonzero(blank)[0]])
         raise InvalidInput(f"{path}: empty time in column {column!r} at {_where(kind, row)}")
     if pd.api.types.is_datetime64_any_dtype(series):
         out = pd.to_datetime(series)
         return out.dt.tz_localize("UTC") if out.dt.tz is None else out.dt.tz_convert("UTC")
     numbers = pd.to_numeric(series, errors="coerce")
-    if len(series) and numbers.notna().all():
-        chosen = unit or _guess_unit(numbers.to_numpy(dtype=float))
-        seconds = numbers.to_numpy(dtype=float) * _UNIT_SECONDS[chosen]
-        ns = np.round(seconds * 1e9).astype(np.int64)
-        return pd.Series(pd.to_datetime(ns, utc=True), index=series.index)
-    if unit is not None:
-        row = int(np.flatnonzero(numbers.isna().to_numpy())[0])
-        raise InvalidInput(
-            f"{path}: unparseable time {series.iloc[row]!r} in column {column!r} at "
-            f"{_where(kind, row)}: time_unit={unit!r} expects epoch numbers"
-        )
-    text = series.astype(str).str.strip()
-    out = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
-    if out.isna().any():
-        row = int(np.flatnonzero(out.isna().to_numpy())[0])
-        raise InvalidInput(
-            f"{path}: unparseable time {text.iloc[row]!r} in column {column!r} at "
-            f"{_where(kind, row)}: use ISO 8601 (2024-05-01T12:00:00Z) or epoch seconds/ms"
-        )
+    is_num = numbers.notna().to_numpy()
+    if unit is not None and not is_num.all():
+        raise fail(int(np.flatnonzero(~is_num)[0]), f"time_unit={unit!r} expects epoch numbers")
+    out = pd.Series(pd.NaT, index=series.index, dtype="datetime64[ns, UTC]")
+    if is_num.any():
+        values = numbers.to_numpy(dtype=float)[is_num]
+        chosen = unit or _guess_unit(values)
+        ns = np.round(values * _UNIT_SECONDS[chosen] * 1e9).astype(np.int64)
+        out[is_num] = pd.Series(ns.astype("datetime64[ns]")).dt.tz_localize("UTC").to_numpy()
+    if (~is_num).any():
+        text = series[~is_num].astype(str).str.strip()
+        parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+        bad = parsed.isna().to_numpy()
+        if bad.any():
+            pos = int(np.flatnonzero(~is_num)[np.flatnonzero(bad)[0]])
+            raise fail(pos, "use ISO 8601 (2024-05-01T12:00:00Z) or epoch seconds/ms")
+        out[~is_num] = parsed.to_numpy()
     return out
 
 
@@ -273,18 +280,20 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _attribute_column(series: pd.Series) -> pd.Series:
-    """Attribute values: numbers where a whole text column is numeric, else text."""
+def _attribute_column(series: pd.Series) -> list[Any]:
+    """Attribute values: numbers where a whole text column is numeric, else text; blanks None."""
     blank = _blank(series)
-    if series.dtype == object or pd.api.types.is_string_dtype(series):
-        filled = series[~blank]
-        numbers = pd.to_numeric(filled, errors="coerce")
-        if len(filled) and numbers.notna().all():
-            whole = (numbers == np.floor(numbers)).all()
-            series = pd.Series(None, index=series.index, dtype=object)
-            series[~blank] = numbers.astype("int64" if whole else float).astype(object)
-    out = series.astype(object).where(~pd.Series(blank, index=series.index), None)
-    return out.map(_plain)
+    values = [None if b else _plain(v) for v, b in zip(series.tolist(), blank, strict=True)]
+    filled = [v for v in values if v is not None]
+    if filled and all(isinstance(v, str) for v in filled):
+        numbers = pd.to_numeric(pd.Series(filled, dtype=object), errors="coerce")
+        if numbers.notna().all():
+            whole = bool((numbers == np.floor(numbers)).all())
+            convert = (lambda v: int(float(v))) if whole else (lambda v: float(v))
+            values = [None if v is None else convert(v) for v in values]
+    elif filled:
+        values = [None if v is None else (v.strip() if isinstance(v, str) else v) for v in values]
+    return [v.strip() if isinstance(v, str) else v for v in values]
 
 
 # --- interactions --------------------------------------------------------------------------
@@ -349,7 +358,9 @@ def read_interactions(
         else none
     )
     targets = (
-        _ids(frame[target_user_col], p, kind, "target user id", target_user_col, allow_empty=use_item)
+        _ids(
+            frame[target_user_col], p, kind, "target user id", target_user_col, allow_empty=use_item
+        )
         if target_user_col is not None
         else none
     )
@@ -401,15 +412,14 @@ def read_interactions(
     out = pd.DataFrame(
         {
             "event_id": pd.Series([None] * n, dtype=object),
-            "user_id": users.to_numpy(),
+            "user_id": pd.Series(users.to_numpy(), dtype=object),
             "item_id": pd.Series(items.to_numpy(), dtype=object),
             "target_user_id": pd.Series(targets.to_numpy(), dtype=object),
-            "action": actions.to_numpy(dtype=object),
+            "action": pd.Series(actions.to_numpy(dtype=object), dtype=object),
             "value": values.to_numpy(dtype=float),
-            "occurred_at": times.to_numpy() if len(times) else times,
+            "occurred_at": times.reset_index(drop=True),
         }
     )
-    out["occurred_at"] = pd.to_datetime(out["occurred_at"], utc=True)
     hashed = stable_event_ids(out, salt=p.name)
     if event_id_col in frame.columns:
         given = _as_text(frame[event_id_col])
@@ -492,7 +502,7 @@ def _convert_fields(
     column_of: Callable[[str], str],
 ) -> pd.DataFrame:
     """Type each mapped field; unmapped columns become the ``attributes`` dict."""
-    out = pd.DataFrame({"id": mapped["id"].to_numpy(dtype=object)})
+    out = pd.DataFrame({"id": pd.Series(mapped["id"].to_numpy(dtype=object), dtype=object)})
     for field in mapped.columns:
         if field == "id":
             continue
@@ -503,7 +513,7 @@ def _convert_fields(
                 lists = [sorted({v.lower() for v in vals}) for vals in lists]
             out[field] = pd.Series(lists, dtype=object)
         elif field in _INT_FIELDS:
-            out[field] = _numbers(series, p, kind, col, integer=True).to_numpy()
+            out[field] = _numbers(series, p, kind, col, integer=True).array
         elif field in _FLOAT_FIELDS:
             out[field] = _numbers(series, p, kind, col).to_numpy()
         elif field in _TIME_FIELDS:
@@ -511,8 +521,7 @@ def _convert_fields(
             times = pd.Series(pd.NaT, index=series.index, dtype="datetime64[ns, UTC]")
             if (~blank).any():
                 times[~blank] = _parse_times(series[~blank], p, kind, col, None)
-            out[field] = times.to_numpy()
-            out[field] = pd.to_datetime(out[field], utc=True)
+            out[field] = times.reset_index(drop=True)
         elif field == "birth_date":
             blank = _blank(series)
             dates = pd.to_datetime(series.where(~blank, None), errors="coerce")
@@ -532,19 +541,24 @@ def _convert_fields(
             text = _as_text(series).fillna("true").str.lower()
             out[field] = ~text.isin(["false", "0", "no", "n", "f"]).to_numpy()
         elif field == "owner_id":
-            out[field] = _ids(series, p, kind, "owner id", col, allow_empty=True).to_numpy()
+            owners = _ids(series, p, kind, "owner id", col, allow_empty=True)
+            out[field] = pd.Series(owners.tolist(), dtype=object)
         else:
             text = _as_text(series)
             if field == "gender":
                 text = text.str.lower()
-            out[field] = text.where(~pd.Series(_blank(text)), None).to_numpy(dtype=object)
+            blank = _blank(text)
+            out[field] = pd.Series(
+                [None if b else v for v, b in zip(text.tolist(), blank, strict=True)],
+                dtype=object,
+            )
     extra_cols = {c: _attribute_column(source[c]) for c in extras}
     base = out["attributes"].tolist() if "attributes" in out else [{} for _ in range(len(out))]
     attributes = []
     for r, attrs in enumerate(base):
         merged = dict(attrs)
         for c, values in extra_cols.items():
-            v = values.iat[r]
+            v = values[r]
             if v is not None:
                 merged[c] = v
         attributes.append(merged)
@@ -566,7 +580,8 @@ def read_profiles(
     fields = tuple(f for f in UserIn.model_fields if f != "photo_embeddings")
     mapped, source, kind, p, extras = _read_entities(path, fields, id_col, column_map, "user")
     reverse = {v: k for k, v in (column_map or {}).items()} | {"id": id_col}
-    return _convert_fields(mapped, source, kind, p, extras, lambda f: reverse.get(f, f))
+    out = _convert_fields(mapped, source, kind, p, extras, lambda f: reverse.get(f, f))
+    return out[[f for f in fields if f in out.columns]]
 
 
 def read_items(
@@ -580,16 +595,14 @@ def read_items(
     ``kind`` fills the item kind where the file has no ``kind`` column (default ``item``).
     """
     fields = tuple(ItemIn.model_fields)
-    mapped, source, file_kind, p, extras = _read_entities(
-        path, fields, id_col, column_map, "item"
-    )
+    mapped, source, file_kind, p, extras = _read_entities(path, fields, id_col, column_map, "item")
     reverse = {v: k for k, v in (column_map or {}).items()} | {"id": id_col}
     out = _convert_fields(mapped, source, file_kind, p, extras, lambda f: reverse.get(f, f))
     if "kind" not in out.columns:
-        out["kind"] = kind or "item"
+        out["kind"] = pd.Series([kind or "item"] * len(out), dtype=object)
     elif kind is not None:
-        out["kind"] = out["kind"].where(out["kind"].notna(), kind)
-    return out
+        out["kind"] = pd.Series([k or kind for k in out["kind"].tolist()], dtype=object)
+    return out[[f for f in fields if f in out.columns]]
 
 
 # --- OkCupid -------------------------------------------------------------------------------
@@ -610,13 +623,15 @@ def _okcupid_seeking(sex: str | None, orientation: str | None) -> list[str]:
     return []
 
 
-def read_okcupid(path: str | Path) -> pd.DataFrame:
+def read_okcupid(path: str | Path, default_city: str | None = None) -> pd.DataFrame:
     """The OkCupid profiles (Kim & Escobedo-Land; zip or CSV) as a users frame.
 
     Ids are ``ok1``, ``ok2``, ... in file order; sex m/f becomes gender man/woman;
     orientation with sex gives ``seeking``; ``location`` (2015 release only) gives the city;
     essays (2015 release only) are joined into the bio; every other field, with HTML
     entities unescaped and ``income`` -1 ("rather not say") dropped, goes into ``attributes``.
+    The 2021 release has no location (all profiles are near San Francisco): pass
+    ``default_city`` to fill it.
     """
     p = Path(path)
     if not p.exists():
@@ -632,12 +647,11 @@ def read_okcupid(path: str | Path) -> pd.DataFrame:
     n = len(frame)
     cells: dict[str, np.ndarray] = {}
     for col in frame.columns:
-        col_values = frame[col].to_numpy(dtype=object)
-        uniques, inverse = np.unique(col_values, return_inverse=True)
+        codes, uniques = pd.factorize(frame[col])
         cleaned = np.array(
-            [html.unescape(u).strip() if u.strip() else None for u in uniques], dtype=object
+            [html.unescape(u).strip() or None for u in uniques] + [None], dtype=object
         )
-        cells[col] = cleaned[inverse]
+        cells[col] = cleaned[codes]  # code -1 (missing) picks the trailing None
     ages = _numbers(pd.Series(cells["age"]), p, "csv", "age", integer=True)
     sex, orientation = cells["sex"], cells["orientation"]
     essays = sorted(
@@ -667,9 +681,12 @@ def read_okcupid(path: str | Path) -> pd.DataFrame:
             else:
                 attrs[c] = v
         attributes.append(attrs)
-    city: list[str | None] = [None] * n
+    city: list[str | None] = [default_city] * n
     if "location" in frame.columns:
-        city = [None if v is None else v.split(",")[0].strip().title() for v in cells["location"]]
+        city = [
+            default_city if v is None else v.split(",")[0].strip().title()
+            for v in cells["location"]
+        ]
     bios: list[str | None] = [None] * n
     if essays:
         bios = [
@@ -679,7 +696,7 @@ def read_okcupid(path: str | Path) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "id": pd.Series([f"ok{k + 1}" for k in range(n)], dtype=object),
-            "age": ages.to_numpy(),
+            "age": ages.array,
             "gender": pd.Series([_OKCUPID_GENDER.get(s or "") for s in sex], dtype=object),
             "seeking": pd.Series(
                 [_okcupid_seeking(s, o) for s, o in zip(sex, orientation, strict=True)],

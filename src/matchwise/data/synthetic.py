@@ -136,7 +136,10 @@ _BIO_HOBBY_TEMPLATES = (
     "Spare time goes to {0} and {1}.",
 )
 _BIO_LOOKING: dict[str, tuple[str, ...]] = {
-    "outdoors": ("Looking for a partner in adventure.", "Swipe right if you can keep up on a trail."),
+    "outdoors": (
+        "Looking for a partner in adventure.",
+        "Swipe right if you can keep up on a trail.",
+    ),
     "fitness": ("Looking for someone who likes an active life.", "Bonus points if you run."),
     "creative": ("Looking for someone who loves art and ideas.", "Tell me your favourite album."),
     "nightlife": ("Looking for someone to dance with.", "Let's grab a drink and see."),
@@ -214,7 +217,18 @@ _EVENT_EXTRAS = (
     "Hosted by local organisers.",
     "All levels welcome.",
 )
-_STARTUP_PREFIXES = ("Nova", "Quant", "Lyra", "Zen", "Flow", "Kai", "Astra", "Bright", "Deep", "Open")
+_STARTUP_PREFIXES = (
+    "Nova",
+    "Quant",
+    "Lyra",
+    "Zen",
+    "Flow",
+    "Kai",
+    "Astra",
+    "Bright",
+    "Deep",
+    "Open",
+)
 _STARTUP_SUFFIXES = ("ly", "ify", "io", "labs", "works", "hub", "base", "stack")
 _STARTUP_STAGES = ("pre-seed", "seed", "series A", "series B")
 _STARTUP_ROLES = ("backend", "frontend", "data", "ml", "design", "product", "sales", "ops")
@@ -813,9 +827,7 @@ def generate_items(
         own_pick[k, : n_own[k]].tolist() + ([int(cross[k])] if has_cross[k] else [])
         for k in range(n_items)
     ]
-    item_mask = np.array(
-        [sum(1 << t for t in tags) for tags in item_tag_idx], dtype=np.uint64
-    )
+    item_mask = np.array([sum(1 << t for t in tags) for tags in item_tag_idx], dtype=np.uint64)
     item_tags = [[vocabulary[t] for t in tags] for tags in item_tag_idx]
     item_city = _categorical(rng, city_sizes, n_items)
     n_owners = n_owners or max(1, n_items // 5)
@@ -985,12 +997,8 @@ def generate_items(
             "id": user_ids,
             "city": city_names[user_city],
             "tags": stated,
-            "bio": [
-                f"Interested in {', '.join(t[:3])}." if t else None for t in stated
-            ],
-            "attributes": [
-                {"role": "developer" if startup else "student"} for _ in range(n_users)
-            ],
+            "bio": [f"Interested in {', '.join(t[:3])}." if t else None for t in stated],
+            "attributes": [{"role": "developer" if startup else "student"} for _ in range(n_users)],
         }
     )
     titles, texts, attrs = _item_texts(rng, kind, cats, category, item_city, item_tags, remote)
