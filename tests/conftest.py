@@ -105,7 +105,10 @@ def sqlite_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def settings(db_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=db_url, artifact_root=str(tmp_path / "artifacts"))
+    # Sampling off by default in tests so counts are exact; sampling has its own tests.
+    return Settings(
+        database_url=db_url, artifact_root=str(tmp_path / "artifacts"), analytics_sample_rate=1.0
+    )
 
 
 @pytest.fixture

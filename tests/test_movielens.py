@@ -1,4 +1,4 @@
-"""The MovieLens reader on all three layouts: the real 100K and hand-written 1M / latest fixtures."""
+"""The MovieLens reader on all three layouts: real 100K, hand-written 1M and latest fixtures."""
 
 from __future__ import annotations
 

@@ -173,7 +173,9 @@ def tune_and_evaluate(
         model = spec.factory(dict(params))
         seconds, peak_mb = _fit_measured(model, train)
         score = evaluate_full_ranking(model, train, valid, k=k)[f"ndcg@{k}"]
-        log.info("%s %s: validation ndcg@%d %.4f (%.2fs)", model.model_type, params, k, score, seconds)
+        log.info(
+            "%s %s: validation ndcg@%d %.4f (%.2fs)", model.model_type, params, k, score, seconds
+        )
         if best is None or score > best[0]:
             best = (score, model, seconds, peak_mb)
         if on_step is not None:

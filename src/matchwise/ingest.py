@@ -245,16 +245,31 @@ def _validate_rows(session: Session, rows: list[_Row], actions: dict[str, Action
             raise NotFound(f"{row.where}.item_id: unknown item {item!r}")
 
 
+#: Non-essential analytics events, kept only at ``analytics_sample_rate``.
+SAMPLED_ACTIONS = frozenset({"impression", "dwell"})
+
+
+def keep_sample(event_id: str, rate: float) -> bool:
+    """Deterministic by event id, so a retried event gets the same decision."""
+    if rate >= 1.0:
+        return True
+    bucket = int.from_bytes(hashlib.sha256(event_id.encode()).digest()[:8], "big") / 2.0**64
+    return bucket < rate
+
+
 def ingest_events(
     session: Session,
     events: Sequence[Event],
     actions: dict[str, ActionRule],
     now: datetime | None = None,
+    sample_rate: float = 1.0,
 ) -> IngestResult:
     """Validate and write a batch inside the caller's transaction.
 
     Raises :class:`InvalidInput` / :class:`NotFound` before writing anything when any
-    event is bad, so the caller's rollback leaves the store as it was.
+    event is bad, so the caller's rollback leaves the store as it was. Impressions and
+    dwell events are kept at ``sample_rate`` with weight ``1 / sample_rate`` so counts
+    stay unbiased.
     """
     now = now or utcnow()
     rows = [row for i, event in enumerate(events) for row in _expand(i, event, now)]
@@ -262,6 +277,18 @@ def ingest_events(
         if row.values.get("occurred_at") is None:
             row.values["occurred_at"] = now
     _validate_rows(session, rows, actions)
+
+    sampled_out = 0
+    if sample_rate < 1.0:
+        kept = []
+        for row in rows:
+            if row.values["action"] in SAMPLED_ACTIONS:
+                if not keep_sample(row.values["event_id"], sample_rate):
+                    sampled_out += 1
+                    continue
+                row.values["sample_weight"] = 1.0 / sample_rate
+            kept.append(row)
+        rows = kept
 
     seen_in_batch: set[str] = set()
     fresh: list[dict[str, Any]] = []
@@ -284,7 +311,12 @@ def ingest_events(
             pair = maybe_create_match(session, values["user_id"], values["target_user_id"], now)
             if pair:
                 matches.append(pair)
-    return IngestResult(written=written, duplicates=len(rows) - written, matches_created=matches)
+    return IngestResult(
+        written=written,
+        duplicates=len(rows) - written,
+        sampled_out=sampled_out,
+        matches_created=matches,
+    )
 
 
 def _write_interactions(session: Session, rows: list[dict[str, Any]]) -> int:
@@ -296,6 +328,8 @@ def _write_interactions(session: Session, rows: list[dict[str, Any]]) -> int:
     now = utcnow()
     for r in full:
         r["received_at"] = now
+        if r["sample_weight"] is None:
+            r["sample_weight"] = 1.0
     written = 0
     for chunk in _chunks(full, 5000):
         stmt = (
@@ -429,6 +463,8 @@ def write_bundle(
         rows = _records(part, columns)
         for row in rows:
             row.setdefault("received_at", now)
+            if row.get("sample_weight") is None:
+                row["sample_weight"] = 1.0
             for key in columns:
                 row.setdefault(key, None)
         with session_scope(engine) as session:
@@ -443,7 +479,9 @@ def record_interaction(
     session: Session, interaction: InteractionIn, settings: Settings
 ) -> InteractionOut:
     """Record one interaction; a mutual like creates the match."""
-    result = ingest_events(session, [interaction], settings.action_table)
+    result = ingest_events(
+        session, [interaction], settings.action_table, sample_rate=settings.analytics_sample_rate
+    )
     return InteractionOut(
         written=result.written,
         duplicates=result.duplicates,

@@ -228,6 +228,7 @@ class IngestResult(BaseModel):
 
     written: int
     duplicates: int
+    sampled_out: int = Field(default=0, description="Analytics events dropped by sampling")
     matches_created: list[tuple[str, str]] = Field(default_factory=list)
 
 
@@ -259,3 +260,64 @@ class ErrorOut(BaseModel):
     error: str = Field(description="Machine-readable error class, e.g. not_found")
     message: str = Field(description="What is wrong, for a person")
     details: list[dict[str, Any]] | None = None
+
+
+class ReportIn(Strict):
+    """A user reporting another user."""
+
+    reporter_id: Id
+    reported_id: Id
+    reason: Literal[
+        "spam", "scam", "harassment", "inappropriate", "fake_profile", "underage", "other"
+    ]
+    details: str | None = Field(default=None, max_length=5000)
+
+
+class ReportOut(BaseModel):
+    report_id: int
+    held_for_review: bool
+
+
+class FlagOut(BaseModel):
+    id: int
+    user_id: str
+    source: str
+    labels: dict[str, Any]
+    status: str
+    reports: int
+    created_at: datetime
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    note: str | None = None
+
+
+class ResolveIn(Strict):
+    flag_id: int
+    decision: Literal["approve", "remove"]
+    note: str | None = Field(default=None, max_length=2000)
+    moderator: str = Field(default="admin", max_length=200)
+
+
+class RateSummary(BaseModel):
+    impressions: float
+    clicks: float
+    ctr: float | None
+    conversions: float
+    conversion_rate: float | None
+
+
+class DailyRates(RateSummary):
+    day: str
+
+
+class ModelRates(RateSummary):
+    model_version: str | None
+    route: str | None
+
+
+class MetricsOut(BaseModel):
+    days: int
+    since: str
+    totals: RateSummary
+    daily: list[DailyRates]
+    by_model: list[ModelRates]

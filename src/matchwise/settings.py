@@ -97,6 +97,12 @@ class Settings(BaseSettings):
         default="matchwise-development-secret",
         description="HMAC key for hashed ids in analytics exports and training snapshots.",
     )
+    report_threshold: int = Field(
+        default=3, ge=1, description="Distinct reporters that hide a profile until reviewed."
+    )
+    safety_thresholds: dict[str, float] = Field(
+        default_factory=dict, description="Per-label decision thresholds of the safety model."
+    )
     auth_enabled: bool = Field(
         default=True, description="Require API keys (except /healthz and the docs)."
     )

@@ -23,9 +23,7 @@ from matchwise.models.peers import ImplicitALSRecommender, ImplicitBPRRecommende
 from matchwise.models.popularity import PopularityRecommender
 
 
-def _interaction_set(
-    pairs: list[tuple[int, int]], n_users: int, n_items: int
-) -> InteractionSet:
+def _interaction_set(pairs: list[tuple[int, int]], n_users: int, n_items: int) -> InteractionSet:
     users, items = (np.array(v, dtype=np.int64) for v in zip(*pairs, strict=True))
     return InteractionSet(
         user_ids=np.array([f"u{u}" for u in range(n_users)]),

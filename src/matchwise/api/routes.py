@@ -6,17 +6,22 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from matchwise import ingest, recommend
+from matchwise import analytics, ingest, moderation, recommend
 from matchwise.api.deps import AdminScope, IngestScope, ReadScope, RuntimeDep, SessionDep
 from matchwise.schemas import (
     ErrorOut,
     EventBatch,
+    FlagOut,
     IngestResult,
     InteractionIn,
     InteractionOut,
     ItemBatch,
+    MetricsOut,
     RecommendationOut,
     RecommendationsOut,
+    ReportIn,
+    ReportOut,
+    ResolveIn,
     UpsertResult,
     UserBatch,
 )
@@ -55,7 +60,10 @@ def post_items(batch: ItemBatch, session: SessionDep) -> UpsertResult:
 @ingest_router.post("/v1/events", response_model=IngestResult)
 def post_events(batch: EventBatch, session: SessionDep, runtime: RuntimeDep) -> IngestResult:
     """Record a batch of events; retried events (same event_id) are not counted twice."""
-    return ingest.ingest_events(session, batch.events, runtime.settings.action_table)
+    settings = runtime.settings
+    return ingest.ingest_events(
+        session, batch.events, settings.action_table, sample_rate=settings.analytics_sample_rate
+    )
 
 
 @ingest_router.post("/v1/interactions", response_model=InteractionOut)
@@ -103,3 +111,43 @@ def get_recommendations(
             for r in result.recommendations
         ],
     )
+
+
+@ingest_router.post("/v1/reports", response_model=ReportOut)
+def post_report(report: ReportIn, session: SessionDep, runtime: RuntimeDep) -> ReportOut:
+    """Record a report; enough distinct reporters hide the profile until reviewed."""
+    row, held = moderation.file_report(
+        session,
+        report.reporter_id,
+        report.reported_id,
+        report.reason,
+        report.details,
+        threshold=runtime.settings.report_threshold,
+    )
+    return ReportOut(report_id=row.id, held_for_review=held)
+
+
+@admin_router.get("/v1/admin/moderation", response_model=list[FlagOut])
+def get_moderation(
+    session: SessionDep,
+    status: Annotated[Literal["open", "approved", "removed"] | None, Query()] = "open",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[FlagOut]:
+    """Profiles held for review (or already resolved ones)."""
+    return [FlagOut(**f) for f in moderation.list_flags(session, status=status, limit=limit)]
+
+
+@admin_router.post("/v1/admin/moderation", response_model=FlagOut)
+def post_moderation(decision: ResolveIn, session: SessionDep) -> FlagOut:
+    """Resolve a flag: approve shows the profile again, remove keeps it hidden."""
+    flag = moderation.resolve_flag(
+        session, decision.flag_id, decision.decision, decision.moderator, decision.note
+    )
+    rows = moderation.list_flags(session, status=None, limit=100_000)
+    return FlagOut(**next(r for r in rows if r["id"] == flag.id))
+
+
+@admin_router.get("/v1/admin/metrics", response_model=MetricsOut)
+def get_metrics(session: SessionDep, days: Annotated[int, Query(ge=1, le=3650)] = 30) -> MetricsOut:
+    """Impressions, clicks, CTR and conversion per day and per model version/route."""
+    return MetricsOut(**analytics.personalization_metrics(session, days=days))

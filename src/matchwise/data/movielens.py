@@ -34,9 +34,26 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
 }
 
 GENRES_100K = (
-    "unknown Action Adventure Animation Children's Comedy Crime Documentary Drama Fantasy "
-    "Film-Noir Horror Musical Mystery Romance Sci-Fi Thriller War Western"
-).split()
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+)
 
 #: Genre markers that mean "no genre" rather than a genre.
 NO_GENRE = frozenset({"unknown", "(no genres listed)"})
@@ -111,9 +128,7 @@ _SPECS: dict[str, _FileSpec] = {
         {"id": "int64", "age": "int64"},
         ("id", "age", "gender", "zip"),
     ),
-    "ratings.dat": _FileSpec(
-        "ratings.dat", "::", _RATING_COLUMNS, _RATING_TYPES, _RATING_COLUMNS
-    ),
+    "ratings.dat": _FileSpec("ratings.dat", "::", _RATING_COLUMNS, _RATING_TYPES, _RATING_COLUMNS),
     "movies.dat": _FileSpec(
         "movies.dat", "::", ("id", "title", "genres"), {"id": "int64"}, ("id", "title", "genres")
     ),
@@ -256,7 +271,9 @@ def _genre_names_100k(folder: Path) -> list[str]:
         try:
             names[int(index)] = name
         except ValueError as exc:
-            raise InvalidInput(f"{path}, line {number}: expected 'name|index', got {line!r}") from exc
+            raise InvalidInput(
+                f"{path}, line {number}: expected 'name|index', got {line!r}"
+            ) from exc
     return [names[i] for i in sorted(names)]
 
 

@@ -104,7 +104,9 @@ def split_counts(n: np.ndarray, ratios: Sequence[float]) -> np.ndarray:
     return counts
 
 
-def _assign_by_position(users: np.ndarray, order: np.ndarray, ratios: Sequence[float]) -> np.ndarray:
+def _assign_by_position(
+    users: np.ndarray, order: np.ndarray, ratios: Sequence[float]
+) -> np.ndarray:
     """Part index of each row when each user's rows, taken in ``order``, are cut by ``ratios``."""
     sorted_users = users[order]
     # position of each row inside its user's ordered run
@@ -125,9 +127,7 @@ def _parts(data: Data, part: np.ndarray, n_parts: int) -> tuple[Data, ...]:
 
 
 # --- public splits ----------------------------------------------------------------------------
-def temporal_split(
-    data: Data, ratios: Sequence[float] = DEFAULT_RATIOS
-) -> tuple[Data, ...]:
+def temporal_split(data: Data, ratios: Sequence[float] = DEFAULT_RATIOS) -> tuple[Data, ...]:
     """Per user, in time order: each user's earliest interactions train, the latest test.
 
     Ties in time keep the input order, so the split is deterministic.
@@ -204,7 +204,9 @@ def leave_last_out(data: Data, n_test: int = 1, n_valid: int = 1) -> tuple[Data,
     from_end = length - (np.arange(len(order)) - run_start[run_id])  # 1 = the last one
     eligible = length > n_test + n_valid
     part_sorted = np.where(
-        eligible & (from_end <= n_test), 2, np.where(eligible & (from_end <= n_test + n_valid), 1, 0)
+        eligible & (from_end <= n_test),
+        2,
+        np.where(eligible & (from_end <= n_test + n_valid), 1, 0),
     )
     part = np.empty(len(order), dtype=np.int64)
     part[order] = part_sorted

@@ -411,8 +411,9 @@ def _people_profiles(
     lon0 = np.array([c[2] for c in CITIES])[city]
     radius = rng.gamma(2.0, 3.5, n)  # km from the centre, mean 7 km
     angle = rng.random(n) * 2 * np.pi
-    lat = lat0 + radius * np.sin(angle) / 111.2
-    lon = lon0 + radius * np.cos(angle) / (111.2 * np.cos(np.radians(lat0)))
+    # rounded here (about 1 m) so that distances recomputed from the frame agree exactly
+    lat = np.round(lat0 + radius * np.sin(angle) / 111.2, 5)
+    lon = np.round(lon0 + radius * np.cos(angle) / (111.2 * np.cos(np.radians(lat0))), 5)
 
     # lifestyle clusters own blocks of hobbies; tags mostly come from one's own cluster
     n_clusters = len(_LIFESTYLE_NAMES)
@@ -617,8 +618,8 @@ def generate_people(
             "age_min": p["age_min"],
             "age_max": p["age_max"],
             "max_distance_km": p["max_distance"],
-            "latitude": np.round(p["lat"], 5),
-            "longitude": np.round(p["lon"], 5),
+            "latitude": p["lat"],
+            "longitude": p["lon"],
             "city": np.array([c[0] for c in CITIES], dtype=object)[p["city"]],
             "bio": bios,
             "tags": tags,
@@ -820,9 +821,9 @@ def generate_items(
     # 1-3 distinct tags of the item's own category first, then maybe one from elsewhere
     n_own = rng.integers(1, 4, n_items)
     own_pick = rng.random((n_items, per_cat)).argsort(axis=1)[:, :3] + (category * per_cat)[:, None]
-    cross = rng.integers(0, len(vocabulary), n_items)
+    cross_cat = (category + rng.integers(1, n_cats, n_items)) % n_cats
+    cross = cross_cat * per_cat + rng.integers(0, per_cat, n_items)
     has_cross = (rng.random(n_items) < 0.4) | (n_own == 1)
-    has_cross &= cross // per_cat != category
     item_tag_idx = [
         own_pick[k, : n_own[k]].tolist() + ([int(cross[k])] if has_cross[k] else [])
         for k in range(n_items)
@@ -893,7 +894,7 @@ def generate_items(
             break
         size = int(need / events_per_exposure * 1.3 + 256)
         u = np.minimum(np.searchsorted(act_cum, rng.random(size)), n_users - 1)
-        source = _categorical(rng, np.array([0.4, 0.3, 0.3]), size)
+        source = _categorical(rng, np.array([0.35, 0.3, 0.35]), size)
         it = _sample_in_groups(rng, np.zeros(size, dtype=np.int64), all_order, all_bounds, all_cum)
         s1 = source == 1
         it[s1] = _sample_in_groups(rng, user_city[u[s1]], city_order, city_bounds, city_cum)
@@ -927,9 +928,9 @@ def generate_items(
     overlap = _popcount(true_mask[u] & item_mask[it])
     same_city = user_city[u] == item_city[it]
     utility = (
-        -1.3
+        -1.7
         + 0.7 * overlap
-        + 2.5 * theta[u, category[it]]
+        + 3.5 * theta[u, category[it]]
         + 0.8 * (same_city | remote[it])
         + 0.3 * np.log(popularity[it])
         + 0.4 * fresh

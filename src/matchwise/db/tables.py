@@ -136,6 +136,7 @@ class Interaction(Base):
     context_hash: Mapped[str | None] = mapped_column(String(128))
     model_version: Mapped[str | None] = mapped_column(String(64))
     route: Mapped[str | None] = mapped_column(String(16))
+    sample_weight: Mapped[float] = mapped_column(Float, default=1.0, server_default="1.0")
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -255,3 +256,60 @@ class ApiKey(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class DailyAggregate(Base):
+    """Counts kept after raw events pass the retention window (and for fast metrics)."""
+
+    __tablename__ = "interaction_daily"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    action: Mapped[str] = mapped_column(String(32), primary_key=True)
+    route: Mapped[str] = mapped_column(String(16), primary_key=True, default="")
+    model_version: Mapped[str] = mapped_column(String(64), primary_key=True, default="")
+    events: Mapped[int] = mapped_column(BigInteger, default=0)
+    weighted_events: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class Report(Base):
+    """A user reporting another user's profile or behaviour."""
+
+    __tablename__ = "reports"
+    __table_args__ = (Index("ix_reports_reported", "reported_id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    reporter_id: Mapped[str] = mapped_column(ID, ForeignKey("users.id", ondelete="CASCADE"))
+    reported_id: Mapped[str] = mapped_column(ID, ForeignKey("users.id", ondelete="CASCADE"))
+    reason: Mapped[str] = mapped_column(String(32))
+    details: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ModerationFlag(Base):
+    """A profile held for review: flagged by the safety classifier or by reports."""
+
+    __tablename__ = "moderation_flags"
+    __table_args__ = (Index("ix_moderation_flags_status", "status"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ID, ForeignKey("users.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(16))
+    labels: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    resolved_by: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class ModerationLabel(Base):
+    """A moderator's label on a text, used to retrain the safety classifier."""
+
+    __tablename__ = "moderation_labels"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    text: Mapped[str] = mapped_column(Text)
+    label: Mapped[str] = mapped_column(String(32))
+    value: Mapped[bool] = mapped_column(Boolean)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

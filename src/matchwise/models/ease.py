@@ -91,7 +91,9 @@ class EASERecommender(Recommender):
         self._check_fitted()
         assert self.B_ is not None
         if history.shape[1] != self.B_.shape[0]:
-            raise InvalidInput(f"history has {history.shape[1]} columns, expected {self.B_.shape[0]}")
+            raise InvalidInput(
+                f"history has {history.shape[1]} columns, expected {self.B_.shape[0]}"
+            )
         return np.asarray(history @ self.B_, dtype=np.float32)
 
     def _save_state(self, folder: Path) -> None:

@@ -31,7 +31,9 @@ class _FactorModel(Recommender):
 
     def _user_items(self, train: InteractionSet) -> sp.csr_matrix:
         """Positives as a user x item matrix: 1 each, or summed weights with ``use_weights``."""
-        matrix = train.to_csr(values="weights" if self.use_weights else "labels", positive_only=True)
+        matrix = train.to_csr(
+            values="weights" if self.use_weights else "labels", positive_only=True
+        )
         if not self.use_weights:
             matrix.data[:] = 1.0
         return matrix.astype(np.float32)

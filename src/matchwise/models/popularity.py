@@ -37,7 +37,9 @@ class PopularityRecommender(Recommender):
 
     def fit(self, train: InteractionSet, validation: InteractionSet | None = None) -> Self:
         positive = train.labels > 0
-        weights = train.weights[positive] if self.use_weights and train.weights is not None else None
+        weights = (
+            train.weights[positive] if self.use_weights and train.weights is not None else None
+        )
         counts = np.bincount(train.items[positive], weights=weights, minlength=train.n_items)
         self.item_scores_ = counts.astype(np.float32)
         self.n_users_, self.n_items_ = train.n_users, train.n_items

@@ -31,6 +31,7 @@ Example
 from __future__ import annotations
 
 import json
+import os
 import logging
 import math
 import time
@@ -187,7 +188,6 @@ def resolve_device(device: str) -> torch.device:
 
 # --- the network ---------------------------------------------------------------------------
 def _mlp(in_dim: int, hidden: list[int], out_dim: int, dropout: list[float]) -> nn.Sequential:
-    import os
     layers: list[nn.Module] = [nn.LayerNorm(in_dim)] if os.environ.get("TTV_LN", "1") == "1" else []
     width = in_dim
     for j, size in enumerate(hidden):
@@ -294,31 +294,38 @@ class TwoTowerNet(nn.Module):
     def _features(self, side: str, rows: torch.Tensor) -> dict[str, torch.Tensor]:
         return {name: self._buffer(f"{side}/{name}")[rows] for name in self._feature_keys[side]}
 
+    def liked(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The like histories of ``rows`` flattened: ``(items, row_of_each, lengths)``."""
+        offsets, values = self._buffer("hist/offsets"), self._buffer("hist/items")
+        starts = offsets[rows]  # (batch,)
+        lengths = offsets[rows + 1] - starts  # (batch,)
+        total = int(lengths.sum())
+        row_of = torch.repeat_interleave(
+            torch.arange(len(rows), device=rows.device), lengths, output_size=total
+        )  # (total,)
+        bag_offsets = torch.cumsum(lengths, 0) - lengths  # (batch,)
+        within = torch.arange(total, device=rows.device) - bag_offsets[row_of]  # (total,)
+        return values[starts[row_of] + within], row_of, lengths
+
     def _history_mean(
         self,
         rows: torch.Tensor,
         drop_item: torch.Tensor | None = None,
         drop_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Mean history embedding of ``rows``, without ``drop_item`` where ``drop_mask``."""
-        offsets, values = self._buffer("hist/offsets"), self._buffer("hist/items")
-        starts = offsets[rows]  # (batch,)
-        lengths = offsets[rows + 1] - starts  # (batch,)
-        bag_offsets = torch.cumsum(lengths, 0) - lengths  # (batch,)
-        total = int(lengths.sum())
-        within = torch.arange(total, device=rows.device) - torch.repeat_interleave(
-            bag_offsets, lengths, output_size=total
-        )
-        flat = values[torch.repeat_interleave(starts, lengths, output_size=total) + within]
-        summed = F.embedding_bag(flat, self.history.weight, bag_offsets, mode="sum")  # (b, d)
+        """Behaviour summary of ``rows``: their liked items' embeddings summed, / sqrt(count).
+
+        ``drop_item`` is left out where ``drop_mask`` is 1 (the training target). Dividing
+        by the square root (SVD++'s normalisation) keeps long histories informative.
+        """
+        flat, row_of, lengths = self.liked(rows)
+        summed = torch.zeros(len(rows), self.history.embedding_dim, device=rows.device)
+        summed = summed.index_add(0, row_of, self.history(flat))  # (batch, id_dim)
         count = lengths.to(summed.dtype)  # (batch,)
         if drop_item is not None and drop_mask is not None:
             summed = summed - self.history(drop_item) * drop_mask.unsqueeze(1)
             count = count - drop_mask
-        import os
-        if os.environ.get("TTV_SQRT") == "1":
-            return summed / count.clamp(min=1).sqrt().unsqueeze(1)
-        return summed / count.clamp(min=1).unsqueeze(1)  # (batch, id_dim)
+        return summed / count.clamp(min=1).sqrt().unsqueeze(1)  # (batch, id_dim)
 
     def encode_users(
         self,
@@ -864,10 +871,12 @@ def _softmax_loss(
     """Softmax over all candidates, or over in-batch (+ random) ones with log-Q correction."""
     users, items, weights = t["users"][batch], t["items"][batch], t["weights"][batch]
     user_vec = net.encode_users(users, items, t["in_history"][batch])  # (batch, dim)
+    liked, row_of, _ = net.liked(users)  # the users' known positives, flattened
     if all_items is not None:
         item_vec = net.encode_items(all_items)  # (n_items, dim)
         logits = user_vec @ item_vec.T / cfg.temperature  # (batch, n_items)
         target = items
+        cols = liked
     else:
         pool = items if extra is None else torch.cat([items, extra])
         candidates, inverse = torch.unique(pool, return_inverse=True)
@@ -880,6 +889,16 @@ def _softmax_loss(
             if extra is not None:
                 q = q + len(extra) / net.n_items
             logits = logits - torch.log(q).unsqueeze(0)
+        position = torch.full((net.n_items,), -1, dtype=torch.long, device=logits.device)
+        position[candidates] = torch.arange(len(candidates), device=logits.device)
+        cols = position[liked]
+        row_of, cols = row_of[cols >= 0], cols[cols >= 0]
+    if os.environ.get("TTV_MASK", "1") == "1":
+        # A user's other positives are not negatives: mask them, keep the target.
+        rows = torch.arange(len(users), device=logits.device)
+        target_logit = logits[rows, target]
+        logits = logits.index_put((row_of, cols), torch.tensor(-torch.inf, device=logits.device))
+        logits = logits.index_put((rows, target), target_logit)
     per_row = F.cross_entropy(logits, target, reduction="none")  # (batch,)
     return (per_row * weights).sum() / weights.sum(), float(weights.sum())
 
