@@ -60,6 +60,10 @@ def postgres_url() -> str:
     url = _postgres_url()
     if url is None:
         pytest.skip("PostgreSQL test server unavailable")
+    engine = create_engine_for(url)
+    with engine.begin() as conn:  # start from nothing: the migrations build everything
+        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
     upgrade(url)
     return url
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal_column, select
 from sqlalchemy.orm import Session
 
 from matchwise.db.tables import DailyAggregate, Interaction, utcnow
@@ -53,19 +53,12 @@ def personalization_metrics(
         .where(Interaction.occurred_at >= since, Interaction.action.in_(TRACKED))
         .group_by(day, Interaction.action)
     ).all()
+    version = func.coalesce(Interaction.model_version, literal_column("''"))
+    route = func.coalesce(Interaction.route, literal_column("''"))
     raw_model = session.execute(
-        select(
-            func.coalesce(Interaction.model_version, ""),
-            func.coalesce(Interaction.route, ""),
-            Interaction.action,
-            weight,
-        )
+        select(version, route, Interaction.action, weight)
         .where(Interaction.occurred_at >= since, Interaction.action.in_(TRACKED))
-        .group_by(
-            func.coalesce(Interaction.model_version, ""),
-            func.coalesce(Interaction.route, ""),
-            Interaction.action,
-        )
+        .group_by(version, route, Interaction.action)
     ).all()
     raw_days = {str(d) for d, _, _ in raw_daily}
     agg = session.execute(

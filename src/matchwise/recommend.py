@@ -118,6 +118,9 @@ def read_cache(
     generated = rows[0].generated_at
     if (now - generated).total_seconds() > max_age_seconds:
         return None
+    hidden = queries.hidden_candidates(session, [r.candidate_id for r in rows], kind)
+    if hidden:  # moderated or deactivated since the list was computed
+        rows = [r for r in rows if r.candidate_id not in hidden]
     return RecommendationList(
         user_id=user_id,
         route="cache",
@@ -128,10 +131,10 @@ def read_cache(
                 candidate_id=r.candidate_id,
                 candidate_kind=r.candidate_kind,  # type: ignore[arg-type]
                 score=r.score,
-                rank=r.rank,
+                rank=rank,
                 reason=r.reason or "",
             )
-            for r in rows
+            for rank, r in enumerate(rows, start=1)
         ],
     )
 

@@ -129,7 +129,7 @@ def _as_text(series: pd.Series) -> pd.Series:
         if len(whole) and (whole == np.floor(whole)).all():
             series = series.astype("Int64")
     out = series.astype(object).where(series.notna(), None)
-    return out.map(lambda v: None if v is None else str(v).strip()).astype(object)
+    return out.map(lambda v: None if v is None else (str(v).strip() or None)).astype(object)
 
 
 def _ids(
@@ -440,9 +440,9 @@ def read_interactions(
     for col in _OPTIONAL_INTERACTION_COLS:
         if col in frame.columns:
             if col == "session_id":
-                out[col] = _as_text(frame[col]).to_numpy()
+                out[col] = pd.Series(_as_text(frame[col]).tolist(), dtype=object)
             else:
-                out[col] = _numbers(frame[col], p, kind, col, integer=True).to_numpy()
+                out[col] = _numbers(frame[col], p, kind, col, integer=True).array
     return out
 
 

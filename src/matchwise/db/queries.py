@@ -102,3 +102,16 @@ def count_by_target(session: Session, actions: list[str], kind: str = "item") ->
 def interaction_count(session: Session, user_id: str) -> int:
     stmt = select(func.count()).select_from(Interaction).where(Interaction.user_id == user_id)
     return int(session.scalar(stmt) or 0)
+
+
+def hidden_candidates(session: Session, ids: list[str], kind: str) -> set[str]:
+    """Which of ``ids`` must not be shown now: inactive, or held/removed by moderation."""
+    if not ids:
+        return set()
+    if kind == "user":
+        stmt = select(User.id).where(
+            User.id.in_(ids), or_(User.active.is_(False), User.moderation_status != "ok")
+        )
+    else:
+        stmt = select(Item.id).where(Item.id.in_(ids), Item.active.is_(False))
+    return set(session.scalars(stmt))
