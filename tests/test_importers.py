@@ -99,7 +99,9 @@ def test_parquet_ratings_with_epoch_ms_and_integer_ids(tmp_path: Path) -> None:
 
 
 def test_epoch_units_auto_and_explicit(tmp_path: Path) -> None:
-    path = write(tmp_path / "epochs.tsv", "user_id\titem_id\taction\tts\nu1\ti1\tview\t1700000000\n")
+    path = write(
+        tmp_path / "epochs.tsv", "user_id\titem_id\taction\tts\nu1\ti1\tview\t1700000000\n"
+    )
     assert read_interactions(path)["occurred_at"].iloc[0] == pd.Timestamp(
         "2023-11-14 22:13:20", tz="UTC"
     )
@@ -221,9 +223,9 @@ def test_invalid_id_characters(tmp_path: Path) -> None:
 
 def test_parquet_errors_count_rows(tmp_path: Path) -> None:
     path = tmp_path / "bad.parquet"
-    pd.DataFrame({"user_id": ["a", None], "item_id": ["x", "y"], "action": ["view"] * 2}).to_parquet(
-        path
-    )
+    pd.DataFrame(
+        {"user_id": ["a", None], "item_id": ["x", "y"], "action": ["view"] * 2}
+    ).to_parquet(path)
     with pytest.raises(InvalidInput, match="empty user id in column 'user_id' at row 2"):
         read_interactions(path)
 
@@ -259,9 +261,7 @@ def test_empty_action_and_bad_value(tmp_path: Path) -> None:
 
 
 def test_rows_must_name_exactly_one_target(tmp_path: Path) -> None:
-    path = write(
-        tmp_path / "both.csv", "user_id,item_id,target_user_id,action\nu1,i1,u2,like\n"
-    )
+    path = write(tmp_path / "both.csv", "user_id,item_id,target_user_id,action\nu1,i1,u2,like\n")
     with pytest.raises(InvalidInput, match="both 'item_id' and 'target_user_id' are filled"):
         read_interactions(path, target_user_col="target_user_id")
     path = write(tmp_path / "none.csv", "user_id,item_id,target_user_id,action\nu1,,,like\n")
@@ -389,7 +389,9 @@ ev2,Hack day,Code all day,tech,London,,1740855600,python,
         record = {k: _none(v) for k, v in row.items()}
         record["starts_at"] = record["starts_at"].to_pydatetime()
         ItemIn.model_validate(record)
-    with pytest.raises(InvalidInput, match="unparseable time 'soon' in column 'start_time' at line 3"):
+    with pytest.raises(
+        InvalidInput, match="unparseable time 'soon' in column 'start_time' at line 3"
+    ):
         bad = write(tmp_path / "bad.csv", "id,start_time\na,2025-01-01\nb,soon\n")
         read_items(bad, column_map={"start_time": "starts_at"})
 

@@ -144,3 +144,32 @@ def test_two_workers_never_run_the_same_job_twice(pg_runtime: Runtime) -> None:
     assert runs == Counter({f"job-{i}": 1 for i in ids})
     assert statuses == {"done"}
     assert len(workers_used) >= 2
+
+
+def test_meaningful_interaction_enqueues_a_throttled_refresh(runtime: Runtime) -> None:
+    from matchwise.ingest import record_interaction, upsert_items, upsert_users
+    from matchwise.schemas import InteractionIn
+    from tests.utils.factories import items_fixture, people_fixture
+
+    with runtime.session() as s:
+        upsert_users(s, people_fixture())
+        upsert_items(s, items_fixture())
+    settings = runtime.settings
+
+    def interact(action: str, item: str = "e1") -> bool:
+        with runtime.session() as s:
+            event = InteractionIn(user_id="alice", item_id=item, action=action)
+            return record_interaction(s, event, settings).refresh_enqueued
+
+    assert interact("impression") is False  # not meaningful
+    assert interact("click") is True
+    assert interact("register", "e2") is False  # throttled: one refresh per interval
+    worker = jobs.Worker(runtime)
+    job = worker.run_once()
+    assert job.job_type == "refresh_user" and job.status == "done", job.last_error
+    assert job.result["rows"] > 0
+    assert interact("favorite", "e4") is False  # still inside the interval
+    off = settings.model_copy(update={"realtime_refresh_enabled": False})
+    with runtime.session() as s:
+        event = InteractionIn(user_id="bob", item_id="e1", action="click")
+        assert record_interaction(s, event, off).refresh_enqueued is False

@@ -192,7 +192,10 @@ def test_bios_carry_the_lifestyle_signal(people: DataBundle) -> None:
 
 def _haversine(lat1, lon1, lat2, lon2):
     p1, p2 = np.radians(lat1), np.radians(lat2)
-    a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(np.radians(lon2 - lon1) / 2) ** 2
+    a = (
+        np.sin((p2 - p1) / 2) ** 2
+        + np.cos(p1) * np.cos(p2) * np.sin(np.radians(lon2 - lon1) / 2) ** 2
+    )
     return 2 * 6371.0 * np.arcsin(np.sqrt(a))
 
 
@@ -223,8 +226,10 @@ def test_attractiveness_drives_received_likes(people: DataBundle) -> None:
     rho = spearmanr(truth, received["mean"]).statistic
     assert rho > 0.5
     # an observable proxy (photo count) carries part of the signal, as in real apps
-    photos = people.users.set_index("id").loc[received.index, "attributes"].map(
-        lambda a: a["photo_count"]
+    photos = (
+        people.users.set_index("id")
+        .loc[received.index, "attributes"]
+        .map(lambda a: a["photo_count"])
     )
     assert spearmanr(photos, received["mean"]).statistic > 0.2
 
@@ -321,7 +326,7 @@ def test_time_ordered_split_is_learnable(events: DataBundle) -> None:
     )
     pos_test = test[test["action"].isin(positives) & test["user_id"].isin(top.index)]
     assert len(pos_test) > 500
-    hit = (category.loc[pos_test["item_id"]].to_numpy() == top.loc[pos_test["user_id"]].to_numpy())
+    hit = category.loc[pos_test["item_id"]].to_numpy() == top.loc[pos_test["user_id"]].to_numpy()
     assert hit.mean() > 2.5 * (1 / 10)
 
 

@@ -478,6 +478,52 @@ def keys_list() -> None:
 
 
 @app.command()
+def retention(
+    days: Annotated[
+        int | None, typer.Option(help="window; default settings.retention_days")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="events deleted per transaction")] = 5000,
+) -> None:
+    """Delete raw events older than the retention window, keeping daily aggregates."""
+    from matchwise.privacy import apply_retention
+
+    runtime = _runtime()
+    window = days or runtime.settings.retention_days
+    if window < 1:
+        raise InvalidInput("--days must be at least 1")
+    stats = apply_retention(runtime.session, retention_days=window, batch_size=batch_size)
+    console.print(f"deleted {stats['deleted']:,} events older than {window} days")
+
+
+export_app = typer.Typer(help="Analytics exports with hashed user ids.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("events")
+def export_events_cmd(
+    output: Annotated[Path, typer.Option(help="CSV or Parquet file to write")],
+    days: Annotated[int | None, typer.Option(help="only the last N days")] = None,
+) -> None:
+    """Interaction events for analytics; user ids are keyed hashes (HMAC), never raw."""
+    from datetime import UTC, datetime, timedelta
+
+    from matchwise.privacy import export_events
+
+    if output.suffix not in (".csv", ".parquet"):
+        raise InvalidInput("--output must end in .csv or .parquet")
+    runtime = _runtime()
+    since = datetime.now(UTC) - timedelta(days=days) if days else None
+    with runtime.session() as session:
+        frame = export_events(session, runtime.settings.hash_secret, since)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if output.suffix == ".csv":
+        frame.to_csv(output, index=False)
+    else:
+        frame.to_parquet(output, index=False)
+    console.print(f"wrote {len(frame):,} events to {output}")
+
+
+@app.command()
 def demo(
     size: Annotated[str, typer.Option(help="small, medium or large")] = "small",
     seed: Annotated[int, typer.Option(help="random seed")] = 42,

@@ -482,10 +482,18 @@ def record_interaction(
     result = ingest_events(
         session, [interaction], settings.action_table, sample_rate=settings.analytics_sample_rate
     )
+    refreshed = False
+    if result.written:
+        from matchwise.jobs import maybe_enqueue_refresh
+
+        refreshed = maybe_enqueue_refresh(
+            session, settings, interaction.user_id, interaction.action
+        )
     return InteractionOut(
         written=result.written,
         duplicates=result.duplicates,
         match_created=bool(result.matches_created),
+        refresh_enqueued=refreshed,
     )
 
 

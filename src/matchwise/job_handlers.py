@@ -15,3 +15,12 @@ def refresh_user(ctx: JobContext) -> dict[str, Any]:
     user_id = ctx.payload.get("user_id")
     top_n = int(ctx.payload.get("top_n", ctx.runtime.settings.default_top_n))
     return refresh_users(ctx.runtime, [user_id] if user_id else None, top_n=top_n)
+
+
+@job_type("retention")
+def retention(ctx: JobContext) -> dict[str, Any]:
+    """Delete raw events older than ``retention_days``, keeping daily aggregates."""
+    from matchwise.privacy import apply_retention
+
+    days = int(ctx.payload.get("retention_days", ctx.runtime.settings.retention_days))
+    return apply_retention(ctx.runtime.session, retention_days=days)

@@ -204,6 +204,31 @@ def fail(
     return job.status
 
 
+def maybe_enqueue_refresh(
+    session: Session, settings: Any, user_id: str, action: str, now: datetime | None = None
+) -> bool:
+    """Seed 004's real-time refresh: after a meaningful interaction, queue a refresh of the
+    actor's cached list, at most once per ``realtime_refresh_min_interval_seconds``."""
+    if not (settings.task_queue_enabled and settings.realtime_refresh_enabled):
+        return False
+    rule = settings.action_table.get(action)
+    if rule is None or not rule.meaningful:
+        return False
+    now = now or utcnow()
+    key = f"refresh_user:{user_id}"
+    since = now - timedelta(seconds=settings.realtime_refresh_min_interval_seconds)
+    recent = session.scalar(
+        select(Job.id).where(Job.dedupe_key == key, Job.created_at >= since).limit(1)
+    )
+    if recent is not None:
+        return False
+    _, created = enqueue(
+        session, "refresh_user", {"user_id": user_id, "top_n": settings.default_top_n},
+        dedupe_key=key,
+    )  # fmt: skip
+    return created
+
+
 def list_jobs(session: Session, status: str | None = None, limit: int = 50) -> list[Job]:
     stmt = select(Job).order_by(Job.id.desc()).limit(limit)
     if status:
@@ -234,6 +259,9 @@ class Worker:
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     )
     _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        load_plugins()
 
     def stop(self) -> None:
         self._stop.set()

@@ -128,8 +128,12 @@ def _as_text(series: pd.Series) -> pd.Series:
         whole = series.dropna()
         if len(whole) and (whole == np.floor(whole)).all():
             series = series.astype("Int64")
-    out = series.astype(object).where(series.notna(), None)
-    return out.map(lambda v: None if v is None else (str(v).strip() or None)).astype(object)
+    missing = series.isna().to_numpy()
+    values = [
+        None if gone else (str(v).strip() or None)
+        for v, gone in zip(series.tolist(), missing, strict=True)
+    ]
+    return pd.Series(values, index=series.index, dtype=object)
 
 
 def _ids(
