@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -25,7 +26,7 @@ from matchwise.models.popularity import PopularityRecommender
 
 ML_100K = Path("/work/shared/data/movielens-100k")
 
-TINY_GRIDS = {
+TINY_GRIDS: dict[str, list[dict[str, Any]]] = {
     "popularity": [{}],
     "ease": [{"l2": 5.0}, {"l2": 50.0}],
     "implicit_als": [{"factors": 4, "iterations": 3}],

@@ -109,7 +109,7 @@ def ndcg_at_k(hits: ArrayLike, n_relevant: ArrayLike, k: int) -> np.ndarray:
 
 def hit_rate_at_k(hits: ArrayLike, k: int) -> np.ndarray:
     """1 when at least one relevant item is in the top ``k``, else 0."""
-    return _hits(hits, k).any(axis=1).astype(np.float64)
+    return np.asarray(_hits(hits, k).any(axis=1), dtype=np.float64)
 
 
 def map_at_k(hits: ArrayLike, n_relevant: ArrayLike, k: int) -> np.ndarray:
@@ -129,7 +129,7 @@ def mrr_at_k(hits: ArrayLike, k: int) -> np.ndarray:
     """Reciprocal rank of the first hit within the top ``k`` (0 when there is none)."""
     h = _hits(hits, k)
     first = np.argmax(h, axis=1)
-    return np.where(h.any(axis=1), 1.0 / (first + 1.0), 0.0)
+    return np.where(h.any(axis=1), 1.0 / (first + 1.0), 0.0).astype(np.float64)
 
 
 # --- classification and catalogue metrics ------------------------------------------------

@@ -1,10 +1,12 @@
 """The contract every Recommender passes, plus a few model-specific checks.
 
-To add a model, subclass :class:`ModelContract` (here, or in your own test module with
-``from test_contract import ModelContract`` style imports) and implement ``make_model``
-with small, fast hyperparameters. Override ``planted`` when the model cannot solve the
-block-diagonal fixture by design (as popularity does), or ``min_planted_share`` when it
-is stochastic. Pytest collects the subclass (its name starts with ``Test``), not the mixin.
+To add a model, subclass :class:`ModelContract` and implement ``make_model`` with small,
+fast hyperparameters: here, or in a sibling module with ``from test_contract import
+ModelContract`` (pytest's default import mode puts this folder on ``sys.path``; import
+only the mixin, or the imported ``Test*`` classes run twice). Override ``planted`` when
+the model cannot solve the block-diagonal fixture by design (as popularity does), or
+``min_planted_share`` when it is stochastic. Pytest collects the ``Test*`` subclasses,
+not the mixin.
 """
 
 from __future__ import annotations

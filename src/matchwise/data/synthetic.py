@@ -321,7 +321,9 @@ def _groups(keys: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
     return order, bounds
 
 
-def _haversine(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray):
+def _haversine(
+    lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray
+) -> np.ndarray:
     p1, p2 = np.radians(lat1), np.radians(lat2)
     a = (
         np.sin((p2 - p1) / 2) ** 2
@@ -496,7 +498,9 @@ def _bios(rng: np.random.Generator, p: dict[str, np.ndarray], tags: list[list[st
     return out
 
 
-def _prefers(p: dict[str, np.ndarray], i: np.ndarray, j: np.ndarray, dist: np.ndarray):
+def _prefers(
+    p: dict[str, np.ndarray], i: np.ndarray, j: np.ndarray, dist: np.ndarray
+) -> np.ndarray:
     """Does i's stated preference admit j (gender, age window, distance)?"""
     gender_ok = (p["seek"][i] >> p["gender"][j]) & 1 == 1
     age_ok = (p["age"][j] >= p["age_min"][i]) & (p["age"][j] <= p["age_max"][i])
@@ -589,6 +593,11 @@ def generate_people(
     hobbies, age fit, distance, smoking, pair chemistry). Because compatibility is
     symmetric, likes are reciprocal more often than chance: matches are learnable.
     ``meta["truth"]["users"]`` holds the hidden traits, indexed by user id.
+
+    The feed prefers mutual-preference pairs and widens (one-sided fit, same city,
+    anywhere) only when a small population runs out of them; each directed pair is swiped
+    at most once, so in the rare case that even the widened feed runs dry, fewer than
+    ``n_swipes`` rows come back.
     """
     if n_users < 2:
         raise InvalidInput(f"n_users must be at least 2, got {n_users}")

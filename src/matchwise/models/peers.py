@@ -52,6 +52,7 @@ class _FactorModel(Recommender):
         return self.user_factors_[users] @ self.item_factors_.T
 
     def _save_state(self, folder: Path) -> None:
+        assert self.user_factors_ is not None and self.item_factors_ is not None
         np.savez(folder / STATE, user_factors=self.user_factors_, item_factors=self.item_factors_)
 
     def _load_state(self, folder: Path) -> None:
@@ -104,15 +105,15 @@ class ImplicitALSRecommender(_FactorModel):
     def fit(self, train: InteractionSet, validation: InteractionSet | None = None) -> Self:
         from implicit.cpu.als import AlternatingLeastSquares
 
-        model = AlternatingLeastSquares(
-            factors=self.factors,
-            regularization=self.regularization,
-            alpha=self.alpha,
-            iterations=self.iterations,
-            random_state=self.random_state,
-            num_threads=self.num_threads,
-        )
-        with threadpool_limits(1, "blas"):
+        with threadpool_limits(1, "blas"):  # implicit checks BLAS threads on init
+            model = AlternatingLeastSquares(
+                factors=self.factors,
+                regularization=self.regularization,
+                alpha=self.alpha,
+                iterations=self.iterations,
+                random_state=self.random_state,
+                num_threads=self.num_threads,
+            )
             model.fit(self._user_items(train), show_progress=False)
         self._set_factors(model, train)
         return self
@@ -159,15 +160,15 @@ class ImplicitBPRRecommender(_FactorModel):
     def fit(self, train: InteractionSet, validation: InteractionSet | None = None) -> Self:
         from implicit.cpu.bpr import BayesianPersonalizedRanking
 
-        model = BayesianPersonalizedRanking(
-            factors=self.factors,
-            learning_rate=self.learning_rate,
-            regularization=self.regularization,
-            iterations=self.iterations,
-            random_state=self.random_state,
-            num_threads=self.num_threads,
-        )
-        with threadpool_limits(1, "blas"):
+        with threadpool_limits(1, "blas"):  # implicit checks BLAS threads on init
+            model = BayesianPersonalizedRanking(
+                factors=self.factors,
+                learning_rate=self.learning_rate,
+                regularization=self.regularization,
+                iterations=self.iterations,
+                random_state=self.random_state,
+                num_threads=self.num_threads,
+            )
             model.fit(self._user_items(train), show_progress=False)
         self._set_factors(model, train)
         return self

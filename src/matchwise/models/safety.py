@@ -519,17 +519,27 @@ def _fit_text_head(
     c_tfidf: float,
     folds: int,
     seed: int,
+    groups: np.ndarray | None = None,
 ) -> _TextHead:
-    """Out-of-fold scores of the base models train the stacker (honest calibration)."""
-    from sklearn.model_selection import StratifiedKFold
+    """Out-of-fold scores of the base models train the stacker (honest calibration).
+
+    Folds keep each ``group`` (a template, a duplicated message) on one side, otherwise
+    the TF-IDF model would look better out-of-fold than it is on new phrasings.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
 
     n_min = int(min(y.sum(), len(y) - y.sum()))
     if n_min < 2:
         raise InvalidInput("a safety head needs at least two positive and two negative examples")
     folds = max(2, min(folds, n_min))
     oof = np.zeros((len(y), 1 if tfidf_x is None else 2))
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for fit_idx, out_idx in splitter.split(dense_x, y):
+    if groups is None:
+        groups = np.arange(len(y))
+    folds = min(folds, len(np.unique(groups[y == 1])), len(np.unique(groups[y == 0])))
+    if folds < 2:
+        raise InvalidInput("a safety head needs positives and negatives from 2+ distinct groups")
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for fit_idx, out_idx in splitter.split(dense_x, y, groups):
         oof[out_idx, 0] = _fit_linear(dense_x[fit_idx], y[fit_idx], c_dense, True, seed).decision(
             dense_x[out_idx]
         )
@@ -549,7 +559,7 @@ def _fit_text_head(
 def _as_label_frame(frame: pd.DataFrame | None) -> pd.DataFrame:
     """Validate a wide text frame: ``text`` plus any label columns (NaN = not labelled)."""
     if frame is None:
-        return pd.DataFrame(columns=["text", *TEXT_LABELS, "history"])
+        return pd.DataFrame(columns=["text", *TEXT_LABELS, "history", "group"])
     if "text" not in frame.columns:
         raise InvalidInput("text training data needs a 'text' column")
     out = pd.DataFrame({"text": frame["text"].astype(str)})
@@ -557,6 +567,8 @@ def _as_label_frame(frame: pd.DataFrame | None) -> pd.DataFrame:
         out[label] = pd.to_numeric(frame[label], errors="raise") if label in frame else np.nan
     history = frame["history"] if "history" in frame else pd.Series([None] * len(frame))
     out["history"] = list(history)
+    groups = frame["group"] if "group" in frame else pd.Series([None] * len(frame))
+    out["group"] = [None if pd.isna(g) else str(g) for g in groups]
     return out
 
 
@@ -745,6 +757,12 @@ class SafetyClassifier:
     def _fit_text(self, frame: pd.DataFrame) -> None:
         texts = self.validate_texts(frame["text"].tolist())
         histories = [h if isinstance(h, list | tuple) else None for h in frame["history"]]
+        groups = np.array(
+            [
+                f"group:{g}" if g is not None else f"text:{_canonical(t)}"
+                for g, t in zip(frame["group"], texts, strict=True)
+            ]
+        )
         dense_x = self._dense(texts, histories)
         self.embedding_dim_ = dense_x.shape[1] - len(SIGNAL_NAMES)
         tfidf_x = None
@@ -767,6 +785,7 @@ class SafetyClassifier:
                 self.c_tfidf,
                 self.cv_folds,
                 self.seed,
+                groups[rows],
             )
             logger.info("safety head %s: %d rows, %d positive", label, len(y), int(y.sum()))
 
@@ -1148,7 +1167,8 @@ def train_safety(
     classifier.embed(all_texts)  # warm the embedder's cache once, timed on its own
     timings["embedding"] = time.perf_counter() - t
 
-    text_cols = ["text", *TEXT_LABELS, "history"]
+    corpus["group"] = corpus["template_id"]
+    text_cols = ["text", *TEXT_LABELS, "history", "group"]
     train_text = pd.concat(
         [
             sms.loc[sms["split"] == "train"].reindex(columns=text_cols),

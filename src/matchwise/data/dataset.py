@@ -1,0 +1,305 @@
+"""Dataset building: extract from the store, label, negative-sample, split, snapshot.
+
+The snapshot is a folder of Parquet files plus ``manifest.json``; its version is a hash
+of its content, so the same store and options give the same version. User ids in a
+snapshot are keyed hashes (HMAC under ``settings.hash_secret``), never raw ids; in the
+people domain the candidates are users too, so they are hashed the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from matchwise.actions import ActionRule
+from matchwise.data import splits
+from matchwise.db.tables import Interaction, Item, User
+from matchwise.errors import InvalidInput
+from matchwise.models.base import InteractionSet
+from matchwise.privacy import hash_ids
+
+Domain = Literal["items", "people"]
+SplitName = Literal["temporal", "global_temporal", "random", "leave_last_out"]
+RATING_POSITIVE = 4.0  # explicit ratings at or above this count as positives
+NEGATIVE_SAMPLE = "negative_sample"
+
+
+def extract_interactions(session: Session, domain: Domain) -> pd.DataFrame:
+    """Raw events of one domain: ``user_id, item_id, action, value, occurred_at``."""
+    target = Interaction.item_id if domain == "items" else Interaction.target_user_id
+    rows = session.execute(
+        select(
+            Interaction.user_id,
+            target,
+            Interaction.action,
+            Interaction.value,
+            Interaction.occurred_at,
+        )
+        .where(target.is_not(None))
+        .order_by(Interaction.occurred_at, Interaction.id)
+    ).all()
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "action", "value", "occurred_at"])
+
+
+def label_interactions(
+    frame: pd.DataFrame,
+    table: dict[str, ActionRule],
+    rating_positive: float = RATING_POSITIVE,
+    rating_max: float = 5.0,
+) -> pd.DataFrame:
+    """One row per (user, item): the strongest label, summed weight, last time.
+
+    Actions whose label is None (impressions, searches) are not training signals and
+    drop out; ``rate`` events use their value (``value / rating_max``, positive at
+    ``rating_positive`` and above).
+    """
+    if frame.empty:
+        return pd.DataFrame(
+            columns=["user_id", "item_id", "label", "weight", "positive", "timestamp", "action"]
+        )
+    labels = frame["action"].map(lambda a: table[a].label if a in table else None)
+    weights = frame["action"].map(lambda a: table[a].weight if a in table else 0.0)
+    positive = frame["action"].map(lambda a: table[a].positive if a in table else False)
+    rated = frame["action"].eq("rate") & frame["value"].notna()
+    labels = labels.where(~rated, (frame["value"] / rating_max).clip(0, 1))
+    positive = positive.where(~rated, frame["value"] >= rating_positive)
+    data = frame.assign(
+        label=pd.to_numeric(labels, errors="coerce"),
+        weight=weights.astype(float),
+        positive=positive.astype(bool),
+        timestamp=pd.to_datetime(frame["occurred_at"], utc=True),
+    )
+    data = data[data["label"].notna()]
+    if data.empty:
+        return data[["user_id", "item_id", "label", "weight", "positive", "timestamp", "action"]]
+    data = data.sort_values(["label", "timestamp"], kind="stable")
+    grouped = data.groupby(["user_id", "item_id"], sort=False)
+    out = grouped.agg(
+        label=("label", "max"),
+        weight=("weight", "sum"),
+        positive=("positive", "max"),
+        timestamp=("timestamp", "max"),
+        action=("action", "last"),
+    ).reset_index()
+    out["weight"] = out["weight"].clip(lower=0.1)
+    return out.sort_values(["timestamp", "user_id"], kind="stable").reset_index(drop=True)
+
+
+def sample_negatives(
+    frame: pd.DataFrame,
+    items: Sequence[Any],
+    per_positive: int,
+    strategy: Literal["uniform", "popularity"] = "uniform",
+    seed: int = 42,
+) -> pd.DataFrame:
+    """For each positive, ``per_positive`` items the user never touched, label 0.
+
+    ``popularity`` draws proportional to interaction counts (harder negatives, closer to
+    what the user was shown); ``uniform`` draws from the whole catalogue.
+    """
+    if per_positive <= 0 or frame.empty:
+        return frame.iloc[0:0]
+    if strategy not in ("uniform", "popularity"):
+        raise InvalidInput(f"negative strategy must be uniform or popularity, not {strategy!r}")
+    rng = np.random.default_rng(seed)
+    catalogue = pd.Index(pd.unique(pd.Series(list(items))))
+    counts = frame["item_id"].value_counts().reindex(catalogue, fill_value=0).to_numpy(float)
+    probs = (counts + 1.0) / (counts + 1.0).sum() if strategy == "popularity" else None
+    seen = frame.groupby("user_id")["item_id"].agg(set).to_dict()
+    positives = frame[frame["positive"]]
+    rows_user: list[Any] = []
+    rows_item: list[Any] = []
+    rows_time: list[Any] = []
+    for user, group in positives.groupby("user_id", sort=False):
+        need = per_positive * len(group)
+        taken = seen.get(user, set())
+        if len(taken) >= len(catalogue):
+            continue
+        draws = catalogue[rng.choice(len(catalogue), size=need * 2 + 4, p=probs)]
+        picked = [i for i in draws if i not in taken][:need]
+        times = group["timestamp"].to_numpy()
+        rows_user += [user] * len(picked)
+        rows_item += picked
+        rows_time += list(np.resize(times, len(picked)))
+    return pd.DataFrame(
+        {
+            "user_id": rows_user,
+            "item_id": rows_item,
+            "label": 0.0,
+            "weight": 1.0,
+            "positive": False,
+            "timestamp": pd.to_datetime(pd.Series(rows_time, dtype="datetime64[ns, UTC]")),
+            "action": NEGATIVE_SAMPLE,
+        }
+    )
+
+
+@dataclass
+class Dataset:
+    """A loaded snapshot: labelled splits over one id universe, plus side features."""
+
+    train: pd.DataFrame
+    valid: pd.DataFrame
+    test: pd.DataFrame
+    users: pd.DataFrame
+    items: pd.DataFrame
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    def interaction_sets(self) -> tuple[InteractionSet, InteractionSet, InteractionSet]:
+        """Train (all labels), validation and test (positives only, for ranking metrics)."""
+        user_ids = self.users["id"].to_numpy()
+        item_ids = self.items["id"].to_numpy()
+        kwargs = {"user_features": self.users, "item_features": self.items}
+
+        def make(frame: pd.DataFrame, positives_only: bool) -> InteractionSet:
+            part = frame[frame["positive"]] if positives_only else frame
+            data = part.assign(timestamp=part["timestamp"].astype("int64") // 10**9)
+            return InteractionSet.from_frame(data, user_ids, item_ids, **kwargs)
+
+        return make(self.train, False), make(self.valid, True), make(self.test, True)
+
+
+def build_dataset(
+    session: Session,
+    table: dict[str, ActionRule],
+    secret: str,
+    domain: Domain = "items",
+    negative_samples: int = 0,
+    negative_strategy: Literal["uniform", "popularity"] = "uniform",
+    min_interactions: int = 1,
+    split: SplitName = "temporal",
+    ratios: Sequence[float] = (0.8, 0.1, 0.1),
+    seed: int = 42,
+) -> Dataset:
+    """Store → labelled, split dataset in memory (:func:`save_dataset` writes it)."""
+    raw = extract_interactions(session, domain)
+    labelled = label_interactions(raw, table)
+    if min_interactions > 1 and not labelled.empty:
+        counts = labelled["user_id"].map(labelled["user_id"].value_counts())
+        labelled = labelled[counts >= min_interactions].reset_index(drop=True)
+    if labelled.empty or not labelled["positive"].any():
+        raise InvalidInput(
+            f"no positive interactions in the {domain} domain: nothing to learn from "
+            "(load or generate data first, or check the action table)"
+        )
+    users = _users_frame(session)
+    items = _items_frame(session) if domain == "items" else _people_as_items(users)
+    if split == "temporal":
+        parts = splits.temporal_split(labelled, ratios)
+    elif split == "global_temporal":
+        parts = splits.global_temporal_split(labelled, ratios)
+    elif split == "random":
+        parts = splits.random_split(labelled, ratios, seed=seed)
+    elif split == "leave_last_out":
+        parts = splits.leave_last_out(labelled)
+    else:
+        raise InvalidInput(f"unknown split {split!r}")
+    train, valid, test = (p.reset_index(drop=True) for p in parts)
+    if negative_samples:
+        negatives = sample_negatives(train, items["id"], negative_samples, negative_strategy, seed)
+        train = pd.concat([train, negatives], ignore_index=True)
+    # privacy: keyed hashes instead of raw user ids, everywhere in the snapshot
+    for part in (train, valid, test):
+        part["user_id"] = hash_ids(secret, part["user_id"])
+        if domain == "people":
+            part["item_id"] = hash_ids(secret, part["item_id"])
+    users = users.assign(id=hash_ids(secret, users["id"]))
+    if domain == "people":
+        items = items.assign(id=hash_ids(secret, items["id"]))
+    manifest = {
+        "domain": domain,
+        "created_at": datetime.now(UTC).isoformat(),
+        "split": split,
+        "ratios": list(ratios),
+        "negative_samples": negative_samples,
+        "negative_strategy": negative_strategy,
+        "min_interactions": min_interactions,
+        "seed": seed,
+        "stats": dataset_stats(train, valid, test, len(users), len(items)),
+    }
+    dataset = Dataset(train, valid, test, users, items, manifest)
+    dataset.manifest["version"] = _content_version(dataset)
+    return dataset
+
+
+def _users_frame(session: Session) -> pd.DataFrame:
+    """Profile features for models; private fields (name, email, exact location) excluded."""
+    cols = [User.id, User.age, User.gender, User.city, User.bio, User.tags, User.elo]
+    frame = pd.DataFrame(session.execute(select(*cols)).all(), columns=[c.key for c in cols])
+    return frame.sort_values("id", kind="stable").reset_index(drop=True)
+
+
+def _items_frame(session: Session) -> pd.DataFrame:
+    cols = [Item.id, Item.kind, Item.title, Item.text, Item.category, Item.city, Item.owner_id,
+            Item.starts_at, Item.tags]  # fmt: skip
+    frame = pd.DataFrame(session.execute(select(*cols)).all(), columns=[c.key for c in cols])
+    return frame.sort_values("id", kind="stable").reset_index(drop=True)
+
+
+def _people_as_items(users: pd.DataFrame) -> pd.DataFrame:
+    return users.rename(columns={"bio": "text"}).assign(category=users["gender"])
+
+
+def dataset_stats(
+    train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame, n_users: int, n_items: int
+) -> dict[str, Any]:
+    """Seed 003's "Dataset Statistics": sizes, label distribution, coverage."""
+    every = pd.concat([train, valid, test], ignore_index=True)
+    density = len(every) / max(n_users * n_items, 1)
+    return {
+        "rows": {"train": len(train), "valid": len(valid), "test": len(test)},
+        "users": n_users,
+        "items": n_items,
+        "users_with_data": int(every["user_id"].nunique()),
+        "items_with_data": int(every["item_id"].nunique()),
+        "item_coverage": round(every["item_id"].nunique() / max(n_items, 1), 4),
+        "density": round(density, 6),
+        "positives": int(every["positive"].sum()),
+        "labels": {f"{k:.1f}": int(v) for k, v in every["label"].round(1).value_counts().items()},
+        "actions": {str(k): int(v) for k, v in every["action"].value_counts().items()},
+    }
+
+
+def _content_version(dataset: Dataset) -> str:
+    digest = hashlib.sha256()
+    for part in (dataset.train, dataset.valid, dataset.test):
+        digest.update(pd.util.hash_pandas_object(part[["user_id", "item_id", "label"]],
+                                                 index=False).values.tobytes())  # fmt: skip
+    for key in ("split", "ratios", "negative_samples", "negative_strategy", "seed"):
+        digest.update(json.dumps(dataset.manifest[key]).encode())
+    return "ds-" + digest.hexdigest()[:12]
+
+
+def save_dataset(dataset: Dataset, folder: str | Path) -> Path:
+    """Write the snapshot: train/valid/test/users/items Parquet and manifest.json."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("train", "valid", "test", "users", "items"):
+        getattr(dataset, name).to_parquet(out / f"{name}.parquet", index=False)
+    (out / "manifest.json").write_text(json.dumps(dataset.manifest, indent=2, default=str))
+    return out
+
+
+def load_dataset(folder: str | Path) -> Dataset:
+    """Read a snapshot written by :func:`save_dataset`; a missing file is named."""
+    src = Path(folder)
+    manifest_path = src / "manifest.json"
+    if not manifest_path.is_file():
+        raise InvalidInput(f"{src} is not a dataset snapshot (no manifest.json)")
+    parts = {}
+    for name in ("train", "valid", "test", "users", "items"):
+        path = src / f"{name}.parquet"
+        if not path.is_file():
+            raise InvalidInput(f"dataset snapshot {src} is missing {path.name}")
+        parts[name] = pd.read_parquet(path)
+    return Dataset(manifest=json.loads(manifest_path.read_text()), **parts)

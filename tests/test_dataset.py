@@ -1,0 +1,106 @@
+"""Dataset building: labels from the action table, negatives, splits, hashed ids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from matchwise.actions import merge_action_table
+from matchwise.data.dataset import (
+    build_dataset,
+    label_interactions,
+    load_dataset,
+    sample_negatives,
+    save_dataset,
+)
+from matchwise.data.synthetic import generate_items
+from matchwise.errors import InvalidInput
+from matchwise.ingest import write_bundle
+from matchwise.privacy import hash_id
+from matchwise.runtime import Runtime
+from matchwise.settings import Settings
+
+TABLE = merge_action_table(None)
+
+
+def _frame(rows: list[tuple[str, str, str, float | None, str]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "action", "value", "occurred_at"])
+
+
+def test_labels_follow_the_seed_table_and_collapse_per_pair() -> None:
+    raw = _frame([
+        ("u", "a", "view", None, "2026-01-01"),
+        ("u", "a", "click", None, "2026-01-02"),
+        ("u", "a", "apply", None, "2026-01-03"),
+        ("u", "b", "view", None, "2026-01-01"),
+        ("u", "c", "dislike", None, "2026-01-01"),
+        ("u", "d", "impression", None, "2026-01-01"),
+        ("v", "a", "rate", 5.0, "2026-01-01"),
+        ("v", "b", "rate", 2.0, "2026-01-01"),
+    ])  # fmt: skip
+    out = label_interactions(raw, TABLE).set_index(["user_id", "item_id"])
+    assert out.loc[("u", "a"), "label"] == 1.0 and out.loc[("u", "a"), "positive"]
+    assert out.loc[("u", "a"), "weight"] == pytest.approx(0.5 + 1.0 + 3.0)
+    assert out.loc[("u", "b"), "label"] == 0.4 and not out.loc[("u", "b"), "positive"]
+    assert out.loc[("u", "c"), "label"] == 0.0
+    assert ("u", "d") not in out.index  # impressions are not labels
+    assert out.loc[("v", "a"), "positive"] and not out.loc[("v", "b"), "positive"]
+
+
+def test_negatives_avoid_seen_items() -> None:
+    labelled = label_interactions(
+        _frame([("u", str(i), "like", None, "2026-01-01") for i in range(5)]), TABLE
+    )
+    items = [str(i) for i in range(50)]
+    for strategy in ("uniform", "popularity"):
+        neg = sample_negatives(labelled, items, 3, strategy, seed=1)  # type: ignore[arg-type]
+        assert len(neg) == 15 and (neg["label"] == 0).all()
+        assert not set(neg["item_id"]) & set(labelled["item_id"])
+    with pytest.raises(InvalidInput, match="negative strategy"):
+        sample_negatives(labelled, items, 1, "hard")  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def items_store(sqlite_url: str, tmp_path: Path) -> Runtime:
+    runtime = Runtime.open(Settings(database_url=sqlite_url), migrate=False)
+    bundle = generate_items(n_users=120, n_items=80, n_interactions=4000, seed=5)
+    write_bundle(runtime.engine, bundle, runtime.settings.action_table)
+    return runtime
+
+
+def test_build_save_load_round_trip(items_store: Runtime, tmp_path: Path) -> None:
+    s = items_store.settings
+    with items_store.session() as session:
+        ds = build_dataset(session, s.action_table, s.hash_secret, negative_samples=2)
+    stats = ds.manifest["stats"]
+    assert stats["rows"]["train"] > stats["rows"]["test"] > 0
+    assert "negative_sample" in stats["actions"]
+    # time-ordered per user: every user's validation/test rows come after their training rows
+    last_train = ds.train[ds.train["action"] != "negative_sample"].groupby("user_id")["timestamp"]
+    first_test = ds.test.groupby("user_id")["timestamp"].min()
+    both = first_test.index.intersection(last_train.max().index)
+    assert (first_test[both] >= last_train.max()[both]).all()
+    # no raw ids in the snapshot
+    assert not set(ds.train["user_id"]) & {f"u{i}" for i in range(120)}
+    assert hash_id(s.hash_secret, "u0") in set(ds.users["id"])
+    folder = save_dataset(ds, tmp_path / "snap")
+    again = load_dataset(folder)
+    assert again.manifest["version"] == ds.manifest["version"]
+    train, valid, test = again.interaction_sets()
+    assert train.n_items == test.n_items == len(again.items)
+    with items_store.session() as session:
+        ds2 = build_dataset(session, s.action_table, s.hash_secret, negative_samples=2)
+    assert ds2.manifest["version"] == ds.manifest["version"]  # deterministic
+
+
+def test_no_positives_is_a_clear_error(sqlite_url: str) -> None:
+    runtime = Runtime.open(Settings(database_url=sqlite_url), migrate=False)
+    with runtime.session() as session, pytest.raises(InvalidInput, match="no positive"):
+        build_dataset(session, TABLE, "secret")
+
+
+def test_load_names_missing_files(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="not a dataset snapshot"):
+        load_dataset(tmp_path)
