@@ -616,7 +616,7 @@ def generate_people(
     p = _people_profiles(rng, n_users, n_cities, days)
     tags = _mask_lists(p["hobbies"], HOBBIES)
     bios = _bios(rng, p, tags)
-    ids = _ids("u", n_users)
+    ids = _ids("p", n_users)
 
     users = pd.DataFrame(
         {
