@@ -153,3 +153,20 @@ def test_duplicate_ids_in_one_batch_are_rejected(runtime: Runtime) -> None:
     users = people_fixture()[:2]
     with runtime.session() as s, pytest.raises(InvalidInput, match=r"users\[1\]\.id: 'alice'"):
         upsert_users(s, [users[0], users[0]])
+
+
+def test_bulk_load_creates_matches_from_mutual_likes(runtime: Runtime) -> None:
+    from matchwise.data.synthetic import generate_people
+    from matchwise.ingest import write_bundle
+
+    bundle = generate_people(n_users=150, n_swipes=3000, seed=11)
+    stats = write_bundle(runtime.engine, bundle, runtime.settings.action_table)
+    likes = bundle.interactions[bundle.interactions["action"].isin(["like", "superlike"])]
+    pairs = set(zip(likes["user_id"], likes["target_user_id"], strict=True))
+    mutual = {tuple(sorted(p)) for p in pairs if (p[1], p[0]) in pairs}
+    assert stats["matches"] == len(mutual) > 0
+    with runtime.session() as s:
+        stored = {(m.user_a, m.user_b) for m in s.scalars(select(Match))}
+    assert stored == mutual
+    again = write_bundle(runtime.engine, bundle, runtime.settings.action_table)
+    assert again["matches"] == 0 and again["interactions"] == 0

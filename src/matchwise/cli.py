@@ -523,6 +523,112 @@ def export_events_cmd(
     console.print(f"wrote {len(frame):,} events to {output}")
 
 
+dataset_app = typer.Typer(help="Training datasets: extract, label, split.", no_args_is_help=True)
+app.add_typer(dataset_app, name="dataset")
+bench_app = typer.Typer(help="Benchmarks against peer libraries.", no_args_is_help=True)
+app.add_typer(bench_app, name="benchmark")
+
+
+def _ratios(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise InvalidInput(
+            f"--split ratios must be numbers like 0.8,0.1,0.1, not {text!r}"
+        ) from None
+    if len(values) != 3 or any(v < 0 for v in values) or abs(sum(values) - 1) > 1e-6:
+        raise InvalidInput(f"--split needs three ratios summing to 1, got {text!r}")
+    return values
+
+
+@dataset_app.command("build")
+def dataset_build(
+    output: Annotated[Path, typer.Option(help="folder for the Parquet snapshot")],
+    domain: Annotated[str, typer.Option(help="items or people")] = "items",
+    negative_samples: Annotated[int, typer.Option(help="negatives per positive")] = 0,
+    negative_strategy: Annotated[str, typer.Option(help="uniform or popularity")] = "uniform",
+    min_interactions: Annotated[int, typer.Option(help="drop users with fewer")] = 1,
+    split_kind: Annotated[
+        str, typer.Option("--split-kind", help="temporal, global_temporal, random, leave_last_out")
+    ] = "temporal",
+    split: Annotated[str, typer.Option("--split", help="ratios train,valid,test")] = "0.8,0.1,0.1",
+    seed: Annotated[int, typer.Option(help="random seed")] = 42,
+) -> None:
+    """Extract interactions from the store into a versioned, labelled, split snapshot."""
+    from matchwise.data.dataset import build_dataset, save_dataset
+
+    if domain not in ("items", "people"):
+        raise InvalidInput(f"--domain must be 'items' or 'people', not {domain!r}")
+    if split_kind not in ("temporal", "global_temporal", "random", "leave_last_out"):
+        raise InvalidInput(f"unknown --split-kind {split_kind!r}")
+    if negative_samples < 0:
+        raise InvalidInput("--negative-samples must be >= 0")
+    runtime = _runtime()
+    with runtime.session() as session:
+        dataset = build_dataset(
+            session,
+            runtime.settings.action_table,
+            runtime.settings.hash_secret,
+            domain=domain,  # type: ignore[arg-type]
+            negative_samples=negative_samples,
+            negative_strategy=negative_strategy,  # type: ignore[arg-type]
+            min_interactions=min_interactions,
+            split=split_kind,  # type: ignore[arg-type]
+            ratios=_ratios(split),
+            seed=seed,
+        )
+    save_dataset(dataset, output)
+    print_dataset_stats(dataset.manifest)
+    console.print(f"snapshot {dataset.manifest['version']} written to {output}")
+
+
+def print_dataset_stats(manifest: dict[str, Any]) -> None:
+    stats = manifest["stats"]
+    table = Table(title=f"Dataset Statistics ({manifest['domain']}, {manifest['split']} split)")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    for part, n in stats["rows"].items():
+        table.add_row(f"{part} rows", f"{n:,}")
+    table.add_row("users (with data / all)", f"{stats['users_with_data']:,} / {stats['users']:,}")
+    table.add_row("items (with data / all)", f"{stats['items_with_data']:,} / {stats['items']:,}")
+    table.add_row("item coverage", f"{stats['item_coverage']:.1%}")
+    table.add_row("density", f"{stats['density']:.4%}")
+    table.add_row("positives", f"{stats['positives']:,}")
+    console.print(table)
+    labels = Table(title="label distribution")
+    labels.add_column("label")
+    labels.add_column("rows", justify="right")
+    for label, n in sorted(stats["labels"].items(), key=lambda kv: -float(kv[0])):
+        labels.add_row(label, f"{n:,}")
+    console.print(labels)
+
+
+@bench_app.command("movielens")
+def benchmark_movielens(
+    path: Annotated[Path, typer.Argument(help="MovieLens folder: 100K, 1M or latest")],
+    protocol: Annotated[str, typer.Option(help="recbole or temporal")] = "recbole",
+    k: Annotated[int, typer.Option(help="cut-off")] = 10,
+    models: Annotated[
+        str | None, typer.Option(help="comma-separated model names (default: all)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """matchwise's models and peer libraries on one split, full ranking."""
+    from matchwise.benchmark import render_table, run_movielens_benchmark
+
+    if protocol not in ("recbole", "temporal"):
+        raise InvalidInput(f"--protocol must be recbole or temporal, not {protocol!r}")
+    if k < 1:
+        raise InvalidInput("--k must be >= 1")
+    names = [m.strip() for m in models.split(",")] if models else None
+    result = run_movielens_benchmark(path, protocol=protocol, k=k, models=names,
+                                     progress=not as_json)  # fmt: skip
+    if as_json:
+        sys.stdout.write(json.dumps(result, default=str) + "\n")
+        return
+    console.print(render_table(result))
+
+
 @app.command()
 def demo(
     size: Annotated[str, typer.Option(help="small, medium or large")] = "small",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pandas as pd
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
@@ -48,8 +49,10 @@ def run_demo(console: Console, size: str = "small", seed: int = 42) -> dict[str,
 
     started = time.perf_counter()
     with console.status("generating synthetic events (items domain) and people (dating)..."):
-        items_bundle = generate("items", size=size, seed=seed)
-        people_bundle = generate("people", size="small", seed=seed)
+        # the window ends today, so upcoming events are upcoming for real
+        start = pd.Timestamp.now(tz="UTC").normalize() - pd.Timedelta(days=60)
+        items_bundle = generate("items", size=size, seed=seed, start=start)
+        people_bundle = generate("people", size="small", seed=seed, start=start)
     with console.status("writing the store..."):
         write_bundle(runtime.engine, items_bundle, settings.action_table)
         write_bundle(runtime.engine, people_bundle, settings.action_table)

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, Table, select, text
+from sqlalchemy import Engine, Table, and_, case, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from matchwise.actions import LIKE_ACTIONS, ActionRule
 from matchwise.data.bundle import DataBundle
@@ -458,6 +458,7 @@ def write_bundle(
         stats["items"] = _upsert(session, Item, items).created if items else 0
     columns = [c.name for c in Interaction.__table__.columns if c.name != "id"]
     now = utcnow()
+    stats["matches"] = 0
     for start in range(0, len(frame), batch_size):
         part = frame.iloc[start : start + batch_size]
         rows = _records(part, columns)
@@ -469,7 +470,33 @@ def write_bundle(
                 row.setdefault(key, None)
         with session_scope(engine) as session:
             stats["interactions"] += _write_interactions(session, rows)
+    if "target_user_id" in frame and frame["target_user_id"].notna().any():
+        with session_scope(engine) as session:
+            stats["matches"] = sync_matches(session)
     return stats
+
+
+def sync_matches(session: Session) -> int:
+    """Create the match rows implied by mutual likes already stored (bulk loads).
+
+    Set-based and idempotent: pairs that already have a match are skipped.
+    """
+    a, b = aliased(Interaction), aliased(Interaction)
+    likes = sorted(LIKE_ACTIONS)
+    later = case((a.occurred_at > b.occurred_at, a.occurred_at), else_=b.occurred_at)
+    pairs = (
+        select(a.user_id, a.target_user_id, func.max(later))
+        .join(b, and_(b.user_id == a.target_user_id, b.target_user_id == a.user_id))
+        .where(a.action.in_(likes), b.action.in_(likes), a.user_id < a.target_user_id)
+        .group_by(a.user_id, a.target_user_id)
+    )
+    stmt = (
+        _insert(session, Match.__table__)
+        .from_select(["user_a", "user_b", "created_at"], pairs)
+        .on_conflict_do_nothing(index_elements=["user_a", "user_b"])
+        .returning(Match.__table__.c.id)
+    )
+    return len(session.execute(stmt).all())
 
 
 # --- single interactions (API POST /v1/interactions, CLI interact) -------------------

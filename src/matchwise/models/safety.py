@@ -759,7 +759,7 @@ class SafetyClassifier:
         histories = [h if isinstance(h, list | tuple) else None for h in frame["history"]]
         groups = np.array(
             [
-                f"group:{g}" if g is not None else f"text:{_canonical(t)}"
+                f"group:{g}" if isinstance(g, str) else f"text:{_canonical(t)}"
                 for g, t in zip(frame["group"], texts, strict=True)
             ]
         )

@@ -31,9 +31,9 @@ Example
 from __future__ import annotations
 
 import json
-import os
 import logging
 import math
+import os
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
