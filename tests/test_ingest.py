@@ -170,3 +170,18 @@ def test_bulk_load_creates_matches_from_mutual_likes(runtime: Runtime) -> None:
     assert stored == mutual
     again = write_bundle(runtime.engine, bundle, runtime.settings.action_table)
     assert again["matches"] == 0 and again["interactions"] == 0
+
+
+def test_movielens_100k_loads_into_the_store(runtime: Runtime) -> None:
+    from matchwise.data.movielens import read_movielens
+    from matchwise.db.tables import Item, User
+    from matchwise.ingest import write_bundle
+    from tests.conftest import MOVIELENS_100K
+
+    bundle = read_movielens(MOVIELENS_100K)
+    stats = write_bundle(runtime.engine, bundle, runtime.settings.action_table)
+    assert (stats["users"], stats["items"], stats["interactions"]) == (943, 1682, 100_000)
+    assert (_count(runtime, User), _count(runtime, Item), _count(runtime)) == (943, 1682, 100_000)
+    with runtime.session() as s:
+        rated = s.scalar(select(func.avg(Interaction.value)))
+    assert 3.5 < rated < 3.6  # MovieLens 100K's mean rating is 3.53

@@ -456,24 +456,85 @@ def write_bundle(
     with session_scope(engine) as session:
         stats["users"] = _upsert(session, User, users).created if users else 0
         stats["items"] = _upsert(session, Item, items).created if items else 0
-    columns = [c.name for c in Interaction.__table__.columns if c.name != "id"]
-    now = utcnow()
     stats["matches"] = 0
     for start in range(0, len(frame), batch_size):
-        part = frame.iloc[start : start + batch_size]
-        rows = _records(part, columns)
-        for row in rows:
-            row.setdefault("received_at", now)
-            if row.get("sample_weight") is None:
-                row["sample_weight"] = 1.0
-            for key in columns:
-                row.setdefault(key, None)
+        part = _interaction_columns(frame.iloc[start : start + batch_size])
         with session_scope(engine) as session:
-            stats["interactions"] += _write_interactions(session, rows)
+            stats["interactions"] += _bulk_insert_interactions(session, part)
     if "target_user_id" in frame and frame["target_user_id"].notna().any():
         with session_scope(engine) as session:
             stats["matches"] = sync_matches(session)
     return stats
+
+
+_BULK_COLUMNS = [c.name for c in Interaction.__table__.columns if c.name != "id"]
+
+
+def _interaction_columns(part: pd.DataFrame) -> pd.DataFrame:
+    """The bundle's rows in table column order, times as naive UTC, NaN as None."""
+    out = pd.DataFrame(index=part.index)
+    now = utcnow().replace(tzinfo=None)
+    for column in _BULK_COLUMNS:
+        if column in part.columns:
+            values = part[column]
+        elif column == "received_at":
+            values = pd.Series(now, index=part.index)
+        elif column == "sample_weight":
+            values = pd.Series(1.0, index=part.index)
+        else:
+            values = pd.Series(None, index=part.index, dtype=object)
+        if column in ("occurred_at", "received_at"):
+            values = pd.to_datetime(values, utc=True).dt.tz_localize(None)
+        out[column] = values
+    for column in ("position", "duration_ms"):
+        out[column] = out[column].astype("Int64")
+    return out.astype(object).where(out.notna(), None)
+
+
+def _sqlite_time(value: datetime) -> str:
+    """SQLAlchemy's own SQLite DateTime text format, so comparisons in SQL stay right."""
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _bulk_insert_interactions(session: Session, part: pd.DataFrame) -> int:
+    """Fast path for bulk loads, skipping event ids already stored.
+
+    PostgreSQL: COPY into a temporary table, then INSERT … SELECT … ON CONFLICT DO
+    NOTHING. SQLite: executemany of INSERT OR IGNORE on the driver. Both count what
+    was really written.
+    """
+    if part.empty:
+        return 0
+    columns = ", ".join(_BULK_COLUMNS)
+    connection = session.connection()
+    raw = connection.connection.driver_connection
+    if connection.dialect.name == "postgresql":
+        session.execute(
+            text(
+                "CREATE TEMP TABLE IF NOT EXISTS bulk_interactions "
+                "(LIKE interactions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            )
+        )
+        copy_sql = f"COPY bulk_interactions ({columns}) FROM STDIN"
+        with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
+            for row in part.itertuples(index=False, name=None):
+                copy.write_row(row)
+        result = session.execute(
+            text(
+                f"INSERT INTO interactions ({columns}) SELECT {columns} FROM bulk_interactions "
+                "ON CONFLICT (event_id) DO NOTHING"
+            )
+        )
+        session.execute(text("DELETE FROM bulk_interactions"))
+        return int(result.rowcount or 0)
+    rows = [
+        tuple(_sqlite_time(v) if isinstance(v, pd.Timestamp | datetime) else v for v in row)
+        for row in part.itertuples(index=False, name=None)
+    ]
+    before = raw.total_changes
+    marks = ", ".join("?" for _ in _BULK_COLUMNS)
+    raw.executemany(f"INSERT OR IGNORE INTO interactions ({columns}) VALUES ({marks})", rows)
+    return int(raw.total_changes - before)
 
 
 def sync_matches(session: Session) -> int:

@@ -340,7 +340,11 @@ def profile_features(profiles: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd
     Unknown columns are ignored; a known column with non-numeric values is an error.
     """
     frame = profiles if isinstance(profiles, pd.DataFrame) else pd.DataFrame(list(profiles))
-    frame = frame.rename(columns={k: v for k, v in PROFILE_ALIASES.items() if k in frame})
+    frame = frame.copy()
+    for alias, name in PROFILE_ALIASES.items():
+        if alias in frame.columns:  # rows from several sources may carry both spellings
+            alias_values = frame.pop(alias)
+            frame[name] = frame[name].fillna(alias_values) if name in frame else alias_values
     out = pd.DataFrame(index=frame.index)
     for name in PROFILE_FEATURES:
         if name in frame.columns:
@@ -528,16 +532,14 @@ def _fit_text_head(
     """
     from sklearn.model_selection import StratifiedGroupKFold
 
-    n_min = int(min(y.sum(), len(y) - y.sum()))
-    if n_min < 2:
-        raise InvalidInput("a safety head needs at least two positive and two negative examples")
-    folds = max(2, min(folds, n_min))
-    oof = np.zeros((len(y), 1 if tfidf_x is None else 2))
     if groups is None:
         groups = np.arange(len(y))
     folds = min(folds, len(np.unique(groups[y == 1])), len(np.unique(groups[y == 0])))
     if folds < 2:
-        raise InvalidInput("a safety head needs positives and negatives from 2+ distinct groups")
+        raise InvalidInput(
+            "a safety head needs at least two distinct positive and two distinct negative texts"
+        )
+    oof = np.zeros((len(y), 1 if tfidf_x is None else 2))
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     for fit_idx, out_idx in splitter.split(dense_x, y, groups):
         oof[out_idx, 0] = _fit_linear(dense_x[fit_idx], y[fit_idx], c_dense, True, seed).decision(
@@ -1051,6 +1053,21 @@ def _jsonable(value: Any) -> Any:
 # --- evaluation and the training recipe -----------------------------------------------------
 
 
+class _Memo:
+    """Remembers vectors by text, so training embeds each text once whatever the embedder."""
+
+    def __init__(self, embed: EmbedFn) -> None:
+        self.embed = embed
+        self.vectors: dict[str, np.ndarray] = {}
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in self.vectors))
+        if missing:
+            new = np.asarray(self.embed(missing))
+            self.vectors.update(zip(missing, new, strict=True))
+        return np.stack([self.vectors[t] for t in texts]) if texts else np.zeros((0, 0))
+
+
 def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
     """Precision, recall, F1 at ``threshold``, ROC AUC and average precision."""
     from sklearn.metrics import (
@@ -1161,10 +1178,11 @@ def train_safety(
         corpus["spam_scam"] = np.nan
     insta_train, insta_test = load_instagram_fake(instagram_dir)
 
-    classifier = SafetyClassifier(embed=embed, seed=seed, **classifier_params)
+    base_embed = embed if embed is not None else default_embedder()
+    memo = _Memo(base_embed)
+    classifier = SafetyClassifier(embed=memo, seed=seed, **classifier_params)
     t = time.perf_counter()
-    all_texts = list(dict.fromkeys([*sms["text"], *corpus["text"]]))
-    classifier.embed(all_texts)  # warm the embedder's cache once, timed on its own
+    memo(list(dict.fromkeys([*sms["text"], *corpus["text"]])))  # every text embedded once
     timings["embedding"] = time.perf_counter() - t
 
     corpus["group"] = corpus["template_id"]
@@ -1292,4 +1310,5 @@ def train_safety(
         "profiles": len(profile_train),
     }
     classifier.training_metrics = metrics
+    classifier.embed = base_embed  # drop the training memo, keep the caller's embedder
     return classifier, metrics

@@ -222,6 +222,11 @@ class _Tower(nn.Module):
                 "a two-tower tower has no inputs: enable use_ids or give side features"
             )
         self.mlp = _mlp(in_dim, config.hidden, config.embedding_dim, config.dropout)
+        self.skip = (
+            nn.Linear(in_dim, config.embedding_dim, bias=False)
+            if os.environ.get("TTV_SKIP") == "1"
+            else None
+        )
         if self.ids is not None:
             nn.init.normal_(self.ids.weight, std=0.1)
 
@@ -239,7 +244,10 @@ class _Tower(nn.Module):
         if self.side is not None:
             parts.append(self.side(feats))  # (batch, side_dim)
         x = torch.cat(parts, dim=1)  # (batch, in_dim)
-        return F.normalize(self.mlp(x), dim=1)  # (batch, embedding_dim), unit rows
+        out = self.mlp(x)
+        if self.skip is not None:
+            out = out + self.skip(x)
+        return F.normalize(out, dim=1)  # (batch, embedding_dim), unit rows
 
 
 class TwoTowerNet(nn.Module):
@@ -318,10 +326,11 @@ class TwoTowerNet(nn.Module):
         ``drop_item`` is left out where ``drop_mask`` is 1 (the training target). Dividing
         by the square root (SVD++'s normalisation) keeps long histories informative.
         """
-        flat, row_of, lengths = self.liked(rows)
-        summed = torch.zeros(len(rows), self.history.embedding_dim, device=rows.device)
-        summed = summed.index_add(0, row_of, self.history(flat))  # (batch, id_dim)
-        count = lengths.to(summed.dtype)  # (batch,)
+        unique, inverse = torch.unique(rows, return_inverse=True)  # each history once
+        flat, _, lengths = self.liked(unique)
+        bag_offsets = torch.cumsum(lengths, 0) - lengths  # (n_unique,)
+        summed = F.embedding_bag(flat, self.history.weight, bag_offsets, mode="sum")[inverse]
+        count = lengths[inverse].to(summed.dtype)  # (batch,)
         if drop_item is not None and drop_mask is not None:
             summed = summed - self.history(drop_item) * drop_mask.unsqueeze(1)
             count = count - drop_mask

@@ -1,0 +1,556 @@
+"""The full pipeline as one Recommender: candidate generators re-ranked by a LightGBM ranker.
+
+Generators (EASE, implicit ALS, popularity, optionally the two-tower) each propose their
+top ``n_candidates`` unseen items per user; the union is described by
+:func:`~matchwise.models.ranker.candidate_features` (every generator's score, rank, gap
+to the user's top and z-score, popularity, history length, tag/category/city/owner
+match, recency...) and ordered by a :class:`~matchwise.models.ranker.LightGBMRanker`.
+
+Where the ranker's labels come from (``label_source``):
+
+- ``"holdout"`` (default): a seeded random ``holdout`` share of each user's *training*
+  positives is hidden, the generators fit on the rest, and the hidden items label the
+  candidates. Needs no validation data, so validation stays an honest yardstick.
+- ``"validation"``: the generators fit on ``train`` and the validation positives label
+  the candidates (seed 001's "next period"); with ``refit`` the final generators then
+  see train + validation, so validation can no longer measure the model.
+
+With ``refit`` (default) the generators are fitted again on all the data they may use,
+so the served model loses no history. Test data is never seen in either mode.
+``score`` returns a full ``(users, n_items)`` matrix: candidates get ranker scores
+shifted above every non-candidate, which keep a low score from the first generator's
+rank, so full-ranking evaluation works unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from matchwise.errors import ArtifactError, InvalidInput
+from matchwise.models.base import InteractionSet, Recommender
+from matchwise.models.ranker import FeatureContext, LightGBMRanker, candidate_features
+
+log = logging.getLogger(__name__)
+
+STATE = "hybrid.npz"
+GENERATORS = ("ease", "als", "popularity", "two_tower", "item_knn")
+LABEL_SOURCES = ("holdout", "validation")
+DEFAULT_ALS: dict[str, Any] = {
+    "factors": 64,
+    "regularization": 30.0,
+    "alpha": 5.0,
+    "iterations": 20,
+    "random_state": 0,
+    "num_threads": 1,
+}
+DEFAULT_RANKER: dict[str, Any] = {
+    "n_estimators": 400,
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "min_data_in_leaf": 50,
+}
+
+
+class HybridRecommender(Recommender):
+    """Candidate generators + LightGBM lambdarank re-ranker behind one interface.
+
+    Parameters
+    ----------
+    generators:
+        Names from ``ease``, ``als`` (implicit's ALS), ``popularity``, ``two_tower``,
+        ``item_knn``; the first one also scores the non-candidates.
+    n_candidates:
+        Each generator's top-N per user; the ranker orders their union.
+    ease_l2, als, two_tower, ranker:
+        Hyperparameters of EASE (λ), ALS, the two-tower (config overrides) and the ranker.
+    label_source, holdout, folds:
+        Where the ranker's labels come from (module docstring), the hidden share, and
+        how many disjoint hidden shares (each a generator fit) feed the ranker.
+    refit:
+        Fit the generators again on all usable data once the ranker is trained.
+    positive_threshold:
+        Labels at or above it are positives (history, ranker labels).
+    """
+
+    model_type: ClassVar[str] = "hybrid"
+
+    def __init__(
+        self,
+        generators: Sequence[str] = ("ease", "als", "popularity"),
+        n_candidates: int = 150,
+        ease_l2: float = 300.0,
+        als: Mapping[str, Any] | None = None,
+        two_tower: Mapping[str, Any] | None = None,
+        ranker: Mapping[str, Any] | None = None,
+        label_source: str = "holdout",
+        holdout: float = 0.2,
+        folds: int = 1,
+        refit: bool = True,
+        positive_threshold: float = 0.7,
+        seed: int = 0,
+        batch_size: int = 512,
+    ) -> None:
+        super().__init__()
+        generators = [str(g) for g in generators]
+        unknown = sorted(set(generators) - set(GENERATORS))
+        if not generators or unknown:
+            raise InvalidInput(
+                f"hybrid generators must be some of {', '.join(GENERATORS)}; got {generators}"
+            )
+        if label_source not in LABEL_SOURCES:
+            raise InvalidInput(f"label_source must be one of {LABEL_SOURCES}: {label_source!r}")
+        if not 0 < holdout < 1:
+            raise InvalidInput(f"holdout must be in (0, 1), got {holdout}")
+        if n_candidates < 1:
+            raise InvalidInput("n_candidates must be >= 1")
+        self.generators = generators
+        self.n_candidates = int(n_candidates)
+        self.ease_l2 = float(ease_l2)
+        self.als = {**DEFAULT_ALS, **(als or {})}
+        self.two_tower = dict(two_tower or {})
+        self.ranker = {**DEFAULT_RANKER, **(ranker or {})}
+        self.label_source = label_source
+        self.holdout = float(holdout)
+        if folds < 1:
+            raise InvalidInput("folds must be >= 1")
+        self.folds = int(folds)
+        self.refit = bool(refit)
+        self.positive_threshold = float(positive_threshold)
+        self.seed = int(seed)
+        self.batch_size = int(batch_size)
+        self.generators_: dict[str, Recommender] = {}
+        self.ranker_: LightGBMRanker | None = None
+        self.context_: FeatureContext | None = None
+        self.seen_: sp.csr_matrix | None = None
+        self.people_: bool = False
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "generators": list(self.generators),
+            "n_candidates": self.n_candidates,
+            "ease_l2": self.ease_l2,
+            "als": dict(self.als),
+            "two_tower": dict(self.two_tower),
+            "ranker": dict(self.ranker),
+            "label_source": self.label_source,
+            "holdout": self.holdout,
+            "folds": self.folds,
+            "refit": self.refit,
+            "positive_threshold": self.positive_threshold,
+            "seed": self.seed,
+            "batch_size": self.batch_size,
+        }
+
+    # --- generators ---------------------------------------------------------------------
+    def _make_generator(self, name: str) -> Recommender:
+        if name == "ease":
+            from matchwise.models.ease import EASERecommender
+
+            return EASERecommender(l2=self.ease_l2)
+        if name == "popularity":
+            from matchwise.models.popularity import PopularityRecommender
+
+            return PopularityRecommender()
+        if name == "als":
+            from matchwise.models.peers import ImplicitALSRecommender
+
+            return ImplicitALSRecommender(**self.als)
+        if name == "item_knn":
+            return ItemKNNRecommender()
+        from matchwise.models.two_tower import TwoTowerRecommender
+
+        return TwoTowerRecommender(**{"seed": self.seed, **self.two_tower})
+
+    def _fit_generators(
+        self,
+        data: InteractionSet,
+        early_stop: InteractionSet | None,
+        epochs: Mapping[str, int] | None = None,
+    ) -> dict[str, Recommender]:
+        fitted: dict[str, Recommender] = {}
+        for name in self.generators:
+            started = time.perf_counter()
+            model = self._make_generator(name)
+            if name == "two_tower" and epochs and name in epochs:
+                from matchwise.models.two_tower import TwoTowerRecommender
+
+                model = TwoTowerRecommender(
+                    **{"seed": self.seed, **self.two_tower, "epochs": epochs[name]}
+                )
+                model.fit(data)
+            elif name == "two_tower":
+                model.fit(data, early_stop)
+            else:
+                try:
+                    model.fit(data)
+                except ImportError as exc:
+                    raise InvalidInput(f"hybrid generator {name!r} cannot run: {exc}") from exc
+            fitted[name] = model
+            log.debug("hybrid generator %s fitted in %.2fs", name, time.perf_counter() - started)
+        return fitted
+
+    # --- training -----------------------------------------------------------------------
+    def fit(self, train: InteractionSet, validation: InteractionSet | None = None) -> Self:
+        """Fit generators, learn the ranker from hidden positives, refit the generators."""
+        started = time.perf_counter()
+        if validation is not None and (validation.n_users, validation.n_items) != (
+            train.n_users,
+            train.n_items,
+        ):
+            raise InvalidInput("validation must share the training id universe")
+        if not (train.labels >= self.positive_threshold).any():
+            raise InvalidInput(
+                f"the training data has no positives (label >= {self.positive_threshold}): "
+                "the hybrid has nothing to learn from"
+            )
+        self.people_ = _same_universe(train)
+        self.n_users_, self.n_items_ = train.n_users, train.n_items
+        if self.label_source == "validation":
+            if validation is None:
+                raise InvalidInput("label_source='validation' needs validation data in fit()")
+            hidden = validation.subset(validation.labels >= self.positive_threshold)
+            stages = [(train, hidden)]
+            final_data = _concat(train, validation) if self.refit else train
+        else:
+            stages = self._holdout_stages(train)
+            final_data = train
+        blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        names: list[str] = []
+        found = total = 0
+        for stage_data, labels in stages:
+            self._set_stage(stage_data, self._fit_generators(stage_data, labels))
+            label_matrix = labels.to_csr(positive_only=True)
+            label_matrix.data[:] = 1.0
+            label_users = np.flatnonzero(np.diff(label_matrix.indptr) > 0)
+            X, y, groups, names = self._training_rows(label_users, label_matrix)
+            blocks.append((X, y, groups, label_users))
+            found += int(y.sum())
+            total += int(label_matrix.sum())
+        X = np.concatenate([b[0] for b in blocks])
+        y = np.concatenate([b[1] for b in blocks])
+        groups = np.concatenate([b[2] for b in blocks])
+        keys = np.concatenate([b[3] for b in blocks])
+        recall = found / max(total, 1)
+        log.info("hybrid ranker data: %d rows, candidate recall %.3f", len(y), recall)
+        self.ranker_ = LightGBMRanker(**{"seed": self.seed, **self.ranker}).fit(
+            X, y, groups, names, group_keys=keys, baseline=f"{self.generators[0]}_score"
+        )
+        self.feature_names = list(names)
+        stage_seconds = time.perf_counter() - started
+        if self.refit and (final_data is not stages[-1][0] or len(stages) > 1):
+            epochs = None
+            model = self.generators_.get("two_tower")
+            if model is not None:
+                epochs = {"two_tower": int(model.training_metrics.get("best_epoch") or 1)}
+            self._set_stage(final_data, self._fit_generators(final_data, None, epochs))
+        elif not self.refit and len(stages) > 1:
+            self._set_stage(stages[0][0], self._fit_generators(stages[0][0], stages[0][1]))
+        self.training_metrics = {
+            "train_seconds": round(time.perf_counter() - started, 2),
+            "stage_seconds": round(stage_seconds, 2),
+            "ranker_rows": int(len(y)),
+            "ranker_groups": int(len(groups)),
+            "candidate_recall": round(recall, 4),
+            "ranker": {
+                k: v for k, v in self.ranker_.training_metrics.items() if k != "feature_importance"
+            },
+            "feature_importance": self.ranker_.training_metrics.get("feature_importance", {}),
+            "backend": self.ranker_.backend,
+        }
+        log.info("hybrid trained in %.1fs", self.training_metrics["train_seconds"])
+        return self
+
+    def _set_stage(self, data: InteractionSet, generators: dict[str, Recommender]) -> None:
+        self.generators_ = generators
+        self.context_ = FeatureContext.from_interactions(data, self.positive_threshold)
+        self.seen_ = _seen(data)
+
+    def _holdout_stages(self, train: InteractionSet) -> list[tuple[InteractionSet, InteractionSet]]:
+        """Per fold, (training part, hidden positives): disjoint seeded random shares.
+
+        Each user's positives are cut into ``round(1 / holdout)`` random parts (RecBole's
+        arithmetic, so a user with a single positive hides nothing); fold ``f`` hides part
+        ``f``.
+        """
+        from matchwise.data.splits import random_split
+
+        n_parts = max(2, round(1.0 / self.holdout))
+        positive = np.flatnonzero(train.labels >= self.positive_threshold)
+        frame = pd.DataFrame({"user_id": train.users[positive], "row": positive})
+        parts = random_split(frame, [1.0 / n_parts] * n_parts, seed=self.seed)
+        stages = []
+        for fold in range(min(self.folds, n_parts)):
+            mask = np.zeros(len(train), dtype=bool)
+            mask[parts[n_parts - 1 - fold]["row"].to_numpy()] = True
+            if mask.any():
+                stages.append((train.subset(~mask), train.subset(mask)))
+        if not stages:
+            raise InvalidInput(
+                "too little data for the hybrid's holdout: no user has two positives; "
+                "use label_source='validation' or more data"
+            )
+        return stages
+
+    def _training_rows(
+        self, users: np.ndarray, labels: sp.csr_matrix
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+        """Candidate features and 0/1 labels of ``users``, grouped by user."""
+        blocks_X, blocks_y, blocks_g = [], [], []
+        names: list[str] = []
+        for start in range(0, len(users), self.batch_size):
+            batch = users[start : start + self.batch_size]
+            X, names, rows, cols = self._batch_features(batch)
+            y = np.asarray(labels[batch[rows], cols]).ravel().astype(np.float32)
+            blocks_X.append(X)
+            blocks_y.append(y)
+            blocks_g.append(np.bincount(rows, minlength=len(batch)))
+        X = np.concatenate(blocks_X)
+        y = np.concatenate(blocks_y)
+        groups = np.concatenate(blocks_g)
+        return X, y, groups, names
+
+    # --- candidates and features -----------------------------------------------------------
+    def _generator_scores(self, users: np.ndarray) -> dict[str, np.ndarray]:
+        assert self.seen_ is not None
+        seen = self.seen_[users]
+        r, c = seen.nonzero()
+        out = {}
+        for name, model in self.generators_.items():
+            scores = np.array(model.score(users), dtype=np.float32, copy=True)
+            scores[r, c] = -np.inf
+            out[name] = scores
+        return out
+
+    def _batch_features(
+        self, users: np.ndarray
+    ) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+        """Features of the candidate union of a batch: (X, names, rows, cols), grouped by row."""
+        assert self.context_ is not None
+        scores = self._generator_scores(users)
+        n_items = self.context_.n_items
+        k = min(self.n_candidates, n_items)
+        votes = np.zeros((len(users), n_items), dtype=np.int8)
+        row_of = np.repeat(np.arange(len(users)), k)
+        for values in scores.values():
+            top = np.argpartition(-values, k - 1, axis=1)[:, :k].ravel()
+            ok = np.isfinite(values[row_of, top])  # seen items never become candidates
+            votes[row_of[ok], top[ok]] += 1
+        rows, cols = np.nonzero(votes)
+        extra = {"n_generators": votes[rows, cols].astype(np.float32)}
+        if self.people_:
+            extra["reciprocal"] = self._reciprocal(users, rows, cols)
+        X, names = candidate_features(self.context_, users, rows, cols, scores, extra)
+        return X, names, rows, cols
+
+    def _reciprocal(self, users: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """People domain: the first generator's score of the user for the candidate."""
+        primary = self.generators_[self.generators[0]]
+        unique, position = np.unique(cols, return_inverse=True)
+        values = np.zeros(len(cols), np.float32)
+        for start in range(0, len(unique), self.batch_size):
+            chunk = unique[start : start + self.batch_size]
+            back = primary.score(chunk)  # candidates as users, scoring everyone as items
+            sel = (position >= start) & (position < start + len(chunk))
+            values[sel] = back[position[sel] - start, users[rows[sel]]]
+        return values
+
+    # --- scoring ------------------------------------------------------------------------
+    def score(self, users: np.ndarray) -> np.ndarray:
+        """Ranker scores for each user's candidates, above a generator-rank floor elsewhere."""
+        self._check_fitted()
+        assert self.ranker_ is not None
+        users = np.atleast_1d(np.asarray(users, dtype=np.int64))
+        if users.size and (users.min() < 0 or users.max() >= (self.n_users_ or 0)):
+            raise InvalidInput(f"user index out of range [0, {self.n_users_})")
+        out = np.empty((len(users), self.n_items_ or 0), dtype=np.float32)
+        for start in range(0, len(users), self.batch_size):
+            batch = users[start : start + self.batch_size]
+            out[start : start + len(batch)] = self._score_batch(batch)
+        return out
+
+    def _score_batch(self, users: np.ndarray) -> np.ndarray:
+        assert self.ranker_ is not None
+        X, names, rows, cols = self._batch_features(users)
+        X = _align_columns(X, names, self.ranker_.feature_names)
+        ranked = self.ranker_.predict(X)
+        primary = self._generator_scores(users)[self.generators[0]]
+        order = np.argsort(-primary, axis=1, kind="stable")
+        floor = np.empty_like(primary)
+        n_items = primary.shape[1]
+        np.put_along_axis(
+            floor, order, -1.0 - np.arange(n_items, dtype=np.float32)[None, :] / n_items, axis=1
+        )
+        if len(ranked):
+            row_min = np.full(len(users), np.inf, dtype=np.float32)
+            np.minimum.at(row_min, rows, ranked)
+            floor[rows, cols] = ranked - row_min[rows]
+        return floor
+
+    # --- persistence --------------------------------------------------------------------
+    def _save_state(self, folder: Path) -> None:
+        assert self.ranker_ is not None and self.context_ is not None and self.seen_ is not None
+        for name, model in self.generators_.items():
+            model.save(folder / "generators" / name)
+        self.ranker_.save(folder / "ranker")
+        arrays = self.context_.to_arrays()
+        arrays["seen.indices"] = self.seen_.indices.astype(np.int64)
+        arrays["seen.indptr"] = self.seen_.indptr.astype(np.int64)
+        arrays["people"] = np.array([self.people_])
+        np.savez(folder / STATE, **arrays)
+
+    def _load_state(self, folder: Path) -> None:
+        if not (folder / STATE).is_file():
+            raise ArtifactError(f"hybrid artifact at {folder} has no {STATE}")
+        with np.load(folder / STATE, allow_pickle=False) as state:
+            arrays = {key: state[key] for key in state.files}
+        self.context_ = FeatureContext.from_arrays(arrays)
+        if (self.context_.n_users, self.context_.n_items) != (self.n_users_, self.n_items_):
+            raise ArtifactError(f"{folder / STATE} does not match the manifest's shape")
+        indices = arrays["seen.indices"]
+        self.seen_ = sp.csr_matrix(
+            (np.ones(len(indices), np.float32), indices, arrays["seen.indptr"]),
+            shape=(self.n_users_, self.n_items_),
+        )
+        self.people_ = bool(arrays["people"][0])
+        self.generators_ = {}
+        for name in self.generators:
+            cls = type(self._make_generator_class(name))
+            self.generators_[name] = cls.load(folder / "generators" / name)
+        self.ranker_ = LightGBMRanker.load(folder / "ranker")
+        if self.feature_names and self.ranker_.feature_names != self.feature_names:
+            raise ArtifactError(f"{folder}: the ranker's features differ from the manifest's")
+
+    def _make_generator_class(self, name: str) -> Recommender:
+        if name == "two_tower":  # building the default net is cheap; only its class matters
+            from matchwise.models.two_tower import TwoTowerRecommender
+
+            return TwoTowerRecommender.__new__(TwoTowerRecommender)
+        return self._make_generator(name)
+
+
+# --- a small extra generator ----------------------------------------------------------------
+class ItemKNNRecommender(Recommender):
+    """Cosine item-item neighbours (sparse, top ``k`` per item): a cheap, diverse generator."""
+
+    model_type: ClassVar[str] = "item_knn"
+
+    def __init__(self, k: int = 100, shrink: float = 10.0) -> None:
+        super().__init__()
+        self.k = int(k)
+        self.shrink = float(shrink)
+        self.S_: sp.csr_matrix | None = None
+        self.X_: sp.csr_matrix | None = None
+
+    def get_params(self) -> dict[str, Any]:
+        return {"k": self.k, "shrink": self.shrink}
+
+    def fit(self, train: InteractionSet, validation: InteractionSet | None = None) -> Self:
+        X = train.to_csr(positive_only=True)
+        X.data[:] = 1.0
+        norms = np.sqrt(np.asarray(X.sum(axis=0)).ravel())
+        co = (X.T @ X).toarray().astype(np.float32)
+        np.fill_diagonal(co, 0.0)
+        S = co / (np.outer(norms, norms) + self.shrink)
+        k = min(self.k, S.shape[1])
+        if k < S.shape[1]:
+            cut = np.argpartition(-S, k - 1, axis=1)[:, k:]
+            np.put_along_axis(S, cut, 0.0, axis=1)
+        self.S_, self.X_ = sp.csr_matrix(S), sp.csr_matrix(X, dtype=np.float32)
+        self.n_users_, self.n_items_ = train.n_users, train.n_items
+        return self
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        assert self.S_ is not None and self.X_ is not None
+        users = np.atleast_1d(np.asarray(users, dtype=np.int64))
+        if users.size and (users.min() < 0 or users.max() >= self.X_.shape[0]):
+            raise InvalidInput(f"user index out of range [0, {self.X_.shape[0]})")
+        return np.asarray((self.X_[users] @ self.S_.T).toarray(), dtype=np.float32)
+
+    def _save_state(self, folder: Path) -> None:
+        assert self.S_ is not None and self.X_ is not None
+        np.savez(folder / "item_knn.npz", **_csr_arrays("S", self.S_), **_csr_arrays("X", self.X_))
+
+    def _load_state(self, folder: Path) -> None:
+        with np.load(folder / "item_knn.npz", allow_pickle=False) as state:
+            self.S_ = _csr_from(state, "S")
+            self.X_ = _csr_from(state, "X")
+        if self.X_.shape != (self.n_users_, self.n_items_):
+            raise ArtifactError(f"{folder} does not match the manifest's shape")
+
+
+# --- helpers ---------------------------------------------------------------------------------
+def _csr_arrays(prefix: str, matrix: sp.csr_matrix) -> dict[str, np.ndarray]:
+    return {
+        f"{prefix}_data": matrix.data,
+        f"{prefix}_indices": matrix.indices,
+        f"{prefix}_indptr": matrix.indptr,
+        f"{prefix}_shape": np.asarray(matrix.shape, dtype=np.int64),
+    }
+
+
+def _csr_from(state: Any, prefix: str) -> sp.csr_matrix:
+    return sp.csr_matrix(
+        (state[f"{prefix}_data"], state[f"{prefix}_indices"], state[f"{prefix}_indptr"]),
+        shape=tuple(int(v) for v in state[f"{prefix}_shape"]),
+    )
+
+
+def _seen(data: InteractionSet) -> sp.csr_matrix:
+    """Every (user, item) with any interaction: never proposed again as a candidate."""
+    matrix = sp.csr_matrix(
+        (np.ones(len(data), np.float32), (data.users, data.items)),
+        shape=(data.n_users, data.n_items),
+    )
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0
+    return matrix
+
+
+def _concat(a: InteractionSet, b: InteractionSet) -> InteractionSet:
+    """Two interaction sets over one id universe as one (side features from ``a``)."""
+
+    def join(x: np.ndarray | None, y: np.ndarray | None) -> np.ndarray | None:
+        return None if x is None or y is None else np.concatenate([x, y])
+
+    return InteractionSet(
+        user_ids=a.user_ids,
+        item_ids=a.item_ids,
+        users=np.concatenate([a.users, b.users]),
+        items=np.concatenate([a.items, b.items]),
+        labels=np.concatenate([a.labels, b.labels]),
+        weights=join(a.weights, b.weights),
+        timestamps=join(a.timestamps, b.timestamps),
+        user_features=a.user_features,
+        item_features=a.item_features,
+        meta=dict(a.meta),
+    )
+
+
+def _same_universe(data: InteractionSet) -> bool:
+    """People domain: candidates are the users themselves (same ids, same order)."""
+    if data.meta.get("domain") == "people":
+        return data.n_users == data.n_items
+    return data.n_users == data.n_items and np.array_equal(
+        np.asarray(data.user_ids).astype(str), np.asarray(data.item_ids).astype(str)
+    )
+
+
+def _align_columns(X: np.ndarray, names: Sequence[str], wanted: Sequence[str]) -> np.ndarray:
+    """Columns in the ranker's order; a feature the data lacks now is 0."""
+    if list(names) == list(wanted):
+        return X
+    index = {name: k for k, name in enumerate(names)}
+    out = np.zeros((len(X), len(wanted)), dtype=np.float32)
+    for k, name in enumerate(wanted):
+        if name in index:
+            out[:, k] = X[:, index[name]]
+    return out
