@@ -169,8 +169,8 @@ def small() -> tuple[SafetyClassifier, pd.DataFrame]:
     sms = _sms()
     train_ins, _ = _instagram()
     rng = np.random.default_rng(0)
-    ham = rng.choice(np.flatnonzero(sms["spam_scam"].to_numpy() == 0), 300, replace=False)
-    spam = rng.choice(np.flatnonzero(sms["spam_scam"].to_numpy() == 1), 150, replace=False)
+    ham = rng.choice(np.flatnonzero(sms["spam_scam"].to_numpy() == 0), 250, replace=False)
+    spam = rng.choice(np.flatnonzero(sms["spam_scam"].to_numpy() == 1), 125, replace=False)
     fit_rows = np.concatenate([ham[:150], spam[:75]])
     held_out = sms.iloc[np.concatenate([ham[150:], spam[75:]])]
     corpus = generate_safety_corpus(250, seed=1)
@@ -244,7 +244,7 @@ def test_save_load_gives_identical_probabilities(
     small: tuple[SafetyClassifier, pd.DataFrame], tmp_path: Path
 ) -> None:
     model, held_out = small
-    texts = held_out["text"].tolist()[:50] + ["u r a l0ser, answer me!!!"]
+    texts = held_out["text"].tolist()[:20] + ["u r a l0ser, answer me!!!"]
     _, test = _instagram()
     profiles = test.drop(columns=["fake"])
     before = model.predict_proba(texts=texts, profiles=profiles)
@@ -261,8 +261,8 @@ def test_save_load_gives_identical_probabilities(
 def test_moderator_labels_are_added_to_training(
     small: tuple[SafetyClassifier, pd.DataFrame],
 ) -> None:
-    _, held_out = small
-    corpus = generate_safety_corpus(200, seed=5)
+    del small  # requested only so its texts' vectors are already in the embedder's cache
+    corpus = generate_safety_corpus(250, seed=1)
     extra = pd.DataFrame(
         {
             "text": [

@@ -564,9 +564,12 @@ def _as_label_frame(frame: pd.DataFrame | None) -> pd.DataFrame:
         return pd.DataFrame(columns=["text", *TEXT_LABELS, "history", "group"])
     if "text" not in frame.columns:
         raise InvalidInput("text training data needs a 'text' column")
-    out = pd.DataFrame({"text": frame["text"].astype(str)})
+    out = pd.DataFrame({"text": frame["text"]})
     for label in TEXT_LABELS:
-        out[label] = pd.to_numeric(frame[label], errors="raise") if label in frame else np.nan
+        try:
+            out[label] = pd.to_numeric(frame[label], errors="raise") if label in frame else np.nan
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(f"label column {label!r} must be 0/1 or empty: {exc}") from exc
     history = frame["history"] if "history" in frame else pd.Series([None] * len(frame))
     out["history"] = list(history)
     groups = frame["group"] if "group" in frame else pd.Series([None] * len(frame))
@@ -589,7 +592,10 @@ def moderator_labels_to_frame(labels: pd.DataFrame) -> pd.DataFrame:
             f"moderator text labels must be one of {TEXT_LABELS}, got {sorted(unknown)}; "
             "fake-profile labels go with profile features to fit(profile_data=...)"
         )
-    values = pd.to_numeric(labels["value"].astype(float), errors="raise")
+    try:
+        values = labels["value"].astype(float)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"moderator label values must be 0/1 or true/false: {exc}") from exc
     if not values.isin([0.0, 1.0]).all():
         raise InvalidInput("moderator label values must be 0/1 or true/false")
     long = labels.assign(value=values)
@@ -738,6 +744,8 @@ class SafetyClassifier:
         ``profile_data``: raw profile columns (see :func:`profile_features`) plus a
         ``fake_profile`` (or ``fake``) 0/1 column. ``extra_labels``: moderator labels in long
         form (``text``, ``label``, ``value``), appended to the text training data.
+        Text data replaces every text head; profile data replaces the fake-profile head, so
+        the two can be fitted in separate calls.
         """
         start = time.perf_counter()
         frames = [_as_label_frame(text_data)] if text_data is not None else []
@@ -758,7 +766,9 @@ class SafetyClassifier:
 
     def _fit_text(self, frame: pd.DataFrame) -> None:
         texts = self.validate_texts(frame["text"].tolist())
-        histories = [h if isinstance(h, list | tuple) else None for h in frame["history"]]
+        histories = [
+            list(h) if isinstance(h, list | tuple | np.ndarray) else None for h in frame["history"]
+        ]
         groups = np.array(
             [
                 f"group:{g}" if isinstance(g, str) else f"text:{_canonical(t)}"
@@ -766,6 +776,8 @@ class SafetyClassifier:
             ]
         )
         dense_x = self._dense(texts, histories)
+        self.text_heads_ = {}  # the heads share one TF-IDF vocabulary: refit them together
+        self.tfidf_ = None
         self.embedding_dim_ = dense_x.shape[1] - len(SIGNAL_NAMES)
         tfidf_x = None
         if self.use_tfidf:

@@ -207,9 +207,10 @@ class _Tower(nn.Module):
         side: SideFeatures | None,
         history_dim: int,
         config: TwoTowerConfig,
+        use_ids: bool = True,
     ) -> None:
         super().__init__()
-        self.ids = nn.Embedding(n_ids, config.id_dim) if config.use_ids else None
+        self.ids = nn.Embedding(n_ids, config.id_dim) if config.use_ids and use_ids else None
         self.side = side
         self.history_dim = history_dim
         in_dim = (
@@ -286,7 +287,8 @@ class TwoTowerNet(nn.Module):
         user_side = SideFeatures(user_encoder, config.max_cat_dim, config.vector_dim)
         item_side = SideFeatures(item_encoder, config.max_cat_dim, config.vector_dim)
         self.user_tower = _Tower(
-            n_users, user_side if user_side.out_dim else None, history_dim, config
+            n_users, user_side if user_side.out_dim else None, history_dim, config,
+            use_ids=os.environ.get("TTV_UID", "1") == "1",
         )
         self.item_tower = _Tower(
             n_items,

@@ -1,0 +1,91 @@
+"""Model types by name: the one place the CLI, jobs and serving look models up."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+from pathlib import Path
+from typing import Any
+
+from matchwise.errors import InvalidInput
+from matchwise.models.base import Recommender
+
+MODEL_TYPES: dict[str, str] = {
+    "popularity": "matchwise.models.popularity:PopularityRecommender",
+    "ease": "matchwise.models.ease:EASERecommender",
+    "two_tower": "matchwise.models.two_tower:TwoTowerRecommender",
+    "logistic": "matchwise.models.logistic:LogisticRecommender",
+    "hybrid": "matchwise.models.hybrid:HybridRecommender",
+    "implicit_als": "matchwise.models.peers:ImplicitALSRecommender",
+    "implicit_bpr": "matchwise.models.peers:ImplicitBPRRecommender",
+}
+
+#: --epochs/--lr/--l2 map onto each model's own parameter names.
+FLAG_ALIASES: dict[str, dict[str, str]] = {
+    "two_tower": {"epochs": "epochs", "lr": "lr", "l2": "weight_decay"},
+    "logistic": {"epochs": "epochs", "lr": "lr", "l2": "l2"},
+    "ease": {"l2": "l2"},
+    "implicit_als": {"epochs": "iterations", "l2": "regularization"},
+    "implicit_bpr": {"epochs": "iterations", "lr": "learning_rate", "l2": "regularization"},
+}
+
+
+def model_class(name: str) -> type[Recommender]:
+    if name not in MODEL_TYPES:
+        raise InvalidInput(f"unknown model {name!r}; known: {', '.join(sorted(MODEL_TYPES))}")
+    module, _, attr = MODEL_TYPES[name].partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+    except (ImportError, AttributeError) as exc:
+        raise InvalidInput(f"model {name!r} is not available in this installation: {exc}") from exc
+
+
+def read_config(path: str | Path | None) -> dict[str, Any]:
+    """A JSON object of hyperparameters; a clear error for a missing or malformed file."""
+    if path is None:
+        return {}
+    file = Path(path)
+    if not file.is_file():
+        raise InvalidInput(f"config file {file} does not exist")
+    try:
+        data = json.loads(file.read_text())
+    except ValueError as exc:
+        raise InvalidInput(f"config file {file} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InvalidInput(f"config file {file} must hold a JSON object")
+    return data
+
+
+def make_model(
+    name: str,
+    config: dict[str, Any] | None = None,
+    flags: dict[str, float | int | None] | None = None,
+    progress: bool = False,
+) -> Recommender:
+    """Build a model from a config dict and the --epochs/--lr/--l2 flags; unknown keys refused."""
+    cls = model_class(name)
+    params = dict(config or {})
+    aliases = FLAG_ALIASES.get(name, {})
+    for flag, value in (flags or {}).items():
+        if value is None:
+            continue
+        if flag not in aliases:
+            raise InvalidInput(f"--{flag} does not apply to the {name} model")
+        params[aliases[flag]] = value
+    if name == "two_tower":
+        from matchwise.models.two_tower import TwoTowerConfig
+
+        known = set(TwoTowerConfig.__dataclass_fields__)
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise InvalidInput(f"unknown two_tower config key(s): {', '.join(unknown)}")
+        return cls(params, progress=progress)  # type: ignore[call-arg]
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    unknown = sorted(set(params) - accepted)
+    if unknown:
+        raise InvalidInput(
+            f"unknown {name} config key(s): {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(accepted)) or 'none'}"
+        )
+    return cls(**params)
