@@ -1,0 +1,74 @@
+"""The HNSW index against brute force: recall@10 >= 0.98, with and without filters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from matchwise.errors import ArtifactError, NotFitted
+from matchwise.index import ExactIndex, HNSWIndex, VectorIndex
+
+
+def _clustered(n: int, dim: int, seed: int) -> np.ndarray:
+    """Embedding-like data: clusters on the unit sphere, not uniform noise."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(40, dim))
+    points = centres[rng.integers(0, 40, n)] + 0.6 * rng.normal(size=(n, dim))
+    return (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _recall(approx: np.ndarray, exact: np.ndarray) -> float:
+    hits = sum(len(set(a[a >= 0]) & set(e[e >= 0])) for a, e in zip(approx, exact, strict=True))
+    return hits / max(sum(int((e >= 0).sum()) for e in exact), 1)
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray, HNSWIndex, ExactIndex]:
+    items = _clustered(10_000, 64, seed=1)
+    queries = _clustered(200, 64, seed=2)
+    return items, queries, HNSWIndex().build(items), ExactIndex().build(items)
+
+
+def test_recall_at_10_against_exact_search(data: tuple) -> None:
+    _, queries, hnsw, exact = data
+    approx, _ = hnsw.query(queries, 10)
+    truth, _ = exact.query(queries, 10)
+    assert _recall(approx, truth) >= 0.98
+
+
+@pytest.mark.parametrize("share", [0.5, 0.1, 0.01])
+def test_filtered_queries_keep_recall_and_obey_the_filter(data: tuple, share: float) -> None:
+    items, queries, hnsw, exact = data
+    allowed = np.random.default_rng(3).random(len(items)) < share
+    approx, scores = hnsw.query(queries, 10, allowed=allowed)
+    truth, _ = exact.query(queries, 10, allowed=allowed)
+    assert allowed[approx[approx >= 0]].all()
+    assert _recall(approx, truth) >= 0.98
+    assert (np.diff(scores, axis=1) <= 1e-6).all()  # best first
+
+
+def test_fewer_allowed_than_k_pads_with_minus_one(data: tuple) -> None:
+    items, queries, hnsw, _ = data
+    allowed = np.zeros(len(items), dtype=bool)
+    allowed[[5, 9]] = True
+    idx, scores = hnsw.query(queries[:3], 10, allowed=allowed)
+    assert idx.shape == (3, 10)
+    assert set(idx[0, :2]) == {5, 9} and (idx[:, 2:] == -1).all()
+    assert np.isneginf(scores[:, 2:]).all()
+
+
+def test_save_load_round_trip_and_corruption(data: tuple, tmp_path: Path) -> None:
+    _, queries, hnsw, _ = data
+    folder = hnsw.save(tmp_path / "idx")
+    loaded = VectorIndex.load(folder)
+    assert isinstance(loaded, HNSWIndex)
+    a, _ = hnsw.query(queries[:20], 10)
+    b, _ = loaded.query(queries[:20], 10)
+    assert (a == b).all()
+    (folder / "index.json").write_text("{not json")
+    with pytest.raises(ArtifactError):
+        VectorIndex.load(folder)
+    with pytest.raises(NotFitted):
+        HNSWIndex().query(queries, 5)
