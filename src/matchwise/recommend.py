@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -83,24 +83,157 @@ def recommend(
     filters = filters or RecommendFilters()
     now = now or datetime.now(UTC)
     kind = kind or ("user" if settings.domain == "people" else "item")
-    queries.get_user(session, user_id)
+    user = queries.get_user(session, user_id)
     if use_cache is None:
         use_cache = settings.use_cache
     if use_cache and filters == RecommendFilters():
         cached = read_cache(session, user_id, limit, kind, settings.cache_max_age_seconds, now)
         if cached is not None:
             return cached
+    history = queries.user_history(session, user_id)
+    route = route_for(len(history[history["action"] != "impression"]), settings)
+    if kind == "item" and route != "cold":
+        served = _model_items(session, settings, user, history, route, limit, filters, now)
+        if served is not None:
+            return served
+        route = "fallback"  # no active model for this user: the heuristic answers
     if kind == "user":
         recs = heuristic_people(session, user_id, limit, filters)
     else:
         recs = heuristic_items(session, user_id, limit, filters, now)
     return RecommendationList(
         user_id=user_id,
-        route="cold",
+        route=route,
         model_version=HEURISTIC_VERSION,
         generated_at=now,
         recommendations=recs,
     )
+
+
+def route_for(n_interactions: int, settings: Settings) -> str:
+    """Seed 003's router: cold below ``cold_below``, hot above ``hot_above``, else warm."""
+    if n_interactions < settings.router.cold_below:
+        return "cold"
+    if n_interactions > settings.router.hot_above:
+        return "hot"
+    return "warm"
+
+
+def _model_items(
+    session: Session,
+    settings: Settings,
+    user: Any,
+    history: pd.DataFrame,
+    route: str,
+    limit: int,
+    filters: RecommendFilters,
+    now: datetime,
+) -> RecommendationList | None:
+    """Warm: retrieval (two-tower over the ANN index); hot: the full pipeline (hybrid
+    re-ranker) when one is active. None when no active model knows this user."""
+    from matchwise.serving import HOT_MODELS, WARM_MODELS, state_for
+
+    state = state_for(settings.artifact_root)
+    types = HOT_MODELS if route == "hot" else WARM_MODELS
+    loaded = None
+    row = None
+    for model_type in types:
+        candidate = state.model(session, model_type)
+        if candidate is None or candidate.domain != "items":
+            continue
+        row = candidate.user_row(settings.hash_secret, user.id)
+        if row is not None:
+            loaded = candidate
+            break
+    if loaded is None or row is None:
+        return None
+    catalogue = state.catalogue(session)
+    item_ids = loaded.trained.item_ids
+    aligned = catalogue.frame.reindex(item_ids)
+    allowed = np.array(aligned["id"].notna(), dtype=bool)
+    acted = set(history.loc[history["action"].isin(DECIDED_ACTIONS), "item_id"].dropna())
+    if acted:
+        allowed &= ~np.isin(item_ids, list(acted))
+    starts = aligned["starts_at"]
+    if not filters.include_past:
+        allowed &= (starts.isna() | (starts >= pd.Timestamp(now))).to_numpy()
+    if filters.category:
+        allowed &= (aligned["category_lc"] == filters.category.lower()).to_numpy()
+    if filters.city:
+        allowed &= (aligned["city_lc"] == filters.city.lower()).to_numpy()
+    if filters.starts_after:
+        allowed &= (starts >= pd.Timestamp(filters.starts_after)).fillna(False).to_numpy()
+    if filters.starts_before:
+        allowed &= (starts <= pd.Timestamp(filters.starts_before)).fillna(False).to_numpy()
+    model = loaded.trained.model
+    if loaded.index is not None and hasattr(model, "user_embeddings"):
+        query = model.user_embeddings(np.array([row]))
+        idx, scores = loaded.index.query(query, limit, allowed=allowed)
+        idx, scores = idx[0], scores[0]
+    else:
+        full = np.asarray(model.score(np.array([row])), dtype=np.float64)[0]
+        full[~allowed] = -np.inf
+        k = min(limit, int(allowed.sum()))
+        idx = np.argsort(-full, kind="stable")[:k]
+        scores = full[idx]
+    keep = (idx >= 0) & np.isfinite(scores)
+    idx, scores = idx[keep], scores[keep]
+    titles = aligned["title"].to_numpy()
+    reasons = _model_reasons(user, history, catalogue, item_ids, idx, loaded)
+    recs = [
+        Recommendation(
+            candidate_id=str(item_ids[j]),
+            candidate_kind="item",
+            score=round(float(sc), 6),
+            rank=r + 1,
+            reason=reasons[r],
+            title=None if pd.isna(titles[j]) else str(titles[j]),
+        )
+        for r, (j, sc) in enumerate(zip(idx, scores, strict=True))
+    ]
+    return RecommendationList(
+        user_id=user.id,
+        route=route,
+        model_version=loaded.version,
+        generated_at=now,
+        recommendations=recs,
+    )
+
+
+def _model_reasons(
+    user: Any,
+    history: pd.DataFrame,
+    catalogue: Any,
+    item_ids: np.ndarray,
+    picked: np.ndarray,
+    loaded: Any,
+) -> list[str]:
+    """Why: shared interests first, then the liked item it is most like, then the model."""
+    frame = catalogue.frame
+    interest = {str(t).lower() for t in (user.tags or [])}
+    liked = [i for i in history["item_id"].dropna().tolist() if i in frame.index][-50:]
+    for item in liked:
+        interest |= set(catalogue.tags[frame.index.get_loc(item)])
+    index_of = {v: i for i, v in enumerate(item_ids.tolist())}
+    liked_rows = [index_of[i] for i in liked if i in index_of]
+    vectors = loaded.item_vectors
+    out = []
+    for j in picked:
+        item = item_ids[j]
+        tags = catalogue.tags[frame.index.get_loc(item)] if item in frame.index else frozenset()
+        shared = sorted(tags & interest)
+        if shared:
+            out.append(f"matches your interests: {_list_phrase(shared[:3])}")
+            continue
+        if vectors is not None and liked_rows:
+            sims = vectors[liked_rows] @ vectors[j]
+            best = liked_rows[int(np.argmax(sims))]
+            title = frame["title"].get(item_ids[best])
+            if title and not pd.isna(title):
+                out.append(f"similar to {title}")
+                continue
+        out.append("liked by people with tastes like yours")
+    return out
 
 
 def read_cache(

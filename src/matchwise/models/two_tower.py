@@ -328,14 +328,18 @@ class TwoTowerNet(nn.Module):
         ``drop_item`` is left out where ``drop_mask`` is 1 (the training target). Dividing
         by the square root (SVD++'s normalisation) keeps long histories informative.
         """
-        unique, inverse = torch.unique(rows, return_inverse=True)  # each history once
-        flat, _, lengths = self.liked(unique)
-        bag_offsets = torch.cumsum(lengths, 0) - lengths  # (n_unique,)
-        summed = F.embedding_bag(flat, self.history.weight, bag_offsets, mode="sum")[inverse]
-        count = lengths[inverse].to(summed.dtype)  # (batch,)
-        if drop_item is not None and drop_mask is not None:
-            summed = summed - self.history(drop_item) * drop_mask.unsqueeze(1)
-            count = count - drop_mask
+        flat, row_of, lengths = self.liked(rows)
+        keep = torch.ones(len(flat), device=rows.device)  # (total,)
+        if drop_item is not None:
+            keep = keep * (flat != drop_item[row_of])
+        p = float(os.environ.get("TTV_HDROP", "0"))
+        if self.training and p > 0:
+            keep = keep * torch.bernoulli(torch.full_like(keep, 1 - p))
+        bag_offsets = torch.cumsum(lengths, 0) - lengths  # (batch,)
+        summed = F.embedding_bag(
+            flat, self.history.weight, bag_offsets, mode="sum", per_sample_weights=keep
+        )  # (batch, id_dim)
+        count = torch.zeros(len(rows), device=rows.device).index_add(0, row_of, keep)
         return summed / count.clamp(min=1).sqrt().unsqueeze(1)  # (batch, id_dim)
 
     def encode_users(
