@@ -1,0 +1,138 @@
+"""Serving: the router, model fallback, cache freshness, and corrupt artifacts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import update
+
+from matchwise import registry
+from matchwise.data.synthetic import generate_items
+from matchwise.db.tables import Recommendation as CachedRow
+from matchwise.db.tables import utcnow
+from matchwise.ingest import write_bundle
+from matchwise.recommend import RecommendFilters, recommend
+from matchwise.refresh import refresh_users
+from matchwise.runtime import Runtime
+from matchwise.serving import reset_states, state_for
+from matchwise.settings import Settings
+from matchwise.training import train_model
+
+
+@pytest.fixture
+def store(sqlite_url: str, tmp_path: Path) -> Iterator[Runtime]:
+    settings = Settings(database_url=sqlite_url, artifact_root=str(tmp_path / "art"),
+                        analytics_sample_rate=1.0)  # fmt: skip
+    runtime = Runtime.open(settings, migrate=False)
+    start = pd.Timestamp.now(tz="UTC").normalize() - pd.Timedelta(days=60)
+    bundle = generate_items(n_users=150, n_items=120, n_interactions=6000, seed=3, start=start)
+    write_bundle(runtime.engine, bundle, settings.action_table)
+    reset_states()
+    yield runtime
+    reset_states()
+    runtime.close()
+
+
+def _user_with(runtime: Runtime, low: int, high: int) -> str:
+    from matchwise.db import queries
+
+    with runtime.session() as s:
+        for i in range(150):
+            h = queries.user_history(s, f"u{i}")
+            n = int((h["action"] != "impression").sum())
+            if low <= n <= high:
+                return f"u{i}"
+    raise AssertionError(f"no user with {low}-{high} interactions")
+
+
+def _serve(runtime: Runtime, user: str, **kw: object):
+    with runtime.session() as s:
+        return recommend(s, runtime.settings, user, limit=10, kind="item",
+                         filters=RecommendFilters(include_past=True), **kw)  # fmt: skip
+
+
+def test_routes_cold_warm_hot_and_fallback(store: Runtime) -> None:
+    cold = _user_with(store, 0, 4)
+    warm = _user_with(store, 5, 20)
+    hot = _user_with(store, 21, 10_000)
+    for user in (warm, hot):
+        assert _serve(store, user).route == "fallback"  # no model yet: never an error
+    assert _serve(store, cold).route == "cold"
+    result = train_model(store, "ease", domain="items", activate="always")
+    state_for(store.settings.artifact_root).invalidate()
+    served = _serve(store, warm)
+    assert served.route == "warm" and served.model_version == result.version
+    assert len(served.recommendations) == 10
+    assert all(r.reason for r in served.recommendations)
+    assert _serve(store, hot).route == "hot"
+    assert _serve(store, cold).route == "cold"
+
+
+def test_recommendations_exclude_acted_items(store: Runtime) -> None:
+    from matchwise.db import queries
+
+    train_model(store, "ease", domain="items", activate="always")
+    user = _user_with(store, 5, 10_000)
+    with store.session() as s:
+        history = queries.user_history(s, user)
+    registered = set(history.loc[history["action"].isin(["register", "apply"]), "item_id"])
+    served = {r.candidate_id for r in _serve(store, user).recommendations}
+    assert served and not served & registered
+
+
+def test_corrupt_new_version_keeps_the_previous_serving(store: Runtime) -> None:
+    warm = _user_with(store, 5, 20)
+    first = train_model(store, "ease", domain="items", activate="always")
+    assert _serve(store, warm).model_version == first.version
+    second = train_model(store, "ease", domain="items", activate="never", flags={"l2": 10.0})
+    with store.session() as s:
+        row = registry.get_version(s, second.registry_id)
+        uri = row.uri
+    (Path(uri) / "ease.npz").write_bytes(b"corrupt")
+    with store.session() as s, pytest.raises(Exception, match="checksum"):
+        registry.activate_version(s, registry.ArtifactStore(store.settings.artifact_root),
+                                  second.registry_id)  # fmt: skip
+    # force the active row onto the corrupt version behind the registry's back
+    with store.session() as s:
+        s.execute(update(registry.ModelVersion).values(is_active=False))
+        chosen = registry.ModelVersion.id == second.registry_id
+        s.execute(update(registry.ModelVersion).where(chosen).values(is_active=True))
+    state_for(store.settings.artifact_root).invalidate()
+    assert _serve(store, warm).model_version == first.version  # the loaded version serves on
+    reset_states()  # a fresh process: nothing loaded, corrupt active version
+    assert _serve(store, warm).route == "fallback"
+
+
+def test_rollback_restores_the_previous_model(store: Runtime) -> None:
+    warm = _user_with(store, 5, 20)
+    first = train_model(store, "ease", domain="items", activate="always")
+    second = train_model(store, "ease", domain="items", activate="always", flags={"l2": 50.0})
+    state_for(store.settings.artifact_root).invalidate()
+    assert _serve(store, warm).model_version == second.version
+    with store.session() as s:
+        registry.rollback(s, registry.ArtifactStore(store.settings.artifact_root), "ease")
+    state_for(store.settings.artifact_root).invalidate()
+    assert _serve(store, warm).model_version == first.version
+
+
+def test_cache_is_served_while_fresh_then_recomputed(store: Runtime) -> None:
+    user = _user_with(store, 5, 20)
+    stats = refresh_users(store, [user], top_n=10, kind="item")
+    assert stats["rows"] > 0
+    with store.session() as s:
+        cached = recommend(s, store.settings, user, limit=5, kind="item")
+    assert cached.route == "cache" and len(cached.recommendations) == 5
+    with store.session() as s:  # age the cache past cache_max_age_seconds
+        old = utcnow() - timedelta(seconds=store.settings.cache_max_age_seconds + 5)
+        s.execute(update(CachedRow).values(generated_at=old))
+    with store.session() as s:
+        live = recommend(s, store.settings, user, limit=5, kind="item")
+    assert live.route != "cache"
+    off = store.settings.model_copy(update={"use_cache": False})
+    refresh_users(store, [user], top_n=10, kind="item")
+    with store.session() as s:
+        assert recommend(s, off, user, limit=5, kind="item").route != "cache"
