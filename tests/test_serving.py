@@ -136,3 +136,27 @@ def test_cache_is_served_while_fresh_then_recomputed(store: Runtime) -> None:
     refresh_users(store, [user], top_n=10, kind="item")
     with store.session() as s:
         assert recommend(s, off, user, limit=5, kind="item").route != "cache"
+
+
+def test_retrain_job_registers_activates_and_refreshes(store: Runtime) -> None:
+    from sqlalchemy import func, select
+
+    from matchwise import jobs
+
+    with store.session() as s:
+        job, created = jobs.enqueue(s, "retrain", {"models": ["ease"], "top_n": 5},
+                                    dedupe_key="retrain")  # fmt: skip
+        _, again = jobs.enqueue(s, "retrain", {"models": ["ease"]}, dedupe_key="retrain")
+    assert created and not again
+    done = jobs.Worker(store).run_once()
+    assert done.status == "done", done.last_error
+    assert done.result["ease"]["activated"] is True
+    assert done.result["refresh"]["users"] == 150
+    with store.session() as s:
+        assert registry.active_version(s, "ease") is not None
+        assert s.scalar(select(func.count()).select_from(CachedRow)) > 0
+    second = jobs.Worker(store)
+    with store.session() as s:
+        jobs.enqueue(s, "retrain", {"models": ["ease"]}, dedupe_key="retrain")
+    result = second.run_once().result["ease"]
+    assert result["activated"] is False and "kept" in result["reason"]  # same data: not better

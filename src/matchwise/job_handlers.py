@@ -24,3 +24,29 @@ def retention(ctx: JobContext) -> dict[str, Any]:
 
     days = int(ctx.payload.get("retention_days", ctx.runtime.settings.retention_days))
     return apply_retention(ctx.runtime.session, retention_days=days)
+
+
+@job_type("retrain")
+def retrain(ctx: JobContext) -> dict[str, Any]:
+    """Dataset → train → evaluate → register → activate if better; then refresh the cache."""
+    from matchwise.refresh import refresh_users
+    from matchwise.training import train_model
+
+    settings = ctx.runtime.settings
+    models = ctx.payload.get("models") or list(settings.retrain_models)
+    outcome: dict[str, Any] = {}
+    activated = False
+    for name in models:
+        result = train_model(ctx.runtime, name, domain=ctx.payload.get("domain"),
+                             actor=f"worker:{ctx.worker_id}")  # fmt: skip
+        outcome[name] = {"version": result.version, "activated": result.activated,
+                         "reason": result.reason,
+                         "validation_ndcg@10": result.validation.get("ndcg@10")}  # fmt: skip
+        activated |= result.activated
+    if activated and ctx.payload.get("refresh", True):
+        from matchwise.serving import state_for
+
+        state_for(settings.artifact_root).invalidate()
+        top_n = int(ctx.payload.get("top_n", 50))
+        outcome["refresh"] = refresh_users(ctx.runtime, None, top_n=top_n)
+    return outcome

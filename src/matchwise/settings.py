@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     elo: EloSettings = Field(default_factory=EloSettings)
     reciprocal_mode: Literal["harmonic", "product", "min", "weighted"] = "harmonic"
     default_top_n: int = Field(default=20, ge=1, le=1000)
+    retrain_models: list[str] = Field(
+        default_factory=lambda: ["ease", "two_tower"],
+        description="Models the retrain job trains, in order.",
+    )
     use_cache: bool = True
     cache_max_age_seconds: int = Field(default=86_400, ge=0)
     task_queue_enabled: bool = True
