@@ -63,7 +63,7 @@ def test_routes_cold_warm_hot_and_fallback(store: Runtime) -> None:
         assert _serve(store, user).route == "fallback"  # no model yet: never an error
     assert _serve(store, cold).route == "cold"
     result = train_model(store, "ease", domain="items", activate="always")
-    state_for(store.settings.artifact_root).invalidate()
+    state_for(store.settings).invalidate()
     served = _serve(store, warm)
     assert served.route == "warm" and served.model_version == result.version
     assert len(served.recommendations) == 10
@@ -101,7 +101,7 @@ def test_corrupt_new_version_keeps_the_previous_serving(store: Runtime) -> None:
         s.execute(update(registry.ModelVersion).values(is_active=False))
         chosen = registry.ModelVersion.id == second.registry_id
         s.execute(update(registry.ModelVersion).where(chosen).values(is_active=True))
-    state_for(store.settings.artifact_root).invalidate()
+    state_for(store.settings).invalidate()
     assert _serve(store, warm).model_version == first.version  # the loaded version serves on
     reset_states()  # a fresh process: nothing loaded, corrupt active version
     assert _serve(store, warm).route == "fallback"
@@ -111,11 +111,11 @@ def test_rollback_restores_the_previous_model(store: Runtime) -> None:
     warm = _user_with(store, 5, 20)
     first = train_model(store, "ease", domain="items", activate="always")
     second = train_model(store, "ease", domain="items", activate="always", flags={"l2": 50.0})
-    state_for(store.settings.artifact_root).invalidate()
+    state_for(store.settings).invalidate()
     assert _serve(store, warm).model_version == second.version
     with store.session() as s:
         registry.rollback(s, registry.ArtifactStore(store.settings.artifact_root), "ease")
-    state_for(store.settings.artifact_root).invalidate()
+    state_for(store.settings).invalidate()
     assert _serve(store, warm).model_version == first.version
 
 

@@ -46,7 +46,7 @@ def retrain(ctx: JobContext) -> dict[str, Any]:
     if activated and ctx.payload.get("refresh", True):
         from matchwise.serving import state_for
 
-        state_for(settings.artifact_root).invalidate()
+        state_for(settings).invalidate()
         top_n = int(ctx.payload.get("top_n", 50))
         outcome["refresh"] = refresh_users(ctx.runtime, None, top_n=top_n)
     return outcome

@@ -24,7 +24,6 @@ from matchwise.features.compatibility import (
     ProfileArrays,
     mutual_preference_mask,
     soft_scores,
-    tag_matrix,
 )
 from matchwise.settings import Settings
 
@@ -100,7 +99,7 @@ def recommend(
     if kind == "user":
         recs = heuristic_people(session, user_id, limit, filters)
     else:
-        recs = heuristic_items(session, user_id, limit, filters, now)
+        recs = heuristic_items(session, user_id, limit, filters, now, settings)
     return RecommendationList(
         user_id=user_id,
         route=route,
@@ -133,7 +132,7 @@ def _model_items(
     re-ranker) when one is active. None when no active model knows this user."""
     from matchwise.serving import HOT_MODELS, WARM_MODELS, state_for
 
-    state = state_for(settings.artifact_root)
+    state = state_for(settings)
     types = HOT_MODELS if route == "hot" else WARM_MODELS
     loaded = None
     row = None
@@ -149,22 +148,21 @@ def _model_items(
         return None
     catalogue = state.catalogue(session)
     item_ids = loaded.trained.item_ids
-    aligned = catalogue.frame.reindex(item_ids)
-    allowed = np.array(aligned["id"].notna(), dtype=bool)
-    acted = set(history.loc[history["action"].isin(DECIDED_ACTIONS), "item_id"].dropna())
-    if acted:
-        allowed &= ~np.isin(item_ids, list(acted))
-    starts = aligned["starts_at"]
-    if not filters.include_past:
-        allowed &= (starts.isna() | (starts >= pd.Timestamp(now))).to_numpy()
-    if filters.category:
-        allowed &= (aligned["category_lc"] == filters.category.lower()).to_numpy()
-    if filters.city:
-        allowed &= (aligned["city_lc"] == filters.city.lower()).to_numpy()
-    if filters.starts_after:
-        allowed &= (starts >= pd.Timestamp(filters.starts_after)).fillna(False).to_numpy()
-    if filters.starts_before:
-        allowed &= (starts <= pd.Timestamp(filters.starts_before)).fillna(False).to_numpy()
+    rows = loaded.catalogue_rows(catalogue)
+    passes = catalogue.filter_mask(
+        now,
+        filters.include_past,
+        filters.category,
+        filters.city,
+        filters.starts_after,
+        filters.starts_before,
+    )
+    allowed = (rows >= 0) & passes[np.maximum(rows, 0)]
+    acted = history.loc[history["action"].isin(DECIDED_ACTIONS), "item_id"].dropna()
+    for item in acted.tolist():
+        j = loaded.trained.item_index.get(item)
+        if j is not None:
+            allowed[j] = False
     model = loaded.trained.model
     if loaded.index is not None and hasattr(model, "user_embeddings"):
         query = model.user_embeddings(np.array([row]))
@@ -178,8 +176,8 @@ def _model_items(
         scores = full[idx]
     keep = (idx >= 0) & np.isfinite(scores)
     idx, scores = idx[keep], scores[keep]
-    titles = aligned["title"].to_numpy()
-    reasons = _model_reasons(user, history, catalogue, item_ids, idx, loaded)
+    titles = catalogue.titles[rows[idx]]
+    reasons = _model_reasons(user, history, catalogue, rows, idx, loaded)
     recs = [
         Recommendation(
             candidate_id=str(item_ids[j]),
@@ -187,7 +185,7 @@ def _model_items(
             score=round(float(sc), 6),
             rank=r + 1,
             reason=reasons[r],
-            title=None if pd.isna(titles[j]) else str(titles[j]),
+            title=None if pd.isna(titles[r]) else str(titles[r]),
         )
         for r, (j, sc) in enumerate(zip(idx, scores, strict=True))
     ]
@@ -200,35 +198,43 @@ def _model_items(
     )
 
 
+def _interest_profile(user: Any, history: pd.DataFrame, catalogue: Any) -> dict[str, float]:
+    """Tags the user stated (weight 2) plus tags of items they engaged with positively."""
+    interest: dict[str, float] = {str(t).lower(): 2.0 for t in (user.tags or [])}
+    engaged = history[history["action"].isin(ENGAGED_ACTIONS) | (history["value"].fillna(0) >= 4)][
+        "item_id"
+    ].dropna()
+    for item in engaged.tolist()[-200:]:
+        row = catalogue.position.get(item)
+        if row is not None:
+            for tag in catalogue.tags[row]:
+                interest[tag] = interest.get(tag, 0.0) + 1.0
+    return interest
+
+
 def _model_reasons(
     user: Any,
     history: pd.DataFrame,
     catalogue: Any,
-    item_ids: np.ndarray,
+    rows: np.ndarray,
     picked: np.ndarray,
     loaded: Any,
 ) -> list[str]:
     """Why: shared interests first, then the liked item it is most like, then the model."""
-    frame = catalogue.frame
-    interest = {str(t).lower() for t in (user.tags or [])}
-    liked = [i for i in history["item_id"].dropna().tolist() if i in frame.index][-50:]
-    for item in liked:
-        interest |= set(catalogue.tags[frame.index.get_loc(item)])
-    index_of = {v: i for i, v in enumerate(item_ids.tolist())}
-    liked_rows = [index_of[i] for i in liked if i in index_of]
+    interest = _interest_profile(user, history, catalogue)
+    item_index = loaded.trained.item_index
+    liked = [item_index[i] for i in history["item_id"].dropna().tolist()[-50:] if i in item_index]
     vectors = loaded.item_vectors
     out = []
     for j in picked:
-        item = item_ids[j]
-        tags = catalogue.tags[frame.index.get_loc(item)] if item in frame.index else frozenset()
-        shared = sorted(tags & interest)
+        row = rows[j]
+        shared = sorted(catalogue.tags[row] & interest.keys()) if row >= 0 else []
         if shared:
             out.append(f"matches your interests: {_list_phrase(shared[:3])}")
             continue
-        if vectors is not None and liked_rows:
-            sims = vectors[liked_rows] @ vectors[j]
-            best = liked_rows[int(np.argmax(sims))]
-            title = frame["title"].get(item_ids[best])
+        if vectors is not None and liked:
+            best = liked[int(np.argmax(vectors[liked] @ vectors[j]))]
+            title = catalogue.titles[rows[best]] if rows[best] >= 0 else None
             if title and not pd.isna(title):
                 out.append(f"similar to {title}")
                 continue
@@ -303,98 +309,78 @@ def _list_phrase(words: list[str]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
+ENGAGED_ACTIONS = ["like", "favorite", "register", "apply", "interest", "attend", "share",
+                   "click", "superlike"]  # fmt: skip
+
+
 def heuristic_items(
     session: Session,
     user_id: str,
     limit: int,
     filters: RecommendFilters,
     now: datetime,
+    settings: Settings,
 ) -> list[Recommendation]:
     """Content + popularity (seed 004's fallback): interests, city, popularity, upcoming."""
+    from matchwise.serving import state_for
+
     user = queries.get_user(session, user_id)
-    items = queries.items_frame(session, only_active=True)
-    if items.empty:
+    catalogue = state_for(settings).catalogue(session)
+    if not len(catalogue):
         return []
     history = queries.user_history(session, user_id)
-    acted = set(history.loc[history["action"].isin(DECIDED_ACTIONS), "item_id"].dropna())
-    keep = ~items["id"].isin(acted)
-    if filters.category:
-        keep &= items["category"].str.lower() == filters.category.lower()
-    if filters.city:
-        keep &= items["city"].str.lower() == filters.city.lower()
-    starts = pd.to_datetime(items["starts_at"], utc=True)
-    if not filters.include_past:
-        keep &= starts.isna() | (starts >= pd.Timestamp(now))
-    if filters.starts_after:
-        keep &= starts >= pd.Timestamp(filters.starts_after)
-    if filters.starts_before:
-        keep &= starts <= pd.Timestamp(filters.starts_before)
-    items = items[keep].reset_index(drop=True)
-    if items.empty:
+    keep = catalogue.filter_mask(now, filters.include_past, filters.category, filters.city,
+                                 filters.starts_after, filters.starts_before)  # fmt: skip
+    acted = history.loc[history["action"].isin(DECIDED_ACTIONS), "item_id"].dropna()
+    for item in acted.tolist():
+        row = catalogue.position.get(item)
+        if row is not None:
+            keep[row] = False
+    rows = np.flatnonzero(keep)
+    if len(rows) == 0:
         return []
-
-    # Interest profile: the user's own tags, plus tags of items they engaged with.
-    positive = history[
-        history["action"].isin(
-            [
-                "like",
-                "favorite",
-                "register",
-                "apply",
-                "interest",
-                "attend",
-                "share",
-                "click",
-                "superlike",
-            ]
-        )
-        | (history["value"].fillna(0) >= 4)
-    ]
-    liked_items = queries.items_frame(session).set_index("id")
-    interest: dict[str, float] = {str(t).lower(): 2.0 for t in (user.tags or [])}
-    for item_id in positive["item_id"].dropna():
-        if item_id in liked_items.index:
-            for tag in liked_items.at[item_id, "tags"] or []:
-                interest[str(tag).lower()] = interest.get(str(tag).lower(), 0.0) + 1.0
-    tag_lists = [[str(t).lower() for t in (tags or [])] for tags in items["tags"]]
-    vocab = sorted(interest)
-    matrix, _ = tag_matrix(tag_lists, vocab)
-    weights = np.array([interest[t] for t in vocab], dtype=np.float64)
-    sizes = np.array([max(len(t), 1) for t in tag_lists], dtype=np.float64)
-    tag_score = (
-        np.asarray(matrix @ weights).ravel() / np.sqrt(sizes)
-        if len(vocab)
-        else np.zeros(len(items))
-    )
-    tag_score = _normalise(tag_score)
-
-    popularity = queries.count_by_target(
-        session, ["like", "favorite", "register", "apply", "interest", "attend", "click", "rate"]
-    )
-    pop = np.log1p(items["id"].map(popularity).fillna(0.0).to_numpy(dtype=np.float64))
-    pop = _normalise(pop)
-    same_city = (
-        items["city"].fillna("").str.lower().to_numpy() == (user.city or "").lower()
-    ) & bool(user.city)
-    item_starts = pd.to_datetime(items["starts_at"], utc=True)
-    days_ahead = ((item_starts - pd.Timestamp(now)).dt.total_seconds() / 86400.0).to_numpy()
+    interest = _interest_profile(user, history, catalogue)
+    weights = np.zeros(len(catalogue.tag_vocabulary))
+    for tag, weight in interest.items():
+        col = catalogue.tag_vocabulary.get(tag)
+        if col is not None:
+            weights[col] = weight
+    sub = catalogue.tag_matrix[rows]
+    sizes = np.maximum(np.asarray(sub.sum(axis=1)).ravel(), 1.0)
+    tag_score = _normalise(np.asarray(sub @ weights).ravel() / np.sqrt(sizes))
+    pop = catalogue.popularity[rows]
+    same_city = (catalogue.city_lc[rows] == (user.city or "").lower()) & bool(user.city)
+    starts = catalogue.starts[rows]
+    stamp = np.datetime64(pd.Timestamp(now).tz_convert("UTC").tz_localize(None), "ns")
+    days_ahead = (starts - stamp) / np.timedelta64(1, "D")
     soon = np.where(np.isnan(days_ahead), 0.0, np.exp(-np.clip(days_ahead, 0, None) / 30.0))
-
     score = 0.5 * tag_score + 0.3 * pop + 0.15 * same_city + 0.05 * soon
+    order = np.lexsort((catalogue.ids[rows], -score))[:limit]
+    picked = rows[order]
     reasons: list[str] = []
-    for j, tags in enumerate(tag_lists):
-        shared = [t for t in tags if t in interest]
+    for pos, row in zip(order, picked, strict=True):
+        shared = sorted(catalogue.tags[row] & interest.keys())
         if shared:
             reasons.append(f"matches your interests: {_list_phrase(shared[:3])}")
-        elif same_city[j] and pop[j] > 0:
+        elif same_city[pos] and pop[pos] > 0:
             reasons.append("popular in your city")
-        elif same_city[j]:
+        elif same_city[pos]:
             reasons.append("in your city")
-        elif pop[j] > 0:
+        elif pop[pos] > 0:
             reasons.append("popular right now")
         else:
             reasons.append("something new to discover")
-    return _rank(items["id"].to_numpy(), score, reasons, limit, "item", items["title"].to_numpy())
+    return [
+        Recommendation(
+            candidate_id=str(catalogue.ids[row]),
+            candidate_kind="item",
+            score=round(float(score[pos]), 6),
+            rank=r + 1,
+            reason=reasons[r],
+            title=None if pd.isna(catalogue.titles[row]) else str(catalogue.titles[row]),
+        )
+        for r, (pos, row) in enumerate(zip(order, picked, strict=True))
+    ]
 
 
 def heuristic_people(

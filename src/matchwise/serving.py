@@ -11,9 +11,11 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from sqlalchemy.orm import Session
 
 from matchwise import registry
@@ -40,6 +42,13 @@ class LoadedModel:
     trained: TrainedModel
     index: VectorIndex | None = None
     item_vectors: np.ndarray | None = None
+    _rows: tuple[float, np.ndarray] | None = None
+
+    def catalogue_rows(self, catalogue: Catalogue) -> np.ndarray:
+        """For each model item, its catalogue row (-1 if gone); cached per catalogue load."""
+        if self._rows is None or self._rows[0] != catalogue.loaded_at:
+            self._rows = (catalogue.loaded_at, catalogue.rows_of(self.trained.item_ids))
+        return self._rows[1]
 
     @property
     def domain(self) -> str:
@@ -59,13 +68,93 @@ def _attach_index(loaded: LoadedModel) -> LoadedModel:
     return loaded
 
 
+POPULARITY_ACTIONS = ["like", "favorite", "register", "apply", "interest", "attend", "click",
+                      "rate", "share", "superlike"]  # fmt: skip
+
+
 @dataclass
 class Catalogue:
-    """Candidate items with what filters and reasons need, as arrays."""
+    """Active candidate items as arrays, so filters and features cost no per-request SQL.
 
-    frame: pd.DataFrame
+    Reloaded every ``max_age`` seconds (new items, deactivations, popularity).
+    """
+
+    ids: np.ndarray
+    titles: np.ndarray
+    category_lc: np.ndarray
+    city_lc: np.ndarray
+    starts: np.ndarray  # datetime64[ns] UTC, NaT when the item has no start time
+    tags: list[frozenset[str]]
+    tag_matrix: sp.csr_matrix
+    tag_vocabulary: dict[str, int]
+    popularity: np.ndarray  # log1p of positive interactions, scaled to [0, 1]
     loaded_at: float
-    tags: list[frozenset[str]] = field(default_factory=list)
+    position: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, session: Session) -> Catalogue:
+        frame = queries.items_frame(session, only_active=True)
+        ids = frame["id"].astype(str).to_numpy()
+        tags = [frozenset(str(t).lower() for t in (v or [])) for v in frame["tags"]]
+        vocab = sorted({t for ts in tags for t in ts})
+        vocab_index = {t: i for i, t in enumerate(vocab)}
+        rows = [r for r, ts in enumerate(tags) for _ in ts]
+        cols = [vocab_index[t] for ts in tags for t in ts]
+        matrix = sp.csr_matrix(
+            (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(ids), len(vocab))
+        )
+        counts = queries.count_by_target(session, POPULARITY_ACTIONS)
+        pop = np.log1p(pd.Series(ids).map(counts).fillna(0.0).to_numpy(dtype=np.float64))
+        pop = pop / pop.max() if len(pop) and pop.max() > 0 else np.zeros(len(ids))
+        starts = pd.to_datetime(frame["starts_at"], utc=True).dt.tz_localize(None).to_numpy()
+        return cls(
+            ids=ids,
+            titles=frame["title"].to_numpy(dtype=object),
+            category_lc=frame["category"].fillna("").str.lower().to_numpy(dtype=object),
+            city_lc=frame["city"].fillna("").str.lower().to_numpy(dtype=object),
+            starts=starts.astype("datetime64[ns]"),
+            tags=tags,
+            tag_matrix=matrix,
+            tag_vocabulary=vocab_index,
+            popularity=pop,
+            loaded_at=time.monotonic(),
+            position={v: i for i, v in enumerate(ids.tolist())},
+        )
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def filter_mask(
+        self,
+        now: Any,
+        include_past: bool = False,
+        category: str | None = None,
+        city: str | None = None,
+        starts_after: Any = None,
+        starts_before: Any = None,
+    ) -> np.ndarray:
+        """Which catalogue rows pass the business filters."""
+        keep = np.ones(len(self.ids), dtype=bool)
+        has_start = ~np.isnat(self.starts)
+
+        def stamp(value: Any) -> np.datetime64:
+            return np.datetime64(pd.Timestamp(value).tz_convert("UTC").tz_localize(None), "ns")
+
+        if not include_past:
+            keep &= ~has_start | (self.starts >= stamp(now))
+        if category:
+            keep &= self.category_lc == category.lower()
+        if city:
+            keep &= self.city_lc == city.lower()
+        if starts_after is not None:
+            keep &= has_start & (self.starts >= stamp(starts_after))
+        if starts_before is not None:
+            keep &= has_start & (self.starts <= stamp(starts_before))
+        return keep
+
+    def rows_of(self, ids: np.ndarray) -> np.ndarray:
+        """Catalogue row of each id, -1 where the item is not (or no longer) a candidate."""
+        return np.array([self.position.get(i, -1) for i in ids.tolist()], dtype=np.int64)
 
 
 class ServingState:
@@ -114,16 +203,10 @@ class ServingState:
         return None
 
     def catalogue(self, session: Session, max_age: float = 30.0) -> Catalogue:
-        now = time.monotonic()
         cat = self._catalogue
-        if cat is not None and now - cat.loaded_at < max_age:
+        if cat is not None and time.monotonic() - cat.loaded_at < max_age:
             return cat
-        frame = queries.items_frame(session, only_active=True)
-        frame["starts_at"] = pd.to_datetime(frame["starts_at"], utc=True)
-        frame["category_lc"] = frame["category"].fillna("").str.lower()
-        frame["city_lc"] = frame["city"].fillna("").str.lower()
-        tags = [frozenset(str(t).lower() for t in (v or [])) for v in frame["tags"]]
-        self._catalogue = Catalogue(frame.set_index("id", drop=False), now, tags)
+        self._catalogue = Catalogue.load(session)
         return self._catalogue
 
     def invalidate(self) -> None:
@@ -132,14 +215,15 @@ class ServingState:
             self._catalogue = None
 
 
-_STATES: dict[str, ServingState] = {}
+_STATES: dict[tuple[str, str], ServingState] = {}
 
 
-def state_for(artifact_root: str) -> ServingState:
-    """One serving state per artifact root per process (the API and CLI share it)."""
-    if artifact_root not in _STATES:
-        _STATES[artifact_root] = ServingState(registry.ArtifactStore(artifact_root))
-    return _STATES[artifact_root]
+def state_for(settings: Any) -> ServingState:
+    """One serving state per (store, artifact root) per process; API and CLI share it."""
+    key = (settings.database_url, settings.artifact_root)
+    if key not in _STATES:
+        _STATES[key] = ServingState(registry.ArtifactStore(settings.artifact_root))
+    return _STATES[key]
 
 
 def reset_states() -> None:
