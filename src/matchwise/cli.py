@@ -650,13 +650,24 @@ def train(
     ] = False,
     activate: Annotated[str, typer.Option(help="if_better, always or never")] = "if_better",
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    sms: Annotated[Path | None, typer.Option(help="safety only: SMS Spam Collection file")] = None,
+    instagram: Annotated[
+        Path | None, typer.Option(help="safety only: folder with the fake-account CSVs")
+    ] = None,
 ) -> None:
-    """Train a model on the store's data, evaluate it against baselines, register it."""
+    """Train a model on the store's data, evaluate it against baselines, register it.
+
+    ``train safety`` trains the multi-label safety classifier instead (public sets,
+    the synthetic corpus and moderator labels from the store).
+    """
     from matchwise.training import train_model
 
     if domain not in (None, "items", "people"):
         raise InvalidInput(f"--domain must be 'items' or 'people', not {domain!r}")
     runtime = _runtime()
+    if model == "safety":
+        _train_safety(runtime, sms, instagram, as_json)
+        return
     result = train_model(
         runtime,
         model,
@@ -684,6 +695,27 @@ def train(
     print_metrics(f"{result.model_type} {result.version}", result.test)
     console.print(result.reason)
     console.print(f"report: [cyan]{result.report_html}[/cyan]")
+
+
+def _train_safety(
+    runtime: Runtime, sms: Path | None, instagram: Path | None, as_json: bool
+) -> None:
+    from matchwise.safety_service import train_and_register
+
+    with console.status("training the safety classifier (embedding texts takes a while)..."):
+        out = train_and_register(runtime, sms, instagram)
+    if as_json:
+        sys.stdout.write(json.dumps(out, default=str) + "\n")
+        return
+    table = Table(title=f"safety {out['version']}: held-out test splits")
+    for col in ("head", "precision", "recall", "F1", "AUC"):
+        table.add_column(col, justify="right" if col != "head" else "left")
+    for label, values in out["metrics"].get("test", {}).items():
+        if isinstance(values, dict) and "f1" in values:
+            table.add_row(label, *(f"{values.get(k, float('nan')):.3f}"
+                                   for k in ("precision", "recall", "f1", "auc")))  # fmt: skip
+    console.print(table)
+    console.print(f"moderator labels used: {out['moderator_labels']}")
 
 
 def print_metrics(title: str, results: dict[str, dict[str, float]]) -> None:
@@ -773,6 +805,47 @@ def models_rollback(model_type: Annotated[str, typer.Argument(help="model type")
     with runtime.session() as session:
         row = rollback(session, store, model_type, actor="cli")
         console.print(f"[green]rolled back[/green] {row.model_type} to {row.version}")
+
+
+safety_app = typer.Typer(
+    help="Trust and safety: classify texts, scan profiles.", no_args_is_help=True
+)
+app.add_typer(safety_app, name="safety")
+
+
+@safety_app.command("check")
+def safety_check(
+    text: Annotated[str | None, typer.Argument(help="the text to classify")] = None,
+    profile_id: Annotated[str | None, typer.Option("--profile-id", help="a stored profile")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Per-label probabilities and decisions for a text and/or a profile."""
+    from matchwise.safety_service import classify
+
+    if text is not None and len(text) > 10_000:
+        raise InvalidInput("text is over 10,000 characters")
+    result = classify(_runtime(), text, profile_id)
+    if as_json:
+        sys.stdout.write(json.dumps(result) + "\n")
+        return
+    table = Table(title="safety check")
+    for col in ("label", "probability", "flagged"):
+        table.add_column(col)
+    for label, p in result["probabilities"].items():
+        flag = "[red]yes[/red]" if result["flags"].get(label) else "no"
+        table.add_row(label, f"{p:.3f}", flag)
+    console.print(table)
+
+
+@safety_app.command("scan")
+def safety_scan(
+    user_id: Annotated[list[str] | None, typer.Option("--user-id", help="only these")] = None,
+) -> None:
+    """Classify stored profiles; hold flagged ones for review."""
+    from matchwise.safety_service import scan_profiles
+
+    stats = scan_profiles(_runtime(), user_id or None)
+    console.print(f"scanned {stats['scanned']:,} profiles, held {stats['flagged']:,} for review")
 
 
 @app.command()

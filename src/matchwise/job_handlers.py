@@ -50,3 +50,11 @@ def retrain(ctx: JobContext) -> dict[str, Any]:
         top_n = int(ctx.payload.get("top_n", 50))
         outcome["refresh"] = refresh_users(ctx.runtime, None, top_n=top_n)
     return outcome
+
+
+@job_type("safety_scan")
+def safety_scan(ctx: JobContext) -> dict[str, Any]:
+    """Classify profiles with the active safety model; hold flagged ones for review."""
+    from matchwise.safety_service import scan_profiles
+
+    return scan_profiles(ctx.runtime, ctx.payload.get("user_ids"))

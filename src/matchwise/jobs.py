@@ -229,6 +229,16 @@ def maybe_enqueue_refresh(
     return created
 
 
+def maybe_enqueue_safety_scan(session: Session, settings: Any, user_ids: list[str]) -> bool:
+    """Queue a safety scan of new or changed profiles when a safety model is active."""
+    from matchwise.registry import active_version
+
+    if not settings.task_queue_enabled or not user_ids or active_version(session, "safety") is None:
+        return False
+    enqueue(session, "safety_scan", {"user_ids": sorted(set(user_ids))[:10_000]})
+    return True
+
+
 def list_jobs(session: Session, status: str | None = None, limit: int = 50) -> list[Job]:
     stmt = select(Job).order_by(Job.id.desc()).limit(limit)
     if status:

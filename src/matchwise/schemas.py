@@ -321,3 +321,33 @@ class MetricsOut(BaseModel):
     totals: RateSummary
     daily: list[DailyRates]
     by_model: list[ModelRates]
+
+
+class SafetyIn(Strict):
+    """A text and/or a stored profile to classify."""
+
+    text: str | None = Field(default=None, min_length=1, max_length=10_000)
+    profile_id: Id | None = None
+    thresholds: dict[str, float] | None = Field(
+        default=None, description="Per-label overrides of the decision thresholds"
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> SafetyIn:
+        if self.text is None and self.profile_id is None:
+            raise ValueError("give a text, a profile_id, or both")
+        return self
+
+
+class SafetyOut(BaseModel):
+    probabilities: dict[str, float]
+    flags: dict[str, bool]
+
+
+class LabelIn(Strict):
+    """A moderator's label on a text; the next `matchwise train safety` learns from it."""
+
+    text: str = Field(min_length=1, max_length=10_000)
+    label: Literal["inappropriate", "spam_scam", "harassment"]
+    value: bool
+    moderator: str = Field(default="admin", max_length=200)

@@ -47,7 +47,14 @@ def install_error_handlers(app: FastAPI) -> None:
         details = []
         for err in exc.errors():
             where = _location(tuple(err.get("loc", ())))
-            details.append({"field": where, "problem": err.get("msg", "invalid")})
+            problem = err.get("msg", "invalid")
+            if err.get("type") == "json_invalid":
+                where, problem = (
+                    "body",
+                    "not valid JSON (or not UTF-8): "
+                    + str(err.get("ctx", {}).get("error", problem)),
+                )
+            details.append({"field": where, "problem": problem})
         first = details[0] if details else {"field": "request", "problem": "invalid"}
         message = f"{first['field']}: {first['problem']}"
         if len(details) > 1:

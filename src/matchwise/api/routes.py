@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from matchwise import analytics, ingest, moderation, recommend
+from matchwise import analytics, ingest, moderation, recommend, safety_service
 from matchwise.api.deps import AdminScope, IngestScope, ReadScope, RuntimeDep, SessionDep
 from matchwise.schemas import (
     ErrorOut,
@@ -16,12 +16,15 @@ from matchwise.schemas import (
     InteractionIn,
     InteractionOut,
     ItemBatch,
+    LabelIn,
     MetricsOut,
     RecommendationOut,
     RecommendationsOut,
     ReportIn,
     ReportOut,
     ResolveIn,
+    SafetyIn,
+    SafetyOut,
     UpsertResult,
     UserBatch,
 )
@@ -46,9 +49,13 @@ def healthz(runtime: RuntimeDep) -> dict[str, str]:
 
 
 @ingest_router.post("/v1/users", response_model=UpsertResult)
-def post_users(batch: UserBatch, session: SessionDep) -> UpsertResult:
-    """Insert or update a batch of profiles (one transaction)."""
-    return ingest.upsert_users(session, batch.users)
+def post_users(batch: UserBatch, session: SessionDep, runtime: RuntimeDep) -> UpsertResult:
+    """Insert or update a batch of profiles (one transaction); new bios get a safety scan."""
+    result = ingest.upsert_users(session, batch.users)
+    from matchwise.jobs import maybe_enqueue_safety_scan
+
+    maybe_enqueue_safety_scan(session, runtime.settings, [u.id for u in batch.users])
+    return result
 
 
 @ingest_router.post("/v1/items", response_model=UpsertResult)
@@ -151,3 +158,18 @@ def post_moderation(decision: ResolveIn, session: SessionDep) -> FlagOut:
 def get_metrics(session: SessionDep, days: Annotated[int, Query(ge=1, le=3650)] = 30) -> MetricsOut:
     """Impressions, clicks, CTR and conversion per day and per model version/route."""
     return MetricsOut(**analytics.personalization_metrics(session, days=days))
+
+
+@read_router.post("/v1/safety/classify", response_model=SafetyOut)
+def post_safety_classify(body: SafetyIn, runtime: RuntimeDep) -> SafetyOut:
+    """Per-label probabilities and decisions for a text and/or a stored profile."""
+    return SafetyOut(
+        **safety_service.classify(runtime, body.text, body.profile_id, body.thresholds)
+    )
+
+
+@admin_router.post("/v1/admin/safety/labels", response_model=dict[str, int])
+def post_safety_label(body: LabelIn, session: SessionDep) -> dict[str, int]:
+    """Store a moderator label; the safety classifier retrains on these."""
+    return {"id": safety_service.add_label(session, body.text, body.label, body.value,
+                                           body.moderator)}  # fmt: skip

@@ -17,9 +17,9 @@ Where the ranker's labels come from (``label_source``):
 
 With ``refit`` (default) the generators are fitted again on all the data they may use,
 so the served model loses no history. Test data is never seen in either mode.
-``score`` returns a full ``(users, n_items)`` matrix: candidates get ranker scores
-shifted above every non-candidate, which keep a low score from the first generator's
-rank, so full-ranking evaluation works unchanged.
+``score`` returns a full ``(users, n_items)`` matrix for ordering: candidates score in
+(1, 2] by their ranker position (ties broken by the first generator), every other item
+in [-2, -1) by the first generator's rank, so full-ranking evaluation works unchanged.
 """
 
 from __future__ import annotations
@@ -52,10 +52,13 @@ DEFAULT_ALS: dict[str, Any] = {
     "num_threads": 1,
 }
 DEFAULT_RANKER: dict[str, Any] = {
-    "n_estimators": 400,
-    "learning_rate": 0.05,
-    "num_leaves": 31,
-    "min_data_in_leaf": 50,
+    "n_estimators": 300,
+    "learning_rate": 0.03,
+    "num_leaves": 15,
+    "min_data_in_leaf": 200,
+    "lambda_l2": 10.0,
+    "feature_fraction": 0.8,
+    "early_stopping_rounds": 100,
 }
 
 
@@ -382,17 +385,21 @@ class HybridRecommender(Recommender):
         X = _align_columns(X, names, self.ranker_.feature_names)
         ranked = self.ranker_.predict(X)
         primary = self._generator_scores(users)[self.generators[0]]
-        order = np.argsort(-primary, axis=1, kind="stable")
-        floor = np.empty_like(primary)
         n_items = primary.shape[1]
-        np.put_along_axis(
-            floor, order, -1.0 - np.arange(n_items, dtype=np.float32)[None, :] / n_items, axis=1
-        )
+        primary_rank = np.empty((len(users), n_items), dtype=np.int64)
+        order = np.argsort(-primary, axis=1, kind="stable")
+        np.put_along_axis(primary_rank, order, np.arange(n_items)[None, :], axis=1)
+        out = (-1.0 - primary_rank / n_items).astype(np.float32)
         if len(ranked):
-            row_min = np.full(len(users), np.inf, dtype=np.float32)
-            np.minimum.at(row_min, rows, ranked)
-            floor[rows, cols] = ranked - row_min[rows]
-        return floor
+            # candidates: by ranker score, ties by the first generator; scored by position
+            # so that float32 never merges two close ranker scores
+            order = np.lexsort((primary_rank[rows, cols], -ranked, rows))
+            sizes = np.bincount(rows, minlength=len(users))
+            first = np.cumsum(sizes) - sizes
+            position = np.arange(len(order)) - first[rows[order]]
+            size = sizes[rows[order]]
+            out[rows[order], cols[order]] = 1.0 + (size - position) / size
+        return out
 
     # --- persistence --------------------------------------------------------------------
     def _save_state(self, folder: Path) -> None:

@@ -287,7 +287,10 @@ class TwoTowerNet(nn.Module):
         user_side = SideFeatures(user_encoder, config.max_cat_dim, config.vector_dim)
         item_side = SideFeatures(item_encoder, config.max_cat_dim, config.vector_dim)
         self.user_tower = _Tower(
-            n_users, user_side if user_side.out_dim else None, history_dim, config,
+            n_users,
+            user_side if user_side.out_dim else None,
+            history_dim,
+            config,
             use_ids=os.environ.get("TTV_UID", "1") == "1",
         )
         self.item_tower = _Tower(
