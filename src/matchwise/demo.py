@@ -35,7 +35,57 @@ def prefix_ids(bundle: DataBundle, user_prefix: str) -> DataBundle:
     return DataBundle(users, bundle.items, inter, bundle.name, bundle.domain, bundle.meta)
 
 
-def run_demo(console: Console, size: str = "small", seed: int = 42) -> dict[str, Any]:
+DEMO_MODELS = ("ease", "two_tower")
+
+
+def _train(console: Console, runtime: Runtime, models: tuple[str, ...]) -> dict[str, Any]:
+    """Train, evaluate against popularity, register and activate the demo's models."""
+    from matchwise.cli import print_metrics
+    from matchwise.models.catalog import MODEL_TYPES
+    from matchwise.serving import state_for
+    from matchwise.training import train_model
+
+    out: dict[str, Any] = {}
+    for name in models:
+        if name not in MODEL_TYPES:
+            continue
+        with console.status(f"training {name} on the events data..."):
+            config = {"epochs": 15, "patience": 3} if name == "two_tower" else None
+            result = train_model(runtime, name, domain="items", activate="always",
+                                 flags=None, config_path=None, actor="demo",
+                                 config_overrides=config)  # fmt: skip
+        print_metrics(f"{name} {result.version}", result.test)
+        console.print(f"  {result.reason}; report: [cyan]{result.report_html}[/cyan]")
+        out[name] = result
+    state_for(runtime.settings).invalidate()
+    return out
+
+
+def _example_users(
+    runtime: Runtime, items_bundle: DataBundle, people_bundle: DataBundle
+) -> list[tuple[str, str]]:
+    """A cold, a warm and a hot events user, and two dating users."""
+    counts = items_bundle.interactions[items_bundle.interactions["action"] != "impression"]
+    per_user = counts["user_id"].value_counts()
+    cold_below = runtime.settings.router.cold_below
+    hot_above = runtime.settings.router.hot_above
+    picks: list[tuple[str, str]] = []
+    for low, high in ((0, cold_below - 1), (cold_below, hot_above), (hot_above + 1, 10**9)):
+        users = per_user[(per_user >= low) & (per_user <= high)]
+        if len(users):
+            picks.append((str(users.index[0]), "item"))
+        elif low == 0:
+            idle = set(items_bundle.users["id"]) - set(per_user.index)
+            if idle:
+                picks.append((sorted(idle)[0], "item"))
+    picks += [(str(u), "user") for u in people_bundle.users["id"].head(2)]
+    return picks
+
+
+def run_demo(
+    console: Console, size: str = "small", seed: int = 42, models: tuple[str, ...] = DEMO_MODELS
+) -> dict[str, Any]:
+    from matchwise.auth import create_key
     from matchwise.cli import print_recommendations
     from matchwise.data.synthetic import generate
     from matchwise.ingest import write_bundle
@@ -70,29 +120,41 @@ def run_demo(console: Console, size: str = "small", seed: int = 42) -> dict[str,
         table.add_row(name, f"{value:,}")
     console.print(table)
 
-    item_users = list(items_bundle.users["id"].astype(str).head(2))
-    people_users = list(people_bundle.users["id"].astype(str).head(2))
+    trained = _train(console, runtime, models)
+    with console.status("refreshing every user's ranking cache..."):
+        from matchwise.refresh import refresh_users
+
+        refreshed = refresh_users(runtime, None, top_n=20)
+    console.print(f"ranking cache: {refreshed['rows']:,} rows for {refreshed['users']:,} users")
+
     with runtime.session() as session:
-        for user_id in item_users:
-            print_recommendations(recommend(session, settings, user_id, limit=5, kind="item"))
-        for user_id in people_users:
-            print_recommendations(recommend(session, settings, user_id, limit=5, kind="user"))
+        key, _ = create_key(session, "admin", name="demo", actor="demo")
+    examples = _example_users(runtime, items_bundle, people_bundle)
+    with runtime.session() as session:
+        for user_id, kind in examples:
+            result = recommend(session, settings, user_id, limit=5, kind=kind, use_cache=False)
+            print_recommendations(result)
     elapsed = time.perf_counter() - started
+    people = [u for u, kind in examples if kind == "user"]
+    console.print(f"admin API key for this store (shown once): [bold]{key}[/bold]")
     console.print(
         Panel.fit(
             "\n".join(
                 [
                     f"done in {elapsed:.1f} s. Where to look next:",
-                    f"  .venv/bin/matchwise recommend --user-id {item_users[0]} --top-n 10",
-                    f"  .venv/bin/matchwise recommend --user-id {people_users[0]} "
-                    "--kind user --json",
-                    f"  .venv/bin/matchwise interact --user-id {people_users[0]} --target "
-                    f"{people_users[1]} --action like",
+                    f"  .venv/bin/matchwise recommend --user-id {examples[0][0]} --top-n 10",
+                    f"  .venv/bin/matchwise recommend --user-id {people[0]} --kind user --json",
+                    f"  .venv/bin/matchwise interact --user-id {people[0]} --target "
+                    f"{people[1]} --action like",
+                    "  .venv/bin/matchwise models list",
                     "  .venv/bin/matchwise serve   then open http://127.0.0.1:8000/docs",
+                    f"  curl -H 'X-API-Key: {key}' "
+                    f"'http://127.0.0.1:8000/v1/recommendations?user_id={examples[0][0]}'",
+                    f"  reports: {runtime.settings.artifact_root}/reports/",
                 ]
             ),
             title="next",
         )
     )
     runtime.close()
-    return {"counts": counts, "seconds": elapsed}
+    return {"counts": counts, "seconds": elapsed, "trained": trained, "api_key": key}

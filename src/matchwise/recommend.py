@@ -96,6 +96,8 @@ def recommend(
         if served is not None:
             return served
         route = "fallback"  # no active model for this user: the heuristic answers
+    if kind == "user" and route != "cold":
+        route = "fallback"  # no people model serves yet: the compatibility heuristic answers
     if kind == "user":
         recs = heuristic_people(session, user_id, limit, filters)
     else:

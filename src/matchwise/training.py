@@ -128,6 +128,7 @@ def train_model(
     activate: str = "if_better",
     progress: bool = False,
     actor: str = "cli",
+    config_overrides: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train ``name`` on the store's data, evaluate it against baselines, report, register.
 
@@ -138,7 +139,7 @@ def train_model(
     if activate not in ("if_better", "always", "never"):
         raise InvalidInput("activate must be if_better, always or never")
     settings = runtime.settings
-    config = read_config(config_path)
+    config = {**read_config(config_path), **(config_overrides or {})}
     model = make_model(name, config, flags, progress=progress)  # refuse bad config first
     domain = domain or settings.domain
     if dataset is None:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -96,9 +95,11 @@ class TwoTowerConfig:
     full_softmax_items: int = 4096  # softmax over all candidates up to this catalogue size
     positive_threshold: float = 0.5  # labels at or above it are positives
     use_weights: bool = True  # weight each positive by its action weight x label
-    use_ids: bool = True
+    user_ids: bool = False  # per-user id embedding: off, the like history generalises better
+    item_ids: bool = True  # per-candidate id embedding
     use_history: bool = True
-    max_history: int = 200  # most recent liked items kept per user for the behaviour mean
+    max_history: int = 200  # most recent liked items kept per user for the behaviour summary
+    history_dropout: float = 0.25  # share of history items hidden per training step
     text_columns: list[str] | None = None  # None: inferred (long, mostly unique strings)
     text_cache_dir: str | None = None
     max_cat_dim: int = 32
@@ -132,6 +133,7 @@ class TwoTowerConfig:
             (self.temperature > 0, "temperature must be > 0"),
             (self.negatives >= 0, "negatives must be >= 0"),
             (self.max_history >= 1, "max_history must be >= 1"),
+            (0 <= self.history_dropout < 1, "history_dropout must be in [0, 1)"),
             (self.eval_k >= 1, "eval_k must be >= 1"),
             (
                 self.device in ("auto", "cpu") or self.device.startswith("cuda"),
@@ -188,7 +190,7 @@ def resolve_device(device: str) -> torch.device:
 
 # --- the network ---------------------------------------------------------------------------
 def _mlp(in_dim: int, hidden: list[int], out_dim: int, dropout: list[float]) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.LayerNorm(in_dim)] if os.environ.get("TTV_LN", "1") == "1" else []
+    layers: list[nn.Module] = []
     width = in_dim
     for j, size in enumerate(hidden):
         rate = dropout[min(j, len(dropout) - 1)]
@@ -199,35 +201,32 @@ def _mlp(in_dim: int, hidden: list[int], out_dim: int, dropout: list[float]) -> 
 
 
 class _Tower(nn.Module):
-    """Id embedding + behaviour mean + side features, concatenated, through an MLP."""
+    """Id embedding + behaviour summary + side features, concatenated, through an MLP.
+
+    A linear skip path runs beside the MLP: the id and history signals then train as fast
+    as matrix factorisation, while the MLP adds feature interactions on top.
+    """
 
     def __init__(
         self,
         n_ids: int,
+        use_ids: bool,
         side: SideFeatures | None,
         history_dim: int,
         config: TwoTowerConfig,
-        use_ids: bool = True,
     ) -> None:
         super().__init__()
-        self.ids = nn.Embedding(n_ids, config.id_dim) if config.use_ids and use_ids else None
+        self.ids = nn.Embedding(n_ids, config.id_dim) if use_ids else None
         self.side = side
-        self.history_dim = history_dim
         in_dim = (
             (config.id_dim if self.ids is not None else 0)
             + history_dim
             + (side.out_dim if side is not None else 0)
         )
         if in_dim == 0:
-            raise InvalidInput(
-                "a two-tower tower has no inputs: enable use_ids or give side features"
-            )
+            raise InvalidInput("a two-tower tower has no inputs: enable ids or give side features")
         self.mlp = _mlp(in_dim, config.hidden, config.embedding_dim, config.dropout)
-        self.skip = (
-            nn.Linear(in_dim, config.embedding_dim, bias=False)
-            if os.environ.get("TTV_SKIP") == "1"
-            else None
-        )
+        self.skip = nn.Linear(in_dim, config.embedding_dim, bias=False)
         if self.ids is not None:
             nn.init.normal_(self.ids.weight, std=0.1)
 
@@ -245,10 +244,7 @@ class _Tower(nn.Module):
         if self.side is not None:
             parts.append(self.side(feats))  # (batch, side_dim)
         x = torch.cat(parts, dim=1)  # (batch, in_dim)
-        out = self.mlp(x)
-        if self.skip is not None:
-            out = out + self.skip(x)
-        return F.normalize(out, dim=1)  # (batch, embedding_dim), unit rows
+        return F.normalize(self.mlp(x) + self.skip(x), dim=1)  # (batch, embedding_dim)
 
 
 class TwoTowerNet(nn.Module):
@@ -271,6 +267,7 @@ class TwoTowerNet(nn.Module):
         super().__init__()
         self.n_users, self.n_items = n_users, n_items
         self.use_history = config.use_history
+        self.history_dropout = config.history_dropout
         self.candidate_history = candidate_history and config.use_history
         self._feature_keys: dict[str, list[str]] = {"user": [], "item": []}
         self._buffer_names: dict[str, str] = {}
@@ -286,15 +283,15 @@ class TwoTowerNet(nn.Module):
         history_dim = config.id_dim if self.use_history else 0
         user_side = SideFeatures(user_encoder, config.max_cat_dim, config.vector_dim)
         item_side = SideFeatures(item_encoder, config.max_cat_dim, config.vector_dim)
+        # Without history or features a user would have no input: fall back to an id.
+        user_ids = config.user_ids or not (self.use_history or user_side.out_dim)
+        item_ids = config.item_ids or not (self.candidate_history or item_side.out_dim)
         self.user_tower = _Tower(
-            n_users,
-            user_side if user_side.out_dim else None,
-            history_dim,
-            config,
-            use_ids=os.environ.get("TTV_UID", "1") == "1",
+            n_users, user_ids, user_side if user_side.out_dim else None, history_dim, config
         )
         self.item_tower = _Tower(
             n_items,
+            item_ids,
             item_side if item_side.out_dim else None,
             history_dim if self.candidate_history else 0,
             config,
@@ -321,37 +318,48 @@ class TwoTowerNet(nn.Module):
         return values[starts[row_of] + within], row_of, lengths
 
     def _history_mean(
-        self,
-        rows: torch.Tensor,
-        drop_item: torch.Tensor | None = None,
-        drop_mask: torch.Tensor | None = None,
+        self, rows: torch.Tensor, drop_item: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Behaviour summary of ``rows``: their liked items' embeddings summed, / sqrt(count).
 
-        ``drop_item`` is left out where ``drop_mask`` is 1 (the training target). Dividing
-        by the square root (SVD++'s normalisation) keeps long histories informative.
+        ``drop_item`` (the training target) is left out of its row's history, so the model
+        learns to predict unseen likes rather than to echo its input. In training, a share
+        of history items (``history_dropout``) is hidden too: a denoising regulariser.
+        Dividing by the square root (SVD++'s normalisation) keeps long histories informative.
         """
-        flat, row_of, lengths = self.liked(rows)
-        keep = torch.ones(len(flat), device=rows.device)  # (total,)
-        if drop_item is not None:
-            keep = keep * (flat != drop_item[row_of])
-        p = float(os.environ.get("TTV_HDROP", "0"))
-        if self.training and p > 0:
-            keep = keep * torch.bernoulli(torch.full_like(keep, 1 - p))
-        bag_offsets = torch.cumsum(lengths, 0) - lengths  # (batch,)
+        unique, inverse = torch.unique(rows, return_inverse=True)  # each history once
+        flat, row_of, lengths = self.liked(unique)
+        keep = None
+        if self.training and self.history_dropout > 0:
+            keep = torch.bernoulli(
+                torch.full(flat.shape, 1 - self.history_dropout, device=rows.device)
+            )  # (total,)
+        bag_offsets = torch.cumsum(lengths, 0) - lengths  # (n_unique,)
         summed = F.embedding_bag(
             flat, self.history.weight, bag_offsets, mode="sum", per_sample_weights=keep
-        )  # (batch, id_dim)
-        count = torch.zeros(len(rows), device=rows.device).index_add(0, row_of, keep)
+        )[inverse]  # (batch, id_dim)
+        if keep is None:
+            count = lengths.to(summed.dtype)[inverse]  # (batch,)
+        else:
+            count = torch.zeros(len(unique), device=rows.device).index_add(0, row_of, keep)
+            count = count[inverse]
+        if drop_item is not None and len(flat):
+            # find each row's target in its user's history through sorted (user, item) keys
+            keys, order = torch.sort(row_of * self.n_items + flat)
+            query = inverse * self.n_items + drop_item  # (batch,)
+            pos = torch.searchsorted(keys, query).clamp(max=len(keys) - 1)
+            present = (keys[pos] == query).to(summed.dtype)  # (batch,)
+            if keep is not None:
+                present = present * keep[order[pos]]
+            summed = summed - self.history(drop_item) * present.unsqueeze(1)
+            count = count - present
         return summed / count.clamp(min=1).sqrt().unsqueeze(1)  # (batch, id_dim)
 
     def encode_users(
-        self,
-        users: torch.Tensor,
-        drop_item: torch.Tensor | None = None,
-        drop_mask: torch.Tensor | None = None,
+        self, users: torch.Tensor, drop_item: torch.Tensor | None = None
     ) -> torch.Tensor:
-        history = self._history_mean(users, drop_item, drop_mask) if self.use_history else None
+        """User vectors ``(batch, dim)``; ``drop_item`` is hidden from each row's history."""
+        history = self._history_mean(users, drop_item) if self.use_history else None
         return self.user_tower(users, self._features("user", users), history)  # (batch, dim)
 
     def encode_items(self, items: torch.Tensor) -> torch.Tensor:
@@ -507,12 +515,12 @@ class TwoTowerRecommender(Recommender):
     def _feature_names(self) -> list[str]:
         assert self.user_encoder_ is not None and self.item_encoder_ is not None
         names = []
-        if self.config.use_ids:
+        if self.net_ is not None and self.net_.user_tower.ids is not None:
             names += ["user.id"]
         if self.config.use_history:
             names += ["user.like_history"]
         names += self.user_encoder_.feature_names("user")
-        if self.config.use_ids:
+        if self.net_ is not None and self.net_.item_tower.ids is not None:
             names += ["item.id"]
         if self.candidate_history_:
             names += ["item.like_history"]
@@ -863,17 +871,11 @@ def _training_examples(
         if weights.sum() <= 0:
             weights = np.ones(len(users), dtype=np.float32)
         weights = (weights / weights.mean()).astype(np.float32)
-    offsets, hist = inputs["hist/offsets"], inputs["hist/items"]
-    n_items = train.n_items
-    hist_users = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
-    hist_keys = np.sort(hist_users * n_items + hist)
-    in_history = np.isin(users * n_items + items, hist_keys).astype(np.float32)
     return {
         "users": users.astype(np.int64),
         "items": items.astype(np.int64),
         "labels": labels,
         "weights": weights,
-        "in_history": in_history,
     }
 
 
@@ -888,7 +890,7 @@ def _softmax_loss(
 ) -> tuple[torch.Tensor, float]:
     """Softmax over all candidates, or over in-batch (+ random) ones with log-Q correction."""
     users, items, weights = t["users"][batch], t["items"][batch], t["weights"][batch]
-    user_vec = net.encode_users(users, items, t["in_history"][batch])  # (batch, dim)
+    user_vec = net.encode_users(users, items)  # (batch, dim)
     liked, row_of, _ = net.liked(users)  # the users' known positives, flattened
     if all_items is not None:
         item_vec = net.encode_items(all_items)  # (n_items, dim)
@@ -911,12 +913,11 @@ def _softmax_loss(
         position[candidates] = torch.arange(len(candidates), device=logits.device)
         cols = position[liked]
         row_of, cols = row_of[cols >= 0], cols[cols >= 0]
-    if os.environ.get("TTV_MASK", "1") == "1":
-        # A user's other positives are not negatives: mask them, keep the target.
-        rows = torch.arange(len(users), device=logits.device)
-        target_logit = logits[rows, target]
-        logits = logits.index_put((row_of, cols), torch.tensor(-torch.inf, device=logits.device))
-        logits = logits.index_put((rows, target), target_logit)
+    # A user's other known positives are not negatives: mask them, keep the target.
+    rows = torch.arange(len(users), device=logits.device)
+    target_logit = logits[rows, target]
+    logits = logits.index_put((row_of, cols), torch.tensor(-torch.inf, device=logits.device))
+    logits = logits.index_put((rows, target), target_logit)
     per_row = F.cross_entropy(logits, target, reduction="none")  # (batch,)
     return (per_row * weights).sum() / weights.sum(), float(weights.sum())
 
@@ -931,7 +932,7 @@ def _bce_loss(
     """Seed 003's weighted BCE: labelled pairs, plus random items labelled 0."""
     users, items = t["users"][batch], t["items"][batch]
     labels, weights = t["labels"][batch], t["weights"][batch]
-    user_vec = net.encode_users(users, items, t["in_history"][batch])  # (batch, dim)
+    user_vec = net.encode_users(users, items)  # (batch, dim)
     item_vec = net.encode_items(items)  # (batch, dim)
     logits = (user_vec * item_vec).sum(1) / cfg.temperature + net.bias  # (batch,)
     loss = F.binary_cross_entropy_with_logits(logits, labels, weight=weights, reduction="sum")
