@@ -13,11 +13,12 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import literal, select
 from sqlalchemy.orm import Session
 
 from matchwise.actions import DECIDED_ACTIONS, LIKE_ACTIONS
 from matchwise.db import queries
+from matchwise.db.tables import Item, User
 from matchwise.db.tables import Recommendation as CachedRow
 from matchwise.errors import InvalidInput
 from matchwise.features.compatibility import (
@@ -82,13 +83,13 @@ def recommend(
     filters = filters or RecommendFilters()
     now = now or datetime.now(UTC)
     kind = kind or ("user" if settings.domain == "people" else "item")
-    user = queries.get_user(session, user_id)
     if use_cache is None:
         use_cache = settings.use_cache
     if use_cache and filters == RecommendFilters():
         cached = read_cache(session, user_id, limit, kind, settings.cache_max_age_seconds, now)
         if cached is not None:
-            return cached
+            return cached  # cached rows imply the user exists (they cascade with it)
+    user = queries.get_user(session, user_id)
     history = queries.user_history(session, user_id)
     route = route_for(len(history[history["action"] != "impression"]), settings)
     if kind == "item" and route != "cold":
@@ -247,35 +248,46 @@ def _model_reasons(
 def read_cache(
     session: Session, user_id: str, limit: int, kind: Kind, max_age_seconds: int, now: datetime
 ) -> RecommendationList | None:
-    """The cached list when it exists, is fresh and can fill ``limit``; None otherwise."""
-    rows = session.scalars(
-        select(CachedRow)
-        .where(CachedRow.user_id == user_id, CachedRow.candidate_kind == kind)
+    """The cached list when it exists and is fresh; None otherwise. One query: candidates
+    deactivated or held by moderation since the list was computed are dropped in SQL."""
+    target = User if kind == "user" else Item
+    visible = target.active.is_(True)
+    if kind == "user":
+        visible = visible & (User.moderation_status == "ok")
+    rows = session.execute(
+        select(
+            CachedRow.candidate_id,
+            CachedRow.score,
+            CachedRow.reason,
+            CachedRow.model_version,
+            CachedRow.generated_at,
+            target.title if kind == "item" else literal(None),
+        )
+        .join(target, target.id == CachedRow.candidate_id)
+        .where(CachedRow.user_id == user_id, CachedRow.candidate_kind == kind, visible)
         .order_by(CachedRow.rank)
         .limit(limit)
     ).all()
     if not rows:
         return None
-    generated = rows[0].generated_at
+    generated = rows[0][4]
     if (now - generated).total_seconds() > max_age_seconds:
         return None
-    hidden = queries.hidden_candidates(session, [r.candidate_id for r in rows], kind)
-    if hidden:  # moderated or deactivated since the list was computed
-        rows = [r for r in rows if r.candidate_id not in hidden]
     return RecommendationList(
         user_id=user_id,
         route="cache",
-        model_version=rows[0].model_version,
+        model_version=rows[0][3],
         generated_at=generated,
         recommendations=[
             Recommendation(
-                candidate_id=r.candidate_id,
-                candidate_kind=r.candidate_kind,  # type: ignore[arg-type]
-                score=r.score,
+                candidate_id=candidate,
+                candidate_kind=kind,
+                score=score,
                 rank=rank,
-                reason=r.reason or "",
+                reason=reason or "",
+                title=title,
             )
-            for rank, r in enumerate(rows, start=1)
+            for rank, (candidate, score, reason, _, _, title) in enumerate(rows, start=1)
         ],
     )
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+import orjson
+from fastapi import APIRouter, Query, Response
 
 from matchwise import analytics, ingest, moderation, recommend, safety_service
 from matchwise.api.deps import AdminScope, IngestScope, ReadScope, RuntimeDep, SessionDep
@@ -18,7 +19,6 @@ from matchwise.schemas import (
     ItemBatch,
     LabelIn,
     MetricsOut,
-    RecommendationOut,
     RecommendationsOut,
     ReportIn,
     ReportOut,
@@ -91,7 +91,8 @@ def get_recommendations(
     category: Annotated[str | None, Query(max_length=120)] = None,
     city: Annotated[str | None, Query(max_length=120)] = None,
     include_past: bool = False,
-) -> RecommendationsOut:
+    fresh: Annotated[bool, Query(description="skip the ranking cache, compute live")] = False,
+) -> Response:
     """Ranked candidates for a user, each with a short reason; says which route served it."""
     result = recommend.recommend(
         session,
@@ -100,24 +101,28 @@ def get_recommendations(
         limit=limit,
         kind=kind,
         filters=recommend.RecommendFilters(category=category, city=city, include_past=include_past),
+        use_cache=False if fresh else None,
     )
-    return RecommendationsOut(
-        user_id=result.user_id,
-        route=result.route,
-        model_version=result.model_version,
-        generated_at=result.generated_at,
-        recommendations=[
-            RecommendationOut(
-                candidate_id=r.candidate_id,
-                candidate_kind=r.candidate_kind,
-                score=r.score,
-                rank=r.rank,
-                reason=r.reason,
-                title=r.title,
-            )
+    # Serialised straight to JSON bytes: the hot path skips a pydantic round trip; the
+    # shape is RecommendationsOut (the documented response model).
+    body = {
+        "user_id": result.user_id,
+        "route": result.route,
+        "model_version": result.model_version,
+        "generated_at": result.generated_at,
+        "recommendations": [
+            {
+                "candidate_id": r.candidate_id,
+                "candidate_kind": r.candidate_kind,
+                "score": r.score,
+                "rank": r.rank,
+                "reason": r.reason,
+                "title": r.title,
+            }
             for r in result.recommendations
         ],
-    )
+    }
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 @ingest_router.post("/v1/reports", response_model=ReportOut)

@@ -158,6 +158,11 @@ class FeatureContext:
     item_recent: np.ndarray
     item_first_days: np.ndarray | None  # days before the reference time of the first positive
     item_last_days: np.ndarray | None
+    user_first_days: np.ndarray | None  # the user's active period, days before the reference
+    user_last_days: np.ndarray | None
+    user_mid_days: np.ndarray | None
+    item_times: sp.csr_matrix | None  # items x 1 runs of positive times (days before ref)
+    window_days: float
     item_tags: sp.csr_matrix | None  # items x tags
     user_stated_tags: sp.csr_matrix | None  # users x tags
     item_category: np.ndarray | None
@@ -216,11 +221,14 @@ class FeatureContext:
         positive_threshold: float = 0.7,
         recent_share: float = 0.1,
         reference_time: float | None = None,
+        window_share: float = 0.05,
     ) -> FeatureContext:
         """Statistics of ``train`` (positives: ``label >= positive_threshold``).
 
         ``recent_share`` is the last share of the training time span counted as "recent";
-        ``reference_time`` (Unix seconds) defaults to the latest training timestamp.
+        ``reference_time`` (Unix seconds) defaults to the latest training timestamp;
+        ``window_share`` of the time span is the half-width of the "popular around the
+        user's active time" window.
         """
         n_users, n_items = train.n_users, train.n_items
         positive = train.labels >= positive_threshold
@@ -247,7 +255,8 @@ class FeatureContext:
             interactions = _max_duplicates(interactions)
 
         item_recent = item_count.copy()
-        first = last = None
+        first = last = user_first = user_last = user_mid = item_times = None
+        window = 0.0
         times = None if train.timestamps is None else _seconds(train.timestamps)
         if times is not None and np.isfinite(times).any():
             t_pos = times[positive]
@@ -264,8 +273,28 @@ class FeatureContext:
                 last = np.full(n_items, -np.inf)
                 np.minimum.at(first, items_pos[finite], t_pos[finite])
                 np.maximum.at(last, items_pos[finite], t_pos[finite])
-                first = np.where(np.isfinite(first), (ref - first) / DAY, -1.0)
-                last = np.where(np.isfinite(last), (ref - last) / DAY, -1.0)
+                first = np.where(np.isfinite(first), (ref - first) / DAY, np.nan)
+                last = np.where(np.isfinite(last), (ref - last) / DAY, np.nan)
+                # the user's active period, and every positive's time by item (days before ref)
+                users_pos = train.users[positive][finite]
+                ago = (ref - t_pos[finite]) / DAY
+                frame = pd.DataFrame({"u": users_pos, "ago": ago})
+                stats = frame.groupby("u")["ago"].agg(["min", "max", "median"])
+                user_first = np.full(n_users, np.nan)
+                user_last = np.full(n_users, np.nan)
+                user_mid = np.full(n_users, np.nan)
+                index = stats.index.to_numpy()
+                user_first[index] = stats["max"].to_numpy()
+                user_last[index] = stats["min"].to_numpy()
+                user_mid[index] = stats["median"].to_numpy()
+                order = np.lexsort((ago, items_pos[finite]))
+                counts = np.bincount(items_pos[finite], minlength=n_items)
+                item_times = sp.csr_matrix(
+                    (ago[order].astype(np.float32), np.zeros(len(order), np.int32),
+                     np.concatenate([[0], np.cumsum(counts)])),
+                    shape=(n_items, 1),
+                )  # fmt: skip
+                window = max(1.0, window_share * (ref - t_min) / DAY)
         reference = float(reference_time) if reference_time is not None else 0.0
 
         users = align_rows(train.user_features, train.user_ids)
@@ -297,6 +326,11 @@ class FeatureContext:
             item_recent=item_recent,
             item_first_days=None if first is None else first.astype(np.float32),
             item_last_days=None if last is None else last.astype(np.float32),
+            user_first_days=user_first,
+            user_last_days=user_last,
+            user_mid_days=user_mid,
+            item_times=item_times,
+            window_days=window,
             item_tags=item_tags,
             user_stated_tags=stated,
             item_category=category,
@@ -317,7 +351,8 @@ class FeatureContext:
         """Flat name -> array mapping for ``np.savez`` (sparse matrices as CSR triplets)."""
         out: dict[str, np.ndarray] = {
             f"{prefix}meta": np.array(
-                [self.n_categories, self.n_owners, self.reference_time], dtype=np.float64
+                [self.n_categories, self.n_owners, self.reference_time, self.window_days],
+                dtype=np.float64,
             )
         }
         for name in _SPARSE:
@@ -361,16 +396,20 @@ class FeatureContext:
             n_categories=int(meta[0]),
             n_owners=int(meta[1]),
             reference_time=float(meta[2]),
+            window_days=float(meta[3]),
             **values,
         )
 
 
-_SPARSE = ("history", "interactions", "item_tags", "user_stated_tags")
+_SPARSE = ("history", "interactions", "item_tags", "user_stated_tags", "item_times")
 _DENSE = (
     "item_count",
     "item_recent",
     "item_first_days",
     "item_last_days",
+    "user_first_days",
+    "user_last_days",
+    "user_mid_days",
     "item_category",
     "user_city",
     "item_city",
@@ -388,6 +427,25 @@ def _one_hot(codes: np.ndarray, n: int) -> sp.csr_matrix:
         (np.ones(int(valid.sum()), np.float32), (np.flatnonzero(valid), codes[valid])),
         shape=(len(codes), n),
     )
+
+
+def _window_counts(
+    times: sp.csr_matrix, items: np.ndarray, centers: np.ndarray, half: float
+) -> np.ndarray:
+    """Per pair, how many of item ``items[k]``'s positives lie within ``half`` days of
+    ``centers[k]`` (NaN centre: 0). ``times`` holds each item's sorted times as one run."""
+    values = times.data.astype(np.float64)
+    if len(values) == 0 or len(items) == 0:
+        return np.zeros(len(items), np.float64)
+    span = float(values.max()) + 2 * half + 2.0
+    run = np.repeat(np.arange(times.shape[0]), np.diff(times.indptr))
+    keys = run * span + (values + half + 1.0)  # ascending: item-major, time within item
+    valid = np.isfinite(centers)
+    c = np.where(valid, centers, 0.0) + half + 1.0
+    lo = items * span + np.clip(c - half, 0.0, span - 1.0)
+    hi = items * span + np.clip(c + half, 0.0, span - 1.0)
+    count = np.searchsorted(keys, hi, side="right") - np.searchsorted(keys, lo, side="left")
+    return np.where(valid, count, 0).astype(np.float64)
 
 
 def _max_duplicates(matrix: sp.csr_matrix) -> sp.csr_matrix:
@@ -502,6 +560,16 @@ def candidate_features(
     if context.item_first_days is not None and context.item_last_days is not None:
         add("item_first_days", context.item_first_days[cols])
         add("item_last_days", context.item_last_days[cols])
+    if context.user_last_days is not None and context.item_first_days is not None:
+        # time relative to the user's own activity: an item first liked after the user's
+        # last visit, or forgotten before the first, is an unlikely candidate
+        add("item_first_vs_user_last", context.user_last_days[u] - context.item_first_days[cols])
+        add("item_last_vs_user_first", context.user_first_days[u] - context.item_last_days[cols])
+        add("user_last_days", context.user_last_days[u])
+    if context.item_times is not None and context.user_mid_days is not None:
+        near = _window_counts(context.item_times, cols, context.user_mid_days[u],
+                              context.window_days)  # fmt: skip
+        add("item_pop_near_user", np.log1p(np.maximum(near - self_hit, 0)))
     safe_len = np.maximum(hist_len, 1.0)
     if context.item_tags is not None and context.user_tag_counts is not None:
         n_tags = np.asarray(context.item_tags.sum(axis=1)).ravel()[cols]
