@@ -21,6 +21,7 @@ from matchwise.errors import InvalidInput, NotFound
 
 SCOPES = ("ingest", "read", "admin")
 PREFIX = "mw_"
+MISS = object()  # KeyCache.cached: not in memory (distinct from a cached "no such key")
 
 
 def hash_key(key: str) -> str:
@@ -69,6 +70,14 @@ class KeyCache:
         self.ttl = ttl
         self._entries: dict[str, tuple[str | None, float]] = {}
         self._lock = threading.Lock()
+
+    def cached(self, key: str) -> str | None | object:
+        """The remembered scope (None: known bad key), or MISS."""
+        with self._lock:
+            hit = self._entries.get(hash_key(key))
+        if hit is not None and hit[1] > time.monotonic():
+            return hit[0]
+        return MISS
 
     def scope_of(self, session_factory: object, key: str) -> str | None:
         digest = hash_key(key)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import literal, select
+from sqlalchemy import bindparam, literal, select
 from sqlalchemy.orm import Session
 
 from matchwise.actions import DECIDED_ACTIONS, LIKE_ACTIONS
@@ -245,29 +245,41 @@ def _model_reasons(
     return out
 
 
-def read_cache(
-    session: Session, user_id: str, limit: int, kind: Kind, max_age_seconds: int, now: datetime
-) -> RecommendationList | None:
-    """The cached list when it exists and is fresh; None otherwise. One query: candidates
-    deactivated or held by moderation since the list was computed are dropped in SQL."""
+def _cache_query(kind: Kind) -> Any:
+    """Built once per kind: the hot path reuses the statement instead of rebuilding it."""
     target = User if kind == "user" else Item
     visible = target.active.is_(True)
     if kind == "user":
         visible = visible & (User.moderation_status == "ok")
-    rows = session.execute(
+    return (
         select(
             CachedRow.candidate_id,
             CachedRow.score,
             CachedRow.reason,
             CachedRow.model_version,
             CachedRow.generated_at,
-            target.title if kind == "item" else literal(None),
+            Item.title if kind == "item" else literal(None),
         )
         .join(target, target.id == CachedRow.candidate_id)
-        .where(CachedRow.user_id == user_id, CachedRow.candidate_kind == kind, visible)
+        .where(
+            CachedRow.user_id == bindparam("user_id"),
+            CachedRow.candidate_kind == kind,
+            visible,
+        )
         .order_by(CachedRow.rank)
-        .limit(limit)
-    ).all()
+        .limit(bindparam("limit"))
+    )
+
+
+_CACHE_QUERIES = {"item": _cache_query("item"), "user": _cache_query("user")}
+
+
+def read_cache(
+    session: Session, user_id: str, limit: int, kind: Kind, max_age_seconds: int, now: datetime
+) -> RecommendationList | None:
+    """The cached list when it exists and is fresh; None otherwise. One query: candidates
+    deactivated or held by moderation since the list was computed are dropped in SQL."""
+    rows = session.execute(_CACHE_QUERIES[kind], {"user_id": user_id, "limit": limit}).all()
     if not rows:
         return None
     generated = rows[0][4]

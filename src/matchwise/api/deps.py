@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
+from matchwise.auth import MISS as _MISS
 from matchwise.auth import grants
 from matchwise.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    """Async on purpose: a sync dependency costs a thread-pool hop per request."""
     return request.app.state.runtime
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    with get_runtime(request).session() as session:
+    runtime: Runtime = request.app.state.runtime
+    with runtime.session() as session:
         yield session
 
 
@@ -32,11 +36,15 @@ def _presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
-def require(scope: str) -> Callable[[Request], str]:
-    """A dependency: 401 without a valid key, 403 when the key's scope is not enough."""
+def require(scope: str) -> Callable[[Request], Awaitable[str]]:
+    """A dependency: 401 without a valid key, 403 when the key's scope is not enough.
 
-    def check(request: Request) -> str:
-        runtime = get_runtime(request)
+    Verified keys are answered from memory; only an unseen key costs a query, run in the
+    thread pool so the event loop never blocks on the database.
+    """
+
+    async def check(request: Request) -> str:
+        runtime: Runtime = request.app.state.runtime
         if not runtime.settings.auth_enabled:
             return "admin"
         key = _presented_key(request)
@@ -46,7 +54,10 @@ def require(scope: str) -> Callable[[Request], str]:
                 "missing API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        held = request.app.state.key_cache.scope_of(runtime.session, key)
+        cache = request.app.state.key_cache
+        held = cache.cached(key)
+        if held is _MISS:
+            held = await run_in_threadpool(cache.scope_of, runtime.session, key)
         if held is None:
             raise HTTPException(
                 401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"}

@@ -83,7 +83,6 @@ def post_interaction(
 
 @read_router.get("/v1/recommendations", response_model=RecommendationsOut)
 def get_recommendations(
-    session: SessionDep,
     runtime: RuntimeDep,
     user_id: Annotated[str, Query(min_length=1, max_length=64)],
     limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
@@ -94,15 +93,17 @@ def get_recommendations(
     fresh: Annotated[bool, Query(description="skip the ranking cache, compute live")] = False,
 ) -> Response:
     """Ranked candidates for a user, each with a short reason; says which route served it."""
-    result = recommend.recommend(
-        session,
-        runtime.settings,
-        user_id,
-        limit=limit,
-        kind=kind,
-        filters=recommend.RecommendFilters(category=category, city=city, include_past=include_past),
-        use_cache=False if fresh else None,
-    )
+    filters = recommend.RecommendFilters(category=category, city=city, include_past=include_past)
+    with runtime.session() as session:  # opened here: one thread-pool hop per request
+        result = recommend.recommend(
+            session,
+            runtime.settings,
+            user_id,
+            limit=limit,
+            kind=kind,
+            filters=filters,
+            use_cache=False if fresh else None,
+        )
     # Serialised straight to JSON bytes: the hot path skips a pydantic round trip; the
     # shape is RecommendationsOut (the documented response model).
     body = {

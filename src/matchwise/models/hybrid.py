@@ -24,6 +24,7 @@ in [-2, -1) by the first generator's rank, so full-ranking evaluation works unch
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -81,6 +82,8 @@ class HybridRecommender(Recommender):
         Fit the generators again on all usable data once the ranker is trained.
     positive_threshold:
         Labels at or above it are positives (history, ranker labels).
+    drop_features:
+        Shell-style patterns of feature names the ranker must not use (``"*_score"``).
     """
 
     model_type: ClassVar[str] = "hybrid"
@@ -98,6 +101,7 @@ class HybridRecommender(Recommender):
         folds: int = 1,
         refit: bool = True,
         positive_threshold: float = 0.7,
+        drop_features: Sequence[str] = (),
         seed: int = 0,
         batch_size: int = 512,
     ) -> None:
@@ -127,6 +131,7 @@ class HybridRecommender(Recommender):
         self.folds = int(folds)
         self.refit = bool(refit)
         self.positive_threshold = float(positive_threshold)
+        self.drop_features = [str(p) for p in drop_features]
         self.seed = int(seed)
         self.batch_size = int(batch_size)
         self.generators_: dict[str, Recommender] = {}
@@ -148,6 +153,7 @@ class HybridRecommender(Recommender):
             "folds": self.folds,
             "refit": self.refit,
             "positive_threshold": self.positive_threshold,
+            "drop_features": list(self.drop_features),
             "seed": self.seed,
             "batch_size": self.batch_size,
         }
@@ -351,6 +357,12 @@ class HybridRecommender(Recommender):
         if self.people_:
             extra["reciprocal"] = self._reciprocal(users, rows, cols)
         X, names = candidate_features(self.context_, users, rows, cols, scores, extra)
+        if self.drop_features:
+            keep = [
+                k for k, name in enumerate(names)
+                if not any(fnmatch.fnmatchcase(name, p) for p in self.drop_features)
+            ]  # fmt: skip
+            X, names = X[:, keep], [names[k] for k in keep]
         return X, names, rows, cols
 
     def _reciprocal(self, users: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

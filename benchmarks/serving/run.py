@@ -1,0 +1,148 @@
+"""Serving benchmark: wrk on loopback against `matchwise serve`, cached and live paths.
+
+10,000 users and 10,000 candidate events; the live path is the two-tower model with the
+HNSW index and business filters; the cached path reads the per-user ranking cache. A bare
+FastAPI endpoint returning pre-serialised JSON runs in the same session as the ceiling.
+
+    .venv/bin/python benchmarks/serving/run.py [--users 10000] [--items 10000] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+
+
+def _wait(url: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 (loopback only)
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def _wrk(port: int, seconds: int, connections: int, env: dict[str, str]) -> dict[str, float]:
+    cmd = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s",
+           "-s", str(HERE / "latency.lua"), f"http://127.0.0.1:{port}"]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env},
+                         check=True).stdout  # fmt: skip
+    line = next(x for x in out.splitlines() if x.startswith("JSON "))
+    return json.loads(line[5:])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--interactions", type=int, default=200_000)
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--out", default=str(HERE / "results.json"))
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is not installed: apt-get install wrk", file=sys.stderr)
+        return 2
+
+    from matchwise.auth import create_key
+    from matchwise.data.synthetic import generate_items
+    from matchwise.ingest import write_bundle
+    from matchwise.refresh import refresh_users
+    from matchwise.runtime import Runtime
+    from matchwise.settings import Settings
+    from matchwise.training import train_model
+
+    work = Path(tempfile.mkdtemp(prefix="matchwise-bench-"))
+    env = {
+        "MATCHWISE_DATABASE_URL": f"sqlite:///{work}/bench.db",
+        "MATCHWISE_ARTIFACT_ROOT": str(work / "artifacts"),
+        "MATCHWISE_REALTIME_REFRESH_ENABLED": "false",
+    }
+    settings = Settings(database_url=env["MATCHWISE_DATABASE_URL"],
+                        artifact_root=env["MATCHWISE_ARTIFACT_ROOT"])  # fmt: skip
+    runtime = Runtime.open(settings)
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    start = pd.Timestamp.now(tz="UTC").normalize() - pd.Timedelta(days=60)
+    bundle = generate_items(n_users=args.users, n_items=args.items,
+                            n_interactions=args.interactions, seed=7, start=start)  # fmt: skip
+    write_bundle(runtime.engine, bundle, settings.action_table)
+    timings["load_seconds"] = time.perf_counter() - t
+    t = time.perf_counter()
+    trained = train_model(runtime, "two_tower", domain="items", activate="always",
+                          config_overrides={"epochs": 3, "patience": 1})  # fmt: skip
+    timings["train_seconds"] = time.perf_counter() - t
+    t = time.perf_counter()
+    refresh_users(runtime, None, top_n=10, kind="item")
+    timings["refresh_seconds"] = time.perf_counter() - t
+    with runtime.session() as s:
+        key, _ = create_key(s, "read", name="bench")
+    runtime.close()
+
+    results: dict[str, dict[str, float]] = {}
+    port = 18765
+    server = subprocess.Popen(
+        [sys.executable, "-m", "matchwise", "serve", "--port", str(port)],
+        env={**os.environ, **env}, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait(f"http://127.0.0.1:{port}/healthz")
+        wenv = {"BENCH_USERS": str(args.users), "BENCH_KEY": key}
+        _wrk(port, 3, args.connections, {**wenv, "BENCH_QUERY": "&fresh=true"})  # warm up
+        results["cached"] = _wrk(port, args.seconds, args.connections, wenv)
+        results["live"] = _wrk(port, args.seconds, args.connections,
+                               {**wenv, "BENCH_QUERY": "&fresh=true"})  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    bare = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port + 1),
+         "--log-level", "warning"],
+        cwd=HERE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait(f"http://127.0.0.1:{port + 1}/v1/recommendations?user_id=u1")
+        results["bare_fastapi"] = _wrk(port + 1, args.seconds, args.connections,
+                                       {"BENCH_USERS": str(args.users)})  # fmt: skip
+    finally:
+        bare.terminate()
+        bare.wait(timeout=30)
+    report = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+        "command": "python benchmarks/serving/run.py " + " ".join(sys.argv[1:]),
+        "users": args.users,
+        "items": args.items,
+        "interactions": args.interactions,
+        "connections": args.connections,
+        "model": trained.version,
+        **timings,
+        "results": results,
+        "cached_vs_bare_rps": results["cached"]["rps"] / results["bare_fastapi"]["rps"],
+    }
+    Path(args.out).write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,232 @@
+"""People-domain signals for one user against a candidate set (Patra's bio_match and
+reject_superlike_like, seed 001's reciprocal matcher), vectorised, plus the weighted blend
+and the short reason each recommendation carries.
+
+Every function takes arrays and returns arrays; none reads the store. Signals the blend
+combines are meant to lie in [0, 1] (the interaction adjustment in [-1, 1]): weights from
+``matchwise.yaml`` (:class:`matchwise.settings.BlendWeights`) then mean what they say.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from matchwise.errors import InvalidInput
+
+__all__ = [
+    "RECIPROCAL_MODES",
+    "bio_similarity",
+    "blend",
+    "cosine_rows",
+    "interaction_adjustment",
+    "reason_for",
+    "reciprocal_score",
+]
+
+ReciprocalMode = Literal["harmonic", "product", "min", "weighted"]
+RECIPROCAL_MODES: tuple[str, ...] = ("harmonic", "product", "min", "weighted")
+_EPS = 1e-12
+
+
+def _unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length; zero (or non-finite) rows stay zero instead of NaN."""
+    v = np.asarray(vectors, dtype=np.float64)
+    if v.ndim == 1:
+        v = v[None, :]
+    v = np.where(np.isfinite(v), v, 0.0)
+    norms = np.linalg.norm(v, axis=1, keepdims=True)
+    return np.divide(v, norms, out=np.zeros_like(v), where=norms > _EPS)
+
+
+def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of every row of ``a`` with every row of ``b``; zero vectors give 0."""
+    a2, b2 = _unit_rows(a), _unit_rows(b)
+    if a2.shape[1] != b2.shape[1]:
+        raise InvalidInput(f"vector sizes differ: {a2.shape[1]} and {b2.shape[1]}")
+    return np.clip(a2 @ b2.T, -1.0, 1.0)
+
+
+def bio_similarity(user_vec: np.ndarray, cand_vecs: np.ndarray) -> np.ndarray:
+    """Cosine between the user's bio embedding and each candidate's (Patra's bio_match).
+
+    A missing bio is a zero vector and scores 0 against everyone: no NaN, no crash.
+    """
+    cands = np.asarray(cand_vecs, dtype=np.float64)
+    if cands.ndim != 2:
+        raise InvalidInput(f"cand_vecs must be 2-D (candidates x dims), got shape {cands.shape}")
+    if len(cands) == 0:
+        return np.zeros(0)
+    return cosine_rows(np.asarray(user_vec).ravel()[None, :], cands)[0]
+
+
+def _mean_similarity(
+    cand_vecs: np.ndarray, reference: np.ndarray | None, weights: np.ndarray | None
+) -> np.ndarray:
+    """Weighted mean cosine of each candidate to a reference set (0 when the set is empty)."""
+    n = len(cand_vecs)
+    if reference is None:
+        return np.zeros(n)
+    ref = np.asarray(reference, dtype=np.float64)
+    if ref.size == 0:
+        return np.zeros(n)
+    ref = ref.reshape(-1, cand_vecs.shape[1]) if ref.ndim == 1 else ref
+    sims = cosine_rows(cand_vecs, ref)
+    w = np.ones(len(ref)) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape != (len(ref),):
+        raise InvalidInput("weights must have one value per reference vector")
+    total = w.sum()
+    return sims @ w / total if total > 0 else np.zeros(n)
+
+
+def interaction_adjustment(
+    cand_vecs: np.ndarray,
+    liked_vecs: np.ndarray | None,
+    rejected_vecs: np.ndarray | None,
+    liked_me_mask: np.ndarray | None = None,
+    *,
+    liked_weights: np.ndarray | None = None,
+    like_strength: float = 1.0,
+    reject_strength: float = 1.0,
+    liked_me_bonus: float = 0.5,
+) -> np.ndarray:
+    """Patra's swipe adjustment, in [-1, 1]: like what you liked, not what you rejected.
+
+    Each candidate gains its mean cosine similarity to the people the user liked (pass
+    ``liked_weights``, e.g. 1.5 for superlikes, to count some likes more) and loses its
+    mean similarity to the people the user rejected, each half-weighted so the sum stays
+    in [-1, 1]; a candidate who already liked the user gains ``liked_me_bonus`` (a like
+    back is a match). Vectors are any embedding: bios, the two-tower's, tag vectors.
+    """
+    cands = np.asarray(cand_vecs, dtype=np.float64)
+    if cands.ndim != 2:
+        raise InvalidInput(f"cand_vecs must be 2-D (candidates x dims), got shape {cands.shape}")
+    up = _mean_similarity(cands, liked_vecs, liked_weights)
+    down = _mean_similarity(cands, rejected_vecs, None)
+    adjustment = 0.5 * (like_strength * up - reject_strength * down)
+    if liked_me_mask is not None:
+        mask = np.asarray(liked_me_mask, dtype=bool)
+        if mask.shape != (len(cands),):
+            raise InvalidInput("liked_me_mask must have one flag per candidate")
+        adjustment = adjustment + liked_me_bonus * mask
+    return np.clip(adjustment, -1.0, 1.0)
+
+
+def reciprocal_score(
+    p_ab: np.ndarray,
+    p_ba: np.ndarray,
+    mode: ReciprocalMode | str = "harmonic",
+    weight: float = 0.5,
+) -> np.ndarray:
+    """Combine P(a likes b) and P(b likes a) into one two-sided score in [0, 1].
+
+    ``harmonic`` (default) is high only when both are (a candidate who would never like
+    the user back sinks); ``product`` is P(match) if the two are independent; ``min`` is
+    the strictest; ``weighted`` is the weighted geometric mean ``p_ab^w * p_ba^(1-w)``
+    (``weight=0.5`` ranks like ``product``; 1 ignores the other side). Inputs are clipped
+    to [0, 1]; NaN counts as 0.
+    """
+    a = np.clip(np.nan_to_num(np.asarray(p_ab, dtype=np.float64), nan=0.0), 0.0, 1.0)
+    b = np.clip(np.nan_to_num(np.asarray(p_ba, dtype=np.float64), nan=0.0), 0.0, 1.0)
+    if a.shape != b.shape:
+        raise InvalidInput(f"p_ab and p_ba differ in shape: {a.shape} and {b.shape}")
+    if mode == "harmonic":
+        total = a + b
+        return np.divide(2.0 * a * b, total, out=np.zeros_like(total), where=total > _EPS)
+    if mode == "product":
+        return a * b
+    if mode == "min":
+        return np.minimum(a, b)
+    if mode == "weighted":
+        if not 0.0 <= weight <= 1.0:
+            raise InvalidInput(f"reciprocal weight must be in [0, 1], got {weight}")
+        with np.errstate(divide="ignore"):
+            return np.exp(weight * np.log(a) + (1.0 - weight) * np.log(b))
+    raise InvalidInput(
+        f"unknown reciprocal mode {mode!r}; use one of {', '.join(RECIPROCAL_MODES)}"
+    )
+
+
+def blend(
+    signals: Mapping[str, np.ndarray],
+    weights: Mapping[str, float] | Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Patra's weighted blend: ``Σ weight_s · signal_s`` and each candidate's strongest signal.
+
+    ``weights`` is a mapping or a pydantic model (``BlendWeights``); a signal without a
+    weight counts 0, a weight without a signal is ignored, NaN counts 0. The strongest
+    signal is the one contributing most to the candidate's score (first in ``signals``'
+    order on ties); where nothing contributes positively it is ``"model"`` when present,
+    else the first signal. Returns ``(score, names)`` with ``names`` an object array.
+    """
+    if hasattr(weights, "model_dump"):
+        weights = weights.model_dump()
+    if not signals:
+        raise InvalidInput("blend needs at least one signal")
+    names = list(signals)
+    arrays = [np.nan_to_num(np.asarray(signals[s], dtype=np.float64), nan=0.0) for s in names]
+    shape = arrays[0].shape
+    for name, array in zip(names, arrays, strict=True):
+        if array.shape != shape:
+            raise InvalidInput(f"signal {name!r} has shape {array.shape}, expected {shape}")
+    w = np.array([float(weights.get(s, 0.0)) for s in names])
+    if (w < 0).any():
+        raise InvalidInput("blend weights must be non-negative")
+    contributions = np.stack(arrays, axis=0) * w.reshape((-1,) + (1,) * len(shape))
+    score = contributions.sum(axis=0)
+    best = np.argmax(contributions, axis=0)
+    fallback = names.index("model") if "model" in names else 0
+    best = np.where(np.max(contributions, axis=0) > 0, best, fallback)
+    return score, np.asarray(names, dtype=object)[best]
+
+
+def _listing(values: Sequence[str], most: int = 2) -> str:
+    items = [str(v) for v in values[:most]]
+    return " and ".join(items) if len(items) <= 2 else ", ".join(items)
+
+
+def reason_for(signal_name: str, context: Mapping[str, Any] | None = None) -> str:
+    """A short human reason for a recommendation whose strongest signal is ``signal_name``.
+
+    ``context`` may carry ``shared_tags`` (list of str), ``distance_km``, ``age_gap`` and
+    ``liked_me`` (bool); an unknown signal gets a neutral reason, never an error.
+    """
+    ctx = dict(context or {})
+    shared = [t for t in ctx.get("shared_tags") or [] if t]
+    if ctx.get("liked_me") and signal_name in ("interaction", "liked_me", "reciprocal"):
+        return "already likes you"
+    if signal_name in ("compatibility", "shared_tags", "jaccard"):
+        if shared:
+            return f"you both like {_listing(shared)}"
+        distance = ctx.get("distance_km")
+        if distance is not None and np.isfinite(distance) and distance < 10:
+            return f"lives nearby ({max(1, round(float(distance)))} km away)"
+        return "fits what you are both looking for"
+    if signal_name in ("distance", "proximity"):
+        distance = ctx.get("distance_km")
+        if distance is not None and np.isfinite(distance):
+            return f"lives nearby ({max(1, round(float(distance)))} km away)"
+        return "lives nearby"
+    if signal_name in ("age", "age_fit"):
+        return "close to you in age"
+    if signal_name == "bio":
+        return f"your bios have a lot in common{_also(shared)}"
+    if signal_name == "liked_me":
+        return "already likes you"
+    if signal_name == "interaction":
+        return "similar to people you liked"
+    if signal_name == "reciprocal":
+        return "likes people like you"
+    if signal_name in ("elo", "league"):
+        return "popular with people like you"
+    if signal_name == "popularity":
+        return "popular around you"
+    if signal_name == "model":
+        return f"picked for you{_also(shared)}"
+    return "recommended for you"
+
+
+def _also(shared: Sequence[str]) -> str:
+    return f"; you both like {_listing(shared, 1)}" if shared else ""

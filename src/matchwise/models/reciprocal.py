@@ -1,0 +1,389 @@
+"""Reciprocal recommender (seed 001's reciprocal matcher): score b for a by both directions.
+
+A one-sided model trained in the people domain (EASE, the two-tower, any
+:class:`~matchwise.models.base.Recommender`) learns P(a likes b) from swipes. Users and
+candidates are the same people, so the same model also gives P(b likes a): row b, column
+a. The reciprocal score combines the two (:func:`~matchwise.features.people.reciprocal_score`,
+harmonic mean by default), so a candidate who would never like the user back sinks.
+
+Making the two directions comparable. Raw scores are not probabilities: a two-tower dot
+product, an EASE reconstruction (whose scale grows with the length of the history). Each
+direction is mapped to a probability with one fitted *Platt scaling*,
+``P = sigmoid(alpha * s + beta)`` (``calibration="platt"``), or, with
+``calibration="zscore"``, after standardising each row by its own mean and standard
+deviation over all candidates (for models whose score scale differs from user to user).
+The sigmoid is fitted by logistic regression on the training swipes (like = 1, pass = 0;
+when the data holds no negatives, random unswiped pairs stand in), so the probability of
+a picky user stays low and one of an easy-going user high: a per-row percentile rank
+would erase exactly the difference that makes matches predictable. The fit is in-sample
+(two parameters; the base model is not refitted), which is cheap and, being monotone,
+never changes the one-sided order.
+
+Known decisions. With ``known_decisions`` (default) a decision already on record
+overrides the model's guess of the other side: if b liked a in training, P(b likes a) is
+1; if b passed on a, it is 0. Serving knows these too ("already likes you").
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import scipy.sparse as sp
+
+from matchwise.errors import ArtifactError, InvalidInput
+from matchwise.features.people import RECIPROCAL_MODES, reciprocal_score
+from matchwise.models.base import InteractionSet, Recommender
+
+log = logging.getLogger(__name__)
+
+STATE = "reciprocal.npz"
+BASE_FOLDER = "base"
+CALIBRATIONS = ("platt", "zscore")
+_CHUNK = 1024
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+class ReciprocalRecommender(Recommender):
+    """Two-sided scores from one one-sided people model.
+
+    Parameters
+    ----------
+    base:
+        Model type of the wrapped one-sided model (``ease``, ``two_tower``, ...; see
+        :mod:`matchwise.models.catalog`), built with ``base_params``.
+    mode, weight:
+        How the two probabilities combine: ``harmonic`` | ``product`` | ``min`` |
+        ``weighted`` (``weight`` is the user's own side's share).
+    calibration:
+        ``platt`` (one sigmoid on raw scores) or ``zscore`` (per-row standardised first).
+    known_decisions:
+        Let training decisions override the model's P(b likes a).
+    positive_threshold:
+        Training labels at or above it are likes.
+    """
+
+    model_type = "reciprocal"
+
+    def __init__(
+        self,
+        base: str = "ease",
+        base_params: dict[str, Any] | None = None,
+        mode: str = "harmonic",
+        weight: float = 0.5,
+        calibration: str = "platt",
+        known_decisions: bool = True,
+        positive_threshold: float = 0.5,
+        seed: int = 42,
+    ) -> None:
+        super().__init__()
+        if mode not in RECIPROCAL_MODES:
+            raise InvalidInput(
+                f"unknown reciprocal mode {mode!r}; use {', '.join(RECIPROCAL_MODES)}"
+            )
+        if calibration not in CALIBRATIONS:
+            raise InvalidInput(
+                f"unknown calibration {calibration!r}; use {', '.join(CALIBRATIONS)}"
+            )
+        if not 0.0 <= weight <= 1.0:
+            raise InvalidInput(f"reciprocal weight must be in [0, 1], got {weight}")
+        self.base = base
+        self.base_params = dict(base_params or {})
+        self.mode = mode
+        self.weight = float(weight)
+        self.calibration = calibration
+        self.known_decisions = bool(known_decisions)
+        self.positive_threshold = float(positive_threshold)
+        self.seed = int(seed)
+        self.base_model_: Recommender | None = None
+        self.alpha_: float = 1.0
+        self.beta_: float = 0.0
+        self.row_mean_: np.ndarray | None = None
+        self.row_std_: np.ndarray | None = None
+        self.decisions_: sp.csr_matrix | None = None  # +1 liked, -1 passed (latest)
+        self._user_vectors: np.ndarray | None = None
+
+    def get_params(self) -> dict[str, Any]:
+        return {
+            "base": self.base,
+            "base_params": self.base_params,
+            "mode": self.mode,
+            "weight": self.weight,
+            "calibration": self.calibration,
+            "known_decisions": self.known_decisions,
+            "positive_threshold": self.positive_threshold,
+            "seed": self.seed,
+        }
+
+    # --- training -------------------------------------------------------------------------
+    @classmethod
+    def wrap(cls, model: Recommender, train: InteractionSet, **params: Any) -> Self:
+        """A reciprocal model around an already fitted one-sided ``model`` (no refit)."""
+        params.setdefault("base", model.model_type)
+        self = cls(**params)
+        _check_people(train)
+        self.base_model_ = model
+        self._finish(train)
+        return self
+
+    def fit(self, train: InteractionSet, validation: InteractionSet | None = None) -> Self:
+        """Fit the one-sided base on ``train`` (users = candidates), then calibrate it."""
+        from matchwise.models.catalog import make_model
+
+        _check_people(train)
+        model = make_model(self.base, dict(self.base_params))
+        model.fit(train, validation)
+        self.base_model_ = model
+        self._finish(train)
+        return self
+
+    def _finish(self, train: InteractionSet) -> None:
+        assert self.base_model_ is not None
+        self.n_users_, self.n_items_ = train.n_users, train.n_items
+        self._user_vectors = None
+        if self.calibration == "zscore":
+            self._fit_row_stats()
+        self.decisions_ = _decision_matrix(train, self.positive_threshold)
+        self._fit_platt(train)
+        self.version = getattr(self.base_model_, "version", "unversioned")
+        self.feature_names = [f"base.{name}" for name in self.base_model_.feature_names]
+        self.training_metrics = {
+            "base": self.base_model_.model_type,
+            "base_metrics": self.base_model_.training_metrics,
+            "calibration": {"kind": self.calibration, "alpha": self.alpha_, "beta": self.beta_},
+            "mode": self.mode,
+        }
+
+    def _fit_row_stats(self) -> None:
+        assert self.base_model_ is not None and self.n_users_ is not None
+        means = np.zeros(self.n_users_)
+        stds = np.ones(self.n_users_)
+        for start in range(0, self.n_users_, _CHUNK):
+            rows = np.arange(start, min(start + _CHUNK, self.n_users_))
+            scores = np.asarray(self.base_model_.score(rows), dtype=np.float64)
+            means[rows] = scores.mean(axis=1)
+            stds[rows] = scores.std(axis=1)
+        self.row_mean_ = means
+        self.row_std_ = np.where(stds > 1e-12, stds, 1.0)
+
+    def _fit_platt(self, train: InteractionSet) -> None:
+        """Logistic regression of the like label on the (standardised) raw score."""
+        from sklearn.linear_model import LogisticRegression
+
+        users, items = train.users, train.items
+        labels = (train.labels >= self.positive_threshold).astype(np.int64)
+        if labels.min() == labels.max():
+            # implicit data (likes only): random unswiped pairs are the negatives
+            rng = np.random.default_rng(self.seed)
+            n_neg = max(len(users), 1)
+            neg_u = rng.integers(0, train.n_users, n_neg)
+            neg_i = rng.integers(0, train.n_items, n_neg)
+            seen = train.to_csr(values="weights")
+            keep = (np.asarray(seen[neg_u, neg_i]).ravel() == 0) & (neg_u != neg_i)
+            users = np.concatenate([users, neg_u[keep]])
+            items = np.concatenate([items, neg_i[keep]])
+            labels = np.concatenate([labels, np.zeros(int(keep.sum()), dtype=np.int64)])
+        if len(users) == 0 or labels.min() == labels.max():
+            log.warning("reciprocal calibration: no like/pass contrast; using sigmoid(score)")
+            self.alpha_, self.beta_ = 1.0, 0.0
+            return
+        raw = self._pair_raw(users, items)
+        scale = float(np.std(raw)) or 1.0
+        fit = LogisticRegression(C=100.0, max_iter=1000).fit((raw / scale)[:, None], labels)
+        self.alpha_ = float(fit.coef_[0, 0] / scale)
+        self.beta_ = float(fit.intercept_[0])
+        log.debug("reciprocal calibration: alpha=%.4g beta=%.4g", self.alpha_, self.beta_)
+
+    # --- raw scores in both directions ----------------------------------------------------
+    def _base(self) -> Recommender:
+        self._check_fitted()
+        assert self.base_model_ is not None
+        return self.base_model_
+
+    def _standardise(self, raw: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        if self.calibration != "zscore":
+            return raw
+        assert self.row_mean_ is not None and self.row_std_ is not None
+        shape = (-1,) + (1,) * (raw.ndim - 1)
+        return (raw - self.row_mean_[rows].reshape(shape)) / self.row_std_[rows].reshape(shape)
+
+    def _rows_raw(self, users: np.ndarray) -> np.ndarray:
+        """Base scores of rows ``users`` against every candidate, standardised if asked."""
+        raw = np.asarray(self._base().score(users), dtype=np.float64)
+        return self._standardise(raw, users)
+
+    def _columns_raw(self, users: np.ndarray) -> np.ndarray:
+        """``out[i, b]`` = base score of row b at column ``users[i]``: how b sees each user."""
+        base = self._base()
+        n = self.n_users_ or 0
+        if hasattr(base, "B_") and hasattr(base, "X_") and base.B_ is not None:
+            raw = np.asarray(base.X_ @ base.B_[:, users], dtype=np.float64).T  # EASE
+        elif hasattr(base, "user_embeddings") and hasattr(base, "item_embeddings"):
+            if self._user_vectors is None:
+                self._user_vectors = np.asarray(base.user_embeddings(np.arange(n)), np.float64)
+            items = np.asarray(base.item_embeddings(), dtype=np.float64)[users]
+            raw = items @ self._user_vectors.T
+        else:
+            raw = np.empty((len(users), n))
+            for start in range(0, n, _CHUNK):
+                rows = np.arange(start, min(start + _CHUNK, n))
+                raw[:, rows] = np.asarray(base.score(rows), dtype=np.float64)[:, users].T
+        if self.calibration == "zscore":
+            assert self.row_mean_ is not None and self.row_std_ is not None
+            raw = (raw - self.row_mean_[None, :]) / self.row_std_[None, :]
+        return raw
+
+    def _pair_raw(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Base score of each (row, column) pair, scoring each distinct row once."""
+        rows = np.asarray(rows, dtype=np.int64)
+        cols = np.asarray(cols, dtype=np.int64)
+        out = np.empty(len(rows))
+        unique, inverse = np.unique(rows, return_inverse=True)
+        for start in range(0, len(unique), _CHUNK):
+            block = unique[start : start + _CHUNK]
+            scores = self._rows_raw(block)
+            sel = (inverse >= start) & (inverse < start + len(block))
+            out[sel] = scores[inverse[sel] - start, cols[sel]]
+        return out
+
+    def _proba(self, raw: np.ndarray) -> np.ndarray:
+        return _sigmoid(self.alpha_ * raw + self.beta_)
+
+    def _override(self, p_ba: np.ndarray, users: np.ndarray) -> np.ndarray:
+        """``p_ba[i, b]``: replace with b's recorded decision on ``users[i]``, if any."""
+        if not self.known_decisions or self.decisions_ is None:
+            return p_ba
+        known = self.decisions_[:, users].T.tocoo()  # (users, b): b's decision on the user
+        p_ba = p_ba.copy()
+        p_ba[known.row, known.col] = np.where(known.data > 0, 1.0, 0.0)
+        return p_ba
+
+    # --- public scoring -------------------------------------------------------------------
+    def one_sided_proba(self, users: np.ndarray) -> np.ndarray:
+        """P(a likes b) for each user row a and every candidate b: ``(len(users), n)``."""
+        users = self._check_users(users)
+        return self._proba(self._rows_raw(users))
+
+    def reverse_proba(self, users: np.ndarray) -> np.ndarray:
+        """P(b likes a) for each user row a and every candidate b (known decisions applied)."""
+        users = self._check_users(users)
+        return self._override(self._proba(self._columns_raw(users)), users)
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        """Reciprocal scores in [0, 1]: ``(len(users), n)``."""
+        users = self._check_users(users)
+        return reciprocal_score(
+            self.one_sided_proba(users), self.reverse_proba(users), self.mode, self.weight
+        ).astype(np.float32)
+
+    def score_candidates(
+        self, user: int, candidates: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(P(user likes c), P(c likes user), reciprocal)`` for one user's candidate set.
+
+        The online path: cost grows with the candidate set, not the population (EASE and
+        the two-tower; other bases score the candidates' full rows).
+        """
+        user_arr = self._check_users(np.array([user]))
+        cands = np.asarray(candidates, dtype=np.int64)
+        if cands.size and (cands.min() < 0 or cands.max() >= (self.n_items_ or 0)):
+            raise InvalidInput(f"candidate index out of range [0, {self.n_items_})")
+        p_ab = self._proba(self._rows_raw(user_arr)[0, cands])
+        base = self._base()
+        u = int(user_arr[0])
+        if hasattr(base, "B_") and hasattr(base, "X_") and base.B_ is not None:
+            raw = np.asarray(base.X_[cands] @ base.B_[:, u], dtype=np.float64).ravel()
+        elif hasattr(base, "user_embeddings") and hasattr(base, "item_embeddings"):
+            vecs = np.asarray(base.user_embeddings(cands), dtype=np.float64)
+            raw = vecs @ np.asarray(base.item_embeddings(), dtype=np.float64)[u]
+        else:
+            raw = np.asarray(base.score(cands), dtype=np.float64)[:, u]
+        raw = self._standardise(raw, cands)
+        p_ba = self._proba(raw)
+        if self.known_decisions and self.decisions_ is not None:
+            recorded = np.asarray(self.decisions_[cands, u].todense()).ravel()
+            p_ba = np.where(recorded > 0, 1.0, np.where(recorded < 0, 0.0, p_ba))
+        return p_ab, p_ba, reciprocal_score(p_ab, p_ba, self.mode, self.weight)
+
+    def _check_users(self, users: np.ndarray) -> np.ndarray:
+        self._check_fitted()
+        users = np.atleast_1d(np.asarray(users, dtype=np.int64))
+        if users.size and (users.min() < 0 or users.max() >= (self.n_users_ or 0)):
+            raise InvalidInput(f"user index out of range [0, {self.n_users_})")
+        return users
+
+    # --- persistence ----------------------------------------------------------------------
+    def _save_state(self, folder: Path) -> None:
+        base = self._base()
+        base.save(folder / BASE_FOLDER)
+        decisions = (
+            self.decisions_ if self.decisions_ is not None else sp.csr_matrix((0, 0))
+        ).tocoo()
+        np.savez(
+            folder / STATE,
+            calibration=np.array([self.alpha_, self.beta_], dtype=np.float64),
+            row_mean=self.row_mean_ if self.row_mean_ is not None else np.zeros(0),
+            row_std=self.row_std_ if self.row_std_ is not None else np.zeros(0),
+            d_row=decisions.row.astype(np.int64),
+            d_col=decisions.col.astype(np.int64),
+            d_data=decisions.data.astype(np.int8),
+        )
+
+    def _load_state(self, folder: Path) -> None:
+        from matchwise.models.catalog import model_class
+
+        base_folder = folder / BASE_FOLDER
+        if not base_folder.is_dir():
+            raise ArtifactError(f"reciprocal artifact at {folder} has no {BASE_FOLDER}/ folder")
+        self.base_model_ = model_class(self.base).load(base_folder)
+        with np.load(folder / STATE, allow_pickle=False) as state:
+            self.alpha_, self.beta_ = (float(v) for v in state["calibration"])
+            row_mean, row_std = state["row_mean"], state["row_std"]
+            d_row, d_col, d_data = state["d_row"], state["d_col"], state["d_data"]
+        n = self.n_users_ or 0
+        if self.base_model_.n_users_ != n or self.base_model_.n_items_ != self.n_items_:
+            raise ArtifactError(f"{base_folder} does not match the reciprocal manifest's shape")
+        if self.calibration == "zscore":
+            if len(row_mean) != n or len(row_std) != n:
+                raise ArtifactError(f"{folder / STATE} lacks the per-row calibration statistics")
+            self.row_mean_, self.row_std_ = row_mean.astype(np.float64), row_std.astype(np.float64)
+        self.decisions_ = sp.csr_matrix(
+            (d_data.astype(np.float32), (d_row, d_col)), shape=(n, n), dtype=np.float32
+        )
+        self._user_vectors = None
+
+
+def _check_people(train: InteractionSet) -> None:
+    """Users and candidates must be one universe of people, in the same order."""
+    same = train.n_users == train.n_items and np.array_equal(
+        np.asarray(train.user_ids).astype(str), np.asarray(train.item_ids).astype(str)
+    )
+    if not same:
+        raise InvalidInput(
+            "a reciprocal model needs the people domain: build the InteractionSet with "
+            "item_ids equal to user_ids (candidates are the same people as users)"
+        )
+
+
+def _decision_matrix(train: InteractionSet, threshold: float) -> sp.csr_matrix:
+    """``D[a, b]`` = +1 if a's latest decision on b was a like, -1 if a pass, else absent."""
+    n = train.n_users
+    if len(train) == 0:
+        return sp.csr_matrix((n, n), dtype=np.float32)
+    order = np.arange(len(train))
+    if train.timestamps is not None:
+        order = np.argsort(np.asarray(train.timestamps), kind="stable")
+    users, items = train.users[order], train.items[order]
+    values = np.where(train.labels[order] >= threshold, 1.0, -1.0)
+    key = users * n + items
+    # the last occurrence of each (a, b) in time order wins
+    _, last_rev = np.unique(key[::-1], return_index=True)
+    last = len(key) - 1 - last_rev
+    return sp.csr_matrix(
+        (values[last].astype(np.float32), (users[last], items[last])), shape=(n, n)
+    )
