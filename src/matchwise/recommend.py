@@ -90,8 +90,8 @@ def recommend(
         if cached is not None:
             return cached  # cached rows imply the user exists (they cascade with it)
     user = queries.get_user(session, user_id)
-    history = queries.user_history(session, user_id)
-    route = route_for(len(history[history["action"] != "impression"]), settings)
+    history = queries.history_of(session, user_id)
+    route = route_for(history.count(), settings)
     if kind == "item" and route != "cold":
         served = _model_items(session, settings, user, history, route, limit, filters, now)
         if served is not None:
@@ -125,7 +125,7 @@ def _model_items(
     session: Session,
     settings: Settings,
     user: Any,
-    history: pd.DataFrame,
+    history: queries.History,
     route: str,
     limit: int,
     filters: RecommendFilters,
@@ -161,8 +161,7 @@ def _model_items(
         filters.starts_before,
     )
     allowed = (rows >= 0) & passes[np.maximum(rows, 0)]
-    acted = history.loc[history["action"].isin(DECIDED_ACTIONS), "item_id"].dropna()
-    for item in acted.tolist():
+    for item in history.items_with(DECIDED_ACTIONS):
         j = loaded.trained.item_index.get(item)
         if j is not None:
             allowed[j] = False
@@ -201,13 +200,10 @@ def _model_items(
     )
 
 
-def _interest_profile(user: Any, history: pd.DataFrame, catalogue: Any) -> dict[str, float]:
+def _interest_profile(user: Any, history: queries.History, catalogue: Any) -> dict[str, float]:
     """Tags the user stated (weight 2) plus tags of items they engaged with positively."""
     interest: dict[str, float] = {str(t).lower(): 2.0 for t in (user.tags or [])}
-    engaged = history[history["action"].isin(ENGAGED_ACTIONS) | (history["value"].fillna(0) >= 4)][
-        "item_id"
-    ].dropna()
-    for item in engaged.tolist()[-200:]:
+    for item in history.items_with(ENGAGED_ACTIONS, min_value=4)[-200:]:
         row = catalogue.position.get(item)
         if row is not None:
             for tag in catalogue.tags[row]:
@@ -217,7 +213,7 @@ def _interest_profile(user: Any, history: pd.DataFrame, catalogue: Any) -> dict[
 
 def _model_reasons(
     user: Any,
-    history: pd.DataFrame,
+    history: queries.History,
     catalogue: Any,
     rows: np.ndarray,
     picked: np.ndarray,
@@ -226,7 +222,8 @@ def _model_reasons(
     """Why: shared interests first, then the liked item it is most like, then the model."""
     interest = _interest_profile(user, history, catalogue)
     item_index = loaded.trained.item_index
-    liked = [item_index[i] for i in history["item_id"].dropna().tolist()[-50:] if i in item_index]
+    recent = [i for i in history.item_ids if i is not None][-50:]
+    liked = [item_index[i] for i in recent if i in item_index]
     vectors = loaded.item_vectors
     out = []
     for j in picked:
@@ -354,11 +351,10 @@ def heuristic_items(
     catalogue = state_for(settings).catalogue(session)
     if not len(catalogue):
         return []
-    history = queries.user_history(session, user_id)
+    history = queries.history_of(session, user_id)
     keep = catalogue.filter_mask(now, filters.include_past, filters.category, filters.city,
                                  filters.starts_after, filters.starts_before)  # fmt: skip
-    acted = history.loc[history["action"].isin(DECIDED_ACTIONS), "item_id"].dropna()
-    for item in acted.tolist():
+    for item in history.items_with(DECIDED_ACTIONS):
         row = catalogue.position.get(item)
         if row is not None:
             keep[row] = False
@@ -424,8 +420,7 @@ def heuristic_people(
         frame = frame[keep].reset_index(drop=True)
     profiles = ProfileArrays.from_frame(frame)
     me = int(np.flatnonzero(profiles.ids == user_id)[0])
-    history = queries.user_history(session, user_id)
-    swiped = set(history["target_user_id"].dropna())
+    swiped = queries.history_of(session, user_id).targets()
     excluded = swiped | queries.blocked_between(session, user_id) | {user_id}
     candidates = np.flatnonzero(~np.isin(profiles.ids, list(excluded)))
     candidates = candidates[mutual_preference_mask(profiles, me, candidates)]

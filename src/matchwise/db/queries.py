@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from dataclasses import dataclass
+
 import pandas as pd
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from matchwise.db.tables import Interaction, Item, User
@@ -68,6 +71,53 @@ def user_history(session: Session, user_id: str) -> pd.DataFrame:
     return pd.DataFrame(
         rows, columns=["item_id", "target_user_id", "action", "value", "occurred_at"]
     )
+
+
+@dataclass
+class History:
+    """One user's events, oldest first, as plain lists: the online path's input.
+
+    Lighter than a DataFrame on purpose: it is built on every live request.
+    """
+
+    item_ids: list[str | None]
+    target_user_ids: list[str | None]
+    actions: list[str]
+    values: list[float | None]
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    def count(self, exclude: frozenset[str] = frozenset({"impression"})) -> int:
+        return sum(1 for a in self.actions if a not in exclude)
+
+    def items_with(self, actions: Collection[str], min_value: float | None = None) -> list[str]:
+        """Items acted on with one of ``actions`` (or rated at least ``min_value``)."""
+        out = []
+        for item, action, value in zip(self.item_ids, self.actions, self.values, strict=True):
+            if item is None:
+                continue
+            if action in actions or (min_value is not None and (value or 0) >= min_value):
+                out.append(item)
+        return out
+
+    def targets(self) -> set[str]:
+        return {t for t in self.target_user_ids if t is not None}
+
+
+def history_of(session: Session, user_id: str) -> History:
+    rows = session.execute(_HISTORY, {"user_id": user_id}).all()
+    if not rows:
+        return History([], [], [], [])
+    items, targets, actions, values = (list(col) for col in zip(*rows, strict=True))
+    return History(items, targets, actions, values)
+
+
+_HISTORY = (
+    select(Interaction.item_id, Interaction.target_user_id, Interaction.action, Interaction.value)
+    .where(Interaction.user_id == bindparam("user_id"))
+    .order_by(Interaction.occurred_at, Interaction.id)
+)
 
 
 def received_by(session: Session, user_id: str, actions: list[str]) -> set[str]:
