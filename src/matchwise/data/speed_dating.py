@@ -41,6 +41,7 @@ from matchwise.data.bundle import DataBundle
 from matchwise.errors import InvalidInput
 from matchwise.features.people import reciprocal_score
 from matchwise.metrics import auc, ndcg_at_k
+from matchwise.models.reciprocal import fit_logistic
 
 __all__ = [
     "ALLOWED_COLUMNS",
@@ -97,7 +98,7 @@ _FORBIDDEN_PATTERN = re.compile(
 )
 REQUIRED_COLUMNS: tuple[str, ...] = ("iid", "pid", "gender", "dec")
 TEXT_COLUMNS: frozenset[str] = frozenset({"field", "undergra", "from", "career"})
-_NUMBER = re.compile(r"^[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d*)?(?:[eE][+-]?\d+)?$")
+_NUMBER = re.compile(r"^(?=.*\d)[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d*)?(?:[eE][+-]?\d+)?$")
 
 
 def is_forbidden(column: str) -> bool:
@@ -152,14 +153,15 @@ def read_speed_dating_frame(path: str | Path) -> pd.DataFrame:
     if len(set(header)) != len(header):
         twice = next(h for h in header if header.count(h) > 1)
         raise InvalidInput(f"{p}: line 1, column {twice!r}: the column appears twice")
-    text = pd.DataFrame(rows, columns=header, dtype=object)
+    cells = np.char.strip(np.asarray(rows, dtype=str))
+    text = pd.DataFrame(cells, columns=header, dtype=object)
     line_array = np.asarray(lines, dtype=np.int64)
-    columns: dict[str, pd.Series] = {"line": pd.Series(line_array)}
-    for column in header:
-        if column in ALLOWED_COLUMNS:  # the columns matchwise reads are validated numbers
-            columns[column] = _numbers(text[column], line_array, p, column)
-        else:
-            columns[column] = text[column].str.strip()
+    numeric = [j for j, c in enumerate(header) if c in ALLOWED_COLUMNS]
+    values = _numbers(cells[:, numeric], [header[j] for j in numeric], line_array, p)
+    columns: dict[str, Any] = {"line": line_array}
+    for j, column in enumerate(header):
+        # the columns matchwise reads are validated numbers; the rest stay text
+        columns[column] = values[:, numeric.index(j)] if j in numeric else text[column]
     frame = pd.DataFrame(columns)
     for column in ("iid", "dec"):
         missing = frame[column].isna().to_numpy()
@@ -203,18 +205,27 @@ def read_speed_dating_frame(path: str | Path) -> pd.DataFrame:
     return frame
 
 
-def _numbers(values: pd.Series, lines: np.ndarray, path: Path, column: str) -> pd.Series:
-    """Cells to floats: empty → NaN, ``"1,070.00"`` → 1070; anything else names its line."""
-    text = values.fillna("").astype(str).str.strip()
-    ok = text.str.fullmatch(_NUMBER) | (text == "") | text.str.lower().isin(["nan", "na"])
-    if not ok.all():
-        i = int(np.flatnonzero(~ok.to_numpy())[0])
-        raise InvalidInput(
-            f"{path}: line {int(lines[i])}, column {column!r}: {text.iloc[i]!r} is not a number"
-        )
-    cleaned = text.str.replace(",", "", regex=False)
-    cleaned = cleaned.where(~cleaned.str.lower().isin(["nan", "na", "", "."]), None)
-    return pd.to_numeric(cleaned, errors="coerce").astype(np.float64)
+def _numbers(cells: np.ndarray, names: list[str], lines: np.ndarray, path: Path) -> np.ndarray:
+    """A block of cells to floats: empty → NaN, ``"1,070.00"`` → 1070; a bad cell names its
+    line and column (the first one in file order)."""
+    out = np.full(cells.shape, np.nan)
+    filled = (cells != "") & ~np.isin(np.char.lower(cells), ["nan", "na"])
+    cleaned = np.char.replace(cells, ",", "")
+    try:
+        parsed = cleaned[filled].astype(np.float64)
+        if not np.isfinite(parsed).all():
+            raise ValueError("not finite")
+        out[filled] = parsed
+        return out
+    except ValueError:
+        pass
+    for i, j in zip(*np.nonzero(filled), strict=True):  # row-major: file order
+        if not _NUMBER.fullmatch(str(cells[i, j])):
+            raise InvalidInput(
+                f"{path}: line {int(lines[i])}, column {names[j]!r}: "
+                f"{str(cells[i, j])!r} is not a number"
+            )
+    raise InvalidInput(f"{path}: a numeric column holds a value that is not a finite number")
 
 
 def read_speed_dating(path: str | Path, *, match_events: bool = False) -> DataBundle:
@@ -479,15 +490,19 @@ def pair_features(
 
 
 class SpeedDatingModel:
-    """P(a says yes to b) from pre-date features: logistic regression, or LightGBM when
-    there are enough training rows (``kind="auto"``: 2,000 or more)."""
+    """P(a says yes to b) from pre-date features: L2 logistic regression on standardised,
+    median-imputed features, or LightGBM when there are enough training rows
+    (``kind="auto"``: 2,000 or more; one thread, seeded)."""
 
-    def __init__(self, kind: str = "auto", seed: int = 42) -> None:
+    def __init__(self, kind: str = "auto", seed: int = 42, l2: float = 10.0) -> None:
         if kind not in ("auto", "logistic", "lightgbm"):
             raise InvalidInput(f"unknown speed-dating model {kind!r}; use auto, logistic, lightgbm")
         self.kind = kind
         self.seed = seed
+        self.l2 = float(l2)
         self.model_: Any = None
+        self.mean_: np.ndarray = np.zeros(0)
+        self.std_: np.ndarray = np.ones(0)
         self.columns_: list[str] = []
         self.medians_: pd.Series | None = None
         self.kind_: str = kind
@@ -516,14 +531,11 @@ class SpeedDatingModel:
                 verbose=-1,
             ).fit(X.to_numpy(np.float64), y)
         else:
-            from sklearn.linear_model import LogisticRegression
-            from sklearn.pipeline import make_pipeline
-            from sklearn.preprocessing import StandardScaler
-
             self.medians_ = X.median().fillna(0.0)
             filled = X.fillna(self.medians_).to_numpy(np.float64)
-            self.model_ = make_pipeline(StandardScaler(), LogisticRegression(C=0.3, max_iter=2000))
-            self.model_.fit(filled, y)
+            self.mean_, std = filled.mean(axis=0), filled.std(axis=0)
+            self.std_ = np.where(std > 1e-12, std, 1.0)
+            self.model_ = fit_logistic((filled - self.mean_) / self.std_, y, l2=self.l2)
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
@@ -532,7 +544,10 @@ class SpeedDatingModel:
         X = X[self.columns_]
         if self.kind_ == "logistic":
             assert self.medians_ is not None
-            X = X.fillna(self.medians_)
+            filled = X.fillna(self.medians_).to_numpy(np.float64)
+            coef, intercept = self.model_
+            logits = ((filled - self.mean_) / self.std_) @ coef + intercept
+            return 0.5 * (1.0 + np.tanh(0.5 * logits))
         return np.asarray(self.model_.predict_proba(X.to_numpy(np.float64))[:, 1])
 
 

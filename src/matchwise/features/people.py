@@ -142,8 +142,7 @@ def reciprocal_score(
     if mode == "weighted":
         if not 0.0 <= weight <= 1.0:
             raise InvalidInput(f"reciprocal weight must be in [0, 1], got {weight}")
-        with np.errstate(divide="ignore"):
-            return np.exp(weight * np.log(a) + (1.0 - weight) * np.log(b))
+        return np.power(a, weight) * np.power(b, 1.0 - weight)  # 0**0 = 1: weight 1 ignores b
     raise InvalidInput(
         f"unknown reciprocal mode {mode!r}; use one of {', '.join(RECIPROCAL_MODES)}"
     )

@@ -41,6 +41,8 @@ RANKER_MANIFEST = "ranker.json"
 MODEL_TEXT = "model.txt"
 MODEL_ONNX = "model.onnx"
 DAY = 86_400.0
+#: lambdarank and rank_xendcg learn the order within a user; binary scores pairs one by one
+OBJECTIVES = ("lambdarank", "rank_xendcg", "binary")
 
 __all__ = [
     "FeatureContext",
@@ -651,7 +653,9 @@ class LightGBMRanker:
     """LightGBM lambdarank over candidate feature rows grouped by user; ONNX at serving.
 
     Parameters are LightGBM's (``n_estimators`` boosting rounds at most, early-stopped on
-    NDCG@``eval_at`` of a ``valid_share`` of the groups). ``num_threads`` stays 1: OpenMP
+    NDCG@``eval_at`` of a ``valid_share`` of the groups; ``early_stopping_rounds=0``
+    keeps every round). ``objective="binary"`` scores each pair on its own, which on
+    small data can rank as well as lambdarank. ``num_threads`` stays 1: OpenMP
     pools on a shared machine are many times slower than one thread. ``onnx=True``
     converts the trained booster and scores through ONNX Runtime; if the conversion
     fails the booster scores instead and :meth:`export_onnx` names the problem.
@@ -675,8 +679,8 @@ class LightGBMRanker:
         num_threads: int = 1,
         onnx: bool = True,
     ) -> None:
-        if objective not in ("lambdarank", "rank_xendcg"):
-            raise InvalidInput(f"ranker objective must be lambdarank or rank_xendcg: {objective}")
+        if objective not in OBJECTIVES:
+            raise InvalidInput(f"ranker objective must be one of {OBJECTIVES}, got {objective!r}")
         if not 0 <= valid_share < 1:
             raise InvalidInput(f"valid_share must be in [0, 1), got {valid_share}")
         if n_estimators < 1:
@@ -809,10 +813,9 @@ class LightGBMRanker:
                 X[valid_rows], y[valid_rows], group=sizes[valid_groups], reference=train_set
             )
             valid_sets = [valid_set]
-            callbacks = [
-                lgb.early_stopping(self.early_stopping_rounds, verbose=False),
-                lgb.record_evaluation(evals),
-            ]
+            callbacks = [lgb.record_evaluation(evals)]
+            if self.early_stopping_rounds > 0:
+                callbacks.append(lgb.early_stopping(self.early_stopping_rounds, verbose=False))
         booster = lgb.train(
             params,
             train_set,
@@ -910,8 +913,10 @@ class LightGBMRanker:
         X = self._check_matrix(X)
         if len(X) == 0:
             return np.zeros(0, np.float32)
-        (out,) = self._session.run(None, {"features": X})
-        return np.asarray(out, dtype=np.float32).reshape(-1)
+        outputs = self._session.run(None, {"features": X})
+        if len(outputs) == 2:  # binary classifier: (label, probabilities)
+            return np.asarray(outputs[1], dtype=np.float32)[:, 1]
+        return np.asarray(outputs[0], dtype=np.float32).reshape(-1)
 
     def predict_lightgbm(self, X: np.ndarray) -> np.ndarray:
         self._check_fitted()

@@ -49,6 +49,36 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
+def fit_logistic(
+    X: np.ndarray, y: np.ndarray, l2: float = 1e-2, max_iter: int = 50, tol: float = 1e-8
+) -> tuple[np.ndarray, float]:
+    """L2-regularised logistic regression by Newton's method: ``(coef, intercept)``.
+
+    Small and exact for the few features calibration needs, and it spares importing
+    scikit-learn (seconds) for a two-parameter fit. The intercept is not penalised.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim == 1:
+        X = X[:, None]
+    y = np.asarray(y, dtype=np.float64)
+    if len(X) != len(y) or len(y) == 0:
+        raise InvalidInput("logistic fit needs as many labels as rows, and at least one")
+    design = np.column_stack([X, np.ones(len(X))])
+    penalty = np.full(design.shape[1], float(l2))
+    penalty[-1] = 0.0
+    w = np.zeros(design.shape[1])
+    w[-1] = np.log((y.mean() + 1e-6) / (1.0 - y.mean() + 1e-6))
+    for _ in range(max_iter):
+        p = _sigmoid(design @ w)
+        gradient = design.T @ (p - y) + penalty * w
+        hessian = (design * (p * (1.0 - p))[:, None]).T @ design + np.diag(penalty + 1e-9)
+        step = np.linalg.solve(hessian, gradient)
+        w -= step
+        if np.max(np.abs(step)) < tol:
+            break
+    return w[:-1], float(w[-1])
+
+
 class ReciprocalRecommender(Recommender):
     """Two-sided scores from one one-sided people model.
 
@@ -173,8 +203,6 @@ class ReciprocalRecommender(Recommender):
 
     def _fit_platt(self, train: InteractionSet) -> None:
         """Logistic regression of the like label on the (standardised) raw score."""
-        from sklearn.linear_model import LogisticRegression
-
         users, items = train.users, train.items
         labels = (train.labels >= self.positive_threshold).astype(np.int64)
         if labels.min() == labels.max():
@@ -194,9 +222,9 @@ class ReciprocalRecommender(Recommender):
             return
         raw = self._pair_raw(users, items)
         scale = float(np.std(raw)) or 1.0
-        fit = LogisticRegression(C=100.0, max_iter=1000).fit((raw / scale)[:, None], labels)
-        self.alpha_ = float(fit.coef_[0, 0] / scale)
-        self.beta_ = float(fit.intercept_[0])
+        coef, intercept = fit_logistic(raw / scale, labels, l2=1e-2)
+        self.alpha_ = float(coef[0] / scale)
+        self.beta_ = intercept
         log.debug("reciprocal calibration: alpha=%.4g beta=%.4g", self.alpha_, self.beta_)
 
     # --- raw scores in both directions ----------------------------------------------------

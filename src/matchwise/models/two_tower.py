@@ -80,16 +80,16 @@ class TwoTowerConfig:
     """Every hyperparameter of the two-tower model; JSON round-trips, unknown keys refused."""
 
     embedding_dim: int = 128  # tower output size (the ANN vector size)
-    id_dim: int = 64  # id and history embedding size
+    id_dim: int = 32  # id and history embedding size (small: less overfitting)
     hidden: list[int] = field(default_factory=lambda: [512, 256])
     dropout: list[float] = field(default_factory=lambda: [0.3, 0.2])  # first layer, then rest
-    lr: float = 1e-3
+    lr: float = 3e-3
     weight_decay: float = 0.01
-    epochs: int = 30
-    batch_size: int = 1024
+    epochs: int = 20
+    batch_size: int = 2048  # large: more in-batch negatives, fewer steps
     patience: int = 5  # epochs without a better validation NDCG@10 before stopping
     loss: str = "softmax"
-    temperature: float = 0.05
+    temperature: float = 0.1
     negatives: int = 2  # bce: random negatives per positive; softmax: per batch row, mixed in
     logq_correction: bool = True
     full_softmax_items: int = 4096  # softmax over all candidates up to this catalogue size
