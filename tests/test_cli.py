@@ -81,3 +81,22 @@ def test_bad_setting_fails_at_start(
     monkeypatch.setenv("MATCHWISE_DEFAULT_TOP_N", "many")
     assert run(["recommend", "--user-id", "alice"]) == 1
     assert "default_top_n" in capsys.readouterr().err
+
+
+def test_load_commands(store: str, tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import ROOT
+
+    assert run(["load", "movielens", str(ROOT / "tests" / "fixtures" / "movielens-1m")]) == 0
+    assert "interactions" in capsys.readouterr().out
+    csv = tmp_path / "clicks.csv"
+    csv.write_text("member,event,kind,at\nalice,e1,click,2026-01-01T10:00:00Z\n"
+                   "newbie,e2,register,1767225600\n")  # fmt: skip
+    argv = ["load", "interactions", str(csv), "--user-col", "member", "--item-col", "event",
+            "--action-col", "kind", "--time-col", "at"]  # fmt: skip
+    assert run(argv) == 0
+    assert run(argv) == 0  # idempotent: the same export twice writes nothing new
+    out = capsys.readouterr().out
+    assert out.count("interactions") == 2
+    assert run(["load", "interactions", str(csv), "--user-col", "nobody"]) == 2
+    assert "nobody" in capsys.readouterr().err
+    assert run(["load", "movielens", str(tmp_path)]) == 2
