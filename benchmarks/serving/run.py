@@ -56,6 +56,7 @@ def main() -> int:
     parser.add_argument("--interactions", type=int, default=200_000)
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--out", default=str(HERE / "results.json"))
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -100,7 +101,8 @@ def main() -> int:
     results: dict[str, dict[str, float]] = {}
     port = 18765
     server = subprocess.Popen(
-        [sys.executable, "-m", "matchwise", "serve", "--port", str(port)],
+        [sys.executable, "-m", "matchwise", "serve", "--port", str(port),
+         "--workers", str(args.workers)],
         env={**os.environ, **env}, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -115,7 +117,7 @@ def main() -> int:
         server.wait(timeout=30)
     bare = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port + 1),
-         "--log-level", "warning"],
+         "--log-level", "warning", "--workers", str(args.workers)],
         cwd=HERE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -133,6 +135,7 @@ def main() -> int:
         "items": args.items,
         "interactions": args.interactions,
         "connections": args.connections,
+        "workers": args.workers,
         "model": trained.version,
         **timings,
         "results": results,

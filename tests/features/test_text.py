@@ -31,6 +31,7 @@ def _fake_encoder(embedder: TextEmbedder) -> list[list[str]]:
     return seen
 
 
+@pytest.mark.slow  # loads the real sentence model (about 5 s)
 def test_similar_sentences_are_closer_than_unrelated(tmp_path: Path) -> None:
     embedder = TextEmbedder(tmp_path)
     vectors = embedder.embed(

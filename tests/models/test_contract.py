@@ -207,3 +207,30 @@ class TestImplicitBPR(ModelContract):
         return ImplicitBPRRecommender(
             factors=8, learning_rate=0.05, regularization=0.001, iterations=300
         )
+
+
+# --- hybrid (generators + LightGBM ranker) and seed 004's logistic model ----------------------
+class TestHybrid(ModelContract):
+    def make_model(self) -> Recommender:
+        from matchwise.models.hybrid import HybridRecommender
+
+        return HybridRecommender(
+            generators=["ease", "popularity"], ease_l2=1.0, ranker={"n_estimators": 50}
+        )
+
+
+class TestLogistic(ModelContract):
+    def make_model(self) -> Recommender:
+        from matchwise.models.logistic import LogisticRecommender
+
+        return LogisticRecommender(epochs=3)
+
+    def planted(self) -> tuple[InteractionSet, np.ndarray]:
+        """Block-diagonal with one tag per block: the logistic model has no item-item
+        signal, so the block shows through the items' tags (seed 004's tag overlap)."""
+        import pandas as pd
+
+        train, withheld = block_diagonal()
+        tags = [[f"block{i // (train.n_items // 4)}"] for i in range(train.n_items)]
+        train.item_features = pd.DataFrame({"id": train.item_ids, "tags": tags})
+        return train, withheld

@@ -279,10 +279,9 @@ def read_speed_dating(path: str | Path, *, match_events: bool = False) -> DataBu
             "target_user_id": target.to_numpy(),
             "action": np.where(frame["dec"].to_numpy() == 1, "like", "pass").astype(object),
             "value": np.nan,
-            "occurred_at": pd.Series(occurred, dtype="datetime64[ns, UTC]").to_numpy(),
+            "occurred_at": pd.Series(occurred).astype("datetime64[ns, UTC]"),
         }
     )
-    interactions["occurred_at"] = pd.to_datetime(interactions["occurred_at"], utc=True)
     matched = frame[(frame.get("match", pd.Series(0, index=frame.index)) == 1)]
     pairs = matched[matched["iid"] < matched["pid"]]
     matches = pd.DataFrame(
@@ -304,15 +303,17 @@ def read_speed_dating(path: str | Path, *, match_events: bool = False) -> DataBu
                 "target_user_id": matches["user_b_id"].to_numpy(),
                 "action": "match",
                 "value": np.nan,
-                "occurred_at": pd.to_datetime(times, utc=True) + pd.Timedelta(hours=3),
+                "occurred_at": pd.Series(times + pd.Timedelta(hours=3)).astype(
+                    "datetime64[ns, UTC]"
+                ),
             }
         )
         interactions = pd.concat([interactions, extra], ignore_index=True)
-    from matchwise.data.synthetic import _empty_items
-
+    for column in ("event_id", "user_id", "item_id", "target_user_id", "action"):
+        interactions[column] = interactions[column].astype(object)  # as the generators do
     return DataBundle(
         users=users,
-        items=_empty_items(),
+        items=_no_items(),
         interactions=interactions,
         name=f"speed-dating-{p.stem}",
         domain="people",
@@ -323,6 +324,15 @@ def read_speed_dating(path: str | Path, *, match_events: bool = False) -> DataBu
             if "wave" in frame
             else [],
         },
+    )
+
+
+def _no_items() -> pd.DataFrame:
+    """The people domain has no items: an empty frame with the contract's columns."""
+    text = ("id", "kind", "title", "text", "category", "city", "owner_id", "tags", "attributes")
+    return pd.DataFrame(
+        {c: pd.Series(dtype=object) for c in text}
+        | {"starts_at": pd.Series(dtype="datetime64[ns, UTC]")}
     )
 
 
@@ -655,3 +665,23 @@ def run_speed_dating_benchmark(
         }
     log.info("speed dating benchmark on %s: %s", p.name, results)
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m matchwise.data.speed_dating FILE [--seed N]``: the benchmark as JSON."""
+    import argparse
+    import json
+    import sys
+
+    parser = argparse.ArgumentParser(description="Speed Dating reciprocal benchmark")
+    parser.add_argument("path")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--model", default="auto", choices=["auto", "logistic", "lightgbm"])
+    args = parser.parse_args(argv)
+    result = run_speed_dating_benchmark(args.path, seed=args.seed, model=args.model)
+    sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -103,26 +103,16 @@ def update(
     actors = np.atleast_1d(np.asarray(actor_idx, dtype=np.int64))
     targets = np.atleast_1d(np.asarray(target_idx, dtype=np.int64))
     n = len(actors)
-    if isinstance(outcome, str) or (
-        not isinstance(outcome, np.ndarray | float | int) and _is_text(outcome)
-    ):
+    if isinstance(outcome, np.ndarray) and outcome.dtype.kind in "OUS":
+        outcome = outcome.tolist()
+    if isinstance(outcome, str) or _is_text(outcome):
         names = [outcome] * n if isinstance(outcome, str) else list(outcome)  # type: ignore[arg-type]
         codes, action_weight, known = outcomes_from_actions(names, superlike_weight)
         if not known.all():
             bad = names[int(np.flatnonzero(~known)[0])]
             raise InvalidInput(f"action {bad!r} is not a swipe (like, superlike, pass, reject)")
-        outcome, weight = codes, action_weight if weight is None else weight
-    elif isinstance(outcome, np.ndarray) and outcome.dtype.kind in "OUS":
-        return update(
-            ratings,
-            actors,
-            targets,
-            outcome.tolist(),
-            k_factor,
-            superlike_weight,
-            weight=weight,
-            zero_sum=zero_sum,
-        )
+        outcome = codes
+        weight = action_weight if weight is None else weight
     outcomes = np.broadcast_to(np.asarray(outcome, dtype=np.float64), (n,))
     if len(targets) != n:
         raise InvalidInput("actor_idx and target_idx must have the same length")

@@ -159,24 +159,19 @@ class HybridRecommender(Recommender):
         }
 
     # --- generators ---------------------------------------------------------------------
-    def _make_generator(self, name: str) -> Recommender:
+    def _make_generator(self, name: str, epochs: int | None = None) -> Recommender:
+        """A fresh generator; ``epochs`` fixes the two-tower's epochs (refits)."""
+        cls = _generator_class(name)
         if name == "ease":
-            from matchwise.models.ease import EASERecommender
-
-            return EASERecommender(l2=self.ease_l2)
-        if name == "popularity":
-            from matchwise.models.popularity import PopularityRecommender
-
-            return PopularityRecommender()
+            return cls(l2=self.ease_l2)
         if name == "als":
-            from matchwise.models.peers import ImplicitALSRecommender
-
-            return ImplicitALSRecommender(**self.als)
-        if name == "item_knn":
-            return ItemKNNRecommender()
-        from matchwise.models.two_tower import TwoTowerRecommender
-
-        return TwoTowerRecommender(**{"seed": self.seed, **self.two_tower})
+            return cls(**self.als)
+        if name == "two_tower":
+            config = {"seed": self.seed, **self.two_tower}
+            if epochs is not None:
+                config["epochs"] = epochs
+            return cls(**config)
+        return cls()
 
     def _fit_generators(
         self,
@@ -187,16 +182,10 @@ class HybridRecommender(Recommender):
         fitted: dict[str, Recommender] = {}
         for name in self.generators:
             started = time.perf_counter()
-            model = self._make_generator(name)
-            if name == "two_tower" and epochs and name in epochs:
-                from matchwise.models.two_tower import TwoTowerRecommender
-
-                model = TwoTowerRecommender(
-                    **{"seed": self.seed, **self.two_tower, "epochs": epochs[name]}
-                )
-                model.fit(data)
-            elif name == "two_tower":
-                model.fit(data, early_stop)
+            fixed = (epochs or {}).get(name)
+            model = self._make_generator(name, fixed)
+            if name == "two_tower":  # early-stops on the hidden positives, or runs `fixed`
+                model.fit(data, None if fixed else early_stop)
             else:
                 try:
                     model.fit(data)
@@ -339,11 +328,12 @@ class HybridRecommender(Recommender):
         return out
 
     def _batch_features(
-        self, users: np.ndarray
+        self, users: np.ndarray, scores: dict[str, np.ndarray] | None = None
     ) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
         """Features of the candidate union of a batch: (X, names, rows, cols), grouped by row."""
         assert self.context_ is not None
-        scores = self._generator_scores(users)
+        if scores is None:
+            scores = self._generator_scores(users)
         n_items = self.context_.n_items
         k = min(self.n_candidates, n_items)
         votes = np.zeros((len(users), n_items), dtype=np.int8)
@@ -393,10 +383,11 @@ class HybridRecommender(Recommender):
 
     def _score_batch(self, users: np.ndarray) -> np.ndarray:
         assert self.ranker_ is not None
-        X, names, rows, cols = self._batch_features(users)
+        scores = self._generator_scores(users)
+        X, names, rows, cols = self._batch_features(users, scores)
         X = _align_columns(X, names, self.ranker_.feature_names)
         ranked = self.ranker_.predict(X)
-        primary = self._generator_scores(users)[self.generators[0]]
+        primary = scores[self.generators[0]]
         n_items = primary.shape[1]
         primary_rank = np.empty((len(users), n_items), dtype=np.int64)
         order = np.argsort(-primary, axis=1, kind="stable")
@@ -441,18 +432,10 @@ class HybridRecommender(Recommender):
         self.people_ = bool(arrays["people"][0])
         self.generators_ = {}
         for name in self.generators:
-            cls = type(self._make_generator_class(name))
-            self.generators_[name] = cls.load(folder / "generators" / name)
+            self.generators_[name] = _generator_class(name).load(folder / "generators" / name)
         self.ranker_ = LightGBMRanker.load(folder / "ranker")
         if self.feature_names and self.ranker_.feature_names != self.feature_names:
             raise ArtifactError(f"{folder}: the ranker's features differ from the manifest's")
-
-    def _make_generator_class(self, name: str) -> Recommender:
-        if name == "two_tower":  # building the default net is cheap; only its class matters
-            from matchwise.models.two_tower import TwoTowerRecommender
-
-            return TwoTowerRecommender.__new__(TwoTowerRecommender)
-        return self._make_generator(name)
 
 
 # --- a small extra generator ----------------------------------------------------------------
@@ -507,6 +490,29 @@ class ItemKNNRecommender(Recommender):
 
 
 # --- helpers ---------------------------------------------------------------------------------
+def _generator_class(name: str) -> type[Recommender]:
+    """Imported on demand: implicit and torch load only for the generators in use."""
+    if name == "ease":
+        from matchwise.models.ease import EASERecommender
+
+        return EASERecommender
+    if name == "popularity":
+        from matchwise.models.popularity import PopularityRecommender
+
+        return PopularityRecommender
+    if name == "als":
+        from matchwise.models.peers import ImplicitALSRecommender
+
+        return ImplicitALSRecommender
+    if name == "item_knn":
+        return ItemKNNRecommender
+    if name == "two_tower":
+        from matchwise.models.two_tower import TwoTowerRecommender
+
+        return TwoTowerRecommender
+    raise InvalidInput(f"unknown hybrid generator {name!r}")
+
+
 def _csr_arrays(prefix: str, matrix: sp.csr_matrix) -> dict[str, np.ndarray]:
     return {
         f"{prefix}_data": matrix.data,

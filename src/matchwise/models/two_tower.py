@@ -1,26 +1,32 @@
 """Two-tower retrieval model (seed 003, improved): a user tower and a candidate tower.
 
-Each tower maps an id embedding plus side features (categorical, numeric, tags, text and
-image vectors: :mod:`matchwise.models.two_tower_features`) through an MLP to a 128-dim,
-L2-normalised vector; a score is the dot product, so candidates can be served from an ANN
-index (:meth:`TwoTowerRecommender.item_embeddings`). The user tower also sees a behaviour
-summary: the mean embedding of the items the user liked in training (seed 001's
-behavioural encoder). In training, the target item is removed from that mean, so the model
-learns to predict unseen items rather than to recognise its input.
+Each tower concatenates an id embedding, a behaviour summary and side features
+(categorical, numeric, tags, text and image vectors: :mod:`matchwise.models.two_tower_features`)
+and maps them through an MLP (plus a linear skip path) to a 128-dim, L2-normalised vector;
+a score is the dot product, so candidates can be served from an ANN index
+(:meth:`TwoTowerRecommender.item_embeddings`). That concatenate-then-project tower is seed
+001's fused dual encoder: give the profile frame a bio text column and an image-vector
+column (missing for some people is fine) and both are fused with the behaviour summary.
+
+The behaviour summary is the user's liked items' embeddings, summed and divided by the
+square root of their number. In training each row's target is taken out of it, so the
+model learns to predict unseen likes rather than to echo its input, and a share of it is
+hidden (``history_dropout``). Per-user id embeddings are off by default: on MovieLens
+they overfit, while the history generalises.
 
 Two losses:
 
-- ``"softmax"`` (default): sampled softmax over in-batch candidates with a log-Q
-  popularity correction and a temperature, exact full softmax when the catalogue is small
-  (``full_softmax_items``). The usual choice for retrieval: it ranks, rather than
-  calibrating each pair on its own.
+- ``"softmax"`` (default): sampled softmax over the batch's candidates plus uniformly
+  drawn ones ("mixed negative sampling"), with a log-Q correction for how often each was
+  drawn, a temperature, and the user's other known likes masked out of the negatives.
+  Exact softmax over the whole catalogue is available (``full_softmax_items``).
 - ``"bce"``: seed 003's weighted binary cross-entropy on labelled pairs plus ``negatives``
   random negatives per positive.
 
-Training is seeded and deterministic, early-stops on validation NDCG@10 (full ranking,
-training items masked), and keeps the best and the latest weights. The people domain
-(candidates are users) works with one profile frame for both towers; when the two id
-universes coincide, the candidate tower also sees the candidate's own like history.
+Training is seeded (bit-identical reruns on CPU), early-stops on validation NDCG@10 (full
+ranking, training items masked) and keeps the best and the latest weights. In the people
+domain (``meta["domain"] == "people"``, candidates are users) one profile frame feeds both
+towers, and the candidate tower also sees the candidate's own like history.
 
 Example
 -------
@@ -41,6 +47,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
@@ -90,9 +97,11 @@ class TwoTowerConfig:
     patience: int = 5  # epochs without a better validation NDCG@10 before stopping
     loss: str = "softmax"
     temperature: float = 0.1
-    negatives: int = 2  # bce: random negatives per positive; softmax: per batch row, mixed in
+    # random negatives per positive; None = the loss's default (bce 2, as seed 003; softmax 1,
+    # mixed into the in-batch pool: "mixed negative sampling")
+    negatives: int | None = None
     logq_correction: bool = True
-    full_softmax_items: int = 4096  # softmax over all candidates up to this catalogue size
+    full_softmax_items: int = 0  # exact softmax over all candidates up to this catalogue size
     positive_threshold: float = 0.5  # labels at or above it are positives
     use_weights: bool = True  # weight each positive by its action weight x label
     user_ids: bool = False  # per-user id embedding: off, the like history generalises better
@@ -131,7 +140,7 @@ class TwoTowerConfig:
             (self.batch_size >= 2, "batch_size must be >= 2"),
             (self.patience >= 0, "patience must be >= 0"),
             (self.temperature > 0, "temperature must be > 0"),
-            (self.negatives >= 0, "negatives must be >= 0"),
+            (self.negatives is None or self.negatives >= 0, "negatives must be >= 0"),
             (self.max_history >= 1, "max_history must be >= 1"),
             (0 <= self.history_dropout < 1, "history_dropout must be in [0, 1)"),
             (self.eval_k >= 1, "eval_k must be >= 1"),
@@ -143,6 +152,13 @@ class TwoTowerConfig:
         for ok, message in checks:
             if not ok:
                 raise InvalidInput(f"two-tower config: {message}")
+
+    @property
+    def n_negatives(self) -> int:
+        """Random negatives per positive, after the loss-dependent default."""
+        if self.negatives is not None:
+            return self.negatives
+        return 2 if self.loss == "bce" else 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -496,8 +512,8 @@ class TwoTowerRecommender(Recommender):
         self.candidate_history_ = bool(people and same_universe and cfg.use_history)
         self.seen_ = _interaction_matrix(train)
         self.n_users_, self.n_items_ = train.n_users, train.n_items
-        self.feature_names = self._feature_names()
         self.net_ = self._build_net()
+        self.feature_names = self._feature_names()
 
     def _build_net(self) -> TwoTowerNet:
         assert self.user_encoder_ is not None and self.item_encoder_ is not None
@@ -570,18 +586,18 @@ class TwoTowerRecommender(Recommender):
                 net.train()
                 order = torch.from_numpy(rng.permutation(n_examples)).to(device)
                 negatives = None
-                if cfg.loss == "bce" and cfg.negatives:
+                if cfg.loss == "bce" and cfg.n_negatives:
                     negatives = torch.from_numpy(
-                        rng.integers(0, train.n_items, size=(n_examples, cfg.negatives))
+                        rng.integers(0, train.n_items, size=(n_examples, cfg.n_negatives))
                     ).to(device)
                 total, weight_sum = 0.0, 0.0
                 for start in range(0, n_examples, cfg.batch_size):
                     batch = order[start : start + cfg.batch_size]
                     if cfg.loss == "softmax":
                         extra = None
-                        if cfg.negatives and not full_softmax:
+                        if cfg.n_negatives and not full_softmax:
                             extra = torch.from_numpy(
-                                rng.integers(0, train.n_items, size=cfg.negatives * len(batch))
+                                rng.integers(0, train.n_items, size=cfg.n_negatives * len(batch))
                             ).to(device)
                         loss, w = _softmax_loss(
                             net,
@@ -791,6 +807,14 @@ class TwoTowerRecommender(Recommender):
         self._item_cache = None
 
     @classmethod
+    def load(cls, path: str | Path) -> Self:
+        """Read a model folder; missing, corrupt or incompatible files raise ArtifactError."""
+        try:
+            return super().load(path)
+        except InvalidInput as exc:  # a manifest config this version cannot build
+            raise ArtifactError(f"two-tower artifact at {path} is incompatible: {exc}") from exc
+
+    @classmethod
     def load_latest(cls, path: str | Path) -> Self:
         """Load the latest (rather than the best) weights, e.g. to inspect the last epoch."""
         model = cls.load(path)
@@ -828,16 +852,11 @@ def _like_history(
     """Per user, the distinct liked items (the ``max_history`` most recent) as CSR arrays."""
     mask = train.labels >= threshold
     users, items = train.users[mask], train.items[mask]
-    if train.timestamps is not None:
-        recency = np.asarray(train.timestamps)[mask]
-        try:
-            recency = recency.astype("datetime64[ns]").astype(np.int64)
-        except (TypeError, ValueError):
-            recency = np.asarray(recency, dtype=np.float64)
-    else:
-        recency = rng.random(len(users))
+    recency = _recency(train.timestamps, mask)
+    if recency is None:
+        recency = rng.random(len(users))  # no usable times: a seeded random subset
     # newest first within each user; the first of duplicate (user, item) pairs is kept
-    order = np.lexsort((-np.asarray(recency, dtype=np.float64), users))
+    order = np.lexsort((-recency, users))
     users, items = users[order], items[order]
     key = users * train.n_items + items
     _, first = np.unique(key, return_index=True)
@@ -849,6 +868,21 @@ def _like_history(
     counts = np.bincount(users, minlength=train.n_users)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     return offsets, items.astype(np.int64)
+
+
+def _recency(timestamps: np.ndarray | None, mask: np.ndarray) -> np.ndarray | None:
+    """Timestamps (numbers, datetimes, tz-aware Timestamps) as float64, or None."""
+    if timestamps is None:
+        return None
+    values = np.asarray(timestamps)[mask]
+    if np.issubdtype(values.dtype, np.number):
+        return values.astype(np.float64)
+    try:
+        times = pd.to_datetime(pd.Series(values), utc=True)
+        return (times.astype("int64")).to_numpy(dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        logger.warning("timestamps are not times or numbers: history order is random")
+        return None
 
 
 def _training_examples(
@@ -958,13 +992,15 @@ def _full_ranking(
     relevant: sp.csr_matrix,
     seen: sp.csr_matrix,
     k: int,
-    chunk: int = 1024,
+    chunk: int | None = None,
 ) -> dict[str, float]:
     """NDCG / recall / precision / hit rate / MAP @k over all candidates, ``seen`` masked.
 
     Users count when they have at least one relevant item. Scores are computed in user
     chunks on the model's device, so memory stays at ``chunk x n_items``.
     """
+    if chunk is None:  # about 64M scores per chunk, whatever the catalogue size
+        chunk = max(1, min(4096, (1 << 26) // max(items.shape[0], 1)))
     relevant = sp.csr_matrix(relevant > 0, dtype=np.float32)
     n_rel = np.diff(relevant.indptr)
     users = np.flatnonzero(n_rel > 0)
