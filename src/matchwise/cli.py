@@ -81,7 +81,9 @@ def _write_bundle(bundle: Any) -> dict[str, int]:
 
     runtime = _runtime()
     with console.status(f"writing {len(bundle.interactions):,} interactions..."):
-        stats = write_bundle(runtime.engine, bundle, runtime.settings.action_table)
+        stats = write_bundle(
+            runtime.engine, bundle, runtime.settings.action_table, elo=runtime.settings.elo
+        )
     table = Table(title=f"loaded {bundle.name}")
     for col in ("", "in file", "new in store"):
         table.add_column(col, justify="right" if col else "left")

@@ -105,7 +105,7 @@ def run_demo(
         people_bundle = generate("people", size="small", seed=seed, start=start)
     with console.status("writing the store..."):
         write_bundle(runtime.engine, items_bundle, settings.action_table)
-        write_bundle(runtime.engine, people_bundle, settings.action_table)
+        write_bundle(runtime.engine, people_bundle, settings.action_table, elo=settings.elo)
     with runtime.session() as session:
         counts = {
             "users": session.scalar(select(func.count()).select_from(User)),

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, Table, and_, case, func, select, text
+from sqlalchemy import Engine, Table, and_, bindparam, case, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
@@ -263,6 +263,7 @@ def ingest_events(
     actions: dict[str, ActionRule],
     now: datetime | None = None,
     sample_rate: float = 1.0,
+    elo: Any = None,
 ) -> IngestResult:
     """Validate and write a batch inside the caller's transaction.
 
@@ -300,6 +301,8 @@ def ingest_events(
         seen_in_batch.add(event_id)
         fresh.append(row.values)
     written = _write_interactions(session, fresh)
+    if elo is not None:
+        apply_elo(session, fresh, elo.k_factor, elo.superlike_weight, elo.initial)
 
     matches: list[tuple[str, str]] = []
     for values in fresh:
@@ -339,6 +342,58 @@ def _write_interactions(session: Session, rows: list[dict[str, Any]]) -> int:
         )
         written += len(session.execute(stmt, list(chunk)).all())
     return written
+
+
+def apply_elo(
+    session: Session,
+    rows: list[dict[str, Any]],
+    k_factor: float,
+    superlike_weight: float,
+    initial: float = 1500.0,
+) -> int:
+    """Update desirability (Patra's elo_update) for the swipes in ``rows``, in order.
+
+    The swiper's rating is the opponent's strength: a like from a highly rated person
+    lifts the target more. Target rows are locked (PostgreSQL) so concurrent swipes on
+    one person do not lose updates.
+    """
+    from matchwise.models.elo import NEGATIVE_ACTIONS, POSITIVE_ACTIONS, update
+
+    swipes = [
+        r for r in rows
+        if r.get("target_user_id") and r["action"] in POSITIVE_ACTIONS | NEGATIVE_ACTIONS
+    ]  # fmt: skip
+    if not swipes:
+        return 0
+    people = sorted({r["user_id"] for r in swipes} | {r["target_user_id"] for r in swipes})
+    stmt = select(User.id, User.elo).where(User.id.in_(people)).order_by(User.id)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    current = {i: (e if e is not None else initial) for i, e in session.execute(stmt)}
+    index = {p: j for j, p in enumerate(people)}
+    ratings = np.array([current.get(p, initial) for p in people], dtype=np.float64)
+    before = ratings.copy()
+    update(
+        ratings,
+        [index[r["user_id"]] for r in swipes],
+        [index[r["target_user_id"]] for r in swipes],
+        [r["action"] for r in swipes],
+        k_factor=k_factor,
+        superlike_weight=superlike_weight,
+    )
+    changed = [
+        {"uid": p, "elo": float(ratings[j])}
+        for j, p in enumerate(people)
+        if ratings[j] != before[j]
+    ]
+    if changed:
+        session.execute(
+            User.__table__.update()
+            .where(User.__table__.c.id == bindparam("uid"))
+            .values(elo=bindparam("elo")),
+            changed,
+        )
+    return len(swipes)
 
 
 def _pair(a: str, b: str) -> tuple[str, str]:
@@ -432,8 +487,12 @@ def write_bundle(
     bundle: DataBundle,
     actions: dict[str, ActionRule],
     batch_size: int = 50_000,
+    elo: Any = None,
 ) -> dict[str, int]:
-    """Load a generated or imported bundle into the store (idempotent by id and event id)."""
+    """Load a generated or imported bundle into the store (idempotent by id and event id).
+
+    With ``elo`` settings, the swipes of the bundle are replayed into desirability ratings.
+    """
     user_cols = [c.name for c in User.__table__.columns if c.name not in ("created_at",)]
     item_cols = [c.name for c in Item.__table__.columns if c.name not in ("created_at",)]
     users = _records(bundle.users, user_cols)
@@ -457,6 +516,12 @@ def write_bundle(
         stats["users"] = _upsert(session, User, users).created if users else 0
         stats["items"] = _upsert(session, Item, items).created if items else 0
     stats["matches"] = 0
+    swipes = frame.iloc[0:0]
+    if elo is not None and "target_user_id" in frame and frame["target_user_id"].notna().any():
+        swipes = frame[frame["target_user_id"].notna()]
+        with session_scope(engine) as session:  # only new swipes move ratings (reloads are no-ops)
+            seen = existing_ids(session, Interaction.event_id, swipes["event_id"].tolist())
+        swipes = swipes[~swipes["event_id"].isin(seen)]
     for start in range(0, len(frame), batch_size):
         part = _interaction_columns(frame.iloc[start : start + batch_size])
         with session_scope(engine) as session:
@@ -464,7 +529,32 @@ def write_bundle(
     if "target_user_id" in frame and frame["target_user_id"].notna().any():
         with session_scope(engine) as session:
             stats["matches"] = sync_matches(session)
+            if elo is not None and len(swipes):
+                stats["rated"] = _replay_elo(session, swipes, elo)
     return stats
+
+
+def _replay_elo(session: Session, frame: pd.DataFrame, elo: Any) -> int:
+    """Desirability from a bulk swipe log, replayed in time order on top of stored ratings."""
+    from matchwise.models.elo import ratings_from_swipes
+
+    people = pd.unique(pd.concat([frame["user_id"], frame["target_user_id"].dropna()]))
+    stored = {}
+    for chunk in _chunks(list(people), CHUNK):
+        stored.update(
+            dict(session.execute(select(User.id, User.elo).where(User.id.in_(chunk))).all())
+        )
+    ratings = ratings_from_swipes(frame, elo.k_factor, elo.superlike_weight, elo.initial,
+                                  ratings=stored)  # fmt: skip
+    rows = [{"uid": k, "elo": float(v)} for k, v in ratings.items() if stored.get(k) != v]
+    if rows:
+        session.execute(
+            User.__table__.update()
+            .where(User.__table__.c.id == bindparam("uid"))
+            .values(elo=bindparam("elo")),
+            rows,
+        )
+    return len(rows)
 
 
 _BULK_COLUMNS = [c.name for c in Interaction.__table__.columns if c.name != "id"]
@@ -568,7 +658,11 @@ def record_interaction(
 ) -> InteractionOut:
     """Record one interaction; a mutual like creates the match."""
     result = ingest_events(
-        session, [interaction], settings.action_table, sample_rate=settings.analytics_sample_rate
+        session,
+        [interaction],
+        settings.action_table,
+        sample_rate=settings.analytics_sample_rate,
+        elo=settings.elo,
     )
     refreshed = False
     if result.written:

@@ -134,3 +134,41 @@ def test_no_positives_is_a_clear_error(data) -> None:
     empty = train.subset(np.zeros(len(train), dtype=bool))
     with pytest.raises(InvalidInput, match="no positives"):
         HybridRecommender(**FAST).fit(empty)
+
+
+@pytest.mark.slow
+def test_two_tower_as_a_generator(data, tmp_path: Path) -> None:
+    train, valid, _ = data
+    tower = {"epochs": 3, "hidden": [32], "embedding_dim": 16, "id_dim": 16, "device": "cpu"}
+    model = HybridRecommender(
+        generators=["ease", "two_tower"], ease_l2=50.0, ranker={"n_estimators": 50},
+        two_tower=tower,
+    ).fit(train)  # fmt: skip
+    assert "two_tower_rank" in model.feature_names
+    assert evaluate_full_ranking(model, train, valid)["ndcg@10"] > 0.3
+    loaded = HybridRecommender.load(model.save(tmp_path / "hybrid"))
+    users = np.arange(20)
+    np.testing.assert_array_equal(loaded.score(users), model.score(users))
+
+
+def test_people_domain_adds_reciprocity_and_demographics() -> None:
+    rng = np.random.default_rng(4)
+    n = 80
+    age = rng.integers(20, 50, n)
+    # people like others of a similar age, and liking tends to be mutual
+    close = np.abs(age[:, None] - age[None, :]) <= 5
+    likes = close & (rng.random((n, n)) < 0.5)
+    likes = likes | (likes.T & (rng.random((n, n)) < 0.7))
+    np.fill_diagonal(likes, False)
+    users, items = np.nonzero(likes)
+    ids = np.array([f"p{k}" for k in range(n)])
+    data = InteractionSet(
+        user_ids=ids, item_ids=ids, users=users, items=items,
+        labels=np.ones(len(users), np.float32),
+        user_features=pd.DataFrame({"id": ids, "age": age, "elo": rng.normal(1200, 50, n)}),
+        meta={"domain": "people"},
+    )  # fmt: skip
+    train, valid, _ = random_split(data, (0.8, 0.1, 0.1), seed=1)
+    model = HybridRecommender(**FAST).fit(train)
+    assert {"reciprocal", "liked_back", "age_gap", "item_elo"} <= set(model.feature_names)
+    assert evaluate_full_ranking(model, train, valid)["ndcg@10"] > 0.1

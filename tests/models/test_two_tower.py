@@ -103,7 +103,7 @@ def test_learns_planted_preferences_and_beats_popularity(
     metrics = fitted.training_metrics["test"]
     baseline = popularity_ndcg(train, test)
     assert metrics["ndcg@10"] > baseline + 0.2
-    assert metrics["hit_rate@10"] > 0.9
+    assert metrics["hit@10"] > 0.9
     # the top recommendations come from the user's own group
     top, _ = fitted.recommend(np.arange(train.n_users), k=3, exclude=train.to_csr())
     own = top % N_GROUPS == (np.arange(train.n_users) % N_GROUPS)[:, None]
@@ -379,3 +379,38 @@ def test_like_history_keeps_the_most_recent_distinct_likes(times: np.ndarray) ->
     offsets, items = _like_history(data, 0.5, 2, np.random.default_rng(0))
     assert offsets.tolist() == [0, 2, 2]  # user b has only a pass: no history
     assert items.tolist() == [1, 2]  # y (times 5 and 2, once), then z (3); x (1) is cut
+
+
+def test_feature_encoder_kinds_unknown_bucket_and_json_round_trip() -> None:
+    from matchwise.models.two_tower_features import UNKNOWN, FeatureEncoder, align_frame
+
+    train = pd.DataFrame(
+        {
+            "id": ["a", "b", "c"],
+            "age": [30, 40, 50],
+            "city": ["oslo", "oslo", "rome"],
+            "tags": [["x"], ["x", "y"], []],
+            "photo": [np.ones(3), None, np.zeros(3)],
+            "verified": [True, False, True],
+            "email": ["a@x", "b@x", "c@x"],
+        }
+    )
+    encoder = FeatureEncoder(min_count=1).fit(train)
+    kinds = {c.name: c.kind for c in encoder.columns}
+    assert kinds == {
+        "age": "numeric",
+        "city": "categorical",
+        "tags": "multi",
+        "photo": "vector",
+        "verified": "numeric",
+    }
+    restored = FeatureEncoder.from_dict(json.loads(json.dumps(encoder.to_dict())))
+    new = align_frame(
+        pd.DataFrame({"id": ["b", "z"], "city": ["lima", "oslo"], "tags": [["q"], ["y"]]}),
+        np.array(["z", "b", "nobody"]),
+    )
+    encoded = restored.transform(new, 3)
+    assert encoded["cat"][:, 0].tolist() == [2, UNKNOWN, 0]  # oslo, unseen lima, missing
+    assert encoded["multi:tags"][1, 0] == UNKNOWN
+    assert encoded["mask:photo"].tolist() == [0.0, 0.0, 0.0]  # no photos in the new frame
+    assert np.isfinite(encoded["num"]).all()

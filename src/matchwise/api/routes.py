@@ -69,7 +69,11 @@ def post_events(batch: EventBatch, session: SessionDep, runtime: RuntimeDep) -> 
     """Record a batch of events; retried events (same event_id) are not counted twice."""
     settings = runtime.settings
     return ingest.ingest_events(
-        session, batch.events, settings.action_table, sample_rate=settings.analytics_sample_rate
+        session,
+        batch.events,
+        settings.action_table,
+        sample_rate=settings.analytics_sample_rate,
+        elo=settings.elo,
     )
 
 

@@ -346,6 +346,9 @@ class HybridRecommender(Recommender):
         extra = {"n_generators": votes[rows, cols].astype(np.float32)}
         if self.people_:
             extra["reciprocal"] = self._reciprocal(users, rows, cols)
+            # the candidate already liked this user: half a match is waiting
+            liked = self.context_.history[cols, users[rows]]
+            extra["liked_back"] = np.asarray(liked, dtype=np.float32).ravel()
         X, names = candidate_features(self.context_, users, rows, cols, scores, extra)
         if self.drop_features:
             keep = [

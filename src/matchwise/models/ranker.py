@@ -300,7 +300,10 @@ class FeatureContext:
         reference = float(reference_time) if reference_time is not None else 0.0
 
         users = align_rows(train.user_features, train.user_ids)
-        items = align_rows(train.item_features, train.item_ids)
+        item_frame = train.item_features
+        if item_frame is None and train.meta.get("domain") == "people":
+            item_frame = train.user_features  # people as candidates: one profile frame
+        items = align_rows(item_frame, train.item_ids)
         item_tags = stated = None
         item_tag_col, user_tag_col = _column(items, "tags"), _column(users, "tags")
         if item_tag_col is not None:

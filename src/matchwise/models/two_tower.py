@@ -724,15 +724,27 @@ class TwoTowerRecommender(Recommender):
     def evaluate(
         self, test: InteractionSet, k: int = 10, exclude: sp.spmatrix | None = None
     ) -> dict[str, float]:
-        """Full-ranking metrics @k on ``test``; training items and ``exclude`` are masked."""
+        """Full-ranking metrics @k on ``test``, training items and ``exclude`` masked.
+
+        Computed by :func:`matchwise.metrics.evaluate_full_ranking`, so the numbers and
+        their names are those of every other model's report.
+        """
+        from matchwise.metrics import evaluate_full_ranking
+
         self._check_fitted()
-        assert self.seen_ is not None
-        seen = self.seen_
-        if exclude is not None:
-            seen = sp.csr_matrix((seen + sp.csr_matrix(exclude)) > 0, dtype=np.float32)
-        relevant = test.to_csr(positive_only=True)
-        with torch.no_grad():
-            return _full_ranking(self._user_matrix, self._items(), relevant, seen, k)
+        assert self.seen_ is not None and self.n_users_ is not None
+        if (test.n_users, test.n_items) != (self.n_users_, self.n_items_):
+            raise InvalidInput("test must share the training id universe (same user/item ids)")
+        seen = self.seen_.tocoo()
+        trained_on = InteractionSet(
+            user_ids=test.user_ids,
+            item_ids=test.item_ids,
+            users=seen.row,
+            items=seen.col,
+            labels=np.ones(seen.nnz, dtype=np.float32),
+        )
+        metrics = evaluate_full_ranking(self, trained_on, test, k=k, exclude=exclude)
+        return {key: round(float(v), 6) for key, v in metrics.items()}
 
     # --- persistence ----------------------------------------------------------------------
     def _save_state(self, folder: Path) -> None:
@@ -996,15 +1008,16 @@ def _full_ranking(
 ) -> dict[str, float]:
     """NDCG / recall / precision / hit rate / MAP @k over all candidates, ``seen`` masked.
 
-    Users count when they have at least one relevant item. Scores are computed in user
-    chunks on the model's device, so memory stays at ``chunk x n_items``.
+    The per-epoch validation: the same definitions as :mod:`matchwise.metrics` but scored
+    from the embeddings on the model's device, in user chunks so memory stays at
+    ``chunk x n_items``. Users count when they have at least one relevant item.
     """
     if chunk is None:  # about 64M scores per chunk, whatever the catalogue size
         chunk = max(1, min(4096, (1 << 26) // max(items.shape[0], 1)))
     relevant = sp.csr_matrix(relevant > 0, dtype=np.float32)
     n_rel = np.diff(relevant.indptr)
     users = np.flatnonzero(n_rel > 0)
-    names = ("ndcg", "recall", "precision", "hit_rate", "map")
+    names = ("ndcg", "recall", "precision", "hit", "map")
     totals = dict.fromkeys(names, 0.0)
     k = min(k, items.shape[0])
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
@@ -1024,7 +1037,7 @@ def _full_ranking(
         totals["ndcg"] += float(((hits * discounts).sum(1) / ideal).sum())
         totals["recall"] += float((hits.sum(1) / n).sum())
         totals["precision"] += float((hits.sum(1) / k).sum())
-        totals["hit_rate"] += float(hits.any(1).sum())
+        totals["hit"] += float(hits.any(1).sum())
         precision_at = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
         totals["map"] += float(((precision_at * hits).sum(1) / np.minimum(n, k)).sum())
     count = max(len(users), 1)

@@ -321,12 +321,10 @@ def align_frame(frame: pd.DataFrame | None, ids: np.ndarray) -> pd.DataFrame | N
     n = len(ids)
     if "id" in frame.columns:
         keyed = frame.drop_duplicates("id", keep="last").set_index("id")
-        key = pd.Index(keyed.index.astype(str))
-        positions = key.get_indexer(pd.Index(np.asarray(ids).astype(str)))
-        if (positions >= 0).any():
-            out = keyed.iloc[np.where(positions >= 0, positions, 0)].reset_index(drop=True)
-            out.loc[positions < 0, :] = None
-            return out
+        keyed.index = pd.Index(keyed.index.astype(str))
+        wanted = pd.Index(np.asarray(ids).astype(str))
+        if keyed.index.isin(wanted).any():
+            return keyed.reindex(wanted).reset_index(drop=True)  # absent ids: NaN rows
     if pd.api.types.is_integer_dtype(frame.index) and not isinstance(frame.index, pd.RangeIndex):
         return frame.reindex(range(n)).reset_index(drop=True)
     if len(frame) == n:
