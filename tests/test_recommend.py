@@ -44,16 +44,23 @@ def test_people_heuristic_excludes_swiped_and_out_of_preference(runtime: Runtime
 
 def test_candidate_who_liked_user_rises_with_reason(runtime: Runtime) -> None:
     _seed(runtime)
+
+    def scores() -> dict[str, tuple[float, str]]:
+        with runtime.session() as s:
+            result = recommend(s, runtime.settings, "alice", limit=10, kind="user")
+        return {r.candidate_id: (r.score, r.reason) for r in result.recommendations}
+
+    before = scores()
     with runtime.session() as s:
         ingest_events(
             s,
             [InteractionIn(user_id="carl", target_user_id="alice", action="like")],
             runtime.settings.action_table,
         )
-    with runtime.session() as s:
-        result = recommend(s, runtime.settings, "alice", limit=3, kind="user")
-    assert result.recommendations[0].candidate_id == "carl"
-    assert result.recommendations[0].reason == "already likes you"
+    after = scores()
+    assert after["carl"][0] > before["carl"][0]  # a like waiting: a likely match rises
+    assert after["carl"][1] == "already likes you"
+    assert after["ivan"] == before["ivan"]
 
 
 def test_items_heuristic_excludes_acted_on_and_past(runtime: Runtime) -> None:

@@ -22,7 +22,6 @@ from matchwise.db.tables import Item, User
 from matchwise.db.tables import Recommendation as CachedRow
 from matchwise.errors import InvalidInput
 from matchwise.features.compatibility import (
-    ProfileArrays,
     mutual_preference_mask,
     soft_scores,
 )
@@ -97,10 +96,8 @@ def recommend(
         if served is not None:
             return served
         route = "fallback"  # no active model for this user: the heuristic answers
-    if kind == "user" and route != "cold":
-        route = "fallback"  # no people model serves yet: the compatibility heuristic answers
     if kind == "user":
-        recs = heuristic_people(session, user_id, limit, filters)
+        return people_recommendations(session, settings, user, history, route, limit, filters, now)
     else:
         recs = heuristic_items(session, user_id, limit, filters, now, settings)
     return RecommendationList(
@@ -405,45 +402,144 @@ def heuristic_items(
     ]
 
 
-def heuristic_people(
-    session: Session, user_id: str, limit: int, filters: RecommendFilters
-) -> list[Recommendation]:
-    """People who fit the user's wishes and whose wishes the user fits, best fit first."""
-    frame = queries.users_frame(session)
-    visible = frame["active"].astype(bool) & (frame["moderation_status"] == "ok")
-    visible |= frame["id"] == user_id
-    frame = frame[visible].reset_index(drop=True)
+def people_recommendations(
+    session: Session,
+    settings: Settings,
+    user: Any,
+    history: queries.History,
+    route: str,
+    limit: int,
+    filters: RecommendFilters,
+    now: datetime,
+) -> RecommendationList:
+    """People who fit the user's wishes and whose wishes the user fits (hard filters on
+    both sides), ranked by Patra's weighted blend: the reciprocal model when one is active
+    and knows the user (warm/hot), compatibility, bio similarity, swipe adjustment, Elo
+    league and popularity. The reason names the strongest signal."""
+    from matchwise.features.people import bio_similarity, blend, interaction_adjustment, reason_for
+    from matchwise.models.elo import league_candidates
+    from matchwise.serving import state_for
+
+    state = state_for(settings)
+    cat = state.people(session, must_have=user.id)
+    p = cat.profiles
+    me = cat.position[user.id]
+    excluded = history.targets() | queries.blocked_between(session, user.id) | {user.id}
+    keep = cat.visible.copy()
+    for other in excluded:
+        j = cat.position.get(other)
+        if j is not None:
+            keep[j] = False
     if filters.city:
-        keep = (frame["city"].fillna("").str.lower() == filters.city.lower()) | (
-            frame["id"] == user_id
-        )
-        frame = frame[keep].reset_index(drop=True)
-    profiles = ProfileArrays.from_frame(frame)
-    me = int(np.flatnonzero(profiles.ids == user_id)[0])
-    swiped = queries.history_of(session, user_id).targets()
-    excluded = swiped | queries.blocked_between(session, user_id) | {user_id}
-    candidates = np.flatnonzero(~np.isin(profiles.ids, list(excluded)))
-    candidates = candidates[mutual_preference_mask(profiles, me, candidates)]
+        city = filters.city.lower()
+        keep &= np.array([str(c or "").lower() == city for c in _cities(session, cat)])
+    candidates = np.flatnonzero(keep)
+    candidates = candidates[mutual_preference_mask(p, me, candidates)]
+    version = HEURISTIC_VERSION
     if len(candidates) == 0:
-        return []
-    soft = soft_scores(profiles, me, candidates)
-    likes = queries.count_by_target(session, sorted(LIKE_ACTIONS), kind="user")
-    pop = _normalise(np.log1p(pd.Series(profiles.ids[candidates]).map(likes).fillna(0).to_numpy()))
-    liked_me = np.isin(
-        profiles.ids[candidates], list(queries.received_by(session, user_id, sorted(LIKE_ACTIONS)))
+        return RecommendationList(user.id, route, version, now, [])
+
+    soft = soft_scores(p, me, candidates)
+    admirers = queries.received_by(session, user.id, sorted(LIKE_ACTIONS))
+    liked_me = np.isin(p.ids[candidates], list(admirers))
+    league = league_candidates(
+        cat.elo[candidates],
+        float(cat.elo[me]),
+        received=cat.swipes_received[candidates],
+        seed=settings.seed,
     )
-    score = 0.6 * soft.total + 0.2 * pop + 0.4 * liked_me  # a like waiting: likely match
-    vocab = profiles.tag_vocabulary
-    my_tags = {vocab[j] for j in profiles.tags[me].indices}
-    reasons: list[str] = []
-    for pos, c in enumerate(candidates):
-        shared = sorted(my_tags & {vocab[j] for j in profiles.tags[c].indices})
-        if liked_me[pos]:
-            reasons.append("already likes you")
-        elif len(shared) >= 1:
-            reasons.append(f"you both like {_list_phrase(shared[:3])}")
-        elif not np.isnan(soft.distance_km[pos]) and soft.distance_km[pos] < 10:
-            reasons.append(f"{soft.distance_km[pos]:.0f} km away")
+    signals: dict[str, np.ndarray] = {
+        "compatibility": soft.total,
+        "elo": league.score,
+        "popularity": _normalise(np.log1p(cat.likes_received[candidates])),
+    }
+    vectors = cat.bio_vectors(_text_cache(settings))
+    liked = [cat.position[t] for t, a in zip(history.target_user_ids, history.actions, strict=True)
+             if t in cat.position and a in LIKE_ACTIONS]  # fmt: skip
+    rejected = [cat.position[t] for t, a in zip(history.target_user_ids, history.actions,
+                                                strict=True)
+                if t in cat.position and a in ("pass", "reject", "dislike")]  # fmt: skip
+    if vectors is not None and vectors.shape[1] > 1:
+        signals["bio"] = np.clip(bio_similarity(vectors[me], vectors[candidates]), 0.0, 1.0)
+        signals["interaction"] = interaction_adjustment(
+            vectors[candidates],
+            vectors[liked] if liked else None,
+            vectors[rejected] if rejected else None,
+            liked_me,
+        )
+    else:
+        signals["interaction"] = 0.5 * liked_me.astype(float)
+    if route != "cold":
+        served = _reciprocal_signals(session, settings, state, user.id, p.ids[candidates])
+        if served is not None:
+            version, model_p, reciprocal = served
+            signals["model"], signals["reciprocal"] = model_p, reciprocal
         else:
-            reasons.append("fits what you are looking for")
-    return _rank(profiles.ids[candidates], score, reasons, limit, "user")
+            route = "fallback"
+    score, strongest = blend(signals, settings.blend)
+    order = np.lexsort((p.ids[candidates], -score))
+    order = _visible_now(session, order, p.ids[candidates], "user", limit)
+    vocab = p.tag_vocabulary
+    my_tags = {vocab[j] for j in p.tags[me].indices}
+    recs = []
+    for rank, pos in enumerate(order, start=1):
+        c = candidates[pos]
+        shared = sorted(my_tags & {vocab[j] for j in p.tags[c].indices})
+        context = {"shared_tags": shared, "distance_km": soft.distance_km[pos],
+                   "liked_me": bool(liked_me[pos])}  # fmt: skip
+        reason = "already likes you" if liked_me[pos] else reason_for(strongest[pos], context)
+        recs.append(Recommendation(str(p.ids[c]), "user", round(float(score[pos]), 6), rank,
+                                   reason))  # fmt: skip
+    return RecommendationList(user.id, route, version, now, recs)
+
+
+def _visible_now(
+    session: Session, order: np.ndarray, ids: np.ndarray, kind: str, limit: int
+) -> np.ndarray:
+    """The first ``limit`` of ``order`` that are still shown right now.
+
+    Catalogues are cached for seconds; moderation and deactivation must take effect at
+    once, so the final list is checked against the store (one small query).
+    """
+    out: list[int] = []
+    start = 0
+    while len(out) < limit and start < len(order):
+        window = order[start : start + 2 * limit + 10]
+        hidden = queries.hidden_candidates(session, [str(i) for i in ids[window]], kind)
+        out.extend(int(j) for j in window if str(ids[j]) not in hidden)
+        start += len(window)
+    return np.asarray(out[:limit], dtype=np.int64)
+
+
+def _cities(session: Session, cat: Any) -> list[str | None]:
+    frame = queries.users_frame(session)
+    by_id = dict(zip(frame["id"], frame["city"], strict=True))
+    return [by_id.get(i) for i in cat.profiles.ids.tolist()]
+
+
+def _text_cache(settings: Settings) -> str | None:
+    root = settings.artifact_root
+    return None if "://" in root else f"{root}/text-cache"
+
+
+def _reciprocal_signals(
+    session: Session, settings: Settings, state: Any, user_id: str, candidate_ids: np.ndarray
+) -> tuple[str, np.ndarray, np.ndarray] | None:
+    """P(user likes c) and the reciprocal score from the active people model, or None."""
+    loaded = state.model(session, "reciprocal")
+    if loaded is None or loaded.domain != "people":
+        return None
+    row = loaded.user_row(settings.hash_secret, user_id)
+    if row is None:
+        return None
+    from matchwise.privacy import hash_id
+
+    index = loaded.trained.item_index
+    cols = np.array([index.get(hash_id(settings.hash_secret, c), -1) for c in candidate_ids])
+    known = cols >= 0
+    model_p = np.zeros(len(candidate_ids))
+    reciprocal = np.zeros(len(candidate_ids))
+    if known.any():
+        p_ab, _, recip = loaded.trained.model.score_candidates(row, cols[known])
+        model_p[known], reciprocal[known] = p_ab, recip
+    return loaded.version, model_p, reciprocal

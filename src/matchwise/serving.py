@@ -157,6 +157,57 @@ class Catalogue:
         return np.array([self.position.get(i, -1) for i in ids.tolist()], dtype=np.int64)
 
 
+@dataclass
+class PeopleCatalogue:
+    """Every profile as arrays (compatibility, Elo, popularity, bio vectors), reloaded every
+    ``max_age`` seconds; ``visible`` marks who may be shown (active, not held)."""
+
+    profiles: Any  # features.compatibility.ProfileArrays
+    visible: np.ndarray
+    elo: np.ndarray
+    likes_received: np.ndarray
+    swipes_received: np.ndarray
+    bios: list[str]
+    loaded_at: float
+    position: dict[str, int] = field(default_factory=dict)
+    _bio_vectors: np.ndarray | None = None
+
+    @classmethod
+    def load(cls, session: Session) -> PeopleCatalogue:
+        from matchwise.actions import LIKE_ACTIONS, SWIPE_ACTIONS
+        from matchwise.features.compatibility import ProfileArrays
+
+        frame = queries.users_frame(session)
+        profiles = ProfileArrays.from_frame(frame)
+        ids = pd.Series(profiles.ids)
+        likes = queries.count_by_target(session, sorted(LIKE_ACTIONS), kind="user")
+        swipes = queries.count_by_target(session, sorted(SWIPE_ACTIONS), kind="user")
+        return cls(
+            profiles=profiles,
+            visible=(frame["active"].astype(bool) & (frame["moderation_status"] == "ok")).to_numpy(
+                dtype=bool
+            ),
+            elo=pd.to_numeric(frame["elo"], errors="coerce").fillna(1500.0).to_numpy(float),
+            likes_received=ids.map(likes).fillna(0.0).to_numpy(float),
+            swipes_received=ids.map(swipes).fillna(0.0).to_numpy(float),
+            bios=frame["bio"].fillna("").astype(str).tolist(),
+            loaded_at=time.monotonic(),
+            position={v: i for i, v in enumerate(profiles.ids.tolist())},
+        )
+
+    def bio_vectors(self, cache_dir: str | None) -> np.ndarray | None:
+        """Sentence embeddings of every bio (content-hash cached); None when no one has one."""
+        if self._bio_vectors is None and any(self.bios):
+            from matchwise.features.text import TextEmbedder
+
+            try:
+                self._bio_vectors = TextEmbedder(cache_dir).embed(self.bios)
+            except Exception as exc:  # the sentence model is optional at serving time
+                log.warning("bio embeddings unavailable (%s); serving without them", exc)
+                self._bio_vectors = np.zeros((len(self.bios), 1), dtype=np.float32)
+        return self._bio_vectors
+
+
 class ServingState:
     """Process-wide cache of active models and the item catalogue (thread-safe)."""
 
@@ -166,6 +217,7 @@ class ServingState:
         self._models: dict[str, LoadedModel | None] = {}
         self._checked: dict[str, float] = {}
         self._catalogue: Catalogue | None = None
+        self._people: PeopleCatalogue | None = None
         self._lock = threading.Lock()
 
     def model(self, session: Session, model_type: str) -> LoadedModel | None:
@@ -209,10 +261,22 @@ class ServingState:
         self._catalogue = Catalogue.load(session)
         return self._catalogue
 
+    def people(
+        self, session: Session, must_have: str | None = None, max_age: float = 30.0
+    ) -> PeopleCatalogue:
+        """The people catalogue; reloaded when stale or when ``must_have`` is not in it."""
+        cat = self._people
+        fresh = cat is not None and time.monotonic() - cat.loaded_at < max_age
+        if cat is not None and fresh and (must_have is None or must_have in cat.position):
+            return cat
+        self._people = PeopleCatalogue.load(session)
+        return self._people
+
     def invalidate(self) -> None:
         with self._lock:
             self._checked.clear()
             self._catalogue = None
+            self._people = None
 
 
 _STATES: dict[tuple[str, str], ServingState] = {}

@@ -76,11 +76,8 @@ def make_model(
     if name == "two_tower":
         from matchwise.models.two_tower import TwoTowerConfig
 
-        known = set(TwoTowerConfig.__dataclass_fields__)
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise InvalidInput(f"unknown two_tower config key(s): {', '.join(unknown)}")
-        return cls(params, progress=progress)  # type: ignore[call-arg]
+        config = TwoTowerConfig.from_dict(params)  # refuses unknown keys, naming them
+        return cls(config, progress=progress)  # type: ignore[call-arg]
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
     unknown = sorted(set(params) - accepted)
     if unknown:

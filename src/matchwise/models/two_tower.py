@@ -766,7 +766,7 @@ class TwoTowerRecommender(Recommender):
         arrays["seen/indices"] = self.seen_.indices.astype(np.int64)
         tmp = folder / (FEATURES_FILE + ".tmp")
         with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+            np.savez(fh, **arrays)  # type: ignore[arg-type]
         tmp.replace(folder / FEATURES_FILE)
         _save_weights(self.best_state_, folder, "best")
         _save_weights(self.latest_state_ or self.best_state_, folder, "latest")

@@ -362,11 +362,10 @@ class SideFeatures(nn.Module):
         self.vec_projections = nn.ModuleList(nn.Linear(c.dim, vector_dim) for c in self.vec_specs)
         # One learned stand-in per vector column for rows whose vector is missing.
         self.vec_missing = nn.Parameter(torch.zeros(len(self.vec_specs), vector_dim))
+        cat_dims = [_category_dim(c.cardinality, max_cat_dim) for c in self.cat_specs]
+        multi_dims = [_category_dim(c.cardinality, max_cat_dim) for c in self.multi_specs]
         self.out_dim = (
-            sum(e.embedding_dim for e in self.cat_embeddings)
-            + sum(e.embedding_dim for e in self.multi_embeddings)
-            + vector_dim * len(self.vec_specs)
-            + self.n_numeric
+            sum(cat_dims) + sum(multi_dims) + vector_dim * len(self.vec_specs) + self.n_numeric
         )
 
     def forward(self, feats: Mapping[str, torch.Tensor]) -> torch.Tensor:
