@@ -100,3 +100,28 @@ def test_load_commands(store: str, tmp_path, capsys: pytest.CaptureFixture[str])
     assert run(["load", "interactions", str(csv), "--user-col", "nobody"]) == 2
     assert "nobody" in capsys.readouterr().err
     assert run(["load", "movielens", str(tmp_path)]) == 2
+
+
+def test_interact_refreshes_the_cached_list(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["refresh", "--user-id", "alice", "--kind", "user"]) == 0
+    capsys.readouterr()
+    assert run(["recommend", "--user-id", "alice", "--kind", "user", "--json"]) == 0
+    before = [r["candidate_id"] for r in json.loads(capsys.readouterr().out)]
+    assert "ivan" in before
+    assert run(["interact", "--user-id", "alice", "--target", "ivan", "--action", "reject"]) == 0
+    capsys.readouterr()
+    assert run(["recommend", "--user-id", "alice", "--kind", "user", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["route"] == "cache" and "ivan" not in [r["candidate_id"] for r in rows]
+
+
+def test_speed_dating_commands(store: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import ROOT
+
+    fixture = str(ROOT / "tests" / "fixtures" / "speed_dating_sample.csv")
+    assert run(["benchmark", "speed-dating", fixture, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["results"]) >= {"random", "popularity", "one_sided", "reciprocal"}
+    for row in result["results"].values():
+        assert set(row) == {"decision_auc", "match_auc", "ndcg@5"}
+    assert run(["load", "speed-dating", fixture]) == 0

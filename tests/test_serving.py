@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from sqlalchemy import update
@@ -160,3 +161,34 @@ def test_retrain_job_registers_activates_and_refreshes(store: Runtime) -> None:
         jobs.enqueue(s, "retrain", {"models": ["ease"]}, dedupe_key="retrain")
     result = second.run_once().result["ease"]
     assert result["activated"] is False and "kept" in result["reason"]  # same data: not better
+
+
+def test_people_route_uses_the_reciprocal_model(sqlite_url: str, tmp_path: Path) -> None:
+    from matchwise.data.synthetic import generate_people
+    from matchwise.features.compatibility import ProfileArrays, mutual_preference_mask
+
+    settings = Settings(database_url=sqlite_url, artifact_root=str(tmp_path / "art"))
+    runtime = Runtime.open(settings, migrate=False)
+    bundle = generate_people(n_users=200, n_swipes=5000, seed=8)
+    write_bundle(runtime.engine, bundle, settings.action_table, elo=settings.elo)
+    reset_states()
+    result = train_model(runtime, "reciprocal", domain="people", activate="always")
+    assert result.test["reciprocal"]["ndcg@10"] > 0
+    counts = bundle.interactions["user_id"].value_counts()
+    user = str(counts.index[0])
+    with runtime.session() as s:
+        served = recommend(s, settings, user, limit=10, kind="user", use_cache=False)
+    assert served.route == "hot" and served.model_version == result.version
+    profiles = ProfileArrays.from_frame(bundle.users.reset_index(drop=True))
+    index = {u: i for i, u in enumerate(profiles.ids)}
+    ids = [r.candidate_id for r in served.recommendations]
+    assert (
+        ids
+        and mutual_preference_mask(profiles, index[user], np.array([index[i] for i in ids])).all()
+    )
+    swiped = set(bundle.interactions.loc[bundle.interactions["user_id"] == user,
+                                         "target_user_id"])  # fmt: skip
+    assert not swiped & set(ids)
+    assert all(r.reason for r in served.recommendations)
+    reset_states()
+    runtime.close()

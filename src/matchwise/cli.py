@@ -104,6 +104,16 @@ def load_movielens(
     _write_bundle(read_movielens(path))
 
 
+@load_app.command("speed-dating")
+def load_speed_dating(
+    path: Annotated[Path, typer.Argument(help="Speed Dating Experiment CSV (Fisman & Iyengar)")],
+) -> None:
+    """Load the Speed Dating Experiment: people, likes/passes, matches."""
+    from matchwise.data.speed_dating import read_speed_dating
+
+    _write_bundle(read_speed_dating(path))
+
+
 @load_app.command("interactions")
 def load_interactions(
     path: Annotated[Path, typer.Argument(help="CSV or Parquet file")],
@@ -290,6 +300,10 @@ def interact(
             target_user_id=target if kind == "user" else None,
         )
         out = record_interaction(session, interaction, runtime.settings)
+    from matchwise.refresh import refresh_users
+
+    # Patra: the swipe (and the Elo it moved) shows in this user's next list at once
+    refresh_users(runtime, [user_id], top_n=runtime.settings.default_top_n, kind=kind)
     if as_json:
         sys.stdout.write(out.model_dump_json() + "\n")
         return
@@ -603,6 +617,43 @@ def print_dataset_stats(manifest: dict[str, Any]) -> None:
     for label, n in sorted(stats["labels"].items(), key=lambda kv: -float(kv[0])):
         labels.add_row(label, f"{n:,}")
     console.print(labels)
+
+
+@bench_app.command("speed-dating")
+def benchmark_speed_dating(
+    path: Annotated[Path, typer.Argument(help="Speed Dating Experiment CSV")],
+    seed: Annotated[int, typer.Option(help="seed of the 20% held-out pairs")] = 42,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Decision AUC, match AUC and NDCG@5 for random, popularity, one-sided, reciprocal."""
+    from matchwise.data.speed_dating import run_speed_dating_benchmark
+
+    result = run_speed_dating_benchmark(path, seed=seed)
+    if as_json:
+        sys.stdout.write(json.dumps(result, default=float) + "\n")
+        return
+    table = Table(title=f"speed dating: {result['dataset']} (20% of pairs held out)")
+    for col in ("scorer", "decision AUC", "match AUC", "NDCG@5"):
+        table.add_column(col, justify="right" if col != "scorer" else "left")
+    for name, row in result["results"].items():
+        table.add_row(name, f"{row['decision_auc']:.3f}", f"{row['match_auc']:.3f}",
+                      f"{row['ndcg@5']:.3f}")  # fmt: skip
+    console.print(table)
+
+
+@bench_app.command("people")
+def benchmark_people(
+    users: Annotated[int, typer.Option(help="synthetic people")] = 1000,
+    swipes: Annotated[int, typer.Option(help="synthetic swipes")] = 20_000,
+    seed: Annotated[int, typer.Option(help="random seed")] = 42,
+    base: Annotated[str, typer.Option(help="one-sided model: two_tower or ease")] = "two_tower",
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Reciprocal vs one-sided vs popularity on synthetic dating data (mutual matches)."""
+    from matchwise.people_benchmark import run_people_benchmark
+
+    result = run_people_benchmark(n_users=users, n_swipes=swipes, seed=seed, base=base)
+    sys.stdout.write(json.dumps(result, default=float, indent=None if as_json else 2) + "\n")
 
 
 @bench_app.command("movielens")

@@ -35,7 +35,7 @@ def prefix_ids(bundle: DataBundle, user_prefix: str) -> DataBundle:
     return DataBundle(users, bundle.items, inter, bundle.name, bundle.domain, bundle.meta)
 
 
-DEMO_MODELS = ("ease", "two_tower")
+DEMO_MODELS = ("ease", "two_tower", "reciprocal")
 
 
 def _train(console: Console, runtime: Runtime, models: tuple[str, ...]) -> dict[str, Any]:
@@ -49,9 +49,10 @@ def _train(console: Console, runtime: Runtime, models: tuple[str, ...]) -> dict[
     for name in models:
         if name not in MODEL_TYPES:
             continue
-        with console.status(f"training {name} on the events data..."):
+        domain = "people" if name == "reciprocal" else "items"
+        with console.status(f"training {name} on the {domain} data..."):
             config = {"epochs": 15, "patience": 3} if name == "two_tower" else None
-            result = train_model(runtime, name, domain="items", activate="always",
+            result = train_model(runtime, name, domain=domain, activate="always",
                                  flags=None, config_path=None, actor="demo",
                                  config_overrides=config)  # fmt: skip
         print_metrics(f"{name} {result.version}", result.test)
@@ -78,7 +79,8 @@ def _example_users(
             idle = set(items_bundle.users["id"]) - set(per_user.index)
             if idle:
                 picks.append((sorted(idle)[0], "item"))
-    picks += [(str(u), "user") for u in people_bundle.users["id"].head(2)]
+    swipes = people_bundle.interactions["user_id"].value_counts()
+    picks += [(str(u), "user") for u in swipes.index[:2]]
     return picks
 
 

@@ -540,6 +540,9 @@ def _reciprocal_signals(
     model_p = np.zeros(len(candidate_ids))
     reciprocal = np.zeros(len(candidate_ids))
     if known.any():
-        p_ab, _, recip = loaded.trained.model.score_candidates(row, cols[known])
-        model_p[known], reciprocal[known] = p_ab, recip
+        from matchwise.features.people import reciprocal_score
+
+        p_ab, p_ba, _ = loaded.trained.model.score_candidates(row, cols[known])
+        model_p[known] = p_ab
+        reciprocal[known] = reciprocal_score(p_ab, p_ba, settings.reciprocal_mode)
     return loaded.version, model_p, reciprocal

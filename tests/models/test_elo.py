@@ -141,8 +141,8 @@ def test_ratings_from_swipes_replays_in_time_order() -> None:
     assert ratings["b"] == DEFAULT_RATING  # a view says nothing; a row without target skipped
     shuffled = ratings_from_swipes(frame.sample(frac=1.0, random_state=1), k_factor=32)
     assert shuffled == pytest.approx(ratings)
-    seeded = ratings_from_swipes(frame, ratings={"a": 1800.0, "z": 1400.0})
-    assert seeded["z"] == 1400.0 and seeded["a"] < 1800.0
+    seeded = ratings_from_swipes(frame, ratings={"a": 1800.0, "z": 1400.0, "b": None})
+    assert seeded["z"] == 1400.0 and seeded["a"] < 1800.0 and seeded["b"] == DEFAULT_RATING
     with pytest.raises(InvalidInput, match="target_user_id"):
         ratings_from_swipes(frame.drop(columns="target_user_id"))
 

@@ -17,6 +17,8 @@ MODEL_TYPES: dict[str, str] = {
     "two_tower": "matchwise.models.two_tower:TwoTowerRecommender",
     "logistic": "matchwise.models.logistic:LogisticRecommender",
     "hybrid": "matchwise.models.hybrid:HybridRecommender",
+    "reciprocal": "matchwise.models.reciprocal:ReciprocalRecommender",
+    "ranker": "matchwise.models.ranker:LightGBMRanker",
     "implicit_als": "matchwise.models.peers:ImplicitALSRecommender",
     "implicit_bpr": "matchwise.models.peers:ImplicitBPRRecommender",
 }

@@ -161,7 +161,8 @@ def ratings_from_swipes(
     """Replay a swipe log in time order into ``{person id: rating}``.
 
     Rows whose action says nothing about desirability (views, matches...) or that have no
-    target are skipped; ``ratings`` seeds known people (others start at ``initial``). Ties
+    target are skipped; ``ratings`` seeds known people (others, and stored None/NaN, start
+    at ``initial``). Ties
     in time keep the frame's order, so a replay is deterministic.
     """
     for column in (actor_column, target_column, action_column):
@@ -178,7 +179,7 @@ def ratings_from_swipes(
     start = dict(ratings or {})
     ids = pd.unique(np.concatenate([np.array(list(start), dtype=str), actors, targets]))
     index = pd.Index(ids)
-    values = np.array([float(start.get(i, initial)) for i in ids], dtype=np.float64)
+    values = np.array([_rating(start.get(i), initial) for i in ids], dtype=np.float64)
     update(
         values,
         index.get_indexer(actors),
@@ -190,6 +191,14 @@ def ratings_from_swipes(
     )
     log.debug("Elo replay: %d swipes over %d people", int(keep.sum()), len(ids))
     return dict(zip(ids.tolist(), values.tolist(), strict=True))
+
+
+def _rating(value: object, initial: float) -> float:
+    """A stored rating, or ``initial`` where none is stored (None / NaN)."""
+    if value is None:
+        return float(initial)
+    number = float(value)  # type: ignore[arg-type]
+    return float(initial) if np.isnan(number) else number
 
 
 def _is_text(values: object) -> bool:
