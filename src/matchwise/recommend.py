@@ -298,28 +298,6 @@ def read_cache(
     )
 
 
-def _rank(
-    ids: np.ndarray,
-    scores: np.ndarray,
-    reasons: list[str],
-    limit: int,
-    kind: Kind,
-    titles: np.ndarray | None = None,
-) -> list[Recommendation]:
-    order = np.lexsort((ids, -scores))[:limit]  # score desc, id asc for ties: deterministic
-    return [
-        Recommendation(
-            candidate_id=str(ids[j]),
-            candidate_kind=kind,
-            score=round(float(scores[j]), 6),
-            rank=r + 1,
-            reason=reasons[j],
-            title=None if titles is None or pd.isna(titles[j]) else str(titles[j]),
-        )
-        for r, j in enumerate(order)
-    ]
-
-
 def _normalise(values: np.ndarray) -> np.ndarray:
     top = float(values.max()) if len(values) else 0.0
     return values / top if top > 0 else np.zeros_like(values, dtype=np.float64)

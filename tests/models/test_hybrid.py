@@ -127,6 +127,8 @@ def test_bad_parameters_are_refused() -> None:
         HybridRecommender(label_source="test")
     with pytest.raises(InvalidInput, match="holdout"):
         HybridRecommender(holdout=1.5)
+    with pytest.raises(InvalidInput, match="blend"):
+        HybridRecommender(blend=-1.0)
 
 
 def test_no_positives_is_a_clear_error(data) -> None:

@@ -18,8 +18,9 @@ Where the ranker's labels come from (``label_source``):
 With ``refit`` (default) the generators are fitted again on all the data they may use,
 so the served model loses no history. Test data is never seen in either mode.
 ``score`` returns a full ``(users, n_items)`` matrix for ordering: candidates score in
-(1, 2] by their ranker position (ties broken by the first generator), every other item
-in [-2, -1) by the first generator's rank, so full-ranking evaluation works unchanged.
+(1, 2] by their position (ranker position + ``blend`` x the first generator's rank),
+every other item in [-2, -1) by the first generator's rank, so full-ranking evaluation
+works unchanged.
 """
 
 from __future__ import annotations
@@ -90,6 +91,9 @@ class HybridRecommender(Recommender):
         Labels at or above it are positives (history, ranker labels).
     drop_features:
         Shell-style patterns of feature names the ranker must not use (``"*_score"``).
+    blend:
+        Candidates are ordered by ranker position + ``blend`` x the first generator's rank
+        (0: the ranker alone). A rank average hedges the ranker's noise on small data.
     """
 
     model_type: ClassVar[str] = "hybrid"
@@ -108,6 +112,7 @@ class HybridRecommender(Recommender):
         refit: bool = True,
         positive_threshold: float = 0.7,
         drop_features: Sequence[str] = (),
+        blend: float = 1.0,
         seed: int = 0,
         batch_size: int = 512,
     ) -> None:
@@ -138,6 +143,9 @@ class HybridRecommender(Recommender):
         self.refit = bool(refit)
         self.positive_threshold = float(positive_threshold)
         self.drop_features = [str(p) for p in drop_features]
+        if blend < 0:
+            raise InvalidInput(f"blend must be >= 0, got {blend}")
+        self.blend = float(blend)
         self.seed = int(seed)
         self.batch_size = int(batch_size)
         self.generators_: dict[str, Recommender] = {}
@@ -160,6 +168,7 @@ class HybridRecommender(Recommender):
             "refit": self.refit,
             "positive_threshold": self.positive_threshold,
             "drop_features": list(self.drop_features),
+            "blend": self.blend,
             "seed": self.seed,
             "batch_size": self.batch_size,
         }
@@ -167,7 +176,7 @@ class HybridRecommender(Recommender):
     # --- generators ---------------------------------------------------------------------
     def _make_generator(self, name: str, epochs: int | None = None) -> Recommender:
         """A fresh generator; ``epochs`` fixes the two-tower's epochs (refits)."""
-        cls = _generator_class(name)
+        cls: Any = _generator_class(name)
         if name == "ease":
             return cls(l2=self.ease_l2)
         if name == "als":
@@ -401,11 +410,16 @@ class HybridRecommender(Recommender):
         np.put_along_axis(primary_rank, order, np.arange(n_items)[None, :], axis=1)
         out = (-1.0 - primary_rank / n_items).astype(np.float32)
         if len(ranked):
-            # candidates: by ranker score, ties by the first generator; scored by position
-            # so that float32 never merges two close ranker scores
-            order = np.lexsort((primary_rank[rows, cols], -ranked, rows))
+            # candidates: by ranker position plus `blend` x the first generator's rank (a
+            # rank average that hedges the ranker's noise), ties by the first generator;
+            # scored by final position so that float32 never merges two close scores
             sizes = np.bincount(rows, minlength=len(users))
             first = np.cumsum(sizes) - sizes
+            by_ranker = np.lexsort((primary_rank[rows, cols], -ranked, rows))
+            ranker_position = np.empty(len(rows), dtype=np.float64)
+            ranker_position[by_ranker] = np.arange(len(rows)) - first[rows[by_ranker]]
+            combined = ranker_position + self.blend * primary_rank[rows, cols]
+            order = np.lexsort((primary_rank[rows, cols], combined, rows))
             position = np.arange(len(order)) - first[rows[order]]
             size = sizes[rows[order]]
             out[rows[order], cols[order]] = 1.0 + (size - position) / size
@@ -421,7 +435,7 @@ class HybridRecommender(Recommender):
         arrays["seen.indices"] = self.seen_.indices.astype(np.int64)
         arrays["seen.indptr"] = self.seen_.indptr.astype(np.int64)
         arrays["people"] = np.array([self.people_])
-        np.savez(folder / STATE, **arrays)
+        np.savez(folder / STATE, **arrays)  # type: ignore[arg-type]
 
     def _load_state(self, folder: Path) -> None:
         if not (folder / STATE).is_file():
@@ -486,7 +500,8 @@ class ItemKNNRecommender(Recommender):
 
     def _save_state(self, folder: Path) -> None:
         assert self.S_ is not None and self.X_ is not None
-        np.savez(folder / "item_knn.npz", **_csr_arrays("S", self.S_), **_csr_arrays("X", self.X_))
+        arrays = {**_csr_arrays("S", self.S_), **_csr_arrays("X", self.X_)}
+        np.savez(folder / "item_knn.npz", **arrays)  # type: ignore[arg-type]
 
     def _load_state(self, folder: Path) -> None:
         with np.load(folder / "item_knn.npz", allow_pickle=False) as state:

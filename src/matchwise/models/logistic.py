@@ -269,7 +269,7 @@ class LogisticRecommender(Recommender):
             "scale": self.scale_.tolist(),
         }
         (folder / WEIGHTS).write_text(json.dumps(state, indent=2))
-        np.savez(folder / CONTEXT, **self.context_.to_arrays())
+        np.savez(folder / CONTEXT, **self.context_.to_arrays())  # type: ignore[arg-type]
 
     def _load_state(self, folder: Path) -> None:
         path = folder / WEIGHTS

@@ -565,7 +565,12 @@ def candidate_features(
     if context.item_first_days is not None and context.item_last_days is not None:
         add("item_first_days", context.item_first_days[cols])
         add("item_last_days", context.item_last_days[cols])
-    if context.user_last_days is not None and context.item_first_days is not None:
+    if (
+        context.user_first_days is not None
+        and context.user_last_days is not None
+        and context.item_first_days is not None
+        and context.item_last_days is not None
+    ):
         # time relative to the user's own activity: an item first liked after the user's
         # last visit, or forgotten before the first, is an unlikely candidate
         add("item_first_vs_user_last", context.user_last_days[u] - context.item_first_days[cols])
