@@ -35,7 +35,7 @@ def prefix_ids(bundle: DataBundle, user_prefix: str) -> DataBundle:
     return DataBundle(users, bundle.items, inter, bundle.name, bundle.domain, bundle.meta)
 
 
-DEMO_MODELS = ("ease", "two_tower", "reciprocal")
+DEMO_MODELS = ("ease", "logistic", "two_tower", "reciprocal")
 
 
 def _train(console: Console, runtime: Runtime, models: tuple[str, ...]) -> dict[str, Any]:

@@ -134,18 +134,20 @@ def _model_items(
 
     state = state_for(settings)
     types = HOT_MODELS if route == "hot" else WARM_MODELS
-    loaded = None
-    row = None
+    usable = []
     for model_type in types:
         candidate = state.model(session, model_type)
         if candidate is None or candidate.domain != "items":
             continue
         row = candidate.user_row(settings.hash_secret, user.id)
         if row is not None:
-            loaded = candidate
-            break
-    if loaded is None or row is None:
+            usable.append((candidate, row))
+    if not usable:
         return None
+    # hot users get the full pipeline when one is active; otherwise the active model that
+    # measured best on validation NDCG@10 serves
+    pipeline = [u for u in usable if u[0].model_type == "hybrid"]
+    loaded, row = pipeline[0] if pipeline else max(usable, key=lambda u: u[0].validation_ndcg)
     catalogue = state.catalogue(session)
     item_ids = loaded.trained.item_ids
     rows = loaded.catalogue_rows(catalogue)

@@ -42,6 +42,7 @@ class LoadedModel:
     trained: TrainedModel
     index: VectorIndex | None = None
     item_vectors: np.ndarray | None = None
+    validation_ndcg: float = 0.0
     _rows: tuple[float, np.ndarray] | None = None
 
     def catalogue_rows(self, catalogue: Catalogue) -> np.ndarray:

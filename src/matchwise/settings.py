@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     reciprocal_mode: Literal["harmonic", "product", "min", "weighted"] = "harmonic"
     default_top_n: int = Field(default=20, ge=1, le=1000)
     retrain_models: list[str] = Field(
-        default_factory=lambda: ["ease", "two_tower"],
+        default_factory=lambda: ["ease", "logistic", "two_tower"],
         description="Models the retrain job trains, in order.",
     )
     use_cache: bool = True
