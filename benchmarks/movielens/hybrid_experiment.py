@@ -32,7 +32,7 @@ from matchwise.data.movielens import ratings_frame, read_movielens  # noqa: E402
 from matchwise.metrics import evaluate_full_ranking  # noqa: E402
 from matchwise.models.base import InteractionSet  # noqa: E402
 from matchwise.models.ease import EASERecommender  # noqa: E402
-from matchwise.models.hybrid import HybridRecommender, _concat  # noqa: E402
+from matchwise.models.hybrid import HybridRecommender, concat_interactions  # noqa: E402
 
 DEFAULT_DATA = "/work/shared/data/movielens-100k"
 EASE_GRID = (100.0, 200.0, 300.0, 400.0, 600.0)
@@ -49,7 +49,7 @@ def run(path: str, seed: int = 2020, hybrid_params: dict | None = None) -> dict:
     train, valid, test = prepare_protocol(ratings_frame(bundle), "recbole", seed=seed)
     for part in (train, valid, test):  # genres as tags/category, demographics for users
         part.item_features, part.user_features = bundle.items, bundle.users
-    full = _concat(train, valid)
+    full = concat_interactions(train, valid)
     out: dict = {"dataset": bundle.name, "users": train.n_users, "items": train.n_items,
                  "seed": seed, "k": K}  # fmt: skip
 

@@ -163,7 +163,8 @@ class Dataset:
 
         def make(frame: pd.DataFrame, positives_only: bool) -> InteractionSet:
             part = frame[frame["positive"]] if positives_only else frame
-            data = part.assign(timestamp=part["timestamp"].astype("int64") // 10**9)
+            seconds = pd.to_datetime(part["timestamp"], utc=True).dt.as_unit("s").astype("int64")
+            data = part.assign(timestamp=seconds)
             return InteractionSet.from_frame(data, user_ids, item_ids, **kwargs)
 
         return make(self.train, False), make(self.valid, True), make(self.test, True)

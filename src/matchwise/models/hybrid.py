@@ -17,6 +17,12 @@ Where the ranker's labels come from (``label_source``):
 
 With ``refit`` (default) the generators are fitted again on all the data they may use,
 so the served model loses no history. Test data is never seen in either mode.
+
+Measured on MovieLens-100K, RecBole protocol, three split seeds
+(``benchmarks/movielens/hybrid_experiment.py``): test NDCG@10 +0.9% to +2.1% over EASE
+with λ tuned on validation, validation NDCG@10 +1.3% to +3.4%, about 22 s to fit on two
+shared cores. The ranker alone, without the rank ``blend`` with EASE, was on par with
+EASE: features learnt on 80% of train shift when the generators refit on all of it.
 ``score`` returns a full ``(users, n_items)`` matrix for ordering: candidates score in
 (1, 2] by their position (ranker position + ``blend`` x the first generator's rank),
 every other item in [-2, -1) by the first generator's rank, so full-ranking evaluation
@@ -231,7 +237,7 @@ class HybridRecommender(Recommender):
                 raise InvalidInput("label_source='validation' needs validation data in fit()")
             hidden = validation.subset(validation.labels >= self.positive_threshold)
             stages = [(train, hidden)]
-            final_data = _concat(train, validation) if self.refit else train
+            final_data = concat_interactions(train, validation) if self.refit else train
         else:
             stages = self._holdout_stages(train)
             final_data = train
@@ -562,7 +568,7 @@ def _seen(data: InteractionSet) -> sp.csr_matrix:
     return matrix
 
 
-def _concat(a: InteractionSet, b: InteractionSet) -> InteractionSet:
+def concat_interactions(a: InteractionSet, b: InteractionSet) -> InteractionSet:
     """Two interaction sets over one id universe as one (side features from ``a``)."""
 
     def join(x: np.ndarray | None, y: np.ndarray | None) -> np.ndarray | None:

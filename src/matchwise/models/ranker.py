@@ -140,11 +140,6 @@ def _seconds(values: Any) -> np.ndarray:
     return seconds.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _row_normalise(matrix: sp.csr_matrix, totals: np.ndarray) -> sp.csr_matrix:
-    scale = np.divide(1.0, totals, out=np.zeros_like(totals, dtype=np.float64), where=totals > 0)
-    return sp.csr_matrix(sp.diags(scale.astype(np.float32)) @ matrix)
-
-
 # --- the feature context ----------------------------------------------------------------------
 @dataclass
 class FeatureContext:
