@@ -170,6 +170,30 @@ class HNSWIndex(VectorIndex):
         self.index_ = index
         return self
 
+    def _filtered(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray, share: float
+    ) -> np.ndarray:
+        """Top-k among allowed items. A broad filter: search unfiltered with enough
+        oversampling and drop the disallowed (no Python call per visited node); rows that
+        come up short are searched again with the filter inside the graph walk."""
+        oversample = min(self.size, max(4 * k, int(np.ceil(2 * k / share))))
+        self.index_.set_ef(max(self.ef, oversample))
+        labels, _ = self.index_.knn_query(queries, k=oversample, num_threads=1)
+        out = np.empty((len(queries), k), dtype=np.int64)
+        for r, row in enumerate(labels):
+            kept = row[allowed[row]]
+            if len(kept) >= k:
+                out[r] = kept[:k]
+                continue
+
+            def keep(label: int) -> bool:
+                return bool(allowed[label])
+
+            self.index_.set_ef(max(self.ef, 2 * k))
+            again, _ = self.index_.knn_query(queries[r : r + 1], k=k, num_threads=1, filter=keep)
+            out[r] = again[0]
+        return out
+
     def _save_extra(self, folder: Path) -> None:
         self.index_.save_index(str(folder / "hnsw.bin"))
 
@@ -199,17 +223,12 @@ class HNSWIndex(VectorIndex):
             return _pad(np.empty((len(queries), 0), np.int64), np.empty((len(queries), 0)), k)
         if n_allowed < max(self.exact_below * n, 2 * k) or n <= 2 * k:
             return self._exact(queries, k, allowed)
-        self.index_.set_ef(max(self.ef, 2 * k_eff))
         if allowed is None:
+            self.index_.set_ef(max(self.ef, 2 * k_eff))
             labels, _ = self.index_.knn_query(queries, k=k_eff, num_threads=1)
         else:
-            mask = allowed
-
-            def keep(label: int) -> bool:
-                return bool(mask[label])
-
-            labels, _ = self.index_.knn_query(queries, k=k_eff, num_threads=1, filter=keep)
-        labels = labels.astype(np.int64)
+            labels = self._filtered(queries, k_eff, allowed, n_allowed / n)
+        labels = np.asarray(labels, dtype=np.int64)
         scores = np.einsum("qd,qkd->qk", queries, self.vectors_[labels])
         order = np.argsort(-scores, axis=1, kind="stable")
         idx = np.take_along_axis(labels, order, axis=1)

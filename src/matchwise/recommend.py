@@ -165,8 +165,8 @@ def _model_items(
         if j is not None:
             allowed[j] = False
     model = loaded.trained.model
-    if loaded.index is not None and hasattr(model, "user_embeddings"):
-        query = model.user_embeddings(np.array([row]))
+    if loaded.index is not None and loaded.user_vectors is not None:
+        query = loaded.user_vectors[row : row + 1]
         idx, scores = loaded.index.query(query, limit, allowed=allowed)
         idx, scores = idx[0], scores[0]
     else:

@@ -42,6 +42,7 @@ class LoadedModel:
     trained: TrainedModel
     index: VectorIndex | None = None
     item_vectors: np.ndarray | None = None
+    user_vectors: np.ndarray | None = None
     validation_ndcg: float = 0.0
     _rows: tuple[float, np.ndarray] | None = None
 
@@ -66,6 +67,13 @@ def _attach_index(loaded: LoadedModel) -> LoadedModel:
         vectors = np.asarray(model.item_embeddings(), dtype=np.float32)
         loaded.item_vectors = vectors
         loaded.index = HNSWIndex().build(vectors)
+        # user vectors depend only on what the model was trained with: compute them once
+        # here, not with a forward pass per request
+        users = np.arange(len(loaded.trained.user_ids))
+        loaded.user_vectors = np.concatenate(
+            [np.asarray(model.user_embeddings(users[s : s + 4096]), dtype=np.float32)
+             for s in range(0, len(users), 4096)] or [np.zeros((0, vectors.shape[1]))]
+        )  # fmt: skip
     return loaded
 
 
