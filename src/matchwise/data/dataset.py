@@ -234,9 +234,19 @@ def build_dataset(
 
 
 def _users_frame(session: Session) -> pd.DataFrame:
-    """Profile features for models; private fields (name, email, exact location) excluded."""
-    cols = [User.id, User.age, User.gender, User.city, User.bio, User.tags, User.elo]
+    """Profile features for models; private fields (name, email, exact location) excluded.
+
+    ``photo_vector`` is the mean of the app-supplied photo embeddings (seed 001's optional
+    image modality); it is left out when nobody has one, and None for people without.
+    """
+    cols = [User.id, User.age, User.gender, User.city, User.bio, User.tags, User.elo,
+            User.photo_embeddings]  # fmt: skip
     frame = pd.DataFrame(session.execute(select(*cols)).all(), columns=[c.key for c in cols])
+    photos = frame.pop("photo_embeddings")
+    if photos.notna().any():
+        frame["photo_vector"] = [
+            np.asarray(p, dtype=np.float32).mean(axis=0).tolist() if p else None for p in photos
+        ]
     return frame.sort_values("id", kind="stable").reset_index(drop=True)
 
 
