@@ -125,3 +125,28 @@ def test_speed_dating_commands(store: str, capsys: pytest.CaptureFixture[str]) -
     for row in result["results"].values():
         assert set(row) == {"decision_auc", "match_auc", "ndcg@5"}
     assert run(["load", "speed-dating", fixture]) == 0
+
+
+def test_train_refuses_bad_config_and_dry_run_writes_nothing(
+    store: str, tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"epochs": 2, "hidden_layers": [64]}')
+    assert run(["train", "two_tower", "--config", str(bad)]) == 2
+    assert "hidden_layers" in capsys.readouterr().err
+    assert run(["train", "ease", "--config", str(tmp_path / "missing.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    bad.write_text("{not json")
+    assert run(["train", "ease", "--config", str(bad)]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+    assert run(["train", "ease", "--epochs", "3"]) == 2
+    assert "--epochs does not apply" in capsys.readouterr().err
+    assert run(["train", "ease", "--domain", "items"]) == 2  # the fixture store has no events
+    assert "no positive interactions" in capsys.readouterr().err
+    assert run(["generate", "--domain", "items", "--size", "small"]) == 0
+    capsys.readouterr()
+    assert run(["train", "ease", "--dry-run", "--domain", "items", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["registry_id"] is None and out["activated"] is False
+    assert run(["models", "list"]) == 0
+    assert "ease-" not in capsys.readouterr().out  # a dry run registers nothing

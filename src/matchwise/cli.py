@@ -17,7 +17,7 @@ from matchwise.runtime import Runtime
 from matchwise.settings import load_settings
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # errors stay one line: paths copy-paste
 
 app = typer.Typer(
     name="matchwise",
