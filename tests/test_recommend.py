@@ -167,3 +167,16 @@ def test_people_heuristic_on_synthetic_data_never_breaks_preferences(sqlite_url:
                 )
                 assert mask.all()
     runtime.close()
+
+
+def test_people_city_filter(runtime: Runtime) -> None:
+    _seed(runtime)
+    with runtime.session() as s:
+        ivan = next(u for u in people_fixture() if u.id == "ivan")
+        upsert_users(s, [ivan.model_copy(update={"city": "Potsdam"})])
+        berlin = recommend(s, runtime.settings, "alice", kind="user",
+                           filters=RecommendFilters(city="berlin"))  # fmt: skip
+        potsdam = recommend(s, runtime.settings, "alice", kind="user",
+                            filters=RecommendFilters(city="Potsdam"))  # fmt: skip
+    assert {r.candidate_id for r in berlin.recommendations} == {"bob", "carl"}
+    assert [r.candidate_id for r in potsdam.recommendations] == ["ivan"]

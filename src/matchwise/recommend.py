@@ -412,7 +412,7 @@ def people_recommendations(
             keep[j] = False
     if filters.city:
         city = filters.city.lower()
-        keep &= np.array([str(c or "").lower() == city for c in _cities(session, cat)])
+        keep &= cat.city_lc == city
     candidates = np.flatnonzero(keep)
     candidates = candidates[mutual_preference_mask(p, me, candidates)]
     version = HEURISTIC_VERSION
@@ -489,12 +489,6 @@ def _visible_now(
         out.extend(int(j) for j in window if str(ids[j]) not in hidden)
         start += len(window)
     return np.asarray(out[:limit], dtype=np.int64)
-
-
-def _cities(session: Session, cat: Any) -> list[str | None]:
-    frame = queries.users_frame(session)
-    by_id = dict(zip(frame["id"], frame["city"], strict=True))
-    return [by_id.get(i) for i in cat.profiles.ids.tolist()]
 
 
 def _text_cache(settings: Settings) -> str | None:

@@ -177,6 +177,7 @@ class PeopleCatalogue:
     likes_received: np.ndarray
     swipes_received: np.ndarray
     bios: list[str]
+    city_lc: np.ndarray
     loaded_at: float
     position: dict[str, int] = field(default_factory=dict)
     _bio_vectors: np.ndarray | None = None
@@ -200,6 +201,7 @@ class PeopleCatalogue:
             likes_received=ids.map(likes).fillna(0.0).to_numpy(float),
             swipes_received=ids.map(swipes).fillna(0.0).to_numpy(float),
             bios=frame["bio"].fillna("").astype(str).tolist(),
+            city_lc=frame["city"].fillna("").str.lower().to_numpy(dtype=object),
             loaded_at=time.monotonic(),
             position={v: i for i, v in enumerate(profiles.ids.tolist())},
         )
