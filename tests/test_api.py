@@ -168,3 +168,42 @@ def test_internal_error_does_not_leak_traceback(runtime: Runtime) -> None:
         r = c.get("/boom")
     assert r.status_code == 500
     assert "secret" not in r.text and "Traceback" not in r.text
+
+
+def test_cached_list_is_served_until_asked_for_fresh(client: TestClient, runtime: Runtime) -> None:
+    """The API's cache read (driver level, on the event loop for SQLite) answers what the
+    session path would, drops candidates deactivated since, and steps aside for filters."""
+    from matchwise.recommend import recommend
+    from matchwise.refresh import refresh_users
+
+    _seed(client)
+    refresh_users(runtime, ["alice", "bob"], top_n=10, kind="item")
+    params = {"user_id": "alice", "kind": "item", "limit": 10}
+    cached = client.get("/v1/recommendations", params=params).json()
+    assert cached["route"] == "cache"
+    with runtime.session() as s:
+        same = recommend(s, runtime.settings, "alice", limit=10, kind="item")
+    assert same.route == "cache"
+    assert [(r["candidate_id"], r["reason"], r["rank"]) for r in cached["recommendations"]] == [
+        (r.candidate_id, r.reason, r.rank) for r in same.recommendations
+    ]
+    assert cached["generated_at"].endswith("+00:00")
+    fresh = client.get("/v1/recommendations", params={**params, "fresh": "true"}).json()
+    assert fresh["route"] != "cache"
+    assert {r["candidate_id"] for r in fresh["recommendations"]} == {
+        r["candidate_id"] for r in cached["recommendations"]
+    }
+    gone = cached["recommendations"][0]["candidate_id"]
+    item = next(i for i in items_fixture() if i.id == gone).model_dump(mode="json")
+    assert client.post("/v1/items", json={"items": [{**item, "active": False}]}).status_code == 200
+    after = client.get("/v1/recommendations", params=params).json()
+    assert after["route"] == "cache"
+    assert gone not in [r["candidate_id"] for r in after["recommendations"]]
+    assert [r["rank"] for r in after["recommendations"]] == list(
+        range(1, len(after["recommendations"]) + 1)
+    )
+    filtered = client.get("/v1/recommendations", params={**params, "city": "munich"}).json()
+    assert filtered["route"] != "cache"
+    assert (
+        client.get("/v1/recommendations", params={**params, "user_id": "nobody"}).status_code == 404
+    )

@@ -35,10 +35,7 @@ def _routes(client: TestClient) -> list[tuple[str, str]]:
     """Every documented route: the OpenAPI schema is the list a client sees."""
     paths = client.get("/openapi.json").json()["paths"]
     return sorted(
-        (method.upper(), path)
-        for path, ops in paths.items()
-        if path not in OPEN
-        for method in ops
+        (method.upper(), path) for path, ops in paths.items() if path not in OPEN for method in ops
     )
 
 

@@ -72,3 +72,17 @@ def test_save_load_round_trip_and_corruption(data: tuple, tmp_path: Path) -> Non
         VectorIndex.load(folder)
     with pytest.raises(NotFitted):
         HNSWIndex().query(queries, 5)
+
+
+def test_filter_that_removes_the_nearest_neighbours_stays_exact(data: tuple) -> None:
+    """The hard case for oversampling: what the user is most drawn to is filtered out
+    (e.g. events already past), so the unfiltered top hits are all disallowed."""
+    items, queries, hnsw, exact = data
+    allowed = np.ones(len(items), dtype=bool)
+    nearest, _ = exact.query(queries[:5], 400)
+    allowed[nearest.ravel()] = False  # still ~80% allowed: the broad-filter path
+    approx, scores = hnsw.query(queries[:5], 10, allowed=allowed)
+    truth, truth_scores = exact.query(queries[:5], 10, allowed=allowed)
+    assert allowed[approx].all()
+    assert _recall(approx, truth) == 1.0
+    np.testing.assert_allclose(scores, truth_scores, rtol=1e-5)

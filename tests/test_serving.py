@@ -223,3 +223,39 @@ def test_people_two_tower_fuses_optional_photo_vectors(sqlite_url: str, tmp_path
     assert np.isfinite(model.score(np.arange(5))).all()
     assert evaluate_full_ranking(model, train, test, exclude=valid)["users"] > 0
     runtime.close()
+
+
+def test_stale_catalogue_serves_while_a_background_reload_runs(store: Runtime) -> None:
+    """No request waits for a reload: the stale catalogue answers, the fresh one (with a
+    new item) replaces it once the background thread is done."""
+    import threading
+
+    from matchwise.ingest import upsert_items
+    from matchwise.schemas import ItemIn
+
+    state = state_for(store.settings)
+    with store.session() as s:
+        first = state.catalogue(s)
+    assert "brand-new" not in first.position
+    with store.session() as s:
+        upsert_items(s, [ItemIn(id="brand-new", title="New", tags=["Jazz"], city="Oslo")])
+    with store.session() as s:
+        assert state.catalogue(s, max_age=0.0) is first  # stale, but answered at once
+    for thread in threading.enumerate():
+        if thread.name == "matchwise-reload-catalogue":
+            thread.join(timeout=30)
+    with store.session() as s:
+        fresh = state.catalogue(s)
+    assert fresh is not first
+    row = fresh.position["brand-new"]
+    assert fresh.tags[row] == frozenset({"jazz"}) and fresh.city_lc[row] == "oslo"
+    assert np.isnat(fresh.starts[row])
+    starts = fresh.starts[~np.isnat(fresh.starts)]
+    assert len(starts) and starts.dtype == np.dtype("datetime64[ns]")
+    with store.session() as s:
+        from matchwise.db import queries
+
+        frame = queries.items_frame(s, only_active=True).dropna(subset=["starts_at"])
+    some = frame.iloc[0]
+    expected = pd.Timestamp(some["starts_at"]).tz_convert("UTC").tz_localize(None)
+    assert fresh.starts[fresh.position[some["id"]]] == np.datetime64(expected, "ns")

@@ -173,25 +173,37 @@ class HNSWIndex(VectorIndex):
     def _filtered(
         self, queries: np.ndarray, k: int, allowed: np.ndarray, share: float
     ) -> np.ndarray:
-        """Top-k among allowed items. A broad filter: search unfiltered with enough
-        oversampling and drop the disallowed (no Python call per visited node); rows that
-        come up short are searched again with the filter inside the graph walk."""
+        """Top-k among allowed items: search unfiltered with enough oversampling and drop
+        the disallowed. Rows that still come up short (the filter removes exactly what the
+        user is most drawn to) widen the search once, then are answered exactly over the
+        allowed items: recall never drops, and no Python callback runs per visited node.
+
+        A ``k`` above the index's ``ef`` sets the search breadth for that query alone
+        (hnswlib searches with max(ef, k)), so concurrent queries share no mutable state.
+        """
         oversample = min(self.size, max(4 * k, int(np.ceil(2 * k / share))))
-        self.index_.set_ef(max(self.ef, oversample))
         labels, _ = self.index_.knn_query(queries, k=oversample, num_threads=1)
         out = np.empty((len(queries), k), dtype=np.int64)
+        short: list[int] = []
         for r, row in enumerate(labels):
             kept = row[allowed[row]]
             if len(kept) >= k:
                 out[r] = kept[:k]
-                continue
-
-            def keep(label: int) -> bool:
-                return bool(allowed[label])
-
-            self.index_.set_ef(max(self.ef, 2 * k))
-            again, _ = self.index_.knn_query(queries[r : r + 1], k=k, num_threads=1, filter=keep)
-            out[r] = again[0]
+            else:
+                short.append(r)
+        wider = min(self.size, 4 * oversample)
+        if short and wider > oversample:
+            again, _ = self.index_.knn_query(queries[short], k=wider, num_threads=1)
+            still: list[int] = []
+            for r, row in zip(short, again, strict=True):
+                kept = row[allowed[row]]
+                if len(kept) >= k:
+                    out[r] = kept[:k]
+                else:
+                    still.append(r)
+            short = still
+        if short:
+            out[short] = self._exact(queries[short], k, allowed)[0]
         return out
 
     def _save_extra(self, folder: Path) -> None:
@@ -224,7 +236,6 @@ class HNSWIndex(VectorIndex):
         if n_allowed < max(self.exact_below * n, 2 * k) or n <= 2 * k:
             return self._exact(queries, k, allowed)
         if allowed is None:
-            self.index_.set_ef(max(self.ef, 2 * k_eff))
             labels, _ = self.index_.knn_query(queries, k=k_eff, num_threads=1)
         else:
             labels = self._filtered(queries, k_eff, allowed, n_allowed / n)

@@ -13,11 +13,11 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import bindparam, literal, select
+from sqlalchemy import Engine, bindparam, literal, select
 from sqlalchemy.orm import Session
 
 from matchwise.actions import DECIDED_ACTIONS, LIKE_ACTIONS
-from matchwise.db import queries
+from matchwise.db import driver, queries
 from matchwise.db.tables import Item, User
 from matchwise.db.tables import Recommendation as CachedRow
 from matchwise.errors import InvalidInput
@@ -88,7 +88,7 @@ def recommend(
         cached = read_cache(session, user_id, limit, kind, settings.cache_max_age_seconds, now)
         if cached is not None:
             return cached  # cached rows imply the user exists (they cascade with it)
-    user = queries.get_user(session, user_id)
+    user = queries.serving_profile(session, user_id)
     history = queries.history_of(session, user_id)
     route = route_for(history.count(), settings)
     if kind == "item" and route != "cold":
@@ -99,7 +99,7 @@ def recommend(
     if kind == "user":
         return people_recommendations(session, settings, user, history, route, limit, filters, now)
     else:
-        recs = heuristic_items(session, user_id, limit, filters, now, settings)
+        recs = heuristic_items(session, user, history, limit, filters, now, settings)
     return RecommendationList(
         user_id=user_id,
         route=route,
@@ -121,7 +121,7 @@ def route_for(n_interactions: int, settings: Settings) -> str:
 def _model_items(
     session: Session,
     settings: Settings,
-    user: Any,
+    user: queries.Profile,
     history: queries.History,
     route: str,
     limit: int,
@@ -199,7 +199,9 @@ def _model_items(
     )
 
 
-def _interest_profile(user: Any, history: queries.History, catalogue: Any) -> dict[str, float]:
+def _interest_profile(
+    user: queries.Profile, history: queries.History, catalogue: Any
+) -> dict[str, float]:
     """Tags the user stated (weight 2) plus tags of items they engaged with positively."""
     interest: dict[str, float] = {str(t).lower(): 2.0 for t in (user.tags or [])}
     for item in history.items_with(ENGAGED_ACTIONS, min_value=4)[-200:]:
@@ -211,7 +213,7 @@ def _interest_profile(user: Any, history: queries.History, catalogue: Any) -> di
 
 
 def _model_reasons(
-    user: Any,
+    user: queries.Profile,
     history: queries.History,
     catalogue: Any,
     rows: np.ndarray,
@@ -270,15 +272,13 @@ def _cache_query(kind: Kind) -> Any:
 _CACHE_QUERIES = {"item": _cache_query("item"), "user": _cache_query("user")}
 
 
-def read_cache(
-    session: Session, user_id: str, limit: int, kind: Kind, max_age_seconds: int, now: datetime
+def _cached_list(
+    rows: list, user_id: str, kind: Kind, max_age_seconds: int, now: datetime
 ) -> RecommendationList | None:
-    """The cached list when it exists and is fresh; None otherwise. One query: candidates
-    deactivated or held by moderation since the list was computed are dropped in SQL."""
-    rows = session.execute(_CACHE_QUERIES[kind], {"user_id": user_id, "limit": limit}).all()
     if not rows:
         return None
-    generated = rows[0][4]
+    generated = driver.as_utc(rows[0][4])
+    assert generated is not None
     if (now - generated).total_seconds() > max_age_seconds:
         return None
     return RecommendationList(
@@ -300,6 +300,63 @@ def read_cache(
     )
 
 
+def read_cache(
+    session: Session, user_id: str, limit: int, kind: Kind, max_age_seconds: int, now: datetime
+) -> RecommendationList | None:
+    """The cached list when it exists and is fresh; None otherwise. One query: candidates
+    deactivated or held by moderation since the list was computed are dropped in SQL."""
+    values = {"user_id": user_id, "limit": limit}
+    rows = driver.rows(session.connection(), _CACHE_QUERIES[kind], values)
+    return _cached_list(rows, user_id, kind, max_age_seconds, now)
+
+
+def read_cache_from(
+    engine: Engine,
+    user_id: str,
+    limit: int,
+    kind: Kind,
+    max_age_seconds: int,
+    now: datetime | None = None,
+) -> RecommendationList | None:
+    """:func:`read_cache` on a pooled connection of its own, without a session: what the
+    API's cached path runs (on SQLite straight on the event loop, see ``api.routes``)."""
+    rows = driver.rows_from(engine, _CACHE_QUERIES[kind], {"user_id": user_id, "limit": limit})
+    return _cached_list(rows, user_id, kind, max_age_seconds, now or datetime.now(UTC))
+
+
+def cached_recommendations(
+    engine: Engine,
+    settings: Settings,
+    user_id: str,
+    limit: int | None = None,
+    kind: Kind | None = None,
+    filters: RecommendFilters | None = None,
+) -> RecommendationList | None:
+    """What :func:`recommend` would serve from the cache, or None when it would compute
+    live (cache off, filters given, no fresh list). Needs no session."""
+    if not settings.use_cache or (filters is not None and filters != RecommendFilters()):
+        return None
+    limit = limit or settings.default_top_n
+    if limit < 1 or limit > 1000:
+        raise InvalidInput("limit must be between 1 and 1000")
+    kind = kind or ("user" if settings.domain == "people" else "item")
+    return read_cache_from(engine, user_id, limit, kind, settings.cache_max_age_seconds)
+
+
+def top_by_score(score: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` best scores, best first, ties broken by id.
+
+    Only the candidates that can make the cut are sorted: a string sort over the whole
+    catalogue would cost more than the scoring itself.
+    """
+    if k < len(score):
+        kth = np.partition(-score, k - 1)[k - 1]
+        cut = np.flatnonzero(-score <= kth)
+    else:
+        cut = np.arange(len(score))
+    return cut[np.lexsort((ids[cut], -score[cut]))][:k]
+
+
 def _normalise(values: np.ndarray) -> np.ndarray:
     top = float(values.max()) if len(values) else 0.0
     return values / top if top > 0 else np.zeros_like(values, dtype=np.float64)
@@ -315,7 +372,8 @@ ENGAGED_ACTIONS = ["like", "favorite", "register", "apply", "interest", "attend"
 
 def heuristic_items(
     session: Session,
-    user_id: str,
+    user: queries.Profile,
+    history: queries.History,
     limit: int,
     filters: RecommendFilters,
     now: datetime,
@@ -324,11 +382,9 @@ def heuristic_items(
     """Content + popularity (seed 004's fallback): interests, city, popularity, upcoming."""
     from matchwise.serving import state_for
 
-    user = queries.get_user(session, user_id)
     catalogue = state_for(settings).catalogue(session)
     if not len(catalogue):
         return []
-    history = queries.history_of(session, user_id)
     keep = catalogue.filter_mask(now, filters.include_past, filters.category, filters.city,
                                  filters.starts_after, filters.starts_before)  # fmt: skip
     for item in history.items_with(DECIDED_ACTIONS):
@@ -344,9 +400,8 @@ def heuristic_items(
         col = catalogue.tag_vocabulary.get(tag)
         if col is not None:
             weights[col] = weight
-    sub = catalogue.tag_matrix[rows]
-    sizes = np.maximum(np.asarray(sub.sum(axis=1)).ravel(), 1.0)
-    tag_score = _normalise(np.asarray(sub @ weights).ravel() / np.sqrt(sizes))
+    # over the whole catalogue, then picked: a sparse mat-vec is cheaper than slicing rows
+    tag_score = _normalise((catalogue.tag_matrix @ weights) * catalogue.tag_norm)[rows]
     pop = catalogue.popularity[rows]
     same_city = (catalogue.city_lc[rows] == (user.city or "").lower()) & bool(user.city)
     starts = catalogue.starts[rows]
@@ -354,7 +409,7 @@ def heuristic_items(
     days_ahead = (starts - stamp) / np.timedelta64(1, "D")
     soon = np.where(np.isnan(days_ahead), 0.0, np.exp(-np.clip(days_ahead, 0, None) / 30.0))
     score = 0.5 * tag_score + 0.3 * pop + 0.15 * same_city + 0.05 * soon
-    order = np.lexsort((catalogue.ids[rows], -score))[:limit]
+    order = top_by_score(score, catalogue.ids[rows], limit)
     picked = rows[order]
     reasons: list[str] = []
     for pos, row in zip(order, picked, strict=True):
@@ -385,7 +440,7 @@ def heuristic_items(
 def people_recommendations(
     session: Session,
     settings: Settings,
-    user: Any,
+    user: queries.Profile,
     history: queries.History,
     route: str,
     limit: int,

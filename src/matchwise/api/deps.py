@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
@@ -12,6 +12,8 @@ from starlette.concurrency import run_in_threadpool
 from matchwise.auth import MISS as _MISS
 from matchwise.auth import grants
 from matchwise.runtime import Runtime
+
+T = TypeVar("T")
 
 
 async def get_runtime(request: Request) -> Runtime:
@@ -23,6 +25,18 @@ def get_session(request: Request) -> Iterator[Session]:
     runtime: Runtime = request.app.state.runtime
     with runtime.session() as session:
         yield session
+
+
+async def on_store(runtime: Runtime, fn: Callable[..., T], *args: Any) -> T:
+    """Run a short store read where it costs least.
+
+    A SQLite read is a local file read of tens of microseconds, and in WAL mode it never
+    waits for a writer: it runs on the event loop, which saves the thread-pool hop that
+    costs more than the read. A networked database is waited on in the thread pool.
+    """
+    if runtime.engine.dialect.name == "sqlite":
+        return fn(*args)
+    return await run_in_threadpool(fn, *args)
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

@@ -6,9 +6,18 @@ from typing import Annotated, Literal
 
 import orjson
 from fastapi import APIRouter, Query, Response
+from starlette.concurrency import run_in_threadpool
 
 from matchwise import analytics, ingest, moderation, recommend, safety_service
-from matchwise.api.deps import AdminScope, IngestScope, ReadScope, RuntimeDep, SessionDep
+from matchwise.api.deps import (
+    AdminScope,
+    IngestScope,
+    ReadScope,
+    RuntimeDep,
+    SessionDep,
+    on_store,
+)
+from matchwise.runtime import Runtime
 from matchwise.schemas import (
     ErrorOut,
     EventBatch,
@@ -86,7 +95,7 @@ def post_interaction(
 
 
 @read_router.get("/v1/recommendations", response_model=RecommendationsOut)
-def get_recommendations(
+async def get_recommendations(
     runtime: RuntimeDep,
     user_id: Annotated[str, Query(min_length=1, max_length=64)],
     limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
@@ -96,38 +105,56 @@ def get_recommendations(
     include_past: bool = False,
     fresh: Annotated[bool, Query(description="skip the ranking cache, compute live")] = False,
 ) -> Response:
-    """Ranked candidates for a user, each with a short reason; says which route served it."""
+    """Ranked candidates for a user, each with a short reason; says which route served it.
+
+    A fresh cached list is read first, without a session (on SQLite on the event loop);
+    anything else is computed live in the thread pool.
+    """
+    settings = runtime.settings
     filters = recommend.RecommendFilters(category=category, city=city, include_past=include_past)
-    with runtime.session() as session:  # opened here: one thread-pool hop per request
-        result = recommend.recommend(
-            session,
-            runtime.settings,
-            user_id,
-            limit=limit,
-            kind=kind,
-            filters=filters,
-            use_cache=False if fresh else None,
-        )
-    # Serialised straight to JSON bytes: the hot path skips a pydantic round trip; the
-    # shape is RecommendationsOut (the documented response model).
-    body = {
-        "user_id": result.user_id,
-        "route": result.route,
-        "model_version": result.model_version,
-        "generated_at": result.generated_at,
-        "recommendations": [
-            {
-                "candidate_id": r.candidate_id,
-                "candidate_kind": r.candidate_kind,
-                "score": r.score,
-                "rank": r.rank,
-                "reason": r.reason,
-                "title": r.title,
-            }
-            for r in result.recommendations
-        ],
-    }
-    return Response(orjson.dumps(body), media_type="application/json")
+    result = None
+    if not fresh:
+        result = await on_store(runtime, recommend.cached_recommendations, runtime.engine,
+                                settings, user_id, limit, kind, filters)  # fmt: skip
+    if result is None:
+        result = await run_in_threadpool(_live, runtime, user_id, limit, kind, filters)
+    return Response(_recommendations_json(result), media_type="application/json")
+
+
+def _live(
+    runtime: Runtime,
+    user_id: str,
+    limit: int | None,
+    kind: recommend.Kind | None,
+    filters: recommend.RecommendFilters,
+) -> recommend.RecommendationList:
+    with runtime.session() as session:
+        return recommend.recommend(session, runtime.settings, user_id, limit=limit, kind=kind,
+                                   filters=filters, use_cache=False)  # fmt: skip
+
+
+def _recommendations_json(result: recommend.RecommendationList) -> bytes:
+    """Straight to JSON bytes: the hot path skips a pydantic round trip; the shape is
+    RecommendationsOut (the documented response model)."""
+    return orjson.dumps(
+        {
+            "user_id": result.user_id,
+            "route": result.route,
+            "model_version": result.model_version,
+            "generated_at": result.generated_at,
+            "recommendations": [
+                {
+                    "candidate_id": r.candidate_id,
+                    "candidate_kind": r.candidate_kind,
+                    "score": r.score,
+                    "rank": r.rank,
+                    "reason": r.reason,
+                    "title": r.title,
+                }
+                for r in result.recommendations
+            ],
+        }
+    )
 
 
 @ingest_router.post("/v1/reports", response_model=ReportOut)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any, Literal, overload
 
 import pandas as pd
 from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
+from matchwise.db import driver
 from matchwise.db.tables import Interaction, Item, User
 from matchwise.errors import NotFound
 
@@ -105,8 +107,32 @@ class History:
         return {t for t in self.target_user_ids if t is not None}
 
 
+@dataclass(frozen=True)
+class Profile:
+    """What the online path needs of the requesting user (not the whole ORM row)."""
+
+    id: str
+    tags: list[str]
+    city: str | None
+
+
+_PROFILE = select(User.id, User.tags, User.city).where(User.id == bindparam("user_id"))
+
+
+def serving_profile(session: Session, user_id: str) -> Profile:
+    """The requesting user's id, tags and city; raises NotFound for an unknown user.
+
+    A driver-level read, not ``session.get``: the ORM costs more than the query here.
+    """
+    found = driver.rows(session.connection(), _PROFILE, {"user_id": user_id})
+    if not found:
+        raise NotFound(f"unknown user {user_id!r}")
+    user, tags, city = found[0]
+    return Profile(user, list(driver.as_json(tags) or []), city)
+
+
 def history_of(session: Session, user_id: str) -> History:
-    rows = session.execute(_HISTORY, {"user_id": user_id}).all()
+    rows = driver.rows(session.connection(), _HISTORY, {"user_id": user_id})
     if not rows:
         return History([], [], [], [])
     items, targets, actions, values = (list(col) for col in zip(*rows, strict=True))
@@ -137,7 +163,17 @@ def blocked_between(session: Session, user_id: str) -> set[str]:
     return {a if b == user_id else b for a, b in session.execute(stmt) if a and b}
 
 
-def count_by_target(session: Session, actions: list[str], kind: str = "item") -> pd.Series:
+@overload
+def count_by_target(
+    session: Session, actions: list[str], kind: str = ..., *, as_dict: Literal[False] = ...
+) -> pd.Series: ...
+@overload
+def count_by_target(
+    session: Session, actions: list[str], kind: str = ..., *, as_dict: Literal[True]
+) -> dict[str, int]: ...
+def count_by_target(
+    session: Session, actions: list[str], kind: str = "item", *, as_dict: bool = False
+) -> pd.Series | dict[str, int]:
     """How often each item (or user) received one of ``actions``: a popularity signal."""
     column = Interaction.item_id if kind == "item" else Interaction.target_user_id
     stmt = (
@@ -145,8 +181,26 @@ def count_by_target(session: Session, actions: list[str], kind: str = "item") ->
         .where(Interaction.action.in_(actions), column.is_not(None))
         .group_by(column)
     )
-    rows = session.execute(stmt).all()
-    return pd.Series({k: v for k, v in rows}, dtype=float)
+    counts = {k: v for k, v in session.connection().execute(stmt)}
+    return counts if as_dict else pd.Series(counts, dtype=float)
+
+
+_CATALOGUE = select(Item.id, Item.title, Item.category, Item.city, Item.starts_at, Item.tags).where(
+    Item.active.is_(True)
+)
+
+
+def catalogue_columns(session: Session) -> dict[str, list[Any]]:
+    """Active items as one list per column, read at the driver level (see ``db.driver``:
+    it runs beside live requests and must not hold the GIL for long)."""
+    names = ["id", "title", "category", "city", "starts_at", "tags"]
+    found = driver.rows(session.connection(), _CATALOGUE)
+    if not found:
+        return {n: [] for n in names}
+    columns = dict(zip(names, (list(c) for c in zip(*found, strict=True)), strict=True))
+    columns["starts_at"] = [driver.as_utc(v) for v in columns["starts_at"]]
+    columns["tags"] = [driver.as_json(v) for v in columns["tags"]]
+    return columns
 
 
 def interaction_count(session: Session, user_id: str) -> int:
