@@ -1,8 +1,10 @@
 """The online core: the same function serves the API, the CLI and batch refreshes.
 
-Today it serves the honest heuristic of the foundation (content + popularity, with
-the people domain's mutual preferences); later routes (two-tower, ranker, cache)
-plug in behind :func:`recommend` without its callers changing.
+:func:`recommend` routes a user (cold / warm / hot, seed 003), takes candidates from the
+active model's ANN index or the content + popularity heuristic, applies the business
+filters and writes a reason per result; the per-user cache (seed 004) answers first when
+fresh. :func:`cached_recommendations` is that cache step alone, without a session, for
+the API's hot path.
 """
 
 from __future__ import annotations
