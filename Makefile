@@ -23,7 +23,9 @@ demo: $(BIN)/.installed
 
 test: $(BIN)/.dev-installed lint
 	@url="$$(bash scripts/pg-test-server.sh start)" && \
-	  MATCHWISE_TEST_DATABASE_URL="$$url" $(BIN)/pytest $(PYTEST_ARGS)
+	  redis="$$(bash scripts/redis-test-server.sh start)" && \
+	  MATCHWISE_TEST_DATABASE_URL="$$url" MATCHWISE_TEST_REDIS_URL="$$redis" \
+	  $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(BIN)/.dev-installed
 	$(BIN)/ruff check src tests benchmarks

@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 MOVIELENS_100K = SHARED_DATA / "movielens-100k"
 PG_SCRIPT = ROOT / "scripts" / "pg-test-server.sh"
+REDIS_SCRIPT = ROOT / "scripts" / "redis-test-server.sh"
 
 
 def _postgres_url() -> str | None:
@@ -49,10 +50,41 @@ def _postgres_url() -> str | None:
     return url
 
 
-def _unavailable(reason: str) -> None:
+def _unavailable(reason: str, what: str = "PostgreSQL") -> None:
     if os.environ.get("CI"):
-        raise RuntimeError(f"PostgreSQL tests cannot run: {reason}")
+        raise RuntimeError(f"{what} tests cannot run: {reason}")
     return None
+
+
+def _redis_url() -> str | None:
+    url = os.environ.get("MATCHWISE_TEST_REDIS_URL")
+    if url:
+        return url
+    try:
+        out = subprocess.run(
+            ["bash", str(REDIS_SCRIPT), "start"], capture_output=True, text=True, timeout=600
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return _unavailable(f"cannot run {REDIS_SCRIPT}: {exc}", "Redis")
+    if out.returncode != 0:
+        return _unavailable(f"{REDIS_SCRIPT} failed: {out.stderr.strip()[-500:]}", "Redis")
+    url = out.stdout.strip().splitlines()[-1]
+    os.environ["MATCHWISE_TEST_REDIS_URL"] = url
+    return url
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """A real Redis server (``scripts/redis-test-server.sh``), emptied for each test."""
+    url = _redis_url()
+    if url is None:
+        pytest.skip("Redis test server unavailable")
+    import redis
+
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()
+    return url
 
 
 @pytest.fixture(scope="session")

@@ -81,6 +81,9 @@ def _upsert(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> U
         )
         session.execute(stmt, list(chunk))
     created = len({r["id"] for r in rows} - present)
+    from matchwise.online_cache import note_visibility
+
+    note_visibility(session, "user" if model is User else "item", [r["id"] for r in rows])
     return UpsertResult(created=created, updated=len(rows) - created)
 
 

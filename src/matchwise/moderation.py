@@ -11,6 +11,7 @@ from matchwise.audit import audit
 from matchwise.db import queries
 from matchwise.db.tables import ModerationFlag, Report, User, utcnow
 from matchwise.errors import Conflict, InvalidInput, NotFound
+from matchwise.online_cache import note_visibility
 
 REPORT_REASONS = (
     "spam",
@@ -47,6 +48,7 @@ def flag_profile(
             flag.source = f"{flag.source}+{source}"[:16]
     if user.moderation_status == "ok":
         user.moderation_status = "hidden"
+        note_visibility(session, "user", [user_id])
     session.flush()
     audit(session, actor, "moderation.flag", user_id, {"source": source, "labels": labels})
     return flag
@@ -128,6 +130,7 @@ def resolve_flag(
     user = session.get(User, flag.user_id)
     if user is not None:
         user.moderation_status = "ok" if decision == "approve" else "removed"
+        note_visibility(session, "user", [user.id])
     session.flush()
     audit(session, actor, f"moderation.{decision}", flag.user_id, {"flag": flag_id, "note": note})
     return flag

@@ -326,6 +326,22 @@ def read_cache_from(
     return _cached_list(rows, user_id, kind, max_age_seconds, now or datetime.now(UTC))
 
 
+def cacheable(
+    settings: Settings,
+    limit: int | None = None,
+    kind: Kind | None = None,
+    filters: RecommendFilters | None = None,
+) -> tuple[int, Kind] | None:
+    """The (limit, kind) a cache may answer this request with, or None when it must be
+    computed live (cache off, or filters given)."""
+    if not settings.use_cache or (filters is not None and filters != RecommendFilters()):
+        return None
+    limit = limit or settings.default_top_n
+    if limit < 1 or limit > 1000:
+        raise InvalidInput("limit must be between 1 and 1000")
+    return limit, kind or ("user" if settings.domain == "people" else "item")
+
+
 def cached_recommendations(
     engine: Engine,
     settings: Settings,
@@ -336,13 +352,10 @@ def cached_recommendations(
 ) -> RecommendationList | None:
     """What :func:`recommend` would serve from the cache, or None when it would compute
     live (cache off, filters given, no fresh list). Needs no session."""
-    if not settings.use_cache or (filters is not None and filters != RecommendFilters()):
+    request = cacheable(settings, limit, kind, filters)
+    if request is None:
         return None
-    limit = limit or settings.default_top_n
-    if limit < 1 or limit > 1000:
-        raise InvalidInput("limit must be between 1 and 1000")
-    kind = kind or ("user" if settings.domain == "people" else "item")
-    return read_cache_from(engine, user_id, limit, kind, settings.cache_max_age_seconds)
+    return read_cache_from(engine, user_id, *request, settings.cache_max_age_seconds)
 
 
 def top_by_score(score: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:

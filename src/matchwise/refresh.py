@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from matchwise.db import queries
 from matchwise.db.tables import Recommendation, User
-from matchwise.recommend import RecommendationList, recommend
+from matchwise.recommend import Kind, RecommendationList, recommend
 from matchwise.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -48,11 +48,13 @@ def refresh_users(
     runtime: Runtime,
     user_ids: Sequence[str] | None = None,
     top_n: int = 50,
-    kind: str | None = None,
+    kind: Kind | None = None,
     progress: Any = None,
 ) -> dict[str, Any]:
     """Recompute the cache for ``user_ids`` (all active users when None)."""
     settings = runtime.settings
+    full = user_ids is None
+    list_kind: Kind = kind or ("user" if settings.domain == "people" else "item")
     with runtime.session() as session:
         if user_ids is None:
             user_ids = list(session.scalars(select(User.id).where(User.active.is_(True))))
@@ -61,12 +63,33 @@ def refresh_users(
                 queries.get_user(session, user_id)
     written = 0
     now = datetime.now(UTC)
+    pending: list[RecommendationList] = []
     for user_id in user_ids:
         with runtime.session() as session:
             result = recommend(
                 session, settings, user_id, limit=top_n, kind=kind, use_cache=False, now=now
             )
             written += write_cache(session, result)
+        pending.append(result)
+        if len(pending) >= 500:
+            _to_online_cache(runtime, pending, list_kind)
+            pending = []
         if progress is not None:
             progress()
+    _to_online_cache(runtime, pending, list_kind)
+    if full and runtime.online is not None:
+        with runtime.session() as session:
+            for hidden_kind in ("item", "user"):
+                runtime.online.reconcile_hidden(session, hidden_kind)
     return {"users": len(user_ids), "rows": written, "generated_at": now.isoformat()}
+
+
+def _to_online_cache(runtime: Runtime, lists: list[RecommendationList], kind: str) -> None:
+    """Mirror freshly written lists into Redis. The database already holds them, so a
+    Redis failure is logged, not raised: readers fall back to the database cache."""
+    if runtime.online is None or not lists:
+        return
+    try:
+        runtime.online.put(lists, runtime.settings.cache_max_age_seconds, kind)
+    except Exception as exc:
+        log.error("could not write %d lists to the online cache (%s)", len(lists), exc)

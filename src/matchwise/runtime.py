@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -13,11 +14,15 @@ from matchwise.db.engine import create_engine_for, current_revision, session_sco
 from matchwise.errors import StoreUnavailable
 from matchwise.settings import Settings, load_settings
 
+if TYPE_CHECKING:
+    from matchwise.online_cache import OnlineCache
+
 
 @dataclass
 class Runtime:
     settings: Settings
     engine: Engine
+    online: OnlineCache | None = None  # Redis, when ``settings.redis_url`` is set
 
     @classmethod
     def open(cls, settings: Settings | None = None, migrate: bool = True) -> Runtime:
@@ -30,7 +35,14 @@ class Runtime:
                 raise StoreUnavailable(
                     f"cannot open the store at {_redact(settings.database_url)}: {exc}"
                 ) from exc
-        return cls(settings=settings, engine=create_engine_for(settings.database_url))
+        engine = create_engine_for(settings.database_url)
+        online = None
+        if settings.redis_url:
+            from matchwise.online_cache import OnlineCache, attach
+
+            online = OnlineCache(settings.redis_url)
+            attach(engine, online)
+        return cls(settings=settings, engine=engine, online=online)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -41,6 +53,8 @@ class Runtime:
         return current_revision(self.engine)
 
     def close(self) -> None:
+        if self.online is not None:
+            self.online.close()
         self.engine.dispose()
 
 

@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     )
     use_cache: bool = True
     cache_max_age_seconds: int = Field(default=86_400, ge=0)
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis as the shared online cache (e.g. redis://host:6379/0): refreshed "
+        "lists are written there too and the API reads them first. Unset: the database "
+        "cache alone.",
+    )
     task_queue_enabled: bool = True
     realtime_refresh_enabled: bool = True
     realtime_refresh_min_interval_seconds: int = Field(default=60, ge=0)

@@ -80,7 +80,15 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             owned = True
         else:
             owned = False
+        redis_url = app.state.runtime.settings.redis_url
+        if redis_url:
+            from matchwise.online_cache import AsyncReader
+
+            app.state.online_reader = AsyncReader(redis_url)
         yield
+        if app.state.online_reader is not None:
+            await app.state.online_reader.close()
+            app.state.online_reader = None
         if owned:
             app.state.runtime.close()
 
@@ -91,6 +99,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.state.online_reader = None  # Redis reader, opened by the lifespan when configured
     install_error_handlers(app)
     app.state.key_cache = KeyCache()
     for part in (router, ingest_router, read_router, admin_router):

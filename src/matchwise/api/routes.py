@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import orjson
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from matchwise import analytics, ingest, moderation, recommend, safety_service
@@ -96,6 +97,7 @@ def post_interaction(
 
 @read_router.get("/v1/recommendations", response_model=RecommendationsOut)
 async def get_recommendations(
+    request: Request,
     runtime: RuntimeDep,
     user_id: Annotated[str, Query(min_length=1, max_length=64)],
     limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
@@ -107,13 +109,21 @@ async def get_recommendations(
 ) -> Response:
     """Ranked candidates for a user, each with a short reason; says which route served it.
 
-    A fresh cached list is read first, without a session (on SQLite on the event loop);
-    anything else is computed live in the thread pool.
+    A fresh cached list is read first: from Redis when configured, else from the
+    database without a session (on SQLite on the event loop); anything else is computed
+    live in the thread pool.
     """
     settings = runtime.settings
     filters = recommend.RecommendFilters(category=category, city=city, include_past=include_past)
-    result = None
-    if not fresh:
+    result: recommend.RecommendationList | None = None
+    online = request.app.state.online_reader
+    if not fresh and online is not None:
+        cache_request = recommend.cacheable(settings, limit, kind, filters)
+        if cache_request is not None:
+            top_n, list_kind = cache_request
+            result = await online.get(user_id, list_kind, top_n, settings.cache_max_age_seconds,
+                                      datetime.now(UTC))  # fmt: skip
+    if not fresh and result is None:
         result = await on_store(runtime, recommend.cached_recommendations, runtime.engine,
                                 settings, user_id, limit, kind, filters)  # fmt: skip
     if result is None:
