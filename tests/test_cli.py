@@ -150,3 +150,29 @@ def test_train_refuses_bad_config_and_dry_run_writes_nothing(
     assert out["registry_id"] is None and out["activated"] is False
     assert run(["models", "list"]) == 0
     assert "ease-" not in capsys.readouterr().out  # a dry run registers nothing
+
+
+def test_refresh_with_training_trains_activates_then_refreshes(
+    sqlite_url: str, tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pandas as pd
+
+    from matchwise import registry
+    from matchwise.data.synthetic import generate_items
+    from matchwise.ingest import write_bundle
+
+    monkeypatch.setenv("MATCHWISE_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("MATCHWISE_ARTIFACT_ROOT", str(tmp_path / "art"))
+    monkeypatch.setenv("MATCHWISE_RETRAIN_MODELS", '["ease"]')
+    monkeypatch.delenv("MATCHWISE_CONFIG", raising=False)
+    settings = Settings(database_url=sqlite_url)
+    runtime = Runtime.open(settings, migrate=False)
+    start = pd.Timestamp.now(tz="UTC").normalize() - pd.Timedelta(days=60)
+    bundle = generate_items(n_users=120, n_items=80, n_interactions=4000, seed=5, start=start)
+    write_bundle(runtime.engine, bundle, settings.action_table)
+    assert run(["refresh", "--train", "--top-n", "5", "--kind", "item"]) == 0
+    out = capsys.readouterr().out
+    assert "ease:" in out and "activated" in out and "refreshed 120 users" in out
+    with runtime.session() as s:
+        assert registry.active_version(s, "ease") is not None
+    runtime.close()

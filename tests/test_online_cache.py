@@ -156,3 +156,40 @@ def test_encode_decode_round_trip_drops_hidden_positions() -> None:
     assert out is not None
     assert [(r.candidate_id, r.rank) for r in out.recommendations] == [("e0", 1), ("e2", 2)]
     assert hidden_key("item") != list_key("item", "u")
+
+
+def test_mirror_fills_an_empty_redis_from_the_database_cache(
+    settings: Settings, online: Runtime
+) -> None:
+    from matchwise.online_cache import mirror_database_cache
+
+    plain = Runtime.open(settings, migrate=False)  # no Redis: only the database is written
+    try:
+        refresh_users(plain, None, top_n=10, kind="item")
+        refresh_users(plain, ["bob"], top_n=10, kind="user")  # one kind per user is cached
+    finally:
+        plain.close()
+    assert online.online is not None
+    assert not online.online.client.exists(list_key("item", "alice"))
+    with _client(online) as client:
+        from_db = client.get("/v1/recommendations", params=PARAMS).json()
+        people = {"user_id": "bob", "kind": "user", "limit": 10}
+        people_from_db = client.get("/v1/recommendations", params=people).json()
+        assert from_db["route"] == people_from_db["route"] == "cache"
+        assert mirror_database_cache(online, batch=2) >= 3
+        with online.session() as s:
+            s.execute(delete(CachedRow))
+        assert client.get("/v1/recommendations", params=PARAMS).json() == from_db
+        assert client.get("/v1/recommendations", params=people).json() == people_from_db
+
+
+def test_mirror_without_redis_is_a_clear_error(settings: Settings) -> None:
+    from matchwise.errors import ConfigError
+    from matchwise.online_cache import mirror_database_cache
+
+    runtime = Runtime.open(settings, migrate=False)
+    try:
+        with pytest.raises(ConfigError, match="redis_url is not set"):
+            mirror_database_cache(runtime)
+    finally:
+        runtime.close()

@@ -85,6 +85,57 @@ def _prepare(work: Path, env: dict[str, str], args: argparse.Namespace) -> dict[
     return {"key": key, "model": trained.version, "timings": timings}
 
 
+def _redis_cached(
+    work: Path, env: dict[str, str], key: str, port: int, args: argparse.Namespace
+) -> dict[str, float]:
+    """The cached path with Redis as the online cache: a Redis from the project's script
+    (own port, no persistence), filled from the database cache, read by the API."""
+    from matchwise.online_cache import mirror_database_cache
+    from matchwise.runtime import Runtime
+    from matchwise.settings import Settings
+
+    script = ROOT / "scripts" / "redis-test-server.sh"
+    redis_env = {**os.environ, "MATCHWISE_TEST_REDIS_PORT": str(port + 10_000),
+                 "MATCHWISE_TEST_REDIS_DIR": str(work / "redis")}  # fmt: skip
+    url = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True,
+                         env=redis_env, check=True).stdout.strip().splitlines()[-1]  # fmt: skip
+    try:
+        runtime = Runtime.open(
+            Settings(
+                database_url=env["MATCHWISE_DATABASE_URL"],
+                artifact_root=env["MATCHWISE_ARTIFACT_ROOT"],
+                redis_url=url,
+                cache_max_age_seconds=7 * 24 * 3600,
+            )
+        )
+        mirror_database_cache(runtime)
+        runtime.close()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "matchwise", "serve", "--port", str(port),
+             "--workers", str(args.workers)],
+            env={**os.environ, **env, "MATCHWISE_REDIS_URL": url}, cwd=work,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            _wait(f"http://127.0.0.1:{port}/healthz")
+            probe = urllib.request.Request(
+                f"http://127.0.0.1:{port}/v1/recommendations?user_id=u1&limit=10",
+                headers={"X-API-Key": key},
+            )
+            with urllib.request.urlopen(probe, timeout=60) as r:  # noqa: S310 (loopback)
+                route = json.loads(r.read())["route"]
+            if route != "cache":
+                raise RuntimeError(f"the Redis path answered with route {route!r}, not cache")
+            wenv = {"BENCH_USERS": str(args.users), "BENCH_KEY": key}
+            _wrk(port, 3, args.connections, wenv)
+            return _wrk(port, args.seconds, args.connections, wenv)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    finally:
+        subprocess.run(["bash", str(script), "stop"], env=redis_env, check=False)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--users", type=int, default=10_000)
@@ -157,6 +208,8 @@ def main() -> int:
         finally:
             server.terminate()
             server.wait(timeout=30)
+    if "redis_cached" in paths:
+        results["redis_cached"] = _redis_cached(work, env, key, port + 2, args)
     if "bare_fastapi" in paths:
         bare = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port + 1),

@@ -343,7 +343,12 @@ def refresh(
     user_id: Annotated[str | None, typer.Option("--user-id", help="only this user")] = None,
     top_n: Annotated[int, typer.Option("--top-n", help="list length per user")] = 50,
     skip_training: Annotated[
-        bool, typer.Option("--skip-training", help="use the active models as they are")
+        bool,
+        typer.Option(
+            "--skip-training/--train",
+            help="use the active models as they are (default), or retrain "
+            "settings.retrain_models first and activate those that beat the active version",
+        ),
     ] = True,
     kind: Annotated[str | None, typer.Option(help="item or user")] = None,
 ) -> None:
@@ -358,7 +363,10 @@ def refresh(
     if not skip_training:
         from matchwise.training import retrain
 
-        console.print(retrain(runtime))
+        outcome, _ = retrain(runtime)
+        for name, summary in outcome.items():
+            state = "activated" if summary["activated"] else "kept the active version"
+            console.print(f"{name}: {summary['version']} {state} ({summary['reason']})")
     users = [user_id] if user_id else None
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("refreshing", total=None)
@@ -368,6 +376,16 @@ def refresh(
     console.print(
         f"[green]refreshed[/green] {stats['users']:,} users, {stats['rows']:,} cached rows"
     )
+
+
+@app.command("mirror-cache")
+def mirror_cache() -> None:
+    """Copy the database's ranking cache into Redis (``redis_url``) without recomputing:
+    for an online cache that was just added, restarted or flushed."""
+    from matchwise.online_cache import mirror_database_cache
+
+    written = mirror_database_cache(_runtime())
+    console.print(f"[green]mirrored[/green] {written:,} cached lists into Redis")
 
 
 @app.command()

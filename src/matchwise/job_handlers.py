@@ -30,23 +30,12 @@ def retention(ctx: JobContext) -> dict[str, Any]:
 def retrain(ctx: JobContext) -> dict[str, Any]:
     """Dataset → train → evaluate → register → activate if better; then refresh the cache."""
     from matchwise.refresh import refresh_users
-    from matchwise.training import train_model
+    from matchwise.training import retrain as retrain_models
 
-    settings = ctx.runtime.settings
-    models = ctx.payload.get("models") or list(settings.retrain_models)
-    outcome: dict[str, Any] = {}
-    activated = False
-    for name in models:
-        result = train_model(ctx.runtime, name, domain=ctx.payload.get("domain"),
-                             actor=f"worker:{ctx.worker_id}")  # fmt: skip
-        outcome[name] = {"version": result.version, "activated": result.activated,
-                         "reason": result.reason,
-                         "validation_ndcg@10": result.validation.get("ndcg@10")}  # fmt: skip
-        activated |= result.activated
+    outcome, activated = retrain_models(ctx.runtime, ctx.payload.get("models"),
+                                        domain=ctx.payload.get("domain"),
+                                        actor=f"worker:{ctx.worker_id}")  # fmt: skip
     if activated and ctx.payload.get("refresh", True):
-        from matchwise.serving import state_for
-
-        state_for(settings).invalidate()
         top_n = int(ctx.payload.get("top_n", 50))
         outcome["refresh"] = refresh_users(ctx.runtime, None, top_n=top_n)
     return outcome

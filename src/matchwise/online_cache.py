@@ -29,6 +29,7 @@ from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session
 
 from matchwise.db.tables import Item, User
+from matchwise.errors import ConfigError
 from matchwise.recommend import Kind, Recommendation, RecommendationList
 
 log = logging.getLogger(__name__)
@@ -180,6 +181,62 @@ class AsyncReader:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+def mirror_database_cache(runtime: Any, batch: int = 1000) -> int:
+    """Copy every cached list from the database into Redis: for a Redis that was just
+    added, restarted or flushed, without recomputing anything. Returns lists written."""
+    from matchwise.db.tables import Recommendation as CachedRow
+
+    cache: OnlineCache | None = runtime.online
+    if cache is None:
+        raise ConfigError("redis_url is not set: there is no online cache to fill")
+    stmt = (
+        select(CachedRow.user_id, CachedRow.candidate_kind, CachedRow.candidate_id,
+               CachedRow.score, CachedRow.reason, CachedRow.model_version,
+               CachedRow.generated_at, Item.title)
+        .outerjoin(Item, Item.id == CachedRow.candidate_id)
+        .order_by(CachedRow.user_id, CachedRow.candidate_kind, CachedRow.rank)
+    )  # fmt: skip
+    written = 0
+    pending: dict[str, list[RecommendationList]] = {"item": [], "user": []}
+    current: RecommendationList | None = None
+    ttl = runtime.settings.cache_max_age_seconds
+
+    def flush(kind: str) -> None:
+        nonlocal written
+        cache.put(pending[kind], ttl, kind)
+        written += len(pending[kind])
+        pending[kind] = []
+
+    with runtime.session() as session:
+        for user, kind, candidate, score, reason, version, generated, title in session.execute(
+            stmt
+        ).yield_per(5000):
+            if current is None or (current.user_id, _kind_of(current)) != (user, kind):
+                if len(pending[kind]) >= batch:
+                    flush(kind)  # every list in it is complete: rows come grouped by user
+                current = RecommendationList(user, "cache", version, generated, [])
+                pending[kind].append(current)
+            current.recommendations.append(
+                Recommendation(
+                    candidate,
+                    kind,
+                    score,
+                    len(current.recommendations) + 1,
+                    reason or "",
+                    title if kind == "item" else None,
+                )  # fmt: skip
+            )
+        for kind in pending:
+            flush(kind)
+        for kind in ("item", "user"):
+            cache.reconcile_hidden(session, kind)
+    return written
+
+
+def _kind_of(result: RecommendationList) -> str:
+    return result.recommendations[0].candidate_kind if result.recommendations else ""
 
 
 # --- visibility changes -------------------------------------------------------------

@@ -117,6 +117,30 @@ def _score_samples(
     return positive[finite(positive)], other[finite(other)]
 
 
+def retrain(
+    runtime: Runtime,
+    models: list[str] | None = None,
+    domain: str | None = None,
+    actor: str = "cli",
+) -> tuple[dict[str, Any], bool]:
+    """Train each of ``models`` (default: ``settings.retrain_models``) and activate the
+    ones that beat the active version; returns a summary per model and whether any
+    activation happened (then the serving state and the cache need a refresh)."""
+    outcome: dict[str, Any] = {}
+    activated = False
+    for name in models or list(runtime.settings.retrain_models):
+        result = train_model(runtime, name, domain=domain, actor=actor)
+        outcome[name] = {"version": result.version, "activated": result.activated,
+                         "reason": result.reason,
+                         "validation_ndcg@10": result.validation.get("ndcg@10")}  # fmt: skip
+        activated |= result.activated
+    if activated:
+        from matchwise.serving import state_for
+
+        state_for(runtime.settings).invalidate()
+    return outcome, activated
+
+
 def train_model(
     runtime: Runtime,
     name: str,
