@@ -152,8 +152,8 @@ def main() -> int:
     )
     parser.add_argument(
         "--paths",
-        default="cached,live,bare_fastapi",
-        help="comma-separated subset of cached, live, bare_fastapi",
+        default="cached,live,redis_cached,bare_fastapi",
+        help="comma-separated subset of cached, live, redis_cached, bare_fastapi",
     )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
