@@ -351,6 +351,13 @@ def refresh(
         ),
     ] = True,
     kind: Annotated[str | None, typer.Option(help="item or user")] = None,
+    ray: Annotated[
+        bool, typer.Option("--ray", help="fan the scoring out over Ray tasks (matchwise[scale])")
+    ] = False,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="join this Ray cluster ('auto', 'ray://host:10001'); default local"),
+    ] = None,
 ) -> None:
     """Recompute the ranking cache for every active user, or one (seed 004's refresh)."""
     from rich.progress import Progress
@@ -370,9 +377,15 @@ def refresh(
     users = [user_id] if user_id else None
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("refreshing", total=None)
-        stats = refresh_users(
-            runtime, users, top_n=top_n, kind=kind, progress=lambda: bar.advance(task)
-        )
+        if ray or ray_address:
+            from matchwise.batch import refresh_with_ray
+
+            stats = refresh_with_ray(runtime, users, top_n=top_n, kind=kind,  # type: ignore[arg-type]
+                                     address=ray_address,
+                                     progress=lambda n: bar.advance(task, n))  # fmt: skip
+        else:
+            stats = refresh_users(runtime, users, top_n=top_n, kind=kind,  # type: ignore[arg-type]
+                                  progress=lambda: bar.advance(task))  # fmt: skip
     console.print(
         f"[green]refreshed[/green] {stats['users']:,} users, {stats['rows']:,} cached rows"
     )

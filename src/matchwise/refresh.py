@@ -77,11 +77,22 @@ def refresh_users(
         if progress is not None:
             progress()
     _to_online_cache(runtime, pending, list_kind)
-    if full and runtime.online is not None:
-        with runtime.session() as session:
-            for hidden_kind in ("item", "user"):
-                runtime.online.reconcile_hidden(session, hidden_kind)
+    if full:
+        reconcile_online_visibility(runtime)
     return {"users": len(user_ids), "rows": written, "generated_at": now.isoformat()}
+
+
+def reconcile_online_visibility(runtime: Runtime) -> None:
+    """After a full refresh: make Redis's hidden sets match the store (no-op without
+    Redis; a failure is logged, the next full refresh tries again)."""
+    if runtime.online is None:
+        return
+    try:
+        with runtime.session() as session:
+            for kind in ("item", "user"):
+                runtime.online.reconcile_hidden(session, kind)
+    except Exception as exc:
+        log.error("could not reconcile the online cache's hidden sets (%s)", exc)
 
 
 def _to_online_cache(runtime: Runtime, lists: list[RecommendationList], kind: str) -> None:

@@ -1,0 +1,100 @@
+"""Batch scoring beyond one machine: the cache refresh fanned out over a Ray cluster.
+
+The work is :func:`matchwise.refresh.refresh_users` itself, run on chunks of users by
+Ray tasks; each task opens its own store connection and loads the active models from
+``artifact_root`` (on several machines that must be storage they all reach: an
+``s3://`` URL, or a shared folder) and the store must be PostgreSQL (or SQLite on one
+machine). Every user's list is still replaced in one transaction, so readers never see
+half a list, and a task that fails is retried by Ray before the refresh reports it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+
+from matchwise.db import queries
+from matchwise.db.tables import User
+from matchwise.errors import ConfigError
+from matchwise.recommend import Kind
+from matchwise.runtime import Runtime
+from matchwise.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _refresh_chunk(
+    settings: dict[str, Any], user_ids: list[str], top_n: int, kind: Kind | None
+) -> dict[str, Any]:
+    """One Ray task: refresh ``user_ids`` with a store connection of its own."""
+    from matchwise.refresh import refresh_users
+
+    runtime = Runtime.open(Settings(**settings), migrate=False)
+    try:
+        return refresh_users(runtime, user_ids, top_n=top_n, kind=kind)
+    finally:
+        runtime.close()
+
+
+def refresh_with_ray(
+    runtime: Runtime,
+    user_ids: Sequence[str] | None = None,
+    top_n: int = 50,
+    kind: Kind | None = None,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    chunk_size: int | None = None,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Refresh every active user's cache (or ``user_ids``) with Ray tasks.
+
+    ``address`` joins an existing cluster (``"auto"`` or ``ray://host:10001``); without it
+    a local Ray starts with ``num_cpus`` (all cores by default) and stops afterwards.
+    """
+    try:
+        import ray
+    except ImportError as exc:
+        raise ConfigError(
+            "Ray is not installed: pip install 'matchwise[scale]' (or ray) to refresh with it"
+        ) from exc
+    if runtime.settings.database_url.startswith("sqlite") and address not in (None, "local"):
+        raise ConfigError("a Ray cluster needs a shared store: set database_url to PostgreSQL")
+    full = user_ids is None
+    with runtime.session() as session:
+        if user_ids is None:
+            user_ids = list(session.scalars(select(User.id).where(User.active.is_(True))))
+        else:
+            for user_id in user_ids:
+                queries.get_user(session, user_id)
+    user_ids = list(user_ids)
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=None if address in (None, "local") else address, num_cpus=num_cpus,
+                 include_dashboard=False, log_to_driver=False)  # fmt: skip
+    try:
+        cpus = max(int(ray.cluster_resources().get("CPU", 1)), 1)
+        size = chunk_size or max(1, math.ceil(len(user_ids) / (4 * cpus)))
+        chunks = [user_ids[i : i + size] for i in range(0, len(user_ids), size)]
+        task = ray.remote(max_retries=2)(_refresh_chunk)
+        settings = runtime.settings.model_dump()
+        pending = [task.remote(settings, chunk, top_n, kind) for chunk in chunks]
+        users = rows = 0
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            stats = ray.get(done[0])
+            users += stats["users"]
+            rows += stats["rows"]
+            if progress is not None:
+                progress(stats["users"])
+    finally:
+        if started_here:
+            ray.shutdown()
+    if full:
+        from matchwise.refresh import reconcile_online_visibility
+
+        reconcile_online_visibility(runtime)
+    return {"users": users, "rows": rows, "tasks": len(chunks), "cpus": cpus}
