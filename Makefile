@@ -29,6 +29,7 @@ test: $(BIN)/.dev-installed lint
 
 lint: $(BIN)/.dev-installed
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy src/matchwise
 
 format: $(BIN)/.dev-installed
 	$(BIN)/ruff format src tests benchmarks

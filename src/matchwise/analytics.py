@@ -82,16 +82,16 @@ def personalization_metrics(
     per_model: dict[tuple[str, str], dict[str, float]] = {}
     for d, action, total in raw_daily:
         per_day.setdefault(str(d), {})[action] = float(total or 0)
-    for version, route, action, total in raw_model:
-        bucket = per_model.setdefault((version, route), {})
+    for model_version, model_route, action, total in raw_model:
+        bucket = per_model.setdefault((str(model_version), str(model_route)), {})
         bucket[action] = bucket.get(action, 0.0) + float(total or 0)
-    for d, version, route, action, total in agg:
+    for d, agg_version, agg_route, action, total in agg:
         key = d.isoformat() if isinstance(d, date) else str(d)
         if key in raw_days:
             continue  # raw events for that day still exist; never count twice
         bucket = per_day.setdefault(key, {})
         bucket[action] = bucket.get(action, 0.0) + float(total or 0)
-        model_bucket = per_model.setdefault((version, route), {})
+        model_bucket = per_model.setdefault((str(agg_version), str(agg_route)), {})
         model_bucket[action] = model_bucket.get(action, 0.0) + float(total or 0)
 
     totals: dict[str, float] = {}

@@ -303,7 +303,7 @@ def interact(
     from matchwise.refresh import refresh_users
 
     # Patra: the swipe (and the Elo it moved) shows in this user's next list at once
-    refresh_users(runtime, [user_id], top_n=runtime.settings.default_top_n, kind=kind)
+    refresh_users(runtime, [user_id], top_n=runtime.settings.default_top_n, kind=kind)  # type: ignore[arg-type]
     if as_json:
         sys.stdout.write(out.model_dump_json() + "\n")
         return

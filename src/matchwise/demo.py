@@ -134,7 +134,14 @@ def run_demo(
     examples = _example_users(runtime, items_bundle, people_bundle)
     with runtime.session() as session:
         for user_id, kind in examples:
-            result = recommend(session, settings, user_id, limit=5, kind=kind, use_cache=False)
+            result = recommend(
+                session,
+                settings,
+                user_id,
+                limit=5,
+                kind=kind,  # type: ignore[arg-type]
+                use_cache=False,
+            )
             print_recommendations(result)
     elapsed = time.perf_counter() - started
     people = [u for u, kind in examples if kind == "user"]

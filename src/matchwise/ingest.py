@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -45,7 +45,10 @@ log = logging.getLogger(__name__)
 CHUNK = 500  # ids per IN (...) query; well under SQLite's variable limit
 
 
-def _insert(session: Session, table: Table) -> Any:
+USERS = cast(Table, User.__table__)
+
+
+def _insert(session: Session, table: Any) -> Any:
     """The dialect's INSERT, which knows ON CONFLICT on both SQLite and PostgreSQL."""
     name = session.get_bind().dialect.name
     return postgresql.insert(table) if name == "postgresql" else sqlite.insert(table)
@@ -378,8 +381,8 @@ def apply_elo(
     before = ratings.copy()
     update(
         ratings,
-        [index[r["user_id"]] for r in swipes],
-        [index[r["target_user_id"]] for r in swipes],
+        np.array([index[r["user_id"]] for r in swipes]),
+        np.array([index[r["target_user_id"]] for r in swipes]),
         [r["action"] for r in swipes],
         k_factor=k_factor,
         superlike_weight=superlike_weight,
@@ -391,9 +394,7 @@ def apply_elo(
     ]
     if changed:
         session.execute(
-            User.__table__.update()
-            .where(User.__table__.c.id == bindparam("uid"))
-            .values(elo=bindparam("elo")),
+            USERS.update().where(USERS.c.id == bindparam("uid")).values(elo=bindparam("elo")),
             changed,
         )
     return len(swipes)
@@ -552,9 +553,7 @@ def _replay_elo(session: Session, frame: pd.DataFrame, elo: Any) -> int:
     rows = [{"uid": k, "elo": float(v)} for k, v in ratings.items() if stored.get(k) != v]
     if rows:
         session.execute(
-            User.__table__.update()
-            .where(User.__table__.c.id == bindparam("uid"))
-            .values(elo=bindparam("elo")),
+            USERS.update().where(USERS.c.id == bindparam("uid")).values(elo=bindparam("elo")),
             rows,
         )
     return len(rows)
@@ -601,6 +600,7 @@ def _bulk_insert_interactions(session: Session, part: pd.DataFrame) -> int:
     columns = ", ".join(_BULK_COLUMNS)
     connection = session.connection()
     raw = connection.connection.driver_connection
+    assert raw is not None  # a live connection inside the session's transaction
     if connection.dialect.name == "postgresql":
         session.execute(
             text(
@@ -619,7 +619,7 @@ def _bulk_insert_interactions(session: Session, part: pd.DataFrame) -> int:
             )
         )
         session.execute(text("DELETE FROM bulk_interactions"))
-        return int(result.rowcount or 0)
+        return int(getattr(result, "rowcount", 0) or 0)
     rows = [
         tuple(_sqlite_time(v) if isinstance(v, pd.Timestamp | datetime) else v for v in row)
         for row in part.itertuples(index=False, name=None)

@@ -248,7 +248,7 @@ def _model_reasons(
 def _cache_query(kind: Kind) -> Any:
     """Built once per kind: the hot path reuses the statement instead of rebuilding it."""
     target = User if kind == "user" else Item
-    visible = target.active.is_(True)
+    visible: Any = target.active.is_(True)
     if kind == "user":
         visible = visible & (User.moderation_status == "ok")
     return (

@@ -68,7 +68,7 @@ class LoadedModel:
 
 def _attach_index(loaded: LoadedModel) -> LoadedModel:
     """Two-tower models serve candidates from an ANN index over the candidate tower."""
-    model = loaded.trained.model
+    model: Any = loaded.trained.model
     if hasattr(model, "item_embeddings"):
         vectors = np.asarray(model.item_embeddings(), dtype=np.float32)
         loaded.item_vectors = vectors
@@ -78,7 +78,8 @@ def _attach_index(loaded: LoadedModel) -> LoadedModel:
         users = np.arange(len(loaded.trained.user_ids))
         loaded.user_vectors = np.concatenate(
             [np.asarray(model.user_embeddings(users[s : s + 4096]), dtype=np.float32)
-             for s in range(0, len(users), 4096)] or [np.zeros((0, vectors.shape[1]))]
+             for s in range(0, len(users), 4096)]
+            or [np.zeros((0, vectors.shape[1]), dtype=np.float32)]
         )  # fmt: skip
     return loaded
 

@@ -78,8 +78,8 @@ def make_model(
     if name == "two_tower":
         from matchwise.models.two_tower import TwoTowerConfig
 
-        config = TwoTowerConfig.from_dict(params)  # refuses unknown keys, naming them
-        return cls(config, progress=progress)  # type: ignore[call-arg]
+        tower_config = TwoTowerConfig.from_dict(params)  # refuses unknown keys, naming them
+        return cls(tower_config, progress=progress)  # type: ignore[call-arg]
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
     unknown = sorted(set(params) - accepted)
     if unknown:

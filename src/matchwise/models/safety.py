@@ -845,7 +845,7 @@ class SafetyClassifier:
             seed=self.seed,
             callbacks=[lgb.early_stopping(50, verbose=False)],
         )
-        rounds = max(10, len(next(iter(cv.values()))))
+        rounds = max(10, len(next(iter(cv.values()))))  # type: ignore[arg-type]
         if self.missing_augment_rate > 0:  # copies with features blanked: learn where NaN goes
             rng = np.random.default_rng(self.seed)
             masked = x.copy()
@@ -941,7 +941,7 @@ class SafetyClassifier:
             arrays.update(idf)
             (folder / TFIDF_VOCAB).write_text(json.dumps(vocab, ensure_ascii=False))
         if arrays:
-            np.savez(folder / TEXT_WEIGHTS, **arrays)
+            np.savez(folder / TEXT_WEIGHTS, **arrays)  # type: ignore[arg-type]
         if self.profile_booster_ is not None:
             (folder / PROFILE_MODEL).write_text(self.profile_booster_.model_to_string())
         manifest = {
