@@ -97,3 +97,20 @@ def test_cli_refresh_with_ray(
         assert not exc.code
     assert "refreshed 120 users" in capsys.readouterr().out
     assert sum(len(v) for v in _cache(store).values()) == 120 * 5
+
+
+def test_retrain_with_ray_trains_each_model_in_its_own_task(store: Runtime) -> None:
+    from matchwise import registry
+    from matchwise.training import retrain
+
+    outcome, activated = retrain(store, ["logistic", "popularity"], domain="items", ray=True)
+    assert set(outcome) == {"logistic", "popularity"}
+    assert activated and all(o["activated"] for o in outcome.values())
+    with store.session() as s:
+        for name in ("logistic", "popularity"):
+            active = registry.active_version(s, name)
+            assert active is not None and active.version == outcome[name]["version"]
+    again, activated_again = retrain(store, ["popularity"], domain="items", ray=True)
+    assert not activated_again  # the same data cannot beat the active version
+    assert again["popularity"]["reason"].startswith(f"kept {outcome['popularity']['version']}")
+    assert not ray.is_initialized()

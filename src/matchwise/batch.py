@@ -1,4 +1,5 @@
-"""Batch scoring beyond one machine: the cache refresh fanned out over a Ray cluster.
+"""Work beyond one machine with Ray: the cache refresh fanned out over Ray tasks, and
+retraining with one Ray task per model type.
 
 The work is :func:`matchwise.refresh.refresh_users` itself, run on chunks of users by
 Ray tasks; each task opens its own store connection and loads the active models from
@@ -40,6 +41,63 @@ def _refresh_chunk(
         runtime.close()
 
 
+def _train_one(
+    settings: dict[str, Any], name: str, domain: str | None, actor: str
+) -> dict[str, Any]:
+    """One Ray task: train, evaluate, register and maybe activate one model type."""
+    from matchwise.training import train_model, train_summary
+
+    runtime = Runtime.open(Settings(**settings), migrate=False)
+    try:
+        return train_summary(train_model(runtime, name, domain=domain, actor=actor))
+    finally:
+        runtime.close()
+
+
+def train_with_ray(
+    runtime: Runtime,
+    names: Sequence[str],
+    domain: str | None = None,
+    actor: str = "cli",
+    address: str | None = None,
+    num_cpus: int | None = None,
+) -> dict[str, Any]:
+    """Train several model types at once, one Ray task each (a task per model keeps each
+    model's own training code as it is; Ray places the tasks on the cluster's cores)."""
+    ray = _ray(runtime, address)
+    started_here = _start(ray, address or runtime.settings.ray_address, num_cpus)
+    try:
+        task = ray.remote(max_retries=1)(_train_one)
+        settings = runtime.settings.model_dump()
+        refs = {name: task.remote(settings, name, domain, f"{actor}+ray") for name in names}
+        return {name: ray.get(ref) for name, ref in refs.items()}
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _ray(runtime: Runtime, address: str | None) -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise ConfigError(
+            "Ray is not installed: pip install 'matchwise[scale]' (or ray) to use --ray"
+        ) from exc
+    remote = address or runtime.settings.ray_address
+    if runtime.settings.database_url.startswith("sqlite") and remote not in (None, "local"):
+        raise ConfigError("a Ray cluster needs a shared store: set database_url to PostgreSQL")
+    return ray
+
+
+def _start(ray: Any, address: str | None, num_cpus: int | None) -> bool:
+    """Start (or join) Ray unless this process already did; True when it was started here."""
+    if ray.is_initialized():
+        return False
+    ray.init(address=None if address in (None, "local") else address, num_cpus=num_cpus,
+             include_dashboard=False, log_to_driver=False)  # fmt: skip
+    return True
+
+
 def refresh_with_ray(
     runtime: Runtime,
     user_ids: Sequence[str] | None = None,
@@ -55,14 +113,7 @@ def refresh_with_ray(
     ``address`` joins an existing cluster (``"auto"`` or ``ray://host:10001``); without it
     a local Ray starts with ``num_cpus`` (all cores by default) and stops afterwards.
     """
-    try:
-        import ray
-    except ImportError as exc:
-        raise ConfigError(
-            "Ray is not installed: pip install 'matchwise[scale]' (or ray) to refresh with it"
-        ) from exc
-    if runtime.settings.database_url.startswith("sqlite") and address not in (None, "local"):
-        raise ConfigError("a Ray cluster needs a shared store: set database_url to PostgreSQL")
+    ray = _ray(runtime, address)
     full = user_ids is None
     with runtime.session() as session:
         if user_ids is None:
@@ -71,10 +122,7 @@ def refresh_with_ray(
             for user_id in user_ids:
                 queries.get_user(session, user_id)
     user_ids = list(user_ids)
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(address=None if address in (None, "local") else address, num_cpus=num_cpus,
-                 include_dashboard=False, log_to_driver=False)  # fmt: skip
+    started_here = _start(ray, address or runtime.settings.ray_address, num_cpus)
     try:
         cpus = max(int(ray.cluster_resources().get("CPU", 1)), 1)
         size = chunk_size or max(1, math.ceil(len(user_ids) / (4 * cpus)))

@@ -367,10 +367,12 @@ def refresh(
     if kind not in (None, "item", "user"):
         raise InvalidInput(f"--kind must be 'item' or 'user', not {kind!r}")
     runtime = _runtime()
+    if ray_address:  # for the training tasks as well as the refresh
+        runtime.settings = runtime.settings.model_copy(update={"ray_address": ray_address})
     if not skip_training:
         from matchwise.training import retrain
 
-        outcome, _ = retrain(runtime)
+        outcome, _ = retrain(runtime, ray=ray or bool(ray_address))
         for name, summary in outcome.items():
             state = "activated" if summary["activated"] else "kept the active version"
             console.print(f"{name}: {summary['version']} {state} ({summary['reason']})")
@@ -432,6 +434,9 @@ def jobs_enqueue(
     kind: Annotated[str, typer.Argument(help="retrain, refresh_user or retention")],
     user_id: Annotated[str | None, typer.Option("--user-id", help="for refresh_user")] = None,
     top_n: Annotated[int, typer.Option("--top-n")] = 50,
+    ray: Annotated[
+        bool, typer.Option("--ray", help="retrain: one Ray task per model (matchwise[scale])")
+    ] = False,
 ) -> None:
     """Queue a job; a second retrain is not queued while one is queued or running."""
     from matchwise.jobs import HANDLERS, enqueue, load_plugins
@@ -442,6 +447,8 @@ def jobs_enqueue(
     if kind == "refresh_user" and not user_id:
         raise InvalidInput("refresh_user needs --user-id")
     payload: dict[str, Any] = {"top_n": top_n}
+    if ray:
+        payload["ray"] = True
     if user_id:
         payload["user_id"] = user_id
     key = f"{kind}:{user_id}" if user_id else kind

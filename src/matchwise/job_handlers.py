@@ -34,7 +34,8 @@ def retrain(ctx: JobContext) -> dict[str, Any]:
 
     outcome, activated = retrain_models(ctx.runtime, ctx.payload.get("models"),
                                         domain=ctx.payload.get("domain"),
-                                        actor=f"worker:{ctx.worker_id}")  # fmt: skip
+                                        actor=f"worker:{ctx.worker_id}",
+                                        ray=bool(ctx.payload.get("ray")))  # fmt: skip
     if activated and ctx.payload.get("refresh", True):
         top_n = int(ctx.payload.get("top_n", 50))
         outcome["refresh"] = refresh_users(ctx.runtime, None, top_n=top_n)

@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     )
     use_cache: bool = True
     cache_max_age_seconds: int = Field(default=86_400, ge=0)
+    ray_address: str | None = Field(
+        default=None,
+        description="Ray cluster for --ray work ('auto', 'ray://head:10001'); unset: a "
+        "local Ray on this machine's cores.",
+    )
     redis_url: str | None = Field(
         default=None,
         description="Redis as the shared online cache (e.g. redis://host:6379/0): refreshed "

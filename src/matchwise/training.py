@@ -122,23 +122,35 @@ def retrain(
     models: list[str] | None = None,
     domain: str | None = None,
     actor: str = "cli",
+    ray: bool = False,
 ) -> tuple[dict[str, Any], bool]:
     """Train each of ``models`` (default: ``settings.retrain_models``) and activate the
     ones that beat the active version; returns a summary per model and whether any
-    activation happened (then the serving state and the cache need a refresh)."""
-    outcome: dict[str, Any] = {}
-    activated = False
-    for name in models or list(runtime.settings.retrain_models):
-        result = train_model(runtime, name, domain=domain, actor=actor)
-        outcome[name] = {"version": result.version, "activated": result.activated,
-                         "reason": result.reason,
-                         "validation_ndcg@10": result.validation.get("ndcg@10")}  # fmt: skip
-        activated |= result.activated
+    activation happened (then the serving state and the cache need a refresh).
+
+    With ``ray`` each model trains in a Ray task of its own (``settings.ray_address``,
+    or a local Ray), in parallel: see :mod:`matchwise.batch`.
+    """
+    names = models or list(runtime.settings.retrain_models)
+    if ray:
+        from matchwise.batch import train_with_ray
+
+        outcome = train_with_ray(runtime, names, domain=domain, actor=actor)
+    else:
+        outcome = {name: train_summary(train_model(runtime, name, domain=domain, actor=actor))
+                   for name in names}  # fmt: skip
+    activated = any(summary["activated"] for summary in outcome.values())
     if activated:
         from matchwise.serving import state_for
 
         state_for(runtime.settings).invalidate()
     return outcome, activated
+
+
+def train_summary(result: TrainResult) -> dict[str, Any]:
+    """What a retrain reports per model (JSON-friendly)."""
+    return {"version": result.version, "activated": result.activated, "reason": result.reason,
+            "validation_ndcg@10": result.validation.get("ndcg@10")}  # fmt: skip
 
 
 def train_model(
