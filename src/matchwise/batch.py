@@ -16,10 +16,6 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
-
-from matchwise.db import queries
-from matchwise.db.tables import User
 from matchwise.errors import ConfigError
 from matchwise.recommend import Kind
 from matchwise.runtime import Runtime
@@ -114,14 +110,10 @@ def refresh_with_ray(
     a local Ray starts with ``num_cpus`` (all cores by default) and stops afterwards.
     """
     ray = _ray(runtime, address)
+    from matchwise.refresh import users_to_refresh
+
     full = user_ids is None
-    with runtime.session() as session:
-        if user_ids is None:
-            user_ids = list(session.scalars(select(User.id).where(User.active.is_(True))))
-        else:
-            for user_id in user_ids:
-                queries.get_user(session, user_id)
-    user_ids = list(user_ids)
+    user_ids = users_to_refresh(runtime, user_ids)
     started_here = _start(ray, address or runtime.settings.ray_address, num_cpus)
     try:
         cpus = max(int(ray.cluster_resources().get("CPU", 1)), 1)

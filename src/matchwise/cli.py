@@ -243,16 +243,7 @@ def recommend_cmd(
         )
     if as_json:
         rows = [
-            {
-                "candidate_id": r.candidate_id,
-                "candidate_kind": r.candidate_kind,
-                "score": r.score,
-                "rank": r.rank,
-                "reason": r.reason,
-                "title": r.title,
-                "route": result.route,
-                "model_version": result.model_version,
-            }
+            {**r.wire(), "route": result.route, "model_version": result.model_version}
             for r in result.recommendations
         ]
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")

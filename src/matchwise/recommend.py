@@ -53,6 +53,12 @@ class Recommendation:
     reason: str
     title: str | None = None
 
+    def wire(self) -> dict[str, Any]:
+        """The shape of ``schemas.RecommendationOut`` (API and CLI JSON)."""
+        return {"candidate_id": self.candidate_id, "candidate_kind": self.candidate_kind,
+                "score": self.score, "rank": self.rank, "reason": self.reason,
+                "title": self.title}  # fmt: skip
+
 
 @dataclass
 class RecommendationList:

@@ -44,6 +44,16 @@ def write_cache(session: Session, result: RecommendationList) -> int:
     return len(rows)
 
 
+def users_to_refresh(runtime: Runtime, user_ids: Sequence[str] | None) -> list[str]:
+    """Every active user when None; otherwise ``user_ids``, each checked to exist."""
+    with runtime.session() as session:
+        if user_ids is None:
+            return list(session.scalars(select(User.id).where(User.active.is_(True))))
+        for user_id in user_ids:
+            queries.get_user(session, user_id)
+    return list(user_ids)
+
+
 def refresh_users(
     runtime: Runtime,
     user_ids: Sequence[str] | None = None,
@@ -55,12 +65,7 @@ def refresh_users(
     settings = runtime.settings
     full = user_ids is None
     list_kind: Kind = kind or ("user" if settings.domain == "people" else "item")
-    with runtime.session() as session:
-        if user_ids is None:
-            user_ids = list(session.scalars(select(User.id).where(User.active.is_(True))))
-        else:
-            for user_id in user_ids:
-                queries.get_user(session, user_id)
+    user_ids = users_to_refresh(runtime, user_ids)
     written = 0
     now = datetime.now(UTC)
     pending: list[RecommendationList] = []

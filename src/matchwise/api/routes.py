@@ -152,17 +152,7 @@ def _recommendations_json(result: recommend.RecommendationList) -> bytes:
             "route": result.route,
             "model_version": result.model_version,
             "generated_at": result.generated_at,
-            "recommendations": [
-                {
-                    "candidate_id": r.candidate_id,
-                    "candidate_kind": r.candidate_kind,
-                    "score": r.score,
-                    "rank": r.rank,
-                    "reason": r.reason,
-                    "title": r.title,
-                }
-                for r in result.recommendations
-            ],
+            "recommendations": [r.wire() for r in result.recommendations],
         }
     )
 
