@@ -7,6 +7,7 @@ pool on top makes it many times slower).
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any, Self
 
@@ -38,10 +39,23 @@ class _FactorModel(Recommender):
             matrix.data[:] = 1.0
         return matrix.astype(np.float32)
 
-    def _set_factors(self, model: Any, train: InteractionSet) -> None:
+    def get_params(self) -> dict[str, Any]:
+        """Every constructor argument, read back from the attribute of the same name."""
+        names = inspect.signature(type(self).__init__).parameters
+        return {name: getattr(self, name) for name in names if name != "self"}
+
+    def _implicit_model(self) -> Any:
+        """The configured ``implicit`` estimator (built with BLAS held to one thread)."""
+        raise NotImplementedError
+
+    def fit(self, train: InteractionSet, validation: InteractionSet | None = None) -> Self:
+        with threadpool_limits(1, "blas"):  # implicit checks BLAS threads on init
+            model = self._implicit_model()
+            model.fit(self._user_items(train), show_progress=False)
         self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
         self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
         self.n_users_, self.n_items_ = train.n_users, train.n_items
+        return self
 
     def score(self, users: np.ndarray) -> np.ndarray:
         self._check_fitted()
@@ -91,32 +105,17 @@ class ImplicitALSRecommender(_FactorModel):
         self.random_state = int(random_state)
         self.num_threads = int(num_threads)
 
-    def get_params(self) -> dict[str, Any]:
-        return {
-            "factors": self.factors,
-            "regularization": self.regularization,
-            "alpha": self.alpha,
-            "iterations": self.iterations,
-            "random_state": self.random_state,
-            "num_threads": self.num_threads,
-            "use_weights": self.use_weights,
-        }
-
-    def fit(self, train: InteractionSet, validation: InteractionSet | None = None) -> Self:
+    def _implicit_model(self) -> Any:
         from implicit.cpu.als import AlternatingLeastSquares
 
-        with threadpool_limits(1, "blas"):  # implicit checks BLAS threads on init
-            model = AlternatingLeastSquares(
-                factors=self.factors,
-                regularization=self.regularization,
-                alpha=self.alpha,
-                iterations=self.iterations,
-                random_state=self.random_state,
-                num_threads=self.num_threads,
-            )
-            model.fit(self._user_items(train), show_progress=False)
-        self._set_factors(model, train)
-        return self
+        return AlternatingLeastSquares(
+            factors=self.factors,
+            regularization=self.regularization,
+            alpha=self.alpha,
+            iterations=self.iterations,
+            random_state=self.random_state,
+            num_threads=self.num_threads,
+        )
 
 
 class ImplicitBPRRecommender(_FactorModel):
@@ -146,29 +145,14 @@ class ImplicitBPRRecommender(_FactorModel):
         self.random_state = int(random_state)
         self.num_threads = int(num_threads)
 
-    def get_params(self) -> dict[str, Any]:
-        return {
-            "factors": self.factors,
-            "learning_rate": self.learning_rate,
-            "regularization": self.regularization,
-            "iterations": self.iterations,
-            "random_state": self.random_state,
-            "num_threads": self.num_threads,
-            "use_weights": self.use_weights,
-        }
-
-    def fit(self, train: InteractionSet, validation: InteractionSet | None = None) -> Self:
+    def _implicit_model(self) -> Any:
         from implicit.cpu.bpr import BayesianPersonalizedRanking
 
-        with threadpool_limits(1, "blas"):  # implicit checks BLAS threads on init
-            model = BayesianPersonalizedRanking(
-                factors=self.factors,
-                learning_rate=self.learning_rate,
-                regularization=self.regularization,
-                iterations=self.iterations,
-                random_state=self.random_state,
-                num_threads=self.num_threads,
-            )
-            model.fit(self._user_items(train), show_progress=False)
-        self._set_factors(model, train)
-        return self
+        return BayesianPersonalizedRanking(
+            factors=self.factors,
+            learning_rate=self.learning_rate,
+            regularization=self.regularization,
+            iterations=self.iterations,
+            random_state=self.random_state,
+            num_threads=self.num_threads,
+        )
