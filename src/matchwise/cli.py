@@ -76,10 +76,10 @@ def generate(
     _write_bundle(bundle)
 
 
-def _write_bundle(bundle: Any) -> dict[str, int]:
+def _write_bundle(bundle: Any, runtime: Runtime | None = None) -> dict[str, int]:
     from matchwise.ingest import write_bundle
 
-    runtime = _runtime()
+    runtime = runtime or _runtime()
     with console.status(f"writing {len(bundle.interactions):,} interactions..."):
         stats = write_bundle(
             runtime.engine, bundle, runtime.settings.action_table, elo=runtime.settings.elo
@@ -157,15 +157,15 @@ def load_interactions(
         interactions=frame,
         name=path.name,
     )
-    _write_bundle(_only_new_entities(bundle))
+    runtime = _runtime()
+    _write_bundle(_only_new_entities(runtime, bundle), runtime)
 
 
-def _only_new_entities(bundle: Any) -> Any:
+def _only_new_entities(runtime: Runtime, bundle: Any) -> Any:
     """Keep profiles/items the store already has untouched when importing bare ids."""
     from matchwise.db.tables import Item, User
     from matchwise.ingest import existing_ids
 
-    runtime = _runtime()
     with runtime.session() as session:
         users = existing_ids(session, User.id, list(bundle.users["id"]))
         items = existing_ids(session, Item.id, list(bundle.items["id"]))
