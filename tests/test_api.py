@@ -207,3 +207,17 @@ def test_cached_list_is_served_until_asked_for_fresh(client: TestClient, runtime
     assert (
         client.get("/v1/recommendations", params={**params, "user_id": "nobody"}).status_code == 404
     )
+
+
+def test_a_users_item_and_people_lists_are_cached_side_by_side(
+    client: TestClient, runtime: Runtime
+) -> None:
+    from matchwise.refresh import refresh_users
+
+    _seed(client)
+    refresh_users(runtime, ["alice"], top_n=10, kind="item")
+    refresh_users(runtime, ["alice"], top_n=10, kind="user")  # must not wipe the item list
+    for kind in ("item", "user"):
+        body = client.get("/v1/recommendations", params={"user_id": "alice", "kind": kind}).json()
+        assert body["route"] == "cache", kind
+        assert {r["candidate_kind"] for r in body["recommendations"]} == {kind}

@@ -166,7 +166,7 @@ def test_mirror_fills_an_empty_redis_from_the_database_cache(
     plain = Runtime.open(settings, migrate=False)  # no Redis: only the database is written
     try:
         refresh_users(plain, None, top_n=10, kind="item")
-        refresh_users(plain, ["bob"], top_n=10, kind="user")  # one kind per user is cached
+        refresh_users(plain, ["alice", "bob"], top_n=10, kind="user")
     finally:
         plain.close()
     assert online.online is not None

@@ -22,9 +22,14 @@ from matchwise.runtime import Runtime
 log = logging.getLogger(__name__)
 
 
-def write_cache(session: Session, result: RecommendationList) -> int:
-    """Replace ``result.user_id``'s cached list with ``result`` (inside the caller's txn)."""
-    session.execute(delete(Recommendation).where(Recommendation.user_id == result.user_id))
+def write_cache(session: Session, result: RecommendationList, kind: Kind) -> int:
+    """Replace ``result.user_id``'s cached list of ``kind`` with ``result`` (inside the
+    caller's transaction); a user's list of the other kind is left alone."""
+    session.execute(
+        delete(Recommendation).where(
+            Recommendation.user_id == result.user_id, Recommendation.candidate_kind == kind
+        )
+    )
     rows = [
         {
             "user_id": result.user_id,
@@ -72,9 +77,9 @@ def refresh_users(
     for user_id in user_ids:
         with runtime.session() as session:
             result = recommend(
-                session, settings, user_id, limit=top_n, kind=kind, use_cache=False, now=now
+                session, settings, user_id, limit=top_n, kind=list_kind, use_cache=False, now=now
             )
-            written += write_cache(session, result)
+            written += write_cache(session, result, list_kind)
         pending.append(result)
         if len(pending) >= 500:
             _to_online_cache(runtime, pending, list_kind)
