@@ -259,3 +259,27 @@ def test_stale_catalogue_serves_while_a_background_reload_runs(store: Runtime) -
     some = frame.iloc[0]
     expected = pd.Timestamp(some["starts_at"]).tz_convert("UTC").tz_localize(None)
     assert fresh.starts[fresh.position[some["id"]]] == np.datetime64(expected, "ns")
+
+
+def test_a_new_version_loads_in_the_background_while_the_old_one_serves(
+    store: Runtime,
+) -> None:
+    """A deployment (activation by another process) costs no request a model load."""
+    import threading
+
+    warm = _user_with(store, 5, 20)
+    first = train_model(store, "ease", domain="items", activate="always")
+    state = state_for(store.settings)
+    state.check_seconds = 0.0
+    assert _serve(store, warm).model_version == first.version
+    second = train_model(store, "ease", domain="items", activate="never", flags={"l2": 50.0})
+    with store.session() as s:  # another process activates it: no invalidate() here
+        registry.activate_version(s, registry.ArtifactStore(store.settings.artifact_root),
+                                  second.registry_id)  # fmt: skip
+    state._checked.clear()
+    state._switch_now.clear()
+    assert _serve(store, warm).model_version == first.version  # answered at once, old model
+    for thread in threading.enumerate():
+        if thread.name == "matchwise-load-ease":
+            thread.join(timeout=60)
+    assert _serve(store, warm).model_version == second.version

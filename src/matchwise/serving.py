@@ -264,10 +264,19 @@ class ServingState:
         self._catalogue: Catalogue | None = None
         self._people: PeopleCatalogue | None = None
         self._reloading: set[str] = set()
+        self._switch_now: set[str] = set()
+        self._failed: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def model(self, session: Session, model_type: str) -> LoadedModel | None:
-        """The active version of ``model_type`` (None when there is none or none loads)."""
+        """The active version of ``model_type`` (None when there is none or none loads).
+
+        The registry is checked every ``check_seconds``. A first load, or one right after
+        :meth:`invalidate`, happens now; a new version noticed while another one serves
+        loads in a background thread and takes over when ready, so a deployment costs no
+        request seconds of loading. A version that fails to load is not retried in the
+        background (the previous one keeps serving; ``invalidate`` tries again).
+        """
         now = time.monotonic()
         if now - self._checked.get(model_type, -1e9) < self.check_seconds:
             return self._models.get(model_type)
@@ -275,22 +284,53 @@ class ServingState:
             self._checked[model_type] = now
             row = registry.active_version(session, model_type)
             current = self._models.get(model_type)
+            switch_now = model_type in self._switch_now
+            self._switch_now.discard(model_type)
             if row is None:
                 self._models[model_type] = None
                 return None
             if current is not None and current.registry_id == row.id:
                 return current
-            try:
-                trained = load_trained(self.store.fetch(row.uri))
-                loaded = _attach_index(LoadedModel(row.id, row.version, row.model_type, trained))
-            except (ArtifactError, MatchwiseError, OSError, ValueError) as exc:
-                log.error("cannot load %s %s (%s); keeping the previous version", model_type,
-                          row.version, exc)  # fmt: skip
+            if current is not None and not switch_now:
+                if self._failed.get(model_type) != row.id:
+                    self._load_in_background(model_type, row)
+                return current
+            loaded = self._load(model_type, row)
+            if loaded is None:
                 return current
             self._models[model_type] = loaded
-            log.info("serving %s %s", model_type, row.version)
             settle_heap()
             return loaded
+
+    def _load(self, model_type: str, row: Any) -> LoadedModel | None:
+        try:
+            trained = load_trained(self.store.fetch(row.uri))
+            loaded = _attach_index(LoadedModel(row.id, row.version, row.model_type, trained))
+        except (ArtifactError, MatchwiseError, OSError, ValueError) as exc:
+            log.error("cannot load %s %s (%s); keeping the previous version", model_type,
+                      row.version, exc)  # fmt: skip
+            self._failed[model_type] = row.id
+            return None
+        log.info("serving %s %s", model_type, row.version)
+        return loaded
+
+    def _load_in_background(self, model_type: str, row: Any) -> None:
+        key = f"model:{model_type}"
+        if key in self._reloading:
+            return
+        self._reloading.add(key)
+
+        def run() -> None:
+            try:
+                loaded = self._load(model_type, row)
+                if loaded is not None:
+                    with self._lock:
+                        self._models[model_type] = loaded
+            finally:
+                with self._lock:
+                    self._reloading.discard(key)
+
+        threading.Thread(target=run, daemon=True, name=f"matchwise-load-{model_type}").start()
 
     def first_model(
         self, session: Session, types: tuple[str, ...], domain: str
@@ -352,7 +392,11 @@ class ServingState:
                 self._reloading.discard(what)
 
     def invalidate(self) -> None:
+        """Check the registry on the next request and switch to a new version right then
+        (after an activation in this process: a CLI command, the retrain job)."""
         with self._lock:
+            self._switch_now = set(self._models) | set(self._checked)
+            self._failed.clear()
             self._checked.clear()
             self._catalogue = None
             self._people = None
