@@ -283,3 +283,19 @@ def test_a_new_version_loads_in_the_background_while_the_old_one_serves(
         if thread.name == "matchwise-load-ease":
             thread.join(timeout=60)
     assert _serve(store, warm).model_version == second.version
+
+
+def test_the_api_loads_active_models_before_it_accepts_traffic(store: Runtime) -> None:
+    from fastapi.testclient import TestClient
+
+    from matchwise.api import create_app
+
+    trained = train_model(store, "ease", domain="items", activate="always")
+    reset_states()  # a fresh process
+    with TestClient(create_app(runtime=store)):
+        loaded = state_for(store.settings)._models.get("ease")
+        assert loaded is not None and loaded.version == trained.version
+    reset_states()
+    cold = store.settings.model_copy(update={"warm_up_on_start": False})
+    with TestClient(create_app(runtime=Runtime(cold, store.engine))):
+        assert "ease" not in state_for(cold)._models

@@ -425,6 +425,24 @@ def state_for(settings: Any) -> ServingState:
     return _STATES[key]
 
 
+def warm_up(runtime: Any) -> list[str]:
+    """Load what the first requests would otherwise wait seconds for: every active
+    serving model with its ANN index. Run by the API before it accepts traffic; a failure
+    is logged, and those requests load lazily. (Catalogues load in well under a second
+    and stay lazy: items ingested before the first request are in the first one.)"""
+    state = state_for(runtime.settings)
+    loaded: list[str] = []
+    try:
+        with runtime.session() as session:
+            for model_type in (*HOT_MODELS, "reciprocal"):
+                found = state.model(session, model_type)
+                if found is not None:
+                    loaded.append(found.version)
+    except Exception as exc:
+        log.warning("warm-up incomplete (%s); the first requests will load the rest", exc)
+    return loaded
+
+
 def reset_states() -> None:
     _STATES.clear()
 

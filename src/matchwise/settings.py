@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     )
     use_cache: bool = True
     cache_max_age_seconds: int = Field(default=86_400, ge=0)
+    warm_up_on_start: bool = Field(
+        default=True,
+        description="The API loads the active models and the catalogue before it accepts "
+        "traffic, so no early request waits for them.",
+    )
     ray_address: str | None = Field(
         default=None,
         description="Ray cluster for --ray work ('auto', 'ray://head:10001'); unset: a "

@@ -80,6 +80,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             owned = True
         else:
             owned = False
+        if app.state.runtime.settings.warm_up_on_start:
+            from starlette.concurrency import run_in_threadpool
+
+            from matchwise.serving import warm_up
+
+            await run_in_threadpool(warm_up, app.state.runtime)
         redis_url = app.state.runtime.settings.redis_url
         if redis_url:
             from matchwise.online_cache import AsyncReader
