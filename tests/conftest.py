@@ -33,44 +33,37 @@ PG_SCRIPT = ROOT / "scripts" / "pg-test-server.sh"
 REDIS_SCRIPT = ROOT / "scripts" / "redis-test-server.sh"
 
 
-def _postgres_url() -> str | None:
-    url = os.environ.get("MATCHWISE_TEST_DATABASE_URL")
+def _server_url(env: str, script: Path, what: str) -> str | None:
+    """The URL in ``env``, or the one ``script start`` prints (it installs and starts the
+    server); None when that fails outside CI."""
+    url = os.environ.get(env)
     if url:
         return url
     try:
         out = subprocess.run(
-            ["bash", str(PG_SCRIPT), "start"], capture_output=True, text=True, timeout=600
+            ["bash", str(script), "start"], capture_output=True, text=True, timeout=600
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return _unavailable(f"cannot run {PG_SCRIPT}: {exc}")
+        return _unavailable(f"cannot run {script}: {exc}", what)
     if out.returncode != 0:
-        return _unavailable(f"{PG_SCRIPT} failed: {out.stderr.strip()[-500:]}")
+        return _unavailable(f"{script} failed: {out.stderr.strip()[-500:]}", what)
     url = out.stdout.strip().splitlines()[-1]
-    os.environ["MATCHWISE_TEST_DATABASE_URL"] = url
+    os.environ[env] = url
     return url
 
 
-def _unavailable(reason: str, what: str = "PostgreSQL") -> None:
+def _postgres_url() -> str | None:
+    return _server_url("MATCHWISE_TEST_DATABASE_URL", PG_SCRIPT, "PostgreSQL")
+
+
+def _unavailable(reason: str, what: str) -> None:
     if os.environ.get("CI"):
         raise RuntimeError(f"{what} tests cannot run: {reason}")
     return None
 
 
 def _redis_url() -> str | None:
-    url = os.environ.get("MATCHWISE_TEST_REDIS_URL")
-    if url:
-        return url
-    try:
-        out = subprocess.run(
-            ["bash", str(REDIS_SCRIPT), "start"], capture_output=True, text=True, timeout=600
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return _unavailable(f"cannot run {REDIS_SCRIPT}: {exc}", "Redis")
-    if out.returncode != 0:
-        return _unavailable(f"{REDIS_SCRIPT} failed: {out.stderr.strip()[-500:]}", "Redis")
-    url = out.stdout.strip().splitlines()[-1]
-    os.environ["MATCHWISE_TEST_REDIS_URL"] = url
-    return url
+    return _server_url("MATCHWISE_TEST_REDIS_URL", REDIS_SCRIPT, "Redis")
 
 
 @pytest.fixture

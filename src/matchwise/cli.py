@@ -374,7 +374,6 @@ def refresh(
             from matchwise.batch import refresh_with_ray
 
             stats = refresh_with_ray(runtime, users, top_n=top_n, kind=kind,  # type: ignore[arg-type]
-                                     address=ray_address,
                                      progress=lambda n: bar.advance(task, n))  # fmt: skip
         else:
             stats = refresh_users(runtime, users, top_n=top_n, kind=kind,  # type: ignore[arg-type]

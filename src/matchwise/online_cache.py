@@ -28,6 +28,7 @@ import orjson
 from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session
 
+from matchwise.db import queries
 from matchwise.db.tables import Item, User
 from matchwise.errors import ConfigError
 from matchwise.recommend import Kind, Recommendation, RecommendationList
@@ -280,35 +281,23 @@ def _forget_visibility(session: Session) -> None:
     session.info.pop(_NOTED, None)
 
 
-def _visible_clause(kind: str) -> Any:
-    if kind == "user":
-        return User.active.is_(True) & (User.moderation_status == "ok")
-    return Item.active.is_(True)
-
-
-def _table(kind: str) -> Any:
-    return User if kind == "user" else Item
+def _id_column(kind: str) -> Any:
+    return User.id if kind == "user" else Item.id
 
 
 def _shown_among(session: Session, kind: str, ids: list[str]) -> set[str]:
-    table = _table(kind)
-    shown: set[str] = set()
-    for start in range(0, len(ids), 1000):
-        chunk = ids[start : start + 1000]
-        stmt = select(table.id).where(table.id.in_(chunk), _visible_clause(kind))
-        shown.update(session.scalars(stmt))
-    return shown
+    """Those of ``ids`` that exist and may be shown (gone ones count as hidden)."""
+    from matchwise.ingest import existing_ids
+
+    present = existing_ids(session, _id_column(kind), ids)
+    return present - queries.hidden_candidates(session, sorted(present), kind)
 
 
 def _hidden_ids(session: Session, kind: str) -> set[str]:
-    table = _table(kind)
-    return set(session.scalars(select(table.id).where(~_visible_clause(kind))))
+    return set(session.scalars(select(_id_column(kind)).where(queries.hidden_clause(kind))))
 
 
 def _missing(session: Session, kind: str, ids: list[str]) -> set[str]:
-    table = _table(kind)
-    present: set[str] = set()
-    for start in range(0, len(ids), 1000):
-        chunk = ids[start : start + 1000]
-        present.update(session.scalars(select(table.id).where(table.id.in_(chunk))))
-    return set(ids) - present
+    from matchwise.ingest import existing_ids
+
+    return set(ids) - existing_ids(session, _id_column(kind), ids)

@@ -84,12 +84,9 @@ def recommend(
     Serves the per-user cache when enabled, fresh (younger than
     ``cache_max_age_seconds``) and the request has no filters; computes live otherwise.
     """
-    limit = limit or settings.default_top_n
-    if limit < 1 or limit > 1000:
-        raise InvalidInput("limit must be between 1 and 1000")
+    limit, kind = resolve_request(settings, limit, kind)
     filters = filters or RecommendFilters()
     now = now or datetime.now(UTC)
-    kind = kind or ("user" if settings.domain == "people" else "item")
     if use_cache is None:
         use_cache = settings.use_cache
     if use_cache and filters == RecommendFilters():
@@ -342,6 +339,14 @@ def cacheable(
     computed live (cache off, or filters given)."""
     if not settings.use_cache or (filters is not None and filters != RecommendFilters()):
         return None
+    return resolve_request(settings, limit, kind)
+
+
+def resolve_request(
+    settings: Settings, limit: int | None = None, kind: Kind | None = None
+) -> tuple[int, Kind]:
+    """The list length (default ``default_top_n``, 1-1000) and candidate kind (default:
+    the configured domain's) of a request."""
     limit = limit or settings.default_top_n
     if limit < 1 or limit > 1000:
         raise InvalidInput("limit must be between 1 and 1000")

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from matchwise.db import queries
 from matchwise.db.tables import Recommendation, User
-from matchwise.recommend import Kind, RecommendationList, recommend
+from matchwise.recommend import Kind, RecommendationList, recommend, resolve_request
 from matchwise.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def refresh_users(
     """Recompute the cache for ``user_ids`` (all active users when None)."""
     settings = runtime.settings
     full = user_ids is None
-    list_kind: Kind = kind or ("user" if settings.domain == "people" else "item")
+    top_n, list_kind = resolve_request(settings, top_n, kind)
     user_ids = users_to_refresh(runtime, user_ids)
     written = 0
     now = datetime.now(UTC)

@@ -11,6 +11,7 @@ import gc
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -263,7 +264,8 @@ class ServingState:
         self._checked: dict[str, float] = {}
         self._catalogue: Catalogue | None = None
         self._people: PeopleCatalogue | None = None
-        self._reloading: set[str] = set()
+        self._reloading: set[str] = set()  # keys of background loads under way
+        self._background_lock = threading.Lock()
         self._switch_now: set[str] = set()
         self._failed: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -315,22 +317,29 @@ class ServingState:
         return loaded
 
     def _load_in_background(self, model_type: str, row: Any) -> None:
-        key = f"model:{model_type}"
-        if key in self._reloading:
-            return
-        self._reloading.add(key)
+        def adopt() -> None:
+            loaded = self._load(model_type, row)
+            if loaded is not None:
+                with self._lock:
+                    self._models[model_type] = loaded
+
+        self._in_background(f"load-{model_type}", adopt)
+
+    def _in_background(self, key: str, work: Callable[[], None]) -> None:
+        """Run ``work`` in a daemon thread (``matchwise-KEY``) unless one is running."""
+        with self._background_lock:
+            if key in self._reloading:
+                return
+            self._reloading.add(key)
 
         def run() -> None:
             try:
-                loaded = self._load(model_type, row)
-                if loaded is not None:
-                    with self._lock:
-                        self._models[model_type] = loaded
+                work()
             finally:
-                with self._lock:
+                with self._background_lock:
                     self._reloading.discard(key)
 
-        threading.Thread(target=run, daemon=True, name=f"matchwise-load-{model_type}").start()
+        threading.Thread(target=run, daemon=True, name=f"matchwise-{key}").start()
 
     def first_model(
         self, session: Session, types: tuple[str, ...], domain: str
@@ -366,13 +375,8 @@ class ServingState:
         return cat
 
     def _reload_in_background(self, what: str, session: Session) -> None:
-        with self._lock:
-            if what in self._reloading:
-                return
-            self._reloading.add(what)
         engine = session.get_bind()
-        threading.Thread(target=self._reload, args=(what, engine), daemon=True,
-                         name=f"matchwise-reload-{what}").start()  # fmt: skip
+        self._in_background(f"reload-{what}", lambda: self._reload(what, engine))
 
     def _reload(self, what: str, engine: Any) -> None:
         try:
@@ -387,9 +391,6 @@ class ServingState:
                     self._people = PeopleCatalogue.load(session)
         except Exception as exc:  # the stale copy keeps serving; the next request retries
             log.warning("reloading the %s failed (%s); serving the previous one", what, exc)
-        finally:
-            with self._lock:
-                self._reloading.discard(what)
 
     def invalidate(self) -> None:
         """Check the registry on the next request and switch to a new version right then

@@ -208,14 +208,19 @@ def interaction_count(session: Session, user_id: str) -> int:
     return int(session.scalar(stmt) or 0)
 
 
-def hidden_candidates(session: Session, ids: list[str], kind: str) -> set[str]:
-    """Which of ``ids`` must not be shown now: inactive, or held/removed by moderation."""
-    if not ids:
-        return set()
+def hidden_clause(kind: str) -> Any:
+    """Candidates that must not be shown now: inactive, or held/removed by moderation."""
     if kind == "user":
-        stmt = select(User.id).where(
-            User.id.in_(ids), or_(User.active.is_(False), User.moderation_status != "ok")
-        )
-    else:
-        stmt = select(Item.id).where(Item.id.in_(ids), Item.active.is_(False))
-    return set(session.scalars(stmt))
+        return or_(User.active.is_(False), User.moderation_status != "ok")
+    return Item.active.is_(False)
+
+
+def hidden_candidates(session: Session, ids: list[str], kind: str) -> set[str]:
+    """Which of ``ids`` must not be shown now (see :func:`hidden_clause`)."""
+    table = User if kind == "user" else Item
+    hidden: set[str] = set()
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start : start + 1000]
+        hidden.update(session.scalars(select(table.id).where(table.id.in_(chunk),
+                                                             hidden_clause(kind))))  # fmt: skip
+    return hidden
