@@ -149,12 +149,16 @@ def test_retrain_job_registers_activates_and_refreshes(store: Runtime) -> None:
                                     dedupe_key="retrain")  # fmt: skip
         _, again = jobs.enqueue(s, "retrain", {"models": ["ease"]}, dedupe_key="retrain")
     assert created and not again
-    done = jobs.Worker(store).run_once()
+    worker = jobs.Worker(store)
+    done = worker.run_once()
     assert done.status == "done", done.last_error
     assert done.result["ease"]["activated"] is True
-    assert done.result["refresh"]["users"] == 150
     with store.session() as s:
         assert registry.active_version(s, "ease") is not None
+    refresh = worker.run_once()  # queued with the activation, in the same transaction
+    assert refresh.id == done.result["refresh_job"] and refresh.status == "done"
+    assert refresh.result["users"] == 150
+    with store.session() as s:
         assert s.scalar(select(func.count()).select_from(CachedRow)) > 0
     second = jobs.Worker(store)
     with store.session() as s:

@@ -1,5 +1,5 @@
 """Work beyond one machine with Ray: the cache refresh fanned out over Ray tasks, and
-retraining with one Ray task per model type.
+retraining with one Ray task per model type (registered together at the end).
 
 The work is :func:`matchwise.refresh.refresh_users` itself, run on chunks of users by
 Ray tasks; each task opens its own store connection and loads the active models from
@@ -13,13 +13,23 @@ from __future__ import annotations
 
 import logging
 import math
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from matchwise.errors import ConfigError
 from matchwise.recommend import Kind
+from matchwise.registry import ArtifactStore
 from matchwise.runtime import Runtime
 from matchwise.settings import Settings
+from matchwise.training import (
+    Finish,
+    PendingVersion,
+    register_versions,
+    train_summary,
+    train_version,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +47,16 @@ def _refresh_chunk(
         runtime.close()
 
 
-def _train_one(
-    settings: dict[str, Any], name: str, domain: str | None, actor: str
-) -> dict[str, Any]:
-    """One Ray task: train, evaluate, register and maybe activate one model type."""
-    from matchwise.training import train_model, train_summary
-
+def _train_one(settings: dict[str, Any], name: str, domain: str | None) -> PendingVersion:
+    """One Ray task: train, evaluate and upload one model type; registering is the
+    driver's, once every task is done."""
     runtime = Runtime.open(Settings(**settings), migrate=False)
     try:
-        return train_summary(train_model(runtime, name, domain=domain, actor=actor))
+        with tempfile.TemporaryDirectory(prefix="matchwise-ray-train-") as tmp:
+            pending = train_version(runtime, name, Path(tmp), domain=domain)
+            pending.upload(ArtifactStore(runtime.settings.artifact_root))
+        pending.folder = None  # gone with the task's temporary folder
+        return pending
     finally:
         runtime.close()
 
@@ -57,19 +68,35 @@ def train_with_ray(
     actor: str = "cli",
     address: str | None = None,
     num_cpus: int | None = None,
+    finish: Finish | None = None,
 ) -> dict[str, Any]:
     """Train several model types at once, one Ray task each (a task per model keeps each
-    model's own training code as it is; Ray places the tasks on the cluster's cores)."""
+    model's own training code as it is; Ray places the tasks on the cluster's cores), then
+    register them all and activate the winners in one transaction, as
+    :func:`matchwise.training.retrain` does; ``finish`` runs inside it."""
     ray = _ray(runtime, address)
     started_here = _start(ray, address or runtime.settings.ray_address, num_cpus)
     try:
         task = ray.remote(max_retries=1)(_train_one)
         settings = runtime.settings.model_dump()
-        refs = {name: task.remote(settings, name, domain, f"{actor}+ray") for name in names}
-        return {name: ray.get(ref) for name, ref in refs.items()}
+        refs = [task.remote(settings, name, domain) for name in names]
+        pending, failures = [], []
+        for ref in refs:
+            try:
+                pending.append(ray.get(ref))
+            except Exception as exc:  # the others' artifacts must not outlive the run
+                failures.append(exc)
     finally:
         if started_here:
             ray.shutdown()
+    if failures:
+        store = ArtifactStore(runtime.settings.artifact_root)
+        for item in pending:
+            if item.uri is not None:
+                store.remove(item.uri)
+        raise failures[0]
+    results = register_versions(runtime, pending, actor=f"{actor}+ray", finish=finish)
+    return {result.model_type: train_summary(result) for result in results}
 
 
 def _ray(runtime: Runtime, address: str | None) -> Any:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from matchwise.jobs import JobContext, job_type
+from sqlalchemy.orm import Session
+
+from matchwise.jobs import JobContext, enqueue, job_type
+from matchwise.training import TrainResult, train_summary
+from matchwise.training import retrain as retrain_models
 
 
 @job_type("refresh_user")
 def refresh_user(ctx: JobContext) -> dict[str, Any]:
-    """Recompute one user's cached recommendations with the active models."""
+    """Recompute one user's cached recommendations with the active models (every user's
+    when the payload names none: what a retrain queues after an activation)."""
     from matchwise.refresh import refresh_users
 
     user_id = ctx.payload.get("user_id")
@@ -28,17 +33,24 @@ def retention(ctx: JobContext) -> dict[str, Any]:
 
 @job_type("retrain")
 def retrain(ctx: JobContext) -> dict[str, Any]:
-    """Dataset → train → evaluate → register → activate if better; then refresh the cache."""
-    from matchwise.refresh import refresh_users
-    from matchwise.training import retrain as retrain_models
+    """Dataset → train → evaluate every model; then one transaction registers them all,
+    activates those that beat the active version, queues a cache refresh when any did
+    and marks the job done. An attempt that dies before it leaves nothing behind, and
+    one that lost its lease to another worker commits nothing."""
+    outcome: dict[str, Any] = {}
+    refresh = bool(ctx.payload.get("refresh", True))
+    top_n = int(ctx.payload.get("top_n", 50))
 
-    outcome, activated = retrain_models(ctx.runtime, ctx.payload.get("models"),
-                                        domain=ctx.payload.get("domain"),
-                                        actor=f"worker:{ctx.worker_id}",
-                                        ray=bool(ctx.payload.get("ray")))  # fmt: skip
-    if activated and ctx.payload.get("refresh", True):
-        top_n = int(ctx.payload.get("top_n", 50))
-        outcome["refresh"] = refresh_users(ctx.runtime, None, top_n=top_n)
+    def finish(session: Session, results: list[TrainResult]) -> None:
+        outcome.update({result.model_type: train_summary(result) for result in results})
+        if refresh and any(result.activated for result in results):
+            job, _ = enqueue(session, "refresh_user", {"top_n": top_n})  # every user
+            outcome["refresh_job"] = job.id
+        ctx.complete_in(session, outcome)
+
+    retrain_models(ctx.runtime, ctx.payload.get("models"), domain=ctx.payload.get("domain"),
+                   actor=f"worker:{ctx.worker_id}", ray=bool(ctx.payload.get("ray")),
+                   finish=finish)  # fmt: skip
     return outcome
 
 

@@ -31,12 +31,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from matchwise.db.tables import Job, utcnow
-from matchwise.errors import InvalidInput, NotFound
+from matchwise.errors import Conflict, InvalidInput, NotFound
 from matchwise.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+
+
+class LeaseLost(Conflict):
+    """This attempt no longer holds its job: its lease expired and another worker took it."""
 
 
 @dataclass
@@ -48,6 +52,15 @@ class JobContext:
     payload: dict[str, Any]
     attempt: int
     worker_id: str
+    finished: bool = False  # the handler marked the job done itself (complete_in)
+
+    def complete_in(self, session: Session, result: dict[str, Any]) -> None:
+        """Mark the job done inside the handler's own transaction, so its effects and its
+        completion commit together or not at all; raises LeaseLost (rolling them back) when
+        another worker holds the job now."""
+        if not complete(session, self.job_id, self.worker_id, result):
+            raise LeaseLost(f"job {self.job_id} attempt {self.attempt} lost its lease")
+        self.finished = True
 
 
 Handler = Callable[[JobContext], dict[str, Any] | None]
@@ -287,11 +300,11 @@ class Worker:
         beat = threading.Event()
         heart = threading.Thread(target=self._heartbeat, args=(job_id, beat), daemon=True)
         heart.start()
+        ctx = JobContext(self.runtime, job_id, payload, attempt, self.worker_id)
         try:
             handler = HANDLERS.get(kind)
             if handler is None:
                 raise InvalidInput(f"no handler for job type {kind!r}")
-            ctx = JobContext(self.runtime, job_id, payload, attempt, self.worker_id)
             result = handler(ctx)
         except Exception as exc:
             beat.set()
@@ -303,9 +316,10 @@ class Worker:
         else:
             beat.set()
             heart.join()
-            with self.runtime.session() as session:
-                if not complete(session, job_id, self.worker_id, result):
-                    log.warning("job %s finished but its lease was lost", job_id)
+            if not ctx.finished:
+                with self.runtime.session() as session:
+                    if not complete(session, job_id, self.worker_id, result):
+                        log.warning("job %s finished but its lease was lost", job_id)
         with self.runtime.session() as session:
             return session.get(Job, job_id)
 

@@ -83,6 +83,15 @@ class ArtifactStore:
             self.fs.put_file(str(local_folder / name), dest)
         return uri, size
 
+    def remove(self, uri: str) -> None:
+        """Delete an artifact that never made it into the registry (best effort)."""
+        fs, path = fsspec.core.url_to_fs(uri)
+        try:
+            if fs.exists(path):
+                fs.rm(path, recursive=True)
+        except OSError as exc:
+            log.warning("could not remove the unregistered artifact %s (%s)", uri, exc)
+
     def fetch(self, uri: str) -> Path:
         """A local folder holding the artifact, verified against its checksums."""
         fs, path = fsspec.core.url_to_fs(uri)
@@ -138,15 +147,37 @@ def register(
     """Upload a trained model folder and add its registry row (optionally activating it)."""
     version = version or new_version(model_type)
     uri, size = store.put(Path(local_folder), model_type, version)
-    row = ModelVersion(
-        model_type=model_type, version=version, uri=uri, metrics=metrics or {}, size_bytes=size
-    )
-    session.add(row)
-    session.flush()
-    audit(session, actor, "model.register", row.id, {"model_type": model_type, "version": version})
+    row = add_version(session, model_type, version, uri, size, metrics, actor=actor)
     if activate:
         activate_version(session, store, row.id, actor=actor)
     return row
+
+
+def add_version(
+    session: Session,
+    model_type: str,
+    version: str,
+    uri: str,
+    size_bytes: int,
+    metrics: dict[str, Any] | None = None,
+    actor: str = "system",
+) -> ModelVersion:
+    """The registry row of an artifact already uploaded with :meth:`ArtifactStore.put`, so
+    that uploads can happen before the transaction that registers several versions."""
+    row = ModelVersion(model_type=model_type, version=version, uri=uri, metrics=metrics or {},
+                       size_bytes=size_bytes)  # fmt: skip
+    session.add(row)
+    session.flush()
+    audit(session, actor, "model.register", row.id, {"model_type": model_type, "version": version})
+    return row
+
+
+def lock_type(session: Session, model_type: str) -> None:
+    """Lock a model type's registry rows until the transaction ends, so two activations of
+    one type serialise (PostgreSQL; SQLite serialises every write anyway)."""
+    session.execute(
+        select(ModelVersion.id).where(ModelVersion.model_type == model_type).with_for_update()
+    )
 
 
 def get_version(session: Session, ident: str) -> ModelVersion:
@@ -177,10 +208,7 @@ def activate_version(
     """
     row = get_version(session, ident)
     store.fetch(row.uri)  # raises ArtifactError before anything changes
-    # Lock the type's rows so two activations of one type serialise (PostgreSQL).
-    session.execute(
-        select(ModelVersion.id).where(ModelVersion.model_type == row.model_type).with_for_update()
-    )
+    lock_type(session, row.model_type)
     previous = active_version(session, row.model_type)
     if previous is not None and previous.id == row.id:
         return row

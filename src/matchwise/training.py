@@ -9,12 +9,14 @@ import json
 import logging
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy.orm import Session
 
 from matchwise import registry
 from matchwise.data.dataset import Dataset, build_dataset
@@ -95,6 +97,10 @@ class TrainResult:
     reason: str = ""
 
 
+#: Called inside the registration transaction with its results (a job marks itself done).
+Finish = Callable[[Session, list[TrainResult]], None]
+
+
 def _fit(model: Recommender, train: InteractionSet, valid: InteractionSet) -> float:
     started = time.perf_counter()
     model.fit(train, valid)
@@ -123,25 +129,31 @@ def retrain(
     domain: str | None = None,
     actor: str = "cli",
     ray: bool = False,
+    finish: Finish | None = None,
 ) -> tuple[dict[str, Any], bool]:
-    """Train each of ``models`` (default: ``settings.retrain_models``) and activate the
-    ones that beat the active version; returns a summary per model and whether any
-    activation happened (then the serving state and the cache need a refresh).
+    """Train each of ``models`` (default: ``settings.retrain_models``), then register them
+    all and activate the ones that beat the active version in one transaction; returns a
+    summary per model and whether any activation happened (then the serving state and
+    the cache need a refresh).
 
-    With ``ray`` each model trains in a Ray task of its own (``settings.ray_address``,
-    or a local Ray), in parallel: see :mod:`matchwise.batch`.
+    Nothing is registered until every model is trained, so a run that dies part-way
+    leaves no versions behind. ``finish`` runs inside that transaction (the retrain job
+    marks itself done there). With ``ray`` each model trains in a Ray task of its own
+    (``settings.ray_address``, or a local Ray), in parallel: see :mod:`matchwise.batch`.
     """
     names = models or list(runtime.settings.retrain_models)
     if ray:
-        from matchwise.batch import train_with_ray
+        from matchwise.batch import train_with_ray  # batch builds on this module
 
-        outcome = train_with_ray(runtime, names, domain=domain, actor=actor)
+        outcome = train_with_ray(runtime, names, domain=domain, actor=actor, finish=finish)
     else:
-        outcome = {name: train_summary(train_model(runtime, name, domain=domain, actor=actor))
-                   for name in names}  # fmt: skip
+        with tempfile.TemporaryDirectory(prefix="matchwise-retrain-") as tmp:
+            pending = [train_version(runtime, name, Path(tmp), domain=domain) for name in names]
+            results = register_versions(runtime, pending, actor=actor, finish=finish)
+        outcome = {result.model_type: train_summary(result) for result in results}
     activated = any(summary["activated"] for summary in outcome.values())
     if activated:
-        from matchwise.serving import state_for
+        from matchwise.serving import state_for  # serving loads models with this module
 
         state_for(runtime.settings).invalidate()
     return outcome, activated
@@ -172,6 +184,61 @@ def train_model(
     ``activate``: ``if_better`` (validation NDCG@10 above the active version's, measured
     on this dataset), ``always`` or ``never``.
     """
+    with tempfile.TemporaryDirectory(prefix="matchwise-train-") as tmp:
+        pending = train_version(runtime, name, None if dry_run else Path(tmp),
+                                config_path=config_path, flags=flags, domain=domain,
+                                dataset=dataset, activate=activate, progress=progress,
+                                config_overrides=config_overrides)  # fmt: skip
+        if dry_run:
+            return pending.result
+        return register_versions(runtime, [pending], actor=actor)[0]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether a new version should replace the active one. Decided after training, it
+    holds at registration only while the version it was compared with is still active."""
+
+    policy: str
+    activate: bool
+    reason: str
+    against: str | None = None  # registry id of the active version compared with
+
+
+@dataclass
+class PendingVersion:
+    """A trained, evaluated model version not registered yet: its artifact folder (a local
+    one, or once uploaded its URI), its registry metrics and its verdict."""
+
+    result: TrainResult
+    metrics: dict[str, Any]
+    verdict: Verdict | None = None
+    folder: Path | None = None
+    uri: str | None = None
+    size_bytes: int = 0
+
+    def upload(self, store: registry.ArtifactStore) -> None:
+        """Copy the folder to the artifact store (once)."""
+        if self.uri is None and self.folder is not None:
+            self.uri, self.size_bytes = store.put(self.folder, self.result.model_type,
+                                                  self.result.version)  # fmt: skip
+
+
+def train_version(
+    runtime: Runtime,
+    name: str,
+    stage: Path | None,
+    config_path: str | Path | None = None,
+    flags: dict[str, Any] | None = None,
+    domain: str | None = None,
+    dataset: Dataset | None = None,
+    activate: str = "if_better",
+    progress: bool = False,
+    config_overrides: dict[str, Any] | None = None,
+) -> PendingVersion:
+    """Train, evaluate against baselines and report ``name``; then, unless ``stage`` is
+    None (a dry run), save it under ``stage`` and compare it with the active version.
+    Nothing is written to the store: :func:`register_versions` does that."""
     if activate not in ("if_better", "always", "never"):
         raise InvalidInput("activate must be if_better, always or never")
     settings = runtime.settings
@@ -222,7 +289,7 @@ def train_model(
         "test": results,
         "dataset": dataset.manifest,
         "config": model.get_params(),
-        "dry_run": dry_run,
+        "dry_run": stage is None,
     }
     json_path, html_path = write_report(
         reports_folder(settings.artifact_root), version, payload, history, positive, other
@@ -237,58 +304,101 @@ def train_model(
         report_html=html_path,
         report_json=json_path,
     )
-    if dry_run:
+    pending = PendingVersion(result, {"validation": validation, "test": results[name]})
+    if stage is None:
         result.reason = "dry run: nothing written to the store"
-        return result
-    store = registry.ArtifactStore(settings.artifact_root)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = save_trained(trained, Path(tmp) / version)
-        with runtime.session() as session:
-            row = registry.register(
-                session,
-                store,
-                name,
-                folder,
-                metrics={"validation": validation, "test": results[name]},
-                version=version,
-                actor=actor,
-            )
-            result.registry_id = row.id
-            should, why = _should_activate(runtime, session, store, name, validation,
-                                           train, valid, activate)  # fmt: skip
-            if should:
-                registry.activate_version(session, store, row.id, actor=actor)
-            result.activated, result.reason = should, why
-    return result
+        return pending
+    pending.folder = save_trained(trained, stage / version)
+    pending.verdict = _judge(runtime, name, validation, train, valid, activate)
+    return pending
 
 
-def _should_activate(
+def register_versions(
     runtime: Runtime,
-    session: Any,
-    store: registry.ArtifactStore,
+    pending: Sequence[PendingVersion],
+    actor: str = "cli",
+    finish: Finish | None = None,
+) -> list[TrainResult]:
+    """Upload the artifacts, then in one transaction register every version, activate
+    those whose verdict still holds and run ``finish``: all of it commits, or none.
+
+    Artifacts uploaded for a transaction that rolled back are removed again.
+    """
+    store = registry.ArtifactStore(runtime.settings.artifact_root)
+    with runtime.session() as session:  # no connection is taken before the first query
+        try:
+            for item in pending:
+                item.upload(store)
+            for item in pending:
+                _register(session, store, item, actor)
+            if finish is not None:
+                finish(session, [item.result for item in pending])
+        except Exception:
+            for item in pending:
+                if item.uri is not None:
+                    store.remove(item.uri)
+            raise
+    return [item.result for item in pending]
+
+
+def _register(
+    session: Session, store: registry.ArtifactStore, item: PendingVersion, actor: str
+) -> None:
+    result, verdict = item.result, item.verdict
+    if item.uri is None or verdict is None:
+        raise InvalidInput(f"{result.version} was trained as a dry run: it cannot be registered")
+    registry.lock_type(session, result.model_type)
+    row = registry.add_version(session, result.model_type, result.version, item.uri,
+                               item.size_bytes, item.metrics, actor=actor)  # fmt: skip
+    activate, reason = _still_holds(session, result, verdict)
+    if activate:
+        registry.activate_version(session, store, row.id, actor=actor)
+    result.registry_id, result.activated, result.reason = row.id, activate, reason
+
+
+def _still_holds(session: Session, result: TrainResult, verdict: Verdict) -> tuple[bool, str]:
+    """The verdict, unless another version became active after the comparison."""
+    if verdict.policy != "if_better":
+        return verdict.activate, verdict.reason
+    current = registry.active_version(session, result.model_type)
+    if current is None:
+        return True, "activated: no active version yet"
+    if current.id != verdict.against:
+        return False, f"kept {current.version}: it became active while {result.version} " \
+            "was compared with the one before"  # fmt: skip
+    return verdict.activate, verdict.reason
+
+
+def _judge(
+    runtime: Runtime,
     name: str,
     validation: dict[str, float],
     train: InteractionSet,
     valid: InteractionSet,
     policy: str,
-) -> tuple[bool, str]:
+) -> Verdict:
     if policy == "always":
-        return True, "activated (policy: always)"
+        return Verdict(policy, True, "activated (policy: always)")
     if policy == "never":
-        return False, "registered, not activated (policy: never)"
-    current = registry.active_version(session, name)
-    if current is None:
-        return True, "activated: no active version yet"
+        return Verdict(policy, False, "registered, not activated (policy: never)")
+    with runtime.session() as session:
+        current = registry.active_version(session, name)
+        if current is None:
+            return Verdict(policy, True, "activated: no active version yet")
+        against, uri, old_version = current.id, current.uri, current.version
+    store = registry.ArtifactStore(runtime.settings.artifact_root)
     try:
-        old = load_trained(store.fetch(current.uri))
+        old = load_trained(store.fetch(uri))
         old_score = evaluate_full_ranking(_aligned(old, train), train, valid)[SELECTION_METRIC]
     except (ArtifactError, InvalidInput) as exc:
-        return True, f"activated: the active version cannot be evaluated ({exc})"
+        return Verdict(policy, True, f"activated: the active version cannot be evaluated ({exc})",
+                       against)  # fmt: skip
     new_score = validation[SELECTION_METRIC]
     if new_score > old_score:
-        return True, f"activated: validation {SELECTION_METRIC} {new_score:.4f} > {old_score:.4f}"
-    return False, f"kept {current.version}: validation {SELECTION_METRIC} {old_score:.4f} >= " \
-        f"{new_score:.4f}"  # fmt: skip
+        return Verdict(policy, True, f"activated: validation {SELECTION_METRIC} "
+                       f"{new_score:.4f} > {old_score:.4f}", against)  # fmt: skip
+    return Verdict(policy, False, f"kept {old_version}: validation {SELECTION_METRIC} "
+                   f"{old_score:.4f} >= {new_score:.4f}", against)  # fmt: skip
 
 
 def _aligned(old: TrainedModel, data: InteractionSet) -> Any:
