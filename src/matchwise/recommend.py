@@ -548,7 +548,7 @@ def people_recommendations(
         shared = sorted(my_tags & {vocab[j] for j in p.tags[c].indices})
         context = {"shared_tags": shared, "distance_km": soft.distance_km[pos],
                    "liked_me": bool(liked_me[pos])}  # fmt: skip
-        reason = "already likes you" if liked_me[pos] else reason_for(strongest[pos], context)
+        reason = reason_for(strongest[pos], context, settings.reveal_likes_in_reasons)
         recs.append(Recommendation(str(p.ids[c]), "user", round(float(score[pos]), 6), rank,
                                    reason))  # fmt: skip
     return RecommendationList(user.id, route, version, now, recs)

@@ -120,6 +120,11 @@ class Settings(BaseSettings):
     report_threshold: int = Field(
         default=3, ge=1, description="Distinct reporters that hide a profile until reviewed."
     )
+    reveal_likes_in_reasons: bool = Field(
+        default=False,
+        description="Say 'already likes you' in people recommendations' reasons. Off by "
+        "default: a like is a private swipe, so the reason names what else is true.",
+    )
     safety_thresholds: dict[str, float] = Field(
         default_factory=dict, description="Per-label decision thresholds of the safety model."
     )

@@ -109,8 +109,8 @@ def test_reasons_are_short_and_human() -> None:
     )
     assert reason_for("reciprocal") == "likes people like you"
     assert reason_for("interaction") == "similar to people you liked"
-    assert reason_for("interaction", {"liked_me": True}) == "already likes you"
-    assert reason_for("liked_me") == "already likes you"
+    assert reason_for("interaction", {"liked_me": True}, reveal_likes=True) == "already likes you"
+    assert reason_for("liked_me", reveal_likes=True) == "already likes you"
     assert reason_for("popularity") == "popular around you"
     assert "nearby" in reason_for("distance", {"distance_km": 2.4})
     assert reason_for("compatibility", {}) == "fits what you are both looking for"

@@ -21,6 +21,7 @@ __all__ = [
     "bio_similarity",
     "blend",
     "cosine_rows",
+    "distance_band",
     "interaction_adjustment",
     "reason_for",
     "reciprocal_score",
@@ -186,34 +187,49 @@ def _listing(values: Sequence[str], most: int = 2) -> str:
     return " and ".join(items) if len(items) <= 2 else ", ".join(items)
 
 
-def reason_for(signal_name: str, context: Mapping[str, Any] | None = None) -> str:
+#: Distance bands a reason may name (upper bound in km, words): never a figure, which
+#: anyone able to set their own location could use to triangulate where someone lives.
+DISTANCE_BANDS: tuple[tuple[float, str], ...] = ((10.0, "lives nearby"), (50.0, "in your area"))
+FAR = "within the distance you both chose"
+
+
+def distance_band(distance_km: Any) -> str | None:
+    """The coarse band of ``distance_km`` (None when it is unknown)."""
+    if distance_km is None or not np.isfinite(distance_km):
+        return None
+    return next((words for limit, words in DISTANCE_BANDS if distance_km < limit), FAR)
+
+
+def reason_for(
+    signal_name: str, context: Mapping[str, Any] | None = None, reveal_likes: bool = False
+) -> str:
     """A short human reason for a recommendation whose strongest signal is ``signal_name``.
 
     ``context`` may carry ``shared_tags`` (list of str), ``distance_km``, ``age_gap`` and
-    ``liked_me`` (bool); an unknown signal gets a neutral reason, never an error.
+    ``liked_me`` (bool); an unknown signal gets a neutral reason, never an error. Distances
+    are named as coarse bands only. A like is a private swipe: "already likes you" only
+    with ``reveal_likes`` (setting ``reveal_likes_in_reasons``); otherwise a candidate who
+    liked the user gets the next honest reason, one their like did not make true.
     """
     ctx = dict(context or {})
     shared = [t for t in ctx.get("shared_tags") or [] if t]
-    if ctx.get("liked_me") and signal_name in ("interaction", "liked_me", "reciprocal"):
+    liked_me = bool(ctx.get("liked_me")) or signal_name == "liked_me"
+    if liked_me and reveal_likes:
         return "already likes you"
+    if liked_me and signal_name in ("interaction", "liked_me"):
+        signal_name = "compatibility"  # the like lifted this signal: say what else is true
     if signal_name in ("compatibility", "shared_tags", "jaccard"):
         if shared:
             return f"you both like {_listing(shared)}"
-        distance = ctx.get("distance_km")
-        if distance is not None and np.isfinite(distance) and distance < 10:
-            return f"lives nearby ({max(1, round(float(distance)))} km away)"
+        if distance_band(ctx.get("distance_km")) == DISTANCE_BANDS[0][1]:
+            return DISTANCE_BANDS[0][1]
         return "fits what you are both looking for"
     if signal_name in ("distance", "proximity"):
-        distance = ctx.get("distance_km")
-        if distance is not None and np.isfinite(distance):
-            return f"lives nearby ({max(1, round(float(distance)))} km away)"
-        return "lives nearby"
+        return distance_band(ctx.get("distance_km")) or DISTANCE_BANDS[0][1]
     if signal_name in ("age", "age_fit"):
         return "close to you in age"
     if signal_name == "bio":
         return f"your bios have a lot in common{_also(shared)}"
-    if signal_name == "liked_me":
-        return "already likes you"
     if signal_name == "interaction":
         return "similar to people you liked"
     if signal_name == "reciprocal":
