@@ -76,13 +76,20 @@ def generate(
     _write_bundle(bundle)
 
 
-def _write_bundle(bundle: Any, runtime: Runtime | None = None) -> dict[str, int]:
+def _write_bundle(
+    bundle: Any, runtime: Runtime | None = None, source: Any = None
+) -> dict[str, int]:
+    """Write a bundle (all or nothing) and say what happened to every row of it."""
     from matchwise.ingest import write_bundle
 
     runtime = runtime or _runtime()
     with console.status(f"writing {len(bundle.interactions):,} interactions..."):
         stats = write_bundle(
-            runtime.engine, bundle, runtime.settings.action_table, elo=runtime.settings.elo
+            runtime.engine,
+            bundle,
+            runtime.settings.action_table,
+            elo=runtime.settings.elo,
+            source=source,
         )
     table = Table(title=f"loaded {bundle.name}")
     for col in ("", "in file", "new in store"):
@@ -91,6 +98,13 @@ def _write_bundle(bundle: Any, runtime: Runtime | None = None) -> dict[str, int]
     table.add_row("items", f"{len(bundle.items):,}", f"{stats['items']:,}")
     table.add_row("interactions", f"{len(bundle.interactions):,}", f"{stats['interactions']:,}")
     console.print(table)
+    if len(bundle.interactions):
+        console.print(
+            f"interactions: {stats['duplicates']:,} skipped as duplicates "
+            "(event id already stored or repeated)"
+        )
+    if stats.get("stamped"):
+        console.print(f"interactions: {stats['stamped']:,} without a time got the load time")
     return stats
 
 
@@ -129,14 +143,24 @@ def load_interactions(
         str | None, typer.Option(help="action for every row when there is no action column")
     ] = None,
 ) -> None:
-    """Import your own interaction export; users and items it names are created if new."""
+    """Import your own interaction export; users and items it names are created if new.
+
+    The file is checked whole before anything is written, then written in one
+    transaction; rows without a time get the load time.
+    """
     import pandas as pd
 
     from matchwise.data.bundle import DataBundle
-    from matchwise.data.importers import read_interactions
+    from matchwise.data.importers import read_interactions, row_numbering
+    from matchwise.ingest import RowSource
 
     if target_user_col:
         item_col = None
+    runtime = _runtime()
+    actions = runtime.settings.action_table
+    if default_action is not None and default_action.strip().lower() not in actions:
+        known = ", ".join(sorted(actions))
+        raise InvalidInput(f"--default-action: unknown action {default_action!r}; known: {known}")
     frame = read_interactions(
         path,
         user_col=user_col,
@@ -157,8 +181,18 @@ def load_interactions(
         interactions=frame,
         name=path.name,
     )
-    runtime = _runtime()
-    _write_bundle(_only_new_entities(runtime, bundle), runtime)
+    columns = {
+        "user_id": user_col,
+        "item_id": item_col,
+        "target_user_id": target_user_col,
+        "action": action_col,
+        "value": value_col,
+        "occurred_at": time_col,
+    }
+    source = RowSource(
+        str(path), *row_numbering(path), {k: v for k, v in columns.items() if v is not None}
+    )
+    _write_bundle(_only_new_entities(runtime, bundle), runtime, source)
 
 
 def _only_new_entities(runtime: Runtime, bundle: Any) -> Any:
@@ -179,7 +213,11 @@ def load_profiles(
     path: Annotated[Path, typer.Argument(help="CSV or Parquet file of profiles")],
     id_col: Annotated[str, typer.Option(help="column with the user id")] = "id",
 ) -> None:
-    """Import profiles; unknown columns are kept as attributes."""
+    """Import profiles; unknown columns are kept as attributes.
+
+    Every row must pass what ``POST /v1/users`` accepts; the first that does not refuses
+    the whole file with its line and column, and nothing is written.
+    """
     import pandas as pd
 
     from matchwise.data.bundle import DataBundle
@@ -194,7 +232,11 @@ def load_items(
     path: Annotated[Path, typer.Argument(help="CSV or Parquet file of items")],
     id_col: Annotated[str, typer.Option(help="column with the item id")] = "id",
 ) -> None:
-    """Import items (events, startups, ...); unknown columns are kept as attributes."""
+    """Import items (events, startups, ...); unknown columns are kept as attributes.
+
+    Every row must pass what ``POST /v1/items`` accepts; the first that does not refuses
+    the whole file with its line and column, and nothing is written.
+    """
     import pandas as pd
 
     from matchwise.data.bundle import DataBundle

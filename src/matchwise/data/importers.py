@@ -3,6 +3,8 @@
 Real users arrive with files from their app's database, not with our schema, so every
 reader maps their column names onto the wire contract and fails early with an error that
 names the file, the column and the line, instead of letting a bad row surface later.
+Profiles and items go through the API's own models (``UserIn``, ``ItemIn``): a file is
+accepted only when every row would be accepted by ``POST /v1/users`` or ``/v1/items``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ValidationError
 
 from matchwise.errors import InvalidInput
 from matchwise.schemas import ItemIn, UserIn
@@ -105,6 +108,12 @@ def _read_table(path: str | Path) -> tuple[pd.DataFrame, str, Path]:
 def _where(kind: str, row: int) -> str:
     """Human position of a data row: CSV line numbers count the header as line 1."""
     return f"row {row + 1}" if kind == "parquet" else f"line {row + 2}"
+
+
+def row_numbering(path: str | Path) -> tuple[str, int]:
+    """How a person finds a data row of ``path``: ``("line", 2)`` for CSV/TSV, whose header
+    is line 1, ``("row", 1)`` for Parquet. Row position 0 is then "line 2" or "row 1"."""
+    return ("row", 1) if _file_kind(Path(path)) == "parquet" else ("line", 2)
 
 
 def _require(frame: pd.DataFrame, column: str, path: Path, role: str) -> None:
@@ -322,8 +331,10 @@ def read_interactions(
     ``default_action`` applies to every row. ``target_user_col`` makes rows people-to-people;
     with both target columns, each row must fill exactly one. Times may be ISO strings or
     epoch numbers (unit guessed unless ``time_unit``); without a time column
-    ``occurred_at`` is NaT and the store stamps arrival time. ``event_id_col`` is used when
-    present, else ids are a stable hash, so re-importing a file is idempotent.
+    ``occurred_at`` is NaT and ``ingest.write_bundle`` stamps every such row with the load
+    time (one time for the whole load), as the API stamps events sent without a timestamp.
+    ``event_id_col`` is used when present, else ids are a stable hash (time-less rows
+    included), so re-importing a file is idempotent: its rows are skipped as duplicates.
     """
     frame, kind, p = _read_table(path)
     _require(frame, user_col, p, "user")
@@ -457,6 +468,116 @@ _LIST_FIELDS = {"tags", "seeking"}
 _INT_FIELDS = {"age", "age_min", "age_max"}
 _FLOAT_FIELDS = {"max_distance_km", "latitude", "longitude"}
 _TIME_FIELDS = {"starts_at"}
+_TRUE = frozenset({"true", "1", "yes", "y", "t"})
+_FALSE = frozenset({"false", "0", "no", "n", "f"})
+
+
+def _flags(series: pd.Series, path: Path, kind: str, column: str) -> list[bool]:
+    """Yes/no cells as booleans, a blank cell as yes (the API's default for ``active``).
+
+    Anything else names its line: a typo must not silently switch a profile off or on.
+    """
+    flags = []
+    for row, value in enumerate(_as_text(series).tolist()):
+        text = None if value is None else str(value).lower()
+        if text is None or text in _TRUE:
+            flags.append(True)
+        elif text in _FALSE:
+            flags.append(False)
+        else:
+            raise InvalidInput(
+                f"{path}: {_where(kind, row)}, column {column!r}: expected yes/no, "
+                f"true/false or 1/0 (got {value!r})"
+            )
+    return flags
+
+
+def _cell(value: Any) -> Any:
+    """A frame cell as the API would receive it: missing as None, numpy/pandas as Python."""
+    if isinstance(value, list | dict):
+        return value
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _row_problem(
+    exc: ValidationError,
+    model: type[BaseModel],
+    path: Path,
+    kind: str,
+    row: int,
+    column_of: Callable[[str], str],
+) -> str:
+    """The model's first complaint about a row, as ``FILE: line N, column 'C': what``.
+
+    A complaint about several fields (``age_min must be <= age_max``) names their columns.
+    """
+    error = exc.errors()[0]
+    loc = [str(part) for part in error["loc"]]
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if loc and loc[0] in model.model_fields:
+        inner = "".join(f"[{part}]" for part in loc[1:])
+        return (
+            f"{path}: {_where(kind, row)}, column {column_of(loc[0])!r}: {message}"
+            f"{' at ' + loc[0] + inner if inner else ''} (got {_short(error.get('input'))})"
+        )
+    fields = [f for f in model.model_fields if re.search(rf"\b{re.escape(f)}\b", message)]
+    if not fields:
+        return f"{path}: {_where(kind, row)}: {message}"
+    label = "column" if len(fields) == 1 else "columns"
+    columns = ", ".join(repr(column_of(f)) for f in fields)
+    return f"{path}: {_where(kind, row)}, {label} {columns}: {message}"
+
+
+def _validated(
+    frame: pd.DataFrame,
+    model: type[BaseModel],
+    path: Path,
+    kind: str,
+    column_of: Callable[[str], str],
+) -> pd.DataFrame:
+    """Every row through the API's model; the frame of what the model made of them.
+
+    The file is refused at its first bad row, so a load is all or nothing, and what is
+    stored is what ``POST /v1/users`` or ``/v1/items`` would have stored (normalised the same
+    way). Only the file's own columns come back: a reload never blanks fields it omits.
+    """
+    columns = list(frame.columns)
+    cells = [frame[c].tolist() for c in columns]
+    rows: list[dict[str, Any]] = []
+    for row, line in enumerate(zip(*cells, strict=True)):
+        record = {c: _cell(v) for c, v in zip(columns, line, strict=True)}
+        try:
+            checked = model.model_validate(record)
+        except ValidationError as exc:
+            raise InvalidInput(_row_problem(exc, model, path, kind, row, column_of)) from exc
+        rows.append(checked.model_dump(include=set(columns)))
+    out: dict[str, Any] = {}
+    for c in columns:
+        values = [r[c] for r in rows]
+        if c in _INT_FIELDS:
+            out[c] = pd.array(values, dtype="Int64")
+        elif c in _FLOAT_FIELDS:
+            out[c] = pd.Series([np.nan if v is None else v for v in values], dtype=float)
+        elif c in _TIME_FIELDS:
+            out[c] = pd.to_datetime(pd.Series(values, dtype=object), utc=True)
+        else:
+            out[c] = pd.Series(values, dtype=object)
+    return pd.DataFrame(out, columns=columns)
 
 
 def _read_entities(
@@ -542,8 +663,7 @@ def _convert_fields(
                 _parse_json_dict(v, p, kind, col, r) for r, v in enumerate(series.tolist())
             ]
         elif field == "active":
-            text = _as_text(series).fillna("true").str.lower()
-            out[field] = ~text.isin(["false", "0", "no", "n", "f"]).to_numpy()
+            out[field] = pd.Series(_flags(series, p, kind, col), dtype=object)
         elif field == "owner_id":
             owners = _ids(series, p, kind, "owner id", col, allow_empty=True)
             out[field] = pd.Series(owners.tolist(), dtype=object)
@@ -580,12 +700,18 @@ def read_profiles(
     Columns named like ``UserIn`` fields are taken as they are; ``column_map`` maps other
     source columns to fields (``{"sex": "gender", "interests": "tags"}``); whatever is left
     goes into ``attributes``. List fields accept real lists, JSON lists, "a|b|c" or "a,b".
+    Every row must pass ``UserIn``, as ``POST /v1/users`` requires: the first that does not
+    refuses the file with its line and column (``people.csv: line 3, column 'age': ...``).
     """
     fields = tuple(f for f in UserIn.model_fields if f != "photo_embeddings")
     mapped, source, kind, p, extras = _read_entities(path, fields, id_col, column_map, "user")
     reverse = {v: k for k, v in (column_map or {}).items()} | {"id": id_col}
-    out = _convert_fields(mapped, source, kind, p, extras, lambda f: reverse.get(f, f))
-    return out[[f for f in fields if f in out.columns]]
+
+    def column_of(field: str) -> str:
+        return reverse.get(field, field)
+
+    out = _convert_fields(mapped, source, kind, p, extras, column_of)
+    return _validated(out[[f for f in fields if f in out.columns]], UserIn, p, kind, column_of)
 
 
 def read_items(
@@ -597,16 +723,22 @@ def read_items(
     """An items frame from an export; like ``read_profiles`` but for ``ItemIn`` fields.
 
     ``kind`` fills the item kind where the file has no ``kind`` column (default ``item``).
+    Every row must pass ``ItemIn``, as ``POST /v1/items`` requires.
     """
     fields = tuple(ItemIn.model_fields)
     mapped, source, file_kind, p, extras = _read_entities(path, fields, id_col, column_map, "item")
     reverse = {v: k for k, v in (column_map or {}).items()} | {"id": id_col}
-    out = _convert_fields(mapped, source, file_kind, p, extras, lambda f: reverse.get(f, f))
+
+    def column_of(field: str) -> str:
+        return reverse.get(field, field)
+
+    out = _convert_fields(mapped, source, file_kind, p, extras, column_of)
     if "kind" not in out.columns:
         out["kind"] = pd.Series([kind or "item"] * len(out), dtype=object)
     elif kind is not None:
         out["kind"] = pd.Series([k or kind for k in out["kind"].tolist()], dtype=object)
-    return out[[f for f in fields if f in out.columns]]
+    out = out[[f for f in fields if f in out.columns]]
+    return _validated(out, ItemIn, p, file_kind, column_of)
 
 
 # --- OkCupid -------------------------------------------------------------------------------
