@@ -104,7 +104,9 @@ def _write_bundle(
             "(event id already stored or repeated)"
         )
     if stats.get("stamped"):
-        console.print(f"interactions: {stats['stamped']:,} without a time got the load time")
+        console.print(
+            f"interactions: {stats['stamped']:,} rows have no time; new ones got the load time"
+        )
     return stats
 
 
