@@ -284,7 +284,7 @@ def test_a_new_version_loads_in_the_background_while_the_old_one_serves(
     state._switch_now.clear()
     assert _serve(store, warm).model_version == first.version  # answered at once, old model
     for thread in threading.enumerate():
-        if thread.name == "matchwise-load-ease":
+        if thread.name.startswith("matchwise-load-ease-"):
             thread.join(timeout=60)
     assert _serve(store, warm).model_version == second.version
 

@@ -351,3 +351,25 @@ class LabelIn(Strict):
     label: Literal["inappropriate", "spam_scam", "harassment"]
     value: bool
     moderator: str = Field(default="admin", max_length=200)
+
+
+class FailedModelOut(BaseModel):
+    """An active model version this process could not load (retried in the background)."""
+
+    model_type: str
+    version: str
+    error: str
+    attempts: int
+    retry_in_seconds: float
+    serving: str = Field(
+        description="What answers instead: the previous version, the other loaded models "
+        "of its routes, or the heuristic 'fallback'"
+    )
+
+
+class HealthOut(BaseModel):
+    """``/healthz``: always 200 while the process lives; ``degraded`` names what is wrong."""
+
+    status: Literal["ok", "degraded"]
+    revision: str
+    failed_models: list[FailedModelOut] = Field(default_factory=list)

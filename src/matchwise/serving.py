@@ -2,7 +2,9 @@
 once per process and refreshed when the registry changes.
 
 A new active version is picked up within ``check_seconds``; if it cannot be loaded
-(missing or corrupt artifact) the previously loaded version keeps serving.
+(missing or corrupt artifact) the previously loaded version, or the next route, keeps
+serving, the load is retried in the background with exponential backoff, and
+:func:`health` says ``degraded`` until it succeeds.
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ from sqlalchemy.orm import Session
 
 from matchwise import registry
 from matchwise.db import queries
-from matchwise.errors import ArtifactError, MatchwiseError
 from matchwise.index import HNSWIndex, VectorIndex
 from matchwise.privacy import hash_id
+from matchwise.schemas import FailedModelOut, HealthOut
 from matchwise.training import TrainedModel, load_trained
 
 log = logging.getLogger(__name__)
@@ -254,12 +256,31 @@ class PeopleCatalogue:
         return self._bio_vectors
 
 
+@dataclass(frozen=True)
+class LoadFailure:
+    """An active version that would not load; retried in the background at ``next_try``."""
+
+    registry_id: str
+    version: str
+    error: str
+    attempts: int
+    next_try: float  # time.monotonic()
+
+
 class ServingState:
     """Process-wide cache of active models and the item catalogue (thread-safe)."""
 
-    def __init__(self, store: registry.ArtifactStore, check_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        store: registry.ArtifactStore,
+        check_seconds: float = 10.0,
+        retry_seconds: float = 1.0,
+        retry_max_seconds: float = 300.0,
+    ) -> None:
         self.store = store
         self.check_seconds = check_seconds
+        self.retry_seconds = retry_seconds  # first retry of a failed load, then doubled
+        self.retry_max_seconds = retry_max_seconds
         self._models: dict[str, LoadedModel | None] = {}
         self._checked: dict[str, float] = {}
         self._catalogue: Catalogue | None = None
@@ -267,7 +288,9 @@ class ServingState:
         self._reloading: set[str] = set()  # keys of background loads under way
         self._background_lock = threading.Lock()
         self._switch_now: set[str] = set()
-        self._failed: dict[str, str] = {}
+        self._failed: dict[str, LoadFailure] = {}
+        self._generation = 0  # bumped by invalidate(): older background loads stop
+        self._closed = threading.Event()
         self._lock = threading.Lock()
 
     def model(self, session: Session, model_type: str) -> LoadedModel | None:
@@ -276,8 +299,9 @@ class ServingState:
         The registry is checked every ``check_seconds``. A first load, or one right after
         :meth:`invalidate`, happens now; a new version noticed while another one serves
         loads in a background thread and takes over when ready, so a deployment costs no
-        request seconds of loading. A version that fails to load is not retried in the
-        background (the previous one keeps serving; ``invalidate`` tries again).
+        request seconds of loading. A version that fails to load is retried only in the
+        background, with exponential backoff (``retry_seconds`` doubling up to
+        ``retry_max_seconds``); meanwhile the previous version, or the next route, serves.
         """
         now = time.monotonic()
         if now - self._checked.get(model_type, -1e9) < self.check_seconds:
@@ -288,42 +312,119 @@ class ServingState:
             current = self._models.get(model_type)
             switch_now = model_type in self._switch_now
             self._switch_now.discard(model_type)
+            failure = self._failed.get(model_type)
+            if failure is not None and (row is None or failure.registry_id != row.id):
+                self._failed.pop(model_type, None)  # the registry moved on
+                failure = None
             if row is None:
                 self._models[model_type] = None
                 return None
             if current is not None and current.registry_id == row.id:
+                self._failed.pop(model_type, None)  # a stale background attempt's record
                 return current
-            if current is not None and not switch_now:
-                if self._failed.get(model_type) != row.id:
-                    self._load_in_background(model_type, row)
+            engine = session.get_bind()
+            if failure is not None or (current is not None and not switch_now):
+                self._load_in_background(model_type, row, engine)  # no-op if under way
                 return current
-            loaded = self._load(model_type, row)
+            loaded = self._load(model_type, row, self._generation)
             if loaded is None:
+                self._load_in_background(model_type, row, engine)
                 return current
             self._models[model_type] = loaded
             settle_heap()
             return loaded
 
-    def _load(self, model_type: str, row: Any) -> LoadedModel | None:
+    def _load(self, model_type: str, row: Any, generation: int) -> LoadedModel | None:
+        """Load ``row``; a failure of any kind is answered with None (serving never fails
+        because a model did) and, unless :meth:`invalidate` ran since ``generation``,
+        recorded for :func:`health` and the retries."""
         try:
             trained = load_trained(self.store.fetch(row.uri))
             loaded = _attach_index(LoadedModel(row.id, row.version, row.model_type, trained))
-        except (ArtifactError, MatchwiseError, OSError, ValueError) as exc:
-            log.error("cannot load %s %s (%s); keeping the previous version", model_type,
-                      row.version, exc)  # fmt: skip
-            self._failed[model_type] = row.id
+        except Exception as exc:
+            if generation != self._generation:
+                return None
+            failure = self._record_failure(model_type, row, exc)
+            log.error("cannot load %s %s (%s); attempt %d, next in %.0f s", model_type,
+                      row.version, exc, failure.attempts,
+                      failure.next_try - time.monotonic())  # fmt: skip
             return None
         log.info("serving %s %s", model_type, row.version)
         return loaded
 
-    def _load_in_background(self, model_type: str, row: Any) -> None:
-        def adopt() -> None:
-            loaded = self._load(model_type, row)
-            if loaded is not None:
-                with self._lock:
-                    self._models[model_type] = loaded
+    def _record_failure(self, model_type: str, row: Any, exc: Exception) -> LoadFailure:
+        before = self._failed.get(model_type)
+        attempts = before.attempts + 1 if before and before.registry_id == row.id else 1
+        delay = min(self.retry_seconds * 2 ** (attempts - 1), self.retry_max_seconds)
+        failure = LoadFailure(row.id, row.version, f"{type(exc).__name__}: {exc}", attempts,
+                              time.monotonic() + delay)  # fmt: skip
+        self._failed[model_type] = failure
+        return failure
 
-        self._in_background(f"load-{model_type}", adopt)
+    def _load_in_background(self, model_type: str, row: Any, engine: Any) -> None:
+        """Load ``row`` in a thread and adopt it when ready; after a failure, wait out the
+        backoff and try again while ``row`` is still the active version."""
+        generation = self._generation
+
+        def current() -> bool:
+            return generation == self._generation and not self._closed.is_set()
+
+        def adopt() -> None:
+            while current():
+                failure = self._failed.get(model_type)
+                if failure is not None and failure.registry_id == row.id:
+                    wait = failure.next_try - time.monotonic()
+                    if self._closed.wait(max(wait, 0.0)) or not current():
+                        return
+                    if not self._still_active(engine, model_type, row.id):
+                        self._forget(model_type, row.id)
+                        return
+                loaded = self._load(model_type, row, generation)
+                if loaded is not None:
+                    with self._lock:
+                        if current():
+                            self._models[model_type] = loaded
+                            self._forget(model_type, row.id)
+                    return
+
+        self._in_background(f"load-{model_type}-{row.id}-{generation}", adopt)
+
+    def _still_active(self, engine: Any, model_type: str, registry_id: str) -> bool:
+        """Whether ``registry_id`` is still ``model_type``'s active version (assumed so
+        when the store cannot say: the retry goes on)."""
+        try:
+            with Session(bind=engine) as session:
+                row = registry.active_version(session, model_type)
+        except Exception as exc:
+            log.warning("cannot check the active %s version (%s)", model_type, exc)
+            return True
+        return row is not None and row.id == registry_id
+
+    def _forget(self, model_type: str, registry_id: str) -> None:
+        failure = self._failed.get(model_type)
+        if failure is not None and failure.registry_id == registry_id:
+            self._failed.pop(model_type, None)
+
+    def failures(self) -> dict[str, LoadFailure]:
+        """Active versions that failed to load and are being retried, by model type."""
+        return dict(self._failed)
+
+    def serving_instead(self, model_type: str) -> str:
+        """What answers while ``model_type``'s active version cannot load: the previous
+        version, the other loaded models of its routes, or the heuristic ``fallback``."""
+        previous = self._models.get(model_type)
+        if previous is not None:
+            return f"{model_type} {previous.version} (the previous version)"
+        if model_type in HOT_MODELS:
+            loaded = [self._models.get(t) for t in HOT_MODELS if t != model_type]
+            others = [m for m in loaded if m is not None and m.domain == "items"]
+            if others:
+                return ", ".join(f"{m.model_type} {m.version}" for m in others)
+        return "fallback"
+
+    def close(self) -> None:
+        """Stop the background retries (a process shutting down, a test ending)."""
+        self._closed.set()
 
     def _in_background(self, key: str, work: Callable[[], None]) -> None:
         """Run ``work`` in a daemon thread (``matchwise-KEY``) unless one is running."""
@@ -398,6 +499,7 @@ class ServingState:
         with self._lock:
             self._switch_now = set(self._models) | set(self._checked)
             self._failed.clear()
+            self._generation += 1
             self._checked.clear()
             self._catalogue = None
             self._people = None
@@ -444,8 +546,31 @@ def warm_up(runtime: Any) -> list[str]:
     return loaded
 
 
+def health(runtime: Any) -> HealthOut:
+    """Liveness and the truth about the models: ``degraded`` while an active version
+    failed to load in this process, naming it and what serves instead. It never loads
+    anything itself (the retries run in the background)."""
+    state = state_for(runtime.settings)
+    now = time.monotonic()
+    failed = [
+        FailedModelOut(
+            model_type=model_type,
+            version=failure.version,
+            error=failure.error,
+            attempts=failure.attempts,
+            retry_in_seconds=round(max(failure.next_try - now, 0.0), 1),
+            serving=state.serving_instead(model_type),
+        )  # fmt: skip
+        for model_type, failure in sorted(state.failures().items())
+    ]
+    return HealthOut(status="degraded" if failed else "ok",
+                     revision=runtime.revision() or "none", failed_models=failed)  # fmt: skip
+
+
 def reset_states() -> None:
+    for state in _STATES.values():
+        state.close()
     _STATES.clear()
 
 
-__all__ = ["Catalogue", "LoadedModel", "ServingState", "state_for"]
+__all__ = ["Catalogue", "LoadedModel", "LoadFailure", "ServingState", "health", "state_for"]

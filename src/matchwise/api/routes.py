@@ -9,7 +9,7 @@ import orjson
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from matchwise import analytics, ingest, moderation, recommend, safety_service
+from matchwise import analytics, ingest, moderation, recommend, safety_service, serving
 from matchwise.api.deps import (
     AdminScope,
     IngestScope,
@@ -53,9 +53,11 @@ admin_router = APIRouter(dependencies=[AdminScope], responses=ERRORS, tags=["adm
 
 
 @router.get("/healthz", tags=["ops"])
-def healthz(runtime: RuntimeDep) -> dict[str, str]:
-    """Liveness and the schema revision of the store."""
-    return {"status": "ok", "revision": runtime.revision() or "none"}
+def healthz(runtime: RuntimeDep) -> serving.HealthOut:
+    """Liveness (200 while the process runs), the store's schema revision, and the truth
+    about the models: ``degraded`` names active versions that failed to load (retried in
+    the background) and what serves instead."""
+    return serving.health(runtime)
 
 
 @ingest_router.post("/v1/users", response_model=UpsertResult)
