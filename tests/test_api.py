@@ -137,17 +137,20 @@ def test_invalid_profile_is_rejected_with_field(client: TestClient) -> None:
     assert client.post("/v1/users", json={"users": [{"id": "has space"}]}).status_code == 422
 
 
-def test_malformed_json_and_invalid_utf8_are_4xx(client: TestClient) -> None:
+def test_malformed_json_and_invalid_utf8_are_400_saying_why(client: TestClient) -> None:
     r = client.post(
         "/v1/events", content=b"{not json", headers={"content-type": "application/json"}
     )
-    assert r.status_code == 422
+    assert r.status_code == 400
+    assert r.json()["error"] == "malformed_body"
+    assert r.json()["message"].startswith("body is not valid JSON: ")
     r = client.post(
         "/v1/events",
         content=b'{"events": ["\xff\xfe"]}',
         headers={"content-type": "application/json"},
     )
-    assert 400 <= r.status_code < 500
+    assert r.status_code == 400
+    assert "UTF-8" in r.json()["message"]
 
 
 def test_oversized_body_is_413(client: TestClient) -> None:

@@ -301,5 +301,5 @@ def test_the_api_loads_active_models_before_it_accepts_traffic(store: Runtime) -
         assert loaded is not None and loaded.version == trained.version
     reset_states()
     cold = store.settings.model_copy(update={"warm_up_on_start": False})
-    with TestClient(create_app(runtime=Runtime(cold, store.engine))):
+    with TestClient(create_app(runtime=Runtime(cold, store.engine, store.read_engine))):
         assert "ease" not in state_for(cold)._models

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -10,7 +12,17 @@ from sqlalchemy.exc import IntegrityError
 
 from matchwise.db.engine import upgrade
 from matchwise.db.tables import Base, Interaction, Job, Match, ModelVersion, User
+from matchwise.errors import Conflict
 from matchwise.runtime import Runtime
+
+
+@contextmanager
+def _violates_a_constraint() -> Iterator[None]:
+    """The store refused the write (a Conflict for callers, caused by the database's
+    IntegrityError: the constraint itself did the refusing)."""
+    with pytest.raises(Conflict) as caught:
+        yield
+    assert isinstance(caught.value.__cause__, IntegrityError)
 
 
 def test_migrations_create_every_table(runtime: Runtime) -> None:
@@ -29,7 +41,7 @@ def test_one_active_model_per_type(runtime: Runtime) -> None:
         s.add(ModelVersion(model_type="ranker", version="1", uri="a", is_active=True))
         s.add(ModelVersion(model_type="ranker", version="2", uri="b", is_active=False))
         s.add(ModelVersion(model_type="two_tower", version="1", uri="c", is_active=True))
-    with pytest.raises(IntegrityError), runtime.session() as s:
+    with _violates_a_constraint(), runtime.session() as s:
         s.add(ModelVersion(model_type="ranker", version="3", uri="d", is_active=True))
 
 
@@ -37,18 +49,18 @@ def test_one_open_job_per_dedupe_key(runtime: Runtime) -> None:
     with runtime.session() as s:
         s.add(Job(job_type="retrain", dedupe_key="retrain", status="done"))
         s.add(Job(job_type="retrain", dedupe_key="retrain", status="queued"))
-    with pytest.raises(IntegrityError), runtime.session() as s:
+    with _violates_a_constraint(), runtime.session() as s:
         s.add(Job(job_type="retrain", dedupe_key="retrain", status="running"))
 
 
 def test_match_pairs_are_ordered_and_unique(runtime: Runtime) -> None:
     with runtime.session() as s:
         s.add_all([User(id="a"), User(id="b")])
-    with pytest.raises(IntegrityError), runtime.session() as s:
+    with _violates_a_constraint(), runtime.session() as s:
         s.add(Match(user_a="b", user_b="a"))
     with runtime.session() as s:
         s.add(Match(user_a="a", user_b="b"))
-    with pytest.raises(IntegrityError), runtime.session() as s:
+    with _violates_a_constraint(), runtime.session() as s:
         s.add(Match(user_a="a", user_b="b"))
 
 
@@ -69,6 +81,6 @@ def test_interaction_cannot_target_user_and_item(runtime: Runtime) -> None:
 
     with runtime.session() as s:
         s.add_all([User(id="a"), User(id="b"), Item(id="i")])
-    with pytest.raises(IntegrityError), runtime.session() as s:
+    with _violates_a_constraint(), runtime.session() as s:
         s.add(Interaction(event_id="x", user_id="a", target_user_id="b", item_id="i",
                           action="like", occurred_at=datetime.now(UTC)))  # fmt: skip

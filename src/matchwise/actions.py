@@ -99,6 +99,13 @@ SWIPE_ACTIONS: frozenset[str] = frozenset(
     {Action.LIKE, Action.SUPERLIKE, Action.PASS, Action.REJECT, Action.DISLIKE}
 )
 LIKE_ACTIONS: frozenset[str] = frozenset({Action.LIKE, Action.SUPERLIKE})
+#: Saying no to a person: the actor leaves that person's lists as well as the reverse.
+REFUSAL_ACTIONS: frozenset[str] = frozenset(
+    {Action.PASS, Action.REJECT, Action.DISLIKE, Action.BLOCK}
+)
+#: What someone did to a user that takes them out of the user's lists: a refusal, or a
+#: match already made. A like does not: someone who liked you stays (that is a match).
+HIDES_ACTOR_FROM_TARGET: frozenset[str] = REFUSAL_ACTIONS | {Action.MATCH}
 
 
 def merge_action_table(overrides: Mapping[str, ActionRule] | None) -> dict[str, ActionRule]:

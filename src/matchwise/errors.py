@@ -15,6 +15,18 @@ class InvalidInput(MatchwiseError):
     status_code = 422
 
 
+class BatchTooLarge(InvalidInput):
+    """A batch holds more entries than ``max_batch_size`` (HTTP 413)."""
+
+    status_code = 413
+
+
+class MalformedBody(MatchwiseError):
+    """A request body that cannot be read as JSON (HTTP 400)."""
+
+    status_code = 400
+
+
 class NotFound(MatchwiseError):
     """A user, item, model or job the caller named does not exist (HTTP 404)."""
 
@@ -46,6 +58,8 @@ class ConfigError(MatchwiseError):
 
 
 class StoreUnavailable(MatchwiseError):
-    """The database cannot be reached."""
+    """The database cannot be reached or is too busy; the request may simply be retried
+    (HTTP 503 with ``Retry-After``)."""
 
     status_code = 503
+    retry_after_seconds = 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,11 +22,15 @@ from sqlalchemy import Engine, Table, and_, bindparam, case, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
-from matchwise.actions import LIKE_ACTIONS, ActionRule
+from matchwise.actions import DECIDED_ACTIONS, HIDES_ACTOR_FROM_TARGET, LIKE_ACTIONS, ActionRule
 from matchwise.data.bundle import DataBundle
+from matchwise.db import queries
 from matchwise.db.engine import session_scope
 from matchwise.db.tables import Interaction, Item, Match, User, utcnow
-from matchwise.errors import InvalidInput, NotFound
+from matchwise.errors import BatchTooLarge, InvalidInput, NotFound
+from matchwise.jobs import maybe_enqueue_refresh, maybe_enqueue_safety_scan
+from matchwise.models.elo import NEGATIVE_ACTIONS, POSITIVE_ACTIONS, update
+from matchwise.online_cache import note_seen, note_visibility
 from matchwise.schemas import (
     Event,
     ImpressionEvent,
@@ -37,6 +42,7 @@ from matchwise.schemas import (
     SwipeBatchEvent,
     UpsertResult,
     UserIn,
+    age_on,
 )
 from matchwise.settings import Settings
 
@@ -59,13 +65,7 @@ def _chunks(values: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]
         yield values[start : start + size]
 
 
-def existing_ids(session: Session, column: Any, ids: Iterable[str]) -> set[str]:
-    """Which of ``ids`` are present in ``column``."""
-    wanted = sorted({i for i in ids if i is not None})
-    found: set[str] = set()
-    for chunk in _chunks(wanted):
-        found.update(session.scalars(select(column).where(column.in_(chunk))))
-    return found
+existing_ids = queries.existing_ids
 
 
 def _upsert(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> UpsertResult:
@@ -84,8 +84,6 @@ def _upsert(session: Session, model: type[Any], rows: list[dict[str, Any]]) -> U
         )
         session.execute(stmt, list(chunk))
     created = len({r["id"] for r in rows} - present)
-    from matchwise.online_cache import note_visibility
-
     note_visibility(session, "user" if model is User else "item", [r["id"] for r in rows])
     return UpsertResult(created=created, updated=len(rows) - created)
 
@@ -108,6 +106,35 @@ def upsert_users(session: Session, users: Sequence[UserIn]) -> UpsertResult:
     return _upsert(session, User, rows)
 
 
+def store_users(session: Session, settings: Settings, users: Sequence[UserIn]) -> UpsertResult:
+    """``POST /v1/users``: upsert the batch and queue a safety scan of the profiles when a
+    safety model is active, in one transaction."""
+    check_batch_size(len(users), settings.max_batch_size, "users")
+    result = upsert_users(session, users)
+    maybe_enqueue_safety_scan(session, settings, [u.id for u in users])
+    return result
+
+
+def store_items(session: Session, settings: Settings, items: Sequence[ItemIn]) -> UpsertResult:
+    """``POST /v1/items``: upsert the batch in one transaction."""
+    check_batch_size(len(items), settings.max_batch_size, "items")
+    return upsert_items(session, items)
+
+
+def store_events(session: Session, settings: Settings, events: Sequence[Event]) -> IngestResult:
+    """``POST /v1/events``: the batch with the configured actions, sampling and Elo."""
+    check_batch_size(len(events), settings.max_batch_size, "events")
+    return ingest_events(session, events, settings.action_table,
+                         sample_rate=settings.analytics_sample_rate, elo=settings.elo)  # fmt: skip
+
+
+def check_batch_size(size: int, limit: int, what: str) -> None:
+    if size > limit:
+        raise BatchTooLarge(
+            f"{what}: {size:,} in one batch, over max_batch_size ({limit:,}); split it"
+        )
+
+
 def upsert_items(session: Session, items: Sequence[ItemIn]) -> UpsertResult:
     """Insert or update items by id."""
     _unique_ids([i.id for i in items], "items")
@@ -115,8 +142,7 @@ def upsert_items(session: Session, items: Sequence[ItemIn]) -> UpsertResult:
 
 
 def age_from_birth_date(born: Any, today: datetime | None = None) -> int:
-    today = today or datetime.now(UTC)
-    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+    return age_on(born, (today or datetime.now(UTC)).date())
 
 
 # --- events -----------------------------------------------------------------------
@@ -138,8 +164,6 @@ def _event_id(event_id: str | None, payload: dict[str, Any]) -> str:
     if payload.get("occurred_at") is not None:
         blob = json.dumps(payload, sort_keys=True, default=str).encode()
         return "h" + hashlib.sha256(blob).hexdigest()[:40]
-    import uuid
-
     return "r" + uuid.uuid4().hex
 
 
@@ -307,17 +331,30 @@ def ingest_events(
         seen_in_batch.add(event_id)
         fresh.append(row.values)
     written = _write_interactions(session, fresh)
+    _note_decisions(session, fresh)
     if elo is not None:
         apply_elo(session, fresh, elo.k_factor, elo.superlike_weight, elo.initial)
 
+    # every pair this batch may match, locked in one order: two batches never wait on
+    # each other's pairs in a cycle
+    for a, b in sorted(
+        {
+            _pair(v["user_id"], v["target_user_id"])
+            for v in fresh
+            if v.get("target_user_id") and v["action"] in LIKE_ACTIONS | {"match"}
+        }
+    ):
+        _lock_pair(session, a, b)  # fmt: skip
     matches: list[tuple[str, str]] = []
     for values in fresh:
         if values["action"] == "match":
-            pair = _create_match(session, values["user_id"], values["target_user_id"], now)
+            pair = _create_match(session, values["user_id"], values["target_user_id"], now,
+                                 locked=True)  # fmt: skip
             if pair:
                 matches.append(pair)
         elif values["action"] in LIKE_ACTIONS and values.get("target_user_id"):
-            pair = maybe_create_match(session, values["user_id"], values["target_user_id"], now)
+            pair = maybe_create_match(session, values["user_id"], values["target_user_id"], now,
+                                      locked=True)  # fmt: skip
             if pair:
                 matches.append(pair)
     return IngestResult(
@@ -350,6 +387,25 @@ def _write_interactions(session: Session, rows: list[dict[str, Any]]) -> int:
     return written
 
 
+def _note_decisions(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Who must leave whose lists now (the online cache learns after the commit): the
+    candidate a user decided on, and the user who refused or matched someone."""
+    people: set[tuple[str, str]] = set()
+    items: set[tuple[str, str]] = set()
+    for r in rows:
+        if r["action"] in DECIDED_ACTIONS:
+            if r.get("target_user_id"):
+                people.add((r["user_id"], r["target_user_id"]))
+            elif r.get("item_id"):
+                items.add((r["user_id"], r["item_id"]))
+        if r.get("target_user_id") and r["action"] in HIDES_ACTOR_FROM_TARGET:
+            people.add((r["target_user_id"], r["user_id"]))
+    if people:
+        note_seen(session, "user", people)
+    if items:
+        note_seen(session, "item", items)
+
+
 def apply_elo(
     session: Session,
     rows: list[dict[str, Any]],
@@ -360,22 +416,29 @@ def apply_elo(
     """Update desirability (Patra's elo_update) for the swipes in ``rows``, in order.
 
     The swiper's rating is the opponent's strength: a like from a highly rated person
-    lifts the target more. Target rows are locked (PostgreSQL) so concurrent swipes on
-    one person do not lose updates.
+    lifts the target more. Only targets move, so only their rows are locked (PostgreSQL),
+    in id order, ``FOR NO KEY UPDATE``: concurrent swipes on one person queue up and each
+    reads the rating the previous one wrote, and the lock does not conflict with the key
+    share locks that inserting the swipes took through the foreign keys (``FOR UPDATE``
+    did, which deadlocked many people liking one person at once). Swipers' ratings are
+    read as committed.
     """
-    from matchwise.models.elo import NEGATIVE_ACTIONS, POSITIVE_ACTIONS, update
-
     swipes = [
         r for r in rows
         if r.get("target_user_id") and r["action"] in POSITIVE_ACTIONS | NEGATIVE_ACTIONS
     ]  # fmt: skip
     if not swipes:
         return 0
-    people = sorted({r["user_id"] for r in swipes} | {r["target_user_id"] for r in swipes})
-    stmt = select(User.id, User.elo).where(User.id.in_(people)).order_by(User.id)
+    targets = sorted({r["target_user_id"] for r in swipes})
+    people = sorted({r["user_id"] for r in swipes} | set(targets))
+    locked = select(User.id, User.elo).where(User.id.in_(targets)).order_by(User.id)
     if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    current = {i: (e if e is not None else initial) for i, e in session.execute(stmt)}
+        locked = locked.with_for_update(key_share=True)
+    current = {i: (e if e is not None else initial) for i, e in session.execute(locked)}
+    swipers = [p for p in people if p not in current]
+    if swipers:
+        read = select(User.id, User.elo).where(User.id.in_(swipers))
+        current.update({i: (e if e is not None else initial) for i, e in session.execute(read)})
     index = {p: j for j, p in enumerate(people)}
     ratings = np.array([current.get(p, initial) for p in people], dtype=np.float64)
     before = ratings.copy()
@@ -418,10 +481,11 @@ def _lock_pair(session: Session, a: str, b: str) -> None:
 
 
 def maybe_create_match(
-    session: Session, actor: str, target: str, now: datetime
+    session: Session, actor: str, target: str, now: datetime, locked: bool = False
 ) -> tuple[str, str] | None:
     """After ``actor`` liked ``target``: if ``target`` liked ``actor`` too, create the match."""
-    _lock_pair(session, actor, target)
+    if not locked:
+        _lock_pair(session, actor, target)
     liked_back = session.scalar(
         select(Interaction.id)
         .where(
@@ -925,8 +989,6 @@ def record_interaction(
     )
     refreshed = False
     if result.written:
-        from matchwise.jobs import maybe_enqueue_refresh
-
         refreshed = maybe_enqueue_refresh(
             session, settings, interaction.user_id, interaction.action
         )

@@ -12,6 +12,7 @@ from matchwise.db import queries
 from matchwise.db.tables import ModerationFlag, Report, User, utcnow
 from matchwise.errors import Conflict, InvalidInput, NotFound
 from matchwise.online_cache import note_visibility
+from matchwise.schemas import FlagOut, ReportIn, ReportOut, ResolveIn
 
 REPORT_REASONS = (
     "spam",
@@ -92,24 +93,38 @@ def list_flags(session: Session, status: str | None = "open", limit: int = 100) 
     stmt = select(ModerationFlag).order_by(ModerationFlag.id).limit(limit)
     if status:
         stmt = stmt.where(ModerationFlag.status == status)
-    out = []
-    for flag in session.scalars(stmt):
-        reports = session.scalar(select(func.count()).where(Report.reported_id == flag.user_id))
-        out.append(
-            {
-                "id": flag.id,
-                "user_id": flag.user_id,
-                "source": flag.source,
-                "labels": flag.labels,
-                "status": flag.status,
-                "reports": int(reports or 0),
-                "created_at": flag.created_at,
-                "resolved_at": flag.resolved_at,
-                "resolved_by": flag.resolved_by,
-                "note": flag.note,
-            }
-        )
-    return out
+    return [flag_view(session, flag) for flag in session.scalars(stmt)]
+
+
+def flag_view(session: Session, flag: ModerationFlag) -> dict[str, Any]:
+    """One flag as the admin API shows it, with the number of reports on its profile."""
+    reports = session.scalar(select(func.count()).where(Report.reported_id == flag.user_id))
+    return {
+        "id": flag.id,
+        "user_id": flag.user_id,
+        "source": flag.source,
+        "labels": flag.labels,
+        "status": flag.status,
+        "reports": int(reports or 0),
+        "created_at": flag.created_at,
+        "resolved_at": flag.resolved_at,
+        "resolved_by": flag.resolved_by,
+        "note": flag.note,
+    }
+
+
+def report(session: Session, body: ReportIn, threshold: int) -> ReportOut:
+    """``POST /v1/reports``: record the report; say whether the profile is now held."""
+    row, held = file_report(session, body.reporter_id, body.reported_id, body.reason,
+                            body.details, threshold=threshold)  # fmt: skip
+    return ReportOut(report_id=row.id, held_for_review=held)
+
+
+def decide(session: Session, body: ResolveIn) -> FlagOut:
+    """``POST /v1/admin/moderation``: resolve one flag and show it (one flag read, not
+    the whole queue)."""
+    flag = resolve_flag(session, body.flag_id, body.decision, body.moderator, body.note)
+    return FlagOut(**flag_view(session, flag))
 
 
 def resolve_flag(

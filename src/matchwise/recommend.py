@@ -268,6 +268,7 @@ def _cache_query(kind: Kind) -> Any:
             CachedRow.user_id == bindparam("user_id"),
             CachedRow.candidate_kind == kind,
             visible,
+            queries.not_excluded(kind, bindparam("user_id"), CachedRow.candidate_id),
         )
         .order_by(CachedRow.rank)
         .limit(bindparam("limit"))
@@ -309,7 +310,8 @@ def read_cache(
     session: Session, user_id: str, limit: int, kind: Kind, max_age_seconds: int, now: datetime
 ) -> RecommendationList | None:
     """The cached list when it exists and is fresh; None otherwise. One query: candidates
-    deactivated or held by moderation since the list was computed are dropped in SQL."""
+    deactivated or held by moderation since the list was computed, those the user has
+    decided on since, and people who refused the user are dropped in SQL."""
     values = {"user_id": user_id, "limit": limit}
     rows = driver.rows(session.connection(), _CACHE_QUERIES[kind], values)
     return _cached_list(rows, user_id, kind, max_age_seconds, now)
@@ -485,7 +487,7 @@ def people_recommendations(
     cat = state.people(session, must_have=user.id)
     p = cat.profiles
     me = cat.position[user.id]
-    excluded = history.targets() | queries.blocked_between(session, user.id) | {user.id}
+    excluded = queries.excluded_people(session, user.id) | {user.id}
     keep = cat.visible.copy()
     for other in excluded:
         j = cat.position.get(other)

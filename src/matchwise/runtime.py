@@ -1,28 +1,47 @@
-"""Runtime: settings plus an engine, opened once by the CLI, the API or a worker."""
+"""Runtime: settings plus the store's engines, opened once by the CLI, the API or a worker.
+
+Writes and reads take different roads (see :mod:`matchwise.db.engine`). On SQLite, which
+has one writer at a time, this process also queues its own writers on a lock before
+they touch the database, so a burst waits its turn in order instead of many connections
+spinning on the file lock.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from matchwise.db.engine import create_engine_for, current_revision, session_scope, upgrade
+from matchwise.db.engine import (
+    create_engine_for,
+    current_revision,
+    run_transaction,
+    session_factory,
+    session_scope,
+    upgrade,
+)
 from matchwise.errors import StoreUnavailable
 from matchwise.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from matchwise.online_cache import OnlineCache
 
+T = TypeVar("T")
+
 
 @dataclass
 class Runtime:
     settings: Settings
-    engine: Engine
+    engine: Engine  # transactions that may write
+    read_engine: Engine  # read-only work: serving, listings, key checks
     online: OnlineCache | None = None  # Redis, when ``settings.redis_url`` is set
+    _writer: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _local: threading.local = field(default_factory=threading.local, repr=False)
 
     @classmethod
     def open(cls, settings: Settings | None = None, migrate: bool = True) -> Runtime:
@@ -35,27 +54,88 @@ class Runtime:
                 raise StoreUnavailable(
                     f"cannot open the store at {_redact(settings.database_url)}: {exc}"
                 ) from exc
-        engine = create_engine_for(settings.database_url)
+        engine = create_engine_for(settings.database_url, "write", **_pool(settings, "write"))
+        read_engine = create_engine_for(settings.database_url, "read", **_pool(settings, "read"))
         online = None
         if settings.redis_url:
             from matchwise.online_cache import OnlineCache, attach
 
-            online = OnlineCache(settings.redis_url)
+            online = OnlineCache(settings.redis_url, settings)
             attach(engine, online)
-        return cls(settings=settings, engine=engine, online=online)
+        return cls(settings=settings, engine=engine, read_engine=read_engine, online=online)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def _write_turn(self) -> Iterator[None]:
+        """On SQLite, one writer of this process at a time, in arrival order. Nesting a
+        write transaction in another on one thread would wait for itself: refused."""
+        if not self.is_sqlite:
+            yield
+            return
+        if getattr(self._local, "writing", False):
+            raise RuntimeError("a write transaction was opened inside another one on SQLite")
+        with self._writer:
+            self._local.writing = True
+            try:
+                yield
+            finally:
+                self._local.writing = False
+
+    def __post_init__(self) -> None:
+        self._sessions: sessionmaker[Session] = session_factory(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with session_scope(self.engine) as session:
+        """A transaction that may write, committed when the block ends."""
+        with self._write_turn(), session_scope(factory=self._sessions) as session:
+            yield session
+        self.after_write()
+
+    def transaction(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(session, *args)`` in one write transaction, committed before it returns
+        (run again if PostgreSQL aborted it for a deadlock): what the API's writes use."""
+        with self._write_turn():
+            result = run_transaction(self._sessions, fn, *args)
+        self.after_write()
+        return result
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A read-only transaction on the read engine (never waits for writers)."""
+        with session_scope(self.read_engine) as session:
             yield session
 
+    def after_write(self) -> None:
+        """Hand what committed transactions queued for Redis to Redis (no-op without)."""
+        if self.online is not None:
+            self.online.deliver_outbox(self)
+
     def revision(self) -> str | None:
-        return current_revision(self.engine)
+        return current_revision(self.read_engine)
 
     def close(self) -> None:
         if self.online is not None:
             self.online.close()
         self.engine.dispose()
+        self.read_engine.dispose()
+
+
+def _pool(settings: Settings, role: str) -> dict[str, Any]:
+    """Pool sizes: the API never runs more writers than the write pool holds (see
+    ``api.deps``), so writes never time out waiting for a connection; reads get a pool
+    of their own as large as the thread pool that runs them."""
+    if settings.is_sqlite:
+        return (
+            {"pool_size": 2, "max_overflow": 8}
+            if role == "write"
+            else {"pool_size": 8, "max_overflow": 40}
+        )
+    if role == "write":
+        return {"pool_size": settings.write_concurrency, "max_overflow": 4, "pool_timeout": 10}
+    return {"pool_size": 8, "max_overflow": 32, "pool_timeout": 10}
 
 
 def _redact(url: str) -> str:

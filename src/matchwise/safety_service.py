@@ -87,7 +87,7 @@ def active_classifier(runtime: Runtime) -> Any:
     """The active safety model, loaded once per process per version."""
     from matchwise.models.safety import SafetyClassifier
 
-    with runtime.session() as session:
+    with runtime.read_session() as session:
         row = registry.active_version(session, MODEL_TYPE)
         if row is None:
             raise NotFound("no active safety model: run `matchwise train safety` first")
@@ -161,7 +161,7 @@ def classify(
     limits = {**runtime.settings.safety_thresholds, **(thresholds or {})}
     profile = None
     if profile_id is not None:
-        with runtime.session() as session:
+        with runtime.read_session() as session:
             queries.get_user(session, profile_id)
             frame = profile_features(session, [profile_id])
         profile = frame.drop(columns=["id"]).iloc[0].to_dict()

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import math
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
     Field,
+    StrictBool,
     Tag,
     field_validator,
     model_validator,
@@ -22,12 +25,66 @@ Id = Annotated[
 TagText = Annotated[str, Field(min_length=1, max_length=64)]
 
 
+#: Largest value an integer field may hold: the store keeps them as 32-bit integers.
+INT32_MAX = 2**31 - 1
+#: Largest database id (64-bit).
+INT64_MAX = 2**63 - 1
+#: Timestamps must fall in this range (UTC): wider is a typo or an attack, and the edges
+#: of the calendar cannot even be converted to UTC.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+MIN_AGE, MAX_AGE = 13, 120
+
+Int32 = Annotated[int, Field(ge=0, le=INT32_MAX)]
+
+
 def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    """Aware UTC; a naive time is taken as UTC. Outside 1900-2200 it is refused."""
+    try:
+        aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:
+        aware = EARLIEST - timedelta(days=1) if value.year < 1000 else LATEST
+    if not EARLIEST <= aware < LATEST:
+        raise ValueError(f"time {value.isoformat()} is outside {EARLIEST.year}-{LATEST.year}")
+    return aware
+
+
+Timestamp = Annotated[datetime, AfterValidator(_utc)]
+
+
+def _storable(value: Any, where: str) -> None:
+    """Text the store can keep: no NUL characters (PostgreSQL refuses them), and numbers
+    that are numbers (no NaN or Infinity), in free-form values such as ``attributes``."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"{where} contains a NUL character (\\u0000)")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{where} is {value}: numbers must be finite")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _storable(key, f"{where} key")
+            _storable(item, f"{where}.{key}")
+    elif isinstance(value, list | tuple):
+        for n, item in enumerate(value):
+            _storable(item, f"{where}[{n}]")
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    """Input models: unknown fields refused, booleans only as true/false, numbers finite,
+    text without NUL characters."""
+
+    model_config = ConfigDict(
+        extra="forbid", str_strip_whitespace=True, allow_inf_nan=False, strict=False
+    )
+
+    @model_validator(mode="after")
+    def _storable_fields(self) -> Any:
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if not isinstance(value, BaseModel):
+                _storable(value, name)
+        return self
 
 
 class UserIn(Strict):
@@ -36,12 +93,14 @@ class UserIn(Strict):
     id: Id
     name: str | None = Field(default=None, max_length=200, description="Private; never served.")
     email: str | None = Field(default=None, max_length=320, description="Private; never served.")
-    birth_date: date | None = None
-    age: int | None = Field(default=None, ge=13, le=120)
+    birth_date: date | None = Field(
+        default=None, description=f"Gives the age when ``age`` is not set ({MIN_AGE}-{MAX_AGE})."
+    )
+    age: int | None = Field(default=None, ge=MIN_AGE, le=MAX_AGE)
     gender: str | None = Field(default=None, max_length=32, examples=["woman"])
     seeking: list[str] = Field(default_factory=list, description="Genders this person wants.")
-    age_min: int | None = Field(default=None, ge=13, le=120)
-    age_max: int | None = Field(default=None, ge=13, le=120)
+    age_min: int | None = Field(default=None, ge=MIN_AGE, le=MAX_AGE)
+    age_max: int | None = Field(default=None, ge=MIN_AGE, le=MAX_AGE)
     max_distance_km: float | None = Field(default=None, gt=0, le=40_075)
     latitude: float | None = Field(default=None, ge=-90, le=90)
     longitude: float | None = Field(default=None, ge=-180, le=180)
@@ -52,12 +111,21 @@ class UserIn(Strict):
     )
     attributes: dict[str, Any] = Field(default_factory=dict)
     photo_embeddings: list[list[float]] | None = Field(
-        default=None, description="Optional image embeddings computed by the app, one per photo."
+        default=None,
+        max_length=100,
+        description="Optional image embeddings computed by the app, one per photo.",
     )
-    active: bool = True
+    active: StrictBool = True
 
     @model_validator(mode="after")
     def _consistent(self) -> UserIn:
+        if self.birth_date is not None:
+            age = age_on(self.birth_date, datetime.now(UTC).date())
+            if not MIN_AGE <= age <= MAX_AGE:
+                raise ValueError(
+                    f"birth_date {self.birth_date.isoformat()} gives age {age}; "
+                    f"ages {MIN_AGE}-{MAX_AGE} are accepted"
+                )
         if self.age_min is not None and self.age_max is not None and self.age_min > self.age_max:
             raise ValueError("age_min must be <= age_max")
         if (self.latitude is None) != (self.longitude is None):
@@ -79,6 +147,11 @@ class UserIn(Strict):
         return sorted({v.strip().lower() for v in value if v.strip()})
 
 
+def age_on(born: date, today: date) -> int:
+    """Age in whole years on ``today``."""
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
 class ItemIn(Strict):
     """Something to recommend: an event, a startup, a film."""
 
@@ -89,15 +162,10 @@ class ItemIn(Strict):
     category: str | None = Field(default=None, max_length=120)
     city: str | None = Field(default=None, max_length=120)
     owner_id: Id | None = None
-    starts_at: datetime | None = None
+    starts_at: Timestamp | None = None
     tags: list[TagText] = Field(default_factory=list, max_length=200)
     attributes: dict[str, Any] = Field(default_factory=dict)
-    active: bool = True
-
-    @field_validator("starts_at")
-    @classmethod
-    def _tz(cls, value: datetime | None) -> datetime | None:
-        return None if value is None else _utc(value)
+    active: StrictBool = True
 
 
 class InteractionIn(Strict):
@@ -112,23 +180,18 @@ class InteractionIn(Strict):
     item_id: Id | None = None
     target_user_id: Id | None = None
     value: float | None = None
-    position: int | None = Field(default=None, ge=0)
-    duration_ms: int | None = Field(default=None, ge=0)
+    position: Int32 | None = None
+    duration_ms: Int32 | None = None
     session_id: str | None = Field(default=None, max_length=128)
     context_hash: str | None = Field(default=None, max_length=128)
     model_version: str | None = Field(default=None, max_length=64)
     route: str | None = Field(default=None, max_length=16)
-    timestamp: datetime | None = None
+    timestamp: Timestamp | None = None
 
     @field_validator("action")
     @classmethod
     def _lower(cls, value: str) -> str:
         return value.lower()
-
-    @field_validator("timestamp")
-    @classmethod
-    def _tz(cls, value: datetime | None) -> datetime | None:
-        return None if value is None else _utc(value)
 
     @model_validator(mode="after")
     def _one_target(self) -> InteractionIn:
@@ -144,12 +207,12 @@ class ImpressionEvent(Strict):
     event_id: str | None = Field(default=None, max_length=128)
     user_id: Id
     candidate_ids: list[Id] = Field(min_length=1, max_length=1000)
-    positions: list[int] | None = None
+    positions: list[Int32] | None = None
     candidate_kind: Literal["user", "item"] = "user"
     context_hash: str | None = Field(default=None, max_length=128)
     model_version: str | None = Field(default=None, max_length=64)
     route: str | None = Field(default=None, max_length=16)
-    timestamp: datetime | None = None
+    timestamp: Timestamp | None = None
 
     @model_validator(mode="after")
     def _aligned(self) -> ImpressionEvent:
@@ -161,7 +224,7 @@ class ImpressionEvent(Strict):
 class Swipe(Strict):
     candidate_id: Id
     action: str = Field(max_length=32, examples=["like"])
-    duration_ms: int | None = Field(default=None, ge=0)
+    duration_ms: Int32 | None = None
 
     @field_validator("action")
     @classmethod
@@ -177,7 +240,7 @@ class SwipeBatchEvent(Strict):
     user_id: Id
     swipes: list[Swipe] = Field(min_length=1, max_length=1000)
     session_id: str | None = Field(default=None, max_length=128)
-    timestamp: datetime | None = None
+    timestamp: Timestamp | None = None
 
 
 class MatchEvent(Strict):
@@ -187,7 +250,7 @@ class MatchEvent(Strict):
     event_id: str | None = Field(default=None, max_length=128)
     user_id: Id
     matched_user_id: Id
-    timestamp: datetime | None = None
+    timestamp: Timestamp | None = None
 
 
 def _event_type(value: Any) -> str:
@@ -292,7 +355,7 @@ class FlagOut(BaseModel):
 
 
 class ResolveIn(Strict):
-    flag_id: int
+    flag_id: int = Field(ge=1, le=INT64_MAX)
     decision: Literal["approve", "remove"]
     note: str | None = Field(default=None, max_length=2000)
     moderator: str = Field(default="admin", max_length=200)
@@ -328,7 +391,7 @@ class SafetyIn(Strict):
 
     text: str | None = Field(default=None, min_length=1, max_length=10_000)
     profile_id: Id | None = None
-    thresholds: dict[str, float] | None = Field(
+    thresholds: dict[str, Annotated[float, Field(ge=0, le=1)]] | None = Field(
         default=None, description="Per-label overrides of the decision thresholds"
     )
 
@@ -349,7 +412,7 @@ class LabelIn(Strict):
 
     text: str = Field(min_length=1, max_length=10_000)
     label: Literal["inappropriate", "spam_scam", "harassment"]
-    value: bool
+    value: StrictBool
     moderator: str = Field(default="admin", max_length=200)
 
 

@@ -108,6 +108,26 @@ class Settings(BaseSettings):
         "lists are written there too and the API reads them first. Unset: the database "
         "cache alone.",
     )
+    redis_timeout_ms: int = Field(
+        default=100,
+        ge=1,
+        le=60_000,
+        description="How long a request waits for Redis before serving from the database "
+        "cache (writes to Redis get ten times as long).",
+    )
+    redis_cooldown_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="After three Redis failures in a row, skip Redis for this long "
+        "(circuit breaker), then try again.",
+    )
+    write_concurrency: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description="PostgreSQL: API writes run at most this many at once (the write "
+        "pool's size); more wait their turn. SQLite always writes one at a time.",
+    )
     task_queue_enabled: bool = True
     realtime_refresh_enabled: bool = True
     realtime_refresh_min_interval_seconds: int = Field(default=60, ge=0)

@@ -8,20 +8,26 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from matchwise import __version__
+from matchwise.api.deps import Store
 from matchwise.api.errors import install_error_handlers
 from matchwise.api.routes import admin_router, ingest_router, read_router, router
 from matchwise.auth import KeyCache
+from matchwise.online_cache import AsyncReader
 from matchwise.runtime import Runtime
+from matchwise.serving import warm_up
 from matchwise.settings import Settings, load_settings
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
 class BodyLimit:
-    """Refuse bodies over ``limit`` bytes with 413 before they are read into memory."""
+    """Refuse bodies over ``limit`` bytes with 413 before they are read into memory, be
+    they declared (``Content-Length``) or streamed (chunked)."""
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
         self.app = app
@@ -43,17 +49,21 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
-                    raise _TooLarge
+                    raise BodyTooLarge(self.limit)
             return message
 
         try:
             await self.app(scope, limited, send)
-        except _TooLarge:
+        except BodyTooLarge:
             await _too_large(send, self.limit)
 
 
-class _TooLarge(Exception):
-    pass
+class BodyTooLarge(StarletteHTTPException):
+    """Raised while a streamed body is read; an HTTP error, so that FastAPI passes it on
+    as a 413 instead of calling it a body it could not parse."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body is over {limit} bytes")
 
 
 async def _too_large(send: Send, limit: int) -> None:
@@ -80,23 +90,21 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             owned = True
         else:
             owned = False
-        if app.state.runtime.settings.warm_up_on_start:
-            from starlette.concurrency import run_in_threadpool
-
-            from matchwise.serving import warm_up
-
-            await run_in_threadpool(warm_up, app.state.runtime)
-        redis_url = app.state.runtime.settings.redis_url
-        if redis_url:
-            from matchwise.online_cache import AsyncReader
-
-            app.state.online_reader = AsyncReader(redis_url)
+        runtime: Runtime = app.state.runtime
+        app.state.store = Store(runtime)
+        if runtime.settings.warm_up_on_start:
+            await run_in_threadpool(warm_up, runtime)
+        if runtime.online is not None:
+            app.state.online_reader = AsyncReader(
+                runtime.online.url, runtime.online.health, runtime.settings.redis_timeout_ms / 1000
+            )
+            runtime.online.start_pump(runtime)
         yield
         if app.state.online_reader is not None:
             await app.state.online_reader.close()
             app.state.online_reader = None
         if owned:
-            app.state.runtime.close()
+            runtime.close()
 
     app = FastAPI(
         title="matchwise",

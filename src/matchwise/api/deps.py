@@ -1,19 +1,58 @@
-"""Dependencies shared by routes: the runtime, a per-request session, scope checks."""
+"""What routes share: the runtime, the store's two roads, API keys checked before the
+body is read, and bodies parsed strictly.
+
+Writes run in worker threads behind a capacity limiter (one at a time on SQLite, the
+write pool's size on PostgreSQL): a burst waits its turn on the event loop without
+occupying the thread pool that reads and live recommendations use, and it never asks
+the write pool for more connections than it has. Each write commits before the route
+answers, so a 200 means the data is stored.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, HTTPException, Request
-from sqlalchemy.orm import Session
+import anyio
+import orjson
+from fastapi import Depends, HTTPException, Request, Response
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from matchwise.auth import MISS as _MISS
 from matchwise.auth import grants
+from matchwise.errors import MalformedBody
+from matchwise.ingest import check_batch_size
 from matchwise.runtime import Runtime
 
 T = TypeVar("T")
+MAX_JSON_DEPTH = 1024  # orjson's own limit
+
+
+class Store:
+    """A route's way to the store: :meth:`write` (a queued, committed transaction) and
+    :meth:`read` (a read-only session in the thread pool)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        writers = 1 if runtime.is_sqlite else runtime.settings.write_concurrency
+        self.writers = anyio.CapacityLimiter(writers)
+
+    @property
+    def settings(self) -> Any:
+        return self.runtime.settings
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(session, *args)`` committed before this returns (see ``Runtime.transaction``)."""
+        return await anyio.to_thread.run_sync(self.runtime.transaction, fn, *args,
+                                              limiter=self.writers)  # fmt: skip
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        return await run_in_threadpool(self._read, fn, *args)
+
+    def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        with self.runtime.read_session() as session:
+            return fn(session, *args)
 
 
 async def get_runtime(request: Request) -> Runtime:
@@ -21,10 +60,8 @@ async def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    runtime: Runtime = request.app.state.runtime
-    with runtime.session() as session:
-        yield session
+async def get_store(request: Request) -> Store:
+    return request.app.state.store
 
 
 async def on_store(runtime: Runtime, fn: Callable[..., T], *args: Any) -> T:
@@ -34,13 +71,13 @@ async def on_store(runtime: Runtime, fn: Callable[..., T], *args: Any) -> T:
     waits for a writer: it runs on the event loop, which saves the thread-pool hop that
     costs more than the read. A networked database is waited on in the thread pool.
     """
-    if runtime.engine.dialect.name == "sqlite":
+    if runtime.is_sqlite:
         return fn(*args)
     return await run_in_threadpool(fn, *args)
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-SessionDep = Annotated[Session, Depends(get_session)]
+StoreDep = Annotated[Store, Depends(get_store)]
 
 
 def _presented_key(request: Request) -> str | None:
@@ -50,37 +87,93 @@ def _presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
-def require(scope: str) -> Callable[[Request], Awaitable[str]]:
-    """A dependency: 401 without a valid key, 403 when the key's scope is not enough.
+async def check_key(request: Request, scope: str) -> str:
+    """401 without a valid key, 403 when the key's scope is not enough; the key's scope.
 
     Verified keys are answered from memory; only an unseen key costs a query, run in the
     thread pool so the event loop never blocks on the database.
     """
+    runtime: Runtime = request.app.state.runtime
+    if not runtime.settings.auth_enabled:
+        return "admin"
+    key = _presented_key(request)
+    if key is None:
+        raise HTTPException(
+            401,
+            "missing API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    cache = request.app.state.key_cache
+    held = cache.cached(key)
+    if held is _MISS:
+        held = await run_in_threadpool(cache.scope_of, runtime.read_session, key)
+    if held is None:
+        raise HTTPException(
+            401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"}
+        )
+    if not grants(held, scope):
+        raise HTTPException(403, f"this key has scope {held!r}; this route needs {scope!r}")
+    return str(held)
+
+
+def require(scope: str) -> Callable[[Request], Awaitable[str]]:
+    """A dependency declaring the scope a route needs (the check itself already ran in
+    :class:`GuardedRoute`, before the body was read; this one is answered from memory)."""
 
     async def check(request: Request) -> str:
-        runtime: Runtime = request.app.state.runtime
-        if not runtime.settings.auth_enabled:
-            return "admin"
-        key = _presented_key(request)
-        if key is None:
-            raise HTTPException(
-                401,
-                "missing API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        cache = request.app.state.key_cache
-        held = cache.cached(key)
-        if held is _MISS:
-            held = await run_in_threadpool(cache.scope_of, runtime.session, key)
-        if held is None:
-            raise HTTPException(
-                401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"}
-            )
-        if not grants(held, scope):
-            raise HTTPException(403, f"this key has scope {held!r}; this route needs {scope!r}")
-        return held
+        return await check_key(request, scope)
 
     return check
+
+
+def _is_json(request: Request) -> bool:
+    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return content_type == "application/json" or content_type.endswith("+json")
+
+
+async def parse_json_body(request: Request) -> None:
+    """Parse a JSON body once, strictly, with a message that says what is wrong: not
+    UTF-8, not JSON, NaN or Infinity (not JSON either), nested over 1024 levels. FastAPI
+    then validates the parsed value instead of parsing again."""
+    if request.method not in ("POST", "PUT", "PATCH") or not _is_json(request):
+        return
+    body = await request.body()
+    if not body:
+        return
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        problem = str(exc)
+        if problem.startswith("Recursion limit"):
+            problem = f"nested deeper than {MAX_JSON_DEPTH} levels"
+        raise MalformedBody(f"body is not valid JSON: {problem}") from None
+    if isinstance(parsed, dict):  # batches: refused by size before anything is validated
+        limit = request.app.state.runtime.settings.max_batch_size
+        for key, value in parsed.items():
+            if isinstance(value, list):
+                check_batch_size(len(value), limit, str(key))
+    request._json = parsed  # Request.json() returns this
+
+
+def guarded(scope: str | None) -> type[APIRoute]:
+    """A route class that checks the API key (when ``scope`` is set) and then parses the
+    body, both before FastAPI reads and validates the body: a caller without a valid key
+    learns nothing about the body and costs no parsing."""
+
+    class GuardedRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+
+            async def guarded_handler(request: Request) -> Response:
+                if scope is not None:
+                    await check_key(request, scope)
+                await parse_json_body(request)
+                return await handler(request)
+
+            return guarded_handler
+
+    GuardedRoute.__name__ = f"GuardedRoute[{scope or 'open'}]"
+    return GuardedRoute
 
 
 IngestScope = Depends(require("ingest"))

@@ -8,9 +8,12 @@ import re
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from matchwise.errors import MatchwiseError
+from matchwise.db.engine import store_error
+from matchwise.errors import MatchwiseError, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +40,14 @@ def _location(loc: tuple[object, ...]) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MatchwiseError)
     async def _matchwise(_: Request, exc: MatchwiseError) -> JSONResponse:
-        status = exc.status_code
-        if status >= 500:
-            log.error("%s: %s", type(exc).__name__, exc)
-        return JSONResponse(status_code=status, content={"error": _code(exc), "message": str(exc)})
+        return _error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         details = []
         for err in exc.errors():
             where = _location(tuple(err.get("loc", ())))
-            problem = err.get("msg", "invalid")
+            problem = str(err.get("msg", "invalid")).removeprefix("Value error, ")
             if err.get("type") == "json_invalid":
                 where, problem = (
                     "body",
@@ -68,14 +68,34 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse(
             status_code=exc.status_code,
-            content={"error": "http_error", "message": str(exc.detail)},
+            content={"error": HTTP_CODES.get(exc.status_code, "http_error"),
+                     "message": str(exc.detail)},
             headers=getattr(exc, "headers", None),
-        )
+        )  # fmt: skip
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error")
+        if isinstance(exc, DBAPIError | PoolTimeout):  # a store failure that escaped a scope
+            mapped = store_error(exc)
+            if isinstance(mapped, MatchwiseError):
+                return _error_response(mapped)
+        log.error("unhandled error", exc_info=exc)
         return JSONResponse(
             status_code=500,
             content={"error": "internal", "message": "internal server error; see the server log"},
         )
+
+
+HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+              405: "method_not_allowed", 413: "payload_too_large"}  # fmt: skip
+
+
+def _error_response(exc: MatchwiseError) -> JSONResponse:
+    status = exc.status_code
+    if status >= 500:
+        log.error("%s: %s", type(exc).__name__, exc)
+    headers = None
+    if isinstance(exc, StoreUnavailable):
+        headers = {"Retry-After": str(exc.retry_after_seconds)}
+    return JSONResponse(status_code=status, content={"error": _code(exc), "message": str(exc)},
+                        headers=headers)  # fmt: skip

@@ -1,4 +1,8 @@
-"""Routes: validate, call one function, return. No logic of their own."""
+"""Routes: validate, call one function, return. No logic of their own.
+
+Writes go through :meth:`Store.write`, which commits before the route answers; reads
+through :meth:`Store.read` or, for cached recommendations, straight to the caches.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,8 @@ from matchwise.api.deps import (
     IngestScope,
     ReadScope,
     RuntimeDep,
-    SessionDep,
+    StoreDep,
+    guarded,
     on_store,
 )
 from matchwise.runtime import Runtime
@@ -44,12 +49,25 @@ ERRORS: dict[int | str, dict[str, object]] = {
     403: {"model": ErrorOut, "description": "The key's scope does not allow this route"},
     404: {"model": ErrorOut, "description": "A user or item named in the request is unknown"},
     422: {"model": ErrorOut, "description": "The request is invalid; the message says where"},
-}
+    503: {"model": ErrorOut, "description": "The store is busy or unreachable; retry after "
+          "the Retry-After header's seconds"},
+}  # fmt: skip
+BODY_ERRORS: dict[int | str, dict[str, object]] = {
+    **ERRORS,
+    400: {"model": ErrorOut, "description": "The body is not valid JSON; the message says why"},
+    409: {"model": ErrorOut, "description": "The write conflicts with one made at the same "
+          "time, or with what is stored"},
+    413: {"model": ErrorOut, "description": "The body is over 16 MB, or a batch is over "
+          "max_batch_size"},
+}  # fmt: skip
 
-router = APIRouter()
-ingest_router = APIRouter(dependencies=[IngestScope], responses=ERRORS, tags=["ingest"])
-read_router = APIRouter(dependencies=[ReadScope], responses=ERRORS, tags=["serve"])
-admin_router = APIRouter(dependencies=[AdminScope], responses=ERRORS, tags=["admin"])
+router = APIRouter(route_class=guarded(None))
+ingest_router = APIRouter(dependencies=[IngestScope], responses=BODY_ERRORS, tags=["ingest"],
+                          route_class=guarded("ingest"))  # fmt: skip
+read_router = APIRouter(dependencies=[ReadScope], responses=ERRORS, tags=["serve"],
+                        route_class=guarded("read"))  # fmt: skip
+admin_router = APIRouter(dependencies=[AdminScope], responses=BODY_ERRORS, tags=["admin"],
+                         route_class=guarded("admin"))  # fmt: skip
 
 
 @router.get("/healthz", tags=["ops"])
@@ -61,40 +79,27 @@ def healthz(runtime: RuntimeDep) -> serving.HealthOut:
 
 
 @ingest_router.post("/v1/users", response_model=UpsertResult)
-def post_users(batch: UserBatch, session: SessionDep, runtime: RuntimeDep) -> UpsertResult:
+async def post_users(batch: UserBatch, store: StoreDep) -> UpsertResult:
     """Insert or update a batch of profiles (one transaction); new bios get a safety scan."""
-    result = ingest.upsert_users(session, batch.users)
-    from matchwise.jobs import maybe_enqueue_safety_scan
-
-    maybe_enqueue_safety_scan(session, runtime.settings, [u.id for u in batch.users])
-    return result
+    return await store.write(ingest.store_users, store.settings, batch.users)
 
 
 @ingest_router.post("/v1/items", response_model=UpsertResult)
-def post_items(batch: ItemBatch, session: SessionDep) -> UpsertResult:
+async def post_items(batch: ItemBatch, store: StoreDep) -> UpsertResult:
     """Insert or update a batch of items (one transaction)."""
-    return ingest.upsert_items(session, batch.items)
+    return await store.write(ingest.store_items, store.settings, batch.items)
 
 
 @ingest_router.post("/v1/events", response_model=IngestResult)
-def post_events(batch: EventBatch, session: SessionDep, runtime: RuntimeDep) -> IngestResult:
+async def post_events(batch: EventBatch, store: StoreDep) -> IngestResult:
     """Record a batch of events; retried events (same event_id) are not counted twice."""
-    settings = runtime.settings
-    return ingest.ingest_events(
-        session,
-        batch.events,
-        settings.action_table,
-        sample_rate=settings.analytics_sample_rate,
-        elo=settings.elo,
-    )
+    return await store.write(ingest.store_events, store.settings, batch.events)
 
 
 @ingest_router.post("/v1/interactions", response_model=InteractionOut)
-def post_interaction(
-    interaction: InteractionIn, session: SessionDep, runtime: RuntimeDep
-) -> InteractionOut:
+async def post_interaction(interaction: InteractionIn, store: StoreDep) -> InteractionOut:
     """Record one interaction (a click, a like, a registration...)."""
-    return ingest.record_interaction(session, interaction, runtime.settings)
+    return await store.write(ingest.record_interaction, interaction, store.settings)
 
 
 @read_router.get("/v1/recommendations", response_model=RecommendationsOut)
@@ -126,7 +131,7 @@ async def get_recommendations(
             result = await online.get(user_id, list_kind, top_n, settings.cache_max_age_seconds,
                                       datetime.now(UTC))  # fmt: skip
     if not fresh and result is None:
-        result = await on_store(runtime, recommend.cached_recommendations, runtime.engine,
+        result = await on_store(runtime, recommend.cached_recommendations, runtime.read_engine,
                                 settings, user_id, limit, kind, filters)  # fmt: skip
     if result is None:
         result = await run_in_threadpool(_live, runtime, user_id, limit, kind, filters)
@@ -140,7 +145,7 @@ def _live(
     kind: recommend.Kind | None,
     filters: recommend.RecommendFilters,
 ) -> recommend.RecommendationList:
-    with runtime.session() as session:
+    with runtime.read_session() as session:
         return recommend.recommend(session, runtime.settings, user_id, limit=limit, kind=kind,
                                    filters=filters, use_cache=False)  # fmt: skip
 
@@ -160,46 +165,37 @@ def _recommendations_json(result: recommend.RecommendationList) -> bytes:
 
 
 @ingest_router.post("/v1/reports", response_model=ReportOut)
-def post_report(report: ReportIn, session: SessionDep, runtime: RuntimeDep) -> ReportOut:
+async def post_report(report: ReportIn, store: StoreDep) -> ReportOut:
     """Record a report; enough distinct reporters hide the profile until reviewed."""
-    row, held = moderation.file_report(
-        session,
-        report.reporter_id,
-        report.reported_id,
-        report.reason,
-        report.details,
-        threshold=runtime.settings.report_threshold,
-    )
-    return ReportOut(report_id=row.id, held_for_review=held)
+    return await store.write(moderation.report, report, store.settings.report_threshold)
 
 
 @admin_router.get("/v1/admin/moderation", response_model=list[FlagOut])
-def get_moderation(
-    session: SessionDep,
+async def get_moderation(
+    store: StoreDep,
     status: Annotated[Literal["open", "approved", "removed"] | None, Query()] = "open",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[FlagOut]:
     """Profiles held for review (or already resolved ones)."""
-    return [FlagOut(**f) for f in moderation.list_flags(session, status=status, limit=limit)]
+    flags = await store.read(moderation.list_flags, status, limit)
+    return [FlagOut(**f) for f in flags]
 
 
 @admin_router.post("/v1/admin/moderation", response_model=FlagOut)
-def post_moderation(decision: ResolveIn, session: SessionDep) -> FlagOut:
+async def post_moderation(decision: ResolveIn, store: StoreDep) -> FlagOut:
     """Resolve a flag: approve shows the profile again, remove keeps it hidden."""
-    flag = moderation.resolve_flag(
-        session, decision.flag_id, decision.decision, decision.moderator, decision.note
-    )
-    rows = moderation.list_flags(session, status=None, limit=100_000)
-    return FlagOut(**next(r for r in rows if r["id"] == flag.id))
+    return await store.write(moderation.decide, decision)
 
 
 @admin_router.get("/v1/admin/metrics", response_model=MetricsOut)
-def get_metrics(session: SessionDep, days: Annotated[int, Query(ge=1, le=3650)] = 30) -> MetricsOut:
+async def get_metrics(
+    store: StoreDep, days: Annotated[int, Query(ge=1, le=3650)] = 30
+) -> MetricsOut:
     """Impressions, clicks, CTR and conversion per day and per model version/route."""
-    return MetricsOut(**analytics.personalization_metrics(session, days=days))
+    return MetricsOut(**await store.read(analytics.personalization_metrics, days))
 
 
-@read_router.post("/v1/safety/classify", response_model=SafetyOut)
+@read_router.post("/v1/safety/classify", response_model=SafetyOut, responses=BODY_ERRORS)
 def post_safety_classify(body: SafetyIn, runtime: RuntimeDep) -> SafetyOut:
     """Per-label probabilities and decisions for a text and/or a stored profile."""
     return SafetyOut(
@@ -208,7 +204,7 @@ def post_safety_classify(body: SafetyIn, runtime: RuntimeDep) -> SafetyOut:
 
 
 @admin_router.post("/v1/admin/safety/labels", response_model=dict[str, int])
-def post_safety_label(body: LabelIn, session: SessionDep) -> dict[str, int]:
+async def post_safety_label(body: LabelIn, store: StoreDep) -> dict[str, int]:
     """Store a moderator label; the safety classifier retrains on these."""
-    return {"id": safety_service.add_label(session, body.text, body.label, body.value,
-                                           body.moderator)}  # fmt: skip
+    return {"id": await store.write(safety_service.add_label, body.text, body.label,
+                                    body.value, body.moderator)}  # fmt: skip

@@ -1,40 +1,80 @@
-"""Engine and session helpers; Alembic upgrade from code so the CLI and tests share it."""
+"""Engines and transactions; Alembic upgrade from code so the CLI and tests share it.
+
+Two engines per store. The **write** engine runs every transaction that may write; on
+SQLite it opens them with ``BEGIN IMMEDIATE``, so a writer takes the database lock when
+it starts (waiting up to ``busy_timeout`` for another process) instead of failing on a
+lock upgrade half-way through. The **read** engine has its own pool and read-only
+connections (``query_only`` on SQLite, read-only transactions on PostgreSQL), so a
+reader never waits for the write path's pool, and a write slipping into a read path
+fails loudly instead of racing the writers.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
-from matchwise.errors import StoreUnavailable
+from matchwise.errors import Conflict, InvalidInput, StoreUnavailable
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+Role = Literal["write", "read"]
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+#: PostgreSQL SQLSTATEs after which running the whole transaction again is safe and
+#: usually succeeds: deadlock detected, serialization failure.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.close()
+def _sqlite_connect(role: Role) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # SQLAlchemy emits BEGIN itself (see _sqlite_begin)
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        if role == "read":
+            cur.execute("PRAGMA query_only=ON")
+        cur.close()
+
+    return on_connect
 
 
-def create_engine_for(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url``; SQLite gets its folder created, WAL and foreign keys."""
+def _sqlite_begin(role: Role) -> Callable[[Any], None]:
+    statement = "BEGIN IMMEDIATE" if role == "write" else "BEGIN"
+
+    def on_begin(conn: Any) -> None:
+        conn.exec_driver_sql(statement)
+
+    return on_begin
+
+
+def create_engine_for(url: str, role: Role = "write", **kwargs: Any) -> Engine:
+    """An engine for ``url`` in ``role``; SQLite gets its folder created, WAL, foreign
+    keys and explicit transactions (``BEGIN IMMEDIATE`` for writers)."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_connect(role))
+        event.listen(engine, "begin", _sqlite_begin(role))
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    if role == "read":
+        kwargs.setdefault("connect_args", {"options": "-c default_transaction_read_only=on"})
     return create_engine(url, **kwargs)
 
 
@@ -42,21 +82,87 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
+def store_error(exc: BaseException) -> BaseException:
+    """The error a caller sees for a database failure: what kind of failure and what to
+    do, never the driver's text (it carries process ids, table names, SQL). The detail
+    goes to the log."""
+    if isinstance(exc, PoolTimeout):
+        log.warning("database pool exhausted: %s", exc)
+        return StoreUnavailable("the store is busy: every connection is in use; retry shortly")
+    if isinstance(exc, IntegrityError):
+        log.warning("integrity error: %s", exc.orig)
+        return Conflict("the request conflicts with data changed at the same time; retry it")
+    if isinstance(exc, DataError):
+        log.warning("data error: %s", exc.orig)
+        return InvalidInput("a value does not fit the store (out of range or not storable)")
+    if isinstance(exc, OperationalError | InterfaceError):
+        orig = getattr(exc, "orig", exc)
+        log.error("database error: %s", orig)
+        if "locked" in str(orig) or _sqlstate(exc) in RETRYABLE_SQLSTATES:
+            return StoreUnavailable("the store is busy with other writes; retry shortly")
+        return StoreUnavailable("the store cannot be reached or failed; retry shortly")
+    return exc  # a programming error: the API answers a plain 500, the log has the detail
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """A transaction that failed this way can simply be run again (PostgreSQL deadlock
+    or serialization failure: the database already rolled it back)."""
+    return isinstance(exc, DBAPIError) and _sqlstate(exc) in RETRYABLE_SQLSTATES
+
+
 @contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """One transaction: commit on success, roll back on any error."""
-    session = Session(bind=engine, expire_on_commit=False)
+def session_scope(
+    engine: Engine | None = None, factory: sessionmaker[Session] | None = None
+) -> Iterator[Session]:
+    """One transaction: commit on success, roll back on any error. Database failures
+    become :class:`StoreUnavailable` / :class:`Conflict` with a message fit for clients."""
+    session = factory() if factory is not None else Session(bind=engine, expire_on_commit=False)
     try:
         yield session
         session.commit()
-    except OperationalError as exc:
+    except (DBAPIError, PoolTimeout) as exc:
         session.rollback()
-        raise StoreUnavailable(f"database error: {exc.orig}") from exc
+        raise store_error(exc) from exc
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
+
+
+def run_transaction(
+    factory: sessionmaker[Session],
+    fn: Callable[..., T],
+    *args: Any,
+    attempts: int = 4,
+) -> T:
+    """``fn(session, *args)`` in one transaction, committed before this returns; run
+    again (with a short, growing pause) when PostgreSQL aborted it for a deadlock or a
+    serialization failure, which only means another transaction got there first."""
+    for attempt in range(1, attempts + 1):
+        session = factory()
+        try:
+            result = fn(session, *args)
+            session.commit()
+            return result
+        except (DBAPIError, PoolTimeout) as exc:
+            session.rollback()
+            if attempt < attempts and is_retryable(exc):
+                log.info("transaction aborted (%s); running it again", _sqlstate(exc))
+                time.sleep(0.01 * 2**attempt)
+                continue
+            raise store_error(exc) from exc
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def alembic_config(url: str) -> Any:

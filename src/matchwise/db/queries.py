@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import re
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, overload
 
 import pandas as pd
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import bindparam, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
+from matchwise.actions import DECIDED_ACTIONS, HIDES_ACTOR_FROM_TARGET
 from matchwise.db import driver
 from matchwise.db.tables import Interaction, Item, User
 from matchwise.errors import NotFound
@@ -35,6 +37,17 @@ def get_item(session: Session, item_id: str) -> Item:
     if item is None:
         raise NotFound(f"unknown item {item_id!r}")
     return item
+
+
+def existing_ids(session: Session, column: Any, ids: Iterable[str], chunk: int = 500) -> set[str]:
+    """Which of ``ids`` are present in ``column`` (chunked: well under SQLite's limit of
+    bound variables)."""
+    wanted = sorted({i for i in ids if i is not None})
+    found: set[str] = set()
+    for start in range(0, len(wanted), chunk):
+        part = wanted[start : start + chunk]
+        found.update(session.scalars(select(column).where(column.in_(part))))
+    return found
 
 
 def users_frame(session: Session, only_visible: bool = False) -> pd.DataFrame:
@@ -152,6 +165,47 @@ def received_by(session: Session, user_id: str, actions: list[str]) -> set[str]:
         Interaction.target_user_id == user_id, Interaction.action.in_(actions)
     )
     return set(session.scalars(stmt))
+
+
+def excluded_people(session: Session, user_id: str) -> set[str]:
+    """People never to show ``user_id``: everyone they decided on (liked, passed,
+    blocked...) and everyone who refused them or already matched them. Someone who
+    liked them stays: a like back is a match."""
+    decided = select(Interaction.target_user_id).where(
+        Interaction.user_id == user_id,
+        Interaction.target_user_id.is_not(None),
+        Interaction.action.in_(sorted(DECIDED_ACTIONS)),
+    )
+    refused = select(Interaction.user_id).where(
+        Interaction.target_user_id == user_id,
+        Interaction.action.in_(sorted(HIDES_ACTOR_FROM_TARGET)),
+    )
+    return set(session.scalars(decided.union(refused)))
+
+
+def _one_of(column: Any, actions: Collection[str]) -> Any:
+    """``column IN ('like', ...)`` with the action names written into the SQL: the
+    statement is compiled once and run at the driver level (``db.driver``), which has no
+    way to expand a list parameter. Only the fixed action vocabulary goes here."""
+    names = sorted(actions)
+    assert all(re.fullmatch(r"[a-z_]+", n) for n in names), names
+    return column.in_([literal_column(f"'{n}'") for n in names])
+
+
+def not_excluded(kind: str, viewer: Any, candidate: Any) -> Any:
+    """SQL: ``candidate`` may still be shown to ``viewer`` (the rule of
+    :func:`excluded_people`; for items, the viewer has not decided on the item)."""
+    mine = select(Interaction.id).where(
+        Interaction.user_id == viewer, _one_of(Interaction.action, DECIDED_ACTIONS)
+    )
+    if kind == "item":
+        return ~mine.where(Interaction.item_id == candidate).exists()
+    theirs = select(Interaction.id).where(
+        Interaction.user_id == candidate,
+        Interaction.target_user_id == viewer,
+        _one_of(Interaction.action, HIDES_ACTOR_FROM_TARGET),
+    )
+    return ~mine.where(Interaction.target_user_id == candidate).exists() & ~theirs.exists()
 
 
 def blocked_between(session: Session, user_id: str) -> set[str]:

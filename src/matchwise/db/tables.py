@@ -117,7 +117,9 @@ class Interaction(Base):
         ),
         Index("ix_interactions_user_time", "user_id", "occurred_at"),
         Index("ix_interactions_item", "item_id"),
-        Index("ix_interactions_target_user", "target_user_id"),
+        Index("ix_interactions_target_actor", "target_user_id", "user_id"),
+        Index("ix_interactions_user_target", "user_id", "target_user_id"),
+        Index("ix_interactions_user_item", "user_id", "item_id"),
         Index("ix_interactions_occurred_at", "occurred_at"),
     )
 
@@ -312,4 +314,16 @@ class ModerationLabel(Base):
     label: Mapped[str] = mapped_column(String(32))
     value: Mapped[bool] = mapped_column(Boolean)
     created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OnlineOutbox(Base):
+    """Changes Redis must learn (who is hidden, who a user has decided on), written in
+    the transaction that makes them and deleted once Redis has them: a change made
+    while Redis is unreachable is delivered when it returns, never lost."""
+
+    __tablename__ = "online_outbox"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

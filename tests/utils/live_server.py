@@ -1,0 +1,46 @@
+"""A real uvicorn server on a loopback port, in a thread of the test process.
+
+Drills need a real server: real sockets, the real event loop and thread pool, and the
+order in which a response leaves relative to a commit. Running it in-process lets a test
+reach the runtime it serves (its engine, events on it) while clients talk HTTP.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import uvicorn
+from fastapi import FastAPI
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def live_server(app: FastAPI, timeout: float = 60.0) -> Iterator[str]:
+    """Serve ``app`` until the block ends; yields its base URL."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                            lifespan="on", backlog=2048, timeout_keep_alive=30)  # fmt: skip
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True, name=f"live-server-{port}")
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("the test server stopped during start-up")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the test server did not start within {timeout} s")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
