@@ -34,14 +34,14 @@ def _client(runtime: Runtime) -> TestClient:
 
 
 def _served(client: TestClient, user: str, kind: str = "user", **extra: object) -> tuple:
-    body = client.get("/v1/recommendations",
-                      params={"user_id": user, "kind": kind, "limit": 20, **extra}).json()  # fmt: skip
+    params = {"user_id": user, "kind": kind, "limit": 20, **extra}
+    body = client.get("/v1/recommendations", params=params).json()
     return body["route"], [r["candidate_id"] for r in body["recommendations"]]
 
 
 def _swipe(client: TestClient, actor: str, target: str, action: str) -> None:
-    response = client.post("/v1/interactions",
-                           json={"user_id": actor, "target_user_id": target, "action": action})  # fmt: skip
+    swipe = {"user_id": actor, "target_user_id": target, "action": action}
+    response = client.post("/v1/interactions", json=swipe)
     assert response.status_code == 200, response.text
 
 
@@ -99,8 +99,8 @@ def test_an_item_acted_on_leaves_the_cached_list(store: Runtime) -> None:
     with _client(store) as client:
         route, before = _served(client, "alice", "item")
         assert route == "cache" and "e1" in before
-        response = client.post("/v1/interactions",
-                               json={"user_id": "alice", "item_id": "e1", "action": "register"})  # fmt: skip
+        register = {"user_id": "alice", "item_id": "e1", "action": "register"}
+        response = client.post("/v1/interactions", json=register)
         assert response.status_code == 200
         route, after = _served(client, "alice", "item")
     assert route == "cache"
@@ -126,6 +126,7 @@ def test_people_who_passed_on_you_are_not_shown_live(runtime: Runtime) -> None:
         _swipe(client, "carl", "alice", "pass")
         assert "carl" not in _served(client, "alice", fresh=True)[1]
         # being shown someone is not deciding on them
-        client.post("/v1/events", json={"events": [{"event_type": "impression",
-                    "user_id": "alice", "candidate_ids": ["bob"], "candidate_kind": "user"}]})  # fmt: skip
+        shown = {"event_type": "impression", "user_id": "alice", "candidate_ids": ["bob"],
+                 "candidate_kind": "user"}  # fmt: skip
+        assert client.post("/v1/events", json={"events": [shown]}).status_code == 200
         assert "bob" in _served(client, "alice", fresh=True)[1]
