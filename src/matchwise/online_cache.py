@@ -192,6 +192,7 @@ class OnlineCache:
         self.seen_ttl = max(settings.cache_max_age_seconds, 1)
         self.health = OnlineHealth(settings.redis_cooldown_seconds)
         self._queued: list[tuple[int, dict[str, Any]]] = []
+        self._undelivered = False  # this process failed to deliver rows it wrote
         self._queue_lock = threading.Lock()
         self._pump: threading.Thread | None = None
         self._stop = threading.Event()
@@ -292,6 +293,7 @@ class OnlineCache:
             with runtime.read_session() as session:
                 self.apply(session, [payload for _, payload in rows])
         except Unavailable as exc:
+            self._undelivered = True
             self.health.stale = True
             log.warning("Redis missed %d change(s) (%s); the outbox keeps them", len(rows), exc)
             return False
@@ -300,8 +302,9 @@ class OnlineCache:
 
     def drain(self, runtime: Any, grace: float = GRACE_SECONDS, batch: int = 1000) -> int:
         """Deliver what is left in the outbox (rows older than ``grace`` seconds, which
-        their writers did not deliver); marks the process stale while any remain."""
-        cutoff = utcnow() - timedelta(seconds=grace)
+        their writers did not deliver; every row once this process failed to deliver
+        its own); marks the process stale while any remain."""
+        cutoff = utcnow() - timedelta(seconds=0 if self._undelivered else grace)
         delivered = 0
         while True:
             with runtime.read_session() as session:
@@ -312,6 +315,7 @@ class OnlineCache:
                     .limit(batch)
                 ).all()
                 if not rows:
+                    self._undelivered = False
                     self.health.stale = False
                     return delivered
                 self.health.stale = True
