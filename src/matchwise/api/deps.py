@@ -144,7 +144,7 @@ async def parse_json_body(request: Request) -> None:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         problem = str(exc)
-        if problem.startswith("Recursion limit"):
+        if problem.startswith(("Recursion limit", "depth limit")):
             problem = f"nested deeper than {MAX_JSON_DEPTH} levels"
         raise MalformedBody(f"body is not valid JSON: {problem}") from None
     if isinstance(parsed, dict):  # batches: refused by size before anything is validated
