@@ -184,7 +184,8 @@ def test_a_hung_redis_does_not_slow_every_request(
             seconds = time.perf_counter() - started
         finally:
             private_redis.resume()
-        record("30 cached reads with Redis hung (SIGSTOP)", requests=30,
+        store = runtime.engine.dialect.name
+        record(f"30 cached reads with Redis hung (SIGSTOP, {store})", requests=30,
                codes={200: sum(a.status_code == 200 for a in answers)},
                seconds=round(seconds, 3), redis_attempts=reader.attempts - tried)  # fmt: skip
         assert all(a.status_code == 200 and a.json()["route"] == "cache" for a in answers)
