@@ -79,7 +79,8 @@ def _prepare(work: Path, env: dict[str, str], args: argparse.Namespace) -> dict[
     timings["refresh_seconds"] = time.perf_counter() - t
     with runtime.session() as s:
         key, _ = create_key(s, "read", name="bench")
-    with runtime.engine.connect() as conn:  # fold the refresh's WAL into the database file
+    autocommit = runtime.engine.execution_options(isolation_level="AUTOCOMMIT")
+    with autocommit.connect() as conn:  # fold the refresh's WAL into the database file
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     runtime.close()
     return {"key": key, "model": trained.version, "timings": timings}

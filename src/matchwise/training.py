@@ -325,19 +325,19 @@ def register_versions(
     Artifacts uploaded for a transaction that rolled back are removed again.
     """
     store = registry.ArtifactStore(runtime.settings.artifact_root)
-    with runtime.session() as session:  # no connection is taken before the first query
-        try:
-            for item in pending:
-                item.upload(store)
+    try:
+        for item in pending:  # before the transaction: an upload may take a while
+            item.upload(store)
+        with runtime.session() as session:
             for item in pending:
                 _register(session, store, item, actor)
             if finish is not None:
                 finish(session, [item.result for item in pending])
-        except Exception:
-            for item in pending:
-                if item.uri is not None:
-                    store.remove(item.uri)
-            raise
+    except Exception:
+        for item in pending:
+            if item.uri is not None:
+                store.remove(item.uri)
+        raise
     return [item.result for item in pending]
 
 

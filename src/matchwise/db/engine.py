@@ -56,7 +56,8 @@ def _sqlite_begin(role: Role) -> Callable[[Any], None]:
     statement = "BEGIN IMMEDIATE" if role == "write" else "BEGIN"
 
     def on_begin(conn: Any) -> None:
-        conn.exec_driver_sql(statement)
+        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            conn.exec_driver_sql(statement)
 
     return on_begin
 
