@@ -18,7 +18,7 @@ from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, Table, and_, bindparam, case, func, select, text
+from sqlalchemy import Engine, Table, and_, bindparam, case, delete, func, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
@@ -335,19 +335,18 @@ def ingest_events(
     if elo is not None:
         apply_elo(session, fresh, elo.k_factor, elo.superlike_weight, elo.initial)
 
-    # every pair this batch may match, locked in one order: two batches never wait on
-    # each other's pairs in a cycle
-    for a, b in sorted(
-        {
-            _pair(v["user_id"], v["target_user_id"])
-            for v in fresh
-            if v.get("target_user_id") and v["action"] in LIKE_ACTIONS | {"match"}
-        }
-    ):
-        _lock_pair(session, a, b)  # fmt: skip
+    # every pair this batch may match or unmatch, locked in one order: two batches never
+    # wait on each other's pairs in a cycle, and a block and a like back on one pair
+    # never pass each other
+    pairs = {_pair(v["user_id"], v["target_user_id"]) for v in fresh
+             if v.get("target_user_id") and v["action"] in PAIR_ACTIONS}  # fmt: skip
+    for a, b in sorted(pairs):
+        _lock_pair(session, a, b)
     matches: list[tuple[str, str]] = []
     for values in fresh:
-        if values["action"] == "match":
+        if values["action"] == "block" and values.get("target_user_id"):
+            dissolve_match(session, values["user_id"], values["target_user_id"])
+        elif values["action"] == "match":
             pair = _create_match(session, values["user_id"], values["target_user_id"], now,
                                  locked=True)  # fmt: skip
             if pair:
@@ -480,10 +479,39 @@ def _lock_pair(session: Session, a: str, b: str) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
 
+#: Actions that can make or unmake a match: their pair is locked while they are written.
+PAIR_ACTIONS = LIKE_ACTIONS | {"match", "block"}
+
+
+def _between(a: str, b: str) -> Any:
+    """SQL: an interaction from either of ``a``, ``b`` to the other."""
+    return or_(
+        and_(Interaction.user_id == a, Interaction.target_user_id == b),
+        and_(Interaction.user_id == b, Interaction.target_user_id == a),
+    )
+
+
+def blocked(session: Session, a: str, b: str) -> bool:
+    """Whether either of ``a`` and ``b`` has ever blocked the other: no match, ever."""
+    found = select(Interaction.id).where(Interaction.action == "block", _between(a, b))
+    return session.scalar(found.limit(1)) is not None
+
+
+def dissolve_match(session: Session, a: str, b: str) -> bool:
+    """A block ends a match already made: the match row and its match events go."""
+    user_a, user_b = _pair(a, b)
+    gone = session.execute(
+        delete(Match).where(Match.user_a == user_a, Match.user_b == user_b).returning(Match.id)
+    ).first()
+    session.execute(delete(Interaction).where(Interaction.action == "match", _between(a, b)))
+    return gone is not None
+
+
 def maybe_create_match(
     session: Session, actor: str, target: str, now: datetime, locked: bool = False
 ) -> tuple[str, str] | None:
-    """After ``actor`` liked ``target``: if ``target`` liked ``actor`` too, create the match."""
+    """After ``actor`` liked ``target``: if ``target`` liked ``actor`` too, and neither
+    blocked the other, create the match."""
     if not locked:
         _lock_pair(session, actor, target)
     liked_back = session.scalar(
@@ -503,9 +531,12 @@ def maybe_create_match(
 def _create_match(
     session: Session, a: str, b: str, now: datetime, locked: bool = False
 ) -> tuple[str, str] | None:
-    """Insert the match row once per pair (ON CONFLICT DO NOTHING) and its match event."""
+    """Insert the match row once per pair (ON CONFLICT DO NOTHING) and its match event;
+    never between two people one of whom blocked the other."""
     if not locked:
         _lock_pair(session, a, b)
+    if blocked(session, a, b):
+        return None
     user_a, user_b = _pair(a, b)
     stmt = (
         _insert(session, Match.__table__)
@@ -953,15 +984,25 @@ def _bulk_insert_interactions(
 def sync_matches(session: Session) -> int:
     """Create the match rows implied by mutual likes already stored (bulk loads).
 
-    Set-based and idempotent: pairs that already have a match are skipped.
+    Set-based and idempotent: pairs that already have a match are skipped, and so are
+    pairs where either blocked the other.
     """
-    a, b = aliased(Interaction), aliased(Interaction)
+    a, b, c = aliased(Interaction), aliased(Interaction), aliased(Interaction)
     likes = sorted(LIKE_ACTIONS)
     later = case((a.occurred_at > b.occurred_at, a.occurred_at), else_=b.occurred_at)
+    block = select(c.id).where(
+        c.action == "block",
+        or_(
+            and_(c.user_id == a.user_id, c.target_user_id == a.target_user_id),
+            and_(c.user_id == a.target_user_id, c.target_user_id == a.user_id),
+        ),
+    )
     pairs = (
         select(a.user_id, a.target_user_id, func.max(later))
         .join(b, and_(b.user_id == a.target_user_id, b.target_user_id == a.user_id))
-        .where(a.action.in_(likes), b.action.in_(likes), a.user_id < a.target_user_id)
+        .where(
+            a.action.in_(likes), b.action.in_(likes), a.user_id < a.target_user_id, ~block.exists()
+        )
         .group_by(a.user_id, a.target_user_id)
     )
     stmt = (

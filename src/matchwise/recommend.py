@@ -529,9 +529,10 @@ def people_recommendations(
             vectors[liked] if liked else None,
             vectors[rejected] if rejected else None,
             liked_me,
+            liked_me_bonus=settings.liked_me_boost,
         )
     else:
-        signals["interaction"] = 0.5 * liked_me.astype(float)
+        signals["interaction"] = settings.liked_me_boost * liked_me.astype(float)
     if route != "cold":
         served = _reciprocal_signals(session, settings, state, user.id, p.ids[candidates])
         if served is not None:

@@ -140,6 +140,14 @@ class Settings(BaseSettings):
     report_threshold: int = Field(
         default=3, ge=1, description="Distinct reporters that hide a profile until reviewed."
     )
+    liked_me_boost: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="How much a pending like lifts the liker in the liked person's people "
+        "list (the swipe-adjustment signal): it makes matches, and it means a list's order "
+        "and scores reflect who already likes the user. 0 turns it off.",
+    )
     reveal_likes_in_reasons: bool = Field(
         default=False,
         description="Say 'already likes you' in people recommendations' reasons. Off by "
