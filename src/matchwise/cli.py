@@ -12,7 +12,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from matchwise.api.server import uvicorn_options
 from matchwise.errors import InvalidInput, MatchwiseError, NotFound
+from matchwise.redaction import redact, redact_logs
 from matchwise.runtime import Runtime
 from matchwise.settings import load_settings
 
@@ -356,7 +358,10 @@ def serve(
     """Run the HTTP API (OpenAPI docs at /docs)."""
     import uvicorn
 
-    _runtime().close()  # migrate once, and fail here with a clear message if the store is down
+    runtime = _runtime()  # migrate once, and fail here with a clear message if the store is down
+    runtime.close()
+    options = uvicorn_options(runtime.settings if workers == 1 else None)
+    redact_logs("uvicorn", "uvicorn.error", "uvicorn.access")
     uvicorn.run(
         "matchwise.api.app:app_factory",
         factory=True,
@@ -364,6 +369,7 @@ def serve(
         port=port,
         workers=workers,
         log_level="info",
+        **options,
     )
 
 
@@ -987,13 +993,14 @@ def demo(
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: bad input → a clear message and a non-zero exit, no traceback."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    redact_logs()
     try:
         app(args=argv)
     except (InvalidInput, NotFound) as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        err_console.print(f"[red]error:[/red] {redact(str(exc))}", markup=True)
         raise SystemExit(2) from None
     except MatchwiseError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        err_console.print(f"[red]error:[/red] {redact(str(exc))}")
         raise SystemExit(1) from None
     except Exception as exc:
         from pydantic import ValidationError

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from matchwise.data.bundle import DataBundle
 from matchwise.db.tables import Interaction, Item, Match, User
+from matchwise.redaction import redact
 from matchwise.runtime import Runtime
 from matchwise.settings import load_settings
 
@@ -96,7 +97,7 @@ def run_demo(
     settings = load_settings()
     runtime = Runtime.open(settings)
     console.rule("[bold]matchwise demo")
-    console.print(f"store: [cyan]{settings.database_url}[/cyan]")
+    console.print(f"store: [cyan]{redact(settings.database_url)}[/cyan]")
     console.print(f"artifacts: [cyan]{settings.artifact_root}[/cyan]")
 
     started = time.perf_counter()

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 
 class MatchwiseError(Exception):
-    """Base class for every error matchwise raises on purpose."""
+    """Base class for every error matchwise raises on purpose.
+
+    A client error's message is for the caller (it says what to change). A server error's
+    message may hold internals (paths, hosts), so callers get ``public`` instead, which
+    says what failed in their terms; the message goes to the log.
+    """
 
     status_code = 500
+    public = "internal server error"
+
+    def client_message(self) -> str:
+        return str(self) if self.status_code < 500 else self.public
 
 
 class InvalidInput(MatchwiseError):
@@ -49,12 +58,14 @@ class ArtifactError(MatchwiseError):
     """A model artifact is missing or corrupt; the caller keeps the previous version."""
 
     status_code = 500
+    public = "a model or its files could not be loaded"
 
 
 class ConfigError(MatchwiseError):
     """Settings or a config file are wrong; raised at start, naming the setting."""
 
     status_code = 500
+    public = "the server's configuration does not allow this"
 
 
 class StoreUnavailable(MatchwiseError):
@@ -63,3 +74,9 @@ class StoreUnavailable(MatchwiseError):
 
     status_code = 503
     retry_after_seconds = 1
+    public = "the store is busy or unreachable; retry shortly"
+
+    def __init__(self, message: str, *, public: bool = False) -> None:
+        super().__init__(message)
+        if public:  # a message written for callers (see db.engine.store_error)
+            self.public = message

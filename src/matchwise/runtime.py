@@ -26,6 +26,7 @@ from matchwise.db.engine import (
     upgrade,
 )
 from matchwise.errors import StoreUnavailable
+from matchwise.redaction import redact
 from matchwise.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ class Runtime:
                 upgrade(settings.database_url)
             except Exception as exc:  # connection refused, bad credentials, ...
                 raise StoreUnavailable(
-                    f"cannot open the store at {_redact(settings.database_url)}: {exc}"
+                    redact(f"cannot open the store at {settings.database_url}: {exc}")
                 ) from exc
         engine = create_engine_for(settings.database_url, "write", **_pool(settings, "write"))
         read_engine = create_engine_for(settings.database_url, "read", **_pool(settings, "read"))
@@ -136,13 +137,3 @@ def _pool(settings: Settings, role: str) -> dict[str, Any]:
     if role == "write":
         return {"pool_size": settings.write_concurrency, "max_overflow": 4, "pool_timeout": 10}
     return {"pool_size": 8, "max_overflow": 32, "pool_timeout": 10}
-
-
-def _redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
-    return url

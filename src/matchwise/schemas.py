@@ -6,6 +6,7 @@ import math
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -50,6 +51,22 @@ def _utc(value: datetime) -> datetime:
 
 
 Timestamp = Annotated[datetime, AfterValidator(_utc)]
+
+#: Caps on free-form and list fields, so one profile cannot be megabytes.
+MAX_PHOTOS, MAX_EMBEDDING_DIMS = 20, 2048
+MAX_ATTRIBUTE_KEYS, MAX_ATTRIBUTES_BYTES = 100, 32_768
+
+
+def _small_attributes(value: dict[str, Any]) -> dict[str, Any]:
+    if len(value) > MAX_ATTRIBUTE_KEYS:
+        raise ValueError(f"at most {MAX_ATTRIBUTE_KEYS} attributes, got {len(value)}")
+    size = len(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))
+    if size > MAX_ATTRIBUTES_BYTES:
+        raise ValueError(f"attributes are {size:,} bytes as JSON; at most {MAX_ATTRIBUTES_BYTES:,}")
+    return value
+
+
+Attributes = Annotated[dict[str, Any], AfterValidator(_small_attributes)]
 
 
 def _storable(value: Any, where: str) -> None:
@@ -98,7 +115,9 @@ class UserIn(Strict):
     )
     age: int | None = Field(default=None, ge=MIN_AGE, le=MAX_AGE)
     gender: str | None = Field(default=None, max_length=32, examples=["woman"])
-    seeking: list[str] = Field(default_factory=list, description="Genders this person wants.")
+    seeking: list[Annotated[str, Field(max_length=32)]] = Field(
+        default_factory=list, max_length=16, description="Genders this person wants."
+    )
     age_min: int | None = Field(default=None, ge=MIN_AGE, le=MAX_AGE)
     age_max: int | None = Field(default=None, ge=MIN_AGE, le=MAX_AGE)
     max_distance_km: float | None = Field(default=None, gt=0, le=40_075)
@@ -109,10 +128,10 @@ class UserIn(Strict):
     tags: list[TagText] = Field(
         default_factory=list, max_length=200, description="Hobbies/interests."
     )
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    attributes: Attributes = Field(default_factory=dict)
     photo_embeddings: list[list[float]] | None = Field(
         default=None,
-        max_length=100,
+        max_length=MAX_PHOTOS,
         description="Optional image embeddings computed by the app, one per photo.",
     )
     active: StrictBool = True
@@ -132,8 +151,10 @@ class UserIn(Strict):
             raise ValueError("latitude and longitude must be given together")
         if self.photo_embeddings:
             dims = {len(v) for v in self.photo_embeddings}
-            if len(dims) != 1 or 0 in dims or dims.pop() > 4096:
-                raise ValueError("photo_embeddings must be vectors of one length (1..4096)")
+            if len(dims) != 1 or 0 in dims or dims.pop() > MAX_EMBEDDING_DIMS:
+                raise ValueError(
+                    f"photo_embeddings must be vectors of one length (1..{MAX_EMBEDDING_DIMS})"
+                )
         return self
 
     @field_validator("gender")
@@ -164,7 +185,7 @@ class ItemIn(Strict):
     owner_id: Id | None = None
     starts_at: Timestamp | None = None
     tags: list[TagText] = Field(default_factory=list, max_length=200)
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    attributes: Attributes = Field(default_factory=dict)
     active: StrictBool = True
 
 
@@ -323,6 +344,9 @@ class ErrorOut(BaseModel):
     error: str = Field(description="Machine-readable error class, e.g. not_found")
     message: str = Field(description="What is wrong, for a person")
     details: list[dict[str, Any]] | None = None
+    request_id: str | None = Field(
+        default=None, description="On server errors: the id that finds the detail in the log"
+    )
 
 
 class ReportIn(Strict):
@@ -391,9 +415,9 @@ class SafetyIn(Strict):
 
     text: str | None = Field(default=None, min_length=1, max_length=10_000)
     profile_id: Id | None = None
-    thresholds: dict[str, Annotated[float, Field(ge=0, le=1)]] | None = Field(
-        default=None, description="Per-label overrides of the decision thresholds"
-    )
+    thresholds: (
+        Annotated[dict[str, Annotated[float, Field(ge=0, le=1)]], Field(max_length=16)] | None
+    ) = Field(default=None, description="Per-label overrides of the decision thresholds")
 
     @model_validator(mode="after")
     def _something(self) -> SafetyIn:

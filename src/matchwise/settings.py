@@ -160,6 +160,23 @@ class Settings(BaseSettings):
         default=True, description="Require API keys (except /healthz and the docs)."
     )
     max_batch_size: int = Field(default=10_000, ge=1)
+    http_header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="`serve` closes a connection whose request headers "
+        "are not complete this long after the request began (slow-header attacks).",
+    )
+    http_body_idle_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="`serve` closes a connection whose request body sends nothing for this long.",
+    )
+    http_body_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="`serve` closes a connection whose request body is "
+        "not complete this long after its headers (slow-body attacks).",
+    )
     seed: int = 42
 
     @field_validator("database_url")

@@ -1,4 +1,5 @@
-"""A real uvicorn server on a loopback port, in a thread of the test process.
+"""A real uvicorn server on a loopback port, in a thread of the test process, configured
+as ``matchwise serve`` configures it (its protocol, timeouts, no banner).
 
 Drills need a real server: real sockets, the real event loop and thread pool, and the
 order in which a response leaves relative to a commit. Running it in-process lets a test
@@ -16,6 +17,8 @@ from contextlib import contextmanager
 import uvicorn
 from fastapi import FastAPI
 
+from matchwise.api.server import uvicorn_options
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -27,8 +30,10 @@ def free_port() -> int:
 def live_server(app: FastAPI, timeout: float = 60.0) -> Iterator[str]:
     """Serve ``app`` until the block ends; yields its base URL."""
     port = free_port()
+    runtime = getattr(app.state, "runtime", None)
+    options = uvicorn_options(runtime.settings if runtime is not None else None)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="on", backlog=2048, timeout_keep_alive=30)  # fmt: skip
+                            lifespan="on", backlog=2048, **options)  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True, name=f"live-server-{port}")
     thread.start()

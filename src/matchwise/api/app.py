@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from matchwise import __version__
 from matchwise.api.deps import Store
 from matchwise.api.errors import install_error_handlers
+from matchwise.api.middleware import ResponseHeaders
 from matchwise.api.routes import admin_router, ingest_router, read_router, router
 from matchwise.auth import KeyCache
 from matchwise.online_cache import AsyncReader
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     for part in (router, ingest_router, read_router, admin_router):
         app.include_router(part)
     app.add_middleware(BodyLimit)
+    app.add_middleware(ResponseHeaders)  # outermost of ours: every answer gets its headers
     return app
 
 

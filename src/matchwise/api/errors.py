@@ -1,4 +1,5 @@
-"""One place mapping errors to HTTP responses; a 500 never leaks a traceback."""
+"""One place mapping errors to HTTP responses; a 5xx never leaks a traceback or an
+internal (a host, a path, a driver's message): it names what failed and a request id."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from matchwise.api.middleware import request_id
 from matchwise.db.engine import store_error
 from matchwise.errors import MatchwiseError, StoreUnavailable
+from matchwise.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +42,17 @@ def _location(loc: tuple[object, ...]) -> str:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MatchwiseError)
-    async def _matchwise(_: Request, exc: MatchwiseError) -> JSONResponse:
-        return _error_response(exc)
+    async def _matchwise(request: Request, exc: MatchwiseError) -> JSONResponse:
+        return _error_response(request, exc)
+
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeout)
+    async def _store(request: Request, exc: Exception) -> JSONResponse:
+        """A store failure that escaped a transaction scope (a raw read, a pool)."""
+        mapped = store_error(exc)
+        if not isinstance(mapped, MatchwiseError):
+            raise exc
+        return _error_response(request, mapped)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -73,29 +85,22 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=getattr(exc, "headers", None),
         )  # fmt: skip
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        if isinstance(exc, DBAPIError | PoolTimeout):  # a store failure that escaped a scope
-            mapped = store_error(exc)
-            if isinstance(mapped, MatchwiseError):
-                return _error_response(mapped)
-        log.error("unhandled error", exc_info=exc)
-        return JSONResponse(
-            status_code=500,
-            content={"error": "internal", "message": "internal server error; see the server log"},
-        )
-
 
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
               405: "method_not_allowed", 413: "payload_too_large"}  # fmt: skip
 
 
-def _error_response(exc: MatchwiseError) -> JSONResponse:
+def _error_response(request: Request, exc: MatchwiseError) -> JSONResponse:
+    """The JSON error; a server error says what failed in the caller's terms, with the
+    request id that finds the detail in the log."""
     status = exc.status_code
+    content: dict[str, object] = {"error": _code(exc), "message": exc.client_message()}
     if status >= 500:
-        log.error("%s: %s", type(exc).__name__, exc)
+        rid = request_id(request.scope)
+        log.error("request %s: %s: %s", rid, type(exc).__name__, redact(str(exc)))
+        content["message"] = f"{content['message']} (request id {rid})"
+        content["request_id"] = rid
     headers = None
     if isinstance(exc, StoreUnavailable):
         headers = {"Retry-After": str(exc.retry_after_seconds)}
-    return JSONResponse(status_code=status, content={"error": _code(exc), "message": str(exc)},
-                        headers=headers)  # fmt: skip
+    return JSONResponse(status_code=status, content=content, headers=headers)

@@ -89,7 +89,9 @@ def store_error(exc: BaseException) -> BaseException:
     goes to the log."""
     if isinstance(exc, PoolTimeout):
         log.warning("database pool exhausted: %s", exc)
-        return StoreUnavailable("the store is busy: every connection is in use; retry shortly")
+        return StoreUnavailable(
+            "the store is busy: every connection is in use; retry shortly", public=True
+        )
     if isinstance(exc, IntegrityError):
         log.warning("integrity error: %s", exc.orig)
         return Conflict("the request conflicts with data changed at the same time; retry it")
@@ -100,8 +102,10 @@ def store_error(exc: BaseException) -> BaseException:
         orig = getattr(exc, "orig", exc)
         log.error("database error: %s", orig)
         if "locked" in str(orig) or _sqlstate(exc) in RETRYABLE_SQLSTATES:
-            return StoreUnavailable("the store is busy with other writes; retry shortly")
-        return StoreUnavailable("the store cannot be reached or failed; retry shortly")
+            return StoreUnavailable(
+                "the store is busy with other writes; retry shortly", public=True
+            )
+        return StoreUnavailable("the store cannot be reached or failed; retry shortly", public=True)
     return exc  # a programming error: the API answers a plain 500, the log has the detail
 
 
