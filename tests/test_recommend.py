@@ -6,7 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from matchwise.features.compatibility import ProfileArrays, haversine_km, mutual_preference_mask
+from matchwise.features.compatibility import (
+    ProfileArrays,
+    haversine_km,
+    location_cell,
+    mutual_preference_mask,
+)
 from matchwise.ingest import ingest_events, upsert_items, upsert_users
 from matchwise.recommend import RecommendFilters, recommend
 from matchwise.runtime import Runtime
@@ -139,8 +144,10 @@ def test_mutual_preference_mask_matches_a_plain_python_check() -> None:
             b = records[c]
             expected = c != u and fits(a, b) and fits(b, a)
             if expected and not pd.isna(a["latitude"]) and not pd.isna(b["latitude"]):
-                d = haversine_km(a["latitude"], a["longitude"], np.array([b["latitude"]]),
-                                 np.array([b["longitude"]]))[0]  # fmt: skip
+                # distances are between location cells, never exact positions
+                a_cell = location_cell(a["latitude"], a["longitude"])
+                b_cell = location_cell(b["latitude"], b["longitude"])
+                d = haversine_km(*a_cell, *b_cell)
                 expected = d <= min(a["max_distance_km"], b["max_distance_km"])
             assert mask[c] == expected, (u, c)
 

@@ -484,7 +484,7 @@ def people_recommendations(
     from matchwise.serving import state_for
 
     state = state_for(settings)
-    cat = state.people(session, must_have=user.id)
+    cat = state.people(session, settings.location_cell_km, must_have=user.id)
     p = cat.profiles
     me = cat.position[user.id]
     excluded = queries.excluded_people(session, user.id) | {user.id}

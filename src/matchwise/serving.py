@@ -220,12 +220,14 @@ class PeopleCatalogue:
     _bio_vectors: np.ndarray | None = None
 
     @classmethod
-    def load(cls, session: Session) -> PeopleCatalogue:
+    def load(cls, session: Session, cell_km: float) -> PeopleCatalogue:
+        """Positions become ``cell_km`` cells here (``location_cell_km``): matching never
+        sees where anyone is exactly."""
         from matchwise.actions import LIKE_ACTIONS, SWIPE_ACTIONS
         from matchwise.features.compatibility import ProfileArrays
 
         frame = queries.users_frame(session)
-        profiles = ProfileArrays.from_frame(frame)
+        profiles = ProfileArrays.from_frame(frame, cell_km=cell_km)
         ids = pd.Series(profiles.ids)
         likes = queries.count_by_target(session, sorted(LIKE_ACTIONS), kind="user")
         swipes = queries.count_by_target(session, sorted(SWIPE_ACTIONS), kind="user")
@@ -464,13 +466,22 @@ class ServingState:
         return cat
 
     def people(
-        self, session: Session, must_have: str | None = None, max_age: float = 30.0
+        self,
+        session: Session,
+        cell_km: float,
+        must_have: str | None = None,
+        max_age: float = 30.0,
     ) -> PeopleCatalogue:
-        """The people catalogue: loaded now when missing or when ``must_have`` (a new
-        profile) is not in it; reloaded in the background when merely stale."""
+        """The people catalogue with positions as ``cell_km`` cells: loaded now when
+        missing, built with another cell size, or when ``must_have`` (a new profile) is not
+        in it; reloaded in the background when merely stale."""
         cat = self._people
-        if cat is None or (must_have is not None and must_have not in cat.position):
-            self._people = cat = PeopleCatalogue.load(session)
+        if (
+            cat is None
+            or cat.profiles.cell_km != cell_km
+            or (must_have is not None and must_have not in cat.position)
+        ):
+            self._people = cat = PeopleCatalogue.load(session, cell_km)
         elif time.monotonic() - cat.loaded_at >= max_age:
             self._reload_in_background("people", session)
         return cat
@@ -488,8 +499,8 @@ class ServingState:
                         if loaded is not None:  # map model items before anyone asks
                             loaded.catalogue_rows(fresh)
                     self._catalogue = fresh
-                else:
-                    self._people = PeopleCatalogue.load(session)
+                elif (stale := self._people) is not None:  # None: invalidated meanwhile
+                    self._people = PeopleCatalogue.load(session, stale.profiles.cell_km)
         except Exception as exc:  # the stale copy keeps serving; the next request retries
             log.warning("reloading the %s failed (%s); serving the previous one", what, exc)
 

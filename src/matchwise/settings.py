@@ -153,6 +153,15 @@ class Settings(BaseSettings):
         description="Say 'already likes you' in people recommendations' reasons. Off by "
         "default: a like is a private swipe, so the reason names what else is true.",
     )
+    location_cell_km: float = Field(
+        default=1.5,
+        gt=0,
+        le=100,
+        description="Side in km of the grid cells people's positions are snapped to before "
+        "any distance is computed (scores, distance filters, reasons): someone who sets "
+        "their own position freely learns at most which cell a person is in. Smaller "
+        "cells reveal more.",
+    )
     safety_thresholds: dict[str, float] = Field(
         default_factory=dict, description="Per-label decision thresholds of the safety model."
     )

@@ -1,11 +1,13 @@
 """Structured compatibility between people (Patra's data_match), vectorised over candidates.
 
 Hard filters need *both* sides' stated preferences to fit: gender/seeking, age range and
-distance. Soft scores rank what passes: age gap, distance, shared hobbies.
+distance. Soft scores rank what passes: age gap, distance, shared hobbies. Every distance
+here is between grid cells (:func:`location_cell`), never between exact positions.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -13,7 +15,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from matchwise.errors import InvalidInput
+
 EARTH_RADIUS_KM = 6371.0088
+KM_PER_DEGREE = math.pi * EARTH_RADIUS_KM / 180.0  # along a meridian: 111.2 km
+#: Side of a location cell in km (the ``location_cell_km`` setting's default).
+DEFAULT_LOCATION_CELL_KM = 1.5
 UNKNOWN_GENDER_BIT = 62
 ALL_GENDERS = np.int64((1 << 63) - 1)
 
@@ -29,12 +36,44 @@ def haversine_km(
     return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
+def location_cell(
+    lat: np.ndarray | float, lon: np.ndarray | float, cell_km: float = DEFAULT_LOCATION_CELL_KM
+) -> tuple[np.ndarray, np.ndarray]:
+    """The centre of the ~``cell_km``-square grid cell holding each position (NaN stays NaN).
+
+    Matching sees positions only as these centres. An exact distance, or any smooth
+    function of one (a score, a max-distance filter, a rounded figure), lets anyone who
+    sets their own position freely trilaterate a person to metres; distances between cell
+    centres tell them at most which cell the person is in. The grid is near-equal-area:
+    rows of 180°/n latitude (~``cell_km`` tall), each cut into a whole number of columns
+    ~``cell_km`` wide at the row's centre, so columns widen in degrees with 1/cos(latitude),
+    a row around a pole has a few wedge cells, and the ±180° seam is a column edge
+    (longitude 180 is in the same cell as -180).
+    """
+    if not (math.isfinite(cell_km) and cell_km > 0):
+        raise InvalidInput(f"cell_km must be a positive number, got {cell_km}")
+    lat = np.asarray(lat, dtype=np.float64)
+    lon = np.asarray(lon, dtype=np.float64)
+    rows = max(1, round(180.0 * KM_PER_DEGREE / cell_km))
+    row_deg = 180.0 / rows
+    row = np.clip(np.floor((lat + 90.0) / row_deg), 0, rows - 1)  # +90 is the top row
+    centre_lat = -90.0 + (row + 0.5) * row_deg
+    ring_km = 2.0 * math.pi * EARTH_RADIUS_KM * np.cos(np.radians(centre_lat))
+    columns = np.maximum(1.0, np.round(ring_km / cell_km))
+    col_deg = 360.0 / columns
+    col = np.minimum(np.floor(np.mod(lon + 180.0, 360.0) / col_deg), columns - 1)
+    centre_lon = -180.0 + (col + 0.5) * col_deg
+    return centre_lat, centre_lon
+
+
 @dataclass
 class ProfileArrays:
     """Profiles as column arrays: the form every vectorised compatibility function takes.
 
     Genders are bit positions; ``seeking`` is a bitmask of acceptable genders (all bits
-    set when a person states no preference). Missing numbers are NaN.
+    set when a person states no preference). Missing numbers are NaN. ``latitude`` and
+    ``longitude`` are the centres of ``cell_km`` cells (:func:`location_cell`), never
+    the positions people sent.
     """
 
     ids: np.ndarray
@@ -49,13 +88,21 @@ class ProfileArrays:
     tags: sp.csr_matrix
     tag_vocabulary: list[str]
     gender_codes: dict[str, int]
+    cell_km: float = DEFAULT_LOCATION_CELL_KM
 
     def __len__(self) -> int:
         return len(self.ids)
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame) -> ProfileArrays:
-        """Build from a users frame (columns as in ``schemas.UserIn``; missing ones are NaN)."""
+    def from_frame(
+        cls, frame: pd.DataFrame, cell_km: float = DEFAULT_LOCATION_CELL_KM
+    ) -> ProfileArrays:
+        """Build from a users frame (columns as in ``schemas.UserIn``; missing ones are NaN).
+
+        The one place positions become cells (``cell_km``, the ``location_cell_km``
+        setting): every distance matching computes (filters, scores, reasons) is then
+        between cells, the requesting user's own position included.
+        """
         n = len(frame)
 
         def col(name: str) -> pd.Series:
@@ -90,6 +137,7 @@ class ProfileArrays:
             for t_list in col("tags")
         ]
         tags, vocab = tag_matrix(tag_lists)
+        latitude, longitude = location_cell(num("latitude"), num("longitude"), cell_km)
         return cls(
             ids=frame["id"].astype(str).to_numpy(),
             age=num("age"),
@@ -98,11 +146,12 @@ class ProfileArrays:
             age_min=num("age_min"),
             age_max=num("age_max"),
             max_distance_km=num("max_distance_km"),
-            latitude=num("latitude"),
-            longitude=num("longitude"),
+            latitude=latitude,
+            longitude=longitude,
             tags=tags,
             tag_vocabulary=vocab,
             gender_codes=codes,
+            cell_km=cell_km,
         )
 
 
