@@ -1,15 +1,22 @@
 """API keys with scopes: ``ingest``, ``read``, ``admin`` (admin implies the others).
 
-Keys are shown once at creation and stored as SHA-256 hashes; a verified key is
-remembered in-process for ``ttl`` seconds, so a revocation takes effect within that time.
+Keys are shown once at creation and stored as SHA-256 hashes. A verified key is trusted
+from memory for :data:`KEY_RECHECK_SECONDS` and then checked again, so a revocation takes
+effect within a second in every process. Failed checks are rate-limited per client
+address (:class:`FailureLimiter`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
+import math
 import secrets
 import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 
 from sqlalchemy import or_, select
@@ -22,6 +29,10 @@ from matchwise.errors import InvalidInput, NotFound
 SCOPES = ("ingest", "read", "admin")
 PREFIX = "mw_"
 MISS = object()  # KeyCache.cached: not in memory (distinct from a cached "no such key")
+#: How long a key's verdict is trusted from memory: the most a revocation takes to act.
+KEY_RECHECK_SECONDS = 1.0
+#: Unknown keys remembered at most (the oldest go first); valid keys are kept apart.
+MAX_REMEMBERED_MISSES = 10_000
 
 
 def hash_key(key: str) -> str:
@@ -64,37 +75,129 @@ def list_keys(session: Session) -> list[ApiKey]:
 
 
 class KeyCache:
-    """Scope of recently verified keys, so the hot path does not query per request."""
+    """Verdicts on recently presented keys, so the hot path does not query per request.
 
-    def __init__(self, ttl: float = 30.0) -> None:
+    Valid keys and unknown ones ("misses") are kept apart: misses are bounded on their
+    own, oldest dropped first, so a flood of random keys can never push a valid key out.
+    Every verdict is trusted for ``ttl`` seconds, then checked again. A valid key stays
+    *known* after that (until it is found revoked): the rate limiter lets a known key be
+    checked again while it refuses unknown ones from the same address.
+    """
+
+    def __init__(
+        self, ttl: float = KEY_RECHECK_SECONDS, max_misses: int = MAX_REMEMBERED_MISSES
+    ) -> None:
         self.ttl = ttl
-        self._entries: dict[str, tuple[str | None, float]] = {}
+        self.max_misses = max_misses
+        self._valid: dict[str, tuple[str, float]] = {}  # digest -> (scope, trusted until)
+        self._misses: OrderedDict[str, float] = OrderedDict()  # digest -> trusted until
         self._lock = threading.Lock()
 
     def cached(self, key: str) -> str | None | object:
-        """The remembered scope (None: known bad key), or MISS."""
-        with self._lock:
-            hit = self._entries.get(hash_key(key))
-        if hit is not None and hit[1] > time.monotonic():
-            return hit[0]
-        return MISS
-
-    def scope_of(self, session_factory: object, key: str) -> str | None:
+        """The remembered scope (None: known bad key), or MISS when nothing fresh is held."""
         digest = hash_key(key)
         now = time.monotonic()
         with self._lock:
-            hit = self._entries.get(digest)
-        if hit is not None and hit[1] > now:
-            return hit[0]
-        with session_factory() as session:  # type: ignore[operator]
+            valid = self._valid.get(digest)
+            if valid is not None:
+                return valid[0] if valid[1] > now else MISS
+            until = self._misses.get(digest)
+        return None if until is not None and until > now else MISS
+
+    def known(self, key: str) -> bool:
+        """Was this key valid when last checked (fresh or not)?"""
+        with self._lock:
+            return hash_key(key) in self._valid
+
+    def scope_of(self, session_factory: Callable[[], AbstractContextManager[Session]],
+                 key: str) -> str | None:  # fmt: skip
+        """The key's scope from the store (None: unknown or revoked), remembered."""
+        digest = hash_key(key)
+        cached = self.cached(key)
+        if cached is not MISS:
+            return cached  # type: ignore[return-value]
+        now = time.monotonic()  # before the query: a verdict is never older than it says
+        with session_factory() as session:
             row = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
             scope = row.scope if row is not None and row.revoked_at is None else None
         with self._lock:
-            if len(self._entries) > 10_000:
-                self._entries.clear()
-            self._entries[digest] = (scope, now + self.ttl)
+            if scope is not None:
+                self._valid[digest] = (scope, now + self.ttl)
+                self._misses.pop(digest, None)
+            else:
+                self._valid.pop(digest, None)
+                self._misses[digest] = now + self.ttl
+                self._misses.move_to_end(digest)
+                while len(self._misses) > self.max_misses:
+                    self._misses.popitem(last=False)
         return scope
+
+    def sizes(self) -> tuple[int, int]:
+        """(valid keys, remembered misses) held in memory."""
+        with self._lock:
+            return len(self._valid), len(self._misses)
 
     def clear(self) -> None:
         with self._lock:
-            self._entries.clear()
+            self._valid.clear()
+            self._misses.clear()
+
+
+def client_bucket(host: str | None) -> str:
+    """The rate-limit bucket of a client address: the address itself, or its /64 network
+    for IPv6 (one subscriber usually holds a whole /64)."""
+    if not host:
+        return "unknown"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{host}/64", strict=False))
+    return host
+
+
+class FailureLimiter:
+    """A token bucket per client address that only failed key checks drain, so
+    good traffic is never slowed: ``burst`` failures at once, then ``per_second``.
+
+    Past ``max_clients`` addresses the one that failed least recently is forgotten (it
+    starts again with a full bucket), so memory stays bounded however many addresses an
+    attacker holds.
+    """
+
+    def __init__(self, max_clients: int = 100_000) -> None:
+        self.max_clients = max_clients
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # level, at
+        self._lock = threading.Lock()
+
+    def _level(self, client: str, burst: int, per_second: float, now: float) -> float:
+        level, at = self._buckets.get(client, (float(burst), now))
+        return min(float(burst), level + (now - at) * per_second)
+
+    def wait(self, client: str, burst: int, per_second: float) -> float:
+        """Seconds before this address may present an unknown key again (0: now)."""
+        with self._lock:
+            level = self._level(client, burst, per_second, time.monotonic())
+        return 0.0 if level >= 1 else (1 - level) / per_second
+
+    def fail(self, client: str, burst: int, per_second: float) -> float:
+        """Count one failure; the seconds to wait when the address had none left (0: it
+        had, this failure is answered as usual)."""
+        now = time.monotonic()
+        with self._lock:
+            level = self._level(client, burst, per_second, now)
+            if level < 1:
+                self._buckets[client] = (level, now)
+                self._buckets.move_to_end(client)
+                return (1 - level) / per_second
+            self._buckets[client] = (level - 1, now)
+            self._buckets.move_to_end(client)
+            while len(self._buckets) > self.max_clients:
+                self._buckets.popitem(last=False)
+        return 0.0
+
+
+def retry_after(seconds: float) -> str:
+    """A ``Retry-After`` value: whole seconds, at least one."""
+    return str(max(1, math.ceil(seconds)))

@@ -165,6 +165,19 @@ class Settings(BaseSettings):
     safety_thresholds: dict[str, float] = Field(
         default_factory=dict, description="Per-label decision thresholds of the safety model."
     )
+    bad_key_burst: int = Field(
+        default=20,
+        ge=1,
+        le=1_000_000,
+        description="Failed API keys one client address may present at once; past that "
+        "it gets 429 with Retry-After (keys this process knows as valid still pass).",
+    )
+    bad_key_per_second: float = Field(
+        default=1.0,
+        gt=0,
+        le=1_000_000,
+        description="How fast a client address earns back failed attempts after a burst.",
+    )
     auth_enabled: bool = Field(
         default=True, description="Require API keys (except /healthz and the docs)."
     )

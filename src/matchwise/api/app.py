@@ -17,7 +17,7 @@ from matchwise.api.deps import Store
 from matchwise.api.errors import install_error_handlers
 from matchwise.api.middleware import ResponseHeaders
 from matchwise.api.routes import admin_router, ingest_router, read_router, router
-from matchwise.auth import KeyCache
+from matchwise.auth import FailureLimiter, KeyCache
 from matchwise.online_cache import AsyncReader
 from matchwise.runtime import Runtime
 from matchwise.serving import warm_up
@@ -117,6 +117,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.online_reader = None  # Redis reader, opened by the lifespan when configured
     install_error_handlers(app)
     app.state.key_cache = KeyCache()
+    app.state.auth_failures = FailureLimiter()  # failed keys/tokens per client address
     for part in (router, ingest_router, read_router, admin_router):
         app.include_router(part)
     app.add_middleware(BodyLimit)

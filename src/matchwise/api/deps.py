@@ -11,7 +11,7 @@ answers, so a 200 means the data is stored.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import anyio
 import orjson
@@ -19,8 +19,7 @@ from fastapi import Depends, HTTPException, Request, Response
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
-from matchwise.auth import MISS as _MISS
-from matchwise.auth import grants
+from matchwise.auth import MISS, client_bucket, grants, retry_after
 from matchwise.errors import MalformedBody
 from matchwise.ingest import check_batch_size
 from matchwise.runtime import Runtime
@@ -91,10 +90,14 @@ async def check_key(request: Request, scope: str) -> str:
     """401 without a valid key, 403 when the key's scope is not enough; the key's scope.
 
     Verified keys are answered from memory; only an unseen key costs a query, run in the
-    thread pool so the event loop never blocks on the database.
+    thread pool so the event loop never blocks on the database. Failures drain the
+    address's bucket; once it is empty they are 429 with ``Retry-After``, and an unknown
+    key is not even looked up (a key this process knows as valid still passes: good
+    traffic never waits).
     """
     runtime: Runtime = request.app.state.runtime
-    if not runtime.settings.auth_enabled:
+    settings = runtime.settings
+    if not settings.auth_enabled:
         return "admin"
     key = _presented_key(request)
     if key is None:
@@ -105,15 +108,44 @@ async def check_key(request: Request, scope: str) -> str:
         )
     cache = request.app.state.key_cache
     held = cache.cached(key)
-    if held is _MISS:
+    if held is MISS:
+        if not cache.known(key):
+            wait = request.app.state.auth_failures.wait(
+                _client(request), settings.bad_key_burst, settings.bad_key_per_second
+            )
+            if wait > 0:
+                raise _too_many(wait)
         held = await run_in_threadpool(cache.scope_of, runtime.read_session, key)
     if held is None:
-        raise HTTPException(
-            401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"}
-        )
-    if not grants(held, scope):
+        _refuse(request, "invalid or revoked API key")
+    if not grants(str(held), scope):
         raise HTTPException(403, f"this key has scope {held!r}; this route needs {scope!r}")
     return str(held)
+
+
+def _client(request: Request) -> str:
+    return client_bucket(request.client.host if request.client else None)
+
+
+def _refuse(request: Request, message: str) -> NoReturn:
+    """401 for a failed credential, counted against the caller's address: 429 once the
+    address has failed too often."""
+    settings = request.app.state.runtime.settings
+    wait = request.app.state.auth_failures.fail(
+        _client(request), settings.bad_key_burst, settings.bad_key_per_second
+    )
+    if wait > 0:
+        raise _too_many(wait)
+    raise HTTPException(401, message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _too_many(wait: float) -> HTTPException:
+    after = retry_after(wait)
+    return HTTPException(
+        429,
+        f"too many invalid API keys from this address; retry in {after} s",
+        headers={"Retry-After": after},
+    )
 
 
 def require(scope: str) -> Callable[[Request], Awaitable[str]]:

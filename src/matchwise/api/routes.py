@@ -49,6 +49,8 @@ ERRORS: dict[int | str, dict[str, object]] = {
     403: {"model": ErrorOut, "description": "The key's scope does not allow this route"},
     404: {"model": ErrorOut, "description": "A user or item named in the request is unknown"},
     422: {"model": ErrorOut, "description": "The request is invalid; the message says where"},
+    429: {"model": ErrorOut, "description": "Too many invalid API keys from this "
+          "address; retry after the Retry-After header's seconds"},
     503: {"model": ErrorOut, "description": "The store is busy or unreachable; retry after "
           "the Retry-After header's seconds"},
 }  # fmt: skip
