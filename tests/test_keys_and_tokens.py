@@ -1,19 +1,22 @@
-"""The operator's keys under attack, on both stores: a revoked key stops within a second,
-bad keys are rate-limited per address without slowing good ones, and a flood of unknown
-keys cannot evict a valid one."""
+"""The operator's keys and per-user tokens under attack, on both stores: a revoked key
+stops within a second, bad keys are rate-limited per address without slowing good ones,
+a flood of unknown keys cannot evict a valid one, and a user token acts for its own user
+only (every other use 403 saying why; expired or tampered 401)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 
 from matchwise.api import create_app
-from matchwise.auth import create_key, revoke_key
+from matchwise.auth import create_key, mint_token, revoke_key
+from matchwise.db.tables import Interaction, Report
 from matchwise.ingest import upsert_users
 from matchwise.runtime import Runtime
 from tests.utils.factories import people_fixture
@@ -57,6 +60,9 @@ class KeyLookups:
 
     def __exit__(self, *exc: object) -> None:
         event.remove(self.engine, "before_cursor_execute", self._seen)
+
+
+# --- the operator's keys ---------------------------------------------------------------
 
 
 def test_a_revoked_key_is_refused_within_a_second(
@@ -111,3 +117,99 @@ def test_a_flood_of_unknown_keys_does_not_evict_a_valid_one(
     with KeyLookups(runtime) as lookups:
         assert client.get(RECS + "alice", headers=good).status_code == 200
     assert lookups.count == 0, "the valid key was evicted and looked up again"
+
+
+# --- per-user tokens ---------------------------------------------------------------------
+
+
+def mint(client: TestClient, key: str, user_id: str, **body: Any) -> Any:
+    return client.post("/v1/tokens", json={"user_id": user_id, **body}, headers=bearer(key))
+
+
+def test_a_user_token_acts_for_its_own_user_only(
+    runtime: Runtime, client: TestClient, keys: dict[str, str]
+) -> None:
+    admin = bearer(keys["admin"])
+    for pair in (("alice", "bob"), ("bob", "alice")):
+        like = {"user_id": pair[0], "target_user_id": pair[1], "action": "like"}
+        assert client.post("/v1/interactions", json=like, headers=admin).status_code == 200
+    minted = mint(client, keys["ingest"], "alice")
+    assert minted.status_code == 200
+    body = minted.json()
+    assert body["user_id"] == "alice" and body["scope"] == "user"
+    alice = bearer(body["token"])
+
+    assert client.get(RECS + "alice", headers=alice).status_code == 200
+    matches = client.get("/v1/users/alice/matches", headers=alice)
+    assert matches.status_code == 200
+    assert [m["user_id"] for m in matches.json()["matches"]] == ["bob"]
+    swipe = {"user_id": "alice", "target_user_id": "carl", "action": "pass"}
+    assert client.post("/v1/interactions", json=swipe, headers=alice).status_code == 200
+    report = {"reporter_id": "alice", "reported_id": "carl", "reason": "spam"}
+    assert client.post("/v1/reports", json=report, headers=alice).status_code == 200
+    batch = {"events": [{"event_type": "swipe_batch", "user_id": "alice",
+                         "swipes": [{"candidate_id": "ivan", "action": "like"}]}]}  # fmt: skip
+    assert client.post("/v1/events", json=batch, headers=alice).status_code == 200
+
+    with runtime.session() as s:
+        written = s.scalar(select(func.count()).select_from(Interaction))
+    forbidden: list[tuple[str, str, Any, str]] = [
+        ("GET", RECS + "bob", None, "not for 'bob'"),
+        ("GET", "/v1/users/bob/matches", None, "not for 'bob'"),
+        ("POST", "/v1/interactions", {**swipe, "user_id": "bob"}, "not for 'bob'"),
+        ("POST", "/v1/reports", {**report, "reporter_id": "bob"}, "not for 'bob'"),
+        ("POST", "/v1/events", {"events": [*batch["events"], {**swipe, "user_id": "bob"}]},
+         "not for 'bob'"),
+        ("POST", "/v1/interactions", {**swipe, "action": "match"}, "may not record a match"),
+        ("POST", "/v1/events", {"events": [{"event_type": "match", "user_id": "alice",
+                                            "matched_user_id": "ivan"}]}, "may not record a match"),
+        ("POST", "/v1/users", {"users": [{"id": "alice", "age": 99}]}, "needs an API key"),
+        ("POST", "/v1/tokens", {"user_id": "alice"}, "needs an API key"),
+        ("GET", "/v1/admin/moderation", None, "needs an API key"),
+        ("GET", "/v1/admin/metrics", None, "needs an API key"),
+    ]  # fmt: skip
+    for method, url, json, why in forbidden:
+        answer = client.request(method, url, json=json, headers=alice)
+        assert answer.status_code == 403, (method, url, answer.text)
+        assert why in answer.json()["message"], (method, url, answer.text)
+    with runtime.session() as s:  # nothing of a refused batch was written
+        assert s.scalar(select(func.count()).select_from(Interaction)) == written
+        assert s.scalar(select(func.count()).select_from(Report)) == 1
+
+
+def test_a_token_scope_limits_it_and_only_ingest_or_admin_keys_mint(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    refused = mint(client, keys["read"], "alice")
+    assert refused.status_code == 403 and "needs 'ingest'" in refused.json()["message"]
+    reader = bearer(mint(client, keys["admin"], "alice", scope="read").json()["token"])
+    assert client.get(RECS + "alice", headers=reader).status_code == 200
+    swipe = {"user_id": "alice", "target_user_id": "carl", "action": "like"}
+    answer = client.post("/v1/interactions", json=swipe, headers=reader)
+    assert answer.status_code == 403 and "scope 'read'" in answer.json()["message"]
+
+    default = mint(client, keys["ingest"], "alice").json()
+    lifetime = datetime.fromisoformat(default["expires_at"]).timestamp() - time.time()
+    assert 3600 - 60 < lifetime <= 3600  # an hour by default
+    too_long = mint(client, keys["ingest"], "alice", expires_in=2 * 86_400)
+    assert too_long.status_code == 422 and "expires_in" in too_long.json()["message"]
+
+
+def test_expired_or_tampered_tokens_are_401(
+    runtime: Runtime, client: TestClient, keys: dict[str, str]
+) -> None:
+    expired = mint_token(runtime.settings, "alice", seconds=60, now=time.time() - 120)
+    answer = client.get(RECS + "alice", headers=bearer(expired.token))
+    assert answer.status_code == 401 and "expired" in answer.json()["message"]
+
+    token = mint(client, keys["ingest"], "alice").json()["token"]
+    bobs_claims = mint(client, keys["ingest"], "bob").json()["token"].split(".")[0]
+    for forged in (
+        bobs_claims + "." + token.split(".")[1],  # bob's claims under alice's signature
+        token[:-2] + ("AA" if not token.endswith("AA") else "BB"),  # a changed signature
+        mint_token(runtime.settings.model_copy(update={"hash_secret": "guess"}), "bob").token,
+        "mwt_not-a-token",
+    ):
+        answer = client.get(RECS + "bob", headers=bearer(forged))
+        assert answer.status_code == 401, forged
+        assert "user token" in answer.json()["message"]

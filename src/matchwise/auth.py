@@ -1,14 +1,18 @@
-"""API keys with scopes: ``ingest``, ``read``, ``admin`` (admin implies the others).
+"""Who may call: API keys with scopes (``ingest``, ``read``, ``admin``; admin implies the
+others) held by the operator's servers, and short-lived user tokens that act for one user.
 
 Keys are shown once at creation and stored as SHA-256 hashes. A verified key is trusted
 from memory for :data:`KEY_RECHECK_SECONDS` and then checked again, so a revocation takes
-effect within a second in every process. Failed checks are rate-limited per client
-address (:class:`FailureLimiter`).
+effect within a second in every process. User tokens are signed (HMAC-SHA256 under a key
+derived from ``hash_secret``) and carry their user, scope and expiry: checking one needs
+no query. Failed checks are rate-limited per client address (:class:`FailureLimiter`).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import ipaddress
 import math
 import secrets
@@ -17,14 +21,17 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import orjson
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from matchwise.audit import audit
 from matchwise.db.tables import ApiKey
 from matchwise.errors import InvalidInput, NotFound
+from matchwise.settings import Settings
 
 SCOPES = ("ingest", "read", "admin")
 PREFIX = "mw_"
@@ -34,6 +41,15 @@ KEY_RECHECK_SECONDS = 1.0
 #: Unknown keys remembered at most (the oldest go first); valid keys are kept apart.
 MAX_REMEMBERED_MISSES = 10_000
 
+TOKEN_PREFIX = "mwt_"
+#: What each user-token scope allows, always for the token's own user only.
+TOKEN_SCOPES: dict[str, tuple[str, ...]] = {
+    "user": ("read", "ingest"),  # a user's app: read their lists, record their swipes
+    "read": ("read",),
+    "ingest": ("ingest",),
+}
+_MAX_TOKEN_CHARS = 512
+
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
@@ -42,6 +58,36 @@ def hash_key(key: str) -> str:
 def grants(held: str, needed: str) -> bool:
     """Does a key of scope ``held`` allow an action needing ``needed``?"""
     return held == "admin" or held == needed
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a request acts as: an API key (for any user), or a user token (``user_id``
+    set: for that user only)."""
+
+    scope: str
+    user_id: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return "key" if self.user_id is None else "token"
+
+    def grants(self, needed: str) -> bool:
+        if self.user_id is None:
+            return grants(self.scope, needed)
+        return needed in TOKEN_SCOPES.get(self.scope, ())
+
+    def may_act_for(self, user_id: str) -> bool:
+        """A key acts for anyone; a user token only for its own user."""
+        return self.user_id is None or self.user_id == user_id
+
+
+#: The caller when authentication is turned off (``auth_enabled: false``).
+ANYONE = Principal("admin")
+
+
+class BadCredential(Exception):
+    """A key or token that does not authenticate; the message says why, for the caller."""
 
 
 def create_key(
@@ -158,7 +204,7 @@ def client_bucket(host: str | None) -> str:
 
 
 class FailureLimiter:
-    """A token bucket per client address that only failed key checks drain, so
+    """A token bucket per client address that only failed key or token checks drain, so
     good traffic is never slowed: ``burst`` failures at once, then ``per_second``.
 
     Past ``max_clients`` addresses the one that failed least recently is forgotten (it
@@ -201,3 +247,80 @@ class FailureLimiter:
 def retry_after(seconds: float) -> str:
     """A ``Retry-After`` value: whole seconds, at least one."""
     return str(max(1, math.ceil(seconds)))
+
+
+# --- user tokens ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UserToken:
+    token: str
+    user_id: str
+    scope: str
+    expires_at: datetime
+
+
+def is_token(credential: str) -> bool:
+    return credential.startswith(TOKEN_PREFIX)
+
+
+def _signing_key(secret: str) -> bytes:
+    """A key for tokens alone, derived from the deployment's secret: a token's signature
+    is never the keyed hash of an id in an export, nor the other way round."""
+    return hmac.new(secret.encode(), b"matchwise user token v1", hashlib.sha256).digest()
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _sign(secret: str, body: str) -> str:
+    return _b64(hmac.new(_signing_key(secret), body.encode(), hashlib.sha256).digest())
+
+
+def mint_token(
+    settings: Settings,
+    user_id: str,
+    scope: str = "user",
+    seconds: int | None = None,
+    now: float | None = None,
+) -> UserToken:
+    """A signed token acting for ``user_id`` with ``scope`` for ``seconds`` (default
+    ``user_token_seconds``, at most ``user_token_max_seconds``)."""
+    if scope not in TOKEN_SCOPES:
+        raise InvalidInput(f"scope must be one of {', '.join(TOKEN_SCOPES)}, not {scope!r}")
+    limit = settings.user_token_max_seconds
+    lifetime = seconds if seconds is not None else min(settings.user_token_seconds, limit)
+    if not 0 < lifetime <= limit:
+        raise InvalidInput(
+            f"expires_in: {lifetime} s is outside 1..{limit} s (user_token_max_seconds)"
+        )
+    expires = int((time.time() if now is None else now) + lifetime)
+    body = _b64(orjson.dumps({"u": user_id, "s": scope, "e": expires}))
+    token = f"{TOKEN_PREFIX}{body}.{_sign(settings.hash_secret, body)}"
+    return UserToken(token, user_id, scope, datetime.fromtimestamp(expires, UTC))
+
+
+def verify_token(secret: str, token: str, now: float | None = None) -> Principal:
+    """The principal a token stands for; :class:`BadCredential` saying why when it is
+    malformed, not signed with this deployment's secret, or expired."""
+    body, _, signature = token.removeprefix(TOKEN_PREFIX).partition(".")
+    if len(token) > _MAX_TOKEN_CHARS or not body or not signature:
+        raise BadCredential("malformed user token")
+    if not hmac.compare_digest(signature, _sign(secret, body)):
+        raise BadCredential("invalid user token: its signature does not match")
+    try:
+        claims = orjson.loads(_unb64(body))
+        user_id, scope, expires = claims["u"], claims["s"], claims["e"]
+    except (ValueError, TypeError, KeyError):
+        raise BadCredential("malformed user token") from None
+    if not isinstance(user_id, str) or scope not in TOKEN_SCOPES or not isinstance(expires, int):
+        raise BadCredential("malformed user token")
+    if expires <= (time.time() if now is None else now):
+        when = datetime.fromtimestamp(expires, UTC).isoformat()
+        raise BadCredential(f"user token expired at {when}; mint a new one")
+    return Principal(scope=scope, user_id=user_id)

@@ -460,3 +460,41 @@ class HealthOut(BaseModel):
     status: Literal["ok", "degraded"]
     revision: str
     failed_models: list[FailedModelOut] = Field(default_factory=list)
+
+
+class TokenIn(Strict):
+    """A user token to mint: the user it acts for, what it may do, for how long."""
+
+    user_id: Id
+    scope: Literal["user", "read", "ingest"] = Field(
+        default="user",
+        description="user: read that user's recommendations and matches and record their "
+        "swipes and reports (a user's app); read: only read; ingest: only record",
+    )
+    expires_in: int | None = Field(
+        default=None,
+        ge=60,
+        le=86_400,
+        description="Seconds; default user_token_seconds (1 h), at most user_token_max_seconds",
+    )
+
+
+class TokenOut(BaseModel):
+    """A user token: send it as ``Authorization: Bearer TOKEN``; shown once, not stored."""
+
+    token: str
+    expires_at: datetime
+    user_id: str
+    scope: str
+
+
+class MatchOut(BaseModel):
+    user_id: str = Field(description="The other person of the match")
+    matched_at: datetime
+
+
+class MatchesOut(BaseModel):
+    """A user's matches, newest first."""
+
+    user_id: str
+    matches: list[MatchOut]

@@ -169,14 +169,23 @@ class Settings(BaseSettings):
         default=20,
         ge=1,
         le=1_000_000,
-        description="Failed API keys one client address may present at once; past that "
-        "it gets 429 with Retry-After (keys this process knows as valid still pass).",
+        description="Failed API keys or user tokens one client address may present at "
+        "once; past that it gets 429 with Retry-After (valid credentials still pass).",
     )
     bad_key_per_second: float = Field(
         default=1.0,
         gt=0,
         le=1_000_000,
         description="How fast a client address earns back failed attempts after a burst.",
+    )
+    user_token_seconds: int = Field(
+        default=3600, ge=60, le=86_400, description="Lifetime of a user token by default."
+    )
+    user_token_max_seconds: int = Field(
+        default=86_400,
+        ge=60,
+        le=86_400,
+        description="Longest lifetime a user token may be minted with (at most 24 h).",
     )
     auth_enabled: bool = Field(
         default=True, description="Require API keys (except /healthz and the docs)."

@@ -1,5 +1,6 @@
-"""What routes share: the runtime, the store's two roads, API keys checked before the
-body is read, and bodies parsed strictly.
+"""What routes share: the runtime, the store's two roads, API keys and user tokens
+checked before the body is read (failures rate-limited per address), the one helper that
+binds a request's user ids to its caller, and bodies parsed strictly.
 
 Writes run in worker threads behind a capacity limiter (one at a time on SQLite, the
 write pool's size on PostgreSQL): a burst waits its turn on the event loop without
@@ -10,7 +11,7 @@ answers, so a 200 means the data is stored.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import anyio
@@ -19,13 +20,27 @@ from fastapi import Depends, HTTPException, Request, Response
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
-from matchwise.auth import MISS, client_bucket, grants, retry_after
+from matchwise.auth import (
+    ANYONE,
+    MISS,
+    BadCredential,
+    Principal,
+    client_bucket,
+    is_token,
+    retry_after,
+    verify_token,
+)
 from matchwise.errors import MalformedBody
 from matchwise.ingest import check_batch_size
 from matchwise.runtime import Runtime
+from matchwise.schemas import Event, ImpressionEvent, InteractionIn, MatchEvent
 
 T = TypeVar("T")
 MAX_JSON_DEPTH = 1024  # orjson's own limit
+#: ``openapi_extra`` of a route that user tokens may call (for their own user only); on
+#: every other route a user token is refused before the body is read.
+USER_TOKENS_FLAG = "x-user-tokens"
+USER_TOKENS: dict[str, Any] = {USER_TOKENS_FLAG: True}
 
 
 class Store:
@@ -86,41 +101,43 @@ def _presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key") or None
 
 
-async def check_key(request: Request, scope: str) -> str:
-    """401 without a valid key, 403 when the key's scope is not enough; the key's scope.
+async def authenticate(request: Request) -> Principal:
+    """The caller: a user token (its signature, no query) or an API key (from memory, else
+    one query in the thread pool, so the event loop never blocks on the database).
 
-    Verified keys are answered from memory; only an unseen key costs a query, run in the
-    thread pool so the event loop never blocks on the database. Failures drain the
-    address's bucket; once it is empty they are 429 with ``Retry-After``, and an unknown
-    key is not even looked up (a key this process knows as valid still passes: good
-    traffic never waits).
+    401 without a valid credential. Failures drain the address's bucket; once it is empty
+    they are 429 with ``Retry-After``, and an unknown key is not even looked up (a key this
+    process knows as valid, or a valid token, still passes: good traffic never waits).
     """
     runtime: Runtime = request.app.state.runtime
     settings = runtime.settings
     if not settings.auth_enabled:
-        return "admin"
-    key = _presented_key(request)
-    if key is None:
+        return ANYONE
+    credential = _presented_key(request)
+    if credential is None:
         raise HTTPException(
             401,
             "missing API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    if is_token(credential):
+        try:
+            return verify_token(settings.hash_secret, credential)
+        except BadCredential as exc:
+            _refuse(request, str(exc))
     cache = request.app.state.key_cache
-    held = cache.cached(key)
+    held = cache.cached(credential)
     if held is MISS:
-        if not cache.known(key):
+        if not cache.known(credential):
             wait = request.app.state.auth_failures.wait(
                 _client(request), settings.bad_key_burst, settings.bad_key_per_second
             )
             if wait > 0:
                 raise _too_many(wait)
-        held = await run_in_threadpool(cache.scope_of, runtime.read_session, key)
+        held = await run_in_threadpool(cache.scope_of, runtime.read_session, credential)
     if held is None:
         _refuse(request, "invalid or revoked API key")
-    if not grants(str(held), scope):
-        raise HTTPException(403, f"this key has scope {held!r}; this route needs {scope!r}")
-    return str(held)
+    return Principal(scope=str(held))
 
 
 def _client(request: Request) -> str:
@@ -143,19 +160,83 @@ def _too_many(wait: float) -> HTTPException:
     after = retry_after(wait)
     return HTTPException(
         429,
-        f"too many invalid API keys from this address; retry in {after} s",
+        f"too many invalid API keys or tokens from this address; retry in {after} s",
         headers={"Retry-After": after},
     )
 
 
-def require(scope: str) -> Callable[[Request], Awaitable[str]]:
-    """A dependency declaring the scope a route needs (the check itself already ran in
-    :class:`GuardedRoute`, before the body was read; this one is answered from memory)."""
+async def check_key(request: Request, scope: str, users: bool = False) -> Principal:
+    """401/429 without a valid key or token, 403 when its scope is not enough, or when it
+    is a user token and the route does not take them (``users``); the caller, also kept
+    on ``request.state.principal`` for the route."""
+    principal = await authenticate(request)
+    if principal.user_id is not None and not users:
+        raise HTTPException(
+            403,
+            f"a user token acts for one user ({principal.user_id!r}) and may not call this "
+            "route; it needs an API key",
+        )
+    if not principal.grants(scope):
+        raise HTTPException(
+            403, f"this {principal.kind} has scope {principal.scope!r}; this route needs {scope!r}"
+        )
+    request.state.principal = principal
+    return principal
 
-    async def check(request: Request) -> str:
-        return await check_key(request, scope)
+
+def require(scope: str) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency declaring the scope a route needs (the check itself already ran in
+    :class:`GuardedRoute`, before the body was read; this one returns its caller)."""
+
+    async def check(request: Request) -> Principal:
+        checked: Principal | None = getattr(request.state, "principal", None)
+        return checked if checked is not None else await check_key(request, scope)
 
     return check
+
+
+async def get_principal(request: Request) -> Principal:
+    """The caller, as the route's guard found it before the body was read."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:
+        raise RuntimeError(f"{request.url.path} is not a guarded route: no caller was checked")
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def act_for(principal: Principal, *user_ids: str, actions: Iterable[str] = ()) -> None:
+    """The one place a route binds the user ids of a request to its caller: an API key
+    acts for anyone; a user token only for its own user, and it records swipes, never
+    matches (a match needs both people's likes). 403 saying which rule was broken."""
+    if principal.user_id is None:
+        return
+    for user_id in user_ids:
+        if user_id != principal.user_id:
+            raise HTTPException(
+                403, f"this token acts for user {principal.user_id!r}, not for {user_id!r}"
+            )
+    if "match" in actions:
+        raise HTTPException(
+            403, "a user token may not record a match: matchwise makes one from mutual likes"
+        )
+
+
+def act_for_events(principal: Principal, events: Iterable[Event]) -> None:
+    """:func:`act_for` over a batch: every event's user, and every action it records."""
+    events = list(events)
+    act_for(principal, *(e.user_id for e in events), actions=_actions(events))
+
+
+def _actions(events: Iterable[Event]) -> Iterable[str]:
+    for event in events:
+        if isinstance(event, InteractionIn):
+            yield event.action
+        elif isinstance(event, MatchEvent):
+            yield "match"
+        elif not isinstance(event, ImpressionEvent):
+            yield from (swipe.action for swipe in event.swipes)
 
 
 def _is_json(request: Request) -> bool:
@@ -188,17 +269,19 @@ async def parse_json_body(request: Request) -> None:
 
 
 def guarded(scope: str | None) -> type[APIRoute]:
-    """A route class that checks the API key (when ``scope`` is set) and then parses the
-    body, both before FastAPI reads and validates the body: a caller without a valid key
-    learns nothing about the body and costs no parsing."""
+    """A route class that checks the API key or user token (when ``scope`` is set; user
+    tokens only on routes marked :data:`USER_TOKENS`) and then parses the body, both
+    before FastAPI reads and validates the body: a caller without a valid key learns
+    nothing about the body and costs no parsing."""
 
     class GuardedRoute(APIRoute):
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             handler = super().get_route_handler()
+            users = bool((self.openapi_extra or {}).get(USER_TOKENS_FLAG))
 
             async def guarded_handler(request: Request) -> Response:
                 if scope is not None:
-                    await check_key(request, scope)
+                    await check_key(request, scope, users)
                 await parse_json_body(request)
                 return await handler(request)
 

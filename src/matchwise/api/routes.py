@@ -10,19 +10,28 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import orjson
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
+from sqlalchemy import case, select
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from matchwise import analytics, ingest, moderation, recommend, safety_service, serving
 from matchwise.api.deps import (
+    USER_TOKENS,
     AdminScope,
     IngestScope,
+    PrincipalDep,
     ReadScope,
     RuntimeDep,
     StoreDep,
+    act_for,
+    act_for_events,
     guarded,
     on_store,
 )
+from matchwise.auth import mint_token
+from matchwise.db.queries import get_user
+from matchwise.db.tables import Match
 from matchwise.runtime import Runtime
 from matchwise.schemas import (
     ErrorOut,
@@ -33,6 +42,8 @@ from matchwise.schemas import (
     InteractionOut,
     ItemBatch,
     LabelIn,
+    MatchesOut,
+    MatchOut,
     MetricsOut,
     RecommendationsOut,
     ReportIn,
@@ -40,16 +51,20 @@ from matchwise.schemas import (
     ResolveIn,
     SafetyIn,
     SafetyOut,
+    TokenIn,
+    TokenOut,
     UpsertResult,
     UserBatch,
 )
 
 ERRORS: dict[int | str, dict[str, object]] = {
-    401: {"model": ErrorOut, "description": "No API key, or an invalid one"},
-    403: {"model": ErrorOut, "description": "The key's scope does not allow this route"},
+    401: {"model": ErrorOut, "description": "No API key or user token, or an invalid, "
+          "revoked or expired one"},
+    403: {"model": ErrorOut, "description": "The key's scope does not allow this route, or "
+          "a user token acts for another user here; the message says which"},
     404: {"model": ErrorOut, "description": "A user or item named in the request is unknown"},
     422: {"model": ErrorOut, "description": "The request is invalid; the message says where"},
-    429: {"model": ErrorOut, "description": "Too many invalid API keys from this "
+    429: {"model": ErrorOut, "description": "Too many invalid keys or tokens from this "
           "address; retry after the Retry-After header's seconds"},
     503: {"model": ErrorOut, "description": "The store is busy or unreachable; retry after "
           "the Retry-After header's seconds"},
@@ -92,22 +107,30 @@ async def post_items(batch: ItemBatch, store: StoreDep) -> UpsertResult:
     return await store.write(ingest.store_items, store.settings, batch.items)
 
 
-@ingest_router.post("/v1/events", response_model=IngestResult)
-async def post_events(batch: EventBatch, store: StoreDep) -> IngestResult:
-    """Record a batch of events; retried events (same event_id) are not counted twice."""
+@ingest_router.post("/v1/events", response_model=IngestResult, openapi_extra=USER_TOKENS)
+async def post_events(batch: EventBatch, store: StoreDep, principal: PrincipalDep) -> IngestResult:
+    """Record a batch of events; retried events (same event_id) are not counted twice. A
+    user token may send only its user's events, and no matches."""
+    act_for_events(principal, batch.events)
     return await store.write(ingest.store_events, store.settings, batch.events)
 
 
-@ingest_router.post("/v1/interactions", response_model=InteractionOut)
-async def post_interaction(interaction: InteractionIn, store: StoreDep) -> InteractionOut:
-    """Record one interaction (a click, a like, a registration...)."""
+@ingest_router.post("/v1/interactions", response_model=InteractionOut, openapi_extra=USER_TOKENS)
+async def post_interaction(
+    interaction: InteractionIn, store: StoreDep, principal: PrincipalDep
+) -> InteractionOut:
+    """Record one interaction (a click, a like, a registration...); a user token only its
+    own user's."""
+    act_for_events(principal, [interaction])
     return await store.write(ingest.record_interaction, interaction, store.settings)
 
 
-@read_router.get("/v1/recommendations", response_model=RecommendationsOut)
+@read_router.get("/v1/recommendations", response_model=RecommendationsOut,
+                 openapi_extra=USER_TOKENS)  # fmt: skip
 async def get_recommendations(
     request: Request,
     runtime: RuntimeDep,
+    principal: PrincipalDep,
     user_id: Annotated[str, Query(min_length=1, max_length=64)],
     limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
     kind: Annotated[Literal["item", "user"] | None, Query()] = None,
@@ -120,8 +143,9 @@ async def get_recommendations(
 
     A fresh cached list is read first: from Redis when configured, else from the
     database without a session (on SQLite on the event loop); anything else is computed
-    live in the thread pool.
+    live in the thread pool. A user token reads only its own user's list.
     """
+    act_for(principal, user_id)
     settings = runtime.settings
     filters = recommend.RecommendFilters(category=category, city=city, include_past=include_past)
     result: recommend.RecommendationList | None = None
@@ -166,10 +190,49 @@ def _recommendations_json(result: recommend.RecommendationList) -> bytes:
     )
 
 
-@ingest_router.post("/v1/reports", response_model=ReportOut)
-async def post_report(report: ReportIn, store: StoreDep) -> ReportOut:
-    """Record a report; enough distinct reporters hide the profile until reviewed."""
+@ingest_router.post("/v1/reports", response_model=ReportOut, openapi_extra=USER_TOKENS)
+async def post_report(report: ReportIn, store: StoreDep, principal: PrincipalDep) -> ReportOut:
+    """Record a report; enough distinct reporters hide the profile until reviewed. A user
+    token reports only as its own user."""
+    act_for(principal, report.reporter_id)
     return await store.write(moderation.report, report, store.settings.report_threshold)
+
+
+@ingest_router.post("/v1/tokens", response_model=TokenOut, tags=["auth"])
+async def post_token(body: TokenIn, runtime: RuntimeDep) -> TokenOut:
+    """Mint a short-lived token for one user's app (an ingest or admin key): with it, the
+    app reads only that user's recommendations and matches and records only that user's
+    swipes and reports. Signed, not stored; it ends at ``expires_at``."""
+    minted = mint_token(runtime.settings, body.user_id, body.scope, body.expires_in)
+    return TokenOut(token=minted.token, expires_at=minted.expires_at,
+                    user_id=minted.user_id, scope=minted.scope)  # fmt: skip
+
+
+@read_router.get("/v1/users/{user_id}/matches", response_model=MatchesOut,
+                 openapi_extra=USER_TOKENS)  # fmt: skip
+async def get_matches(
+    user_id: Annotated[str, Path(min_length=1, max_length=64)],
+    store: StoreDep,
+    principal: PrincipalDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> MatchesOut:
+    """A user's matches, newest first; a user token reads only its own user's."""
+    act_for(principal, user_id)
+    return await store.read(_matches, user_id, limit)
+
+
+def _matches(session: Session, user_id: str, limit: int) -> MatchesOut:
+    get_user(session, user_id)  # 404 for an unknown user
+    other = case((Match.user_a == user_id, Match.user_b), else_=Match.user_a)
+    rows = session.execute(
+        select(other, Match.created_at)
+        .where((Match.user_a == user_id) | (Match.user_b == user_id))
+        .order_by(Match.created_at.desc(), Match.id.desc())
+        .limit(limit)
+    ).all()
+    return MatchesOut(
+        user_id=user_id, matches=[MatchOut(user_id=o, matched_at=at) for o, at in rows]
+    )
 
 
 @admin_router.get("/v1/admin/moderation", response_model=list[FlagOut])
