@@ -87,7 +87,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-              405: "method_not_allowed", 413: "payload_too_large"}  # fmt: skip
+              405: "method_not_allowed", 413: "payload_too_large",
+              429: "too_many_requests"}  # fmt: skip
 
 
 def _error_response(request: Request, exc: MatchwiseError) -> JSONResponse:
