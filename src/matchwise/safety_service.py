@@ -35,17 +35,18 @@ def moderator_labels(session: Session) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["text", "label", "value"])
 
 
-def add_label(session: Session, text: str, label: str, value: bool, moderator: str) -> int:
+def add_label(session: Session, text: str, label: str, value: bool, actor: str) -> int:
+    """Store a moderator's label for retraining, under ``actor`` (the API key's owner)."""
     from matchwise.models.safety import LABELS
 
     if label not in LABELS:
         raise InvalidInput(f"label must be one of {', '.join(LABELS)}, not {label!r}")
     if not text.strip():
         raise InvalidInput("text must not be empty")
-    row = ModerationLabel(text=text, label=label, value=value, created_by=moderator)
+    row = ModerationLabel(text=text, label=label, value=value, created_by=actor)
     session.add(row)
     session.flush()
-    audit(session, moderator, "moderation.label", str(row.id), {"label": label, "value": value})
+    audit(session, actor, "moderation.label", str(row.id), {"label": label, "value": value})
     return row.id
 
 

@@ -382,7 +382,10 @@ class ResolveIn(Strict):
     flag_id: int = Field(ge=1, le=INT64_MAX)
     decision: Literal["approve", "remove"]
     note: str | None = Field(default=None, max_length=2000)
-    moderator: str = Field(default="admin", max_length=200)
+    moderator: str | None = Field(
+        default=None, max_length=200, deprecated=True,
+        description="Ignored: the audit log names the API key's owner.",
+    )  # fmt: skip
 
 
 class RateSummary(BaseModel):
@@ -437,7 +440,10 @@ class LabelIn(Strict):
     text: str = Field(min_length=1, max_length=10_000)
     label: Literal["inappropriate", "spam_scam", "harassment"]
     value: StrictBool
-    moderator: str = Field(default="admin", max_length=200)
+    moderator: str | None = Field(
+        default=None, max_length=200, deprecated=True,
+        description="Ignored: the label is stored under the API key's owner.",
+    )  # fmt: skip
 
 
 class FailedModelOut(BaseModel):

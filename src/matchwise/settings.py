@@ -140,6 +140,20 @@ class Settings(BaseSettings):
     report_threshold: int = Field(
         default=3, ge=1, description="Distinct reporters that hide a profile until reviewed."
     )
+    report_min_account_age_days: float = Field(
+        default=7.0,
+        ge=0,
+        description="A report counts towards a hold only when its reporter's account is at "
+        "least this old (its profile or its first event, whichever came first), so fresh "
+        "throwaway accounts cannot take someone down.",
+    )
+    report_min_interactions: int = Field(
+        default=10,
+        ge=0,
+        description="A report counts towards a hold only when its reporter has made at least "
+        "this many meaningful interactions (swipes, clicks, registrations; impressions do not "
+        "count).",
+    )
     liked_me_boost: float = Field(
         default=0.5,
         ge=0,

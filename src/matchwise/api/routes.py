@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from matchwise import analytics, ingest, moderation, recommend, safety_service, serving
+from matchwise.api.actor import Actor
 from matchwise.api.deps import (
     USER_TOKENS,
     AdminScope,
@@ -26,6 +27,7 @@ from matchwise.api.deps import (
     StoreDep,
     act_for,
     act_for_events,
+    check_key,
     guarded,
     on_store,
 )
@@ -191,11 +193,13 @@ def _recommendations_json(result: recommend.RecommendationList) -> bytes:
 
 
 @ingest_router.post("/v1/reports", response_model=ReportOut, openapi_extra=USER_TOKENS)
-async def post_report(report: ReportIn, store: StoreDep, principal: PrincipalDep) -> ReportOut:
+async def post_report(
+    report: ReportIn, store: StoreDep, principal: PrincipalDep, actor: Actor
+) -> ReportOut:
     """Record a report; enough distinct reporters hide the profile until reviewed. A user
     token reports only as its own user."""
     act_for(principal, report.reporter_id)
-    return await store.write(moderation.report, report, store.settings.report_threshold)
+    return await store.write(moderation.report, report, store.settings, actor)
 
 
 @ingest_router.post("/v1/tokens", response_model=TokenOut, tags=["auth"])
@@ -247,9 +251,10 @@ async def get_moderation(
 
 
 @admin_router.post("/v1/admin/moderation", response_model=FlagOut)
-async def post_moderation(decision: ResolveIn, store: StoreDep) -> FlagOut:
-    """Resolve a flag: approve shows the profile again, remove keeps it hidden."""
-    return await store.write(moderation.decide, decision)
+async def post_moderation(decision: ResolveIn, store: StoreDep, actor: Actor) -> FlagOut:
+    """Resolve a flag: approve shows the profile again, remove keeps it hidden. The audit
+    log names the API key's owner."""
+    return await store.write(moderation.decide, decision, actor)
 
 
 @admin_router.get("/v1/admin/metrics", response_model=MetricsOut)
@@ -261,15 +266,18 @@ async def get_metrics(
 
 
 @read_router.post("/v1/safety/classify", response_model=SafetyOut, responses=BODY_ERRORS)
-def post_safety_classify(body: SafetyIn, runtime: RuntimeDep) -> SafetyOut:
-    """Per-label probabilities and decisions for a text and/or a stored profile."""
-    return SafetyOut(
-        **safety_service.classify(runtime, body.text, body.profile_id, body.thresholds)
-    )
+async def post_safety_classify(body: SafetyIn, request: Request, runtime: RuntimeDep) -> SafetyOut:
+    """Per-label probabilities and decisions for a text (read scope) and/or a stored
+    profile (admin scope: another person's safety signals are not for every reader)."""
+    if body.profile_id is not None:
+        await check_key(request, "admin")
+    result = await run_in_threadpool(safety_service.classify, runtime, body.text,
+                                     body.profile_id, body.thresholds)  # fmt: skip
+    return SafetyOut(**result)
 
 
 @admin_router.post("/v1/admin/safety/labels", response_model=dict[str, int])
-async def post_safety_label(body: LabelIn, store: StoreDep) -> dict[str, int]:
+async def post_safety_label(body: LabelIn, store: StoreDep, actor: Actor) -> dict[str, int]:
     """Store a moderator label; the safety classifier retrains on these."""
     return {"id": await store.write(safety_service.add_label, body.text, body.label,
-                                    body.value, body.moderator)}  # fmt: skip
+                                    body.value, actor)}  # fmt: skip
