@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from matchwise import privacy
 from matchwise.api.server import uvicorn_options
 from matchwise.errors import InvalidInput, MatchwiseError, NotFound
 from matchwise.redaction import redact, redact_logs
@@ -569,6 +570,34 @@ def keys_list() -> None:
         revoked = r.revoked_at.strftime("%Y-%m-%d %H:%M") if r.revoked_at else ""
         table.add_row(r.id, r.scope, r.name or "", r.created_at.strftime("%Y-%m-%d %H:%M"), revoked)
     console.print(table)
+
+
+users_app = typer.Typer(help="People in the store: erasure.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("erase")
+def users_erase(
+    user_id: Annotated[str, typer.Argument(help="the user's id")],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Erase a person for good: profile, events, matches, reports, flags, cached lists,
+    their id in the audit log, jobs and Redis, their bio's cached embedding. Trained
+    models forget them at the next retrain."""
+    out = privacy.erase_user(_runtime(), user_id, actor="cli")
+    if as_json:
+        sys.stdout.write(json.dumps(out) + "\n")
+        return
+    rows = ", ".join(f"{n:,} {table}" for table, n in out["deleted"].items())
+    console.print(f"[green]erased[/green] {user_id}: deleted {rows}")
+    if out["scrubbed"]:
+        console.print("rewritten without them: " + ", ".join(
+            f"{n:,} {table}" for table, n in out["scrubbed"].items()))  # fmt: skip
+    console.print(f"text cache: {out['text_cache']} vector(s); Redis: {out['online_keys']} "
+                  f"key(s); audit log keeps {out['tombstone']}")  # fmt: skip
+    console.print(
+        "trained models keep them until the next retrain (`matchwise jobs enqueue retrain`)"
+    )
 
 
 @app.command()

@@ -92,6 +92,19 @@ class ArtifactStore:
         except OSError as exc:
             log.warning("could not remove the unregistered artifact %s (%s)", uri, exc)
 
+    def delete(self, uri: str) -> None:
+        """Delete a registered artifact for good (and this machine's copy of a remote one);
+        raises ArtifactError when it cannot, so its registry row is kept to try again."""
+        fs, path = fsspec.core.url_to_fs(uri)
+        try:
+            if fs.exists(path):
+                fs.rm(path, recursive=True)
+        except OSError as exc:
+            raise ArtifactError(f"cannot delete the artifact {uri}: {exc}") from exc
+        if not _is_local(fs):
+            cache = self.cache_dir or Path(tempfile.gettempdir()) / "matchwise-artifacts"
+            shutil.rmtree(cache / hashlib.sha256(uri.encode()).hexdigest()[:16], ignore_errors=True)
+
     def fetch(self, uri: str) -> Path:
         """A local folder holding the artifact, verified against its checksums."""
         fs, path = fsspec.core.url_to_fs(uri)
@@ -242,14 +255,7 @@ def rollback(
     current = active_version(session, model_type)
     if current is None:
         raise NotFound(f"no active {model_type} model to roll back")
-    entries = session.scalars(
-        select(AuditLog)
-        .where(AuditLog.action == "model.activate", AuditLog.target == current.id)
-        .order_by(AuditLog.id.desc())
-    )
-    previous_id = next(
-        (e.details.get("previous") for e in entries if e.details.get("previous")), None
-    )
+    previous_id = previous_of(session, current.id)
     if previous_id is None:
         raise InvalidInput(
             f"{model_type} {current.version} has no previous version to roll back to"
@@ -257,6 +263,46 @@ def rollback(
     row = activate_version(session, store, previous_id, actor=actor)
     audit(session, actor, "model.rollback", row.id, {"from": current.id, "to": row.id})
     return row
+
+
+def previous_of(session: Session, version_id: str) -> str | None:
+    """The id of the version that was active before ``version_id`` was activated (what a
+    rollback returns to), from the audit log."""
+    entries = session.scalars(
+        select(AuditLog)
+        .where(AuditLog.action == "model.activate", AuditLog.target == version_id)
+        .order_by(AuditLog.id.desc())
+    )
+    return next((e.details.get("previous") for e in entries if e.details.get("previous")), None)
+
+
+def prune_versions(
+    session: Session, store: ArtifactStore, older_than: datetime, actor: str = "retention"
+) -> list[dict[str, str]]:
+    """Delete the versions created before ``older_than``, registry row and artifact, except
+    each type's active version and the one a rollback returns to: old models hold the
+    like/pass graph of people who may have left. Each deletion is audit-logged."""
+    pruned = []
+    for model_type in sorted(set(session.scalars(select(ModelVersion.model_type)))):
+        lock_type(session, model_type)  # no activation of this type meanwhile
+        current = active_version(session, model_type)
+        keep = {current.id, previous_of(session, current.id)} if current is not None else set()
+        old = session.scalars(
+            select(ModelVersion)
+            .where(ModelVersion.model_type == model_type, ModelVersion.created_at < older_than)
+            .order_by(ModelVersion.created_at)
+        ).all()
+        for row in old:
+            if row.id in keep:
+                continue
+            store.delete(row.uri)
+            summary = {"model_type": row.model_type, "version": row.version,
+                       "created_at": row.created_at.isoformat()}  # fmt: skip
+            session.delete(row)
+            audit(session, actor, "model.prune", row.id, summary)
+            pruned.append(summary)
+    session.flush()
+    return pruned
 
 
 def list_versions(session: Session, model_type: str | None = None) -> list[ModelVersion]:

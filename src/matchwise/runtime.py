@@ -8,13 +8,18 @@ spinning on the file lock.
 
 from __future__ import annotations
 
+import logging
+import secrets
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from matchwise.db.engine import (
@@ -25,6 +30,7 @@ from matchwise.db.engine import (
     session_scope,
     upgrade,
 )
+from matchwise.db.tables import DeploymentSecret, ModelVersion, utcnow
 from matchwise.errors import StoreUnavailable
 from matchwise.redaction import redact
 from matchwise.settings import Settings, load_settings
@@ -33,6 +39,7 @@ if TYPE_CHECKING:
     from matchwise.online_cache import OnlineCache
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -57,6 +64,7 @@ class Runtime:
                 ) from exc
         engine = create_engine_for(settings.database_url, "write", **_pool(settings, "write"))
         read_engine = create_engine_for(settings.database_url, "read", **_pool(settings, "read"))
+        settings.hash_secret = hash_secret(settings, engine, read_engine)
         online = None
         if settings.redis_url:
             from matchwise.online_cache import OnlineCache, attach
@@ -137,3 +145,47 @@ def _pool(settings: Settings, role: str) -> dict[str, Any]:
     if role == "write":
         return {"pool_size": settings.write_concurrency, "max_overflow": 4, "pool_timeout": 10}
     return {"pool_size": 8, "max_overflow": 32, "pool_timeout": 10}
+
+
+#: The ``hash_secret`` default that ships with the code: public, so never used to hash.
+SHIPPED_HASH_SECRET = Settings.model_fields["hash_secret"].default
+HASH_SECRET = "hash_secret"
+
+
+def hash_secret(settings: Settings, engine: Engine, read_engine: Engine) -> str:
+    """The operator's ``hash_secret``, else the store's own: generated at its first run and
+    kept in ``deployment_secrets``, so hashed ids stay stable across restarts and hosts
+    (trained models keep finding their users) and no deployment hashes with a key anyone
+    can read in the source. ``Runtime.open`` puts it in ``settings.hash_secret``."""
+    chosen = settings.hash_secret
+    if chosen != SHIPPED_HASH_SECRET and "hash_secret" in settings.model_fields_set:
+        return chosen
+    if "hash_secret" in settings.model_fields_set:
+        log.warning("hash_secret is the development default shipped with matchwise; "
+                    "hashing with this store's own generated secret instead")  # fmt: skip
+    find = select(DeploymentSecret.value).where(DeploymentSecret.name == HASH_SECRET)
+    try:
+        with read_engine.connect() as conn:
+            stored = conn.execute(find).scalar()
+        if stored is not None:
+            return str(stored)
+        insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+        with engine.begin() as conn:  # two hosts starting at once: the first insert wins
+            conn.execute(
+                insert(DeploymentSecret)
+                .values(name=HASH_SECRET, value=secrets.token_urlsafe(32), created_at=utcnow())
+                .on_conflict_do_nothing(index_elements=["name"])
+            )
+            stored = conn.execute(find).scalar_one()
+            trained = conn.execute(select(ModelVersion.id).limit(1)).first() is not None
+    except DBAPIError as exc:
+        raise StoreUnavailable(
+            f"cannot read this deployment's hash secret ({type(exc.orig).__name__}); "
+            "is the store reachable and migrated (`matchwise db upgrade`)?"
+        ) from exc
+    log.info("generated this deployment's hash secret (stored in deployment_secrets)")
+    if trained:
+        log.warning("models trained before hashed user ids with the old shipped secret and "
+                    "serve their users the fallback until the next retrain "
+                    "(`matchwise jobs enqueue retrain`)")  # fmt: skip
+    return str(stored)

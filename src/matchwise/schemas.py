@@ -504,3 +504,16 @@ class MatchesOut(BaseModel):
 
     user_id: str
     matches: list[MatchOut]
+
+
+class ErasureOut(BaseModel):
+    """What ``DELETE /v1/admin/users/{id}`` erased. Trained models forget the person at
+    the next retrain; model versions older than ``model_retention_days`` are deleted."""
+
+    tombstone: str = Field(
+        description="Keyed hash left in the audit log instead of the id (same secret as exports)"
+    )
+    deleted: dict[str, int] = Field(description="Rows deleted, per table")
+    scrubbed: dict[str, int] = Field(description="Rows kept but rewritten without the person")
+    text_cache: int = Field(description="Cached bio embeddings purged")
+    online_keys: int = Field(description="Redis keys deleted or rewritten (0 without Redis)")

@@ -154,6 +154,13 @@ class Settings(BaseSettings):
         "this many meaningful interactions (swipes, clicks, registrations; impressions do not "
         "count).",
     )
+    model_retention_days: int = Field(
+        default=30,
+        ge=1,
+        description="The retention job deletes model versions (registry rows and artifacts) "
+        "older than this, except each type's active version and the one before it "
+        "(for rollback): trained models hold the like/pass graph.",
+    )
     liked_me_boost: float = Field(
         default=0.5,
         ge=0,

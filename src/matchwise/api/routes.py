@@ -15,7 +15,7 @@ from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from matchwise import analytics, ingest, moderation, recommend, safety_service, serving
+from matchwise import analytics, ingest, moderation, privacy, recommend, safety_service, serving
 from matchwise.api.actor import Actor
 from matchwise.api.deps import (
     USER_TOKENS,
@@ -36,6 +36,7 @@ from matchwise.db.queries import get_user
 from matchwise.db.tables import Match
 from matchwise.runtime import Runtime
 from matchwise.schemas import (
+    ErasureOut,
     ErrorOut,
     EventBatch,
     FlagOut,
@@ -281,3 +282,16 @@ async def post_safety_label(body: LabelIn, store: StoreDep, actor: Actor) -> dic
     """Store a moderator label; the safety classifier retrains on these."""
     return {"id": await store.write(safety_service.add_label, body.text, body.label,
                                     body.value, actor)}  # fmt: skip
+
+
+@admin_router.delete("/v1/admin/users/{user_id}", response_model=ErasureOut)
+async def delete_user(
+    user_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:@\-]+$")],
+    runtime: RuntimeDep,
+    actor: Actor,
+) -> ErasureOut:
+    """Erase a person: their profile, events, matches, reports, flags and cached lists,
+    their id wherever else it is written (audit log, jobs, outbox, Redis) and their bio's
+    cached embedding. Trained models forget them at the next retrain. 404 when there is
+    nothing (left) to erase."""
+    return ErasureOut(**await run_in_threadpool(privacy.erase_user, runtime, user_id, actor))

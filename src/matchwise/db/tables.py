@@ -327,3 +327,15 @@ class OnlineOutbox(Base):
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeploymentSecret(Base):
+    """Secrets generated once per store at first run (the hashing key of user ids), so
+    no deployment hashes with a constant that ships with the code; every host sharing
+    the store reads the same value."""
+
+    __tablename__ = "deployment_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

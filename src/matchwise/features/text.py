@@ -233,6 +233,41 @@ class TextEmbedder:
             self._disk.close()
 
 
+def text_cache_dir(artifact_root: str) -> str | None:
+    """Where serving caches bio vectors for a store: ``<artifact_root>/text-cache`` when
+    the root is a local folder (a remote root keeps them in memory only)."""
+    return None if "://" in artifact_root else f"{artifact_root}/text-cache"
+
+
+def purge_texts(
+    cache_dir: str | Path | None, texts: Sequence[str | None], model_name: str = MODEL_NAME
+) -> int:
+    """Delete the cached vectors of ``texts`` (an erased person's bio) and overwrite them on
+    disk (``secure_delete``, WAL truncated), so the file no longer holds what the text
+    embedded to. Returns how many vectors were removed; a missing cache holds none."""
+    if cache_dir is None or not (Path(cache_dir) / CACHE_FILE).is_file():
+        return 0
+    keys = sorted({text_key(str(t), model_name) for t in texts if not _is_empty(t)})
+    if not keys:
+        return 0
+    try:
+        conn = sqlite3.connect(Path(cache_dir) / CACHE_FILE, timeout=30)
+    except sqlite3.DatabaseError as exc:
+        raise ArtifactError(f"text embedding cache in {cache_dir} is unreadable: {exc}") from exc
+    try:
+        conn.execute("PRAGMA secure_delete=ON")
+        removed = 0
+        for start in range(0, len(keys), _SQL_CHUNK):
+            chunk = keys[start : start + _SQL_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            removed += conn.execute(f"DELETE FROM vectors WHERE key IN ({marks})", chunk).rowcount
+        conn.commit()
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+    return removed
+
+
 def cosine_similarity_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``(len(a), len(b))`` cosine similarities; a zero row is similar to nothing (0)."""
     a = np.atleast_2d(np.asarray(a, dtype=np.float32))
