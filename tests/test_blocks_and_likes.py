@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -21,6 +22,7 @@ from matchwise.auth import create_key
 from matchwise.data.bundle import DataBundle
 from matchwise.db.tables import Interaction, Match
 from matchwise.ingest import upsert_users, write_bundle
+from matchwise.privacy import run_retention
 from matchwise.refresh import refresh_users
 from matchwise.runtime import Runtime
 from matchwise.settings import Settings
@@ -159,3 +161,19 @@ def test_no_reason_names_a_pending_like_and_the_boost_can_be_turned_off(
     before, after, reason = bob_sees_alice(0.0)
     assert after == before  # turned off: the list says nothing about alice's like
     assert "likes you" not in reason
+
+
+def test_retention_never_forgets_a_block(people: Runtime) -> None:
+    old = datetime.now(UTC) - timedelta(days=400)
+    with _client(people) as client:
+        blocked = {"user_id": "alice", "target_user_id": "f1", "action": "block",
+                   "timestamp": old.isoformat()}  # fmt: skip
+        passed = {"user_id": "alice", "target_user_id": "f2", "action": "pass",
+                  "timestamp": old.isoformat()}  # fmt: skip
+        assert client.post("/v1/events", json={"events": [blocked, passed]}).status_code == 200
+        stats = run_retention(people, retention_days=90)
+        assert stats["deleted"] == 1  # the old pass goes, the block stays
+        _act(client, "alice", "f1", "like")
+        assert not _act(client, "f1", "alice", "like")["match_created"]
+        assert "f1" not in _listed(client, "alice", fresh=True)
+        assert "f2" in _listed(client, "alice", fresh=True)  # a pass is forgotten with time

@@ -607,15 +607,17 @@ def retention(
     ] = None,
     batch_size: Annotated[int, typer.Option(help="events deleted per transaction")] = 5000,
 ) -> None:
-    """Delete raw events older than the retention window, keeping daily aggregates."""
-    from matchwise.privacy import apply_retention
+    """Delete raw events older than the retention window (keeping daily aggregates, blocks
+    and matches) and model versions older than model_retention_days."""
+    from matchwise.privacy import run_retention
 
     runtime = _runtime()
     window = days or runtime.settings.retention_days
     if window < 1:
         raise InvalidInput("--days must be at least 1")
-    stats = apply_retention(runtime.session, retention_days=window, batch_size=batch_size)
-    console.print(f"deleted {stats['deleted']:,} events older than {window} days")
+    stats = run_retention(runtime, retention_days=window, batch_size=batch_size)
+    console.print(f"deleted {stats['deleted']:,} events older than {window} days and "
+                  f"{stats.get('models_pruned', 0):,} old model versions")  # fmt: skip
 
 
 export_app = typer.Typer(help="Analytics exports with hashed user ids.", no_args_is_help=True)

@@ -7,8 +7,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from matchwise.jobs import JobContext, enqueue, job_type
-from matchwise.privacy import apply_retention
-from matchwise.registry import ArtifactStore
+from matchwise.privacy import run_retention
 from matchwise.training import TrainResult, train_summary
 from matchwise.training import retrain as retrain_models
 
@@ -29,12 +28,8 @@ def retention(ctx: JobContext) -> dict[str, Any]:
     """Delete raw events older than ``retention_days``, keeping daily aggregates, and model
     versions older than ``model_retention_days`` (each type's active version and the one a
     rollback returns to stay) with their artifacts."""
-    settings = ctx.runtime.settings
-    days = int(ctx.payload.get("retention_days", settings.retention_days))
-    model_days = int(ctx.payload.get("model_retention_days", settings.model_retention_days))
-    return apply_retention(ctx.runtime.session, retention_days=days,
-                           store=ArtifactStore(settings.artifact_root),
-                           model_retention_days=model_days)  # fmt: skip
+    days, model_days = (ctx.payload.get(k) for k in ("retention_days", "model_retention_days"))
+    return run_retention(ctx.runtime, days and int(days), model_days and int(model_days))
 
 
 @job_type("retrain")

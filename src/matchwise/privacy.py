@@ -114,6 +114,29 @@ def _aggregate(rows: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+#: Raw events retention never deletes: a block must keep two people apart for good, and a
+#: match keeps them out of each other's lists (erasure removes both with the person).
+KEPT_ACTIONS = frozenset({"block", "match"})
+
+
+def run_retention(
+    runtime: Runtime,
+    retention_days: int | None = None,
+    model_retention_days: int | None = None,
+    batch_size: int = 5000,
+) -> dict[str, int]:
+    """The retention job and ``matchwise retention``: events past ``retention_days`` and
+    model versions past ``model_retention_days`` (settings by default)."""
+    settings = runtime.settings
+    return apply_retention(
+        runtime.session,
+        retention_days=retention_days or settings.retention_days,
+        batch_size=batch_size,
+        store=ArtifactStore(settings.artifact_root),
+        model_retention_days=model_retention_days or settings.model_retention_days,
+    )
+
+
 def apply_retention(
     session_factory: Any,
     retention_days: int,
@@ -128,7 +151,9 @@ def apply_retention(
     (each type's active version and the one before it stay; see ``prune_versions``).
 
     Each batch is folded into ``interaction_daily`` and deleted in one transaction, so
-    a crash between batches loses nothing and double counts nothing. Matches are kept.
+    a crash between batches loses nothing and double counts nothing. Matches, and the
+    events that keep people apart for good (blocks, matches: see ``KEPT_ACTIONS``), are
+    kept for as long as the people are.
     """
     cutoff = (now or utcnow()) - timedelta(days=retention_days)
     deleted = batches = 0
@@ -144,7 +169,8 @@ def apply_retention(
                         Interaction.sample_weight,
                         Interaction.occurred_at,
                     )
-                    .where(Interaction.occurred_at < cutoff)
+                    .where(Interaction.occurred_at < cutoff,
+                           Interaction.action.not_in(sorted(KEPT_ACTIONS)))
                     .order_by(Interaction.occurred_at, Interaction.id)
                     .limit(batch_size)
                 ).all()

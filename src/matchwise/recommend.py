@@ -27,6 +27,7 @@ from matchwise.features.compatibility import (
     mutual_preference_mask,
     soft_scores,
 )
+from matchwise.features.text import text_cache_dir
 from matchwise.settings import Settings
 
 HEURISTIC_VERSION = "heuristic-1"
@@ -516,7 +517,7 @@ def people_recommendations(
         "elo": league.score,
         "popularity": _normalise(np.log1p(cat.likes_received[candidates])),
     }
-    vectors = cat.bio_vectors(_text_cache(settings))
+    vectors = cat.bio_vectors(text_cache_dir(settings.artifact_root))
     liked = [cat.position[t] for t, a in zip(history.target_user_ids, history.actions, strict=True)
              if t in cat.position and a in LIKE_ACTIONS]  # fmt: skip
     rejected = [cat.position[t] for t, a in zip(history.target_user_ids, history.actions,
@@ -573,11 +574,6 @@ def _visible_now(
         out.extend(int(j) for j in window if str(ids[j]) not in hidden)
         start += len(window)
     return np.asarray(out[:limit], dtype=np.int64)
-
-
-def _text_cache(settings: Settings) -> str | None:
-    root = settings.artifact_root
-    return None if "://" in root else f"{root}/text-cache"
 
 
 def _reciprocal_signals(

@@ -13,7 +13,7 @@ from fastapi import Depends, Request
 from sqlalchemy import select
 
 from matchwise.api.deps import on_store
-from matchwise.auth import hash_key
+from matchwise.auth import Principal, hash_key
 from matchwise.db.tables import ApiKey
 from matchwise.runtime import Runtime
 
@@ -53,6 +53,9 @@ async def key_owner(request: Request) -> str:
     key = presented_key(request)
     if not runtime.settings.auth_enabled or key is None:
         return UNAUTHENTICATED
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is not None and principal.user_id is not None:  # a user token: no key row
+        return f"user {principal.user_id} (token)"[:MAX_ACTOR]
     return await on_store(runtime, owner_of, runtime.read_session, key)
 
 
