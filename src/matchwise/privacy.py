@@ -169,8 +169,10 @@ def apply_retention(
                         Interaction.sample_weight,
                         Interaction.occurred_at,
                     )
-                    .where(Interaction.occurred_at < cutoff,
-                           Interaction.action.not_in(sorted(KEPT_ACTIONS)))
+                    .where(
+                        Interaction.occurred_at < cutoff,
+                        Interaction.action.not_in(sorted(KEPT_ACTIONS)),
+                    )
                     .order_by(Interaction.occurred_at, Interaction.id)
                     .limit(batch_size)
                 ).all()
