@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from matchwise.api import create_app
-from matchwise.auth import create_key
+from matchwise.ops.auth import create_key
 from matchwise.runtime import Runtime
 from tests.utils.factories import items_fixture, people_fixture
 
@@ -176,8 +176,8 @@ def test_internal_error_does_not_leak_traceback(runtime: Runtime) -> None:
 def test_cached_list_is_served_until_asked_for_fresh(client: TestClient, runtime: Runtime) -> None:
     """The API's cache read (driver level, on the event loop for SQLite) answers what the
     session path would, drops candidates deactivated since, and steps aside for filters."""
-    from matchwise.recommend import recommend
-    from matchwise.refresh import refresh_users
+    from matchwise.serve.recommend import recommend
+    from matchwise.serve.refresh import refresh_users
 
     _seed(client)
     refresh_users(runtime, ["alice", "bob"], top_n=10, kind="item")
@@ -215,7 +215,7 @@ def test_cached_list_is_served_until_asked_for_fresh(client: TestClient, runtime
 def test_a_users_item_and_people_lists_are_cached_side_by_side(
     client: TestClient, runtime: Runtime
 ) -> None:
-    from matchwise.refresh import refresh_users
+    from matchwise.serve.refresh import refresh_users
 
     _seed(client)
     refresh_users(runtime, ["alice"], top_n=10, kind="item")

@@ -27,8 +27,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from matchwise.api import create_app
-from matchwise.auth import create_key
-from matchwise.ingest import upsert_items, upsert_users
+from matchwise.ingest.profiles import upsert_items, upsert_users
+from matchwise.ops.auth import create_key
 from matchwise.runtime import Runtime
 from tests.utils.factories import items_fixture, people_fixture
 from tests.utils.live_server import live_server

@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from matchwise.api import create_app
-from matchwise.auth import create_key, revoke_key
 from matchwise.db.tables import ApiKey
+from matchwise.ops.auth import create_key, revoke_key
 from matchwise.runtime import Runtime
 
 OPEN = {"/healthz", "/docs", "/openapi.json", "/redoc", "/docs/oauth2-redirect"}

@@ -14,12 +14,12 @@ from sqlalchemy import select
 from matchwise.data.synthetic import generate_items
 from matchwise.db.tables import Recommendation as CachedRow
 from matchwise.errors import ConfigError, NotFound
-from matchwise.ingest import write_bundle
-from matchwise.refresh import refresh_users
+from matchwise.ingest.bulk import write_bundle
 from matchwise.runtime import Runtime
-from matchwise.serving import reset_states
+from matchwise.serve.refresh import refresh_users
+from matchwise.serve.state import reset_states
 from matchwise.settings import Settings
-from matchwise.training import train_model
+from matchwise.train.pipeline import train_model
 
 ray = pytest.importorskip("ray")
 
@@ -69,7 +69,7 @@ def _same_lists(got: dict, expected: dict) -> None:
 
 
 def test_ray_refresh_writes_what_the_serial_refresh_writes(store: Runtime) -> None:
-    from matchwise.batch import refresh_with_ray
+    from matchwise.scale import refresh_with_ray
 
     serial = refresh_users(store, None, top_n=8, kind="item")
     expected = _cache(store)
@@ -88,7 +88,7 @@ def test_ray_refresh_writes_what_the_serial_refresh_writes(store: Runtime) -> No
 def test_ray_refresh_refuses_unknown_users_and_remote_clusters_on_sqlite(
     store: Runtime,
 ) -> None:
-    from matchwise.batch import refresh_with_ray
+    from matchwise.scale import refresh_with_ray
 
     with pytest.raises(NotFound, match="nobody"):
         refresh_with_ray(store, ["u1", "nobody"], num_cpus=1)
@@ -99,7 +99,7 @@ def test_ray_refresh_refuses_unknown_users_and_remote_clusters_on_sqlite(
 def test_cli_refresh_with_ray(
     store: Runtime, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from matchwise.cli import main
+    from matchwise.cli.app import main
 
     monkeypatch.setenv("MATCHWISE_DATABASE_URL", store.settings.database_url)
     monkeypatch.setenv("MATCHWISE_ARTIFACT_ROOT", store.settings.artifact_root)
@@ -114,7 +114,7 @@ def test_cli_refresh_with_ray(
 
 def test_retrain_with_ray_trains_each_model_in_its_own_task(store: Runtime) -> None:
     from matchwise import registry
-    from matchwise.training import retrain
+    from matchwise.train.pipeline import retrain
 
     outcome, activated = retrain(store, ["logistic", "popularity"], domain="items", ray=True)
     assert set(outcome) == {"logistic", "popularity"}

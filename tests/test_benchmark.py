@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from matchwise import benchmark
-from matchwise.benchmark import (
+from matchwise.bench import movielens as benchmark
+from matchwise.bench.movielens import (
     MODELS,
     BenchmarkModel,
     param_grid,

@@ -18,13 +18,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from matchwise.api import create_app
-from matchwise.auth import create_key
 from matchwise.data.bundle import DataBundle
 from matchwise.db.tables import Interaction, Match
-from matchwise.ingest import upsert_users, write_bundle
-from matchwise.privacy import run_retention
-from matchwise.refresh import refresh_users
+from matchwise.ingest.bulk import write_bundle
+from matchwise.ingest.profiles import upsert_users
+from matchwise.ops.auth import create_key
+from matchwise.ops.privacy import run_retention
 from matchwise.runtime import Runtime
+from matchwise.serve.refresh import refresh_users
 from matchwise.settings import Settings
 from tests.utils.factories import person
 

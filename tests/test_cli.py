@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from matchwise.cli import main
-from matchwise.ingest import upsert_items, upsert_users
+from matchwise.cli.app import main
+from matchwise.ingest.profiles import upsert_items, upsert_users
 from matchwise.runtime import Runtime
 from matchwise.settings import Settings
 from tests.utils.factories import items_fixture, people_fixture
@@ -159,7 +159,7 @@ def test_refresh_with_training_trains_activates_then_refreshes(
 
     from matchwise import registry
     from matchwise.data.synthetic import generate_items
-    from matchwise.ingest import write_bundle
+    from matchwise.ingest.bulk import write_bundle
 
     monkeypatch.setenv("MATCHWISE_DATABASE_URL", sqlite_url)
     monkeypatch.setenv("MATCHWISE_ARTIFACT_ROOT", str(tmp_path / "art"))

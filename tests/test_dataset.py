@@ -17,8 +17,8 @@ from matchwise.data.dataset import (
 )
 from matchwise.data.synthetic import generate_items
 from matchwise.errors import InvalidInput
-from matchwise.ingest import write_bundle
-from matchwise.privacy import hash_id
+from matchwise.ingest.bulk import write_bundle
+from matchwise.ops.privacy import hash_id
 from matchwise.runtime import Runtime
 from matchwise.settings import Settings
 

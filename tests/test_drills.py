@@ -19,10 +19,10 @@ import pytest
 from sqlalchemy import event, func, select
 
 from matchwise.api import create_app
-from matchwise.auth import create_key
 from matchwise.db.tables import Interaction, Match, User
-from matchwise.ingest import upsert_users
+from matchwise.ingest.profiles import upsert_users
 from matchwise.models.elo import update
+from matchwise.ops.auth import create_key
 from matchwise.runtime import Runtime
 from matchwise.settings import Settings
 from tests.utils.drills import burst, record

@@ -6,7 +6,9 @@ import pandas as pd
 from sqlalchemy import select
 
 from matchwise.db.tables import User
-from matchwise.ingest import ingest_events, upsert_users, write_bundle
+from matchwise.ingest.bulk import write_bundle
+from matchwise.ingest.events import ingest_events
+from matchwise.ingest.profiles import upsert_users
 from matchwise.runtime import Runtime
 from matchwise.schemas import InteractionIn
 from tests.utils.factories import people_fixture

@@ -17,10 +17,9 @@ import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
-from matchwise import jobs, registry
+from matchwise import registry
 from matchwise.api import create_app
-from matchwise.auth import create_key
-from matchwise.cli import main
+from matchwise.cli.app import main
 from matchwise.data.synthetic import generate_items
 from matchwise.db import queries
 from matchwise.db.tables import (
@@ -34,17 +33,22 @@ from matchwise.db.tables import (
     utcnow,
 )
 from matchwise.features.text import CACHE_FILE, TextEmbedder, text_cache_dir, text_key
-from matchwise.ingest import ingest_events, upsert_items, upsert_users, write_bundle
-from matchwise.moderation import flag_profile, report, resolve_flag
-from matchwise.privacy import erase_user, hash_id, tombstone_of
-from matchwise.recommend import RecommendFilters, recommend
-from matchwise.refresh import refresh_users
+from matchwise.ingest.bulk import write_bundle
+from matchwise.ingest.events import ingest_events
+from matchwise.ingest.profiles import upsert_items, upsert_users
+from matchwise.jobs.queue import enqueue
+from matchwise.jobs.worker import Worker
+from matchwise.ops.auth import create_key
+from matchwise.ops.moderation import flag_profile, report, resolve_flag
+from matchwise.ops.privacy import erase_user, hash_id, tombstone_of
+from matchwise.ops.safety import add_label
 from matchwise.runtime import Runtime
-from matchwise.safety_service import add_label
 from matchwise.schemas import InteractionIn, ItemIn, ReportIn
-from matchwise.serving import reset_states
+from matchwise.serve.recommend import RecommendFilters, recommend
+from matchwise.serve.refresh import refresh_users
+from matchwise.serve.state import reset_states
 from matchwise.settings import Settings
-from matchwise.training import train_model
+from matchwise.train.pipeline import train_model
 from tests.utils.factories import items_fixture, people_fixture, person
 
 GONE = "erase-me-4821"
@@ -79,9 +83,9 @@ def _seed_person(runtime: Runtime) -> None:
         resolve_flag(s, other.id, "remove", "key k2 (anna)", note=f"same ring as {GONE}")
         add_label(s, BIO, "spam_scam", False, "key k2 (anna)")
         add_label(s, "send me bitcoin", "spam_scam", True, "key k2 (anna)")
-        jobs.enqueue(s, "refresh_user", {"user_id": GONE}, dedupe_key=f"refresh_user:{GONE}")
-        jobs.enqueue(s, "safety_scan", {"user_ids": ["alice", GONE]})
-        done, _ = jobs.enqueue(s, "custom", {"note": "x"})
+        enqueue(s, "refresh_user", {"user_id": GONE}, dedupe_key=f"refresh_user:{GONE}")
+        enqueue(s, "safety_scan", {"user_ids": ["alice", GONE]})
+        done, _ = enqueue(s, "custom", {"note": "x"})
         done.status, done.result = "done", {"users": [GONE, "bob"], "last": GONE}
         s.add(
             OnlineOutbox(
@@ -271,8 +275,8 @@ def test_old_model_versions_are_pruned_with_their_artifacts(
         for name in ("v1", "v3", "v4"):  # v4 active, v3 before it (the rollback)
             registry.activate_version(s, store, ids[name])
     with runtime.session() as s:
-        jobs.enqueue(s, "retention", {})
-    done = jobs.Worker(runtime).run_once()
+        enqueue(s, "retention", {})
+    done = Worker(runtime).run_once()
     assert done is not None and done.status == "done", done and done.last_error
     assert done.result["models_pruned"] == 2
     with runtime.session() as s:

@@ -15,12 +15,12 @@ from fastapi.testclient import TestClient
 from matchwise import registry
 from matchwise.api import create_app
 from matchwise.data.synthetic import generate_items
-from matchwise.ingest import write_bundle
-from matchwise.recommend import RecommendationList, RecommendFilters, recommend
+from matchwise.ingest.bulk import write_bundle
 from matchwise.runtime import Runtime
-from matchwise.serving import ServingState, reset_states
+from matchwise.serve.recommend import RecommendationList, RecommendFilters, recommend
+from matchwise.serve.state import ServingState, reset_states
 from matchwise.settings import Settings
-from matchwise.training import TrainResult, train_model
+from matchwise.train.pipeline import TrainResult, train_model
 
 
 def _open(url: str, tmp_path: Path) -> Runtime:

@@ -12,11 +12,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, func, select
 
 from matchwise.api import create_app
-from matchwise.auth import create_key
 from matchwise.db.engine import create_engine_for
 from matchwise.db.tables import Interaction, ModerationFlag, User
-from matchwise.ingest import upsert_items, upsert_users
-from matchwise.moderation import flag_profile
+from matchwise.ingest.profiles import upsert_items, upsert_users
+from matchwise.ops.auth import create_key
+from matchwise.ops.moderation import flag_profile
 from matchwise.runtime import Runtime
 from matchwise.settings import Settings
 from tests.utils.factories import items_fixture, people_fixture

@@ -15,10 +15,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from matchwise.api import create_app
-from matchwise.auth import create_key
-from matchwise.cli import main
+from matchwise.cli.app import main
 from matchwise.db.engine import create_engine_for
 from matchwise.errors import ArtifactError
+from matchwise.ops.auth import create_key
 from matchwise.runtime import Runtime
 from matchwise.settings import Settings
 from tests.utils.live_server import live_server

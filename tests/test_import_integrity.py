@@ -13,12 +13,12 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
-from matchwise.cli import main
+from matchwise.cli.app import main
 from matchwise.data.bundle import DataBundle
 from matchwise.data.importers import read_items, read_profiles
 from matchwise.db.tables import Interaction, Item, User
 from matchwise.errors import InvalidInput
-from matchwise.ingest import (
+from matchwise.ingest.bulk import (
     RowSource,
     _bulk_insert_interactions,
     _interaction_columns,

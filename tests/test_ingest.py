@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 
 from matchwise.db.tables import Interaction, Match
 from matchwise.errors import InvalidInput, NotFound
-from matchwise.ingest import ingest_events, upsert_items, upsert_users
+from matchwise.ingest.events import ingest_events
+from matchwise.ingest.profiles import upsert_items, upsert_users
 from matchwise.runtime import Runtime
 from matchwise.schemas import Event
 from tests.utils.factories import NOW, items_fixture, people_fixture
@@ -157,7 +158,7 @@ def test_duplicate_ids_in_one_batch_are_rejected(runtime: Runtime) -> None:
 
 def test_bulk_load_creates_matches_from_mutual_likes(runtime: Runtime) -> None:
     from matchwise.data.synthetic import generate_people
-    from matchwise.ingest import write_bundle
+    from matchwise.ingest.bulk import write_bundle
 
     bundle = generate_people(n_users=150, n_swipes=3000, seed=11)
     stats = write_bundle(runtime.engine, bundle, runtime.settings.action_table)
@@ -175,7 +176,7 @@ def test_bulk_load_creates_matches_from_mutual_likes(runtime: Runtime) -> None:
 def test_movielens_100k_loads_into_the_store(runtime: Runtime) -> None:
     from matchwise.data.movielens import read_movielens
     from matchwise.db.tables import Item, User
-    from matchwise.ingest import write_bundle
+    from matchwise.ingest.bulk import write_bundle
     from tests.conftest import MOVIELENS_100K
 
     bundle = read_movielens(MOVIELENS_100K)

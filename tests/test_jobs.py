@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from matchwise import jobs
 from matchwise.db.tables import AuditLog, Job, utcnow
+from matchwise.jobs.queue import claim, complete, enqueue
+from matchwise.jobs.worker import Worker, wait_for
 from matchwise.runtime import Runtime
 from tests.utils import job_plugin  # noqa: F401  (registers the test job types)
 
@@ -24,23 +25,23 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_enqueue_is_idempotent_while_open(runtime: Runtime) -> None:
     with runtime.session() as s:
-        first, created = jobs.enqueue(s, "retrain", dedupe_key="retrain")
-        again, created_again = jobs.enqueue(s, "retrain", dedupe_key="retrain")
+        first, created = enqueue(s, "retrain", dedupe_key="retrain")
+        again, created_again = enqueue(s, "retrain", dedupe_key="retrain")
     assert created and not created_again and again.id == first.id
     with runtime.session() as s:
-        job = jobs.claim(s, "w1")
+        job = claim(s, "w1")
         assert job is not None and job.id == first.id
-        _, created_running = jobs.enqueue(s, "retrain", dedupe_key="retrain")
+        _, created_running = enqueue(s, "retrain", dedupe_key="retrain")
         assert not created_running  # running counts as open
-        jobs.complete(s, job.id, "w1", {})
-        _, created_after = jobs.enqueue(s, "retrain", dedupe_key="retrain")
+        complete(s, job.id, "w1", {})
+        _, created_after = enqueue(s, "retrain", dedupe_key="retrain")
         assert created_after  # once done, a new one may be queued
 
 
 def test_failures_retry_with_backoff_then_fail(runtime: Runtime) -> None:
     with runtime.session() as s:
-        job, _ = jobs.enqueue(s, "test_fail", max_attempts=3)
-    worker = jobs.Worker(runtime, backoff_seconds=10)
+        job, _ = enqueue(s, "test_fail", max_attempts=3)
+    worker = Worker(runtime, backoff_seconds=10)
     first = worker.run_once()
     assert first.status == "queued" and first.attempts == 1
     assert "boom on attempt 1" in first.last_error
@@ -57,18 +58,18 @@ def test_failures_retry_with_backoff_then_fail(runtime: Runtime) -> None:
 
 def test_expired_lease_is_reclaimed_but_live_one_is_not(runtime: Runtime) -> None:
     with runtime.session() as s:
-        job, _ = jobs.enqueue(s, "test_sleep")
+        job, _ = enqueue(s, "test_sleep")
     with runtime.session() as s:
-        assert jobs.claim(s, "dead-worker", lease_seconds=30).id == job.id
+        assert claim(s, "dead-worker", lease_seconds=30).id == job.id
     with runtime.session() as s:
-        assert jobs.claim(s, "other") is None  # lease still valid
+        assert claim(s, "other") is None  # lease still valid
         later = utcnow() + timedelta(seconds=31)
-        reclaimed = jobs.claim(s, "other", now=later)
+        reclaimed = claim(s, "other", now=later)
         assert reclaimed.id == job.id and reclaimed.attempts == 2
     with runtime.session() as s:
         # the dead worker cannot complete a job it no longer holds
-        assert not jobs.complete(s, job.id, "dead-worker", {})
-        assert jobs.complete(s, job.id, "other", {})
+        assert not complete(s, job.id, "dead-worker", {})
+        assert complete(s, job.id, "other", {})
 
 
 def _spawn_worker(db_url: str, lease: float) -> subprocess.Popen[bytes]:
@@ -99,7 +100,7 @@ def _spawn_worker(db_url: str, lease: float) -> subprocess.Popen[bytes]:
 
 def test_worker_killed_mid_job_is_finished_by_another(runtime: Runtime, db_url: str) -> None:
     with runtime.session() as s:
-        job, _ = jobs.enqueue(s, "test_sleep", {"seconds": 3})
+        job, _ = enqueue(s, "test_sleep", {"seconds": 3})
 
     def status() -> tuple[str, str | None, int]:
         with runtime.session() as s:
@@ -108,7 +109,7 @@ def test_worker_killed_mid_job_is_finished_by_another(runtime: Runtime, db_url: 
 
     first = _spawn_worker(db_url, lease=1.5)
     try:
-        assert jobs.wait_for(lambda: status()[0] == "running", timeout=60)
+        assert wait_for(lambda: status()[0] == "running", timeout=60)
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
     finally:
@@ -116,7 +117,7 @@ def test_worker_killed_mid_job_is_finished_by_another(runtime: Runtime, db_url: 
     assert status()[0] == "running"  # the dead worker left it claimed
     second = _spawn_worker(db_url, lease=1.5)
     try:
-        assert jobs.wait_for(lambda: status()[0] == "done", timeout=60), second.stderr
+        assert wait_for(lambda: status()[0] == "done", timeout=60), second.stderr
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(timeout=20)
@@ -130,8 +131,8 @@ def test_worker_killed_mid_job_is_finished_by_another(runtime: Runtime, db_url: 
 @pytest.mark.postgres
 def test_two_workers_never_run_the_same_job_twice(pg_runtime: Runtime) -> None:
     with pg_runtime.session() as s:
-        ids = [jobs.enqueue(s, "test_record")[0].id for _ in range(40)]
-    workers = [jobs.Worker(pg_runtime, poll_seconds=0.01) for _ in range(3)]
+        ids = [enqueue(s, "test_record")[0].id for _ in range(40)]
+    workers = [Worker(pg_runtime, poll_seconds=0.01) for _ in range(3)]
     threads = [threading.Thread(target=w.run, kwargs={"until_idle": True}) for w in workers]
     for t in threads:
         t.start()
@@ -147,7 +148,8 @@ def test_two_workers_never_run_the_same_job_twice(pg_runtime: Runtime) -> None:
 
 
 def test_meaningful_interaction_enqueues_a_throttled_refresh(runtime: Runtime) -> None:
-    from matchwise.ingest import record_interaction, upsert_items, upsert_users
+    from matchwise.ingest.events import record_interaction
+    from matchwise.ingest.profiles import upsert_items, upsert_users
     from matchwise.schemas import InteractionIn
     from tests.utils.factories import items_fixture, people_fixture
 
@@ -164,7 +166,7 @@ def test_meaningful_interaction_enqueues_a_throttled_refresh(runtime: Runtime) -
     assert interact("impression") is False  # not meaningful
     assert interact("click") is True
     assert interact("register", "e2") is False  # throttled: one refresh per interval
-    worker = jobs.Worker(runtime)
+    worker = Worker(runtime)
     job = worker.run_once()
     assert job.job_type == "refresh_user" and job.status == "done", job.last_error
     assert job.result["rows"] > 0

@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, func, select
 
 from matchwise.api import create_app
-from matchwise.auth import create_key, mint_token, revoke_key
 from matchwise.db.tables import Interaction, Report
-from matchwise.ingest import upsert_users
+from matchwise.ingest.profiles import upsert_users
+from matchwise.ops.auth import create_key, mint_token, revoke_key
 from matchwise.runtime import Runtime
 from tests.utils.factories import people_fixture
 

@@ -29,10 +29,10 @@ from fastapi.testclient import TestClient
 from scipy.optimize import least_squares
 
 from matchwise.api import create_app
-from matchwise.auth import create_key
 from matchwise.errors import InvalidInput
 from matchwise.features import compatibility
 from matchwise.features.compatibility import EARTH_RADIUS_KM, haversine_km
+from matchwise.ops.auth import create_key
 from matchwise.runtime import Runtime
 from matchwise.settings import Settings
 

@@ -9,13 +9,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from matchwise.api import create_app
-from matchwise.auth import create_key
 from matchwise.db.tables import AuditLog, User
-from matchwise.ingest import upsert_items, upsert_users
-from matchwise.moderation import flag_profile
-from matchwise.recommend import recommend
-from matchwise.refresh import refresh_users
+from matchwise.ingest.profiles import upsert_items, upsert_users
+from matchwise.ops.auth import create_key
+from matchwise.ops.moderation import flag_profile
 from matchwise.runtime import Runtime
+from matchwise.serve.recommend import recommend
+from matchwise.serve.refresh import refresh_users
 from tests.test_reports_abuse import establish
 from tests.utils.factories import items_fixture, people_fixture
 

@@ -12,15 +12,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete, update
 
 from matchwise.api import create_app
-from matchwise.auth import create_key
 from matchwise.db.tables import Item, utcnow
 from matchwise.db.tables import Recommendation as CachedRow
-from matchwise.ingest import upsert_items, upsert_users
-from matchwise.moderation import flag_profile
-from matchwise.online_cache import decode, encode, hidden_key, list_key
-from matchwise.recommend import Recommendation, RecommendationList
-from matchwise.refresh import refresh_users
+from matchwise.ingest.profiles import upsert_items, upsert_users
+from matchwise.ops.auth import create_key
+from matchwise.ops.moderation import flag_profile
 from matchwise.runtime import Runtime
+from matchwise.serve.online import decode, encode, hidden_key, list_key
+from matchwise.serve.recommend import Recommendation, RecommendationList
+from matchwise.serve.refresh import refresh_users
 from matchwise.settings import Settings
 from tests.utils.factories import items_fixture, people_fixture
 
@@ -161,7 +161,7 @@ def test_encode_decode_round_trip_drops_hidden_positions() -> None:
 def test_mirror_fills_an_empty_redis_from_the_database_cache(
     settings: Settings, online: Runtime
 ) -> None:
-    from matchwise.online_cache import mirror_database_cache
+    from matchwise.serve.online import mirror_database_cache
 
     plain = Runtime.open(settings, migrate=False)  # no Redis: only the database is written
     try:
@@ -185,7 +185,7 @@ def test_mirror_fills_an_empty_redis_from_the_database_cache(
 
 def test_mirror_without_redis_is_a_clear_error(settings: Settings) -> None:
     from matchwise.errors import ConfigError
-    from matchwise.online_cache import mirror_database_cache
+    from matchwise.serve.online import mirror_database_cache
 
     runtime = Runtime.open(settings, migrate=False)
     try:

@@ -7,10 +7,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from matchwise.analytics import personalization_metrics
 from matchwise.db.tables import DailyAggregate, Interaction, Match, utcnow
-from matchwise.ingest import ingest_events, keep_sample, upsert_items, upsert_users
-from matchwise.privacy import apply_retention, export_events, hash_id
+from matchwise.ingest.events import ingest_events, keep_sample
+from matchwise.ingest.profiles import upsert_items, upsert_users
+from matchwise.ops.analytics import personalization_metrics
+from matchwise.ops.privacy import apply_retention, export_events, hash_id
 from matchwise.runtime import Runtime
 from matchwise.schemas import ImpressionEvent, InteractionIn, UserIn
 from tests.utils.factories import items_fixture, people_fixture

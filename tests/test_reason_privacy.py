@@ -7,10 +7,11 @@ import re
 import pytest
 
 from matchwise.features.people import reason_for
-from matchwise.ingest import ingest_events, upsert_items, upsert_users
-from matchwise.recommend import recommend
+from matchwise.ingest.events import ingest_events
+from matchwise.ingest.profiles import upsert_items, upsert_users
 from matchwise.runtime import Runtime
 from matchwise.schemas import InteractionIn
+from matchwise.serve.recommend import recommend
 from matchwise.settings import Settings
 from tests.utils.factories import items_fixture, people_fixture
 

@@ -12,10 +12,11 @@ from matchwise.features.compatibility import (
     location_cell,
     mutual_preference_mask,
 )
-from matchwise.ingest import ingest_events, upsert_items, upsert_users
-from matchwise.recommend import RecommendFilters, recommend
+from matchwise.ingest.events import ingest_events
+from matchwise.ingest.profiles import upsert_items, upsert_users
 from matchwise.runtime import Runtime
 from matchwise.schemas import InteractionIn, UserIn
+from matchwise.serve.recommend import RecommendFilters, recommend
 from tests.utils.factories import items_fixture, people_fixture
 
 
@@ -154,7 +155,7 @@ def test_mutual_preference_mask_matches_a_plain_python_check() -> None:
 
 def test_people_heuristic_on_synthetic_data_never_breaks_preferences(sqlite_url: str) -> None:
     from matchwise.data.synthetic import generate_people
-    from matchwise.ingest import write_bundle
+    from matchwise.ingest.bulk import write_bundle
     from matchwise.settings import Settings
 
     bundle = generate_people(n_users=300, n_swipes=3000, seed=3)

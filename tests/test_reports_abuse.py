@@ -12,12 +12,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from matchwise.api import create_app
-from matchwise.auth import create_key
 from matchwise.db.tables import AuditLog, ModerationFlag, Report, User, utcnow
-from matchwise.ingest import ingest_events, upsert_items, upsert_users
-from matchwise.recommend import recommend
+from matchwise.ingest.events import ingest_events
+from matchwise.ingest.profiles import upsert_items, upsert_users
+from matchwise.ops.auth import create_key
 from matchwise.runtime import Runtime
 from matchwise.schemas import InteractionIn
+from matchwise.serve.recommend import recommend
 from tests.utils.factories import items_fixture, people_fixture, person
 
 REPORTERS = [f"member{n}" for n in range(6)]

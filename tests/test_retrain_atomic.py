@@ -15,14 +15,16 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
-from matchwise import jobs, registry
+from matchwise import registry
 from matchwise.data.synthetic import generate_items
 from matchwise.db.tables import AuditLog, Job
-from matchwise.ingest import write_bundle
-from matchwise.job_handlers import retrain
+from matchwise.ingest.bulk import write_bundle
+from matchwise.jobs.handlers import retrain
+from matchwise.jobs.queue import LeaseLost, claim, enqueue
+from matchwise.jobs.worker import JobContext, wait_for
 from matchwise.runtime import Runtime
 from matchwise.settings import Settings
-from matchwise.training import reports_folder
+from matchwise.train.pipeline import reports_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST, SLOW = "popularity", "two_tower"  # ~0.1 s and several seconds to train
@@ -85,14 +87,14 @@ def _first_model_trained(runtime: Runtime) -> bool:
 
 def test_killed_retrain_registers_nothing_and_its_retry_registers_once(store: Runtime) -> None:
     with store.session() as s:
-        job, _ = jobs.enqueue(s, "retrain", {"models": [FAST, SLOW], "domain": "items",
+        job, _ = enqueue(s, "retrain", {"models": [FAST, SLOW], "domain": "items",
                                              "refresh": False}, dedupe_key="retrain")  # fmt: skip
     first = _spawn_worker(store)
     try:
-        running = jobs.wait_for(lambda: _job(store, job.id).status == "running", timeout=60)
+        running = wait_for(lambda: _job(store, job.id).status == "running", timeout=60)
         assert running, _stderr(first)
         killed = _job(store, job.id).locked_by
-        assert jobs.wait_for(lambda: _first_model_trained(store), timeout=120)
+        assert wait_for(lambda: _first_model_trained(store), timeout=120)
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
     finally:
@@ -101,7 +103,7 @@ def test_killed_retrain_registers_nothing_and_its_retry_registers_once(store: Ru
 
     second = _spawn_worker(store)
     try:
-        finished = jobs.wait_for(lambda: _job(store, job.id).status == "done", timeout=180)
+        finished = wait_for(lambda: _job(store, job.id).status == "done", timeout=180)
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(timeout=30)
@@ -120,10 +122,10 @@ def test_killed_retrain_registers_nothing_and_its_retry_registers_once(store: Ru
 
 def test_attempt_that_lost_its_lease_commits_nothing(store: Runtime) -> None:
     with store.session() as s:
-        job, _ = jobs.enqueue(s, "retrain", {"models": [FAST, "ease"], "domain": "items"})
-        assert jobs.claim(s, "new-holder") is not None  # the lease went to another worker
-    ctx = jobs.JobContext(store, job.id, dict(job.payload), attempt=1, worker_id="old-holder")
-    with pytest.raises(jobs.LeaseLost):
+        job, _ = enqueue(s, "retrain", {"models": [FAST, "ease"], "domain": "items"})
+        assert claim(s, "new-holder") is not None  # the lease went to another worker
+    ctx = JobContext(store, job.id, dict(job.payload), attempt=1, worker_id="old-holder")
+    with pytest.raises(LeaseLost):
         retrain(ctx)
     assert _versions(store) == []
     assert not list((Path(store.settings.artifact_root) / "models").glob("*/*"))  # removed

@@ -9,15 +9,16 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from matchwise import jobs, registry
+from matchwise import registry
 from matchwise.api import create_app
-from matchwise.auth import create_key
 from matchwise.data.safety_corpus import generate_safety_corpus, generate_synthetic_profiles
-from matchwise.ingest import upsert_users
+from matchwise.ingest.profiles import upsert_users
+from matchwise.jobs.worker import Worker
 from matchwise.models.safety import SafetyClassifier, default_embedder
-from matchwise.recommend import recommend
+from matchwise.ops.auth import create_key
 from matchwise.runtime import Runtime
 from matchwise.schemas import UserIn
+from matchwise.serve.recommend import recommend
 from tests.utils.factories import people_fixture
 
 SCAM_BIO = (
@@ -83,7 +84,7 @@ def test_new_scammy_profile_is_scanned_and_hidden(client: TestClient, runtime: R
                      latitude=52.5, longitude=13.4, bio=SCAM_BIO, tags=["hiking"])  # fmt: skip
     r = client.post("/v1/users", json={"users": [scammer.model_dump(mode="json")]})
     assert r.status_code == 200
-    done = jobs.Worker(runtime).run_once()  # the safety_scan job the upsert queued
+    done = Worker(runtime).run_once()  # the safety_scan job the upsert queued
     assert done is not None and done.job_type == "safety_scan" and done.status == "done"
     assert done.result["flagged"] == 1
     with runtime.session() as s:
@@ -98,7 +99,7 @@ def test_moderator_labels_are_stored(client: TestClient, runtime: Runtime) -> No
     label = {"text": "you are worthless", "label": "harassment", "value": True}
     r = client.post("/v1/admin/safety/labels", json=label)
     assert r.status_code == 200
-    from matchwise.safety_service import moderator_labels
+    from matchwise.ops.safety import moderator_labels
 
     with runtime.session() as s:
         frame = moderator_labels(s)
@@ -111,7 +112,7 @@ def test_moderator_labels_are_stored(client: TestClient, runtime: Runtime) -> No
 
 
 def test_profile_features_from_the_store(runtime: Runtime) -> None:
-    from matchwise.safety_service import profile_features
+    from matchwise.ops.safety import profile_features
 
     with runtime.session() as s:
         upsert_users(s, people_fixture())

@@ -15,13 +15,15 @@ from matchwise import registry
 from matchwise.data.synthetic import generate_items
 from matchwise.db.tables import Recommendation as CachedRow
 from matchwise.db.tables import utcnow
-from matchwise.ingest import write_bundle
-from matchwise.recommend import RecommendFilters, recommend
-from matchwise.refresh import refresh_users
+from matchwise.ingest.bulk import write_bundle
+from matchwise.jobs.queue import enqueue
+from matchwise.jobs.worker import Worker
 from matchwise.runtime import Runtime
-from matchwise.serving import reset_states, state_for
+from matchwise.serve.recommend import RecommendFilters, recommend
+from matchwise.serve.refresh import refresh_users
+from matchwise.serve.state import reset_states, state_for
 from matchwise.settings import Settings
-from matchwise.training import train_model
+from matchwise.train.pipeline import train_model
 
 
 @pytest.fixture
@@ -142,14 +144,12 @@ def test_cache_is_served_while_fresh_then_recomputed(store: Runtime) -> None:
 def test_retrain_job_registers_activates_and_refreshes(store: Runtime) -> None:
     from sqlalchemy import func, select
 
-    from matchwise import jobs
-
     with store.session() as s:
-        job, created = jobs.enqueue(s, "retrain", {"models": ["ease"], "top_n": 5},
+        job, created = enqueue(s, "retrain", {"models": ["ease"], "top_n": 5},
                                     dedupe_key="retrain")  # fmt: skip
-        _, again = jobs.enqueue(s, "retrain", {"models": ["ease"]}, dedupe_key="retrain")
+        _, again = enqueue(s, "retrain", {"models": ["ease"]}, dedupe_key="retrain")
     assert created and not again
-    worker = jobs.Worker(store)
+    worker = Worker(store)
     done = worker.run_once()
     assert done.status == "done", done.last_error
     assert done.result["ease"]["activated"] is True
@@ -160,9 +160,9 @@ def test_retrain_job_registers_activates_and_refreshes(store: Runtime) -> None:
     assert refresh.result["users"] == 150
     with store.session() as s:
         assert s.scalar(select(func.count()).select_from(CachedRow)) > 0
-    second = jobs.Worker(store)
+    second = Worker(store)
     with store.session() as s:
-        jobs.enqueue(s, "retrain", {"models": ["ease"]}, dedupe_key="retrain")
+        enqueue(s, "retrain", {"models": ["ease"]}, dedupe_key="retrain")
     result = second.run_once().result["ease"]
     assert result["activated"] is False and "kept" in result["reason"]  # same data: not better
 
@@ -234,7 +234,7 @@ def test_stale_catalogue_serves_while_a_background_reload_runs(store: Runtime) -
     new item) replaces it once the background thread is done."""
     import threading
 
-    from matchwise.ingest import upsert_items
+    from matchwise.ingest.profiles import upsert_items
     from matchwise.schemas import ItemIn
 
     state = state_for(store.settings)

@@ -11,11 +11,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete
 
 from matchwise.api import create_app
-from matchwise.auth import create_key
 from matchwise.db.tables import Recommendation as CachedRow
-from matchwise.ingest import upsert_items, upsert_users
-from matchwise.refresh import refresh_users
+from matchwise.ingest.profiles import upsert_items, upsert_users
+from matchwise.ops.auth import create_key
 from matchwise.runtime import Runtime
+from matchwise.serve.refresh import refresh_users
 from matchwise.settings import Settings
 from tests.utils.factories import items_fixture, people_fixture, person
 

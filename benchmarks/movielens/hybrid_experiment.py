@@ -27,7 +27,7 @@ import time
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before NumPy: one BLAS thread
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from matchwise.benchmark import prepare_protocol  # noqa: E402
+from matchwise.bench.movielens import prepare_protocol
 from matchwise.data.movielens import ratings_frame, read_movielens  # noqa: E402
 from matchwise.metrics import evaluate_full_ranking  # noqa: E402
 from matchwise.models.base import InteractionSet  # noqa: E402

@@ -52,13 +52,13 @@ def _wrk(port: int, seconds: int, connections: int, env: dict[str, str]) -> dict
 
 def _prepare(work: Path, env: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
     """Generate, load, train the two-tower and fill the cache; returns key and timings."""
-    from matchwise.auth import create_key
     from matchwise.data.synthetic import generate_items
-    from matchwise.ingest import write_bundle
-    from matchwise.refresh import refresh_users
+    from matchwise.ingest.bulk import write_bundle
+    from matchwise.ops.auth import create_key
     from matchwise.runtime import Runtime
+    from matchwise.serve.refresh import refresh_users
     from matchwise.settings import Settings
-    from matchwise.training import train_model
+    from matchwise.train.pipeline import train_model
 
     settings = Settings(database_url=env["MATCHWISE_DATABASE_URL"],
                         artifact_root=env["MATCHWISE_ARTIFACT_ROOT"])  # fmt: skip
@@ -91,8 +91,8 @@ def _redis_cached(
 ) -> dict[str, float]:
     """The cached path with Redis as the online cache: a Redis from the project's script
     (own port, no persistence), filled from the database cache, read by the API."""
-    from matchwise.online_cache import mirror_database_cache
     from matchwise.runtime import Runtime
+    from matchwise.serve.online import mirror_database_cache
     from matchwise.settings import Settings
 
     script = ROOT / "scripts" / "redis-test-server.sh"

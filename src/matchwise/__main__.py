@@ -1,5 +1,5 @@
 """``python -m matchwise`` runs the CLI."""
 
-from matchwise.cli import main
+from matchwise.cli.app import main
 
 main()

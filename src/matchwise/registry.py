@@ -23,7 +23,7 @@ import fsspec
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from matchwise.audit import audit
+from matchwise.db.audit import audit
 from matchwise.db.tables import AuditLog, ModelVersion
 from matchwise.errors import ArtifactError, Conflict, InvalidInput, NotFound
 

@@ -36,7 +36,7 @@ from matchwise.redaction import redact
 from matchwise.settings import Settings, load_settings
 
 if TYPE_CHECKING:
-    from matchwise.online_cache import OnlineCache
+    from matchwise.serve.online import OnlineCache
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class Runtime:
         settings.hash_secret = hash_secret(settings, engine, read_engine)
         online = None
         if settings.redis_url:
-            from matchwise.online_cache import OnlineCache, attach
+            from matchwise.serve.online import OnlineCache, attach
 
             online = OnlineCache(settings.redis_url, settings)
             attach(engine, online)

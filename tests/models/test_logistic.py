@@ -14,7 +14,7 @@ from matchwise.data.dataset import build_dataset, label_interactions
 from matchwise.data.splits import temporal_split
 from matchwise.data.synthetic import generate_items
 from matchwise.errors import ArtifactError, InvalidInput
-from matchwise.ingest import write_bundle
+from matchwise.ingest.bulk import write_bundle
 from matchwise.metrics import evaluate_full_ranking
 from matchwise.models.base import InteractionSet
 from matchwise.models.logistic import FEATURES, WEIGHTS, LogisticRecommender

@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from matchwise.audit import audit
+from matchwise.db.audit import audit
 from matchwise.db.tables import AuditLog
-from matchwise.jobs import JobContext, job_type
+from matchwise.jobs.worker import JobContext, job_type
 
 
 def _record_once(ctx: JobContext, action: str) -> None:

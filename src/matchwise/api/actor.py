@@ -13,8 +13,8 @@ from fastapi import Depends, Request
 from sqlalchemy import select
 
 from matchwise.api.deps import on_store
-from matchwise.auth import Principal, hash_key
 from matchwise.db.tables import ApiKey
+from matchwise.ops.auth import Principal, hash_key
 from matchwise.runtime import Runtime
 
 #: The actor when ``auth_enabled`` is off: nobody can be named.

@@ -20,7 +20,9 @@ from fastapi import Depends, HTTPException, Request, Response
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
-from matchwise.auth import (
+from matchwise.errors import MalformedBody
+from matchwise.ingest.profiles import check_batch_size
+from matchwise.ops.auth import (
     ANYONE,
     MISS,
     BadCredential,
@@ -30,8 +32,6 @@ from matchwise.auth import (
     retry_after,
     verify_token,
 )
-from matchwise.errors import MalformedBody
-from matchwise.ingest import check_batch_size
 from matchwise.runtime import Runtime
 from matchwise.schemas import Event, ImpressionEvent, InteractionIn, MatchEvent
 

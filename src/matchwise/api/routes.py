@@ -15,7 +15,6 @@ from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from matchwise import analytics, ingest, moderation, privacy, recommend, safety_service, serving
 from matchwise.api.actor import Actor
 from matchwise.api.deps import (
     USER_TOKENS,
@@ -31,9 +30,13 @@ from matchwise.api.deps import (
     guarded,
     on_store,
 )
-from matchwise.auth import mint_token
 from matchwise.db.queries import get_user
 from matchwise.db.tables import Match
+from matchwise.ingest.events import record_interaction, store_events
+from matchwise.ingest.profiles import store_items, store_users
+from matchwise.ops import analytics, moderation, privacy
+from matchwise.ops import safety as safety_service
+from matchwise.ops.auth import mint_token
 from matchwise.runtime import Runtime
 from matchwise.schemas import (
     ErasureOut,
@@ -59,6 +62,8 @@ from matchwise.schemas import (
     UpsertResult,
     UserBatch,
 )
+from matchwise.serve import recommend
+from matchwise.serve import state as serving
 
 ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorOut, "description": "No API key or user token, or an invalid, "
@@ -101,13 +106,13 @@ def healthz(runtime: RuntimeDep) -> serving.HealthOut:
 @ingest_router.post("/v1/users", response_model=UpsertResult)
 async def post_users(batch: UserBatch, store: StoreDep) -> UpsertResult:
     """Insert or update a batch of profiles (one transaction); new bios get a safety scan."""
-    return await store.write(ingest.store_users, store.settings, batch.users)
+    return await store.write(store_users, store.settings, batch.users)
 
 
 @ingest_router.post("/v1/items", response_model=UpsertResult)
 async def post_items(batch: ItemBatch, store: StoreDep) -> UpsertResult:
     """Insert or update a batch of items (one transaction)."""
-    return await store.write(ingest.store_items, store.settings, batch.items)
+    return await store.write(store_items, store.settings, batch.items)
 
 
 @ingest_router.post("/v1/events", response_model=IngestResult, openapi_extra=USER_TOKENS)
@@ -115,7 +120,7 @@ async def post_events(batch: EventBatch, store: StoreDep, principal: PrincipalDe
     """Record a batch of events; retried events (same event_id) are not counted twice. A
     user token may send only its user's events, and no matches."""
     act_for_events(principal, batch.events)
-    return await store.write(ingest.store_events, store.settings, batch.events)
+    return await store.write(store_events, store.settings, batch.events)
 
 
 @ingest_router.post("/v1/interactions", response_model=InteractionOut, openapi_extra=USER_TOKENS)
@@ -125,7 +130,7 @@ async def post_interaction(
     """Record one interaction (a click, a like, a registration...); a user token only its
     own user's."""
     act_for_events(principal, [interaction])
-    return await store.write(ingest.record_interaction, interaction, store.settings)
+    return await store.write(record_interaction, interaction, store.settings)
 
 
 @read_router.get("/v1/recommendations", response_model=RecommendationsOut,

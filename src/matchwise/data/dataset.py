@@ -26,7 +26,7 @@ from matchwise.data import splits
 from matchwise.db.tables import Interaction, Item, User
 from matchwise.errors import InvalidInput
 from matchwise.models.base import InteractionSet
-from matchwise.privacy import hash_ids
+from matchwise.ops.privacy import hash_ids
 
 Domain = Literal["items", "people"]
 SplitName = Literal["temporal", "global_temporal", "random", "leave_last_out"]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, overload
 
 import pandas as pd
 from sqlalchemy import bindparam, func, literal_column, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from matchwise.actions import DECIDED_ACTIONS, HIDES_ACTOR_FROM_TARGET
@@ -39,7 +40,21 @@ def get_item(session: Session, item_id: str) -> Item:
     return item
 
 
-def existing_ids(session: Session, column: Any, ids: Iterable[str], chunk: int = 500) -> set[str]:
+CHUNK = 500  # ids per IN (...) query; well under SQLite's variable limit
+
+
+def chunked(values: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def dialect_insert(session: Session, table: Any) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT on both SQLite and PostgreSQL."""
+    name = session.get_bind().dialect.name
+    return postgresql.insert(table) if name == "postgresql" else sqlite.insert(table)
+
+
+def existing_ids(session: Session, column: Any, ids: Iterable[str], chunk: int = CHUNK) -> set[str]:
     """Which of ``ids`` are present in ``column`` (chunked: well under SQLite's limit of
     bound variables)."""
     wanted = sorted({i for i in ids if i is not None})

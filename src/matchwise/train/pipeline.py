@@ -143,7 +143,7 @@ def retrain(
     """
     names = models or list(runtime.settings.retrain_models)
     if ray:
-        from matchwise.batch import train_with_ray  # batch builds on this module
+        from matchwise.scale import train_with_ray
 
         outcome = train_with_ray(runtime, names, domain=domain, actor=actor, finish=finish)
     else:
@@ -153,7 +153,7 @@ def retrain(
         outcome = {result.model_type: train_summary(result) for result in results}
     activated = any(summary["activated"] for summary in outcome.values())
     if activated:
-        from matchwise.serving import state_for  # serving loads models with this module
+        from matchwise.serve.state import state_for
 
         state_for(runtime.settings).invalidate()
     return outcome, activated

@@ -41,7 +41,7 @@ from matchwise.db import queries
 from matchwise.db.tables import Item, OnlineOutbox, User, utcnow
 from matchwise.db.tables import Recommendation as CachedRow
 from matchwise.errors import ConfigError, StoreUnavailable
-from matchwise.recommend import Kind, Recommendation, RecommendationList
+from matchwise.serve.recommend import Kind, Recommendation, RecommendationList
 from matchwise.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -25,9 +25,9 @@ from sqlalchemy.orm import Session
 from matchwise import registry
 from matchwise.db import queries
 from matchwise.index import HNSWIndex, VectorIndex
-from matchwise.privacy import hash_id
+from matchwise.ops.privacy import hash_id
 from matchwise.schemas import FailedModelOut, HealthOut
-from matchwise.training import TrainedModel, load_trained
+from matchwise.train.pipeline import TrainedModel, load_trained
 
 log = logging.getLogger(__name__)
 

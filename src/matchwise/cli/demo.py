@@ -41,10 +41,10 @@ DEMO_MODELS = ("ease", "logistic", "two_tower", "reciprocal")
 
 def _train(console: Console, runtime: Runtime, models: tuple[str, ...]) -> dict[str, Any]:
     """Train, evaluate against popularity, register and activate the demo's models."""
-    from matchwise.cli import print_metrics
+    from matchwise.cli.app import print_metrics
     from matchwise.models.catalog import MODEL_TYPES
-    from matchwise.serving import state_for
-    from matchwise.training import train_model
+    from matchwise.serve.state import state_for
+    from matchwise.train.pipeline import train_model
 
     out: dict[str, Any] = {}
     for name in models:
@@ -88,11 +88,11 @@ def _example_users(
 def run_demo(
     console: Console, size: str = "small", seed: int = 42, models: tuple[str, ...] = DEMO_MODELS
 ) -> dict[str, Any]:
-    from matchwise.auth import create_key
-    from matchwise.cli import print_recommendations
+    from matchwise.cli.app import print_recommendations
     from matchwise.data.synthetic import generate
-    from matchwise.ingest import write_bundle
-    from matchwise.recommend import recommend
+    from matchwise.ingest.bulk import write_bundle
+    from matchwise.ops.auth import create_key
+    from matchwise.serve.recommend import recommend
 
     settings = load_settings()
     runtime = Runtime.open(settings)
@@ -125,7 +125,7 @@ def run_demo(
 
     trained = _train(console, runtime, models)
     with console.status("refreshing every user's ranking cache..."):
-        from matchwise.refresh import refresh_users
+        from matchwise.serve.refresh import refresh_users
 
         refreshed = refresh_users(runtime, None, top_n=20)
     console.print(f"ranking cache: {refreshed['rows']:,} rows for {refreshed['users']:,} users")

@@ -28,7 +28,7 @@ import orjson
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from matchwise.audit import audit
+from matchwise.db.audit import audit
 from matchwise.db.tables import ApiKey
 from matchwise.errors import InvalidInput, NotFound
 from matchwise.settings import Settings

@@ -14,11 +14,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from matchwise import registry
-from matchwise.audit import audit
 from matchwise.db import queries
+from matchwise.db.audit import audit
 from matchwise.db.tables import Interaction, ModerationLabel, Report, User, utcnow
 from matchwise.errors import ArtifactError, InvalidInput, NotFound
-from matchwise.moderation import flag_profile
+from matchwise.ops.moderation import flag_profile
 from matchwise.runtime import Runtime
 
 log = logging.getLogger(__name__)

@@ -12,9 +12,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from matchwise import privacy
 from matchwise.api.server import uvicorn_options
 from matchwise.errors import InvalidInput, MatchwiseError, NotFound
+from matchwise.ops import privacy
 from matchwise.redaction import redact, redact_logs
 from matchwise.runtime import Runtime
 from matchwise.settings import load_settings
@@ -83,7 +83,7 @@ def _write_bundle(
     bundle: Any, runtime: Runtime | None = None, source: Any = None
 ) -> dict[str, int]:
     """Write a bundle (all or nothing) and say what happened to every row of it."""
-    from matchwise.ingest import write_bundle
+    from matchwise.ingest.bulk import write_bundle
 
     runtime = runtime or _runtime()
     with console.status(f"writing {len(bundle.interactions):,} interactions..."):
@@ -157,7 +157,7 @@ def load_interactions(
 
     from matchwise.data.bundle import DataBundle
     from matchwise.data.importers import read_interactions, row_numbering
-    from matchwise.ingest import RowSource
+    from matchwise.ingest.bulk import RowSource
 
     if target_user_col:
         item_col = None
@@ -202,8 +202,8 @@ def load_interactions(
 
 def _only_new_entities(runtime: Runtime, bundle: Any) -> Any:
     """Keep profiles/items the store already has untouched when importing bare ids."""
+    from matchwise.db.queries import existing_ids
     from matchwise.db.tables import Item, User
-    from matchwise.ingest import existing_ids
 
     with runtime.session() as session:
         users = existing_ids(session, User.id, list(bundle.users["id"]))
@@ -272,7 +272,7 @@ def recommend_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Recommendations for one user, with scores and reasons."""
-    from matchwise.recommend import RecommendFilters, recommend
+    from matchwise.serve.recommend import RecommendFilters, recommend
 
     if kind not in (None, "item", "user"):
         raise InvalidInput(f"--kind must be 'item' or 'user', not {kind!r}")
@@ -323,7 +323,7 @@ def interact(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Record an interaction (Patra's --interact); a mutual like creates a match."""
-    from matchwise.ingest import record_interaction, resolve_target
+    from matchwise.ingest.events import record_interaction, resolve_target
     from matchwise.schemas import InteractionIn
 
     runtime = _runtime()
@@ -338,7 +338,7 @@ def interact(
             target_user_id=target if kind == "user" else None,
         )
         out = record_interaction(session, interaction, runtime.settings)
-    from matchwise.refresh import refresh_users
+    from matchwise.serve.refresh import refresh_users
 
     # Patra: the swipe (and the Elo it moved) shows in this user's next list at once
     refresh_users(runtime, [user_id], top_n=runtime.settings.default_top_n, kind=kind)  # type: ignore[arg-type]
@@ -404,7 +404,7 @@ def refresh(
     """Recompute the ranking cache for every active user, or one (seed 004's refresh)."""
     from rich.progress import Progress
 
-    from matchwise.refresh import refresh_users
+    from matchwise.serve.refresh import refresh_users
 
     if kind not in (None, "item", "user"):
         raise InvalidInput(f"--kind must be 'item' or 'user', not {kind!r}")
@@ -412,7 +412,7 @@ def refresh(
     if ray_address:  # for the training tasks as well as the refresh
         runtime.settings = runtime.settings.model_copy(update={"ray_address": ray_address})
     if not skip_training:
-        from matchwise.training import retrain
+        from matchwise.train.pipeline import retrain
 
         outcome, _ = retrain(runtime, ray=ray or bool(ray_address))
         for name, summary in outcome.items():
@@ -422,7 +422,7 @@ def refresh(
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("refreshing", total=None)
         if ray or ray_address:
-            from matchwise.batch import refresh_with_ray
+            from matchwise.scale import refresh_with_ray
 
             stats = refresh_with_ray(runtime, users, top_n=top_n, kind=kind,  # type: ignore[arg-type]
                                      progress=lambda n: bar.advance(task, n))  # fmt: skip
@@ -438,7 +438,7 @@ def refresh(
 def mirror_cache() -> None:
     """Copy the database's ranking cache into Redis (``redis_url``) without recomputing:
     for an online cache that was just added, restarted or flushed."""
-    from matchwise.online_cache import mirror_database_cache
+    from matchwise.serve.online import mirror_database_cache
 
     written = mirror_database_cache(_runtime())
     console.print(f"[green]mirrored[/green] {written:,} cached lists into Redis")
@@ -455,7 +455,7 @@ def worker(
     """Run queued jobs (retrain, refresh_user, retention) until stopped."""
     import signal
 
-    from matchwise.jobs import Worker, load_plugins
+    from matchwise.jobs.worker import Worker, load_plugins
 
     load_plugins()
     runtime = _runtime()
@@ -480,7 +480,8 @@ def jobs_enqueue(
     ] = False,
 ) -> None:
     """Queue a job; a second retrain is not queued while one is queued or running."""
-    from matchwise.jobs import HANDLERS, enqueue, load_plugins
+    from matchwise.jobs.queue import enqueue
+    from matchwise.jobs.worker import HANDLERS, load_plugins
 
     load_plugins()
     if kind not in HANDLERS:
@@ -507,7 +508,7 @@ def jobs_list(
     limit: Annotated[int, typer.Option(help="how many")] = 30,
 ) -> None:
     """Recent jobs with their status, attempts and last error."""
-    from matchwise.jobs import list_jobs
+    from matchwise.jobs.queue import list_jobs
 
     runtime = _runtime()
     with runtime.session() as session:
@@ -533,7 +534,7 @@ def keys_create(
     name: Annotated[str | None, typer.Option(help="a label for the key")] = None,
 ) -> None:
     """Create a key; it is printed once and stored only as a hash."""
-    from matchwise.auth import create_key
+    from matchwise.ops.auth import create_key
 
     runtime = _runtime()
     with runtime.session() as session:
@@ -546,7 +547,7 @@ def keys_create(
 @keys_app.command("revoke")
 def keys_revoke(ident: Annotated[str, typer.Argument(help="key id or the key itself")]) -> None:
     """Revoke a key (takes effect on running servers within 30 s)."""
-    from matchwise.auth import revoke_key
+    from matchwise.ops.auth import revoke_key
 
     runtime = _runtime()
     with runtime.session() as session:
@@ -558,7 +559,7 @@ def keys_revoke(ident: Annotated[str, typer.Argument(help="key id or the key its
 @keys_app.command("list")
 def keys_list() -> None:
     """Keys with scope and state (never the keys themselves)."""
-    from matchwise.auth import list_keys
+    from matchwise.ops.auth import list_keys
 
     runtime = _runtime()
     with runtime.session() as session:
@@ -609,7 +610,7 @@ def retention(
 ) -> None:
     """Delete raw events older than the retention window (keeping daily aggregates, blocks
     and matches) and model versions older than model_retention_days."""
-    from matchwise.privacy import run_retention
+    from matchwise.ops.privacy import run_retention
 
     runtime = _runtime()
     window = days or runtime.settings.retention_days
@@ -632,7 +633,7 @@ def export_events_cmd(
     """Interaction events for analytics; user ids are keyed hashes (HMAC), never raw."""
     from datetime import UTC, datetime, timedelta
 
-    from matchwise.privacy import export_events
+    from matchwise.ops.privacy import export_events
 
     if output.suffix not in (".csv", ".parquet"):
         raise InvalidInput("--output must end in .csv or .parquet")
@@ -759,7 +760,7 @@ def benchmark_people(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Reciprocal vs one-sided vs popularity on synthetic dating data (mutual matches)."""
-    from matchwise.people_benchmark import run_people_benchmark
+    from matchwise.bench.people import run_people_benchmark
 
     result = run_people_benchmark(n_users=users, n_swipes=swipes, seed=seed, base=base)
     sys.stdout.write(json.dumps(result, default=float, indent=None if as_json else 2) + "\n")
@@ -776,7 +777,7 @@ def benchmark_movielens(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """matchwise's models and peer libraries on one split, full ranking."""
-    from matchwise.benchmark import render_table, run_movielens_benchmark
+    from matchwise.bench.movielens import render_table, run_movielens_benchmark
 
     if protocol not in ("recbole", "temporal"):
         raise InvalidInput(f"--protocol must be recbole or temporal, not {protocol!r}")
@@ -822,7 +823,7 @@ def train(
     ``train safety`` trains the multi-label safety classifier instead (public sets,
     the synthetic corpus and moderator labels from the store).
     """
-    from matchwise.training import train_model
+    from matchwise.train.pipeline import train_model
 
     if domain not in (None, "items", "people"):
         raise InvalidInput(f"--domain must be 'items' or 'people', not {domain!r}")
@@ -862,7 +863,7 @@ def train(
 def _train_safety(
     runtime: Runtime, sms: Path | None, instagram: Path | None, as_json: bool
 ) -> None:
-    from matchwise.safety_service import train_and_register
+    from matchwise.ops.safety import train_and_register
 
     with console.status("training the safety classifier (embedding texts takes a while)..."):
         out = train_and_register(runtime, sms, instagram)
@@ -897,7 +898,7 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Evaluate the active version of a model on a fresh dataset from the store."""
-    from matchwise.training import evaluate_active
+    from matchwise.train.pipeline import evaluate_active
 
     result = evaluate_active(_runtime(), model)
     if as_json:
@@ -982,7 +983,7 @@ def safety_check(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Per-label probabilities and decisions for a text and/or a profile."""
-    from matchwise.safety_service import classify
+    from matchwise.ops.safety import classify
 
     if text is not None and len(text) > 10_000:
         raise InvalidInput("text is over 10,000 characters")
@@ -1004,7 +1005,7 @@ def safety_scan(
     user_id: Annotated[list[str] | None, typer.Option("--user-id", help="only these")] = None,
 ) -> None:
     """Classify stored profiles; hold flagged ones for review."""
-    from matchwise.safety_service import scan_profiles
+    from matchwise.ops.safety import scan_profiles
 
     stats = scan_profiles(_runtime(), user_id or None)
     console.print(f"scanned {stats['scanned']:,} profiles, held {stats['flagged']:,} for review")
@@ -1016,7 +1017,7 @@ def demo(
     seed: Annotated[int, typer.Option(help="random seed")] = 42,
 ) -> None:
     """The main job on the embedded default: data, store, recommendations, summary."""
-    from matchwise.demo import run_demo
+    from matchwise.cli.demo import run_demo
 
     run_demo(console, size=size, seed=seed)
 

@@ -136,7 +136,7 @@ def _model_items(
 ) -> RecommendationList | None:
     """Warm: retrieval (two-tower over the ANN index); hot: the full pipeline (hybrid
     re-ranker) when one is active. None when no active model knows this user."""
-    from matchwise.serving import HOT_MODELS, WARM_MODELS, state_for
+    from matchwise.serve.state import HOT_MODELS, WARM_MODELS, state_for
 
     state = state_for(settings)
     types = HOT_MODELS if route == "hot" else WARM_MODELS
@@ -409,7 +409,7 @@ def heuristic_items(
     settings: Settings,
 ) -> list[Recommendation]:
     """Content + popularity (seed 004's fallback): interests, city, popularity, upcoming."""
-    from matchwise.serving import state_for
+    from matchwise.serve.state import state_for
 
     catalogue = state_for(settings).catalogue(session)
     if not len(catalogue):
@@ -482,7 +482,7 @@ def people_recommendations(
     league and popularity. The reason names the strongest signal."""
     from matchwise.features.people import bio_similarity, blend, interaction_adjustment, reason_for
     from matchwise.models.elo import league_candidates
-    from matchwise.serving import state_for
+    from matchwise.serve.state import state_for
 
     state = state_for(settings)
     cat = state.people(session, settings.location_cell_km, must_have=user.id)
@@ -586,7 +586,7 @@ def _reciprocal_signals(
     row = loaded.user_row(settings.hash_secret, user_id)
     if row is None:
         return None
-    from matchwise.privacy import hash_id
+    from matchwise.ops.privacy import hash_id
 
     index = loaded.trained.item_index
     cols = np.array([index.get(hash_id(settings.hash_secret, c), -1) for c in candidate_ids])

@@ -31,7 +31,8 @@ import redis
 from sqlalchemy import String, Text, and_, cast, delete, func, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from matchwise.audit import audit
+from matchwise.db.audit import audit
+from matchwise.db.queries import dialect_insert as _insert
 from matchwise.db.tables import (
     AuditLog,
     Base,
@@ -50,10 +51,9 @@ from matchwise.db.tables import (
 )
 from matchwise.errors import ArtifactError, NotFound, StoreUnavailable
 from matchwise.features.text import purge_texts, text_cache_dir
-from matchwise.ingest import _insert
-from matchwise.online_cache import PREFIX, OnlineCache, hidden_key, list_key, seen_key
 from matchwise.registry import ArtifactStore, prune_versions
 from matchwise.runtime import Runtime
+from matchwise.serve.online import PREFIX, OnlineCache, hidden_key, list_key, seen_key
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from matchwise.actions import DEFAULT_ACTION_TABLE
-from matchwise.audit import audit
 from matchwise.db import queries
+from matchwise.db.audit import audit
 from matchwise.db.tables import Interaction, ModerationFlag, Report, User, utcnow
 from matchwise.errors import Conflict, InvalidInput, NotFound
-from matchwise.online_cache import note_visibility
 from matchwise.schemas import FlagOut, ReportIn, ReportOut, ResolveIn
+from matchwise.serve.online import note_visibility
 from matchwise.settings import Settings
 
 REPORT_REASONS = (

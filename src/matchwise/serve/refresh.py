@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from matchwise.db import queries
 from matchwise.db.tables import Recommendation, User
-from matchwise.recommend import Kind, RecommendationList, recommend, resolve_request
 from matchwise.runtime import Runtime
+from matchwise.serve.recommend import Kind, RecommendationList, recommend, resolve_request
 
 log = logging.getLogger(__name__)
 

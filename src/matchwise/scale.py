@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from matchwise.errors import ConfigError
-from matchwise.recommend import Kind
 from matchwise.registry import ArtifactStore
 from matchwise.runtime import Runtime
+from matchwise.serve.recommend import Kind
 from matchwise.settings import Settings
-from matchwise.training import (
+from matchwise.train.pipeline import (
     Finish,
     PendingVersion,
     register_versions,
@@ -38,7 +38,7 @@ def _refresh_chunk(
     settings: dict[str, Any], user_ids: list[str], top_n: int, kind: Kind | None
 ) -> dict[str, Any]:
     """One Ray task: refresh ``user_ids`` with a store connection of its own."""
-    from matchwise.refresh import refresh_users
+    from matchwise.serve.refresh import refresh_users
 
     runtime = Runtime.open(Settings(**settings), migrate=False)
     try:
@@ -137,7 +137,7 @@ def refresh_with_ray(
     a local Ray starts with ``num_cpus`` (all cores by default) and stops afterwards.
     """
     ray = _ray(runtime, address)
-    from matchwise.refresh import users_to_refresh
+    from matchwise.serve.refresh import users_to_refresh
 
     full = user_ids is None
     user_ids = users_to_refresh(runtime, user_ids)
@@ -161,7 +161,7 @@ def refresh_with_ray(
         if started_here:
             ray.shutdown()
     if full:
-        from matchwise.refresh import reconcile_online_visibility
+        from matchwise.serve.refresh import reconcile_online_visibility
 
         reconcile_online_visibility(runtime)
     return {"users": users, "rows": rows, "tasks": len(chunks), "cpus": cpus}

@@ -1,0 +1,1 @@
+"""Ingestion: validation and writes shared by the API, the importers and the CLI."""

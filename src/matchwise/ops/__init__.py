@@ -1,0 +1,1 @@
+"""What operators steer: moderation, privacy, analytics, auth, safety."""

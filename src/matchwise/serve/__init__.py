@@ -1,0 +1,1 @@
+"""The online core: routing, ranking, the serving state, caches, refresh."""

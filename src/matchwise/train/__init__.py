@@ -1,0 +1,1 @@
+"""Training orchestration: dataset, fit, evaluate, report, register."""
