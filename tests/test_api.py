@@ -185,7 +185,7 @@ def test_cached_list_is_served_until_asked_for_fresh(client: TestClient, runtime
     cached = client.get("/v1/recommendations", params=params).json()
     assert cached["route"] == "cache"
     with runtime.session() as s:
-        same = recommend(s, runtime.settings, "alice", limit=10, kind="item")
+        same = recommend(runtime, s, "alice", limit=10, kind="item")
     assert same.route == "cache"
     assert [(r["candidate_id"], r["reason"], r["rank"]) for r in cached["recommendations"]] == [
         (r.candidate_id, r.reason, r.rank) for r in same.recommendations

@@ -17,7 +17,6 @@ from matchwise.errors import ConfigError, NotFound
 from matchwise.ingest.bulk import write_bundle
 from matchwise.runtime import Runtime
 from matchwise.serve.refresh import refresh_users
-from matchwise.serve.state import reset_states
 from matchwise.settings import Settings
 from matchwise.train.pipeline import train_model
 
@@ -30,11 +29,9 @@ def store(sqlite_url: str, tmp_path: Path) -> Iterator[Runtime]:
     runtime = Runtime.open(settings, migrate=False)
     start = pd.Timestamp.now(tz="UTC").normalize() - pd.Timedelta(days=60)
     bundle = generate_items(n_users=120, n_items=80, n_interactions=4000, seed=11, start=start)
-    write_bundle(runtime.engine, bundle, settings.action_table)
+    write_bundle(runtime, bundle, settings.action_table)
     train_model(runtime, "ease", domain="items", activate="always")
-    reset_states()
     yield runtime
-    reset_states()
     runtime.close()
 
 

@@ -129,7 +129,7 @@ def test_a_bulk_load_makes_no_match_across_a_block(people: Runtime) -> None:
     frame = pd.DataFrame(rows, columns=["event_id", "user_id", "target_user_id", "action"])
     frame["occurred_at"] = now
     bundle = DataBundle(pd.DataFrame(columns=["id"]), pd.DataFrame(columns=["id"]), frame, "log")
-    write_bundle(people.engine, bundle, people.settings.action_table)
+    write_bundle(people, bundle, people.settings.action_table)
     with people.read_session() as s:
         pairs = {(m.user_a, m.user_b) for m in s.scalars(select(Match))}
     assert pairs == {("alice", "f2")}

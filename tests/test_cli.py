@@ -169,7 +169,7 @@ def test_refresh_with_training_trains_activates_then_refreshes(
     runtime = Runtime.open(settings, migrate=False)
     start = pd.Timestamp.now(tz="UTC").normalize() - pd.Timedelta(days=60)
     bundle = generate_items(n_users=120, n_items=80, n_interactions=4000, seed=5, start=start)
-    write_bundle(runtime.engine, bundle, settings.action_table)
+    write_bundle(runtime, bundle, settings.action_table)
     assert run(["refresh", "--train", "--top-n", "5", "--kind", "item"]) == 0
     out = capsys.readouterr().out
     assert "ease:" in out and "activated" in out and "refreshed 120 users" in out

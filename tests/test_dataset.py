@@ -9,7 +9,6 @@ import pytest
 
 from matchwise.actions import merge_action_table
 from matchwise.data.dataset import (
-    build_dataset,
     label_interactions,
     load_dataset,
     sample_negatives,
@@ -21,6 +20,7 @@ from matchwise.ingest.bulk import write_bundle
 from matchwise.ops.privacy import hash_id
 from matchwise.runtime import Runtime
 from matchwise.settings import Settings
+from matchwise.train.dataset import build_dataset
 
 TABLE = merge_action_table(None)
 
@@ -66,7 +66,7 @@ def test_negatives_avoid_seen_items() -> None:
 def items_store(sqlite_url: str, tmp_path: Path) -> Runtime:
     runtime = Runtime.open(Settings(database_url=sqlite_url), migrate=False)
     bundle = generate_items(n_users=120, n_items=80, n_interactions=4000, seed=5)
-    write_bundle(runtime.engine, bundle, runtime.settings.action_table)
+    write_bundle(runtime, bundle, runtime.settings.action_table)
     return runtime
 
 

@@ -46,12 +46,12 @@ def test_bulk_load_replays_swipes_once(runtime: Runtime) -> None:
 
     bundle = generate_people(n_users=120, n_swipes=2000, seed=4)
     settings = runtime.settings
-    stats = write_bundle(runtime.engine, bundle, settings.action_table, elo=settings.elo)
+    stats = write_bundle(runtime, bundle, settings.action_table, elo=settings.elo)
     assert stats["rated"] > 0
     with runtime.session() as s:
         first = dict(s.execute(select(User.id, User.elo)).all())
     assert len({round(v, 6) for v in first.values()}) > 50  # ratings spread out
-    write_bundle(runtime.engine, bundle, settings.action_table, elo=settings.elo)
+    write_bundle(runtime, bundle, settings.action_table, elo=settings.elo)
     with runtime.session() as s:
         again = dict(s.execute(select(User.id, User.elo)).all())
     assert again == first

@@ -46,7 +46,6 @@ from matchwise.runtime import Runtime
 from matchwise.schemas import InteractionIn, ItemIn, ReportIn
 from matchwise.serve.recommend import RecommendFilters, recommend
 from matchwise.serve.refresh import refresh_users
-from matchwise.serve.state import reset_states
 from matchwise.settings import Settings
 from matchwise.train.pipeline import train_model
 from tests.utils.factories import items_fixture, people_fixture, person
@@ -176,7 +175,7 @@ def test_erasure_leaves_nothing_that_names_the_person(runtime: Runtime, admin: T
 
 def _served(runtime: Runtime, user_id: str) -> set[str]:
     with runtime.session() as s:
-        result = recommend(s, runtime.settings, user_id, limit=50, kind="user")
+        result = recommend(runtime, s, user_id, limit=50, kind="user")
     return {r.candidate_id for r in result.recommendations}
 
 
@@ -337,22 +336,20 @@ def test_a_restart_keeps_the_secret_and_models_find_their_users(
 ) -> None:
     start = pd.Timestamp.now(tz="UTC").normalize() - pd.Timedelta(days=60)
     bundle = generate_items(n_users=60, n_items=50, n_interactions=2000, seed=4, start=start)
-    write_bundle(runtime.engine, bundle, runtime.settings.action_table)
-    reset_states()
+    write_bundle(runtime, bundle, runtime.settings.action_table)
     trained = train_model(runtime, "ease", domain="items", activate="always")
     secret = runtime.settings.hash_secret
     user = _warm_user(runtime)
-    reset_states()  # a new process: fresh settings, nothing loaded
+    # a new process: a runtime of its own, fresh settings, nothing loaded
     fresh = Settings(database_url=db_url, artifact_root=runtime.settings.artifact_root)
     again = Runtime.open(fresh, migrate=False)
     try:
         assert again.settings.hash_secret == secret
         with again.session() as s:
-            served = recommend(s, again.settings, user, limit=10, kind="item", use_cache=False,
+            served = recommend(again, s, user, limit=10, kind="item", use_cache=False,
                                filters=RecommendFilters(include_past=True))  # fmt: skip
             stored = s.scalar(select(DeploymentSecret.value))
         assert served.route == "warm" and served.model_version == trained.version
         assert stored == secret and hash_id(secret, user) != hash_id(SHIPPED_SECRET, user)
     finally:
-        reset_states()
         again.close()

@@ -18,7 +18,7 @@ from matchwise.data.synthetic import generate_items
 from matchwise.ingest.bulk import write_bundle
 from matchwise.runtime import Runtime
 from matchwise.serve.recommend import RecommendationList, RecommendFilters, recommend
-from matchwise.serve.state import ServingState, reset_states
+from matchwise.serve.state import ServingState, reset_serving_state
 from matchwise.settings import Settings
 from matchwise.train.pipeline import TrainResult, train_model
 
@@ -29,8 +29,7 @@ def _open(url: str, tmp_path: Path) -> Runtime:
     runtime = Runtime.open(settings, migrate=False)
     start = pd.Timestamp.now(tz="UTC").normalize() - pd.Timedelta(days=60)
     bundle = generate_items(n_users=150, n_items=120, n_interactions=6000, seed=3, start=start)
-    write_bundle(runtime.engine, bundle, settings.action_table)
-    reset_states()
+    write_bundle(runtime, bundle, settings.action_table)
     return runtime
 
 
@@ -38,7 +37,6 @@ def _open(url: str, tmp_path: Path) -> Runtime:
 def store(db_url: str, tmp_path: Path) -> Iterator[Runtime]:
     runtime = _open(db_url, tmp_path)
     yield runtime
-    reset_states()
     runtime.close()
 
 
@@ -49,7 +47,7 @@ def _artifact(runtime: Runtime, result: TrainResult) -> Path:
 
 def _serve(runtime: Runtime, user: str) -> RecommendationList:
     with runtime.session() as s:
-        return recommend(s, runtime.settings, user, limit=5, kind="item",
+        return recommend(runtime, s, user, limit=5, kind="item",
                          filters=RecommendFilters(include_past=True), use_cache=False)  # fmt: skip
 
 
@@ -66,7 +64,7 @@ def test_healthz_is_degraded_while_an_active_model_cannot_load(store: Runtime) -
     weights = _artifact(store, result) / "ease.npz"
     intact = weights.read_bytes()
     weights.write_bytes(b"corrupt")
-    reset_states()  # a fresh process: the API's warm-up meets the corrupt artifact
+    reset_serving_state(store)  # a fresh process: the API's warm-up meets the corrupt artifact
     with TestClient(create_app(runtime=store)) as client:
         answer = client.get("/healthz")
         assert answer.status_code == 200  # still alive: liveness probes must not restart it

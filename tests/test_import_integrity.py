@@ -194,7 +194,7 @@ def test_one_file_is_one_transaction(runtime: Runtime) -> None:
         name="views.csv",
     )
     with pytest.raises(InvalidInput, match=r"views\.csv: interactions row 7.*unknown user 'ghost'"):
-        write_bundle(runtime.engine, bundle, runtime.settings.action_table, batch_size=2)
+        write_bundle(runtime, bundle, runtime.settings.action_table, batch_size=2)
     assert counts(runtime) == (0, 0, 0)
 
 

@@ -161,7 +161,7 @@ def test_bulk_load_creates_matches_from_mutual_likes(runtime: Runtime) -> None:
     from matchwise.ingest.bulk import write_bundle
 
     bundle = generate_people(n_users=150, n_swipes=3000, seed=11)
-    stats = write_bundle(runtime.engine, bundle, runtime.settings.action_table)
+    stats = write_bundle(runtime, bundle, runtime.settings.action_table)
     likes = bundle.interactions[bundle.interactions["action"].isin(["like", "superlike"])]
     pairs = set(zip(likes["user_id"], likes["target_user_id"], strict=True))
     mutual = {tuple(sorted(p)) for p in pairs if (p[1], p[0]) in pairs}
@@ -169,7 +169,7 @@ def test_bulk_load_creates_matches_from_mutual_likes(runtime: Runtime) -> None:
     with runtime.session() as s:
         stored = {(m.user_a, m.user_b) for m in s.scalars(select(Match))}
     assert stored == mutual
-    again = write_bundle(runtime.engine, bundle, runtime.settings.action_table)
+    again = write_bundle(runtime, bundle, runtime.settings.action_table)
     assert again["matches"] == 0 and again["interactions"] == 0
 
 
@@ -180,7 +180,7 @@ def test_movielens_100k_loads_into_the_store(runtime: Runtime) -> None:
     from tests.conftest import MOVIELENS_100K
 
     bundle = read_movielens(MOVIELENS_100K)
-    stats = write_bundle(runtime.engine, bundle, runtime.settings.action_table)
+    stats = write_bundle(runtime, bundle, runtime.settings.action_table)
     assert (stats["users"], stats["items"], stats["interactions"]) == (943, 1682, 100_000)
     assert (_count(runtime, User), _count(runtime, Item), _count(runtime)) == (943, 1682, 100_000)
     with runtime.session() as s:

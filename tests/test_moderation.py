@@ -33,7 +33,7 @@ def client(runtime: Runtime) -> Iterator[TestClient]:
 
 def _recommended(runtime: Runtime, user_id: str, use_cache: bool | None = None) -> set[str]:
     with runtime.session() as s:
-        result = recommend(s, runtime.settings, user_id, limit=50, kind="user",
+        result = recommend(runtime, s, user_id, limit=50, kind="user",
                            use_cache=use_cache)  # fmt: skip
     return {r.candidate_id for r in result.recommendations}
 

@@ -12,13 +12,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete, update
 
 from matchwise.api import create_app
+from matchwise.db.online import hidden_key, list_key
 from matchwise.db.tables import Item, utcnow
 from matchwise.db.tables import Recommendation as CachedRow
 from matchwise.ingest.profiles import upsert_items, upsert_users
 from matchwise.ops.auth import create_key
 from matchwise.ops.moderation import flag_profile
 from matchwise.runtime import Runtime
-from matchwise.serve.online import decode, encode, hidden_key, list_key
+from matchwise.serve.online import decode, encode
 from matchwise.serve.recommend import Recommendation, RecommendationList
 from matchwise.serve.refresh import refresh_users
 from matchwise.settings import Settings

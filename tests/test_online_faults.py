@@ -23,12 +23,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete, func, select
 
 from matchwise.api import create_app
+from matchwise.db.online import hidden_key
 from matchwise.db.tables import OnlineOutbox
 from matchwise.db.tables import Recommendation as CachedRow
 from matchwise.ingest.profiles import upsert_items, upsert_users
 from matchwise.ops.auth import create_key
 from matchwise.runtime import Runtime
-from matchwise.serve.online import hidden_key
 from matchwise.serve.refresh import refresh_users
 from matchwise.settings import Settings
 from tests.conftest import REDIS_SCRIPT

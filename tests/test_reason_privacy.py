@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -52,7 +53,8 @@ def _seed_with_a_like(runtime: Runtime) -> None:
 
 def _reasons(runtime: Runtime, settings: Settings) -> dict[str, str]:
     with runtime.session() as s:
-        result = recommend(s, settings, "alice", limit=10, kind="user", use_cache=False)
+        result = recommend(replace(runtime, settings=settings), s, "alice", limit=10,
+                           kind="user", use_cache=False)  # fmt: skip
     return {r.candidate_id: r.reason for r in result.recommendations}
 
 

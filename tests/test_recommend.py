@@ -40,7 +40,7 @@ def test_people_heuristic_excludes_swiped_and_out_of_preference(runtime: Runtime
             runtime.settings.action_table,
         )
     with runtime.session() as s:
-        result = recommend(s, runtime.settings, "alice", limit=20, kind="user")
+        result = recommend(runtime, s, "alice", limit=20, kind="user")
     ids = [r.candidate_id for r in result.recommendations]
     assert set(ids) == {"bob", "ivan"}
     assert ids[0] == "ivan"  # same hobbies exactly (Jaccard 1) beats bob's 1 of 2
@@ -53,7 +53,7 @@ def test_candidate_who_liked_user_rises_with_reason(runtime: Runtime) -> None:
 
     def scores() -> dict[str, tuple[float, str]]:
         with runtime.session() as s:
-            result = recommend(s, runtime.settings, "alice", limit=10, kind="user")
+            result = recommend(runtime, s, "alice", limit=10, kind="user")
         return {r.candidate_id: (r.score, r.reason) for r in result.recommendations}
 
     before = scores()
@@ -78,11 +78,11 @@ def test_items_heuristic_excludes_acted_on_and_past(runtime: Runtime) -> None:
             runtime.settings.action_table,
         )
     with runtime.session() as s:
-        result = recommend(s, runtime.settings, "alice", kind="item")
+        result = recommend(runtime, s, "alice", kind="item")
         ids = [r.candidate_id for r in result.recommendations]
         assert ids and "e2" not in ids and "e3" not in ids
         tech = recommend(
-            s, runtime.settings, "alice", kind="item", filters=RecommendFilters(category="tech")
+            runtime, s, "alice", kind="item", filters=RecommendFilters(category="tech")
         )
     assert [r.candidate_id for r in tech.recommendations] == ["e4"]
 
@@ -91,7 +91,7 @@ def test_interest_tags_drive_item_reasons(runtime: Runtime) -> None:
     _seed(runtime)
     with runtime.session() as s:
         upsert_users(s, [UserIn(id="pyfan", tags=["python"], city="Munich")])
-        result = recommend(s, runtime.settings, "pyfan", kind="item", limit=1)
+        result = recommend(runtime, s, "pyfan", kind="item", limit=1)
     top = result.recommendations[0]
     assert top.candidate_id == "e4"
     assert top.reason == "matches your interests: python"
@@ -160,13 +160,13 @@ def test_people_heuristic_on_synthetic_data_never_breaks_preferences(sqlite_url:
 
     bundle = generate_people(n_users=300, n_swipes=3000, seed=3)
     runtime = Runtime.open(Settings(database_url=sqlite_url), migrate=False)
-    write_bundle(runtime.engine, bundle, runtime.settings.action_table)
+    write_bundle(runtime, bundle, runtime.settings.action_table)
     profiles = ProfileArrays.from_frame(bundle.users.reset_index(drop=True))
     index = {ident: i for i, ident in enumerate(profiles.ids)}
     swiped = bundle.interactions.groupby("user_id")["target_user_id"].apply(set).to_dict()
     with runtime.session() as s:
         for user_id in list(profiles.ids[:40]):
-            result = recommend(s, runtime.settings, user_id, limit=50, kind="user")
+            result = recommend(runtime, s, user_id, limit=50, kind="user")
             ids = [r.candidate_id for r in result.recommendations]
             assert not set(ids) & swiped.get(user_id, set())
             if ids:
@@ -182,9 +182,9 @@ def test_people_city_filter(runtime: Runtime) -> None:
     with runtime.session() as s:
         ivan = next(u for u in people_fixture() if u.id == "ivan")
         upsert_users(s, [ivan.model_copy(update={"city": "Potsdam"})])
-        berlin = recommend(s, runtime.settings, "alice", kind="user",
+        berlin = recommend(runtime, s, "alice", kind="user",
                            filters=RecommendFilters(city="berlin"))  # fmt: skip
-        potsdam = recommend(s, runtime.settings, "alice", kind="user",
+        potsdam = recommend(runtime, s, "alice", kind="user",
                             filters=RecommendFilters(city="Potsdam"))  # fmt: skip
     assert {r.candidate_id for r in berlin.recommendations} == {"bob", "carl"}
     assert [r.candidate_id for r in potsdam.recommendations] == ["ivan"]

@@ -65,7 +65,7 @@ def _report(client: TestClient, reporter: str, reported: str = "bob") -> bool:
 
 def _shown_to_alice(runtime: Runtime, who: str = "bob") -> bool:
     with runtime.session() as s:
-        result = recommend(s, runtime.settings, "alice", limit=50, kind="user", use_cache=False)
+        result = recommend(runtime, s, "alice", limit=50, kind="user", use_cache=False)
     return who in {r.candidate_id for r in result.recommendations}
 
 

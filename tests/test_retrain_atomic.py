@@ -36,7 +36,7 @@ def store(db_url: str, tmp_path: Path) -> Iterator[Runtime]:
     runtime = Runtime.open(settings, migrate=False)
     start = pd.Timestamp.now(tz="UTC").normalize() - pd.Timedelta(days=60)
     bundle = generate_items(n_users=150, n_items=120, n_interactions=6000, seed=3, start=start)
-    write_bundle(runtime.engine, bundle, settings.action_table)
+    write_bundle(runtime, bundle, settings.action_table)
     yield runtime
     runtime.close()
 

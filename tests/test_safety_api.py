@@ -88,7 +88,7 @@ def test_new_scammy_profile_is_scanned_and_hidden(client: TestClient, runtime: R
     assert done is not None and done.job_type == "safety_scan" and done.status == "done"
     assert done.result["flagged"] == 1
     with runtime.session() as s:
-        ids = {x.candidate_id for x in recommend(s, runtime.settings, "alice", limit=50,
+        ids = {x.candidate_id for x in recommend(runtime, s, "alice", limit=50,
                                                  kind="user").recommendations}  # fmt: skip
     assert "scammer" not in ids and "bob" in ids
     flags = client.get("/v1/admin/moderation").json()

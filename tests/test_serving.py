@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from matchwise.jobs.worker import Worker
 from matchwise.runtime import Runtime
 from matchwise.serve.recommend import RecommendFilters, recommend
 from matchwise.serve.refresh import refresh_users
-from matchwise.serve.state import reset_states, state_for
+from matchwise.serve.state import reset_serving_state, serving_state
 from matchwise.settings import Settings
 from matchwise.train.pipeline import train_model
 
@@ -33,10 +34,8 @@ def store(sqlite_url: str, tmp_path: Path) -> Iterator[Runtime]:
     runtime = Runtime.open(settings, migrate=False)
     start = pd.Timestamp.now(tz="UTC").normalize() - pd.Timedelta(days=60)
     bundle = generate_items(n_users=150, n_items=120, n_interactions=6000, seed=3, start=start)
-    write_bundle(runtime.engine, bundle, settings.action_table)
-    reset_states()
+    write_bundle(runtime, bundle, settings.action_table)
     yield runtime
-    reset_states()
     runtime.close()
 
 
@@ -54,7 +53,7 @@ def _user_with(runtime: Runtime, low: int, high: int) -> str:
 
 def _serve(runtime: Runtime, user: str, **kw: object):
     with runtime.session() as s:
-        return recommend(s, runtime.settings, user, limit=10, kind="item",
+        return recommend(runtime, s, user, limit=10, kind="item",
                          filters=RecommendFilters(include_past=True), **kw)  # fmt: skip
 
 
@@ -66,7 +65,7 @@ def test_routes_cold_warm_hot_and_fallback(store: Runtime) -> None:
         assert _serve(store, user).route == "fallback"  # no model yet: never an error
     assert _serve(store, cold).route == "cold"
     result = train_model(store, "ease", domain="items", activate="always")
-    state_for(store.settings).invalidate()
+    serving_state(store).invalidate()
     served = _serve(store, warm)
     assert served.route == "warm" and served.model_version == result.version
     assert len(served.recommendations) == 10
@@ -104,9 +103,9 @@ def test_corrupt_new_version_keeps_the_previous_serving(store: Runtime) -> None:
         s.execute(update(registry.ModelVersion).values(is_active=False))
         chosen = registry.ModelVersion.id == second.registry_id
         s.execute(update(registry.ModelVersion).where(chosen).values(is_active=True))
-    state_for(store.settings).invalidate()
+    serving_state(store).invalidate()
     assert _serve(store, warm).model_version == first.version  # the loaded version serves on
-    reset_states()  # a fresh process: nothing loaded, corrupt active version
+    reset_serving_state(store)  # a fresh process: nothing loaded, corrupt active version
     assert _serve(store, warm).route == "fallback"
 
 
@@ -114,11 +113,11 @@ def test_rollback_restores_the_previous_model(store: Runtime) -> None:
     warm = _user_with(store, 5, 20)
     first = train_model(store, "ease", domain="items", activate="always")
     second = train_model(store, "ease", domain="items", activate="always", flags={"l2": 50.0})
-    state_for(store.settings).invalidate()
+    serving_state(store).invalidate()
     assert _serve(store, warm).model_version == second.version
     with store.session() as s:
         registry.rollback(s, registry.ArtifactStore(store.settings.artifact_root), "ease")
-    state_for(store.settings).invalidate()
+    serving_state(store).invalidate()
     assert _serve(store, warm).model_version == first.version
 
 
@@ -127,18 +126,20 @@ def test_cache_is_served_while_fresh_then_recomputed(store: Runtime) -> None:
     stats = refresh_users(store, [user], top_n=10, kind="item")
     assert stats["rows"] > 0
     with store.session() as s:
-        cached = recommend(s, store.settings, user, limit=5, kind="item")
+        cached = recommend(store, s, user, limit=5, kind="item")
     assert cached.route == "cache" and len(cached.recommendations) == 5
     with store.session() as s:  # age the cache past cache_max_age_seconds
         old = utcnow() - timedelta(seconds=store.settings.cache_max_age_seconds + 5)
         s.execute(update(CachedRow).values(generated_at=old))
     with store.session() as s:
-        live = recommend(s, store.settings, user, limit=5, kind="item")
+        live = recommend(store, s, user, limit=5, kind="item")
     assert live.route != "cache"
     off = store.settings.model_copy(update={"use_cache": False})
     refresh_users(store, [user], top_n=10, kind="item")
     with store.session() as s:
-        assert recommend(s, off, user, limit=5, kind="item").route != "cache"
+        assert (
+            recommend(replace(store, settings=off), s, user, limit=5, kind="item").route != "cache"
+        )
 
 
 def test_retrain_job_registers_activates_and_refreshes(store: Runtime) -> None:
@@ -174,14 +175,13 @@ def test_people_route_uses_the_reciprocal_model(sqlite_url: str, tmp_path: Path)
     settings = Settings(database_url=sqlite_url, artifact_root=str(tmp_path / "art"))
     runtime = Runtime.open(settings, migrate=False)
     bundle = generate_people(n_users=200, n_swipes=5000, seed=8)
-    write_bundle(runtime.engine, bundle, settings.action_table, elo=settings.elo)
-    reset_states()
+    write_bundle(runtime, bundle, settings.action_table, elo=settings.elo)
     result = train_model(runtime, "reciprocal", domain="people", activate="always")
     assert result.test["reciprocal"]["ndcg@10"] > 0
     counts = bundle.interactions["user_id"].value_counts()
     user = str(counts.index[0])
     with runtime.session() as s:
-        served = recommend(s, settings, user, limit=10, kind="user", use_cache=False)
+        served = recommend(runtime, s, user, limit=10, kind="user", use_cache=False)
     assert served.route == "hot" and served.model_version == result.version
     profiles = ProfileArrays.from_frame(bundle.users.reset_index(drop=True))
     index = {u: i for i, u in enumerate(profiles.ids)}
@@ -194,16 +194,15 @@ def test_people_route_uses_the_reciprocal_model(sqlite_url: str, tmp_path: Path)
                                          "target_user_id"])  # fmt: skip
     assert not swiped & set(ids)
     assert all(r.reason for r in served.recommendations)
-    reset_states()
     runtime.close()
 
 
 def test_people_two_tower_fuses_optional_photo_vectors(sqlite_url: str, tmp_path: Path) -> None:
     """Seed 001's dual encoder: bios + behaviour + photo vectors some people lack."""
-    from matchwise.data.dataset import build_dataset
     from matchwise.data.synthetic import generate_people
     from matchwise.metrics import evaluate_full_ranking
     from matchwise.models.two_tower import TwoTowerRecommender
+    from matchwise.train.dataset import build_dataset
 
     settings = Settings(database_url=sqlite_url, artifact_root=str(tmp_path / "art"))
     runtime = Runtime.open(settings, migrate=False)
@@ -214,7 +213,7 @@ def test_people_two_tower_fuses_optional_photo_vectors(sqlite_url: str, tmp_path
         rng.normal(size=(2, 8)).tolist() if i % 3 else None for i in range(len(users))
     ]  # a third of the people have no photos
     bundle.users = users
-    write_bundle(runtime.engine, bundle, settings.action_table)
+    write_bundle(runtime, bundle, settings.action_table)
     with runtime.session() as s:
         ds = build_dataset(s, settings.action_table, settings.hash_secret, domain="people")
     assert "photo_vector" in ds.users.columns and ds.users["photo_vector"].isna().any()
@@ -237,7 +236,7 @@ def test_stale_catalogue_serves_while_a_background_reload_runs(store: Runtime) -
     from matchwise.ingest.profiles import upsert_items
     from matchwise.schemas import ItemIn
 
-    state = state_for(store.settings)
+    state = serving_state(store)
     with store.session() as s:
         first = state.catalogue(s)
     assert "brand-new" not in first.position
@@ -273,7 +272,7 @@ def test_a_new_version_loads_in_the_background_while_the_old_one_serves(
 
     warm = _user_with(store, 5, 20)
     first = train_model(store, "ease", domain="items", activate="always")
-    state = state_for(store.settings)
+    state = serving_state(store)
     state.check_seconds = 0.0
     assert _serve(store, warm).model_version == first.version
     second = train_model(store, "ease", domain="items", activate="never", flags={"l2": 50.0})
@@ -295,11 +294,10 @@ def test_the_api_loads_active_models_before_it_accepts_traffic(store: Runtime) -
     from matchwise.api import create_app
 
     trained = train_model(store, "ease", domain="items", activate="always")
-    reset_states()  # a fresh process
+    reset_serving_state(store)  # a fresh process
     with TestClient(create_app(runtime=store)):
-        loaded = state_for(store.settings)._models.get("ease")
+        loaded = serving_state(store)._models.get("ease")
         assert loaded is not None and loaded.version == trained.version
-    reset_states()
-    cold = store.settings.model_copy(update={"warm_up_on_start": False})
-    with TestClient(create_app(runtime=Runtime(cold, store.engine, store.read_engine))):
-        assert "ease" not in state_for(cold)._models
+    cold = replace(store, settings=store.settings.model_copy(update={"warm_up_on_start": False}))
+    with TestClient(create_app(runtime=cold)):
+        assert "ease" not in serving_state(cold)._models

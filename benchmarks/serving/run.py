@@ -68,7 +68,7 @@ def _prepare(work: Path, env: dict[str, str], args: argparse.Namespace) -> dict[
     start = pd.Timestamp.now(tz="UTC").normalize() - pd.Timedelta(days=60)
     bundle = generate_items(n_users=args.users, n_items=args.items,
                             n_interactions=args.interactions, seed=7, start=start)  # fmt: skip
-    write_bundle(runtime.engine, bundle, settings.action_table)
+    write_bundle(runtime, bundle, settings.action_table)
     timings["load_seconds"] = time.perf_counter() - t
     t = time.perf_counter()
     trained = train_model(runtime, "two_tower", domain="items", activate="always",

@@ -1,4 +1,6 @@
-"""Runtime: settings plus the store's engines, opened once by the CLI, the API or a worker.
+"""Runtime: settings, the store's engines and everything a process keeps while it runs
+(loaded models, catalogues, the online cache), opened once by the CLI, the API or a worker.
+Nothing of that lives at module level: two runtimes in one process share nothing.
 
 Writes and reads take different roads (see :mod:`matchwise.db.engine`). On SQLite, which
 has one writer at a time, this process also queues its own writers on a lock before
@@ -14,7 +16,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -30,13 +32,11 @@ from matchwise.db.engine import (
     session_scope,
     upgrade,
 )
+from matchwise.db.online import OnlineCache, install_outbox
 from matchwise.db.tables import DeploymentSecret, ModelVersion, utcnow
 from matchwise.errors import StoreUnavailable
 from matchwise.redaction import redact
 from matchwise.settings import Settings, load_settings
-
-if TYPE_CHECKING:
-    from matchwise.serve.online import OnlineCache
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -48,8 +48,10 @@ class Runtime:
     engine: Engine  # transactions that may write
     read_engine: Engine  # read-only work: serving, listings, key checks
     online: OnlineCache | None = None  # Redis, when ``settings.redis_url`` is set
-    _writer: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _local: threading.local = field(default_factory=threading.local, repr=False)
+    _writer: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _local: threading.local = field(default_factory=threading.local, init=False, repr=False)
+    _components: dict[Any, Any] = field(default_factory=dict, init=False, repr=False)
+    _components_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @classmethod
     def open(cls, settings: Settings | None = None, migrate: bool = True) -> Runtime:
@@ -65,12 +67,7 @@ class Runtime:
         engine = create_engine_for(settings.database_url, "write", **_pool(settings, "write"))
         read_engine = create_engine_for(settings.database_url, "read", **_pool(settings, "read"))
         settings.hash_secret = hash_secret(settings, engine, read_engine)
-        online = None
-        if settings.redis_url:
-            from matchwise.serve.online import OnlineCache, attach
-
-            online = OnlineCache(settings.redis_url, settings)
-            attach(engine, online)
+        online = OnlineCache(settings.redis_url, settings) if settings.redis_url else None
         return cls(settings=settings, engine=engine, read_engine=read_engine, online=online)
 
     @property
@@ -95,6 +92,21 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self._sessions: sessionmaker[Session] = session_factory(self.engine)
+        if self.online is not None:  # write sessions note what Redis must learn
+            install_outbox(self._sessions, self.online)
+
+    def component(self, key: Any, make: Callable[[], T]) -> T:
+        """This runtime's one instance of a piece of process state (the serving state, the
+        loaded safety model...), made on first use."""
+        with self._components_lock:
+            if key not in self._components:
+                self._components[key] = make()
+            return self._components[key]  # type: ignore[no-any-return]
+
+    def forget(self, key: Any) -> None:
+        """Drop a component (the next use makes a fresh one), as a new process would."""
+        with self._components_lock:
+            self._components.pop(key, None)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -126,6 +138,12 @@ class Runtime:
         return current_revision(self.read_engine)
 
     def close(self) -> None:
+        with self._components_lock:
+            components, self._components = list(self._components.values()), {}
+        for component in components:  # background threads, open clients
+            close = getattr(component, "close", None)
+            if callable(close):
+                close()
         if self.online is not None:
             self.online.close()
         self.engine.dispose()

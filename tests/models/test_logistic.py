@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from matchwise.actions import merge_action_table
-from matchwise.data.dataset import build_dataset, label_interactions
+from matchwise.data.dataset import label_interactions
 from matchwise.data.splits import temporal_split
 from matchwise.data.synthetic import generate_items
 from matchwise.errors import ArtifactError, InvalidInput
@@ -21,6 +21,7 @@ from matchwise.models.logistic import FEATURES, WEIGHTS, LogisticRecommender
 from matchwise.models.popularity import PopularityRecommender
 from matchwise.runtime import Runtime
 from matchwise.settings import Settings
+from matchwise.train.dataset import build_dataset
 
 TABLE = merge_action_table(None)
 
@@ -50,7 +51,7 @@ def events() -> tuple[InteractionSet, InteractionSet]:
 def test_beats_popularity_on_synthetic_items_from_the_store(sqlite_url: str) -> None:
     runtime = Runtime.open(Settings(database_url=sqlite_url), migrate=False)
     bundle = generate_items(n_users=400, n_items=120, n_interactions=12_000, seed=1)
-    write_bundle(runtime.engine, bundle, runtime.settings.action_table)
+    write_bundle(runtime, bundle, runtime.settings.action_table)
     with runtime.session() as session:
         dataset = build_dataset(session, TABLE, runtime.settings.hash_secret)
     train, valid, _ = dataset.interaction_sets()

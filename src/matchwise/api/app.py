@@ -17,9 +17,9 @@ from matchwise.api.deps import Store
 from matchwise.api.errors import install_error_handlers
 from matchwise.api.middleware import ResponseHeaders
 from matchwise.api.routes import admin_router, ingest_router, read_router, router
+from matchwise.db.online import AsyncReader
 from matchwise.ops.auth import FailureLimiter, KeyCache
 from matchwise.runtime import Runtime
-from matchwise.serve.online import AsyncReader
 from matchwise.serve.state import warm_up
 from matchwise.settings import Settings, load_settings
 

@@ -64,6 +64,7 @@ from matchwise.schemas import (
 )
 from matchwise.serve import recommend
 from matchwise.serve import state as serving
+from matchwise.serve.online import read_list
 
 ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorOut, "description": "No API key or user token, or an invalid, "
@@ -162,8 +163,8 @@ async def get_recommendations(
         cache_request = recommend.cacheable(settings, limit, kind, filters)
         if cache_request is not None:
             top_n, list_kind = cache_request
-            result = await online.get(user_id, list_kind, top_n, settings.cache_max_age_seconds,
-                                      datetime.now(UTC))  # fmt: skip
+            result = await read_list(online, user_id, list_kind, top_n,
+                                     settings.cache_max_age_seconds, datetime.now(UTC))  # fmt: skip
     if not fresh and result is None:
         result = await on_store(runtime, recommend.cached_recommendations, runtime.read_engine,
                                 settings, user_id, limit, kind, filters)  # fmt: skip
@@ -180,7 +181,7 @@ def _live(
     filters: recommend.RecommendFilters,
 ) -> recommend.RecommendationList:
     with runtime.read_session() as session:
-        return recommend.recommend(session, runtime.settings, user_id, limit=limit, kind=kind,
+        return recommend.recommend(runtime, session, user_id, limit=limit, kind=kind,
                                    filters=filters, use_cache=False)  # fmt: skip
 
 

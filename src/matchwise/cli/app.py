@@ -88,7 +88,7 @@ def _write_bundle(
     runtime = runtime or _runtime()
     with console.status(f"writing {len(bundle.interactions):,} interactions..."):
         stats = write_bundle(
-            runtime.engine,
+            runtime,
             bundle,
             runtime.settings.action_table,
             elo=runtime.settings.elo,
@@ -281,8 +281,8 @@ def recommend_cmd(
     runtime = _runtime()
     with runtime.session() as session:
         result = recommend(
+            runtime,
             session,
-            runtime.settings,
             user_id,
             limit=top_n,
             kind=kind,  # type: ignore[arg-type]
@@ -681,7 +681,8 @@ def dataset_build(
     seed: Annotated[int, typer.Option(help="random seed")] = 42,
 ) -> None:
     """Extract interactions from the store into a versioned, labelled, split snapshot."""
-    from matchwise.data.dataset import build_dataset, save_dataset
+    from matchwise.data.dataset import save_dataset
+    from matchwise.train.dataset import build_dataset
 
     if domain not in ("items", "people"):
         raise InvalidInput(f"--domain must be 'items' or 'people', not {domain!r}")

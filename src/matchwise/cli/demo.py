@@ -43,7 +43,7 @@ def _train(console: Console, runtime: Runtime, models: tuple[str, ...]) -> dict[
     """Train, evaluate against popularity, register and activate the demo's models."""
     from matchwise.cli.app import print_metrics
     from matchwise.models.catalog import MODEL_TYPES
-    from matchwise.serve.state import state_for
+    from matchwise.serve.state import serving_state
     from matchwise.train.pipeline import train_model
 
     out: dict[str, Any] = {}
@@ -59,7 +59,7 @@ def _train(console: Console, runtime: Runtime, models: tuple[str, ...]) -> dict[
         print_metrics(f"{name} {result.version}", result.test)
         console.print(f"  {result.reason}; report: [cyan]{result.report_html}[/cyan]")
         out[name] = result
-    state_for(runtime.settings).invalidate()
+    serving_state(runtime).invalidate()
     return out
 
 
@@ -107,8 +107,8 @@ def run_demo(
         items_bundle = generate("items", size=size, seed=seed, start=start)
         people_bundle = generate("people", size="small", seed=seed, start=start)
     with console.status("writing the store..."):
-        write_bundle(runtime.engine, items_bundle, settings.action_table)
-        write_bundle(runtime.engine, people_bundle, settings.action_table, elo=settings.elo)
+        write_bundle(runtime, items_bundle, settings.action_table)
+        write_bundle(runtime, people_bundle, settings.action_table, elo=settings.elo)
     with runtime.session() as session:
         counts = {
             "users": session.scalar(select(func.count()).select_from(User)),
@@ -136,8 +136,8 @@ def run_demo(
     with runtime.session() as session:
         for user_id, kind in examples:
             result = recommend(
+                runtime,
                 session,
-                settings,
                 user_id,
                 limit=5,
                 kind=kind,  # type: ignore[arg-type]

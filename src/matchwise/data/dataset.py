@@ -1,4 +1,4 @@
-"""Dataset building: extract from the store, label, negative-sample, split, snapshot.
+"""Dataset building: label, negative-sample, split, snapshot (frames in, frames out).
 
 The snapshot is a folder of Parquet files plus ``manifest.json``; its version is a hash
 of its content, so the same store and options give the same version. User ids in a
@@ -18,37 +18,17 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from matchwise.actions import ActionRule
 from matchwise.data import splits
-from matchwise.db.tables import Interaction, Item, User
 from matchwise.errors import InvalidInput
+from matchwise.hashing import hash_ids
 from matchwise.models.base import InteractionSet
-from matchwise.ops.privacy import hash_ids
 
 Domain = Literal["items", "people"]
 SplitName = Literal["temporal", "global_temporal", "random", "leave_last_out"]
 RATING_POSITIVE = 4.0  # explicit ratings at or above this count as positives
 NEGATIVE_SAMPLE = "negative_sample"
-
-
-def extract_interactions(session: Session, domain: Domain) -> pd.DataFrame:
-    """Raw events of one domain: ``user_id, item_id, action, value, occurred_at``."""
-    target = Interaction.item_id if domain == "items" else Interaction.target_user_id
-    rows = session.execute(
-        select(
-            Interaction.user_id,
-            target,
-            Interaction.action,
-            Interaction.value,
-            Interaction.occurred_at,
-        )
-        .where(target.is_not(None))
-        .order_by(Interaction.occurred_at, Interaction.id)
-    ).all()
-    return pd.DataFrame(rows, columns=["user_id", "item_id", "action", "value", "occurred_at"])
 
 
 def label_interactions(
@@ -170,8 +150,10 @@ class Dataset:
         return make(self.train, False), make(self.valid, True), make(self.test, True)
 
 
-def build_dataset(
-    session: Session,
+def make_dataset(
+    raw: pd.DataFrame,
+    users: pd.DataFrame,
+    items: pd.DataFrame | None,
     table: dict[str, ActionRule],
     secret: str,
     domain: Domain = "items",
@@ -182,8 +164,9 @@ def build_dataset(
     ratios: Sequence[float] = (0.8, 0.1, 0.1),
     seed: int = 42,
 ) -> Dataset:
-    """Store → labelled, split dataset in memory (:func:`save_dataset` writes it)."""
-    raw = extract_interactions(session, domain)
+    """Raw events (``user_id, item_id, action, value, occurred_at``), profiles and items
+    (None in the people domain, where the candidates are the users) → a labelled, split
+    dataset in memory (:func:`save_dataset` writes it)."""
     labelled = label_interactions(raw, table)
     if min_interactions > 1 and not labelled.empty:
         counts = labelled["user_id"].map(labelled["user_id"].value_counts())
@@ -193,8 +176,7 @@ def build_dataset(
             f"no positive interactions in the {domain} domain: nothing to learn from "
             "(load or generate data first, or check the action table)"
         )
-    users = _users_frame(session)
-    items = _items_frame(session) if domain == "items" else _people_as_items(users)
+    items = _people_as_items(users) if items is None or domain == "people" else items
     if split == "temporal":
         parts = splits.temporal_split(labelled, ratios)
     elif split == "global_temporal":
@@ -231,30 +213,6 @@ def build_dataset(
     dataset = Dataset(train, valid, test, users, items, manifest)
     dataset.manifest["version"] = _content_version(dataset)
     return dataset
-
-
-def _users_frame(session: Session) -> pd.DataFrame:
-    """Profile features for models; private fields (name, email, exact location) excluded.
-
-    ``photo_vector`` is the mean of the app-supplied photo embeddings (seed 001's optional
-    image modality); it is left out when nobody has one, and None for people without.
-    """
-    cols = [User.id, User.age, User.gender, User.city, User.bio, User.tags, User.elo,
-            User.photo_embeddings]  # fmt: skip
-    frame = pd.DataFrame(session.execute(select(*cols)).all(), columns=[c.key for c in cols])
-    photos = frame.pop("photo_embeddings")
-    if photos.notna().any():
-        frame["photo_vector"] = [
-            np.asarray(p, dtype=np.float32).mean(axis=0).tolist() if p else None for p in photos
-        ]
-    return frame.sort_values("id", kind="stable").reset_index(drop=True)
-
-
-def _items_frame(session: Session) -> pd.DataFrame:
-    cols = [Item.id, Item.kind, Item.title, Item.text, Item.category, Item.city, Item.owner_id,
-            Item.starts_at, Item.tags]  # fmt: skip
-    frame = pd.DataFrame(session.execute(select(*cols)).all(), columns=[c.key for c in cols])
-    return frame.sort_values("id", kind="stable").reset_index(drop=True)
 
 
 def _people_as_items(users: pd.DataFrame) -> pd.DataFrame:

@@ -7,6 +7,7 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, overload
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import bindparam, func, literal_column, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -293,3 +294,47 @@ def hidden_candidates(session: Session, ids: list[str], kind: str) -> set[str]:
         hidden.update(session.scalars(select(table.id).where(table.id.in_(chunk),
                                                              hidden_clause(kind))))  # fmt: skip
     return hidden
+
+
+# --- what training reads ----------------------------------------------------------------
+
+
+def training_interactions(session: Session, domain: str) -> pd.DataFrame:
+    """Raw events of one domain: ``user_id, item_id, action, value, occurred_at``."""
+    target = Interaction.item_id if domain == "items" else Interaction.target_user_id
+    rows = session.execute(
+        select(
+            Interaction.user_id,
+            target,
+            Interaction.action,
+            Interaction.value,
+            Interaction.occurred_at,
+        )
+        .where(target.is_not(None))
+        .order_by(Interaction.occurred_at, Interaction.id)
+    ).all()
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "action", "value", "occurred_at"])
+
+
+def training_users(session: Session) -> pd.DataFrame:
+    """Profile features for models; private fields (name, email, exact location) excluded.
+
+    ``photo_vector`` is the mean of the app-supplied photo embeddings (seed 001's optional
+    image modality); it is left out when nobody has one, and None for people without.
+    """
+    cols = [User.id, User.age, User.gender, User.city, User.bio, User.tags, User.elo,
+            User.photo_embeddings]  # fmt: skip
+    frame = pd.DataFrame(session.execute(select(*cols)).all(), columns=[c.key for c in cols])
+    photos = frame.pop("photo_embeddings")
+    if photos.notna().any():
+        frame["photo_vector"] = [
+            np.asarray(p, dtype=np.float32).mean(axis=0).tolist() if p else None for p in photos
+        ]
+    return frame.sort_values("id", kind="stable").reset_index(drop=True)
+
+
+def training_items(session: Session) -> pd.DataFrame:
+    cols = [Item.id, Item.kind, Item.title, Item.text, Item.category, Item.city, Item.owner_id,
+            Item.starts_at, Item.tags]  # fmt: skip
+    frame = pd.DataFrame(session.execute(select(*cols)).all(), columns=[c.key for c in cols])
+    return frame.sort_values("id", kind="stable").reset_index(drop=True)

@@ -11,16 +11,16 @@ from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, Table, and_, bindparam, case, func, or_, select, text
+from sqlalchemy import Table, and_, bindparam, case, func, or_, select, text
 from sqlalchemy.orm import Session, aliased
 
 from matchwise.actions import LIKE_ACTIONS, ActionRule
 from matchwise.data.bundle import DataBundle
-from matchwise.db.engine import session_scope
 from matchwise.db.queries import CHUNK, chunked, dialect_insert, existing_ids
 from matchwise.db.tables import Interaction, Item, Match, User, utcnow
 from matchwise.errors import InvalidInput
 from matchwise.ingest.profiles import age_from_birth_date, upsert_rows
+from matchwise.runtime import Runtime
 from matchwise.schemas import (
     InteractionIn,
     ItemIn,
@@ -224,7 +224,7 @@ def _records(frame: pd.DataFrame, columns: Iterable[str]) -> list[dict[str, Any]
 
 
 def write_bundle(
-    engine: Engine,
+    runtime: Runtime,
     bundle: DataBundle,
     actions: dict[str, ActionRule],
     batch_size: int = 50_000,
@@ -267,7 +267,7 @@ def write_bundle(
         row["attributes"] = row.get("attributes") or {}
     people = "target_user_id" in frame and bool(frame["target_user_id"].notna().any())
     stats = {"users": 0, "items": 0, "interactions": 0, "stamped": 0, "matches": 0}
-    with session_scope(engine) as session:
+    with runtime.session() as session:
         known_users, known_items = {r["id"] for r in users}, {r["id"] for r in items}
         _check_interactions(session, frame, actions, known_users, known_items, source)
         if len(frame):

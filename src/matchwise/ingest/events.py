@@ -22,6 +22,7 @@ from sqlalchemy import Table, and_, bindparam, delete, or_, select, text
 from sqlalchemy.orm import Session
 
 from matchwise.actions import DECIDED_ACTIONS, HIDES_ACTOR_FROM_TARGET, LIKE_ACTIONS, ActionRule
+from matchwise.db.online import note_seen
 from matchwise.db.queries import chunked, dialect_insert, existing_ids
 from matchwise.db.tables import Interaction, Item, Match, User, utcnow
 from matchwise.errors import InvalidInput, NotFound
@@ -37,7 +38,6 @@ from matchwise.schemas import (
     MatchEvent,
     SwipeBatchEvent,
 )
-from matchwise.serve.online import note_seen
 from matchwise.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -10,6 +10,7 @@ from typing import Any, cast
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
+from matchwise.db.online import note_visibility
 from matchwise.db.queries import chunked, dialect_insert, existing_ids
 from matchwise.db.tables import Item, User, utcnow
 from matchwise.errors import BatchTooLarge, InvalidInput
@@ -20,7 +21,6 @@ from matchwise.schemas import (
     UserIn,
     age_on,
 )
-from matchwise.serve.online import note_visibility
 from matchwise.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 from matchwise.actions import DEFAULT_ACTION_TABLE
 from matchwise.db import queries
 from matchwise.db.audit import audit
+from matchwise.db.online import note_visibility
 from matchwise.db.tables import Interaction, ModerationFlag, Report, User, utcnow
 from matchwise.errors import Conflict, InvalidInput, NotFound
 from matchwise.schemas import FlagOut, ReportIn, ReportOut, ResolveIn
-from matchwise.serve.online import note_visibility
 from matchwise.settings import Settings
 
 REPORT_REASONS = (

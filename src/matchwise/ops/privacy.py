@@ -15,8 +15,6 @@ versions older than ``model_retention_days`` are deleted by the retention job.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import re
@@ -32,6 +30,7 @@ from sqlalchemy import String, Text, and_, cast, delete, func, or_, select, upda
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from matchwise.db.audit import audit
+from matchwise.db.online import PREFIX, OnlineCache, hidden_key, list_key, seen_key
 from matchwise.db.queries import dialect_insert as _insert
 from matchwise.db.tables import (
     AuditLog,
@@ -51,23 +50,11 @@ from matchwise.db.tables import (
 )
 from matchwise.errors import ArtifactError, NotFound, StoreUnavailable
 from matchwise.features.text import purge_texts, text_cache_dir
+from matchwise.hashing import hash_id, hash_ids
 from matchwise.registry import ArtifactStore, prune_versions
 from matchwise.runtime import Runtime
-from matchwise.serve.online import PREFIX, OnlineCache, hidden_key, list_key, seen_key
 
 log = logging.getLogger(__name__)
-
-
-def hash_id(secret: str, value: str) -> str:
-    """Keyed hash of one id: 32 hex characters."""
-    return hmac.new(secret.encode(), str(value).encode(), hashlib.sha256).hexdigest()[:32]
-
-
-def hash_ids(secret: str, values: pd.Series) -> pd.Series:
-    """Keyed hashes of a column of ids (None stays None); each distinct id hashed once."""
-    uniques = pd.unique(values.dropna())
-    mapping = {v: hash_id(secret, v) for v in uniques}
-    return values.map(mapping)
 
 
 def export_events(session: Session, secret: str, since: datetime | None = None) -> pd.DataFrame:

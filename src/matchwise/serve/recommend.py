@@ -27,7 +27,18 @@ from matchwise.features.compatibility import (
     mutual_preference_mask,
     soft_scores,
 )
+from matchwise.features.people import (
+    bio_similarity,
+    blend,
+    interaction_adjustment,
+    reason_for,
+    reciprocal_score,
+)
 from matchwise.features.text import text_cache_dir
+from matchwise.hashing import hash_id
+from matchwise.models.elo import league_candidates
+from matchwise.runtime import Runtime
+from matchwise.serve.state import HOT_MODELS, WARM_MODELS, ServingState, serving_state
 from matchwise.settings import Settings
 
 HEURISTIC_VERSION = "heuristic-1"
@@ -71,8 +82,8 @@ class RecommendationList:
 
 
 def recommend(
+    runtime: Runtime,
     session: Session,
-    settings: Settings,
     user_id: str,
     limit: int | None = None,
     filters: RecommendFilters | None = None,
@@ -85,6 +96,7 @@ def recommend(
     Serves the per-user cache when enabled, fresh (younger than
     ``cache_max_age_seconds``) and the request has no filters; computes live otherwise.
     """
+    settings, state = runtime.settings, serving_state(runtime)
     limit, kind = resolve_request(settings, limit, kind)
     filters = filters or RecommendFilters()
     now = now or datetime.now(UTC)
@@ -98,14 +110,15 @@ def recommend(
     history = queries.history_of(session, user_id)
     route = route_for(history.count(), settings)
     if kind == "item" and route != "cold":
-        served = _model_items(session, settings, user, history, route, limit, filters, now)
+        served = _model_items(session, settings, state, user, history, route, limit, filters,
+                              now)  # fmt: skip
         if served is not None:
             return served
         route = "fallback"  # no active model for this user: the heuristic answers
     if kind == "user":
-        return people_recommendations(session, settings, user, history, route, limit, filters, now)
-    else:
-        recs = heuristic_items(session, user, history, limit, filters, now, settings)
+        return people_recommendations(session, settings, state, user, history, route, limit,
+                                      filters, now)  # fmt: skip
+    recs = heuristic_items(session, state, user, history, limit, filters, now)
     return RecommendationList(
         user_id=user_id,
         route=route,
@@ -127,6 +140,7 @@ def route_for(n_interactions: int, settings: Settings) -> str:
 def _model_items(
     session: Session,
     settings: Settings,
+    state: ServingState,
     user: queries.Profile,
     history: queries.History,
     route: str,
@@ -136,9 +150,6 @@ def _model_items(
 ) -> RecommendationList | None:
     """Warm: retrieval (two-tower over the ANN index); hot: the full pipeline (hybrid
     re-ranker) when one is active. None when no active model knows this user."""
-    from matchwise.serve.state import HOT_MODELS, WARM_MODELS, state_for
-
-    state = state_for(settings)
     types = HOT_MODELS if route == "hot" else WARM_MODELS
     usable = []
     for model_type in types:
@@ -401,17 +412,15 @@ ENGAGED_ACTIONS = ["like", "favorite", "register", "apply", "interest", "attend"
 
 def heuristic_items(
     session: Session,
+    state: ServingState,
     user: queries.Profile,
     history: queries.History,
     limit: int,
     filters: RecommendFilters,
     now: datetime,
-    settings: Settings,
 ) -> list[Recommendation]:
     """Content + popularity (seed 004's fallback): interests, city, popularity, upcoming."""
-    from matchwise.serve.state import state_for
-
-    catalogue = state_for(settings).catalogue(session)
+    catalogue = state.catalogue(session)
     if not len(catalogue):
         return []
     keep = catalogue.filter_mask(now, filters.include_past, filters.category, filters.city,
@@ -469,6 +478,7 @@ def heuristic_items(
 def people_recommendations(
     session: Session,
     settings: Settings,
+    state: ServingState,
     user: queries.Profile,
     history: queries.History,
     route: str,
@@ -480,11 +490,6 @@ def people_recommendations(
     both sides), ranked by Patra's weighted blend: the reciprocal model when one is active
     and knows the user (warm/hot), compatibility, bio similarity, swipe adjustment, Elo
     league and popularity. The reason names the strongest signal."""
-    from matchwise.features.people import bio_similarity, blend, interaction_adjustment, reason_for
-    from matchwise.models.elo import league_candidates
-    from matchwise.serve.state import state_for
-
-    state = state_for(settings)
     cat = state.people(session, settings.location_cell_km, must_have=user.id)
     p = cat.profiles
     me = cat.position[user.id]
@@ -577,7 +582,11 @@ def _visible_now(
 
 
 def _reciprocal_signals(
-    session: Session, settings: Settings, state: Any, user_id: str, candidate_ids: np.ndarray
+    session: Session,
+    settings: Settings,
+    state: ServingState,
+    user_id: str,
+    candidate_ids: np.ndarray,
 ) -> tuple[str, np.ndarray, np.ndarray] | None:
     """P(user likes c) and the reciprocal score from the active people model, or None."""
     loaded = state.model(session, "reciprocal")
@@ -586,17 +595,14 @@ def _reciprocal_signals(
     row = loaded.user_row(settings.hash_secret, user_id)
     if row is None:
         return None
-    from matchwise.ops.privacy import hash_id
-
     index = loaded.trained.item_index
     cols = np.array([index.get(hash_id(settings.hash_secret, c), -1) for c in candidate_ids])
     known = cols >= 0
     model_p = np.zeros(len(candidate_ids))
     reciprocal = np.zeros(len(candidate_ids))
     if known.any():
-        from matchwise.features.people import reciprocal_score
-
-        p_ab, p_ba, _ = loaded.trained.model.score_candidates(row, cols[known])
+        people_model: Any = loaded.trained.model  # the reciprocal model scores pairs
+        p_ab, p_ba, _ = people_model.score_candidates(row, cols[known])
         model_p[known] = p_ab
         reciprocal[known] = reciprocal_score(p_ab, p_ba, settings.reciprocal_mode)
     return loaded.version, model_p, reciprocal

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from matchwise.db import queries
 from matchwise.db.tables import Recommendation, User
 from matchwise.runtime import Runtime
+from matchwise.serve.online import put_lists
 from matchwise.serve.recommend import Kind, RecommendationList, recommend, resolve_request
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ def refresh_users(
     for user_id in user_ids:
         with runtime.session() as session:
             result = recommend(
-                session, settings, user_id, limit=top_n, kind=list_kind, use_cache=False, now=now
+                runtime, session, user_id, limit=top_n, kind=list_kind, use_cache=False, now=now
             )
             written += write_cache(session, result, list_kind)
         pending.append(result)
@@ -111,6 +112,6 @@ def _to_online_cache(runtime: Runtime, lists: list[RecommendationList], kind: st
     if runtime.online is None or not lists:
         return
     try:
-        runtime.online.put(lists, runtime.settings.cache_max_age_seconds, kind)
+        put_lists(runtime.online, lists, runtime.settings.cache_max_age_seconds, kind)
     except Exception as exc:
         log.error("could not write %d lists to the online cache (%s)", len(lists), exc)

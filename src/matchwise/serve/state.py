@@ -23,11 +23,15 @@ import scipy.sparse as sp
 from sqlalchemy.orm import Session
 
 from matchwise import registry
+from matchwise.actions import LIKE_ACTIONS, SWIPE_ACTIONS
 from matchwise.db import queries
+from matchwise.features.compatibility import ProfileArrays
+from matchwise.features.text import TextEmbedder
+from matchwise.hashing import hash_id
 from matchwise.index import HNSWIndex, VectorIndex
-from matchwise.ops.privacy import hash_id
+from matchwise.models.artifacts import TrainedModel, load_trained
+from matchwise.runtime import Runtime
 from matchwise.schemas import FailedModelOut, HealthOut
-from matchwise.train.pipeline import TrainedModel, load_trained
 
 log = logging.getLogger(__name__)
 
@@ -223,9 +227,6 @@ class PeopleCatalogue:
     def load(cls, session: Session, cell_km: float) -> PeopleCatalogue:
         """Positions become ``cell_km`` cells here (``location_cell_km``): matching never
         sees where anyone is exactly."""
-        from matchwise.actions import LIKE_ACTIONS, SWIPE_ACTIONS
-        from matchwise.features.compatibility import ProfileArrays
-
         frame = queries.users_frame(session)
         profiles = ProfileArrays.from_frame(frame, cell_km=cell_km)
         ids = pd.Series(profiles.ids)
@@ -248,8 +249,6 @@ class PeopleCatalogue:
     def bio_vectors(self, cache_dir: str | None) -> np.ndarray | None:
         """Sentence embeddings of every bio (content-hash cached); None when no one has one."""
         if self._bio_vectors is None and any(self.bios):
-            from matchwise.features.text import TextEmbedder
-
             try:
                 self._bio_vectors = TextEmbedder(cache_dir).embed(self.bios)
             except Exception as exc:  # the sentence model is optional at serving time
@@ -528,23 +527,27 @@ def settle_heap() -> None:
     gc.freeze()
 
 
-_STATES: dict[tuple[str, str], ServingState] = {}
+def serving_state(runtime: Runtime) -> ServingState:
+    """The runtime's serving state (one per runtime: the API and the CLI each have theirs)."""
+    return runtime.component(
+        ServingState, lambda: ServingState(registry.ArtifactStore(runtime.settings.artifact_root))
+    )
 
 
-def state_for(settings: Any) -> ServingState:
-    """One serving state per (store, artifact root) per process; API and CLI share it."""
-    key = (settings.database_url, settings.artifact_root)
-    if key not in _STATES:
-        _STATES[key] = ServingState(registry.ArtifactStore(settings.artifact_root))
-    return _STATES[key]
+def reset_serving_state(runtime: Runtime) -> None:
+    """Forget everything loaded, as a fresh process would start."""
+    state = runtime.component(ServingState, lambda: None)  # type: ignore[arg-type, return-value]
+    runtime.forget(ServingState)
+    if state is not None:
+        state.close()
 
 
-def warm_up(runtime: Any) -> list[str]:
+def warm_up(runtime: Runtime) -> list[str]:
     """Load what the first requests would otherwise wait seconds for: every active
     serving model with its ANN index. Run by the API before it accepts traffic; a failure
     is logged, and those requests load lazily. (Catalogues load in well under a second
     and stay lazy: items ingested before the first request are in the first one.)"""
-    state = state_for(runtime.settings)
+    state = serving_state(runtime)
     loaded: list[str] = []
     try:
         with runtime.session() as session:
@@ -557,11 +560,11 @@ def warm_up(runtime: Any) -> list[str]:
     return loaded
 
 
-def health(runtime: Any) -> HealthOut:
+def health(runtime: Runtime) -> HealthOut:
     """Liveness and the truth about the models: ``degraded`` while an active version
     failed to load in this process, naming it and what serves instead. It never loads
     anything itself (the retries run in the background)."""
-    state = state_for(runtime.settings)
+    state = serving_state(runtime)
     now = time.monotonic()
     failed = [
         FailedModelOut(
@@ -578,10 +581,5 @@ def health(runtime: Any) -> HealthOut:
                      revision=runtime.revision() or "none", failed_models=failed)  # fmt: skip
 
 
-def reset_states() -> None:
-    for state in _STATES.values():
-        state.close()
-    _STATES.clear()
-
-
-__all__ = ["Catalogue", "LoadedModel", "LoadFailure", "ServingState", "health", "state_for"]
+__all__ = ["Catalogue", "LoadedModel", "LoadFailure", "ServingState", "health",
+           "reset_serving_state", "serving_state", "warm_up"]  # fmt: skip

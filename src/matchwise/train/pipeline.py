@@ -5,12 +5,11 @@ The CLI's ``train``/``evaluate`` and the worker's ``retrain`` job all call these
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,62 +18,21 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from matchwise import registry
-from matchwise.data.dataset import Dataset, build_dataset
+from matchwise.data.dataset import Dataset
 from matchwise.errors import ArtifactError, InvalidInput
 from matchwise.metrics import evaluate_full_ranking
+from matchwise.models.artifacts import TrainedModel, load_trained, save_trained
 from matchwise.models.base import InteractionSet, Recommender
-from matchwise.models.catalog import make_model, model_class, read_config
+from matchwise.models.catalog import make_model, read_config
 from matchwise.report import write_report
 from matchwise.runtime import Runtime
+from matchwise.serve.state import serving_state
+from matchwise.train.dataset import build_dataset
 
 log = logging.getLogger(__name__)
 
-IDS_FILE = "ids.npz"
-TRAINING_FILE = "training.json"
 BASELINES = ("popularity",)
 SELECTION_METRIC = "ndcg@10"
-
-
-@dataclass
-class TrainedModel:
-    """A model with the id maps it was trained with (ids are keyed hashes)."""
-
-    model: Recommender
-    user_ids: np.ndarray
-    item_ids: np.ndarray
-    domain: str
-    info: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.user_index = {u: i for i, u in enumerate(self.user_ids.tolist())}
-        self.item_index = {u: i for i, u in enumerate(self.item_ids.tolist())}
-
-
-def save_trained(trained: TrainedModel, folder: Path) -> Path:
-    trained.model.save(folder)
-    np.savez(
-        folder / IDS_FILE,
-        user_ids=trained.user_ids.astype(str),
-        item_ids=trained.item_ids.astype(str),
-    )
-    (folder / TRAINING_FILE).write_text(
-        json.dumps({"domain": trained.domain, **trained.info}, indent=2, default=str)
-    )
-    return folder
-
-
-def load_trained(folder: str | Path) -> TrainedModel:
-    """Load a registered model folder; a missing or corrupt one raises ArtifactError."""
-    path = Path(folder)
-    try:
-        info = json.loads((path / TRAINING_FILE).read_text())
-        manifest = json.loads((path / "manifest.json").read_text())
-        with np.load(path / IDS_FILE, allow_pickle=False) as ids:
-            user_ids, item_ids = ids["user_ids"], ids["item_ids"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise ArtifactError(f"model artifact at {path} is missing or corrupt: {exc}") from exc
-    model = model_class(manifest["model_type"]).load(path)
-    return TrainedModel(model, user_ids, item_ids, info.get("domain", "items"), info)
 
 
 def reports_folder(artifact_root: str) -> Path:
@@ -153,9 +111,7 @@ def retrain(
         outcome = {result.model_type: train_summary(result) for result in results}
     activated = any(summary["activated"] for summary in outcome.values())
     if activated:
-        from matchwise.serve.state import state_for
-
-        state_for(runtime.settings).invalidate()
+        serving_state(runtime).invalidate()
     return outcome, activated
 
 
