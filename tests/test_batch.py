@@ -111,7 +111,7 @@ def test_cli_refresh_with_ray(
 
 def test_retrain_with_ray_trains_each_model_in_its_own_task(store: Runtime) -> None:
     from matchwise import registry
-    from matchwise.train.pipeline import retrain
+    from matchwise.train.retrain import retrain
 
     outcome, activated = retrain(store, ["logistic", "popularity"], domain="items", ray=True)
     assert set(outcome) == {"logistic", "popularity"}

@@ -18,9 +18,14 @@ from matchwise.db.tables import AuditLog, Job, utcnow
 from matchwise.jobs.queue import claim, complete, enqueue
 from matchwise.jobs.worker import Worker, wait_for
 from matchwise.runtime import Runtime
-from tests.utils import job_plugin  # noqa: F401  (registers the test job types)
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _test_job_types(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test job types come as a plugin, as an application's own would."""
+    monkeypatch.setenv("MATCHWISE_JOB_PLUGINS", "tests.utils.job_plugin")
 
 
 def test_enqueue_is_idempotent_while_open(runtime: Runtime) -> None:

@@ -22,6 +22,7 @@ from matchwise.errors import ConfigError
 from matchwise.registry import ArtifactStore
 from matchwise.runtime import Runtime
 from matchwise.serve.recommend import Kind
+from matchwise.serve.refresh import reconcile_online_visibility, refresh_users, users_to_refresh
 from matchwise.settings import Settings
 from matchwise.train.pipeline import (
     Finish,
@@ -38,7 +39,6 @@ def _refresh_chunk(
     settings: dict[str, Any], user_ids: list[str], top_n: int, kind: Kind | None
 ) -> dict[str, Any]:
     """One Ray task: refresh ``user_ids`` with a store connection of its own."""
-    from matchwise.serve.refresh import refresh_users
 
     runtime = Runtime.open(Settings(**settings), migrate=False)
     try:
@@ -137,7 +137,6 @@ def refresh_with_ray(
     a local Ray starts with ``num_cpus`` (all cores by default) and stops afterwards.
     """
     ray = _ray(runtime, address)
-    from matchwise.serve.refresh import users_to_refresh
 
     full = user_ids is None
     user_ids = users_to_refresh(runtime, user_ids)
@@ -161,7 +160,5 @@ def refresh_with_ray(
         if started_here:
             ray.shutdown()
     if full:
-        from matchwise.serve.refresh import reconcile_online_visibility
-
         reconcile_online_visibility(runtime)
     return {"users": users, "rows": rows, "tasks": len(chunks), "cpus": cpus}

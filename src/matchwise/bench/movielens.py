@@ -40,6 +40,7 @@ from matchwise.data.splits import recbole_split
 from matchwise.errors import InvalidInput
 from matchwise.metrics import evaluate_full_ranking
 from matchwise.models.base import InteractionSet, Recommender
+from matchwise.models.catalog import model_class
 from matchwise.models.ease import EASERecommender
 from matchwise.models.peers import ImplicitALSRecommender, ImplicitBPRRecommender
 from matchwise.models.popularity import PopularityRecommender
@@ -110,15 +111,12 @@ MODELS: dict[str, BenchmarkModel] = {
 
 
 def _two_tower(params: Mapping[str, Any]) -> Recommender:
-    from matchwise.models.two_tower import TwoTowerRecommender
-
-    return TwoTowerRecommender(**params)
+    """From the catalogue, so torch loads only when the two-tower runs."""
+    return model_class("two_tower")(**params)
 
 
 def _hybrid(params: Mapping[str, Any]) -> Recommender:
-    from matchwise.models.hybrid import HybridRecommender
-
-    return HybridRecommender(**params)
+    return model_class("hybrid")(**params)
 
 
 def register_model(

@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import pandas as pd
+import typer
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 from sqlalchemy import func, select
 
+from matchwise.cli.render import console, print_metrics, print_recommendations
 from matchwise.data.bundle import DataBundle
+from matchwise.data.synthetic import generate
 from matchwise.db.tables import Interaction, Item, Match, User
+from matchwise.ingest.bulk import write_bundle
+from matchwise.models.catalog import MODEL_TYPES
+from matchwise.ops.auth import create_key
 from matchwise.redaction import redact
 from matchwise.runtime import Runtime
+from matchwise.serve.recommend import recommend
+from matchwise.serve.refresh import refresh_users
+from matchwise.serve.state import serving_state
 from matchwise.settings import load_settings
+from matchwise.train.pipeline import train_model
 
 SIZES = {"small", "medium", "large"}
 
@@ -41,10 +51,6 @@ DEMO_MODELS = ("ease", "logistic", "two_tower", "reciprocal")
 
 def _train(console: Console, runtime: Runtime, models: tuple[str, ...]) -> dict[str, Any]:
     """Train, evaluate against popularity, register and activate the demo's models."""
-    from matchwise.cli.app import print_metrics
-    from matchwise.models.catalog import MODEL_TYPES
-    from matchwise.serve.state import serving_state
-    from matchwise.train.pipeline import train_model
 
     out: dict[str, Any] = {}
     for name in models:
@@ -88,11 +94,6 @@ def _example_users(
 def run_demo(
     console: Console, size: str = "small", seed: int = 42, models: tuple[str, ...] = DEMO_MODELS
 ) -> dict[str, Any]:
-    from matchwise.cli.app import print_recommendations
-    from matchwise.data.synthetic import generate
-    from matchwise.ingest.bulk import write_bundle
-    from matchwise.ops.auth import create_key
-    from matchwise.serve.recommend import recommend
 
     settings = load_settings()
     runtime = Runtime.open(settings)
@@ -125,8 +126,6 @@ def run_demo(
 
     trained = _train(console, runtime, models)
     with console.status("refreshing every user's ranking cache..."):
-        from matchwise.serve.refresh import refresh_users
-
         refreshed = refresh_users(runtime, None, top_n=20)
     console.print(f"ranking cache: {refreshed['rows']:,} rows for {refreshed['users']:,} users")
 
@@ -168,3 +167,12 @@ def run_demo(
     )
     runtime.close()
     return {"counts": counts, "seconds": elapsed, "trained": trained, "api_key": key}
+
+
+def demo(
+    size: Annotated[str, typer.Option(help="small, medium or large")] = "small",
+    seed: Annotated[int, typer.Option(help="random seed")] = 42,
+) -> None:
+    """The main job on the embedded default: data, store, recommendations, summary."""
+
+    run_demo(console, size=size, seed=seed)

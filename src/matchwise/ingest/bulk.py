@@ -20,6 +20,8 @@ from matchwise.db.queries import CHUNK, chunked, dialect_insert, existing_ids
 from matchwise.db.tables import Interaction, Item, Match, User, utcnow
 from matchwise.errors import InvalidInput
 from matchwise.ingest.profiles import age_from_birth_date, upsert_rows
+from matchwise.jobs.queue import maybe_enqueue_safety_scan
+from matchwise.models.elo import ratings_from_swipes
 from matchwise.runtime import Runtime
 from matchwise.schemas import (
     InteractionIn,
@@ -276,6 +278,7 @@ def write_bundle(
             stats["stamped"] = int(times.isna().sum())
             frame = frame.assign(occurred_at=times.fillna(pd.Timestamp(now)))
         stats["users"] = upsert_rows(session, User, users).created if users else 0
+        maybe_enqueue_safety_scan(session, runtime.settings, [u["id"] for u in users])
         stats["items"] = upsert_rows(session, Item, items).created if items else 0
         swipes = frame.iloc[0:0]
         if elo is not None and people:  # only new swipes move ratings (reloads are no-ops)
@@ -295,7 +298,6 @@ def write_bundle(
 
 def _replay_elo(session: Session, frame: pd.DataFrame, elo: Any) -> int:
     """Desirability from a bulk swipe log, replayed in time order on top of stored ratings."""
-    from matchwise.models.elo import ratings_from_swipes
 
     people = pd.unique(pd.concat([frame["user_id"], frame["target_user_id"].dropna()]))
     stored = {}

@@ -9,15 +9,16 @@ from sqlalchemy.orm import Session
 from matchwise.jobs.queue import enqueue
 from matchwise.jobs.worker import JobContext, job_type
 from matchwise.ops.privacy import run_retention
+from matchwise.ops.safety import scan_profiles
+from matchwise.serve.refresh import refresh_users
 from matchwise.train.pipeline import TrainResult, train_summary
-from matchwise.train.pipeline import retrain as retrain_models
+from matchwise.train.retrain import retrain as retrain_models
 
 
 @job_type("refresh_user")
 def refresh_user(ctx: JobContext) -> dict[str, Any]:
     """Recompute one user's cached recommendations with the active models (every user's
     when the payload names none: what a retrain queues after an activation)."""
-    from matchwise.serve.refresh import refresh_users
 
     user_id = ctx.payload.get("user_id")
     top_n = int(ctx.payload.get("top_n", ctx.runtime.settings.default_top_n))
@@ -59,6 +60,5 @@ def retrain(ctx: JobContext) -> dict[str, Any]:
 @job_type("safety_scan")
 def safety_scan(ctx: JobContext) -> dict[str, Any]:
     """Classify profiles with the active safety model; hold flagged ones for review."""
-    from matchwise.ops.safety import scan_profiles
 
     return scan_profiles(ctx.runtime, ctx.payload.get("user_ids"))

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from matchwise.db.tables import Job, utcnow
 from matchwise.errors import Conflict, InvalidInput, NotFound
+from matchwise.registry import active_version
 
 log = logging.getLogger(__name__)
 
@@ -191,13 +192,17 @@ def maybe_enqueue_refresh(
     return created
 
 
-def maybe_enqueue_safety_scan(session: Session, settings: Any, user_ids: list[str]) -> bool:
-    """Queue a safety scan of new or changed profiles when a safety model is active."""
-    from matchwise.registry import active_version
+SCAN_CHUNK = 10_000  # profiles per safety_scan job
 
+
+def maybe_enqueue_safety_scan(session: Session, settings: Any, user_ids: list[str]) -> bool:
+    """Queue safety scans of new or changed profiles (every path that writes profiles:
+    the API, imports, generated data) when a safety model is active; one job per 10,000."""
     if not settings.task_queue_enabled or not user_ids or active_version(session, "safety") is None:
         return False
-    enqueue(session, "safety_scan", {"user_ids": sorted(set(user_ids))[:10_000]})
+    ids = sorted(set(user_ids))
+    for start in range(0, len(ids), SCAN_CHUNK):
+        enqueue(session, "safety_scan", {"user_ids": ids[start : start + SCAN_CHUNK]})
     return True
 
 

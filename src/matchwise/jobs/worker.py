@@ -51,24 +51,32 @@ class JobContext:
 
 
 Handler = Callable[[JobContext], dict[str, Any] | None]
-HANDLERS: dict[str, Handler] = {}
+_JOB_TYPE = "matchwise_job_type"
 
 
 def job_type(name: str) -> Callable[[Handler], Handler]:
-    """Register a handler for jobs of type ``name``."""
+    """Mark a function as the handler of jobs of type ``name`` (found by
+    :func:`load_handlers` in the modules it imports)."""
 
-    def register(fn: Handler) -> Handler:
-        HANDLERS[name] = fn
+    def mark(fn: Handler) -> Handler:
+        setattr(fn, _JOB_TYPE, name)
         return fn
 
-    return register
+    return mark
 
 
-def load_plugins() -> None:
-    """Import built-in handlers and any modules named in ``MATCHWISE_JOB_PLUGINS``."""
-    importlib.import_module("matchwise.jobs.handlers")
-    for name in filter(None, os.environ.get("MATCHWISE_JOB_PLUGINS", "").split(",")):
-        importlib.import_module(name.strip())
+def load_handlers() -> dict[str, Handler]:
+    """The built-in job types and those of the modules named in ``MATCHWISE_JOB_PLUGINS``
+    (comma-separated), by job type."""
+    plugins = os.environ.get("MATCHWISE_JOB_PLUGINS", "").split(",")
+    names = ["matchwise.jobs.handlers", *filter(None, (n.strip() for n in plugins))]
+    found: dict[str, Handler] = {}
+    for name in names:
+        for value in vars(importlib.import_module(name)).values():
+            kind = getattr(value, _JOB_TYPE, None)
+            if isinstance(kind, str) and callable(value):
+                found[kind] = value
+    return found
 
 
 # --- the worker -----------------------------------------------------------------------
@@ -89,7 +97,7 @@ class Worker:
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
-        load_plugins()
+        self.handlers = load_handlers()
 
     def stop(self) -> None:
         self._stop.set()
@@ -107,7 +115,7 @@ class Worker:
         heart.start()
         ctx = JobContext(self.runtime, job_id, payload, attempt, self.worker_id)
         try:
-            handler = HANDLERS.get(kind)
+            handler = self.handlers.get(kind)
             if handler is None:
                 raise InvalidInput(f"no handler for job type {kind!r}")
             result = handler(ctx)

@@ -7,6 +7,7 @@ already-seen candidates masked, ``save``/``load`` to a folder without pickle.
 
 from __future__ import annotations
 
+import inspect
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -134,6 +135,12 @@ class Recommender(ABC):
     """
 
     model_type: ClassVar[str]
+    #: How the model serves, read by the serving router: the item tiers it may answer
+    #: (``warm``, ``hot``), or ``people`` for the people path's two-sided scores; a model
+    #: with none is trained for other uses (a baseline, a peer). ``pipeline``: the full
+    #: pipeline, preferred for hot users over any single model.
+    serves: ClassVar[frozenset[str]] = frozenset()
+    pipeline: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.version: str = "unversioned"
@@ -141,6 +148,19 @@ class Recommender(ABC):
         self.training_metrics: dict[str, Any] = {}
         self.n_users_: int | None = None
         self.n_items_: int | None = None
+
+    @classmethod
+    def from_config(cls, params: dict[str, Any], progress: bool = False) -> Self:
+        """A model from config keys (its constructor's parameters); unknown keys are refused
+        with a message naming them and the known ones."""
+        accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "args", "kwargs"}
+        unknown = sorted(set(params) - accepted)
+        if unknown:
+            raise InvalidInput(
+                f"unknown {cls.model_type} config key(s): {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(accepted)) or 'none'}"
+            )
+        return cls(**params)
 
     # --- training and scoring -------------------------------------------------
     @abstractmethod
@@ -187,7 +207,7 @@ class Recommender(ABC):
             "n_users": self.n_users_,
             "n_items": self.n_items_,
         }
-        (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_jsonable))
+        (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, default=json_default))
         return folder
 
     @classmethod
@@ -236,7 +256,9 @@ class Recommender(ABC):
             raise NotFitted(f"{self.model_type} model is not fitted: call fit() or load() first")
 
 
-def _jsonable(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """``json.dumps(default=...)`` for what models hold: NumPy scalars and arrays as
+    Python numbers and lists, anything else as its text."""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,6 @@ MODEL_TYPES: dict[str, str] = {
     "logistic": "matchwise.models.logistic:LogisticRecommender",
     "hybrid": "matchwise.models.hybrid:HybridRecommender",
     "reciprocal": "matchwise.models.reciprocal:ReciprocalRecommender",
-    "ranker": "matchwise.models.ranker:LightGBMRanker",
     "implicit_als": "matchwise.models.peers:ImplicitALSRecommender",
     "implicit_bpr": "matchwise.models.peers:ImplicitBPRRecommender",
 }
@@ -33,7 +31,17 @@ FLAG_ALIASES: dict[str, dict[str, str]] = {
 }
 
 
+#: Names people try that are parts of a model, not models: what to train instead.
+PARTS = {
+    "ranker": "the LightGBM ranker is the hybrid's re-ranking stage, trained with it: "
+    "`matchwise train hybrid`",
+    "safety": "the safety classifier trains on its own corpora: `matchwise train safety`",
+}
+
+
 def model_class(name: str) -> type[Recommender]:
+    if name in PARTS:
+        raise InvalidInput(f"{name!r} is not a recommendation model: {PARTS[name]}")
     if name not in MODEL_TYPES:
         raise InvalidInput(f"unknown model {name!r}; known: {', '.join(sorted(MODEL_TYPES))}")
     module, _, attr = MODEL_TYPES[name].partition(":")
@@ -75,16 +83,4 @@ def make_model(
         if flag not in aliases:
             raise InvalidInput(f"--{flag} does not apply to the {name} model")
         params[aliases[flag]] = value
-    if name == "two_tower":
-        from matchwise.models.two_tower import TwoTowerConfig
-
-        tower_config = TwoTowerConfig.from_dict(params)  # refuses unknown keys, naming them
-        return cls(tower_config, progress=progress)  # type: ignore[call-arg]
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
-    unknown = sorted(set(params) - accepted)
-    if unknown:
-        raise InvalidInput(
-            f"unknown {name} config key(s): {', '.join(unknown)}; "
-            f"known: {', '.join(sorted(accepted)) or 'none'}"
-        )
-    return cls(**params)
+    return cls.from_config(params, progress=progress)

@@ -37,6 +37,7 @@ class EASERecommender(Recommender):
     """
 
     model_type = "ease"
+    serves = frozenset({"warm", "hot"})
 
     def __init__(self, l2: float = 500.0, max_items: int = 20_000, binary: bool = True) -> None:
         super().__init__()

@@ -42,8 +42,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from matchwise.data.splits import random_split
 from matchwise.errors import ArtifactError, InvalidInput
 from matchwise.models.base import InteractionSet, Recommender
+from matchwise.models.catalog import model_class
 from matchwise.models.ranker import FeatureContext, LightGBMRanker, candidate_features
 
 log = logging.getLogger(__name__)
@@ -103,6 +105,8 @@ class HybridRecommender(Recommender):
     """
 
     model_type: ClassVar[str] = "hybrid"
+    serves: ClassVar[frozenset[str]] = frozenset({"hot"})
+    pipeline: ClassVar[bool] = True  # candidates from several generators, re-ranked
 
     def __init__(
         self,
@@ -297,8 +301,6 @@ class HybridRecommender(Recommender):
         arithmetic, so a user with a single positive hides nothing); fold ``f`` hides part
         ``f``.
         """
-        from matchwise.data.splits import random_split
-
         n_parts = max(2, round(1.0 / self.holdout))
         positive = np.flatnonzero(train.labels >= self.positive_threshold)
         frame = pd.DataFrame({"user_id": train.users[positive], "row": positive})
@@ -518,27 +520,19 @@ class ItemKNNRecommender(Recommender):
 
 
 # --- helpers ---------------------------------------------------------------------------------
+#: The hybrid's generator names and the catalogue's model names they are.
+GENERATOR_MODELS = {"ease": "ease", "popularity": "popularity", "als": "implicit_als",
+              "two_tower": "two_tower"}  # fmt: skip
+
+
 def _generator_class(name: str) -> type[Recommender]:
-    """Imported on demand: implicit and torch load only for the generators in use."""
-    if name == "ease":
-        from matchwise.models.ease import EASERecommender
-
-        return EASERecommender
-    if name == "popularity":
-        from matchwise.models.popularity import PopularityRecommender
-
-        return PopularityRecommender
-    if name == "als":
-        from matchwise.models.peers import ImplicitALSRecommender
-
-        return ImplicitALSRecommender
+    """Looked up in the catalogue, so implicit and torch load only for the generators in use."""
     if name == "item_knn":
         return ItemKNNRecommender
-    if name == "two_tower":
-        from matchwise.models.two_tower import TwoTowerRecommender
-
-        return TwoTowerRecommender
-    raise InvalidInput(f"unknown hybrid generator {name!r}")
+    if name not in GENERATOR_MODELS:
+        raise InvalidInput(f"unknown hybrid generator {name!r}; known: item_knn, "
+                           f"{', '.join(sorted(GENERATOR_MODELS))}")  # fmt: skip
+    return model_class(GENERATOR_MODELS[name])
 
 
 def _csr_arrays(prefix: str, matrix: sp.csr_matrix) -> dict[str, np.ndarray]:

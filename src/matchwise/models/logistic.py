@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from matchwise.errors import ArtifactError, InvalidInput
+from matchwise.metrics import evaluate_full_ranking
 from matchwise.models.base import InteractionSet, Recommender
 from matchwise.models.ranker import FeatureContext, candidate_features
 
@@ -94,6 +95,7 @@ class LogisticRecommender(Recommender):
     """
 
     model_type: ClassVar[str] = "logistic"
+    serves: ClassVar[frozenset[str]] = frozenset({"warm", "hot"})
 
     def __init__(
         self,
@@ -228,7 +230,6 @@ class LogisticRecommender(Recommender):
         return self
 
     def _validate(self, train: InteractionSet, validation: InteractionSet) -> dict[str, float]:
-        from matchwise.metrics import evaluate_full_ranking
 
         metrics = evaluate_full_ranking(self, train, validation, k=10)
         return {"ndcg@10": round(metrics["ndcg@10"], 5), "hit@10": round(metrics["hit@10"], 5)}

@@ -36,6 +36,7 @@ import scipy.sparse as sp
 from matchwise.errors import ArtifactError, InvalidInput
 from matchwise.features.people import RECIPROCAL_MODES, reciprocal_score
 from matchwise.models.base import InteractionSet, Recommender
+from matchwise.models.catalog import make_model, model_class
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,7 @@ class ReciprocalRecommender(Recommender):
     """
 
     model_type = "reciprocal"
+    serves = frozenset({"people"})  # P(a likes b) and P(b likes a) for the people path
 
     def __init__(
         self,
@@ -163,7 +165,6 @@ class ReciprocalRecommender(Recommender):
 
     def fit(self, train: InteractionSet, validation: InteractionSet | None = None) -> Self:
         """Fit the one-sided base on ``train`` (users = candidates), then calibrate it."""
-        from matchwise.models.catalog import make_model
 
         _check_people(train)
         model = make_model(self.base, dict(self.base_params))
@@ -363,7 +364,6 @@ class ReciprocalRecommender(Recommender):
         )
 
     def _load_state(self, folder: Path) -> None:
-        from matchwise.models.catalog import model_class
 
         base_folder = folder / BASE_FOLDER
         if not base_folder.is_dir():

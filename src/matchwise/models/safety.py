@@ -41,7 +41,16 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from matchwise.data.safety_corpus import (
+    generate_safety_corpus,
+    generate_synthetic_profiles,
+    load_instagram_fake,
+    load_sms_spam,
+    split_by_group,
+)
 from matchwise.errors import ArtifactError, InvalidInput, NotFitted
+from matchwise.features.text import TextEmbedder
+from matchwise.models.base import json_default
 
 logger = logging.getLogger(__name__)
 
@@ -385,7 +394,6 @@ def profile_features(profiles: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd
 @functools.lru_cache(maxsize=1)
 def default_embedder() -> EmbedFn:
     """The project's cached all-MiniLM-L6-v2 embedder (one per process, loaded lazily)."""
-    from matchwise.features.text import TextEmbedder
 
     return TextEmbedder(None).embed
 
@@ -960,7 +968,7 @@ class SafetyClassifier:
             "feature_names": self.feature_names,
             "training_metrics": self.training_metrics,
         }
-        (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_jsonable))
+        (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, default=json_default))
         return folder
 
     @classmethod
@@ -1052,14 +1060,6 @@ class SafetyClassifier:
         if booster.num_feature() != len(PROFILE_FEATURES):
             raise ArtifactError("fake-profile model has the wrong number of features")
         self.profile_booster_ = booster
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
 
 
 # --- evaluation and the training recipe -----------------------------------------------------
@@ -1171,13 +1171,6 @@ def train_safety(
     * ``extra_labels`` (moderator labels, long form) and ``extra_profiles`` are added to
       training only.
     """
-    from matchwise.data.safety_corpus import (
-        generate_safety_corpus,
-        generate_synthetic_profiles,
-        load_instagram_fake,
-        load_sms_spam,
-        split_by_group,
-    )
 
     started = time.perf_counter()
     timings: dict[str, float] = {}

@@ -54,6 +54,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from matchwise.errors import ArtifactError, InvalidInput, NotFitted
+from matchwise.features.text import TextEmbedder
+from matchwise.metrics import evaluate_full_ranking
 from matchwise.models.base import InteractionSet, Recommender
 from matchwise.models.two_tower_features import FeatureEncoder, SideFeatures, align_frame
 
@@ -398,6 +400,11 @@ class TwoTowerRecommender(Recommender):
     """
 
     model_type: ClassVar[str] = "two_tower"
+    serves: ClassVar[frozenset[str]] = frozenset({"warm", "hot"})
+
+    @classmethod
+    def from_config(cls, params: dict[str, Any], progress: bool = False) -> Self:
+        return cls(TwoTowerConfig.from_dict(params), progress=progress)  # names unknown keys
 
     def __init__(
         self,
@@ -498,8 +505,6 @@ class TwoTowerRecommender(Recommender):
         self.item_encoder_ = FeatureEncoder(text_columns=cfg.text_columns).fit(item_frame)
         embedder = None
         if self.user_encoder_.has_text or self.item_encoder_.has_text:
-            from matchwise.features.text import TextEmbedder
-
             embedder = TextEmbedder(cfg.text_cache_dir, device=str(self.device_))
         inputs: dict[str, np.ndarray] = {}
         for key, array in self.user_encoder_.transform(user_frame, train.n_users, embedder).items():
@@ -729,7 +734,6 @@ class TwoTowerRecommender(Recommender):
         Computed by :func:`matchwise.metrics.evaluate_full_ranking`, so the numbers and
         their names are those of every other model's report.
         """
-        from matchwise.metrics import evaluate_full_ranking
 
         self._check_fitted()
         assert self.seen_ is not None and self.n_users_ is not None

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from matchwise.errors import ArtifactError, InvalidInput
+from matchwise.features.text import EMBEDDING_DIM, TextEmbedder
 
 logger = logging.getLogger(__name__)
 
@@ -200,8 +201,6 @@ class FeatureEncoder:
                 if spec.dim == 0:
                     continue
             elif kind == "text":
-                from matchwise.features.text import EMBEDDING_DIM
-
                 spec.dim = EMBEDDING_DIM
             self.columns.append(spec)
         logger.info(
@@ -266,8 +265,6 @@ class FeatureEncoder:
                 out[f"vec:{spec.name}"], out[f"mask:{spec.name}"] = _vector_rows(series, spec.dim)
             elif spec.kind == "text":
                 if embedder is None:
-                    from matchwise.features.text import TextEmbedder
-
                     embedder = TextEmbedder(None)
                 texts = [None if _is_missing(v) else str(v) for v in series]
                 vectors = embedder.embed(texts)

@@ -1,14 +1,14 @@
-"""Safety at the edges: train and register the classifier, classify texts and profiles,
-scan profiles and hold flagged ones for review."""
+"""Safety at the edges: classify texts and profiles with the active classifier, scan
+profiles and hold flagged ones for review, keep moderators' labels for retraining
+(training itself is ``train.safety``)."""
 
 from __future__ import annotations
 
 import logging
-import tempfile
 import threading
-from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -18,14 +18,13 @@ from matchwise.db import queries
 from matchwise.db.audit import audit
 from matchwise.db.tables import Interaction, ModerationLabel, Report, User, utcnow
 from matchwise.errors import ArtifactError, InvalidInput, NotFound
+from matchwise.models.safety import LABELS, SafetyClassifier
 from matchwise.ops.moderation import flag_profile
 from matchwise.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 MODEL_TYPE = "safety"
-_LOADED: dict[str, tuple[str, Any]] = {}
-_LOCK = threading.Lock()
 
 
 def moderator_labels(session: Session) -> pd.DataFrame:
@@ -37,8 +36,6 @@ def moderator_labels(session: Session) -> pd.DataFrame:
 
 def add_label(session: Session, text: str, label: str, value: bool, actor: str) -> int:
     """Store a moderator's label for retraining, under ``actor`` (the API key's owner)."""
-    from matchwise.models.safety import LABELS
-
     if label not in LABELS:
         raise InvalidInput(f"label must be one of {', '.join(LABELS)}, not {label!r}")
     if not text.strip():
@@ -50,62 +47,36 @@ def add_label(session: Session, text: str, label: str, value: bool, actor: str) 
     return row.id
 
 
-def train_and_register(
-    runtime: Runtime,
-    sms_path: str | Path | None = None,
-    instagram_dir: str | Path | None = None,
-    activate: bool = True,
-    actor: str = "cli",
-) -> dict[str, Any]:
-    """Train every head (public sets + synthetic corpus + moderator labels), register it."""
-    from matchwise.models.safety import train_safety
+class LoadedSafety:
+    """The runtime's loaded safety model: one version at a time, swapped when another
+    becomes active; a version that cannot load leaves the loaded one serving."""
 
-    with runtime.session() as session:
-        extra = moderator_labels(session)
-    classifier, metrics = train_safety(
-        sms_path=sms_path, instagram_dir=instagram_dir,
-        extra_labels=extra if len(extra) else None,
-    )  # fmt: skip
-    version = registry.new_version(MODEL_TYPE)
-    store = registry.ArtifactStore(runtime.settings.artifact_root)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = classifier.save(Path(tmp) / version)
-        with runtime.session() as session:
-            row = registry.register(session, store, MODEL_TYPE, folder, metrics=_jsonable(metrics),
-                                    version=version, activate=activate, actor=actor)  # fmt: skip
-            registry_id = row.id
-    return {"version": version, "registry_id": registry_id, "metrics": metrics,
-            "moderator_labels": int(len(extra))}  # fmt: skip
+    def __init__(self) -> None:
+        self.version: str | None = None
+        self.classifier: SafetyClassifier | None = None
+        self.lock = threading.Lock()
 
 
-def _jsonable(value: Any) -> Any:
-    import json
-
-    return json.loads(json.dumps(value, default=lambda v: getattr(v, "tolist", lambda: str(v))()))
-
-
-def active_classifier(runtime: Runtime) -> Any:
-    """The active safety model, loaded once per process per version."""
-    from matchwise.models.safety import SafetyClassifier
-
+def active_classifier(runtime: Runtime) -> SafetyClassifier:
+    """The active safety model, loaded once per runtime per version."""
     with runtime.read_session() as session:
         row = registry.active_version(session, MODEL_TYPE)
         if row is None:
             raise NotFound("no active safety model: run `matchwise train safety` first")
-        key, version, uri = runtime.settings.artifact_root, row.version, row.uri
-    with _LOCK:
-        cached = _LOADED.get(key)
-        if cached is not None and cached[0] == version:
-            return cached[1]
+        version, uri = row.version, row.uri
+    loaded = runtime.component(LoadedSafety, LoadedSafety)
+    with loaded.lock:
+        if loaded.classifier is not None and loaded.version == version:
+            return loaded.classifier
         store = registry.ArtifactStore(runtime.settings.artifact_root)
         try:
             classifier = SafetyClassifier.load(store.fetch(uri))
         except ArtifactError:
-            if cached is not None:
-                log.error("safety model %s cannot load; keeping %s", version, cached[0])
-                return cached[1]
+            if loaded.classifier is not None:
+                log.error("safety model %s cannot load; keeping %s", version, loaded.version)
+                return loaded.classifier
             raise
-        _LOADED[key] = (version, classifier)
+        loaded.version, loaded.classifier = version, classifier
         return classifier
 
 
@@ -200,8 +171,11 @@ def scan_profiles(
     decisions = classifier.decide(probas, limits)
     with runtime.session() as session:
         for j, user_id in enumerate(frame["id"]):
-            hits = {label: round(float(probas[label][j]), 4)
-                    for label, flags in decisions.items() if bool(flags[j])}  # fmt: skip
+            hits = {
+                label: round(float(probas[label][j]), 4)
+                for label, flags in decisions.items()
+                if bool(np.atleast_1d(flags)[j])
+            }
             if hits:
                 flag_profile(session, user_id, "classifier", hits, actor=actor)
                 flagged += 1

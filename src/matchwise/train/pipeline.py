@@ -26,7 +26,6 @@ from matchwise.models.base import InteractionSet, Recommender
 from matchwise.models.catalog import make_model, read_config
 from matchwise.report import write_report
 from matchwise.runtime import Runtime
-from matchwise.serve.state import serving_state
 from matchwise.train.dataset import build_dataset
 
 log = logging.getLogger(__name__)
@@ -79,40 +78,6 @@ def _score_samples(
     other = rng.choice(scores.ravel(), size=min(20_000, scores.size), replace=False)
     finite = np.isfinite
     return positive[finite(positive)], other[finite(other)]
-
-
-def retrain(
-    runtime: Runtime,
-    models: list[str] | None = None,
-    domain: str | None = None,
-    actor: str = "cli",
-    ray: bool = False,
-    finish: Finish | None = None,
-) -> tuple[dict[str, Any], bool]:
-    """Train each of ``models`` (default: ``settings.retrain_models``), then register them
-    all and activate the ones that beat the active version in one transaction; returns a
-    summary per model and whether any activation happened (then the serving state and
-    the cache need a refresh).
-
-    Nothing is registered until every model is trained, so a run that dies part-way
-    leaves no versions behind. ``finish`` runs inside that transaction (the retrain job
-    marks itself done there). With ``ray`` each model trains in a Ray task of its own
-    (``settings.ray_address``, or a local Ray), in parallel: see :mod:`matchwise.batch`.
-    """
-    names = models or list(runtime.settings.retrain_models)
-    if ray:
-        from matchwise.scale import train_with_ray
-
-        outcome = train_with_ray(runtime, names, domain=domain, actor=actor, finish=finish)
-    else:
-        with tempfile.TemporaryDirectory(prefix="matchwise-retrain-") as tmp:
-            pending = [train_version(runtime, name, Path(tmp), domain=domain) for name in names]
-            results = register_versions(runtime, pending, actor=actor, finish=finish)
-        outcome = {result.model_type: train_summary(result) for result in results}
-    activated = any(summary["activated"] for summary in outcome.values())
-    if activated:
-        serving_state(runtime).invalidate()
-    return outcome, activated
 
 
 def train_summary(result: TrainResult) -> dict[str, Any]:

@@ -1,0 +1,81 @@
+"""Benchmarks against peers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from matchwise.bench.movielens import render_table, run_movielens_benchmark
+from matchwise.bench.people import run_people_benchmark
+from matchwise.cli.render import (
+    console,
+)
+from matchwise.data.speed_dating import run_speed_dating_benchmark
+from matchwise.errors import InvalidInput
+
+bench_app = typer.Typer(help="Benchmarks against peer libraries.", no_args_is_help=True)
+
+
+@bench_app.command("speed-dating")
+def benchmark_speed_dating(
+    path: Annotated[Path, typer.Argument(help="Speed Dating Experiment CSV")],
+    seed: Annotated[int, typer.Option(help="seed of the 20% held-out pairs")] = 42,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Decision AUC, match AUC and NDCG@5 for random, popularity, one-sided, reciprocal."""
+
+    result = run_speed_dating_benchmark(path, seed=seed)
+    if as_json:
+        sys.stdout.write(json.dumps(result, default=float) + "\n")
+        return
+    table = Table(title=f"speed dating: {result['dataset']} (20% of pairs held out)")
+    for col in ("scorer", "decision AUC", "match AUC", "NDCG@5"):
+        table.add_column(col, justify="right" if col != "scorer" else "left")
+    for name, row in result["results"].items():
+        table.add_row(name, f"{row['decision_auc']:.3f}", f"{row['match_auc']:.3f}",
+                      f"{row['ndcg@5']:.3f}")  # fmt: skip
+    console.print(table)
+
+
+@bench_app.command("people")
+def benchmark_people(
+    users: Annotated[int, typer.Option(help="synthetic people")] = 1000,
+    swipes: Annotated[int, typer.Option(help="synthetic swipes")] = 20_000,
+    seed: Annotated[int, typer.Option(help="random seed")] = 42,
+    base: Annotated[str, typer.Option(help="one-sided model: two_tower or ease")] = "two_tower",
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Reciprocal vs one-sided vs popularity on synthetic dating data (mutual matches)."""
+
+    result = run_people_benchmark(n_users=users, n_swipes=swipes, seed=seed, base=base)
+    sys.stdout.write(json.dumps(result, default=float, indent=None if as_json else 2) + "\n")
+
+
+@bench_app.command("movielens")
+def benchmark_movielens(
+    path: Annotated[Path, typer.Argument(help="MovieLens folder: 100K, 1M or latest")],
+    protocol: Annotated[str, typer.Option(help="recbole or temporal")] = "recbole",
+    k: Annotated[int, typer.Option(help="cut-off")] = 10,
+    models: Annotated[
+        str | None, typer.Option(help="comma-separated model names (default: all)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """matchwise's models and peer libraries on one split, full ranking."""
+
+    if protocol not in ("recbole", "temporal"):
+        raise InvalidInput(f"--protocol must be recbole or temporal, not {protocol!r}")
+    if k < 1:
+        raise InvalidInput("--k must be >= 1")
+    names = [m.strip() for m in models.split(",")] if models else None
+    result = run_movielens_benchmark(path, protocol=protocol, k=k, models=names,
+                                     progress=not as_json)  # fmt: skip
+    if as_json:
+        sys.stdout.write(json.dumps(result, default=str) + "\n")
+        return
+    console.print(render_table(result))

@@ -1,0 +1,262 @@
+"""Data in: generated sets, MovieLens, Speed Dating, your own exports; training datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from matchwise.cli.render import (
+    console,
+    open_runtime,
+    print_dataset_stats,
+)
+from matchwise.data.bundle import DataBundle
+from matchwise.data.dataset import save_dataset
+from matchwise.data.importers import read_interactions, read_items, read_profiles, row_numbering
+from matchwise.data.movielens import read_movielens
+from matchwise.data.speed_dating import read_speed_dating
+from matchwise.data.synthetic import generate as make
+from matchwise.db.queries import existing_ids
+from matchwise.db.tables import Item, User
+from matchwise.errors import InvalidInput
+from matchwise.ingest.bulk import RowSource, write_bundle
+from matchwise.runtime import Runtime
+from matchwise.train.dataset import build_dataset
+
+dataset_app = typer.Typer(help="Training datasets: extract, label, split.", no_args_is_help=True)
+load_app = typer.Typer(
+    help="Import data: MovieLens, your own CSV/Parquet exports.", no_args_is_help=True
+)
+
+
+def generate(
+    domain: Annotated[str, typer.Option(help="items or people")] = "items",
+    size: Annotated[str, typer.Option(help="small, medium or large")] = "small",
+    seed: Annotated[int, typer.Option(help="random seed: same seed, same data")] = 42,
+) -> None:
+    """Generate a realistic synthetic data set and write it to the store."""
+
+    if domain not in ("items", "people"):
+        raise InvalidInput(f"--domain must be 'items' or 'people', not {domain!r}")
+    if size not in ("small", "medium", "large"):
+        raise InvalidInput(f"--size must be small, medium or large, not {size!r}")
+    bundle = make(domain, size=size, seed=seed)
+    _write_bundle(bundle)
+
+
+def _write_bundle(
+    bundle: Any, runtime: Runtime | None = None, source: Any = None
+) -> dict[str, int]:
+    """Write a bundle (all or nothing) and say what happened to every row of it."""
+
+    runtime = runtime or open_runtime()
+    with console.status(f"writing {len(bundle.interactions):,} interactions..."):
+        stats = write_bundle(
+            runtime,
+            bundle,
+            runtime.settings.action_table,
+            elo=runtime.settings.elo,
+            source=source,
+        )
+    table = Table(title=f"loaded {bundle.name}")
+    for col in ("", "in file", "new in store"):
+        table.add_column(col, justify="right" if col else "left")
+    table.add_row("users", f"{len(bundle.users):,}", f"{stats['users']:,}")
+    table.add_row("items", f"{len(bundle.items):,}", f"{stats['items']:,}")
+    table.add_row("interactions", f"{len(bundle.interactions):,}", f"{stats['interactions']:,}")
+    console.print(table)
+    if len(bundle.interactions):
+        console.print(
+            f"interactions: {stats['duplicates']:,} skipped as duplicates "
+            "(event id already stored or repeated)"
+        )
+    if stats.get("stamped"):
+        console.print(
+            f"interactions: {stats['stamped']:,} rows have no time; new ones got the load time"
+        )
+    return stats
+
+
+@load_app.command("movielens")
+def load_movielens(
+    path: Annotated[Path, typer.Argument(help="folder of MovieLens 100K, 1M or latest")],
+) -> None:
+    """Load a MovieLens folder (layout detected: 100K, 1M or latest)."""
+
+    _write_bundle(read_movielens(path))
+
+
+@load_app.command("speed-dating")
+def load_speed_dating(
+    path: Annotated[Path, typer.Argument(help="Speed Dating Experiment CSV (Fisman & Iyengar)")],
+) -> None:
+    """Load the Speed Dating Experiment: people, likes/passes, matches."""
+
+    _write_bundle(read_speed_dating(path))
+
+
+@load_app.command("interactions")
+def load_interactions(
+    path: Annotated[Path, typer.Argument(help="CSV or Parquet file")],
+    user_col: Annotated[str, typer.Option(help="column with the acting user's id")] = "user_id",
+    item_col: Annotated[str | None, typer.Option(help="column with the item id")] = "item_id",
+    target_user_col: Annotated[
+        str | None, typer.Option(help="column with the target user's id (people domain)")
+    ] = None,
+    action_col: Annotated[str | None, typer.Option(help="column with the action")] = None,
+    value_col: Annotated[str | None, typer.Option(help="column with a rating/value")] = None,
+    time_col: Annotated[str | None, typer.Option(help="column with the time")] = None,
+    default_action: Annotated[
+        str | None, typer.Option(help="action for every row when there is no action column")
+    ] = None,
+) -> None:
+    """Import your own interaction export; users and items it names are created if new.
+
+    The file is checked whole before anything is written, then written in one
+    transaction; rows without a time get the load time.
+    """
+    import pandas as pd
+
+    if target_user_col:
+        item_col = None
+    runtime = open_runtime()
+    actions = runtime.settings.action_table
+    if default_action is not None and default_action.strip().lower() not in actions:
+        known = ", ".join(sorted(actions))
+        raise InvalidInput(f"--default-action: unknown action {default_action!r}; known: {known}")
+    frame = read_interactions(
+        path,
+        user_col=user_col,
+        item_col=item_col,
+        target_user_col=target_user_col,
+        action_col=action_col,
+        value_col=value_col,
+        time_col=time_col,
+        default_action=default_action,
+    )
+    user_ids = set(frame["user_id"])
+    if "target_user_id" in frame:
+        user_ids |= set(frame["target_user_id"].dropna())
+    item_ids = sorted(set(frame["item_id"].dropna())) if "item_id" in frame else []
+    bundle = DataBundle(
+        users=pd.DataFrame({"id": sorted(user_ids)}),
+        items=pd.DataFrame({"id": item_ids}),
+        interactions=frame,
+        name=path.name,
+    )
+    columns = {
+        "user_id": user_col,
+        "item_id": item_col,
+        "target_user_id": target_user_col,
+        "action": action_col,
+        "value": value_col,
+        "occurred_at": time_col,
+    }
+    source = RowSource(
+        str(path), *row_numbering(path), {k: v for k, v in columns.items() if v is not None}
+    )
+    _write_bundle(_only_new_entities(runtime, bundle), runtime, source)
+
+
+def _only_new_entities(runtime: Runtime, bundle: Any) -> Any:
+    """Keep profiles/items the store already has untouched when importing bare ids."""
+
+    with runtime.session() as session:
+        users = existing_ids(session, User.id, list(bundle.users["id"]))
+        items = existing_ids(session, Item.id, list(bundle.items["id"]))
+    bundle.users = bundle.users[~bundle.users["id"].isin(users)]
+    bundle.items = bundle.items[~bundle.items["id"].isin(items)]
+    return bundle
+
+
+@load_app.command("profiles")
+def load_profiles(
+    path: Annotated[Path, typer.Argument(help="CSV or Parquet file of profiles")],
+    id_col: Annotated[str, typer.Option(help="column with the user id")] = "id",
+) -> None:
+    """Import profiles; unknown columns are kept as attributes.
+
+    Every row must pass what ``POST /v1/users`` accepts; the first that does not refuses
+    the whole file with its line and column, and nothing is written.
+    """
+    import pandas as pd
+
+    users = read_profiles(path, id_col=id_col)
+    _write_bundle(DataBundle(users, pd.DataFrame(columns=["id"]), _no_interactions(), path.name))
+
+
+@load_app.command("items")
+def load_items(
+    path: Annotated[Path, typer.Argument(help="CSV or Parquet file of items")],
+    id_col: Annotated[str, typer.Option(help="column with the item id")] = "id",
+) -> None:
+    """Import items (events, startups, ...); unknown columns are kept as attributes.
+
+    Every row must pass what ``POST /v1/items`` accepts; the first that does not refuses
+    the whole file with its line and column, and nothing is written.
+    """
+    import pandas as pd
+
+    items = read_items(path, id_col=id_col)
+    _write_bundle(DataBundle(pd.DataFrame(columns=["id"]), items, _no_interactions(), path.name))
+
+
+def _no_interactions() -> Any:
+    import pandas as pd
+
+    return pd.DataFrame(columns=["event_id", "user_id", "item_id", "action", "occurred_at"])
+
+
+def _ratios(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise InvalidInput(
+            f"--split ratios must be numbers like 0.8,0.1,0.1, not {text!r}"
+        ) from None
+    if len(values) != 3 or any(v < 0 for v in values) or abs(sum(values) - 1) > 1e-6:
+        raise InvalidInput(f"--split needs three ratios summing to 1, got {text!r}")
+    return values
+
+
+@dataset_app.command("build")
+def dataset_build(
+    output: Annotated[Path, typer.Option(help="folder for the Parquet snapshot")],
+    domain: Annotated[str, typer.Option(help="items or people")] = "items",
+    negative_samples: Annotated[int, typer.Option(help="negatives per positive")] = 0,
+    negative_strategy: Annotated[str, typer.Option(help="uniform or popularity")] = "uniform",
+    min_interactions: Annotated[int, typer.Option(help="drop users with fewer")] = 1,
+    split_kind: Annotated[
+        str, typer.Option("--split-kind", help="temporal, global_temporal, random, leave_last_out")
+    ] = "temporal",
+    split: Annotated[str, typer.Option("--split", help="ratios train,valid,test")] = "0.8,0.1,0.1",
+    seed: Annotated[int, typer.Option(help="random seed")] = 42,
+) -> None:
+    """Extract interactions from the store into a versioned, labelled, split snapshot."""
+
+    if domain not in ("items", "people"):
+        raise InvalidInput(f"--domain must be 'items' or 'people', not {domain!r}")
+    if split_kind not in ("temporal", "global_temporal", "random", "leave_last_out"):
+        raise InvalidInput(f"unknown --split-kind {split_kind!r}")
+    if negative_samples < 0:
+        raise InvalidInput("--negative-samples must be >= 0")
+    runtime = open_runtime()
+    with runtime.session() as session:
+        dataset = build_dataset(
+            session,
+            runtime.settings.action_table,
+            runtime.settings.hash_secret,
+            domain=domain,  # type: ignore[arg-type]
+            negative_samples=negative_samples,
+            negative_strategy=negative_strategy,  # type: ignore[arg-type]
+            min_interactions=min_interactions,
+            split=split_kind,  # type: ignore[arg-type]
+            ratios=_ratios(split),
+            seed=seed,
+        )
+    save_dataset(dataset, output)
+    print_dataset_stats(dataset.manifest)
+    console.print(f"snapshot {dataset.manifest['version']} written to {output}")

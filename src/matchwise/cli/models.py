@@ -1,0 +1,178 @@
+"""Training, evaluation and the model registry."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from matchwise.cli.render import (
+    console,
+    open_runtime,
+    print_metrics,
+)
+from matchwise.db.tables import ModelVersion
+from matchwise.errors import InvalidInput
+from matchwise.registry import ArtifactStore, activate_version, list_versions, rollback
+from matchwise.runtime import Runtime
+from matchwise.train.pipeline import evaluate_active, train_model
+from matchwise.train.safety import train_and_register
+
+models_app = typer.Typer(
+    help="The model registry: list, activate, roll back.", no_args_is_help=True
+)
+
+
+def train(
+    model: Annotated[
+        str, typer.Argument(help="two_tower, hybrid, ease, logistic, popularity, ...")
+    ],
+    config: Annotated[Path | None, typer.Option(help="JSON file of hyperparameters")] = None,
+    epochs: Annotated[int | None, typer.Option(help="training epochs")] = None,
+    lr: Annotated[float | None, typer.Option(help="learning rate")] = None,
+    l2: Annotated[float | None, typer.Option(help="L2 regularisation / weight decay")] = None,
+    domain: Annotated[str | None, typer.Option(help="items or people")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="train and evaluate; write nothing to the store")
+    ] = False,
+    activate: Annotated[str, typer.Option(help="if_better, always or never")] = "if_better",
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    sms: Annotated[Path | None, typer.Option(help="safety only: SMS Spam Collection file")] = None,
+    instagram: Annotated[
+        Path | None, typer.Option(help="safety only: folder with the fake-account CSVs")
+    ] = None,
+) -> None:
+    """Train a model on the store's data, evaluate it against baselines, register it.
+
+    ``train safety`` trains the multi-label safety classifier instead (public sets,
+    the synthetic corpus and moderator labels from the store).
+    """
+
+    if domain not in (None, "items", "people"):
+        raise InvalidInput(f"--domain must be 'items' or 'people', not {domain!r}")
+    runtime = open_runtime()
+    if model == "safety":
+        _train_safety(runtime, sms, instagram, as_json)
+        return
+    result = train_model(
+        runtime,
+        model,
+        config_path=config,
+        flags={"epochs": epochs, "lr": lr, "l2": l2},
+        dry_run=dry_run,
+        domain=domain,
+        activate=activate,
+        progress=not as_json,
+    )
+    if as_json:
+        out = {
+            "model": result.model_type,
+            "version": result.version,
+            "validation": result.validation,
+            "test": result.test,
+            "train_seconds": result.train_seconds,
+            "registry_id": result.registry_id,
+            "activated": result.activated,
+            "reason": result.reason,
+            "report": str(result.report_html),
+        }
+        sys.stdout.write(json.dumps(out, default=str) + "\n")
+        return
+    print_metrics(f"{result.model_type} {result.version}", result.test)
+    console.print(result.reason)
+    console.print(f"report: [cyan]{result.report_html}[/cyan]")
+
+
+def _train_safety(
+    runtime: Runtime, sms: Path | None, instagram: Path | None, as_json: bool
+) -> None:
+
+    with console.status("training the safety classifier (embedding texts takes a while)..."):
+        out = train_and_register(runtime, sms, instagram)
+    if as_json:
+        sys.stdout.write(json.dumps(out, default=str) + "\n")
+        return
+    table = Table(title=f"safety {out['version']}: held-out test splits")
+    for col in ("head", "precision", "recall", "F1", "AUC"):
+        table.add_column(col, justify="right" if col != "head" else "left")
+    for label, values in out["metrics"].get("test", {}).items():
+        if isinstance(values, dict) and "f1" in values:
+            table.add_row(label, *(f"{values.get(k, float('nan')):.3f}"
+                                   for k in ("precision", "recall", "f1", "auc")))  # fmt: skip
+    console.print(table)
+    console.print(f"moderator labels used: {out['moderator_labels']}")
+
+
+def evaluate(
+    model: Annotated[str, typer.Argument(help="model type whose active version to evaluate")],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Evaluate the active version of a model on a fresh dataset from the store."""
+
+    result = evaluate_active(open_runtime(), model)
+    if as_json:
+        sys.stdout.write(json.dumps(result, default=str) + "\n")
+        return
+    print_metrics(f"{model} {result['version']}", result["test"])
+
+
+@models_app.command("list")
+def models_list(
+    model_type: Annotated[str | None, typer.Option("--type", help="only this type")] = None,
+) -> None:
+    """Registered versions: name, type, version, size in MB, metrics, active."""
+
+    runtime = open_runtime()
+    with runtime.session() as session:
+        rows = list_versions(session, model_type)
+    table = Table(title="models")
+    for col in ("id", "type", "version", "MB", "val ndcg@10", "test ndcg@10", "created", "active"):
+        table.add_column(col)
+    for r in rows:
+        val = r.metrics.get("validation", {}).get("ndcg@10")
+        test = r.metrics.get("test", {}).get("ndcg@10")
+        table.add_row(
+            r.id[:8], r.model_type, r.version, f"{r.size_bytes / 1e6:.2f}",
+            "" if val is None else f"{val:.4f}", "" if test is None else f"{test:.4f}",
+            r.created_at.strftime("%Y-%m-%d %H:%M"), "[green]yes[/green]" if r.is_active else "",
+        )  # fmt: skip
+    console.print(table)
+
+
+def _resolve_model_id(session: Any, ident: str) -> str:
+    from sqlalchemy import select
+
+    rows = session.scalars(select(ModelVersion.id).where(ModelVersion.id.startswith(ident))).all()
+    if len(rows) == 1:
+        return str(rows[0])
+    if len(rows) > 1:
+        raise InvalidInput(f"{ident!r} matches several model ids; give more characters")
+    return ident
+
+
+@models_app.command("activate")
+def models_activate(
+    ident: Annotated[str, typer.Argument(help="registry id (prefix) or version")],
+) -> None:
+    """Make a version the active one of its type (audit-logged)."""
+
+    runtime = open_runtime()
+    store = ArtifactStore(runtime.settings.artifact_root)
+    with runtime.session() as session:
+        row = activate_version(session, store, _resolve_model_id(session, ident), actor="cli")
+        console.print(f"[green]active[/green] {row.model_type} {row.version}")
+
+
+@models_app.command("rollback")
+def models_rollback(model_type: Annotated[str, typer.Argument(help="model type")]) -> None:
+    """Re-activate the version that was active before the current one."""
+
+    runtime = open_runtime()
+    store = ArtifactStore(runtime.settings.artifact_root)
+    with runtime.session() as session:
+        row = rollback(session, store, model_type, actor="cli")
+        console.print(f"[green]rolled back[/green] {row.model_type} to {row.version}")
