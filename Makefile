@@ -29,7 +29,9 @@ test: $(BIN)/.dev-installed lint
 
 lint: $(BIN)/.dev-installed
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy src/matchwise
+	$(BIN)/lint-imports
 
 format: $(BIN)/.dev-installed
 	$(BIN)/ruff format src tests benchmarks
