@@ -16,7 +16,7 @@ from matchwise import __version__
 from matchwise.api.deps import Store
 from matchwise.api.errors import install_error_handlers
 from matchwise.api.middleware import ResponseHeaders
-from matchwise.api.routes import admin_router, ingest_router, read_router, router
+from matchwise.api.routes import ROUTERS
 from matchwise.db.online import AsyncReader
 from matchwise.ops.auth import FailureLimiter, KeyCache
 from matchwise.runtime import Runtime
@@ -118,7 +118,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     install_error_handlers(app)
     app.state.key_cache = KeyCache()
     app.state.auth_failures = FailureLimiter()  # failed keys/tokens per client address
-    for part in (router, ingest_router, read_router, admin_router):
+    for part in ROUTERS:
         app.include_router(part)
     app.add_middleware(BodyLimit)
     app.add_middleware(ResponseHeaders)  # outermost of ours: every answer gets its headers
