@@ -14,6 +14,7 @@ from matchwise.metrics import (
     catalogue_coverage,
     evaluate_full_ranking,
     f1_at_k,
+    grouped_ndcg,
     hit_matrix,
     hit_rate_at_k,
     map_at_k,
@@ -116,6 +117,62 @@ def test_hit_matrix() -> None:
     np.testing.assert_array_equal(
         hit_matrix(np.array([[1, 0], [2, 0]]), relevant), [[True, False], [False, True]]
     )
+
+
+# --- NDCG within groups: one function for the benchmarks (binary relevance, a user's id per
+# row, groups interleaved) and the ranker (graded labels, contiguous LightGBM groups)
+def test_grouped_ndcg_binary_matches_ndcg_at_k_per_group_over_groups_with_a_positive() -> None:
+    groups = np.array(["b", "a", "b", "c", "a", "b", "c"])  # interleaved, not contiguous
+    scores = np.array([0.9, 0.2, 0.1, 0.5, 0.8, 0.5, 0.4])
+    relevant = np.array([False, True, True, False, False, True, False])
+    # a: ranked [4, 1] -> hit at rank 2 of 1 relevant; b: ranked [0, 5, 2] -> hits at 2, 3
+    # of 2 relevant; c: nothing relevant -> left out
+    a = ndcg_at_k([[False, True]], 1, 10)[0]
+    b = ndcg_at_k([[False, True, True]], 2, 10)[0]
+    result = grouped_ndcg(groups, scores, relevant, k=10)
+    assert result.mean == pytest.approx((a + b) / 2)
+    assert result.groups == 2
+    mean, counted = result  # unpacks like the (mean, groups) pair the benchmarks used
+    assert (mean, counted) == (result.mean, 2)
+    assert grouped_ndcg(groups, scores, relevant.astype(int), k=10) == result
+
+
+def test_grouped_ndcg_agrees_with_a_loop_over_groups() -> None:
+    rng = np.random.default_rng(0)
+    groups = rng.integers(0, 30, size=600)
+    scores = rng.integers(0, 5, size=600).astype(float)  # many ties: row order breaks them
+    relevant = rng.random(600) < 0.15
+    values = []
+    for g in np.unique(groups):
+        rows = np.flatnonzero(groups == g)
+        rel = relevant[rows][np.argsort(-scores[rows], kind="stable")]
+        if rel.any():
+            values.append(ndcg_at_k(rel[None, :5], int(rel.sum()), 5)[0])
+    result = grouped_ndcg(groups, scores, relevant, k=5)
+    assert result.mean == pytest.approx(np.mean(values))
+    assert result.groups == len(values)
+
+
+def test_grouped_ndcg_graded_labels_gain_two_to_the_label_minus_one() -> None:
+    # one group, labels 2, 0, 1 scored so the order is [1, 2, 0]: gains 0, 1, 3
+    dcg = 0 + 1 / math.log2(3) + 3 / math.log2(4)
+    ideal = 3 + 1 / math.log2(3)
+    result = grouped_ndcg([7, 7, 7], [0.1, 0.9, 0.5], [2, 0, 1], k=3)
+    assert result == (pytest.approx(dcg / ideal), 1)
+    # k cuts both the list and the ideal
+    cut = grouped_ndcg([7, 7, 7], [0.1, 0.9, 0.5], [2, 0, 1], k=2)
+    assert cut.mean == pytest.approx((1 / math.log2(3)) / (3 + 1 / math.log2(3)))
+
+
+def test_grouped_ndcg_ties_keep_row_order_and_edge_cases() -> None:
+    assert grouped_ndcg([0, 0], [1.0, 1.0], [0, 1]).mean == pytest.approx(1 / math.log2(3))
+    assert grouped_ndcg([0, 0], [1.0, 1.0], [1, 0]).mean == pytest.approx(1.0)
+    assert grouped_ndcg([0, 1], [1.0, 2.0], [0, 0]) == (0.0, 0)
+    assert grouped_ndcg([], [], []) == (0.0, 0)
+    with pytest.raises(InvalidInput, match="differ in length"):
+        grouped_ndcg([0, 0], [1.0], [1, 0])
+    with pytest.raises(InvalidInput, match="k must be"):
+        grouped_ndcg([0], [1.0], [1], k=0)
 
 
 def _interactions(pairs: list[tuple[int, int, float]], n_users: int, n_items: int):

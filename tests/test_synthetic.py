@@ -18,6 +18,7 @@ from matchwise.data.synthetic import (
     generate_people,
 )
 from matchwise.errors import InvalidInput
+from matchwise.features.compatibility import haversine_km
 from matchwise.schemas import InteractionIn, ItemIn, UserIn
 
 INTERACTION_COLUMNS = [
@@ -190,20 +191,13 @@ def test_bios_carry_the_lifestyle_signal(people: DataBundle) -> None:
 # --- people: the feed and the learnability of likes -----------------------------------------
 
 
-def _haversine(lat1, lon1, lat2, lon2):
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    a = (
-        np.sin((p2 - p1) / 2) ** 2
-        + np.cos(p1) * np.cos(p2) * np.sin(np.radians(lon2 - lon1) / 2) ** 2
-    )
-    return 2 * 6371.0 * np.arcsin(np.sqrt(a))
-
-
 def test_swipes_are_mostly_within_mutual_preferences(people: DataBundle) -> None:
     u = people.users.set_index("id")
     x = people.interactions
     a, b = u.loc[x["user_id"]], u.loc[x["target_user_id"]]
-    dist = _haversine(a.latitude.values, a.longitude.values, b.latitude.values, b.longitude.values)
+    dist = haversine_km(
+        a.latitude.values, a.longitude.values, b.latitude.values, b.longitude.values
+    )
 
     def admits(p: pd.DataFrame, q: pd.DataFrame) -> np.ndarray:
         gender = np.array([g in s for g, s in zip(q.gender, p.seeking, strict=True)])

@@ -14,7 +14,7 @@ with at least one positive, the protocol RecBole and most papers report.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -28,6 +28,8 @@ __all__ = [
     "catalogue_coverage",
     "evaluate_full_ranking",
     "f1_at_k",
+    "GroupedScore",
+    "grouped_ndcg",
     "hit_matrix",
     "hit_rate_at_k",
     "map_at_k",
@@ -130,6 +132,58 @@ def mrr_at_k(hits: ArrayLike, k: int) -> np.ndarray:
     h = _hits(hits, k)
     first = np.argmax(h, axis=1)
     return np.where(h.any(axis=1), 1.0 / (first + 1.0), 0.0).astype(np.float64)
+
+
+# --- ranking within groups ----------------------------------------------------------------
+class GroupedScore(NamedTuple):
+    """A metric averaged over groups, and how many groups counted (a group with nothing
+    relevant has no NDCG: it is left out, not scored 0)."""
+
+    mean: float
+    groups: int
+
+
+def grouped_ndcg(
+    groups: ArrayLike, scores: ArrayLike, relevance: ArrayLike, k: int = 10
+) -> GroupedScore:
+    """Mean NDCG@k of the rows ranked by ``scores`` within each group (a user's candidate
+    pairs, say), over the groups with a relevant row.
+
+    ``groups`` holds each row's group key; a group's rows need not be contiguous (LightGBM's
+    group *sizes* are ``np.repeat(np.arange(len(sizes)), sizes)`` as keys). ``relevance`` is
+    graded: a row's gain is ``2**relevance - 1``, so 0/1 or boolean labels give the binary
+    NDCG of :func:`ndcg_at_k`. Ties in ``scores`` keep row order; the ideal ranking puts
+    the group's own labels best first.
+    """
+    if k < 1:
+        raise InvalidInput(f"k must be >= 1, got {k}")
+    keys = np.asarray(groups).ravel()
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    rel = np.asarray(relevance, dtype=np.float64).ravel()
+    if not len(keys) == len(s) == len(rel):
+        raise InvalidInput(
+            f"groups ({len(keys)}), scores ({len(s)}) and relevance ({len(rel)}) differ in length"
+        )
+    if len(keys) == 0:
+        return GroupedScore(0.0, 0)
+    _, group = np.unique(keys, return_inverse=True)
+    group = group.ravel()
+    n_groups = int(group.max()) + 1
+    sizes = np.bincount(group, minlength=n_groups)
+    # rank within the group once rows are sorted by group: 0, 1, ... from each group's start
+    position = np.arange(len(s)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    discount = np.where(position < k, 1.0 / np.log2(position + 2.0), 0.0)
+
+    def dcg(order: np.ndarray) -> np.ndarray:
+        gain = 2.0 ** rel[order] - 1.0
+        return np.bincount(group[order], weights=gain * discount, minlength=n_groups)
+
+    actual = dcg(np.lexsort((-s, group)))
+    ideal = dcg(np.lexsort((-rel, group)))
+    counted = ideal > 0
+    if not counted.any():
+        return GroupedScore(0.0, 0)
+    return GroupedScore(float((actual[counted] / ideal[counted]).mean()), int(counted.sum()))
 
 
 # --- classification and catalogue metrics ------------------------------------------------

@@ -6,12 +6,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from matchwise.errors import InvalidInput
 from matchwise.features.text import (
     EMBEDDING_DIM,
     TextEmbedder,
     cosine_similarity_matrix,
+    load_sentence_model,
+    resolve_device,
     text_key,
 )
 
@@ -104,3 +107,25 @@ def test_cosine_similarity_matrix_handles_zero_rows() -> None:
     assert not sims[1].any()
     with pytest.raises(InvalidInput):
         cosine_similarity_matrix(np.ones((1, 2)), np.ones((1, 3)))
+
+
+# --- one device rule for the sentence model and the two-tower model ---------------------------
+def test_resolve_device_auto_picks_what_torch_sees_and_passes_named_devices() -> None:
+    gpu = torch.cuda.is_available()
+    assert resolve_device(None) == resolve_device("auto") == ("cuda" if gpu else "cpu")
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("mps") == "mps"  # not ours to judge: torch says when it is used
+    if gpu:
+        assert resolve_device("cuda") == "cuda"
+        assert resolve_device("cuda:0") == "cuda:0"
+
+
+def test_cuda_without_a_gpu_is_refused_before_any_model_loads() -> None:
+    """The embedder once passed "cuda" through to torch; now both callers refuse it alike."""
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    for device in ("cuda", "cuda:1"):
+        with pytest.raises(InvalidInput, match="CUDA is not available"):
+            resolve_device(device)
+    with pytest.raises(InvalidInput, match="CUDA is not available"):
+        load_sentence_model("cuda")

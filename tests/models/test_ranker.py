@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from matchwise.errors import ArtifactError, InvalidInput, NotFitted
+from matchwise.metrics import grouped_ndcg
 from matchwise.models.base import InteractionSet
 from matchwise.models.ranker import (
     MODEL_ONNX,
@@ -18,7 +19,6 @@ from matchwise.models.ranker import (
     FeatureContext,
     LightGBMRanker,
     candidate_features,
-    group_ndcg,
     grouped_ranks,
 )
 
@@ -59,8 +59,9 @@ def test_other_objectives_convert_too(objective: str) -> None:
 
 def test_learns_the_planted_signal_and_beats_random_order(trained: LightGBMRanker) -> None:
     X, y, groups = planted(seed=7)  # fresh groups
-    learned = group_ndcg(trained.predict(X), y, groups, k=5)
-    shuffled = group_ndcg(np.random.default_rng(3).random(len(y)), y, groups, k=5)
+    keys = np.repeat(np.arange(len(groups)), groups)
+    learned = grouped_ndcg(keys, trained.predict(X), y, k=5).mean
+    shuffled = grouped_ndcg(keys, np.random.default_rng(3).random(len(y)), y, k=5).mean
     assert learned > 0.9 > shuffled + 0.3
     importance = trained.training_metrics["feature_importance"]
     assert max(importance, key=importance.get) == "f0"
@@ -107,7 +108,8 @@ def test_bad_input_is_refused(trained: LightGBMRanker) -> None:
 
 def test_group_ndcg_by_hand() -> None:
     # group 1: the positive ranked second -> 1/log2(3); group 2: no positive -> skipped
-    value = group_ndcg(np.array([3.0, 2.0, 1.0, 5.0, 4.0]), np.array([0, 1, 0, 0, 0]), [3, 2])
+    scores, labels = np.array([3.0, 2.0, 1.0, 5.0, 4.0]), np.array([0, 1, 0, 0, 0])
+    value = grouped_ndcg([0, 0, 0, 1, 1], scores, labels).mean
     assert value == pytest.approx(1 / np.log2(3))
     np.testing.assert_array_equal(grouped_ranks(np.array([[0.1, 0.9, 0.5]])), [[2, 0, 1]])
 

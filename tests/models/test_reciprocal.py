@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from matchwise.bench.people import grouped_ndcg, people_split, run_people_benchmark
+from matchwise.bench.people import people_split, run_people_benchmark
 from matchwise.data.synthetic import generate_people
 from matchwise.errors import ArtifactError, InvalidInput
+from matchwise.metrics import grouped_ndcg
 from matchwise.models.base import InteractionSet
 from matchwise.models.ease import EASERecommender
 from matchwise.models.reciprocal import ReciprocalRecommender

@@ -42,12 +42,12 @@ from matchwise.data.synthetic import generate_people
 from matchwise.errors import InvalidInput
 from matchwise.features.compatibility import ProfileArrays, mutual_preference_mask
 from matchwise.features.people import reciprocal_score
-from matchwise.metrics import auc, ndcg_at_k
+from matchwise.metrics import auc, grouped_ndcg, ndcg_at_k
 from matchwise.models.base import InteractionSet
 from matchwise.models.elo import ratings_from_swipes
 from matchwise.models.reciprocal import ReciprocalRecommender
 
-__all__ = ["PeopleSplit", "grouped_ndcg", "people_split", "run_people_benchmark"]
+__all__ = ["PeopleSplit", "people_split", "run_people_benchmark"]
 
 log = logging.getLogger(__name__)
 
@@ -136,25 +136,6 @@ def _profiles(users: pd.DataFrame, ratings: dict[str, float], text: bool) -> pd.
     profiles["id"] = profiles["id"].astype(str)
     profiles["elo"] = profiles["id"].map(ratings).fillna(1500.0).astype(float)
     return profiles.reset_index(drop=True)
-
-
-def grouped_ndcg(
-    groups: np.ndarray, scores: np.ndarray, relevant: np.ndarray, k: int = 10
-) -> tuple[float, int]:
-    """Mean NDCG@k of ``relevant`` ranked by ``scores`` within each group, over groups with a
-    relevant row (ties broken by row order); also returns how many groups counted."""
-    groups = np.asarray(groups)
-    order = np.lexsort((-np.asarray(scores, dtype=np.float64), groups))
-    g, rel = groups[order], np.asarray(relevant, dtype=bool)[order]
-    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
-    ends = np.r_[starts[1:], len(g)]
-    values = []
-    for start, end in zip(starts, ends, strict=True):
-        hits = rel[start:end]
-        n_rel = int(hits.sum())
-        if n_rel:
-            values.append(float(ndcg_at_k(hits[None, :k], n_rel, k)[0]))
-    return (float(np.mean(values)) if values else 0.0), len(values)
 
 
 def _metrics(split: PeopleSplit, pair_scores: np.ndarray, k: int) -> dict[str, float]:

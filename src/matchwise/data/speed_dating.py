@@ -40,7 +40,7 @@ import pandas as pd
 from matchwise.data.bundle import DataBundle
 from matchwise.errors import InvalidInput
 from matchwise.features.people import reciprocal_score
-from matchwise.metrics import auc, ndcg_at_k
+from matchwise.metrics import auc, grouped_ndcg
 from matchwise.models.reciprocal import fit_logistic
 
 __all__ = [
@@ -574,19 +574,6 @@ def _holdout_pairs(frame: pd.DataFrame, share: float, seed: int) -> np.ndarray:
     return np.isin(keys, held)
 
 
-def _grouped_ndcg(groups: np.ndarray, scores: np.ndarray, relevant: np.ndarray, k: int) -> float:
-    order = np.lexsort((-scores, groups))
-    g, rel = groups[order], relevant[order]
-    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
-    ends = np.r_[starts[1:], len(g)]
-    values = [
-        float(ndcg_at_k(rel[s:e][None, :k], int(rel[s:e].sum()), k)[0])
-        for s, e in zip(starts, ends, strict=True)
-        if rel[s:e].any()
-    ]
-    return float(np.mean(values)) if values else 0.0
-
-
 def run_speed_dating_benchmark(
     path: str | Path,
     seed: int = 42,
@@ -650,7 +637,7 @@ def run_speed_dating_benchmark(
             if 0 < decision.sum() < len(te)
             else float("nan"),
             "match_auc": round(auc(match, s), 4) if 0 < match.sum() < len(te) else float("nan"),
-            f"ndcg@{k}": round(_grouped_ndcg(groups, s, match, k), 4),
+            f"ndcg@{k}": round(grouped_ndcg(groups, s, match, k).mean, 4),
         }
     out: dict[str, Any] = {"dataset": p.stem, "results": results}
     if details:

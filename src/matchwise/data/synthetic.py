@@ -22,6 +22,7 @@ import pandas as pd
 from matchwise.data.bundle import DataBundle
 from matchwise.data.importers import stable_event_ids
 from matchwise.errors import InvalidInput
+from matchwise.features.compatibility import haversine_km
 
 #: Fixed default origin so that the same seed gives the same timestamps on any day.
 DEFAULT_START = datetime(2025, 1, 6, tzinfo=UTC)
@@ -321,17 +322,6 @@ def _groups(keys: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
     return order, bounds
 
 
-def _haversine(
-    lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray
-) -> np.ndarray:
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    a = (
-        np.sin((p2 - p1) / 2) ** 2
-        + np.cos(p1) * np.cos(p2) * np.sin(np.radians(lon2 - lon1) / 2) ** 2
-    )
-    return 2 * 6371.0088 * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
-
-
 def _pair_noise(a: np.ndarray, b: np.ndarray, seed: int) -> np.ndarray:
     """Symmetric, deterministic 'chemistry' in [-1, 1] for unordered pairs (splitmix64)."""
     lo, hi = np.minimum(a, b).astype(np.uint64), np.maximum(a, b).astype(np.uint64)
@@ -551,7 +541,7 @@ def _people_pairs(
                     j[noise] = _sample_in_groups(rng, p["city"][i[noise]], c_members, c_bounds)
             ok = (j >= 0) & (j != i)
             i, j = i[ok], j[ok]
-            dist = _haversine(p["lat"][i], p["lon"][i], p["lat"][j], p["lon"][j])
+            dist = haversine_km(p["lat"][i], p["lon"][i], p["lat"][j], p["lon"][j])
             if level == 0:
                 fwd = _prefers(p, i, j, dist)
                 back = _prefers(p, j, i, dist)
@@ -653,7 +643,7 @@ def generate_people(
     )
 
     i, j, level = _people_pairs(rng, p, n_swipes)
-    dist = _haversine(p["lat"][i], p["lon"][i], p["lat"][j], p["lon"][j])
+    dist = haversine_km(p["lat"][i], p["lon"][i], p["lat"][j], p["lon"][j])
     mutual = _prefers(p, i, j, dist) & _prefers(p, j, i, dist)
     ideal = p["age"][i] + np.where(p["gender"][i] == 1, -1.5, 1.5)
     smoker = p["smokes"] != 0

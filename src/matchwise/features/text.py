@@ -39,11 +39,19 @@ _models_lock = threading.Lock()
 
 
 def resolve_device(device: str | None) -> str:
-    """``"auto"``/None picks CUDA when torch sees one, else CPU; anything else passes through."""
-    if device in (None, "auto"):
+    """The torch device to run on: ``"auto"`` or None picks CUDA when torch sees a GPU,
+    else the CPU; ``"cuda"``/``"cuda:N"`` without a GPU is refused (an input error naming
+    the device, not a torch error deep inside training or embedding); anything else
+    (``"cpu"``, ``"mps"``) passes through. One rule for the two-tower model and the
+    sentence embedder, so a config that trains also embeds. Torch is imported only when
+    the answer depends on it."""
+    if device in (None, "auto") or device.startswith("cuda"):
         import torch
 
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        if device in (None, "auto"):
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        if not torch.cuda.is_available():
+            raise InvalidInput(f"device {device!r} was asked for but CUDA is not available")
     return device
 
 

@@ -33,6 +33,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from matchwise.errors import ArtifactError, InvalidInput, NotFitted
+from matchwise.metrics import grouped_ndcg
 from matchwise.models.base import InteractionSet
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,6 @@ __all__ = [
     "FeatureContext",
     "LightGBMRanker",
     "candidate_features",
-    "group_ndcg",
     "grouped_ranks",
 ]
 
@@ -623,27 +623,6 @@ def candidate_features(
     return np.nan_to_num(matrix, nan=0.0, posinf=0.0, neginf=0.0), names
 
 
-# --- grouped ranking quality ---------------------------------------------------------------
-def group_ndcg(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray, k: int = 10) -> float:
-    """Mean NDCG@k over groups (contiguous runs of ``groups`` sizes) with a positive label."""
-    scores = np.asarray(scores, dtype=np.float64)
-    labels = np.asarray(labels, dtype=np.float64)
-    sizes = np.asarray(groups, dtype=np.int64)
-    if sizes.sum() != len(scores) or len(labels) != len(scores):
-        raise InvalidInput("group sizes must add up to the number of rows")
-    group_id = np.repeat(np.arange(len(sizes)), sizes)
-    order = np.lexsort((-scores, group_id))
-    start = np.repeat(np.cumsum(sizes) - sizes, sizes)
-    position = np.arange(len(scores)) - start
-    gain = (2.0 ** labels[order] - 1.0) / np.log2(position + 2.0)
-    dcg = np.bincount(group_id, weights=np.where(position < k, gain, 0.0), minlength=len(sizes))
-    ideal_order = np.lexsort((-labels, group_id))
-    ideal = (2.0 ** labels[ideal_order] - 1.0) / np.log2(position + 2.0)
-    idcg = np.bincount(group_id, weights=np.where(position < k, ideal, 0.0), minlength=len(sizes))
-    has = idcg > 0
-    return float((dcg[has] / idcg[has]).mean()) if has.any() else 0.0
-
-
 # --- the ranker -------------------------------------------------------------------------------
 def _lightgbm() -> Any:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -836,10 +815,10 @@ class LightGBMRanker:
         curve = evals.get("valid", {}).get(f"ndcg@{self.eval_at}", [])
         baseline_ndcg = None
         if baseline is not None and baseline in names and n_valid:
-            baseline_ndcg = group_ndcg(
-                X[valid_rows, names.index(baseline)], y[valid_rows], sizes[valid_groups],
+            baseline_ndcg = grouped_ndcg(
+                group_id[valid_rows], X[valid_rows, names.index(baseline)], y[valid_rows],
                 self.eval_at,
-            )  # fmt: skip
+            ).mean  # fmt: skip
         self.training_metrics = {
             "train_seconds": round(time.perf_counter() - started, 2),
             "rows": int(train_rows.sum()),

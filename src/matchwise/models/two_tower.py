@@ -54,8 +54,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from matchwise.errors import ArtifactError, InvalidInput, NotFitted
-from matchwise.features.text import TextEmbedder
-from matchwise.metrics import evaluate_full_ranking
+from matchwise.features.text import TextEmbedder, resolve_device
+from matchwise.metrics import (
+    evaluate_full_ranking,
+    hit_rate_at_k,
+    map_at_k,
+    ndcg_at_k,
+    precision_at_k,
+    recall_at_k,
+)
 from matchwise.models.base import InteractionSet, Recommender
 from matchwise.models.two_tower_features import FeatureEncoder, SideFeatures, align_frame
 
@@ -195,15 +202,6 @@ class TwoTowerConfig:
         if not isinstance(data, dict):
             raise InvalidInput(f"two-tower config {path} must hold a JSON object")
         return cls.from_dict(data)
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` picks CUDA when available; asking for CUDA without one is an input error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InvalidInput(f"device {device!r} was asked for but CUDA is not available")
-    return torch.device(device)
 
 
 # --- the network ---------------------------------------------------------------------------
@@ -461,7 +459,7 @@ class TwoTowerRecommender(Recommender):
             )
         if train.n_items < 2:
             raise InvalidInput("a two-tower model needs at least two candidates")
-        device = resolve_device(cfg.device)
+        device = torch.device(resolve_device(cfg.device))
         self.device_ = device
         started = time.perf_counter()
         fork_devices = [device.index or 0] if device.type == "cuda" else []
@@ -802,7 +800,7 @@ class TwoTowerRecommender(Recommender):
         except (KeyError, ValueError, AssertionError) as exc:
             raise ArtifactError(f"{folder / FEATURES_FILE} is corrupt: {exc}") from exc
         self.inputs_ = arrays
-        self.device_ = resolve_device(self.config.device)
+        self.device_ = torch.device(resolve_device(self.config.device))
         self.net_ = self._build_net()
         state = _load_weights(folder, "best")
         try:
@@ -1012,8 +1010,8 @@ def _full_ranking(
 ) -> dict[str, float]:
     """NDCG / recall / precision / hit rate / MAP @k over all candidates, ``seen`` masked.
 
-    The per-epoch validation: the same definitions as :mod:`matchwise.metrics` but scored
-    from the embeddings on the model's device, in user chunks so memory stays at
+    The per-epoch validation: :mod:`matchwise.metrics`'s definitions over top-k lists
+    found from the embeddings on the model's device, in user chunks so memory stays at
     ``chunk x n_items``. Users count when they have at least one relevant item.
     """
     if chunk is None:  # about 64M scores per chunk, whatever the catalogue size
@@ -1024,7 +1022,6 @@ def _full_ranking(
     names = ("ndcg", "recall", "precision", "hit", "map")
     totals = dict.fromkeys(names, 0.0)
     k = min(k, items.shape[0])
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
     for start in range(0, len(users), chunk):
         rows = users[start : start + chunk]
         scores = user_matrix(rows) @ items.T  # (chunk, n_items)
@@ -1036,14 +1033,12 @@ def _full_ranking(
             ] = -torch.inf
         top = torch.topk(scores, k, dim=1).indices.cpu().numpy()  # (chunk, k)
         hits = np.take_along_axis(relevant[rows].toarray() > 0, top, axis=1)  # (chunk, k)
-        n = n_rel[rows].astype(np.float64)
-        ideal = np.array([discounts[: int(min(m, k))].sum() for m in n])
-        totals["ndcg"] += float(((hits * discounts).sum(1) / ideal).sum())
-        totals["recall"] += float((hits.sum(1) / n).sum())
-        totals["precision"] += float((hits.sum(1) / k).sum())
-        totals["hit"] += float(hits.any(1).sum())
-        precision_at = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
-        totals["map"] += float(((precision_at * hits).sum(1) / np.minimum(n, k)).sum())
+        n = n_rel[rows]
+        totals["ndcg"] += float(ndcg_at_k(hits, n, k).sum())
+        totals["recall"] += float(recall_at_k(hits, n, k).sum())
+        totals["precision"] += float(precision_at_k(hits, k).sum())
+        totals["hit"] += float(hit_rate_at_k(hits, k).sum())
+        totals["map"] += float(map_at_k(hits, n, k).sum())
     count = max(len(users), 1)
     out = {f"{name}@{k}": round(totals[name] / count, 6) for name in names}
     out["users"] = len(users)
