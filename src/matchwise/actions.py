@@ -114,8 +114,3 @@ def merge_action_table(overrides: Mapping[str, ActionRule] | None) -> dict[str, 
     for name, rule in (overrides or {}).items():
         table[str(name).lower()] = rule
     return table
-
-
-def rating_to_label(value: float, positive_threshold: float = 4.0) -> float:
-    """Map an explicit rating (e.g. MovieLens 1-5 stars) onto the [0, 1] label scale."""
-    return 1.0 if value >= positive_threshold else max(0.0, min(1.0, value / 5.0))

@@ -30,22 +30,6 @@ from matchwise.train.pipeline import train_model
 SIZES = {"small", "medium", "large"}
 
 
-def prefix_ids(bundle: DataBundle, user_prefix: str) -> DataBundle:
-    """Namespace user ids so two generated domains can share one store."""
-
-    def fix(value: Any) -> Any:
-        return value if value is None or value != value else f"{user_prefix}{value}"
-
-    users = bundle.users.copy()
-    users["id"] = users["id"].map(fix)
-    inter = bundle.interactions.copy()
-    inter["user_id"] = inter["user_id"].map(fix)
-    if "target_user_id" in inter:
-        inter["target_user_id"] = inter["target_user_id"].map(fix)
-    inter["event_id"] = user_prefix + inter["event_id"].astype(str)
-    return DataBundle(users, bundle.items, inter, bundle.name, bundle.domain, bundle.meta)
-
-
 DEMO_MODELS = ("ease", "logistic", "two_tower", "reciprocal")
 
 

@@ -34,13 +34,6 @@ def get_user(session: Session, user_id: str) -> User:
     return user
 
 
-def get_item(session: Session, item_id: str) -> Item:
-    item = session.get(Item, item_id)
-    if item is None:
-        raise NotFound(f"unknown item {item_id!r}")
-    return item
-
-
 CHUNK = 500  # ids per IN (...) query; well under SQLite's variable limit
 
 
@@ -271,11 +264,6 @@ def catalogue_columns(session: Session) -> dict[str, list[Any]]:
     columns["starts_at"] = [driver.as_utc(v) for v in columns["starts_at"]]
     columns["tags"] = [driver.as_json(v) for v in columns["tags"]]
     return columns
-
-
-def interaction_count(session: Session, user_id: str) -> int:
-    stmt = select(func.count()).select_from(Interaction).where(Interaction.user_id == user_id)
-    return int(session.scalar(stmt) or 0)
 
 
 def hidden_clause(kind: str) -> Any:

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from matchwise.db.tables import Job, utcnow
-from matchwise.errors import Conflict, InvalidInput, NotFound
+from matchwise.errors import Conflict, InvalidInput
 from matchwise.registry import active_version
 
 log = logging.getLogger(__name__)
@@ -211,10 +211,3 @@ def list_jobs(session: Session, status: str | None = None, limit: int = 50) -> l
     if status:
         stmt = stmt.where(Job.status == status)
     return list(session.scalars(stmt))
-
-
-def get_job(session: Session, job_id: int) -> Job:
-    job = session.get(Job, job_id)
-    if job is None:
-        raise NotFound(f"no job {job_id}")
-    return job

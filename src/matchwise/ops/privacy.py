@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 import pandas as pd
 import redis
-from sqlalchemy import String, Text, and_, cast, delete, func, or_, select, update
+from sqlalchemy import String, Text, and_, cast, delete, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from matchwise.db.audit import audit
@@ -210,10 +210,6 @@ def _add_aggregates(session: Session, agg: pd.DataFrame) -> None:
             },
         )
         session.execute(stmt)
-
-
-def oldest_event(session: Session) -> datetime | None:
-    return session.scalar(select(func.min(Interaction.occurred_at)))
 
 
 # --- erasure --------------------------------------------------------------------------
