@@ -44,8 +44,9 @@ from matchwise.ops.privacy import erase_user, hash_id, tombstone_of
 from matchwise.ops.safety import add_label
 from matchwise.runtime import Runtime
 from matchwise.schemas import InteractionIn, ItemIn, ReportIn
-from matchwise.serve.recommend import RecommendFilters, recommend
+from matchwise.serve.recommend import recommend
 from matchwise.serve.refresh import refresh_users
+from matchwise.serve.types import RecommendFilters
 from matchwise.settings import Settings
 from matchwise.train.pipeline import train_model
 from tests.utils.factories import items_fixture, people_fixture, person

@@ -17,8 +17,9 @@ from matchwise.api import create_app
 from matchwise.data.synthetic import generate_items
 from matchwise.ingest.bulk import write_bundle
 from matchwise.runtime import Runtime
-from matchwise.serve.recommend import RecommendationList, RecommendFilters, recommend
+from matchwise.serve.recommend import recommend
 from matchwise.serve.state import ServingState, reset_serving_state
+from matchwise.serve.types import RecommendationList, RecommendFilters
 from matchwise.settings import Settings
 from matchwise.train.pipeline import TrainResult, train_model
 

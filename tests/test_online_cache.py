@@ -20,8 +20,8 @@ from matchwise.ops.auth import create_key
 from matchwise.ops.moderation import flag_profile
 from matchwise.runtime import Runtime
 from matchwise.serve.online import decode, encode
-from matchwise.serve.recommend import Recommendation, RecommendationList
 from matchwise.serve.refresh import refresh_users
+from matchwise.serve.types import Recommendation, RecommendationList
 from matchwise.settings import Settings
 from tests.utils.factories import items_fixture, people_fixture
 

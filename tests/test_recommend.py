@@ -16,7 +16,8 @@ from matchwise.ingest.events import ingest_events
 from matchwise.ingest.profiles import upsert_items, upsert_users
 from matchwise.runtime import Runtime
 from matchwise.schemas import InteractionIn, UserIn
-from matchwise.serve.recommend import RecommendFilters, recommend
+from matchwise.serve.recommend import recommend
+from matchwise.serve.types import RecommendFilters
 from tests.utils.factories import items_fixture, people_fixture
 
 

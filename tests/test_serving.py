@@ -20,9 +20,10 @@ from matchwise.ingest.bulk import write_bundle
 from matchwise.jobs.queue import enqueue
 from matchwise.jobs.worker import Worker
 from matchwise.runtime import Runtime
-from matchwise.serve.recommend import RecommendFilters, recommend
+from matchwise.serve.recommend import recommend
 from matchwise.serve.refresh import refresh_users
 from matchwise.serve.state import reset_serving_state, serving_state
+from matchwise.serve.types import RecommendFilters
 from matchwise.settings import Settings
 from matchwise.train.pipeline import train_model
 

@@ -211,6 +211,12 @@ def active_version(session: Session, model_type: str) -> ModelVersion | None:
     )
 
 
+def active_types(session: Session) -> list[str]:
+    """The model types that have an active version, sorted."""
+    stmt = select(ModelVersion.model_type).where(ModelVersion.is_active.is_(True))
+    return sorted(set(session.scalars(stmt)))
+
+
 def activate_version(
     session: Session, store: ArtifactStore, ident: str, actor: str = "system"
 ) -> ModelVersion:

@@ -21,8 +21,8 @@ from typing import Any
 from matchwise.errors import ConfigError
 from matchwise.registry import ArtifactStore
 from matchwise.runtime import Runtime
-from matchwise.serve.recommend import Kind
 from matchwise.serve.refresh import reconcile_online_visibility, refresh_users, users_to_refresh
+from matchwise.serve.types import Kind
 from matchwise.settings import Settings
 from matchwise.train.pipeline import (
     Finish,

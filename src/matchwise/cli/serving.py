@@ -20,8 +20,9 @@ from matchwise.redaction import redact_logs
 from matchwise.scale import refresh_with_ray
 from matchwise.schemas import InteractionIn
 from matchwise.serve.online import mirror_database_cache
-from matchwise.serve.recommend import RecommendFilters, recommend
+from matchwise.serve.recommend import recommend
 from matchwise.serve.refresh import refresh_users
+from matchwise.serve.types import RecommendFilters
 from matchwise.train.retrain import retrain
 
 

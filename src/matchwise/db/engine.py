@@ -150,23 +150,15 @@ def run_transaction(
     again (with a short, growing pause) when PostgreSQL aborted it for a deadlock or a
     serialization failure, which only means another transaction got there first."""
     for attempt in range(1, attempts + 1):
-        session = factory()
         try:
-            result = fn(session, *args)
-            session.commit()
-            return result
-        except (DBAPIError, PoolTimeout) as exc:
-            session.rollback()
-            if attempt < attempts and is_retryable(exc):
-                log.info("transaction aborted (%s); running it again", _sqlstate(exc))
-                time.sleep(0.01 * 2**attempt)
-                continue
-            raise store_error(exc) from exc
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
+            with session_scope(factory=factory) as session:
+                return fn(session, *args)
+        except StoreUnavailable as exc:
+            cause = exc.__cause__
+            if attempt == attempts or cause is None or not is_retryable(cause):
+                raise
+            log.info("transaction aborted (%s); running it again", _sqlstate(cause))
+            time.sleep(0.01 * 2**attempt)
     raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -51,6 +51,15 @@ def model_class(name: str) -> type[Recommender]:
         raise InvalidInput(f"model {name!r} is not available in this installation: {exc}") from exc
 
 
+def serving_traits(name: str) -> tuple[frozenset[str], bool]:
+    """What a model type serves and whether it is a full pipeline (its class's ``serves``
+    and ``pipeline``); nothing for a type that is not a recommendation model."""
+    if name not in MODEL_TYPES:
+        return frozenset(), False
+    cls = model_class(name)
+    return cls.serves, cls.pipeline
+
+
 def read_config(path: str | Path | None) -> dict[str, Any]:
     """A JSON object of hyperparameters; a clear error for a missing or malformed file."""
     if path is None:

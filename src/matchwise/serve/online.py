@@ -16,7 +16,7 @@ from matchwise.db.online import AsyncReader, OnlineCache, list_key
 from matchwise.db.tables import Item
 from matchwise.db.tables import Recommendation as CachedRow
 from matchwise.errors import ConfigError
-from matchwise.serve.recommend import Kind, Recommendation, RecommendationList
+from matchwise.serve.types import Kind, Recommendation, RecommendationList
 
 
 def put_lists(

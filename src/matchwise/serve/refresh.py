@@ -18,7 +18,8 @@ from matchwise.db import queries
 from matchwise.db.tables import Recommendation, User
 from matchwise.runtime import Runtime
 from matchwise.serve.online import put_lists
-from matchwise.serve.recommend import Kind, RecommendationList, recommend, resolve_request
+from matchwise.serve.recommend import recommend
+from matchwise.serve.types import Kind, RecommendationList, resolve_request
 
 log = logging.getLogger(__name__)
 

@@ -30,14 +30,13 @@ from matchwise.features.text import TextEmbedder
 from matchwise.hashing import hash_id
 from matchwise.index import HNSWIndex, VectorIndex
 from matchwise.models.artifacts import TrainedModel, load_trained
+from matchwise.models.catalog import serving_traits
 from matchwise.runtime import Runtime
 from matchwise.schemas import FailedModelOut, HealthOut
 
 log = logging.getLogger(__name__)
 
 #: Model types the router uses: warm users get retrieval, hot users the full pipeline.
-WARM_MODELS = ("two_tower", "ease", "logistic")
-HOT_MODELS = ("hybrid", "two_tower", "ease", "logistic")
 
 
 @dataclass
@@ -290,9 +289,33 @@ class ServingState:
         self._background_lock = threading.Lock()
         self._switch_now: set[str] = set()
         self._failed: dict[str, LoadFailure] = {}
+        self._active_types: tuple[float, tuple[str, ...]] = (-1e9, ())
         self._generation = 0  # bumped by invalidate(): older background loads stop
         self._closed = threading.Event()
         self._lock = threading.Lock()
+
+    def active_types(self, session: Session) -> tuple[str, ...]:
+        """The model types with an active version (the registry, asked every
+        ``check_seconds``)."""
+        checked, types = self._active_types
+        if time.monotonic() - checked < self.check_seconds:
+            return types
+        types = tuple(registry.active_types(session))
+        self._active_types = (time.monotonic(), types)
+        return types
+
+    def serving(self, session: Session, tier: str) -> list[LoadedModel]:
+        """The loaded active models whose class serves ``tier`` (``warm``, ``hot``,
+        ``people``), full pipelines first: how a model serves is its class's business,
+        so a new model type needs no change here."""
+        found = []
+        for model_type in self.active_types(session):
+            serves, pipeline = serving_traits(model_type)
+            if tier in serves:
+                loaded = self.model(session, model_type)
+                if loaded is not None:
+                    found.append((not pipeline, model_type, loaded))
+        return [loaded for *_, loaded in sorted(found, key=lambda f: (f[0], f[1]))]
 
     def model(self, session: Session, model_type: str) -> LoadedModel | None:
         """The active version of ``model_type`` (None when there is none or none loads).
@@ -416,11 +439,12 @@ class ServingState:
         previous = self._models.get(model_type)
         if previous is not None:
             return f"{model_type} {previous.version} (the previous version)"
-        if model_type in HOT_MODELS:
-            loaded = [self._models.get(t) for t in HOT_MODELS if t != model_type]
-            others = [m for m in loaded if m is not None and m.domain == "items"]
-            if others:
-                return ", ".join(f"{m.model_type} {m.version}" for m in others)
+        tiers = serving_traits(model_type)[0]
+        others = [m for t, m in sorted(self._models.items())
+                  if m is not None and t != model_type and m.domain == "items"
+                  and tiers & serving_traits(t)[0]]  # fmt: skip
+        if others:
+            return ", ".join(f"{m.model_type} {m.version}" for m in others)
         return "fallback"
 
     def close(self) -> None:
@@ -442,15 +466,6 @@ class ServingState:
                     self._reloading.discard(key)
 
         threading.Thread(target=run, daemon=True, name=f"matchwise-{key}").start()
-
-    def first_model(
-        self, session: Session, types: tuple[str, ...], domain: str
-    ) -> LoadedModel | None:
-        for model_type in types:
-            loaded = self.model(session, model_type)
-            if loaded is not None and loaded.domain == domain:
-                return loaded
-        return None
 
     def catalogue(self, session: Session, max_age: float = 30.0) -> Catalogue:
         """The item catalogue. Only the first load is waited for: a stale one keeps serving
@@ -511,6 +526,7 @@ class ServingState:
             self._failed.clear()
             self._generation += 1
             self._checked.clear()
+            self._active_types = (-1e9, ())
             self._catalogue = None
             self._people = None
 
@@ -551,7 +567,9 @@ def warm_up(runtime: Runtime) -> list[str]:
     loaded: list[str] = []
     try:
         with runtime.session() as session:
-            for model_type in (*HOT_MODELS, "reciprocal"):
+            for model_type in state.active_types(session):
+                if not serving_traits(model_type)[0]:
+                    continue  # baselines and peers do not serve
                 found = state.model(session, model_type)
                 if found is not None:
                     loaded.append(found.version)

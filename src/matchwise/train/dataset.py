@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from matchwise.actions import ActionRule
-from matchwise.data.dataset import Dataset, Domain, SplitName, make_dataset
+from matchwise.data.dataset import Dataset, Domain, make_dataset
 from matchwise.db import queries
 
 
@@ -17,18 +16,11 @@ def build_dataset(
     table: dict[str, ActionRule],
     secret: str,
     domain: Domain = "items",
-    negative_samples: int = 0,
-    negative_strategy: Literal["uniform", "popularity"] = "uniform",
-    min_interactions: int = 1,
-    split: SplitName = "temporal",
-    ratios: Sequence[float] = (0.8, 0.1, 0.1),
-    seed: int = 42,
+    **options: Any,
 ) -> Dataset:
-    """Store → labelled, split dataset in memory (``save_dataset`` writes it)."""
+    """Store → labelled, split dataset in memory (``save_dataset`` writes it); ``options``
+    are :func:`~matchwise.data.dataset.make_dataset`'s (negatives, split, ratios, seed)."""
     raw = queries.training_interactions(session, domain)
     users = queries.training_users(session)
     items = queries.training_items(session) if domain == "items" else None
-    return make_dataset(raw, users, items, table, secret, domain=domain,
-                        negative_samples=negative_samples, negative_strategy=negative_strategy,
-                        min_interactions=min_interactions, split=split, ratios=ratios,
-                        seed=seed)  # fmt: skip
+    return make_dataset(raw, users, items, table, secret, domain=domain, **options)

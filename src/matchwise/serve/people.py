@@ -1,0 +1,167 @@
+"""People for a user (dating): hard filters both ways, then Patra's weighted blend with
+the reciprocal model's two-sided scores; a reason per person."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from matchwise.actions import LIKE_ACTIONS
+from matchwise.db import queries
+from matchwise.features.compatibility import (
+    mutual_preference_mask,
+    soft_scores,
+)
+from matchwise.features.people import (
+    bio_similarity,
+    blend,
+    interaction_adjustment,
+    reason_for,
+    reciprocal_score,
+)
+from matchwise.features.text import text_cache_dir
+from matchwise.hashing import hash_id
+from matchwise.models.elo import league_candidates
+from matchwise.models.heuristic import HEURISTIC_VERSION
+from matchwise.models.heuristic import normalise as _normalise
+from matchwise.serve.state import ServingState
+from matchwise.serve.types import Recommendation, RecommendationList, RecommendFilters
+from matchwise.settings import Settings
+
+
+def people_recommendations(
+    session: Session,
+    settings: Settings,
+    state: ServingState,
+    user: queries.Profile,
+    history: queries.History,
+    route: str,
+    limit: int,
+    filters: RecommendFilters,
+    now: datetime,
+) -> RecommendationList:
+    """People who fit the user's wishes and whose wishes the user fits (hard filters on
+    both sides), ranked by Patra's weighted blend: the reciprocal model when one is active
+    and knows the user (warm/hot), compatibility, bio similarity, swipe adjustment, Elo
+    league and popularity. The reason names the strongest signal."""
+    cat = state.people(session, settings.location_cell_km, must_have=user.id)
+    p = cat.profiles
+    me = cat.position[user.id]
+    excluded = queries.excluded_people(session, user.id) | {user.id}
+    keep = cat.visible.copy()
+    for other in excluded:
+        j = cat.position.get(other)
+        if j is not None:
+            keep[j] = False
+    if filters.city:
+        city = filters.city.lower()
+        keep &= cat.city_lc == city
+    candidates = np.flatnonzero(keep)
+    candidates = candidates[mutual_preference_mask(p, me, candidates)]
+    version = HEURISTIC_VERSION
+    if len(candidates) == 0:
+        return RecommendationList(user.id, route, version, now, [])
+
+    soft = soft_scores(p, me, candidates)
+    admirers = queries.received_by(session, user.id, sorted(LIKE_ACTIONS))
+    liked_me = np.isin(p.ids[candidates], list(admirers))
+    league = league_candidates(
+        cat.elo[candidates],
+        float(cat.elo[me]),
+        received=cat.swipes_received[candidates],
+        seed=settings.seed,
+    )
+    signals: dict[str, np.ndarray] = {
+        "compatibility": soft.total,
+        "elo": league.score,
+        "popularity": _normalise(np.log1p(cat.likes_received[candidates])),
+    }
+    vectors = cat.bio_vectors(text_cache_dir(settings.artifact_root))
+    liked = [cat.position[t] for t, a in zip(history.target_user_ids, history.actions, strict=True)
+             if t in cat.position and a in LIKE_ACTIONS]  # fmt: skip
+    rejected = [cat.position[t] for t, a in zip(history.target_user_ids, history.actions,
+                                                strict=True)
+                if t in cat.position and a in ("pass", "reject", "dislike")]  # fmt: skip
+    if vectors is not None and vectors.shape[1] > 1:
+        signals["bio"] = np.clip(bio_similarity(vectors[me], vectors[candidates]), 0.0, 1.0)
+        signals["interaction"] = interaction_adjustment(
+            vectors[candidates],
+            vectors[liked] if liked else None,
+            vectors[rejected] if rejected else None,
+            liked_me,
+            liked_me_bonus=settings.liked_me_boost,
+        )
+    else:
+        signals["interaction"] = settings.liked_me_boost * liked_me.astype(float)
+    if route != "cold":
+        served = _reciprocal_signals(session, settings, state, user.id, p.ids[candidates])
+        if served is not None:
+            version, model_p, reciprocal = served
+            signals["model"], signals["reciprocal"] = model_p, reciprocal
+        else:
+            route = "fallback"
+    score, strongest = blend(signals, settings.blend)
+    order = np.lexsort((p.ids[candidates], -score))
+    order = _visible_now(session, order, p.ids[candidates], "user", limit)
+    vocab = p.tag_vocabulary
+    my_tags = {vocab[j] for j in p.tags[me].indices}
+    recs = []
+    for rank, pos in enumerate(order, start=1):
+        c = candidates[pos]
+        shared = sorted(my_tags & {vocab[j] for j in p.tags[c].indices})
+        context = {"shared_tags": shared, "distance_km": soft.distance_km[pos],
+                   "liked_me": bool(liked_me[pos])}  # fmt: skip
+        reason = reason_for(strongest[pos], context, settings.reveal_likes_in_reasons)
+        recs.append(Recommendation(str(p.ids[c]), "user", round(float(score[pos]), 6), rank,
+                                   reason))  # fmt: skip
+    return RecommendationList(user.id, route, version, now, recs)
+
+
+def _visible_now(
+    session: Session, order: np.ndarray, ids: np.ndarray, kind: str, limit: int
+) -> np.ndarray:
+    """The first ``limit`` of ``order`` that are still shown right now.
+
+    Catalogues are cached for seconds; moderation and deactivation must take effect at
+    once, so the final list is checked against the store (one small query).
+    """
+    out: list[int] = []
+    start = 0
+    while len(out) < limit and start < len(order):
+        window = order[start : start + 2 * limit + 10]
+        hidden = queries.hidden_candidates(session, [str(i) for i in ids[window]], kind)
+        out.extend(int(j) for j in window if str(ids[j]) not in hidden)
+        start += len(window)
+    return np.asarray(out[:limit], dtype=np.int64)
+
+
+def _reciprocal_signals(
+    session: Session,
+    settings: Settings,
+    state: ServingState,
+    user_id: str,
+    candidate_ids: np.ndarray,
+) -> tuple[str, np.ndarray, np.ndarray] | None:
+    """P(user likes c) and the reciprocal score from the active people model (a model
+    class that serves ``people``), or None."""
+    people_models = [m for m in state.serving(session, "people") if m.domain == "people"]
+    if not people_models:
+        return None
+    loaded = people_models[0]
+    row = loaded.user_row(settings.hash_secret, user_id)
+    if row is None:
+        return None
+    index = loaded.trained.item_index
+    cols = np.array([index.get(hash_id(settings.hash_secret, c), -1) for c in candidate_ids])
+    known = cols >= 0
+    model_p = np.zeros(len(candidate_ids))
+    reciprocal = np.zeros(len(candidate_ids))
+    if known.any():
+        people_model: Any = loaded.trained.model  # the reciprocal model scores pairs
+        p_ab, p_ba, _ = people_model.score_candidates(row, cols[known])
+        model_p[known] = p_ab
+        reciprocal[known] = reciprocal_score(p_ab, p_ba, settings.reciprocal_mode)
+    return loaded.version, model_p, reciprocal
