@@ -15,6 +15,7 @@ from matchwise.cli.render import (
     open_runtime,
     print_metrics,
 )
+from matchwise.data.dataset import load_dataset
 from matchwise.db.tables import ModelVersion
 from matchwise.errors import InvalidInput
 from matchwise.registry import ArtifactStore, activate_version, list_versions, rollback
@@ -36,6 +37,10 @@ def train(
     lr: Annotated[float | None, typer.Option(help="learning rate")] = None,
     l2: Annotated[float | None, typer.Option(help="L2 regularisation / weight decay")] = None,
     domain: Annotated[str | None, typer.Option(help="items or people")] = None,
+    dataset: Annotated[
+        Path | None,
+        typer.Option(help="a snapshot folder from `matchwise dataset build` to train on"),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="train and evaluate; write nothing to the store")
     ] = False,
@@ -48,14 +53,19 @@ def train(
 ) -> None:
     """Train a model on the store's data, evaluate it against baselines, register it.
 
-    ``train safety`` trains the multi-label safety classifier instead (public sets,
-    the synthetic corpus and moderator labels from the store).
+    ``--dataset DIR`` trains and evaluates on a snapshot instead (its splits, its version);
+    it must come from this deployment (same hash secret). ``train safety`` trains the
+    multi-label safety classifier instead (public sets, the synthetic corpus and moderator
+    labels from the store).
     """
 
     if domain not in (None, "items", "people"):
         raise InvalidInput(f"--domain must be 'items' or 'people', not {domain!r}")
     runtime = open_runtime()
     if model == "safety":
+        if dataset is not None:
+            raise InvalidInput("--dataset is for recommendation models: the safety classifier "
+                               "trains on its own corpora (--sms, --instagram)")  # fmt: skip
         _train_safety(runtime, sms, instagram, as_json)
         return
     result = train_model(
@@ -65,6 +75,7 @@ def train(
         flags={"epochs": epochs, "lr": lr, "l2": l2},
         dry_run=dry_run,
         domain=domain,
+        dataset=None if dataset is None else load_dataset(dataset),
         activate=activate,
         progress=not as_json,
     )
@@ -74,6 +85,7 @@ def train(
             "version": result.version,
             "validation": result.validation,
             "test": result.test,
+            "dataset": result.dataset_version,
             "train_seconds": result.train_seconds,
             "registry_id": result.registry_id,
             "activated": result.activated,
@@ -83,6 +95,7 @@ def train(
         sys.stdout.write(json.dumps(out, default=str) + "\n")
         return
     print_metrics(f"{result.model_type} {result.version}", result.test)
+    console.print(f"dataset {result.dataset_version}")
     console.print(result.reason)
     console.print(f"report: [cyan]{result.report_html}[/cyan]")
 

@@ -3,12 +3,15 @@
 The snapshot is a folder of Parquet files plus ``manifest.json``; its version is a hash
 of its content, so the same store and options give the same version. User ids in a
 snapshot are keyed hashes (HMAC under ``settings.hash_secret``), never raw ids; in the
-people domain the candidates are users too, so they are hashed the same way.
+people domain the candidates are users too, so they are hashed the same way. The manifest
+records its domain and a keyed hash of a fixed probe (``id_key``), so training can tell
+whether the snapshot's ids are this deployment's (:func:`check_fits`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,13 +25,23 @@ import pandas as pd
 from matchwise.actions import ActionRule
 from matchwise.data import splits
 from matchwise.errors import InvalidInput
-from matchwise.hashing import hash_ids
+from matchwise.hashing import hash_id, hash_ids
 from matchwise.models.base import InteractionSet
 
 Domain = Literal["items", "people"]
 SplitName = Literal["temporal", "global_temporal", "random", "leave_last_out"]
 RATING_POSITIVE = 4.0  # explicit ratings at or above this count as positives
 NEGATIVE_SAMPLE = "negative_sample"
+#: The probe whose keyed hash is the manifest's ``id_key``: it tells which hash secret the
+#: ids are under without telling the secret (the snapshot already holds such hashes).
+ID_KEY_PROBE = "matchwise dataset snapshot"
+#: The columns each Parquet file of a snapshot must have for training to read it.
+SNAPSHOT_COLUMNS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("train", "valid", "test"),
+                    ("user_id", "item_id", "label", "positive", "timestamp")),
+    "users": ("id",),
+    "items": ("id",),
+}  # fmt: skip
 
 
 def label_interactions(
@@ -201,6 +214,7 @@ def make_dataset(
         items = items.assign(id=hash_ids(secret, items["id"]))
     manifest = {
         "domain": domain,
+        "id_key": id_key(secret),
         "created_at": datetime.now(UTC).isoformat(),
         "split": split,
         "ratios": list(ratios),
@@ -260,15 +274,59 @@ def save_dataset(dataset: Dataset, folder: str | Path) -> Path:
 
 
 def load_dataset(folder: str | Path) -> Dataset:
-    """Read a snapshot written by :func:`save_dataset`; a missing file is named."""
+    """Read a snapshot written by :func:`save_dataset`; a missing or unreadable file, or a
+    missing column, is named."""
     src = Path(folder)
     manifest_path = src / "manifest.json"
     if not manifest_path.is_file():
         raise InvalidInput(f"{src} is not a dataset snapshot (no manifest.json)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"dataset snapshot {src}: cannot read manifest.json ({exc})") from exc
+    if not isinstance(manifest, dict):
+        raise InvalidInput(f"dataset snapshot {src}: manifest.json must hold a JSON object")
     parts = {}
-    for name in ("train", "valid", "test", "users", "items"):
+    for name, columns in SNAPSHOT_COLUMNS.items():
         path = src / f"{name}.parquet"
         if not path.is_file():
             raise InvalidInput(f"dataset snapshot {src} is missing {path.name}")
-        parts[name] = pd.read_parquet(path)
-    return Dataset(manifest=json.loads(manifest_path.read_text()), **parts)
+        try:
+            parts[name] = pd.read_parquet(path)
+        except (OSError, ValueError) as exc:
+            raise InvalidInput(f"dataset snapshot {src}: cannot read {path.name} ({exc})") from exc
+        missing = [c for c in columns if c not in parts[name].columns]
+        if missing:
+            raise InvalidInput(f"dataset snapshot {src}: {path.name} has no {', '.join(missing)}")
+    return Dataset(manifest=manifest, **parts)
+
+
+def id_key(secret: str) -> str:
+    """The manifest's ``id_key`` under ``secret``: equal keys, equal id hashes."""
+    return hash_id(secret, ID_KEY_PROBE)
+
+
+def check_fits(dataset: Dataset, secret: str, domain: str | None = None) -> Domain:
+    """The dataset's domain, once it is known to fit a deployment hashing under ``secret``
+    (and ``domain``, when one is asked for). A model trained on ids hashed under another
+    secret would never find its users at serving time, so such a snapshot is refused."""
+    manifest = dataset.manifest
+    name = manifest.get("version") or "the dataset"
+    own = manifest.get("domain")
+    if own not in ("items", "people"):
+        raise InvalidInput(f"dataset {name}: its manifest names no domain (items or people); "
+                           "build snapshots with `matchwise dataset build`")  # fmt: skip
+    if domain is not None and domain != own:
+        raise InvalidInput(f"dataset {name} is a snapshot of the {own} domain, not {domain}: "
+                           f"leave out --domain, or build a {domain} snapshot "
+                           f"(`matchwise dataset build --domain {domain}`)")  # fmt: skip
+    key = manifest.get("id_key")
+    if not isinstance(key, str):
+        raise InvalidInput(f"dataset {name} does not record which hash secret its ids are "
+                           "under (an older snapshot): rebuild it with "
+                           "`matchwise dataset build`")  # fmt: skip
+    if not hmac.compare_digest(key, id_key(secret)):
+        raise InvalidInput(f"dataset {name} was built under another hash secret, so its user "
+                           "ids are not this deployment's: rebuild it against this store with "
+                           "`matchwise dataset build`")  # fmt: skip
+    return "items" if own == "items" else "people"

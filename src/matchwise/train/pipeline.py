@@ -18,7 +18,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from matchwise import registry
-from matchwise.data.dataset import Dataset
+from matchwise.data.dataset import Dataset, check_fits
 from matchwise.errors import ArtifactError, InvalidInput
 from matchwise.metrics import evaluate_full_ranking
 from matchwise.models.artifacts import TrainedModel, load_trained, save_trained
@@ -99,7 +99,8 @@ def train_model(
     actor: str = "cli",
     config_overrides: dict[str, Any] | None = None,
 ) -> TrainResult:
-    """Train ``name`` on the store's data, evaluate it against baselines, report, register.
+    """Train ``name`` on the store's data (or on ``dataset``, a snapshot whose domain and id
+    hashes must fit this deployment), evaluate it against baselines, report, register.
 
     ``dry_run`` trains and evaluates and writes nothing to the store (seed 004).
     ``activate``: ``if_better`` (validation NDCG@10 above the active version's, measured
@@ -165,8 +166,10 @@ def train_version(
     settings = runtime.settings
     config = {**read_config(config_path), **(config_overrides or {})}
     model = make_model(name, config, flags, progress=progress)  # refuse bad config first
-    domain = domain or settings.domain
-    if dataset is None:
+    if dataset is not None:  # a snapshot: its own domain, its ids this deployment's
+        domain = check_fits(dataset, settings.hash_secret, domain)
+    else:
+        domain = domain or settings.domain
         with runtime.session() as session:
             dataset = build_dataset(
                 session,
