@@ -12,10 +12,10 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy import select
 
-from matchwise.api.deps import on_store
 from matchwise.db.tables import ApiKey
 from matchwise.ops.auth import Principal, hash_key
 from matchwise.runtime import Runtime
+from matchwise.serve.tiers import on_store
 
 #: The actor when ``auth_enabled`` is off: nobody can be named.
 UNAUTHENTICATED = "unauthenticated"

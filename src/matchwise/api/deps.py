@@ -78,18 +78,6 @@ async def get_store(request: Request) -> Store:
     return request.app.state.store
 
 
-async def on_store(runtime: Runtime, fn: Callable[..., T], *args: Any) -> T:
-    """Run a short store read where it costs least.
-
-    A SQLite read is a local file read of tens of microseconds, and in WAL mode it never
-    waits for a writer: it runs on the event loop, which saves the thread-pool hop that
-    costs more than the read. A networked database is waited on in the thread pool.
-    """
-    if runtime.is_sqlite:
-        return fn(*args)
-    return await run_in_threadpool(fn, *args)
-
-
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 StoreDep = Annotated[Store, Depends(get_store)]
 

@@ -18,31 +18,20 @@ from matchwise.models.heuristic import list_phrase as _list_phrase
 from matchwise.models.heuristic import normalise as _normalise
 from matchwise.models.heuristic import top_by_score
 from matchwise.serve.state import ServingState
-from matchwise.serve.types import Recommendation, RecommendationList, RecommendFilters
-from matchwise.settings import Settings
+from matchwise.serve.types import Ask, Recommendation, RecommendationList, RecommendFilters
 
 ENGAGED_ACTIONS = ["like", "favorite", "register", "apply", "interest", "attend", "share",
                    "click", "superlike"]  # fmt: skip
 
 
-def model_items(
-    session: Session,
-    settings: Settings,
-    state: ServingState,
-    user: queries.Profile,
-    history: queries.History,
-    route: str,
-    limit: int,
-    filters: RecommendFilters,
-    now: datetime,
-) -> RecommendationList | None:
+def model_items(ask: Ask) -> RecommendationList | None:
     """Warm: retrieval (two-tower over the ANN index); hot: the full pipeline (hybrid
     re-ranker) when one is active. None when no active model knows this user."""
     usable = [
         (loaded, row)
-        for loaded in state.serving(session, route)
+        for loaded in ask.state.serving(ask.session, ask.route)
         if loaded.domain == "items"
-        and (row := loaded.user_row(settings.hash_secret, user.id)) is not None
+        and (row := loaded.user_row(ask.settings.hash_secret, ask.user.id)) is not None
     ]
     if not usable:
         return None
@@ -50,37 +39,37 @@ def model_items(
     # model that measured best on validation NDCG@10
     pipelines = [u for u in usable if serving_traits(u[0].model_type)[1]]
     loaded, row = pipelines[0] if pipelines else max(usable, key=lambda u: u[0].validation_ndcg)
-    catalogue = state.catalogue(session)
+    catalogue = ask.state.catalogue(ask.session)
     item_ids = loaded.trained.item_ids
     rows = loaded.catalogue_rows(catalogue)
     passes = catalogue.filter_mask(
-        now,
-        filters.include_past,
-        filters.category,
-        filters.city,
-        filters.starts_after,
-        filters.starts_before,
+        ask.now,
+        ask.filters.include_past,
+        ask.filters.category,
+        ask.filters.city,
+        ask.filters.starts_after,
+        ask.filters.starts_before,
     )
     allowed = (rows >= 0) & passes[np.maximum(rows, 0)]
-    for item in history.items_with(DECIDED_ACTIONS):
+    for item in ask.history.items_with(DECIDED_ACTIONS):
         j = loaded.trained.item_index.get(item)
         if j is not None:
             allowed[j] = False
     model = loaded.trained.model
     if loaded.index is not None and loaded.user_vectors is not None:
         query = loaded.user_vectors[row : row + 1]
-        idx, scores = loaded.index.query(query, limit, allowed=allowed)
+        idx, scores = loaded.index.query(query, ask.limit, allowed=allowed)
         idx, scores = idx[0], scores[0]
     else:
         full = np.asarray(model.score(np.array([row])), dtype=np.float64)[0]
         full[~allowed] = -np.inf
-        k = min(limit, int(allowed.sum()))
+        k = min(ask.limit, int(allowed.sum()))
         idx = np.argsort(-full, kind="stable")[:k]
         scores = full[idx]
     keep = (idx >= 0) & np.isfinite(scores)
     idx, scores = idx[keep], scores[keep]
     titles = catalogue.titles[rows[idx]]
-    reasons = _model_reasons(user, history, catalogue, rows, idx, loaded)
+    reasons = _model_reasons(ask.user, ask.history, catalogue, rows, idx, loaded)
     recs = [
         Recommendation(
             candidate_id=str(item_ids[j]),
@@ -93,10 +82,10 @@ def model_items(
         for r, (j, sc) in enumerate(zip(idx, scores, strict=True))
     ]
     return RecommendationList(
-        user_id=user.id,
-        route=route,
+        user_id=ask.user.id,
+        route=ask.route,
         model_version=loaded.version,
-        generated_at=now,
+        generated_at=ask.now,
         recommendations=recs,
     )
 

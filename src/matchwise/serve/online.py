@@ -12,7 +12,7 @@ import orjson
 from sqlalchemy import select
 
 from matchwise.db import queries
-from matchwise.db.online import AsyncReader, OnlineCache, list_key
+from matchwise.db.online import OnlineCache, list_key
 from matchwise.db.tables import Item
 from matchwise.db.tables import Recommendation as CachedRow
 from matchwise.errors import ConfigError
@@ -28,23 +28,6 @@ def put_lists(
         ((list_key(kind, r.user_id), encode(r) if r.recommendations else None) for r in lists),
         ttl_seconds,
     )
-
-
-async def read_list(
-    reader: AsyncReader,
-    user_id: str,
-    kind: Kind,
-    limit: int,
-    max_age_seconds: int,
-    now: datetime,
-) -> RecommendationList | None:
-    """The user's list from Redis without what must be dropped; None when missing, stale,
-    or Redis is skipped or unreachable."""
-    found = await reader.fetch(kind, user_id)
-    if found is None:
-        return None
-    payload, hidden = found
-    return decode(payload, hidden, user_id, kind, limit, max_age_seconds, now)  # fmt: skip
 
 
 def encode(result: RecommendationList) -> bytes:

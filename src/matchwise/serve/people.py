@@ -3,7 +3,6 @@ the reciprocal model's two-sided scores; a reason per person."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -28,62 +27,52 @@ from matchwise.models.elo import league_candidates
 from matchwise.models.heuristic import HEURISTIC_VERSION
 from matchwise.models.heuristic import normalise as _normalise
 from matchwise.serve.state import ServingState
-from matchwise.serve.types import Recommendation, RecommendationList, RecommendFilters
+from matchwise.serve.types import Ask, Recommendation, RecommendationList
 from matchwise.settings import Settings
 
 
-def people_recommendations(
-    session: Session,
-    settings: Settings,
-    state: ServingState,
-    user: queries.Profile,
-    history: queries.History,
-    route: str,
-    limit: int,
-    filters: RecommendFilters,
-    now: datetime,
-) -> RecommendationList:
+def people_recommendations(ask: Ask) -> RecommendationList:
     """People who fit the user's wishes and whose wishes the user fits (hard filters on
     both sides), ranked by Patra's weighted blend: the reciprocal model when one is active
     and knows the user (warm/hot), compatibility, bio similarity, swipe adjustment, Elo
     league and popularity. The reason names the strongest signal."""
-    cat = state.people(session, settings.location_cell_km, must_have=user.id)
+    route = ask.route  # the reciprocal model missing turns it into fallback
+    cat = ask.state.people(ask.session, ask.settings.location_cell_km, must_have=ask.user.id)
     p = cat.profiles
-    me = cat.position[user.id]
-    excluded = queries.excluded_people(session, user.id) | {user.id}
+    me = cat.position[ask.user.id]
+    excluded = queries.excluded_people(ask.session, ask.user.id) | {ask.user.id}
     keep = cat.visible.copy()
     for other in excluded:
         j = cat.position.get(other)
         if j is not None:
             keep[j] = False
-    if filters.city:
-        city = filters.city.lower()
+    if ask.filters.city:
+        city = ask.filters.city.lower()
         keep &= cat.city_lc == city
     candidates = np.flatnonzero(keep)
     candidates = candidates[mutual_preference_mask(p, me, candidates)]
     version = HEURISTIC_VERSION
     if len(candidates) == 0:
-        return RecommendationList(user.id, route, version, now, [])
+        return RecommendationList(ask.user.id, route, version, ask.now, [])
 
     soft = soft_scores(p, me, candidates)
-    admirers = queries.received_by(session, user.id, sorted(LIKE_ACTIONS))
+    admirers = queries.received_by(ask.session, ask.user.id, sorted(LIKE_ACTIONS))
     liked_me = np.isin(p.ids[candidates], list(admirers))
     league = league_candidates(
         cat.elo[candidates],
         float(cat.elo[me]),
         received=cat.swipes_received[candidates],
-        seed=settings.seed,
+        seed=ask.settings.seed,
     )
     signals: dict[str, np.ndarray] = {
         "compatibility": soft.total,
         "elo": league.score,
         "popularity": _normalise(np.log1p(cat.likes_received[candidates])),
     }
-    vectors = cat.bio_vectors(text_cache_dir(settings.artifact_root))
-    liked = [cat.position[t] for t, a in zip(history.target_user_ids, history.actions, strict=True)
-             if t in cat.position and a in LIKE_ACTIONS]  # fmt: skip
-    rejected = [cat.position[t] for t, a in zip(history.target_user_ids, history.actions,
-                                                strict=True)
+    vectors = cat.bio_vectors(text_cache_dir(ask.settings.artifact_root))
+    swipes = list(zip(ask.history.target_user_ids, ask.history.actions, strict=True))
+    liked = [cat.position[t] for t, a in swipes if t in cat.position and a in LIKE_ACTIONS]
+    rejected = [cat.position[t] for t, a in swipes
                 if t in cat.position and a in ("pass", "reject", "dislike")]  # fmt: skip
     if vectors is not None and vectors.shape[1] > 1:
         signals["bio"] = np.clip(bio_similarity(vectors[me], vectors[candidates]), 0.0, 1.0)
@@ -92,20 +81,22 @@ def people_recommendations(
             vectors[liked] if liked else None,
             vectors[rejected] if rejected else None,
             liked_me,
-            liked_me_bonus=settings.liked_me_boost,
+            liked_me_bonus=ask.settings.liked_me_boost,
         )
     else:
-        signals["interaction"] = settings.liked_me_boost * liked_me.astype(float)
+        signals["interaction"] = ask.settings.liked_me_boost * liked_me.astype(float)
     if route != "cold":
-        served = _reciprocal_signals(session, settings, state, user.id, p.ids[candidates])
+        served = _reciprocal_signals(
+            ask.session, ask.settings, ask.state, ask.user.id, p.ids[candidates]
+        )
         if served is not None:
             version, model_p, reciprocal = served
             signals["model"], signals["reciprocal"] = model_p, reciprocal
         else:
             route = "fallback"
-    score, strongest = blend(signals, settings.blend)
+    score, strongest = blend(signals, ask.settings.blend)
     order = np.lexsort((p.ids[candidates], -score))
-    order = _visible_now(session, order, p.ids[candidates], "user", limit)
+    order = _visible_now(ask.session, order, p.ids[candidates], "user", ask.limit)
     vocab = p.tag_vocabulary
     my_tags = {vocab[j] for j in p.tags[me].indices}
     recs = []
@@ -114,10 +105,10 @@ def people_recommendations(
         shared = sorted(my_tags & {vocab[j] for j in p.tags[c].indices})
         context = {"shared_tags": shared, "distance_km": soft.distance_km[pos],
                    "liked_me": bool(liked_me[pos])}  # fmt: skip
-        reason = reason_for(strongest[pos], context, settings.reveal_likes_in_reasons)
+        reason = reason_for(strongest[pos], context, ask.settings.reveal_likes_in_reasons)
         recs.append(Recommendation(str(p.ids[c]), "user", round(float(score[pos]), 6), rank,
                                    reason))  # fmt: skip
-    return RecommendationList(user.id, route, version, now, recs)
+    return RecommendationList(ask.user.id, route, version, ask.now, recs)
 
 
 def _visible_now(

@@ -4,6 +4,7 @@ refreshes."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
@@ -11,16 +12,15 @@ from sqlalchemy.orm import Session
 from matchwise.db import queries
 from matchwise.models.heuristic import HEURISTIC_VERSION
 from matchwise.runtime import Runtime
-from matchwise.serve.cache import cached_recommendations, read_cache
+from matchwise.serve.cache import read_cache
 from matchwise.serve.items import heuristic_items, model_items
 from matchwise.serve.people import people_recommendations
 from matchwise.serve.state import serving_state
 from matchwise.serve.types import (
+    Ask,
     Kind,
-    Recommendation,
     RecommendationList,
     RecommendFilters,
-    cacheable,
     resolve_request,
 )
 from matchwise.settings import Settings
@@ -53,16 +53,16 @@ def recommend(
             return cached  # cached rows imply the user exists (they cascade with it)
     user = queries.serving_profile(session, user_id)
     history = queries.history_of(session, user_id)
-    route = route_for(history.count(), settings)
+    ask = Ask(session, settings, state, user, history, route_for(history.count(), settings),
+              limit, filters, now)  # fmt: skip
+    route = ask.route
     if kind == "item" and route != "cold":
-        served = model_items(session, settings, state, user, history, route, limit, filters,
-                              now)  # fmt: skip
+        served = model_items(ask)
         if served is not None:
             return served
         route = "fallback"  # no active model for this user: the heuristic answers
     if kind == "user":
-        return people_recommendations(session, settings, state, user, history, route, limit,
-                                      filters, now)  # fmt: skip
+        return people_recommendations(replace(ask, route=route))
     recs = heuristic_items(session, state, user, history, limit, filters, now)
     return RecommendationList(
         user_id=user_id,
@@ -80,8 +80,3 @@ def route_for(n_interactions: int, settings: Settings) -> str:
     if n_interactions > settings.router.hot_above:
         return "hot"
     return "warm"
-
-
-# the API's route still reads these from here until it calls serve.tiers (being moved)
-__all__ = ["Kind", "Recommendation", "RecommendFilters", "RecommendationList", "cacheable",
-           "cached_recommendations", "recommend", "route_for"]  # fmt: skip

@@ -18,7 +18,7 @@ import anyio
 from matchwise.db.online import AsyncReader
 from matchwise.runtime import Runtime
 from matchwise.serve.cache import read_cache_from
-from matchwise.serve.online import read_list
+from matchwise.serve.online import decode
 from matchwise.serve.recommend import recommend
 from matchwise.serve.types import Kind, RecommendationList, RecommendFilters, cacheable
 
@@ -41,8 +41,10 @@ async def answer(
     if request is not None:
         top_n, list_kind = request
         max_age = runtime.settings.cache_max_age_seconds
-        if reader is not None:
-            found = await read_list(reader, user_id, list_kind, top_n, max_age, datetime.now(UTC))
+        fetched = None if reader is None else await reader.fetch(list_kind, user_id)
+        if fetched is not None:
+            payload, hidden = fetched
+            found = decode(payload, hidden, user_id, list_kind, top_n, max_age, datetime.now(UTC))
             if found is not None:
                 return found
         found = await on_store(runtime, read_cache_from, runtime.read_engine, user_id, top_n,

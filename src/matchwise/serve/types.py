@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from sqlalchemy.orm import Session
+
+from matchwise.db import queries
 from matchwise.errors import InvalidInput
 from matchwise.settings import Settings
+
+if TYPE_CHECKING:  # the state holds models and catalogues; these types only name it
+    from matchwise.serve.state import ServingState
 
 Kind = Literal["item", "user"]
 
@@ -70,3 +76,19 @@ def cacheable(
     if not settings.use_cache or (filters is not None and filters != RecommendFilters()):
         return None
     return resolve_request(settings, limit, kind)
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One request being answered live: the store, the settings and serving state, who
+    asks with what history, on which tier, for how many, under which filters."""
+
+    session: Session
+    settings: Settings
+    state: ServingState
+    user: queries.Profile
+    history: queries.History
+    route: str
+    limit: int
+    filters: RecommendFilters
+    now: datetime
