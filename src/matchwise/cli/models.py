@@ -18,10 +18,11 @@ from matchwise.cli.render import (
 from matchwise.data.dataset import load_dataset
 from matchwise.db.tables import ModelVersion
 from matchwise.errors import InvalidInput
+from matchwise.models.safety import LABELS
 from matchwise.registry import ArtifactStore, activate_version, list_versions, rollback
 from matchwise.runtime import Runtime
-from matchwise.train.pipeline import evaluate_active, train_model
-from matchwise.train.safety import train_and_register
+from matchwise.train.pipeline import TrainResult, evaluate_active, train_model
+from matchwise.train.safety import SELECTION_METRIC, selection_score, train_and_register
 
 models_app = typer.Typer(
     help="The model registry: list, activate, roll back.", no_args_is_help=True
@@ -66,7 +67,7 @@ def train(
         if dataset is not None:
             raise InvalidInput("--dataset is for recommendation models: the safety classifier "
                                "trains on its own corpora (--sms, --instagram)")  # fmt: skip
-        _train_safety(runtime, sms, instagram, as_json)
+        _train_safety(runtime, sms, instagram, activate, dry_run, as_json)
         return
     result = train_model(
         runtime,
@@ -80,19 +81,7 @@ def train(
         progress=not as_json,
     )
     if as_json:
-        out = {
-            "model": result.model_type,
-            "version": result.version,
-            "validation": result.validation,
-            "test": result.test,
-            "dataset": result.dataset_version,
-            "train_seconds": result.train_seconds,
-            "registry_id": result.registry_id,
-            "activated": result.activated,
-            "reason": result.reason,
-            "report": str(result.report_html),
-        }
-        sys.stdout.write(json.dumps(out, default=str) + "\n")
+        sys.stdout.write(json.dumps(_result_json(result), default=str) + "\n")
         return
     print_metrics(f"{result.model_type} {result.version}", result.test)
     console.print(f"dataset {result.dataset_version}")
@@ -101,23 +90,50 @@ def train(
 
 
 def _train_safety(
-    runtime: Runtime, sms: Path | None, instagram: Path | None, as_json: bool
+    runtime: Runtime,
+    sms: Path | None,
+    instagram: Path | None,
+    activate: str,
+    dry_run: bool,
+    as_json: bool,
 ) -> None:
+    """Like every model: the JSON of :func:`_result_json`, or a table and the verdict."""
 
     with console.status("training the safety classifier (embedding texts takes a while)..."):
-        out = train_and_register(runtime, sms, instagram)
+        result, metrics = train_and_register(runtime, sms, instagram, activate=activate,
+                                             dry_run=dry_run)  # fmt: skip
+    moderator = int(metrics.get("n_train", {}).get("moderator_labels", 0))
     if as_json:
-        sys.stdout.write(json.dumps(out, default=str) + "\n")
+        extra = {"selection": {SELECTION_METRIC: selection_score(metrics)},
+                 "moderator_labels": moderator}  # fmt: skip
+        sys.stdout.write(json.dumps({**_result_json(result), **extra}, default=str) + "\n")
         return
-    table = Table(title=f"safety {out['version']}: held-out test splits")
+    table = Table(title=f"safety {result.version}: held-out test splits")
     for col in ("head", "precision", "recall", "F1", "AUC"):
         table.add_column(col, justify="right" if col != "head" else "left")
-    for label, values in out["metrics"].get("test", {}).items():
-        if isinstance(values, dict) and "f1" in values:
-            table.add_row(label, *(f"{values.get(k, float('nan')):.3f}"
-                                   for k in ("precision", "recall", "f1", "auc")))  # fmt: skip
+    for label, values in result.test.items():
+        table.add_row(label, *(f"{values.get(k, float('nan')):.3f}"
+                               for k in ("precision", "recall", "f1", "auc")))  # fmt: skip
     console.print(table)
-    console.print(f"moderator labels used: {out['moderator_labels']}")
+    console.print(f"{SELECTION_METRIC} over {', '.join(LABELS)}: {selection_score(metrics):.4f}")
+    console.print(f"moderator labels used: {moderator}")
+    console.print(result.reason)
+
+
+def _result_json(result: TrainResult) -> dict[str, Any]:
+    """What ``train --json`` prints for every model, the safety classifier included."""
+    return {
+        "model": result.model_type,
+        "version": result.version,
+        "dataset": result.dataset_version,
+        "validation": result.validation,
+        "test": result.test,
+        "train_seconds": result.train_seconds,
+        "registry_id": result.registry_id,
+        "activated": result.activated,
+        "reason": result.reason,
+        "report": None if result.report_html is None else str(result.report_html),
+    }
 
 
 def evaluate(

@@ -1,6 +1,8 @@
 """Training orchestration: dataset → fit → evaluate against baselines → report → register.
 
-The CLI's ``train``/``evaluate`` and the worker's ``retrain`` job all call these.
+The CLI's ``train``/``evaluate`` and the worker's ``retrain`` job all call these; every
+model registers through :func:`register_versions` with a :func:`judge` verdict, the safety
+classifier too (``train.safety``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ log = logging.getLogger(__name__)
 
 BASELINES = ("popularity",)
 SELECTION_METRIC = "ndcg@10"
+#: ``if_better``: activate when better than the active version; ``always``; ``never``.
+ACTIVATION_POLICIES = ("if_better", "always", "never")
 
 
 def reports_folder(artifact_root: str) -> Path:
@@ -161,8 +165,7 @@ def train_version(
     """Train, evaluate against baselines and report ``name``; then, unless ``stage`` is
     None (a dry run), save it under ``stage`` and compare it with the active version.
     Nothing is written to the store: :func:`register_versions` does that."""
-    if activate not in ("if_better", "always", "never"):
-        raise InvalidInput("activate must be if_better, always or never")
+    check_policy(activate)
     settings = runtime.settings
     config = {**read_config(config_path), **(config_overrides or {})}
     model = make_model(name, config, flags, progress=progress)  # refuse bad config first
@@ -301,6 +304,42 @@ def _judge(
     valid: InteractionSet,
     policy: str,
 ) -> Verdict:
+    """A recommender's verdict: validation NDCG@10 against the active version's, both
+    measured on this dataset's validation split."""
+    store = registry.ArtifactStore(runtime.settings.artifact_root)
+
+    def active_score(uri: str, _metrics: dict[str, Any]) -> float:
+        old = load_trained(store.fetch(uri))
+        return evaluate_full_ranking(_aligned(old, train), train, valid)[SELECTION_METRIC]
+
+    return judge(runtime, name, policy, f"validation {SELECTION_METRIC}",
+                 validation[SELECTION_METRIC], active_score)  # fmt: skip
+
+
+#: A score of the active version from its artifact's URI and its stored metrics.
+ActiveScore = Callable[[str, dict[str, Any]], float]
+
+
+def check_policy(policy: str) -> None:
+    """Refuse an unknown activation policy before anything is trained."""
+    if policy not in ACTIVATION_POLICIES:
+        raise InvalidInput(f"activate must be {', '.join(ACTIVATION_POLICIES[:-1])} or "
+                           f"{ACTIVATION_POLICIES[-1]}, not {policy!r}")  # fmt: skip
+
+
+def judge(
+    runtime: Runtime,
+    name: str,
+    policy: str,
+    metric: str,
+    new_score: float,
+    active_score: ActiveScore,
+) -> Verdict:
+    """Whether a new version of ``name`` should replace the active one: ``always``,
+    ``never``, or ``if_better``: ``new_score`` above ``active_score`` of the active
+    version (higher is better; ``metric`` names the figure in the reason). An active
+    version that cannot be scored is replaced, so a broken one never blocks a new one."""
+    check_policy(policy)
     if policy == "always":
         return Verdict(policy, True, "activated (policy: always)")
     if policy == "never":
@@ -310,18 +349,16 @@ def _judge(
         if current is None:
             return Verdict(policy, True, "activated: no active version yet")
         against, uri, old_version = current.id, current.uri, current.version
-    store = registry.ArtifactStore(runtime.settings.artifact_root)
+        stored = dict(current.metrics or {})
     try:
-        old = load_trained(store.fetch(uri))
-        old_score = evaluate_full_ranking(_aligned(old, train), train, valid)[SELECTION_METRIC]
+        old_score = active_score(uri, stored)
     except (ArtifactError, InvalidInput) as exc:
         return Verdict(policy, True, f"activated: the active version cannot be evaluated ({exc})",
                        against)  # fmt: skip
-    new_score = validation[SELECTION_METRIC]
     if new_score > old_score:
-        return Verdict(policy, True, f"activated: validation {SELECTION_METRIC} "
-                       f"{new_score:.4f} > {old_score:.4f}", against)  # fmt: skip
-    return Verdict(policy, False, f"kept {old_version}: validation {SELECTION_METRIC} "
+        return Verdict(policy, True, f"activated: {metric} {new_score:.4f} > {old_score:.4f}",
+                       against)  # fmt: skip
+    return Verdict(policy, False, f"kept {old_version}: {metric} "
                    f"{old_score:.4f} >= {new_score:.4f}", against)  # fmt: skip
 
 
