@@ -169,10 +169,15 @@ def train_version(
     settings = runtime.settings
     config = {**read_config(config_path), **(config_overrides or {})}
     model = make_model(name, config, flags, progress=progress)  # refuse bad config first
+    home = model_domain(model)
     if dataset is not None:  # a snapshot: its own domain, its ids this deployment's
         domain = check_fits(dataset, settings.hash_secret, domain)
     else:
-        domain = domain or settings.domain
+        domain = domain or home or settings.domain
+    if home is not None and domain != home:
+        raise InvalidInput(f"{name} learns from the {home} domain only, not {domain}: "
+                           f"train it with --domain {home} (or on a {home} snapshot)")  # fmt: skip
+    if dataset is None:
         with runtime.session() as session:
             dataset = build_dataset(
                 session,
@@ -238,6 +243,12 @@ def train_version(
     pending.folder = save_trained(trained, stage / version)
     pending.verdict = _judge(runtime, name, validation, train, valid, activate)
     return pending
+
+
+def model_domain(model: Recommender) -> str | None:
+    """The one domain a model can learn from, None when any will do: a model that serves
+    only the people path (people scored for people) needs people as candidates."""
+    return "people" if model.serves == {"people"} else None
 
 
 def register_versions(
