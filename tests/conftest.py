@@ -28,6 +28,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
+FIXTURES = ROOT / "tests" / "fixtures"
 MOVIELENS_100K = SHARED_DATA / "movielens-100k"
 PG_SCRIPT = ROOT / "scripts" / "pg-test-server.sh"
 REDIS_SCRIPT = ROOT / "scripts" / "redis-test-server.sh"

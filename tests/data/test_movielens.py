@@ -12,7 +12,7 @@ import pytest
 from matchwise.data.movielens import ratings_frame, read_movielens
 from matchwise.errors import InvalidInput
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 ML_100K = Path("/work/shared/data/movielens-100k")
 
 

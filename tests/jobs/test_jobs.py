@@ -19,7 +19,7 @@ from matchwise.jobs.queue import claim, complete, enqueue
 from matchwise.jobs.worker import Worker, wait_for
 from matchwise.runtime import Runtime
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,7 @@ from matchwise.ops.moderation import flag_profile
 from matchwise.runtime import Runtime
 from matchwise.serve.recommend import recommend
 from matchwise.serve.refresh import refresh_users
-from tests.test_reports_abuse import establish
+from tests.ops.test_reports_abuse import establish
 from tests.utils.factories import items_fixture, people_fixture
 
 

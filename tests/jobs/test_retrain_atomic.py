@@ -26,7 +26,7 @@ from matchwise.runtime import Runtime
 from matchwise.settings import Settings
 from matchwise.train.pipeline import reports_folder
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FAST, SLOW = "popularity", "two_tower"  # ~0.1 s and several seconds to train
 
 

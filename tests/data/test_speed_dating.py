@@ -24,7 +24,7 @@ from matchwise.data.speed_dating import (
 )
 from matchwise.errors import InvalidInput
 
-FIXTURE = Path(__file__).parent / "fixtures" / "speed_dating_sample.csv"
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "speed_dating_sample.csv"
 SCORERS = {"random", "popularity", "one_sided", "reciprocal"}
 
 
