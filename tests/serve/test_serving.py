@@ -75,6 +75,27 @@ def test_routes_cold_warm_hot_and_fallback(store: Runtime) -> None:
     assert _serve(store, cold).route == "cold"
 
 
+def test_the_model_that_measured_best_on_validation_serves_warm_users(store: Runtime) -> None:
+    """Among active models that serve a tier, the one with the best validation NDCG@10
+    (as registered) answers, whatever the order of their names."""
+    warm = _user_with(store, 5, 20)
+    ease = train_model(store, "ease", domain="items", activate="always")
+    logistic = train_model(store, "logistic", domain="items", activate="always",
+                           config_overrides={"epochs": 2})  # fmt: skip
+
+    def measured(version: str, ndcg: float) -> None:
+        with store.session() as s:
+            row = registry.get_version(s, version)
+            row.metrics = {**row.metrics, "validation": {**row.metrics["validation"],
+                                                         "ndcg@10": ndcg}}  # fmt: skip
+
+    for best, other in ((logistic, ease), (ease, logistic)):
+        measured(best.version, 0.9)
+        measured(other.version, 0.1)
+        reset_serving_state(store)  # loaded afresh, with the registered figures
+        assert _serve(store, warm).model_version == best.version
+
+
 def test_recommendations_exclude_acted_items(store: Runtime) -> None:
     from matchwise.db import queries
 

@@ -364,7 +364,9 @@ class ServingState:
         recorded for :func:`health` and the retries."""
         try:
             trained = load_trained(self.store.fetch(row.uri))
-            loaded = _attach_index(LoadedModel(row.id, row.version, row.model_type, trained))
+            measured = (row.metrics or {}).get("validation", {}).get("ndcg@10")
+            loaded = _attach_index(LoadedModel(row.id, row.version, row.model_type, trained,
+                                               validation_ndcg=float(measured or 0.0)))  # fmt: skip
         except Exception as exc:
             if generation != self._generation:
                 return None
