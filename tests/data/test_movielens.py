@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -11,9 +10,9 @@ import pytest
 
 from matchwise.data.movielens import ratings_frame, read_movielens
 from matchwise.errors import InvalidInput
+from tests.conftest import MOVIELENS_100K as ML_100K
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
-ML_100K = Path("/work/shared/data/movielens-100k")
 
 
 def _check_interactions(frame: pd.DataFrame) -> None:
@@ -26,10 +25,10 @@ def _check_interactions(frame: pd.DataFrame) -> None:
 
 
 @pytest.mark.skipif(not ML_100K.is_dir(), reason="MovieLens 100K is not on this machine")
-def test_reads_100k_quickly() -> None:
-    started = time.perf_counter()
+def test_reads_100k() -> None:
+    """Every rating, user and film of the real file, with its fields (how fast it reads
+    is a benchmark's business, not a test's)."""
     bundle = read_movielens(ML_100K)
-    assert time.perf_counter() - started < 2.0
     assert bundle.meta["layout"] == "100k"
     assert len(bundle.interactions) == 100_000
     assert len(bundle.users) == 943 and len(bundle.items) == 1682
