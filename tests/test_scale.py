@@ -1,5 +1,6 @@
 """Batch scoring with Ray: a real local Ray (two CPUs) refreshes the cache in parallel
-tasks and writes exactly what the serial refresh writes."""
+tasks and writes exactly what the serial refresh writes, on SQLite and on PostgreSQL (the
+store a cluster shares: each task opens a connection of its own)."""
 
 from __future__ import annotations
 
@@ -23,9 +24,8 @@ from matchwise.train.pipeline import train_model
 ray = pytest.importorskip("ray")
 
 
-@pytest.fixture
-def store(sqlite_url: str, tmp_path: Path) -> Iterator[Runtime]:
-    settings = Settings(database_url=sqlite_url, artifact_root=str(tmp_path / "art"))
+def _trained_store(url: str, tmp_path: Path) -> Iterator[Runtime]:
+    settings = Settings(database_url=url, artifact_root=str(tmp_path / "art"))
     runtime = Runtime.open(settings, migrate=False)
     start = pd.Timestamp.now(tz="UTC").normalize() - pd.Timedelta(days=60)
     bundle = generate_items(n_users=120, n_items=80, n_interactions=4000, seed=11, start=start)
@@ -33,6 +33,11 @@ def store(sqlite_url: str, tmp_path: Path) -> Iterator[Runtime]:
     train_model(runtime, "ease", domain="items", activate="always")
     yield runtime
     runtime.close()
+
+
+@pytest.fixture
+def store(db_url: str, tmp_path: Path) -> Iterator[Runtime]:
+    yield from _trained_store(db_url, tmp_path)
 
 
 def _cache(runtime: Runtime) -> dict[str, list[tuple[str, int, float]]]:
@@ -82,17 +87,26 @@ def test_ray_refresh_writes_what_the_serial_refresh_writes(store: Runtime) -> No
     assert not ray.is_initialized()  # the local Ray it started is stopped again
 
 
-def test_ray_refresh_refuses_unknown_users_and_remote_clusters_on_sqlite(
-    store: Runtime,
-) -> None:
+def test_ray_refresh_refuses_unknown_users(store: Runtime) -> None:
     from matchwise.scale import refresh_with_ray
 
     with pytest.raises(NotFound, match="nobody"):
         refresh_with_ray(store, ["u1", "nobody"], num_cpus=1)
+
+
+def test_ray_refuses_a_remote_cluster_on_sqlite(sqlite_url: str, tmp_path: Path) -> None:
+    from matchwise.scale import refresh_with_ray
+
+    settings = Settings(database_url=sqlite_url, artifact_root=str(tmp_path / "art"))
+    runtime = Runtime.open(settings, migrate=False)
     with pytest.raises(ConfigError, match="shared store"):
-        refresh_with_ray(store, None, address="ray://10.0.0.1:10001")
+        refresh_with_ray(runtime, None, address="ray://10.0.0.1:10001")
+    runtime.close()
 
 
+@pytest.mark.parametrize(
+    "db_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)  # the store a Ray deployment shares; Ray on SQLite is covered above (Ray starts take ~5 s)
 def test_cli_refresh_with_ray(
     store: Runtime, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -1,4 +1,5 @@
-"""The CLI: JSON output contract, and bad input → a message and a non-zero exit."""
+"""The CLI: JSON output contract, and bad input → a message and a non-zero exit; every
+command that touches the store runs on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -14,15 +15,16 @@ from tests.utils.factories import items_fixture, people_fixture
 
 
 @pytest.fixture
-def store(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("MATCHWISE_DATABASE_URL", sqlite_url)
+def store(db_url: str, tmp_path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("MATCHWISE_DATABASE_URL", db_url)
+    monkeypatch.setenv("MATCHWISE_ARTIFACT_ROOT", str(tmp_path / "art"))
     monkeypatch.delenv("MATCHWISE_CONFIG", raising=False)
-    runtime = Runtime.open(Settings(database_url=sqlite_url), migrate=False)
+    runtime = Runtime.open(Settings(database_url=db_url), migrate=False)
     with runtime.session() as s:
         upsert_users(s, people_fixture())
         upsert_items(s, items_fixture())
     runtime.close()
-    return sqlite_url
+    return db_url
 
 
 def run(argv: list[str]) -> int:
@@ -153,7 +155,7 @@ def test_train_refuses_bad_config_and_dry_run_writes_nothing(
 
 
 def test_refresh_with_training_trains_activates_then_refreshes(
-    sqlite_url: str, tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    db_url: str, tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import pandas as pd
 
@@ -161,11 +163,11 @@ def test_refresh_with_training_trains_activates_then_refreshes(
     from matchwise.data.synthetic import generate_items
     from matchwise.ingest.bulk import write_bundle
 
-    monkeypatch.setenv("MATCHWISE_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("MATCHWISE_DATABASE_URL", db_url)
     monkeypatch.setenv("MATCHWISE_ARTIFACT_ROOT", str(tmp_path / "art"))
     monkeypatch.setenv("MATCHWISE_RETRAIN_MODELS", '["ease"]')
     monkeypatch.delenv("MATCHWISE_CONFIG", raising=False)
-    settings = Settings(database_url=sqlite_url)
+    settings = Settings(database_url=db_url)
     runtime = Runtime.open(settings, migrate=False)
     start = pd.Timestamp.now(tz="UTC").normalize() - pd.Timedelta(days=60)
     bundle = generate_items(n_users=120, n_items=80, n_interactions=4000, seed=5, start=start)

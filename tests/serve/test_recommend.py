@@ -154,13 +154,13 @@ def test_mutual_preference_mask_matches_a_plain_python_check() -> None:
             assert mask[c] == expected, (u, c)
 
 
-def test_people_heuristic_on_synthetic_data_never_breaks_preferences(sqlite_url: str) -> None:
+def test_people_heuristic_on_synthetic_data_never_breaks_preferences(db_url: str) -> None:
     from matchwise.data.synthetic import generate_people
     from matchwise.ingest.bulk import write_bundle
     from matchwise.settings import Settings
 
     bundle = generate_people(n_users=300, n_swipes=3000, seed=3)
-    runtime = Runtime.open(Settings(database_url=sqlite_url), migrate=False)
+    runtime = Runtime.open(Settings(database_url=db_url), migrate=False)
     write_bundle(runtime, bundle, runtime.settings.action_table)
     profiles = ProfileArrays.from_frame(bundle.users.reset_index(drop=True))
     index = {ident: i for i, ident in enumerate(profiles.ids)}

@@ -1,4 +1,5 @@
-"""Serving: the router, model fallback, cache freshness, and corrupt artifacts."""
+"""Serving: the router, model fallback, cache freshness, and corrupt artifacts, on both
+stores (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -29,8 +30,8 @@ from matchwise.train.pipeline import train_model
 
 
 @pytest.fixture
-def store(sqlite_url: str, tmp_path: Path) -> Iterator[Runtime]:
-    settings = Settings(database_url=sqlite_url, artifact_root=str(tmp_path / "art"),
+def store(db_url: str, tmp_path: Path) -> Iterator[Runtime]:
+    settings = Settings(database_url=db_url, artifact_root=str(tmp_path / "art"),
                         analytics_sample_rate=1.0)  # fmt: skip
     runtime = Runtime.open(settings, migrate=False)
     start = pd.Timestamp.now(tz="UTC").normalize() - pd.Timedelta(days=60)
@@ -190,11 +191,11 @@ def test_retrain_job_registers_activates_and_refreshes(store: Runtime) -> None:
     assert result["activated"] is False and "kept" in result["reason"]  # same data: not better
 
 
-def test_people_route_uses_the_reciprocal_model(sqlite_url: str, tmp_path: Path) -> None:
+def test_people_route_uses_the_reciprocal_model(db_url: str, tmp_path: Path) -> None:
     from matchwise.data.synthetic import generate_people
     from matchwise.features.compatibility import ProfileArrays, mutual_preference_mask
 
-    settings = Settings(database_url=sqlite_url, artifact_root=str(tmp_path / "art"))
+    settings = Settings(database_url=db_url, artifact_root=str(tmp_path / "art"))
     runtime = Runtime.open(settings, migrate=False)
     bundle = generate_people(n_users=200, n_swipes=5000, seed=8)
     write_bundle(runtime, bundle, settings.action_table, elo=settings.elo)
@@ -219,14 +220,14 @@ def test_people_route_uses_the_reciprocal_model(sqlite_url: str, tmp_path: Path)
     runtime.close()
 
 
-def test_people_two_tower_fuses_optional_photo_vectors(sqlite_url: str, tmp_path: Path) -> None:
+def test_people_two_tower_fuses_optional_photo_vectors(db_url: str, tmp_path: Path) -> None:
     """Seed 001's dual encoder: bios + behaviour + photo vectors some people lack."""
     from matchwise.data.synthetic import generate_people
     from matchwise.metrics import evaluate_full_ranking
     from matchwise.models.two_tower import TwoTowerRecommender
     from matchwise.train.dataset import build_dataset
 
-    settings = Settings(database_url=sqlite_url, artifact_root=str(tmp_path / "art"))
+    settings = Settings(database_url=db_url, artifact_root=str(tmp_path / "art"))
     runtime = Runtime.open(settings, migrate=False)
     bundle = generate_people(n_users=150, n_swipes=3000, seed=9)
     rng = np.random.default_rng(0)
