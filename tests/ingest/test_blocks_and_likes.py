@@ -2,7 +2,8 @@
 
 - A block, in either direction, before or after any like, prevents any match, ends one
   already made, and hides both people from each other on every path at once (live,
-  database cache, Redis), including the blocked person's cached list.
+  database cache, Redis, the active reciprocal model's route and the fallback that serves
+  when no model does), including the blocked person's cached list.
 - No reason names a pending like by default; the ranking boost a like gives is a setting,
   and at 0 a like changes nothing another can observe in the liked person's list.
 """
@@ -19,14 +20,18 @@ from sqlalchemy import func, select
 
 from matchwise.api import create_app
 from matchwise.data.bundle import DataBundle
+from matchwise.data.synthetic import generate_people
 from matchwise.db.tables import Interaction, Match
 from matchwise.ingest.bulk import write_bundle
 from matchwise.ingest.profiles import upsert_users
+from matchwise.models.heuristic import HEURISTIC_VERSION
 from matchwise.ops.auth import create_key
 from matchwise.ops.privacy import run_retention
 from matchwise.runtime import Runtime
 from matchwise.serve.refresh import refresh_users
+from matchwise.serve.state import serving_state
 from matchwise.settings import Settings
+from matchwise.train.pipeline import train_model
 from tests.utils.factories import person
 
 ALICE_AND_FRIENDS = [person("alice"), person("f1", gender="man", seeking=["woman"], age=31),
@@ -119,6 +124,74 @@ def test_a_block_hides_both_people_on_every_path_at_once(cached: Runtime) -> Non
             assert gone not in _listed(client, who)  # cached (Redis or the database)
             assert gone not in _listed(client, who, fresh=True)  # live
         assert "f2" in _listed(client, "alice")  # nobody else is touched
+
+
+def generated_people(runtime: Runtime) -> list[str]:
+    """A small generated dating population with swipes in ``runtime``'s store; returns
+    the people with at least five swipes (warm or hot: a model or the fallback serves
+    them), most active first."""
+    bundle = generate_people(n_users=120, n_swipes=1200, seed=8)
+    write_bundle(runtime, bundle, runtime.settings.action_table, elo=runtime.settings.elo)
+    counts = bundle.interactions["user_id"].value_counts()
+    return [str(u) for u in counts.index[counts >= 5]]
+
+
+def served(client: TestClient, user: str, fresh: bool = True) -> tuple[str, str, list[str]]:
+    """(route, model version, every candidate) of ``user``'s people list."""
+    params = {"user_id": user, "kind": "user", "limit": 1000, "fresh": fresh}
+    response = client.get("/v1/recommendations", params=params)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    return (
+        body["route"],
+        body["model_version"],
+        [r["candidate_id"] for r in body["recommendations"]],
+    )
+
+
+def mutual_pair(
+    client: TestClient, users: list[str], routes: set[str], version: str
+) -> tuple[str, str]:
+    """Two of ``users`` who see each other in lists that ``version`` served on one of
+    ``routes`` (seeing each other, neither has decided on the other)."""
+    lists: dict[str, tuple[str, str, list[str]]] = {}
+
+    def on_route(user: str) -> list[str]:
+        if user not in lists:
+            lists[user] = served(client, user)
+        route, got, ids = lists[user]
+        return ids if route in routes and got == version else []
+
+    chosen = set(users)
+    for a in users:
+        for b in on_route(a):
+            if b in chosen and a in on_route(b):
+                return a, b
+    raise AssertionError(f"no two people see each other on {routes} served by {version}")
+
+
+def test_a_block_hides_both_people_on_the_model_and_fallback_routes(runtime: Runtime) -> None:
+    """The people route ranked by the active reciprocal model, and the fallback that serves
+    warm and hot people while no people model is active, both drop a blocked pair at once;
+    likes after the block make no match."""
+    users = generated_people(runtime)
+    with _client(runtime) as client:
+        for routes, model in (({"fallback"}, None), ({"warm", "hot"}, "reciprocal")):
+            version = HEURISTIC_VERSION
+            if model is not None:
+                version = train_model(runtime, model, domain="people", activate="always").version
+                serving_state(runtime).invalidate()
+            a, b = mutual_pair(client, users, routes, version)
+            _act(client, a, b, "block")
+            for who, gone in ((a, b), (b, a)):
+                route, got, ids = served(client, who)
+                assert route in routes and got == version  # still served on that route
+                assert gone not in ids
+            assert not _act(client, b, a, "like")["match_created"]
+            assert not _act(client, a, b, "like")["match_created"]
+            with runtime.read_session() as s:
+                pair = Match.user_a.in_([a, b]) & Match.user_b.in_([a, b])
+                assert s.scalar(select(func.count()).select_from(Match).where(pair)) == 0
 
 
 def test_a_bulk_load_makes_no_match_across_a_block(people: Runtime) -> None:
