@@ -221,3 +221,39 @@ def test_full_ranking_rejects_mismatched_universes() -> None:
     test = _interactions([(0, 1, 1.0)], 1, 3)
     with pytest.raises(InvalidInput):
         evaluate_full_ranking(lambda u: np.zeros((len(u), 2)), train, test)
+
+
+# --- per-user full ranking --------------------------------------------------------------------
+from matchwise.metrics import per_user_full_ranking  # noqa: E402
+
+
+def test_per_user_full_ranking_is_evaluate_full_ranking_unaveraged() -> None:
+    rng = np.random.default_rng(3)
+    n_users, n_items = 30, 25
+    pairs = {(int(u), int(i)) for u, i in rng.integers(0, [n_users, n_items], (300, 2))}
+    rows = sorted(pairs)
+    train = _interactions([(u, i, 1.0) for u, i in rows[::3]], n_users, n_items)
+    valid = _interactions([(u, i, 1.0) for u, i in rows[1::3]], n_users, n_items)
+    test = _interactions([(u, i, 1.0) for u, i in rows[2::3]], n_users, n_items)
+    table = rng.random((n_users, n_items)).astype(np.float32)  # no ties
+
+    def score(users: np.ndarray) -> np.ndarray:
+        return table[users]
+
+    mean = evaluate_full_ranking(score, train, test, k=5, exclude=valid, batch_size=7)
+    per_user = per_user_full_ranking(score, train, test, k=5, exclude=valid, batch_size=7)
+    assert len(per_user["users"]) == mean["users"]
+    assert list(per_user["users"]) == sorted(per_user["users"])
+    for name in ("ndcg", "recall", "hit", "map", "precision", "mrr"):
+        assert per_user[f"{name}@5"].mean() == pytest.approx(mean[f"{name}@5"])
+
+
+def test_per_user_full_ranking_orders_ties_by_item_index() -> None:
+    # every item scores the same: the list must be the unmasked items in index order
+    train = _interactions([(0, 0, 1.0)], 1, 12)
+    test = _interactions([(0, 3, 1.0), (0, 11, 1.0)], 1, 12)
+    flat = per_user_full_ranking(lambda u: np.ones((len(u), 12)), train, test, k=3)
+    # ranks items 1, 2, 3: the hit (item 3) sits at rank 3, item 11 is never reached
+    assert flat["hit@3"].tolist() == [1.0]
+    assert flat["mrr@3"].tolist() == pytest.approx([1 / 3])
+    assert flat["ndcg@3"].tolist() == pytest.approx([(1 / 2) / (1 + 1 / math.log2(3))])

@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from numpy.typing import ArrayLike
 
 from matchwise.errors import InvalidInput
-from matchwise.models.base import InteractionSet
+from matchwise.models.base import InteractionSet, top_k_indices
 
 __all__ = [
     "auc",
@@ -336,3 +336,72 @@ def evaluate_full_ranking(
     result[f"coverage@{k}"] = float(recommended.sum() / max(train.n_items, 1))
     result["users"] = float(len(users))
     return result
+
+
+# --- per-user full ranking -----------------------------------------------------------------
+__all__ += ["per_user_full_ranking"]
+
+
+def per_user_full_ranking(
+    model_or_score_fn: _Scorer | ScoreFn,
+    train: InteractionSet,
+    test: InteractionSet,
+    k: int = 10,
+    exclude: InteractionSet | sp.spmatrix | None = None,
+    batch_size: int = 1024,
+) -> dict[str, np.ndarray]:
+    """:func:`evaluate_full_ranking` per user: each evaluated user's metrics, unaveraged.
+
+    Returns ``{"users": row indices, "ndcg@k", "recall@k", "hit@k", "map@k",
+    "precision@k", "mrr@k"}``, one entry per user with a positive test interaction, in
+    index order, so two models scored on one split pair up user by user
+    (:func:`paired_bootstrap`). Lists are cut with
+    :func:`~matchwise.models.base.top_k_indices`: equal scores rank in item-index order,
+    so the figures are the same on every run.
+    """
+    if (train.n_users, train.n_items) != (test.n_users, test.n_items):
+        raise InvalidInput("train and test must share one id universe (same user/item ids)")
+    if k < 1:
+        raise InvalidInput(f"k must be >= 1, got {k}")
+    if batch_size < 1:
+        raise InvalidInput("batch_size must be >= 1")
+    score_fn: ScoreFn = (
+        model_or_score_fn.score  # type: ignore[union-attr]
+        if hasattr(model_or_score_fn, "score")
+        else model_or_score_fn  # type: ignore[assignment]
+    )
+    shape = (train.n_users, train.n_items)
+    seen = _seen_matrix(train)
+    if exclude is not None:
+        extra = _seen_matrix(exclude) if isinstance(exclude, InteractionSet) else exclude
+        seen = sp.csr_matrix(seen + _as_csr(extra, shape).astype(bool).astype(np.float32))
+    relevant = test.to_csr(positive_only=True)
+    relevant.data = (relevant.data > 0).astype(np.float32)
+    relevant.eliminate_zeros()
+    n_relevant = np.diff(relevant.indptr)
+    users = np.flatnonzero(n_relevant > 0)
+    parts: dict[str, list[np.ndarray]] = {
+        name: [] for name in ("ndcg", "recall", "hit", "map", "precision", "mrr")
+    }
+    for start in range(0, len(users), batch_size):
+        batch = users[start : start + batch_size]
+        scores = np.array(score_fn(batch), dtype=np.float32, copy=True)
+        if scores.shape != (len(batch), train.n_items):
+            raise InvalidInput(
+                f"score returned shape {scores.shape}, expected {(len(batch), train.n_items)}"
+            )
+        scores[np.isnan(scores)] = -np.inf
+        rows, cols = seen[batch].nonzero()
+        scores[rows, cols] = -np.inf
+        hits = hit_matrix(top_k_indices(scores, k), relevant[batch])
+        n_rel = n_relevant[batch]
+        parts["ndcg"].append(ndcg_at_k(hits, n_rel, k))
+        parts["recall"].append(recall_at_k(hits, n_rel, k))
+        parts["hit"].append(hit_rate_at_k(hits, k))
+        parts["map"].append(map_at_k(hits, n_rel, k))
+        parts["precision"].append(precision_at_k(hits, k))
+        parts["mrr"].append(mrr_at_k(hits, k))
+    out = {"users": users.astype(np.int64)}
+    for name, chunks in parts.items():
+        out[f"{name}@{k}"] = np.concatenate(chunks) if chunks else np.zeros(0, np.float64)
+    return out

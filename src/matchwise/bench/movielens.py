@@ -13,7 +13,12 @@ Models are looked up by name in :data:`MODELS`; :func:`register_model` adds one 
 factory taking a params dict, and its grid), which is how two_tower or the ranker
 pipeline join later.
 
-Run ``python -m matchwise.benchmark PATH --protocol recbole`` (see
+Rankings are cut with ties in item-id order
+(:func:`~matchwise.metrics.per_user_full_ranking`), so two runs give the same lists and
+the same figures, and the result carries its provenance (seed, data hash, package
+versions, git commit: :mod:`matchwise.bench.provenance`).
+
+Run ``python -m matchwise.bench.movielens PATH --protocol recbole`` (see
 ``benchmarks/movielens/run.sh``).
 """
 
@@ -35,10 +40,11 @@ import numpy as np
 import pandas as pd
 from rich.table import Table
 
+from matchwise.bench.provenance import provenance
 from matchwise.data.movielens import ratings_frame, read_movielens
 from matchwise.data.splits import recbole_split
 from matchwise.errors import InvalidInput
-from matchwise.metrics import evaluate_full_ranking
+from matchwise.metrics import per_user_full_ranking
 from matchwise.models.base import InteractionSet, Recommender
 from matchwise.models.catalog import model_class
 from matchwise.models.ease import EASERecommender
@@ -175,18 +181,20 @@ def tune_and_evaluate(
     k: int = 10,
     on_step: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """Grid-search on validation NDCG@k, then score the chosen model on the test part.
+    """Grid-search on validation NDCG@k, then score the chosen model on the test part
+    (ties between items ranked by item id: :func:`~matchwise.metrics.per_user_full_ranking`).
 
     ``train_seconds`` and ``peak_memory_mb`` are those of the chosen configuration's fit.
     Peak memory comes from :mod:`tracemalloc`: allocations made through Python and NumPy
     (factor matrices, Gram matrices, sparse copies), not native buffers outside them
     (OpenBLAS workspaces, implicit's per-thread scratch), so it is a lower bound.
     """
+    metric = f"ndcg@{k}"
     best: tuple[float, Recommender, float, float] | None = None
     for params in spec.grid:
         model = spec.factory(dict(params))
         seconds, peak_mb = _fit_measured(model, train)
-        score = evaluate_full_ranking(model, train, valid, k=k)[f"ndcg@{k}"]
+        score = float(np.mean(per_user_full_ranking(model, train, valid, k=k)[metric]))
         log.info(
             "%s %s: validation ndcg@%d %.4f (%.2fs)", model.model_type, params, k, score, seconds
         )
@@ -196,12 +204,12 @@ def tune_and_evaluate(
             on_step()
     assert best is not None
     _, model, seconds, peak_mb = best
-    metrics = evaluate_full_ranking(model, train, test, k=k, exclude=valid)
+    per_user = per_user_full_ranking(model, train, test, k=k, exclude=valid)
     return {
-        f"ndcg@{k}": metrics[f"ndcg@{k}"],
-        f"recall@{k}": metrics[f"recall@{k}"],
-        f"hit@{k}": metrics[f"hit@{k}"],
-        f"map@{k}": metrics[f"map@{k}"],
+        f"ndcg@{k}": float(np.mean(per_user[f"ndcg@{k}"])),
+        f"recall@{k}": float(np.mean(per_user[f"recall@{k}"])),
+        f"hit@{k}": float(np.mean(per_user[f"hit@{k}"])),
+        f"map@{k}": float(np.mean(per_user[f"map@{k}"])),
         "train_seconds": seconds,
         "peak_memory_mb": peak_mb,
         "params": model.get_params(),
@@ -237,7 +245,9 @@ def run_movielens_benchmark(
     """Benchmark ``models`` (registry names, or name -> grid) on a MovieLens folder.
 
     Returns ``{"dataset", "protocol", "results": {model: {"ndcg@k", "recall@k", "hit@k",
-    "map@k", "train_seconds", "peak_memory_mb", "params"}}}``.
+    "map@k", "train_seconds", "peak_memory_mb", "params"}}, "provenance"}``; the
+    provenance (:func:`~matchwise.bench.provenance.provenance`) names the seed, the data's
+    hash, package versions and the git commit.
     """
     if protocol not in PROTOCOLS:
         raise InvalidInput(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
@@ -268,7 +278,12 @@ def run_movielens_benchmark(
     else:
         for name, spec in specs.items():
             results[name] = tune_and_evaluate(spec, train, valid, test, k)
-    return {"dataset": bundle.name, "protocol": protocol, "results": results}
+    return {
+        "dataset": bundle.name,
+        "protocol": protocol,
+        "results": results,
+        "provenance": provenance(seed, data=path),
+    }
 
 
 def render_table(result: Mapping[str, Any]) -> Table:
@@ -305,7 +320,7 @@ def render_table(result: Mapping[str, Any]) -> Table:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m matchwise.benchmark``: run, print the table, optionally write JSON."""
+    """``python -m matchwise.bench.movielens``: run, print the table, optionally write JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("path", help="MovieLens folder (100K, 1M or latest layout)")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="recbole")

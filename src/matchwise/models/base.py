@@ -185,11 +185,8 @@ class Recommender(ABC):
             rows = exclude[users]
             r, c = rows.nonzero()
             scores[r, c] = -np.inf
-        k = min(k, scores.shape[1])
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        top_scores = np.take_along_axis(scores, top, axis=1)
-        order = np.argsort(-top_scores, axis=1, kind="stable")
-        return np.take_along_axis(top, order, axis=1), np.take_along_axis(top_scores, order, axis=1)
+        top = top_k_indices(scores, k)  # equal scores in index order: the same list every run
+        return top, np.take_along_axis(scores, top, axis=1)
 
     # --- persistence ----------------------------------------------------------
     def save(self, path: str | Path) -> Path:
@@ -264,3 +261,37 @@ def json_default(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     return str(value)
+
+
+def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of each row's ``k`` highest scores, best first, equal scores in
+    index order (lowest first) and NaN last: one list for one input, run after run.
+
+    A partial sort (``argpartition``) picks among items tied at the cut arbitrarily, and
+    a sort of its picks keeps its arbitrary order: popularity, whose scores are counts,
+    ties all the time. Rows with a tie across the cut are sorted in full; the others sort
+    only their top ``k`` by (score, index).
+
+    >>> top_k_indices(np.array([[1.0, 3.0, 3.0, 2.0, 3.0]]), 2).tolist()
+    [[1, 2]]
+    """
+    values = np.asarray(scores)
+    if values.ndim != 2:
+        raise InvalidInput(f"scores must be 2-D (users x items), got shape {values.shape}")
+    n_rows, n_items = values.shape
+    k = min(int(k), n_items)
+    if k < 1:
+        return np.zeros((n_rows, 0), dtype=np.int64)
+    key = np.negative(values)  # ascending key: best first; NaN sorts last
+    if k < n_items:
+        top = np.argpartition(key, k - 1, axis=1)[:, :k]
+        cut = np.take_along_axis(key, top, axis=1).max(axis=1)  # NaN when a NaN made the cut
+        unsure = np.isnan(cut) | ((key <= cut[:, None]).sum(axis=1) > k)
+        if unsure.any():
+            rows = np.flatnonzero(unsure)
+            top[rows] = np.argsort(key[rows], axis=1, kind="stable")[:, :k]
+    else:
+        top = np.broadcast_to(np.arange(n_items), (n_rows, n_items)).copy()
+    top_key = np.take_along_axis(key, top, axis=1)
+    order = np.lexsort((top, top_key), axis=1)  # by key, then by index
+    return np.take_along_axis(top, order, axis=1).astype(np.int64, copy=False)
