@@ -48,6 +48,7 @@ def test_result_shape(tiny_100k: Path, protocol: str) -> None:
             "train_seconds",
             "peak_memory_mb",
             "params",
+            "training",
         }
         for key in ("ndcg@10", "recall@10", "hit@10", "map@10"):
             assert 0.0 <= row[key] <= 1.0
