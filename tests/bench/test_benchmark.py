@@ -36,7 +36,7 @@ TINY_GRIDS: dict[str, list[dict[str, Any]]] = {
 @pytest.mark.parametrize("protocol", ["recbole", "temporal"])
 def test_result_shape(tiny_100k: Path, protocol: str) -> None:
     result = run_movielens_benchmark(tiny_100k, protocol=protocol, k=10, models=TINY_GRIDS)
-    assert set(result) == {"dataset", "protocol", "results", "provenance"}
+    assert set(result) == {"dataset", "protocol", "results", "tuning", "provenance"}
     assert result["dataset"] == "ml-tiny" and result["protocol"] == protocol
     assert list(result["results"]) == list(TINY_GRIDS)
     for row in result["results"].values():
@@ -48,6 +48,9 @@ def test_result_shape(tiny_100k: Path, protocol: str) -> None:
             "train_seconds",
             "peak_memory_mb",
             "params",
+            "chosen",
+            "validation_ndcg@10",
+            "configurations",
             "training",
         }
         for key in ("ndcg@10", "recall@10", "hit@10", "map@10"):
