@@ -223,8 +223,8 @@ def test_full_ranking_rejects_mismatched_universes() -> None:
         evaluate_full_ranking(lambda u: np.zeros((len(u), 2)), train, test)
 
 
-# --- per-user full ranking --------------------------------------------------------------------
-from matchwise.metrics import per_user_full_ranking  # noqa: E402
+# --- per-user full ranking and the paired bootstrap ----------------------------------------
+from matchwise.metrics import paired_bootstrap, per_user_full_ranking  # noqa: E402
 
 
 def test_per_user_full_ranking_is_evaluate_full_ranking_unaveraged() -> None:
@@ -257,3 +257,67 @@ def test_per_user_full_ranking_orders_ties_by_item_index() -> None:
     assert flat["hit@3"].tolist() == [1.0]
     assert flat["mrr@3"].tolist() == pytest.approx([1 / 3])
     assert flat["ndcg@3"].tolist() == pytest.approx([(1 / 2) / (1 + 1 / math.log2(3))])
+
+
+def test_paired_bootstrap_finds_a_real_difference() -> None:
+    rng = np.random.default_rng(0)
+    b = rng.random(800)  # users differ a lot...
+    a = b + 0.02 + rng.normal(0.0, 0.05, 800)  # ...but a beats b by 0.02 for each of them
+    interval = paired_bootstrap(a, b, n=2000, seed=1)
+    assert interval.difference == pytest.approx(float(np.mean(a - b)))
+    assert 0.0 < interval.low < interval.difference < interval.high
+    assert interval.excludes_zero()
+    # the same arrays unpaired would not show it: the users' spread swamps 0.02
+    assert np.std(b) / np.sqrt(800) > 0.009
+
+
+def test_paired_bootstrap_includes_zero_when_there_is_no_difference() -> None:
+    rng = np.random.default_rng(0)
+    b = rng.random(800)
+    noise = rng.normal(0.0, 0.05, 800)
+    a = b + (noise - noise.mean())  # differences that average exactly zero
+    interval = paired_bootstrap(a, b, n=2000, seed=1)
+    assert interval.difference == pytest.approx(0.0, abs=1e-12)
+    assert interval.low < 0.0 < interval.high
+    assert not interval.excludes_zero()
+    same = paired_bootstrap(b, b)
+    assert tuple(same) == (0.0, 0.0, 0.0)
+
+
+def test_paired_bootstrap_is_seeded_and_pure() -> None:
+    rng = np.random.default_rng(5)
+    a, b = rng.random(300), rng.random(300)
+    a_copy, b_copy = a.copy(), b.copy()
+    first = paired_bootstrap(a, b, n=500, seed=7)
+    assert paired_bootstrap(a, b, n=500, seed=7) == first  # same seed, same interval
+    assert paired_bootstrap(a, b, n=500, seed=8) != first  # another seed, another draw
+    assert paired_bootstrap(a, b, n=500, seed=8).difference == first.difference
+    np.testing.assert_array_equal(a, a_copy)  # inputs untouched
+    np.testing.assert_array_equal(b, b_copy)
+    # a wider confidence gives a wider interval around the same difference
+    wide = paired_bootstrap(a, b, n=500, seed=7, confidence=0.99)
+    assert wide.low <= first.low and wide.high >= first.high
+
+
+def test_paired_bootstrap_covers_the_true_difference_about_95_in_100() -> None:
+    rng = np.random.default_rng(11)
+    covered = 0
+    for trial in range(100):
+        b = rng.random(200)
+        a = b + rng.normal(0.01, 0.1, 200)  # true mean difference 0.01
+        interval = paired_bootstrap(a, b, n=400, seed=trial)
+        covered += interval.low <= 0.01 <= interval.high
+    assert 88 <= covered <= 100
+
+
+def test_paired_bootstrap_refuses_bad_input() -> None:
+    with pytest.raises(InvalidInput, match="length"):
+        paired_bootstrap([1.0, 2.0], [1.0])
+    with pytest.raises(InvalidInput, match="at least one"):
+        paired_bootstrap([], [])
+    with pytest.raises(InvalidInput, match="n must"):
+        paired_bootstrap([1.0], [1.0], n=0)
+    with pytest.raises(InvalidInput, match="confidence"):
+        paired_bootstrap([1.0], [1.0], confidence=1.0)
+    with pytest.raises(InvalidInput, match="finite"):
+        paired_bootstrap([np.nan], [1.0])

@@ -338,8 +338,8 @@ def evaluate_full_ranking(
     return result
 
 
-# --- per-user full ranking -----------------------------------------------------------------
-__all__ += ["per_user_full_ranking"]
+# --- per-user full ranking and paired comparisons -----------------------------------------
+__all__ += ["BootstrapInterval", "paired_bootstrap", "per_user_full_ranking"]
 
 
 def per_user_full_ranking(
@@ -405,3 +405,57 @@ def per_user_full_ranking(
     for name, chunks in parts.items():
         out[f"{name}@{k}"] = np.concatenate(chunks) if chunks else np.zeros(0, np.float64)
     return out
+
+
+class BootstrapInterval(NamedTuple):
+    """Mean of ``a - b`` over paired units and its percentile bootstrap interval."""
+
+    difference: float
+    low: float
+    high: float
+
+    def excludes_zero(self) -> bool:
+        """True when the interval lies wholly above or wholly below 0: a real difference."""
+        return self.low > 0.0 or self.high < 0.0
+
+
+def paired_bootstrap(
+    per_user_a: ArrayLike,
+    per_user_b: ArrayLike,
+    n: int = 5000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> BootstrapInterval:
+    """How much ``a`` beats ``b`` on average, with a paired bootstrap interval.
+
+    ``per_user_a[i]`` and ``per_user_b[i]`` are one unit's (a user's) figures under two
+    models; the users are resampled with replacement ``n`` times (seeded: the same inputs
+    give the same interval) and the interval is the central ``confidence`` share of the
+    resampled mean differences. Pairing removes the spread between users, which is most of
+    the spread, so the interval is far narrower than comparing two unpaired means.
+
+    >>> paired_bootstrap([0.5, 0.6, 0.7], [0.5, 0.6, 0.7]).difference
+    0.0
+    """
+    a = np.asarray(per_user_a, dtype=np.float64).ravel()
+    b = np.asarray(per_user_b, dtype=np.float64).ravel()
+    if len(a) != len(b):
+        raise InvalidInput(f"paired figures differ in length: {len(a)} and {len(b)}")
+    if len(a) == 0:
+        raise InvalidInput("paired_bootstrap needs at least one pair")
+    if n < 1:
+        raise InvalidInput(f"n must be >= 1, got {n}")
+    if not 0.0 < confidence < 1.0:
+        raise InvalidInput(f"confidence must be in (0, 1), got {confidence}")
+    diff = a - b
+    if not np.isfinite(diff).all():
+        raise InvalidInput("paired figures must be finite")
+    rng = np.random.default_rng(seed)
+    means = np.empty(n, dtype=np.float64)
+    chunk = max(1, 2_000_000 // len(diff))  # bound the index matrix to ~16 MB
+    for start in range(0, n, chunk):
+        size = min(chunk, n - start)
+        means[start : start + size] = diff[rng.integers(0, len(diff), (size, len(diff)))].mean(1)
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(means, [tail, 1.0 - tail])
+    return BootstrapInterval(float(diff.mean()), float(low), float(high))

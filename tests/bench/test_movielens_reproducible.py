@@ -77,21 +77,26 @@ def test_top_k_indices_is_a_stable_sort_of_the_scores() -> None:
 
 def test_benchmark_figures_repeat_exactly(tiny_100k: Path) -> None:
     grids = {"popularity": [{}], "ease": [{"l2": 5.0}, {"l2": 50.0}]}
-    first = run_movielens_benchmark(tiny_100k, models=grids)
-    second = run_movielens_benchmark(tiny_100k, models=grids)
+    first = run_movielens_benchmark(tiny_100k, models=grids, seeds=[2020, 1])
+    second = run_movielens_benchmark(tiny_100k, models=grids, seeds=[2020, 1])
     for name in grids:
-        a, b = first["results"][name], second["results"][name]
-        assert {key: a[key] for key in ("ndcg@10", "recall@10", "hit@10", "map@10")} == {
-            key: b[key] for key in ("ndcg@10", "recall@10", "hit@10", "map@10")
-        }
+        for a, b in zip(first["results"][name]["per_seed"], second["results"][name]["per_seed"],
+                        strict=True):  # fmt: skip
+            assert {key: a[key] for key in ("ndcg@10", "recall@10", "hit@10", "map@10")} == {
+                key: b[key] for key in ("ndcg@10", "recall@10", "hit@10", "map@10")
+            }
+    assert (
+        first["results"]["popularity"]["vs_reference"]
+        == (second["results"]["popularity"]["vs_reference"])
+    )
 
 
 def test_benchmark_json_carries_provenance(tiny_100k: Path, tmp_path: Path) -> None:
     out = tmp_path / "result.json"
-    main([str(tiny_100k), "--models", "popularity,ease", "--seed", "7", "--out", str(out)])
+    main([str(tiny_100k), "--models", "popularity,ease", "--seeds", "2020,1", "--out", str(out)])
     result = json.loads(out.read_text())
     prov = result["provenance"]
-    assert prov["seed"] == 7
+    assert prov["seed"] == [2020, 1] == result["seeds"]
     assert prov["data_sha256"] == data_sha256(tiny_100k)
     assert re.fullmatch(r"[0-9a-f]{64}", prov["data_sha256"])
     assert prov["data_path"] == str(tiny_100k)
@@ -101,6 +106,7 @@ def test_benchmark_json_carries_provenance(tiny_100k: Path, tmp_path: Path) -> N
     # this test runs from a git checkout: the commit is a full hash
     assert prov["git_commit"] is None or re.fullmatch(r"[0-9a-f]{40}", prov["git_commit"])
     assert isinstance(prov["git_dirty"], bool | None)
+    assert prov["bootstrap_seed"] == result["bootstrap"]["seed"]
 
 
 def test_data_sha256_covers_every_file_and_its_name(tmp_path: Path) -> None:
