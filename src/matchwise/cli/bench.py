@@ -55,10 +55,39 @@ def benchmark_people(
     base: Annotated[str, typer.Option(help="one-sided model: two_tower or ease")] = "two_tower",
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
-    """Reciprocal vs one-sided vs popularity on synthetic dating data (mutual matches)."""
+    """Reciprocal vs one-sided vs popularity on synthetic dating data (mutual matches).
+
+    Both directions of a pair are held out together; '+ reverse' rows also get the other
+    side's decision recorded before the user's own ("already likes you"), the rest do not.
+    """
 
     result = run_people_benchmark(n_users=users, n_swipes=swipes, seed=seed, base=base)
-    sys.stdout.write(json.dumps(result, default=float, indent=None if as_json else 2) + "\n")
+    if as_json:
+        sys.stdout.write(json.dumps(result, default=float) + "\n")
+        return
+    sizes = result["sizes"]
+    table = Table(
+        title=f"people: {result['dataset']}, {base} base, seed {seed}",
+        caption=(
+            f"{sizes['test_pairs']} test pairs (both directions held out), "
+            f"{sizes['test_swipes']} test swipes, {sizes['test_matches']} of them in a match; "
+            f"the other side's decision came first for {sizes['test_swipes_with_reverse']}"
+        ),
+    )
+    full = result.get("full_ranking", {})
+    table.add_column("scorer", no_wrap=True)
+    for col in ("NDCG@10", "match AUC", "decision AUC", "full-ranking NDCG@10"):
+        table.add_column(col, justify="right")
+    for name, row in result["results"].items():
+        table.add_row(name, f"{row['ndcg@10']:.3f}", f"{row['match_auc']:.3f}",
+                      f"{row['decision_auc']:.3f}",
+                      f"{full[name]:.3f}" if name in full else "")  # fmt: skip
+    console.print(table)
+    for pair, diff in result["paired"].items():
+        console.print(
+            f"{pair}: NDCG@10 {diff['ndcg@10_difference']:+.3f} "
+            f"(95% paired bootstrap over users {diff['low']:+.3f} to {diff['high']:+.3f})"
+        )
 
 
 @bench_app.command("movielens")
