@@ -39,8 +39,10 @@ def test_reciprocal_beats_one_sided_on_mutual_matches(split, model) -> None:  # 
     ndcg_one, users = grouped_ndcg(a, one_sided, split.test_match, 10)
     ndcg_two, _ = grouped_ndcg(a, reciprocal, split.test_match, 10)
     assert users >= 20
-    assert ndcg_two > ndcg_one + 0.05
-    # the model alone, without recorded decisions, is already better at matches
+    # both directions of a test pair are held out, so no recorded decision helps here
+    # (0.69 vs 0.66 on this split); the margin came from the lookup before the pair holdout
+    assert ndcg_two > ndcg_one
+    # the model alone, without recorded decisions, is better at matches too
     model.known_decisions = False
     try:
         model_only = _pairs(model.score, a, b)
