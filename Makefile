@@ -7,7 +7,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: demo test lint format serve benchmark clean pg-start pg-stop
+.PHONY: demo test lint format serve benchmark clean pg-start pg-stop mutation
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ serve: $(BIN)/.installed
 
 benchmark: $(BIN)/.dev-installed
 	$(BIN)/matchwise benchmark movielens ../shared/data/movielens-100k
+
+# Mutation testing of the maths (slow; not part of `make test`): TESTING.md
+mutation: $(BIN)/.dev-installed
+	bash scripts/mutation.sh
 
 pg-start:
 	@bash scripts/pg-test-server.sh start

@@ -206,7 +206,7 @@ class ReciprocalRecommender(Recommender):
         """Logistic regression of the like label on the (standardised) raw score."""
         users, items = train.users, train.items
         labels = (train.labels >= self.positive_threshold).astype(np.int64)
-        if labels.min() == labels.max():
+        if not labels.any() or labels.all():  # one class only, or no swipes at all
             # implicit data (likes only): random unswiped pairs are the negatives
             rng = np.random.default_rng(self.seed)
             n_neg = max(len(users), 1)
