@@ -35,6 +35,11 @@ class BlendWeights(BaseModel):
     interaction: float = Field(default=0.1, ge=0)
     elo: float = Field(default=0.05, ge=0)
     popularity: float = Field(default=0.1, ge=0)
+    #: Running swipe rates (features.people.swipe_rate_score): how choosy and how desired
+    #: both people have shown themselves so far, updated with every swipe. The strongest
+    #: weight: on the Speed Dating replay it was the best predictor of a match, and 2 sits
+    #: on the plateau chosen on the training evenings of both directions (benchmarks/RESULTS.md).
+    swipe_rates: float = Field(default=2.0, ge=0)
 
 
 class RouterSettings(BaseModel):

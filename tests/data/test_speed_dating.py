@@ -1,31 +1,29 @@
-"""Speed Dating loader and benchmark: the format, clear errors, and no cheating."""
+"""Speed Dating loader: the format, clear errors, and the allow-list (the benchmark is
+tested in tests/bench/test_speed_dating.py)."""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from matchwise.data import speed_dating as sd
 from matchwise.data.speed_dating import (
     ALLOWED_COLUMNS,
     FEATURE_COLUMNS,
     INTERESTS,
+    SCHEDULE_COLUMNS,
     is_forbidden,
     pre_date_view,
     read_speed_dating,
     read_speed_dating_frame,
-    run_speed_dating_benchmark,
+    users_frame,
 )
 from matchwise.errors import InvalidInput
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "speed_dating_sample.csv"
-SCORERS = {"random", "popularity", "one_sided", "reciprocal"}
 
 
 def _rows() -> tuple[list[str], list[list[str]]]:
@@ -137,32 +135,6 @@ def test_rows_without_partner_are_skipped(tmp_path: Path) -> None:
     assert len(frame) == len(rows) - 1
 
 
-def test_benchmark_json_shape_and_determinism() -> None:
-    result = run_speed_dating_benchmark(FIXTURE, seed=42)
-    assert set(result) == {"dataset", "results"}
-    assert result["dataset"] == "speed_dating_sample"
-    assert set(result["results"]) == SCORERS
-    for metrics in result["results"].values():
-        assert set(metrics) == {"decision_auc", "match_auc", "ndcg@5"}
-        assert all(0.0 <= v <= 1.0 for v in metrics.values())
-    json.dumps(result)  # plain JSON
-    assert run_speed_dating_benchmark(FIXTURE, seed=42) == result
-    r = result["results"]
-    assert r["one_sided"]["decision_auc"] > r["random"]["decision_auc"]
-    assert r["reciprocal"]["match_auc"] > r["one_sided"]["match_auc"]
-    details = run_speed_dating_benchmark(FIXTURE, seed=42, details=True)["details"]
-    assert details["test_rows"] + details["train_rows"] == 490
-
-
-def test_pairs_are_held_out_with_both_directions() -> None:
-    frame = read_speed_dating_frame(FIXTURE)
-    held = sd._holdout_pairs(frame, 0.2, seed=42)
-    pairs = set(zip(frame["iid"], frame["pid"], strict=True))
-    held_pairs = set(zip(frame["iid"][held], frame["pid"][held], strict=True))
-    assert all((b, a) in held_pairs for a, b in held_pairs if (b, a) in pairs)
-    assert 0.15 < held.mean() < 0.25
-
-
 def test_allow_list_has_no_forbidden_column() -> None:
     header, _ = _rows()
     during = {"attr", "sinc", "intel", "fun", "amb", "shar", "like", "prob", "met"}
@@ -173,6 +145,8 @@ def test_allow_list_has_no_forbidden_column() -> None:
         assert not is_forbidden(column)
     assert FEATURE_COLUMNS <= ALLOWED_COLUMNS
     assert {"dec", "match"}.isdisjoint(FEATURE_COLUMNS)  # labels are never raw features
+    assert set(SCHEDULE_COLUMNS) <= ALLOWED_COLUMNS  # when a date took place: a time, and
+    assert set(SCHEDULE_COLUMNS).isdisjoint(FEATURE_COLUMNS)  # never a feature
     forbidden_in_file = [c for c in header if is_forbidden(c)]
     for column in (*during, *(f"{c}_o" for c in during), "match_es", "you_call", "them_cal"):
         assert column in forbidden_in_file
@@ -182,22 +156,13 @@ def test_allow_list_has_no_forbidden_column() -> None:
     assert not any(is_forbidden(c) for c in view.columns)
 
 
-def test_forbidden_columns_never_change_the_benchmark(tmp_path: Path) -> None:
-    """Scramble every column outside the allow-list, or make it leak the answer outright:
-    if any of them were used, the numbers would move."""
+def test_order_is_read_as_a_number_and_users_match_the_loader(tmp_path: Path) -> None:
+    frame = read_speed_dating_frame(FIXTURE)
+    raw = pd.read_csv(FIXTURE, encoding="latin-1")
+    assert frame["order"].dtype.kind == "f" and (frame["order"] == raw["order"]).all()
     header, rows = _rows()
-    baseline = run_speed_dating_benchmark(FIXTURE, seed=42)
-    rng = np.random.default_rng(0)
-    dec = header.index("dec")
-    for variant in ("scrambled", "leaking"):
-        changed = [list(r) for r in rows]
-        for j, column in enumerate(header):
-            if column in ALLOWED_COLUMNS:
-                continue
-            for r in changed:
-                if variant == "leaking" and column in ("like", "attr", "dec_o", "match_es"):
-                    r[j] = str(10 * int(r[dec]))  # a perfect predictor of the decision
-                else:
-                    r[j] = str(int(rng.integers(0, 10)))
-        path = _write(tmp_path / f"{variant}.csv", header, changed)
-        assert run_speed_dating_benchmark(path, seed=42)["results"] == baseline["results"]
+    rows[40][header.index("order")] = "third"
+    with pytest.raises(InvalidInput, match=r"line 42, column 'order': 'third' is not a number"):
+        read_speed_dating_frame(_write(tmp_path / "bad-order.csv", header, rows))
+    users = users_frame(frame)
+    pd.testing.assert_frame_equal(users, read_speed_dating(FIXTURE).users)

@@ -1,4 +1,5 @@
-"""People-domain signals: bio similarity, swipe adjustment, reciprocity, blend, reasons."""
+"""People-domain signals: bio similarity, swipe adjustment, reciprocity, running swipe
+rates, blend, reasons."""
 
 from __future__ import annotations
 
@@ -7,11 +8,17 @@ import pytest
 
 from matchwise.errors import InvalidInput
 from matchwise.features.people import (
+    RATE_PRIOR_SWIPES,
+    SwipeCounts,
     bio_similarity,
     blend,
     interaction_adjustment,
+    like_rate,
+    rate_like_probability,
     reason_for,
     reciprocal_score,
+    smoothed_rate,
+    swipe_rate_score,
 )
 from matchwise.settings import BlendWeights
 
@@ -117,3 +124,76 @@ def test_reasons_are_short_and_human() -> None:
     assert reason_for("something_new") == "recommended for you"
     for name in ("model", "bio", "elo", "age"):
         assert 0 < len(reason_for(name)) < 60
+
+
+def test_running_rates_start_at_the_population_and_learn_from_each_swipe() -> None:
+    assert like_rate([], []) == 0.5 and like_rate([0], [0]) == 0.5
+    assert like_rate([3, 1], [4, 6]) == pytest.approx(0.4)
+    assert 0 < like_rate([0], [10]) < 0.01 and 0.99 < like_rate([10], [10]) < 1
+    # no swipes: the population's rate; then the person's own share, smoothed
+    np.testing.assert_allclose(
+        smoothed_rate([0, 3, 30], [0, 4, 40], 0.4), [0.4, 3.8 / 6, 30.8 / 42]
+    )
+    assert RATE_PRIOR_SWIPES == 2.0
+    with np.errstate(all="raise"):
+        np.testing.assert_allclose(smoothed_rate([np.nan, 5], [np.nan, 2], 0.4), [0.4, 2.8 / 4])
+    with pytest.raises(InvalidInput):
+        smoothed_rate(1, 2, 0.0)
+    with pytest.raises(InvalidInput):
+        smoothed_rate(1, 2, 0.4, strength=0)
+    # log-odds add around the population's rate: at it, the other side's rate comes back
+    np.testing.assert_allclose(rate_like_probability(0.4, [0.1, 0.7], 0.4), [0.1, 0.7])
+    np.testing.assert_allclose(rate_like_probability([0.1, 0.7], 0.4, 0.4), [0.1, 0.7])
+    choosy, open_ = rate_like_probability([0.1, 0.8], 0.9, 0.4)
+    assert choosy < 0.9 < open_  # a choosy swiper facing a much-liked person: in between
+
+
+def test_swipe_rate_score_ranks_likely_matches_first() -> None:
+    newcomer = SwipeCounts(0, 0, 0, 0)
+    candidates = SwipeCounts(
+        likes_given=np.array([0, 8, 1, 8, 5]),
+        swipes_given=np.array([0, 10, 10, 10, 10]),
+        likes_received=np.array([0, 8, 8, 1, 5]),
+        swipes_received=np.array([0, 10, 10, 10, 10]),
+    )  # unknown; open and desired; choosy but desired; open but not desired; average
+    score = swipe_rate_score(newcomer, candidates, base=0.5)
+    assert np.all((score >= 0) & (score <= 1))
+    assert score[0] == pytest.approx(0.5)  # nobody has swiped: the population's rate
+    assert score[1] > score[4] > max(score[2], score[3])  # both sides count (harmonic)
+    # with no swipes anywhere every candidate scores alike: the signal ranks nobody
+    flat = swipe_rate_score(newcomer, SwipeCounts(*(np.zeros(3),) * 4), base=0.4)
+    np.testing.assert_allclose(flat, 0.4)
+    # the user's own first swipes move it at once: a user who likes everyone is likelier
+    # to match anyone, one nobody likes back less likely
+    keen = swipe_rate_score(SwipeCounts(5, 5, 0, 0), candidates, base=0.5)
+    shunned = swipe_rate_score(SwipeCounts(0, 0, 0, 6), candidates, base=0.5)
+    assert np.all(keen > score) and np.all(shunned < score)
+    # two-sided: scoring b for a is scoring a for b
+    a, b = SwipeCounts(3, 4, 1, 5), SwipeCounts(1, 6, 4, 4)
+    forward = swipe_rate_score(a, SwipeCounts(*(np.array([v]) for v in b)), base=0.45)
+    backward = swipe_rate_score(b, SwipeCounts(*(np.array([v]) for v in a)), base=0.45)
+    np.testing.assert_allclose(forward, backward)
+    product = swipe_rate_score(newcomer, candidates, base=0.5, mode="product")
+    assert np.argmax(product) == 1
+
+
+def test_blend_names_a_signal_that_lifts_everyone_only_where_it_sets_apart() -> None:
+    signals = {
+        "compatibility": np.array([0.9, 0.2, 0.1, 0.3]),
+        "swipe_rates": np.array([0.5, 0.5, 0.95, 0.52]),
+    }
+    weights = {"compatibility": 0.15, "swipe_rates": 2.0}
+    score, plain = blend(signals, weights)
+    centred_score, named = blend(signals, weights, named_above_median=("swipe_rates",))
+    np.testing.assert_array_equal(score, centred_score)  # the score is the same
+    assert plain.tolist() == ["swipe_rates"] * 4
+    assert named.tolist() == ["compatibility", "compatibility", "swipe_rates", "compatibility"]
+    assert blend(signals, weights, named_above_median=("absent",))[1].tolist() == plain.tolist()
+
+
+def test_the_swipe_rates_reason_keeps_a_like_private() -> None:
+    assert reason_for("swipe_rates") == "a likely match"
+    liked = {"liked_me": True, "shared_tags": ["hiking"]}
+    assert reason_for("swipe_rates", liked) == "you both like hiking"  # their like raised it
+    assert reason_for("swipe_rates", liked, reveal_likes=True) == "already likes you"
+    assert BlendWeights().swipe_rates == 2.0 and BlendWeights(swipe_rates=0).swipe_rates == 0

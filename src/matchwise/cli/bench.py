@@ -17,10 +17,10 @@ from matchwise.bench.movielens import (
     run_movielens_benchmark,
 )
 from matchwise.bench.people import run_people_benchmark
+from matchwise.bench.speed_dating import PROTOCOLS, render_tables, run_speed_dating_benchmark
 from matchwise.cli.render import (
     console,
 )
-from matchwise.data.speed_dating import run_speed_dating_benchmark
 from matchwise.errors import InvalidInput
 
 bench_app = typer.Typer(help="Benchmarks against peer libraries.", no_args_is_help=True)
@@ -29,22 +29,26 @@ bench_app = typer.Typer(help="Benchmarks against peer libraries.", no_args_is_he
 @bench_app.command("speed-dating")
 def benchmark_speed_dating(
     path: Annotated[Path, typer.Argument(help="Speed Dating Experiment CSV")],
-    seed: Annotated[int, typer.Option(help="seed of the 20% held-out pairs")] = 42,
+    protocol: Annotated[
+        str, typer.Option(help="pair, new-event (whole evenings held out), replay or all")
+    ] = "all",
+    seed: Annotated[int, typer.Option(help="seed of the held-out pairs and the models")] = 42,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
-    """Decision AUC, match AUC and NDCG@5 for random, popularity, one-sided, reciprocal."""
+    """Decision AUC, match AUC and NDCG@5 of random, popularity, one-sided, reciprocal and
+    matchwise's people ranking, under three protocols side by side: 20% of pairs held out,
+    whole evenings held out (every test person new), and each held-out evening replayed in
+    the order of its dates (earlier rounds' decisions known, with the reference model)."""
 
-    result = run_speed_dating_benchmark(path, seed=seed)
+    if protocol not in (*PROTOCOLS, "all"):
+        raise InvalidInput(f"--protocol must be {', '.join(PROTOCOLS)} or all, not {protocol!r}")
+    chosen = PROTOCOLS if protocol == "all" else (protocol,)
+    result = run_speed_dating_benchmark(path, seed=seed, protocols=chosen)
     if as_json:
         sys.stdout.write(json.dumps(result, default=float) + "\n")
         return
-    table = Table(title=f"speed dating: {result['dataset']} (20% of pairs held out)")
-    for col in ("scorer", "decision AUC", "match AUC", "NDCG@5"):
-        table.add_column(col, justify="right" if col != "scorer" else "left")
-    for name, row in result["results"].items():
-        table.add_row(name, f"{row['decision_auc']:.3f}", f"{row['match_auc']:.3f}",
-                      f"{row['ndcg@5']:.3f}")  # fmt: skip
-    console.print(table)
+    for table in render_tables(result):
+        console.print(table)
 
 
 @bench_app.command("people")

@@ -1,6 +1,6 @@
 """People-domain signals for one user against a candidate set (Patra's bio_match and
-reject_superlike_like, seed 001's reciprocal matcher), vectorised, plus the weighted blend
-and the short reason each recommendation carries.
+reject_superlike_like, seed 001's reciprocal matcher, running swipe rates), vectorised,
+plus the weighted blend and the short reason each recommendation carries.
 
 Every function takes arrays and returns arrays; none reads the store. Signals the blend
 combines are meant to lie in [0, 1] (the interaction adjustment in [-1, 1]): weights from
@@ -10,21 +10,27 @@ combines are meant to lie in [0, 1] (the interaction adjustment in [-1, 1]): wei
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
 from matchwise.errors import InvalidInput
 
 __all__ = [
+    "RATE_PRIOR_SWIPES",
     "RECIPROCAL_MODES",
+    "SwipeCounts",
     "bio_similarity",
     "blend",
     "cosine_rows",
     "distance_band",
     "interaction_adjustment",
+    "like_rate",
+    "rate_like_probability",
     "reason_for",
     "reciprocal_score",
+    "smoothed_rate",
+    "swipe_rate_score",
 ]
 
 ReciprocalMode = Literal["harmonic", "product", "min", "weighted"]
@@ -149,9 +155,103 @@ def reciprocal_score(
     )
 
 
+#: Pseudo-swipes at the population's like rate added to each person's own before a rate is
+#: taken: with none of their own, a person's rate is the population's; after a handful,
+#: it is mostly theirs (two: a person who liked 3 of 4 reads as 0.67 where the population
+#: likes 40%).
+RATE_PRIOR_SWIPES = 2.0
+_RATE_FLOOR = 1e-3
+
+
+class SwipeCounts(NamedTuple):
+    """What a person did and received so far: ``likes_given`` of ``swipes_given`` (how
+    choosy they are), ``likes_received`` of ``swipes_received`` (how desired). Scalars or
+    arrays (one entry per person); a like counts as a swipe too."""
+
+    likes_given: Any
+    swipes_given: Any
+    likes_received: Any
+    swipes_received: Any
+
+
+def like_rate(likes: Any, swipes: Any, default: float = 0.5) -> float:
+    """The population's like rate: all likes over all swipes (``default`` when there are
+    none), kept inside (0, 1) so log-odds stay finite."""
+    total = float(np.nansum(np.asarray(swipes, dtype=np.float64)))
+    if total <= 0:
+        return float(default)
+    rate = float(np.nansum(np.asarray(likes, dtype=np.float64))) / total
+    return float(np.clip(rate, _RATE_FLOOR, 1.0 - _RATE_FLOOR))
+
+
+def smoothed_rate(
+    yes: Any, total: Any, prior: float, strength: float = RATE_PRIOR_SWIPES
+) -> np.ndarray:
+    """``(yes + strength · prior) / (total + strength)``: a running rate that starts at
+    ``prior`` and moves towards the person's own share with every swipe."""
+    if strength <= 0:
+        raise InvalidInput(f"the rate prior must be positive, got {strength}")
+    if not 0.0 < prior < 1.0:
+        raise InvalidInput(f"the prior rate must be in (0, 1), got {prior}")
+    n = np.maximum(np.nan_to_num(np.asarray(total, dtype=np.float64)), 0.0)
+    y = np.clip(np.nan_to_num(np.asarray(yes, dtype=np.float64)), 0.0, n)
+    return (y + strength * prior) / (n + strength)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    q = np.clip(p, _RATE_FLOOR, 1.0 - _RATE_FLOOR)
+    return np.log(q / (1.0 - q))
+
+
+def rate_like_probability(yes_rate: Any, received_rate: Any, base: float) -> np.ndarray:
+    """P(a likes b) from a's yes-rate as a swiper and b's received-yes-rate, both smoothed.
+
+    Their log-odds add around the population's rate ``base`` (the Rasch or Bradley-Terry
+    form): ``logit P = logit(yes_a) + logit(received_b) - logit(base)``. A swiper at the
+    population's rate gives b's received rate back, a person received at it gives a's
+    yes-rate back; a choosy swiper facing a much-liked person lands in between.
+    """
+    logits = _logit(np.asarray(yes_rate, dtype=np.float64))
+    logits = logits + _logit(np.asarray(received_rate, dtype=np.float64))
+    logits = logits - _logit(np.asarray(float(base)))
+    return 0.5 * (1.0 + np.tanh(0.5 * logits))
+
+
+def swipe_rate_score(
+    user: SwipeCounts,
+    candidates: SwipeCounts,
+    base: float,
+    mode: ReciprocalMode | str = "harmonic",
+    strength: float = RATE_PRIOR_SWIPES,
+) -> np.ndarray:
+    """How likely a match is from running swipe rates alone, in [0, 1].
+
+    P(user likes c) from the user's yes-rate and c's received rate, P(c likes user) from
+    c's yes-rate and the user's received rate (:func:`rate_like_probability`, every rate
+    :func:`smoothed_rate` towards ``base``), combined like the model's two directions
+    (:func:`reciprocal_score` with ``mode``). It learns from the first swipes: each like or
+    pass, given or received, moves it at once, with no model retrained; a person with no
+    swipes yet sits at the population's rate. ``user`` holds scalars (or arrays aligned
+    with the candidates), ``candidates`` one entry per candidate.
+    """
+    prior = float(np.clip(base, _RATE_FLOOR, 1.0 - _RATE_FLOOR))
+    user_yes = smoothed_rate(user.likes_given, user.swipes_given, prior, strength)
+    user_liked = smoothed_rate(user.likes_received, user.swipes_received, prior, strength)
+    cand_yes = smoothed_rate(candidates.likes_given, candidates.swipes_given, prior, strength)
+    cand_liked = smoothed_rate(
+        candidates.likes_received, candidates.swipes_received, prior, strength
+    )
+    p_uc = rate_like_probability(user_yes, cand_liked, prior)
+    p_cu = rate_like_probability(cand_yes, user_liked, prior)
+    p_uc, p_cu = np.broadcast_arrays(p_uc, p_cu)
+    return reciprocal_score(p_uc, p_cu, mode)
+
+
 def blend(
     signals: Mapping[str, np.ndarray],
     weights: Mapping[str, float] | Any,
+    *,
+    named_above_median: Sequence[str] = (),
 ) -> tuple[np.ndarray, np.ndarray]:
     """Patra's weighted blend: ``Σ weight_s · signal_s`` and each candidate's strongest signal.
 
@@ -159,7 +259,10 @@ def blend(
     weight counts 0, a weight without a signal is ignored, NaN counts 0. The strongest
     signal is the one contributing most to the candidate's score (first in ``signals``'
     order on ties); where nothing contributes positively it is ``"model"`` when present,
-    else the first signal. Returns ``(score, names)`` with ``names`` an object array.
+    else the first signal. A signal in ``named_above_median`` counts whole in the score but,
+    for naming, only by how far it lifts the candidate above the list's median (over the
+    last axis): one that lifts every candidate alike (the running swipe rates) is named
+    only for those it sets apart. Returns ``(score, names)`` with ``names`` an object array.
     """
     if hasattr(weights, "model_dump"):
         weights = weights.model_dump()
@@ -176,6 +279,11 @@ def blend(
         raise InvalidInput("blend weights must be non-negative")
     contributions = np.stack(arrays, axis=0) * w.reshape((-1,) + (1,) * len(shape))
     score = contributions.sum(axis=0)
+    for name in named_above_median:
+        if name in names and contributions[names.index(name)].size:
+            lift = contributions[names.index(name)]
+            median = np.median(lift, axis=-1, keepdims=True)
+            contributions[names.index(name)] = np.maximum(lift - median, 0.0)
     best = np.argmax(contributions, axis=0)
     fallback = names.index("model") if "model" in names else 0
     best = np.where(np.max(contributions, axis=0) > 0, best, fallback)
@@ -216,7 +324,7 @@ def reason_for(
     liked_me = bool(ctx.get("liked_me")) or signal_name == "liked_me"
     if liked_me and reveal_likes:
         return "already likes you"
-    if liked_me and signal_name in ("interaction", "liked_me"):
+    if liked_me and signal_name in ("interaction", "liked_me", "swipe_rates"):
         signal_name = "compatibility"  # the like lifted this signal: say what else is true
     if signal_name in ("compatibility", "shared_tags", "jaccard"):
         if shared:
@@ -238,6 +346,8 @@ def reason_for(
         return "popular with people like you"
     if signal_name == "popularity":
         return "popular around you"
+    if signal_name == "swipe_rates":
+        return "a likely match"
     if signal_name == "model":
         return f"picked for you{_also(shared)}"
     return "recommended for you"

@@ -1,5 +1,5 @@
 """People for a user (dating): hard filters both ways, then Patra's weighted blend with
-the reciprocal model's two-sided scores; a reason per person."""
+the reciprocal model's two-sided scores and the running swipe rates; a reason per person."""
 
 from __future__ import annotations
 
@@ -8,25 +8,28 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
-from matchwise.actions import LIKE_ACTIONS
+from matchwise.actions import LIKE_ACTIONS, SWIPE_ACTIONS
 from matchwise.db import queries
 from matchwise.features.compatibility import (
+    SoftScores,
     mutual_preference_mask,
     soft_scores,
 )
 from matchwise.features.people import (
+    SwipeCounts,
     bio_similarity,
     blend,
     interaction_adjustment,
     reason_for,
     reciprocal_score,
+    swipe_rate_score,
 )
 from matchwise.features.text import text_cache_dir
 from matchwise.hashing import hash_id
 from matchwise.models.elo import league_candidates
 from matchwise.models.heuristic import HEURISTIC_VERSION
 from matchwise.models.heuristic import normalise as _normalise
-from matchwise.serve.state import ServingState
+from matchwise.serve.state import PeopleCatalogue, ServingState
 from matchwise.serve.types import Ask, Recommendation, RecommendationList
 from matchwise.settings import Settings
 
@@ -35,7 +38,8 @@ def people_recommendations(ask: Ask) -> RecommendationList:
     """People who fit the user's wishes and whose wishes the user fits (hard filters on
     both sides), ranked by Patra's weighted blend: the reciprocal model when one is active
     and knows the user (warm/hot), compatibility, bio similarity, swipe adjustment, Elo
-    league and popularity. The reason names the strongest signal."""
+    league, popularity and the running swipe rates (:func:`score_people`). The reason
+    names the strongest signal."""
     route = ask.route  # the reciprocal model missing turns it into fallback
     cat = ask.state.people(ask.session, ask.settings.location_cell_km, must_have=ask.user.id)
     p = cat.profiles
@@ -55,46 +59,22 @@ def people_recommendations(ask: Ask) -> RecommendationList:
     if len(candidates) == 0:
         return RecommendationList(ask.user.id, route, version, ask.now, [])
 
-    soft = soft_scores(p, me, candidates)
     admirers = queries.received_by(ask.session, ask.user.id, sorted(LIKE_ACTIONS))
     liked_me = np.isin(p.ids[candidates], list(admirers))
-    league = league_candidates(
-        cat.elo[candidates],
-        float(cat.elo[me]),
-        received=cat.swipes_received[candidates],
-        seed=ask.settings.seed,
-    )
-    signals: dict[str, np.ndarray] = {
-        "compatibility": soft.total,
-        "elo": league.score,
-        "popularity": _normalise(np.log1p(cat.likes_received[candidates])),
-    }
-    vectors = cat.bio_vectors(text_cache_dir(ask.settings.artifact_root))
-    swipes = list(zip(ask.history.target_user_ids, ask.history.actions, strict=True))
-    liked = [cat.position[t] for t, a in swipes if t in cat.position and a in LIKE_ACTIONS]
-    rejected = [cat.position[t] for t, a in swipes
-                if t in cat.position and a in ("pass", "reject", "dislike")]  # fmt: skip
-    if vectors is not None and vectors.shape[1] > 1:
-        signals["bio"] = np.clip(bio_similarity(vectors[me], vectors[candidates]), 0.0, 1.0)
-        signals["interaction"] = interaction_adjustment(
-            vectors[candidates],
-            vectors[liked] if liked else None,
-            vectors[rejected] if rejected else None,
-            liked_me,
-            liked_me_bonus=ask.settings.liked_me_boost,
-        )
-    else:
-        signals["interaction"] = ask.settings.liked_me_boost * liked_me.astype(float)
+    model_scores = None
     if route != "cold":
         served = _reciprocal_signals(
             ask.session, ask.settings, ask.state, ask.user.id, p.ids[candidates]
         )
         if served is not None:
             version, model_p, reciprocal = served
-            signals["model"], signals["reciprocal"] = model_p, reciprocal
+            model_scores = (model_p, reciprocal)
         else:
             route = "fallback"
-    score, strongest = blend(signals, ask.settings.blend)
+    swipes = list(zip(ask.history.target_user_ids, ask.history.actions, strict=True))
+    score, strongest, soft = score_people(
+        cat, me, candidates, swipes, liked_me, ask.settings, model_scores
+    )
     order = np.lexsort((p.ids[candidates], -score))
     order = _visible_now(ask.session, order, p.ids[candidates], "user", ask.limit)
     vocab = p.tag_vocabulary
@@ -109,6 +89,90 @@ def people_recommendations(ask: Ask) -> RecommendationList:
         recs.append(Recommendation(str(p.ids[c]), "user", round(float(score[pos]), 6), rank,
                                    reason))  # fmt: skip
     return RecommendationList(ask.user.id, route, version, ask.now, recs)
+
+
+def score_people(
+    cat: PeopleCatalogue,
+    me: int,
+    candidates: np.ndarray,
+    my_swipes: list[tuple[str | None, str]],
+    liked_me: np.ndarray,
+    settings: Settings,
+    model_scores: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, SoftScores]:
+    """The blend's score of each candidate (catalogue rows ``candidates``) for the person
+    at row ``me``, each candidate's strongest signal, and the soft compatibility scores.
+
+    Pure arithmetic on what serving has read: the catalogue, the user's interactions
+    (``my_swipes``: target user id or None, action), who already liked them
+    (``liked_me``, one flag per candidate) and, when a people model serves, its
+    P(user likes c) and reciprocal score (``model_scores``). The Speed Dating benchmark
+    scores with this same function.
+    """
+    p = cat.profiles
+    soft = soft_scores(p, me, candidates)
+    league = league_candidates(
+        cat.elo[candidates],
+        float(cat.elo[me]),
+        received=cat.swipes_received[candidates],
+        seed=settings.seed,
+    )
+    signals: dict[str, np.ndarray] = {
+        "compatibility": soft.total,
+        "elo": league.score,
+        "popularity": _normalise(np.log1p(cat.likes_received[candidates])),
+    }
+    vectors = cat.bio_vectors(text_cache_dir(settings.artifact_root))
+    liked = [cat.position[t] for t, a in my_swipes if t in cat.position and a in LIKE_ACTIONS]
+    rejected = [cat.position[t] for t, a in my_swipes
+                if t in cat.position and a in ("pass", "reject", "dislike")]  # fmt: skip
+    if vectors is not None and vectors.shape[1] > 1:
+        signals["bio"] = np.clip(bio_similarity(vectors[me], vectors[candidates]), 0.0, 1.0)
+        signals["interaction"] = interaction_adjustment(
+            vectors[candidates],
+            vectors[liked] if liked else None,
+            vectors[rejected] if rejected else None,
+            liked_me,
+            liked_me_bonus=settings.liked_me_boost,
+        )
+    else:
+        signals["interaction"] = settings.liked_me_boost * liked_me.astype(float)
+    if model_scores is not None:
+        signals["model"], signals["reciprocal"] = model_scores
+    signals["swipe_rates"] = swipe_signal(cat, me, candidates, my_swipes, settings.reciprocal_mode)
+    score, strongest = blend(signals, settings.blend, named_above_median=("swipe_rates",))
+    return score, strongest, soft
+
+
+def swipe_signal(
+    cat: PeopleCatalogue,
+    me: int,
+    candidates: np.ndarray,
+    my_swipes: list[tuple[str | None, str]],
+    mode: str,
+) -> np.ndarray:
+    """The running swipe rates of the user and each candidate as one two-sided score
+    (:func:`~matchwise.features.people.swipe_rate_score`).
+
+    The user's own swipes come from their history, read with this request, so each like
+    or pass they make counts at once; what others gave and received comes from the people
+    catalogue (reloaded within ``max_age`` seconds, as Elo ratings are). ``my_swipes`` is
+    ``(target user id or None, action)`` per recorded interaction of the user.
+    """
+    on_people = [a for t, a in my_swipes if t is not None and a in SWIPE_ACTIONS]
+    user = SwipeCounts(
+        likes_given=sum(a in LIKE_ACTIONS for a in on_people),
+        swipes_given=len(on_people),
+        likes_received=cat.likes_received[me],
+        swipes_received=cat.swipes_received[me],
+    )
+    others = SwipeCounts(
+        likes_given=cat.likes_given[candidates],
+        swipes_given=cat.swipes_given[candidates],
+        likes_received=cat.likes_received[candidates],
+        swipes_received=cat.swipes_received[candidates],
+    )
+    return swipe_rate_score(user, others, cat.like_rate, mode)
 
 
 def _visible_now(

@@ -13,19 +13,22 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from matchwise import registry
 from matchwise.actions import LIKE_ACTIONS, SWIPE_ACTIONS
 from matchwise.db import queries
+from matchwise.db.tables import Interaction
 from matchwise.features.compatibility import ProfileArrays
+from matchwise.features.people import like_rate
 from matchwise.features.text import TextEmbedder
 from matchwise.hashing import hash_id
 from matchwise.index import HNSWIndex, VectorIndex
@@ -208,8 +211,12 @@ def _lower(values: list[str | None]) -> np.ndarray:
 
 @dataclass
 class PeopleCatalogue:
-    """Every profile as arrays (compatibility, Elo, popularity, bio vectors), reloaded every
-    ``max_age`` seconds; ``visible`` marks who may be shown (active, not held)."""
+    """Every profile as arrays (compatibility, Elo, popularity, running swipe rates, bio
+    vectors), reloaded every ``max_age`` seconds; ``visible`` marks who may be shown
+    (active, not held). ``likes_given`` of ``swipes_given`` and ``likes_received`` of
+    ``swipes_received`` count each person's swipes on people both ways (how choosy, how
+    desired); ``like_rate`` is everyone's likes over everyone's swipes, the rate a person
+    without swipes is taken to have."""
 
     profiles: Any  # features.compatibility.ProfileArrays
     visible: np.ndarray
@@ -220,6 +227,9 @@ class PeopleCatalogue:
     city_lc: np.ndarray
     loaded_at: float
     position: dict[str, int] = field(default_factory=dict)
+    likes_given: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    swipes_given: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    like_rate: float = 0.5
     _bio_vectors: np.ndarray | None = None
 
     @classmethod
@@ -231,6 +241,8 @@ class PeopleCatalogue:
         ids = pd.Series(profiles.ids)
         likes = queries.count_by_target(session, sorted(LIKE_ACTIONS), kind="user")
         swipes = queries.count_by_target(session, sorted(SWIPE_ACTIONS), kind="user")
+        liked = cls._count_by_swiper(session, LIKE_ACTIONS)
+        swiped = cls._count_by_swiper(session, SWIPE_ACTIONS)
         return cls(
             profiles=profiles,
             visible=(frame["active"].astype(bool) & (frame["moderation_status"] == "ok")).to_numpy(
@@ -243,7 +255,20 @@ class PeopleCatalogue:
             city_lc=frame["city"].fillna("").str.lower().to_numpy(dtype=object),
             loaded_at=time.monotonic(),
             position={v: i for i, v in enumerate(profiles.ids.tolist())},
+            likes_given=ids.map(liked).fillna(0.0).to_numpy(float),
+            swipes_given=ids.map(swiped).fillna(0.0).to_numpy(float),
+            like_rate=like_rate(likes.sum(), swipes.sum()),
         )
+
+    @staticmethod
+    def _count_by_swiper(session: Session, actions: Collection[str]) -> pd.Series:
+        """How many of ``actions`` each person did to other people (their swipes given)."""
+        stmt = (
+            select(Interaction.user_id, func.count())
+            .where(Interaction.action.in_(sorted(actions)), Interaction.target_user_id.is_not(None))
+            .group_by(Interaction.user_id)
+        )
+        return pd.Series(dict(session.connection().execute(stmt).all()), dtype=float)
 
     def bio_vectors(self, cache_dir: str | None) -> np.ndarray | None:
         """Sentence embeddings of every bio (content-hash cached); None when no one has one."""
