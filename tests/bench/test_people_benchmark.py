@@ -137,6 +137,11 @@ def test_benchmark_runs_and_returns_every_row(capsys: pytest.CaptureFixture[str]
     assert _run([*argv, "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert list(printed["results"]) == ROWS
+    # provenance: the seed, and the same generated swipes hash the same on a rerun
+    prov = result["provenance"]
+    assert prov["seed"] == SEED and len(prov["data_sha256"]) == 64
+    assert {"git_commit", "git_dirty", "packages", "python"} <= set(prov)
+    assert printed["provenance"]["data_sha256"] == prov["data_sha256"]
     assert _run(argv) == 0
     table = capsys.readouterr().out
     for name in ROWS:

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from matchwise.bench import speed_dating as sd
+from matchwise.bench.provenance import data_sha256
 from matchwise.bench.speed_dating import (
     PROTOCOLS,
     SpeedDatingData,
@@ -100,6 +101,9 @@ def test_the_benchmark_returns_all_protocols() -> None:
     assert result["results"] == result["protocols"]["pair"]["splits"][0]["results"]
     assert result["details"]["test_rows"] + result["details"]["train_rows"] == 490
     assert set(result["settings"]["blend"]) >= {"swipe_rates", "model", "reciprocal"}
+    prov = result["provenance"]
+    assert prov["seed"] == 42 and prov["data_sha256"] == data_sha256(FIXTURE)
+    assert {"git_commit", "git_dirty", "packages", "python"} <= set(prov)
     only = run_speed_dating_benchmark(FIXTURE, seed=42, protocols=("replay",))
     assert set(only["protocols"]) == {"replay"} and "results" not in only
     assert only["protocols"]["replay"] == result["protocols"]["replay"]  # deterministic

@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from matchwise.bench.provenance import provenance
 from matchwise.data.bundle import DataBundle
 from matchwise.data.synthetic import generate_people
 from matchwise.errors import InvalidInput
@@ -404,6 +405,11 @@ def run_people_benchmark(
         "fit": round(fitted - started, 1),
         "total": round(time.perf_counter() - started, 1),
     }
+    # Generated data: its hash is that of the swipes the seed produced, so a rerun that
+    # hashes differently generated different people.
+    out["provenance"] = provenance(
+        seed, data=pd.util.hash_pandas_object(bundle.interactions, index=False).values.tobytes()
+    )
     log.info("people benchmark: %s", json.dumps(out["results"]))
     return out
 

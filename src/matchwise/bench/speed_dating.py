@@ -60,6 +60,7 @@ import numpy as np
 import pandas as pd
 from rich.table import Table
 
+from matchwise.bench.provenance import provenance
 from matchwise.data.speed_dating import (
     ATTRIBUTES5,
     ATTRIBUTES6,
@@ -870,6 +871,7 @@ def run_speed_dating_benchmark(
         out["protocols"][name] = {"splits": splits}
     out["settings"] = {"blend": settings.blend.model_dump(),
                        "reciprocal_mode": settings.reciprocal_mode}  # fmt: skip
+    out["provenance"] = provenance(seed, data=path)
     log.info("speed dating benchmark on %s: %s", data.name, out["protocols"])
     return out
 
