@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -370,10 +368,9 @@ def test_custom_start_is_respected() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("domain", ["people", "items"])
-def test_a_million_interactions_in_seconds(domain: str) -> None:
-    began = time.perf_counter()
+def test_a_million_interactions(domain: str) -> None:
+    """The large preset holds a million distinct events (its speed, ~6 s on a free core,
+    belongs in a benchmark, not in an assertion)."""
     bundle = generate(domain, "large", seed=5)
-    elapsed = time.perf_counter() - began
     assert len(bundle.interactions) == 1_000_000
     assert bundle.interactions["event_id"].is_unique
-    assert elapsed < 60  # ~6 s on a free core; the budget leaves room for a busy machine
