@@ -6,18 +6,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from matchwise.data.synthetic import generate_people
 from matchwise.features.compatibility import (
     ProfileArrays,
     haversine_km,
     location_cell,
     mutual_preference_mask,
 )
+from matchwise.ingest.bulk import write_bundle
 from matchwise.ingest.events import ingest_events
 from matchwise.ingest.profiles import upsert_items, upsert_users
 from matchwise.runtime import Runtime
 from matchwise.schemas import InteractionIn, UserIn
 from matchwise.serve.recommend import recommend
 from matchwise.serve.types import RecommendFilters
+from matchwise.settings import Settings
 from tests.utils.factories import items_fixture, people_fixture
 
 
@@ -154,13 +157,9 @@ def test_mutual_preference_mask_matches_a_plain_python_check() -> None:
             assert mask[c] == expected, (u, c)
 
 
-def test_people_heuristic_on_synthetic_data_never_breaks_preferences(db_url: str) -> None:
-    from matchwise.data.synthetic import generate_people
-    from matchwise.ingest.bulk import write_bundle
-    from matchwise.settings import Settings
-
+def test_people_heuristic_on_synthetic_data_never_breaks_preferences(settings: Settings) -> None:
     bundle = generate_people(n_users=300, n_swipes=3000, seed=3)
-    runtime = Runtime.open(Settings(database_url=db_url), migrate=False)
+    runtime = Runtime.open(settings, migrate=False)
     write_bundle(runtime, bundle, runtime.settings.action_table)
     profiles = ProfileArrays.from_frame(bundle.users.reset_index(drop=True))
     index = {ident: i for i, ident in enumerate(profiles.ids)}
