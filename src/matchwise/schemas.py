@@ -494,15 +494,26 @@ class TokenOut(BaseModel):
     scope: str
 
 
+MatchType = Literal["mutual_like", "superlike", "reported"]
+
+
 class MatchOut(BaseModel):
     user_id: str = Field(description="The other person of the match")
     matched_at: datetime
+    match_type: MatchType = Field(
+        description="mutual_like: both liked; superlike: both liked, one with a superlike; "
+        "reported: the app reported the match without both likes recorded here"
+    )
 
 
 class MatchesOut(BaseModel):
-    """A user's matches, newest first."""
+    """A user's matches, newest first; people not shown now (deactivated, held, removed)
+    and anyone blocked either way are never listed."""
 
     user_id: str
+    total: int = Field(description="Matches listed over all pages")
+    offset: int = Field(description="Where this page starts")
+    next_offset: int | None = Field(description="The next page's offset; null on the last")
     matches: list[MatchOut]
 
 

@@ -8,7 +8,7 @@ import logging
 import typer
 from pydantic import ValidationError
 
-from matchwise.cli import access, bench, data, demo, jobs, models, safety, serving, store
+from matchwise.cli import access, bench, data, demo, jobs, matches, models, safety, serving, store
 from matchwise.cli.render import err_console
 from matchwise.errors import InvalidInput, MatchwiseError, NotFound
 from matchwise.redaction import redact, redact_logs
@@ -33,6 +33,7 @@ app.add_typer(bench.bench_app, name="benchmark")
 app.add_typer(safety.safety_app, name="safety")
 app.command()(data.generate)
 app.command("recommend")(serving.recommend_cmd)
+app.command()(matches.matches)
 app.command()(serving.interact)
 app.command()(serving.serve)
 app.command()(serving.refresh)

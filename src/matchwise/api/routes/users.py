@@ -5,18 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Path, Query
-from sqlalchemy import case, select
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from matchwise.api.actor import Actor
 from matchwise.api.deps import USER_TOKENS, PrincipalDep, RuntimeDep, StoreDep, act_for
 from matchwise.api.routes.scopes import admin_router, ingest_router, read_router
-from matchwise.db.queries import get_user
-from matchwise.db.tables import Match
 from matchwise.ingest.profiles import store_users
 from matchwise.ops import privacy
-from matchwise.schemas import ErasureOut, MatchesOut, MatchOut, UpsertResult, UserBatch
+from matchwise.schemas import ErasureOut, MatchesOut, UpsertResult, UserBatch
+from matchwise.serve.matches import matches_of
 
 ingest = ingest_router()
 read = read_router()
@@ -31,28 +28,19 @@ async def post_users(batch: UserBatch, store: StoreDep) -> UpsertResult:
 
 @read.get("/v1/users/{user_id}/matches", response_model=MatchesOut, openapi_extra=USER_TOKENS)
 async def get_matches(
-    user_id: Annotated[str, Path(min_length=1, max_length=64)],
+    user_id: Annotated[str, Path(min_length=1, max_length=64, description="Whose matches")],
     store: StoreDep,
     principal: PrincipalDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Matches per page")] = 100,
+    offset: Annotated[
+        int, Query(ge=0, le=1_000_000, description="Matches to skip: a previous page's next_offset")
+    ] = 0,
 ) -> MatchesOut:
-    """A user's matches, newest first; a user token reads only its own user's."""
+    """A user's matches, newest first, a page at a time: the other person, when, and how
+    the match came about. People not shown now and anyone blocked are never listed; a
+    user token reads only its own user's."""
     act_for(principal, user_id)
-    return await store.read(_matches, user_id, limit)
-
-
-def _matches(session: Session, user_id: str, limit: int) -> MatchesOut:
-    get_user(session, user_id)  # 404 for an unknown user
-    other = case((Match.user_a == user_id, Match.user_b), else_=Match.user_a)
-    rows = session.execute(
-        select(other, Match.created_at)
-        .where((Match.user_a == user_id) | (Match.user_b == user_id))
-        .order_by(Match.created_at.desc(), Match.id.desc())
-        .limit(limit)
-    ).all()
-    return MatchesOut(
-        user_id=user_id, matches=[MatchOut(user_id=o, matched_at=at) for o, at in rows]
-    )
+    return await store.read(matches_of, user_id, limit, offset)
 
 
 @admin.delete("/v1/admin/users/{user_id}", response_model=ErasureOut)
