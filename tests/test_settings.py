@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from matchwise.errors import ConfigError
+from matchwise.runtime import Runtime
 from matchwise.settings import load_settings
 
 
@@ -76,3 +77,78 @@ def test_unknown_or_bad_yaml_keys_are_named(
     monkeypatch.setenv("MATCHWISE_CONFIG", str(tmp_path / "missing.yaml"))
     with pytest.raises(ConfigError, match="not a file"):
         load_settings()
+
+
+# --- where the config file is found, and how a broken one is reported -------------------
+
+
+@pytest.fixture
+def elsewhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A working directory of its own, with no config or store settings from outside."""
+    for name in ("MATCHWISE_CONFIG", "MATCHWISE_DATABASE_URL", "MATCHWISE_DEFAULT_TOP_N"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_matchwise_yaml_in_the_working_directory_is_read(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (elsewhere / "matchwise.yaml").write_text("domain: people\ndefault_top_n: 7\n")
+    s = load_settings()
+    assert s.domain == "people" and s.default_top_n == 7
+    monkeypatch.setenv("MATCHWISE_DEFAULT_TOP_N", "9")  # the environment beats the file
+    assert load_settings().default_top_n == 9
+    named = elsewhere / "other.yaml"  # MATCHWISE_CONFIG beats ./matchwise.yaml
+    named.write_text("default_top_n: 3\n")
+    monkeypatch.delenv("MATCHWISE_DEFAULT_TOP_N")
+    monkeypatch.setenv("MATCHWISE_CONFIG", str(named))
+    s = load_settings()
+    assert s.default_top_n == 3 and s.domain == "items"
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("blend:\n  model: [0.5\n", r"^matchwise\.yaml:3:1: YAML syntax error: expected ','"),
+        ("domain: people\n  default_top_n: 4\n", r"^matchwise\.yaml:2:16: YAML syntax error"),
+        ("- domain: people\n- default_top_n: 4\n", r"must be a mapping of settings .* not a list"),
+        ("people\n", r"must be a mapping of settings .* not a single value \('people'\)"),
+    ],
+)
+def test_a_broken_config_file_says_where_in_one_line(elsewhere: Path, text: str, said: str) -> None:
+    (elsewhere / "matchwise.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=said) as caught:
+        load_settings()
+    assert "\n" not in str(caught.value)
+
+
+def test_an_empty_config_file_means_the_defaults(elsewhere: Path) -> None:
+    (elsewhere / "matchwise.yaml").write_text("# nothing yet\n")
+    assert load_settings().default_top_n == 20
+
+
+def test_a_sqlite_file_in_a_missing_folder_is_refused(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MATCHWISE_DATABASE_URL", f"sqlite:///{elsewhere / 'dta' / 'mw.db'}")
+    with pytest.raises(ConfigError, match=r"database_url.*folder '.*dta' of the SQLite file does "
+                       r"not exist"):  # fmt: skip
+        load_settings()
+    assert not (elsewhere / "dta").exists()
+    (elsewhere / "matchwise.yaml").write_text("database_url: sqlite:///./typo/mw.db\n")
+    monkeypatch.delenv("MATCHWISE_DATABASE_URL")
+    with pytest.raises(ConfigError, match=r"\(config file matchwise\.yaml\).*'typo'"):
+        load_settings()
+    # a folder that exists, memory, and the folder matchwise makes itself are fine
+    for url in (f"sqlite:///{elsewhere}/mw.db", "sqlite://", "sqlite:///:memory:",
+                "sqlite:///./var/matchwise.db", "sqlite:///var/runs/one.db"):  # fmt: skip
+        monkeypatch.setenv("MATCHWISE_DATABASE_URL", url)
+        assert load_settings().database_url == url
+
+
+def test_the_default_store_is_still_created_on_a_first_run(elsewhere: Path) -> None:
+    settings = load_settings()
+    runtime = Runtime.open(settings)
+    runtime.close()
+    assert (elsewhere / "var" / "matchwise.db").is_file()

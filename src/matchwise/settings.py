@@ -1,6 +1,8 @@
-"""Settings: defaults < ``matchwise.yaml`` (path in ``MATCHWISE_CONFIG``) < ``MATCHWISE_*`` env.
+"""Settings: defaults < the config file < ``MATCHWISE_*`` env.
 
-Validated as a whole at start; a wrong value raises :class:`ConfigError` naming the setting.
+The config file is the one ``MATCHWISE_CONFIG`` names, else ``matchwise.yaml`` in the
+working directory when there is one. Validated as a whole at start; a wrong value raises
+:class:`ConfigError` naming the setting, a broken file names its line and column.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
@@ -21,6 +24,61 @@ from matchwise.actions import ActionRule, merge_action_table
 from matchwise.errors import ConfigError
 
 CONFIG_ENV = "MATCHWISE_CONFIG"
+#: The config file read from the working directory when ``MATCHWISE_CONFIG`` is not set.
+LOCAL_CONFIG = "matchwise.yaml"
+#: The folder matchwise creates for itself on a first run (the default store and
+#: artifacts); a SQLite file anywhere else must be in a folder that exists.
+DATA_DIR = Path("var")
+DEFAULT_DATABASE_URL = f"sqlite:///./{DATA_DIR}/matchwise.db"
+
+
+def config_file() -> Path | None:
+    """The config file in force: ``MATCHWISE_CONFIG``, else ``./matchwise.yaml`` if present."""
+    given = os.environ.get(CONFIG_ENV)
+    if given:
+        return Path(given)
+    local = Path(LOCAL_CONFIG)
+    return local if local.is_file() else None
+
+
+def check_config_file(path: Path) -> None:
+    """Refuse a config file that is not YAML or not a mapping, in one line that says where
+    (``matchwise.yaml:3:9: ...``), before the settings are read from it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = exc.problem or exc.context or "not valid YAML"
+        raise ConfigError(f"{where}: YAML syntax error: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if data is not None and not isinstance(data, dict):
+        kind = "a list" if isinstance(data, list) else f"a single value ({data!r:.40})"
+        raise ConfigError(
+            f"{path}: the config file must be a mapping of settings (name: value, e.g. "
+            f"'domain: people'), not {kind}"
+        )
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL; None for an in-memory database or a URI filename."""
+    path = url.split("///", 1)[1] if "///" in url else ""
+    path = path.split("?", 1)[0]
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return Path(path)
+
+
+def _made_by_matchwise(folder: Path) -> bool:
+    """Whether ``folder`` is one matchwise creates itself (``./var`` and below)."""
+    data_dir = DATA_DIR.resolve()
+    resolved = folder.resolve()
+    return resolved == data_dir or data_dir in resolved.parents
 
 
 class BlendWeights(BaseModel):
@@ -75,7 +133,9 @@ class Settings(BaseSettings):
     )
 
     database_url: str = Field(
-        default="sqlite:///./var/matchwise.db", description="SQLAlchemy URL of the store."
+        default=DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL of the store. A SQLite file's folder must exist, "
+        "except ./var, which matchwise creates.",
     )
     artifact_root: str = Field(
         default="./var/artifacts", description="Folder or fsspec URL (s3://...) for artifacts."
@@ -245,6 +305,12 @@ class Settings(BaseSettings):
             value = "postgresql://" + value.removeprefix("postgres://")
         if value.startswith("postgresql://"):
             value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
+        file = _sqlite_file(value) if value.startswith("sqlite") else None
+        if file is not None and not file.parent.is_dir() and not _made_by_matchwise(file.parent):
+            raise ValueError(
+                f"the folder {str(file.parent)!r} of the SQLite file does not exist; create "
+                "it first or correct the path (matchwise creates only ./var itself)"
+            )
         return value
 
     @field_validator("actions")
@@ -265,8 +331,8 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config_path = os.environ.get(CONFIG_ENV)
-        if config_path:
+        config_path = config_file()
+        if config_path is not None:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_path))
         return tuple(sources)
 
@@ -280,17 +346,21 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build and validate settings; a wrong value becomes a :class:`ConfigError`."""
-    config_path = os.environ.get(CONFIG_ENV)
-    if config_path and not Path(config_path).is_file():
-        raise ConfigError(f"{CONFIG_ENV} points to {config_path!r}, which is not a file")
+    """Build and validate settings; a wrong value becomes a :class:`ConfigError`, which
+    names the config file it was read with."""
+    config_path = config_file()
+    if config_path is not None:
+        if not config_path.is_file():
+            raise ConfigError(f"{CONFIG_ENV} points to {str(config_path)!r}, which is not a file")
+        check_config_file(config_path)
     try:
         return Settings(**overrides)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err["loc"]) or "settings"
-            problems.append(f"setting {where!r}: {err['msg']}")
-        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+            problems.append(f"setting {where!r}: {str(err['msg']).removeprefix('Value error, ')}")
+        read = f" (config file {config_path})" if config_path is not None else ""
+        raise ConfigError(f"invalid configuration{read}: " + "; ".join(problems)) from None
     except (OSError, ValueError) as exc:  # unreadable or malformed YAML
         raise ConfigError(f"cannot read configuration: {exc}") from exc
