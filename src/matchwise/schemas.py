@@ -19,11 +19,28 @@ from pydantic import (
     model_validator,
 )
 
+from matchwise.actions import Action
+
 Id = Annotated[
     str,
     Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:@\-]+$", examples=["u_42"]),
 ]
 TagText = Annotated[str, Field(min_length=1, max_length=64)]
+
+#: JSON-schema key on the fields that take an action name: the API's OpenAPI document
+#: turns it into an ``enum`` of the actions that server accepts (its action table).
+ACTION_MARK = "x-matchwise-action"
+
+
+def _action(example: str) -> Any:
+    """An ``action`` field: lower-cased, one of the server's actions (checked on ingest)."""
+    return Field(
+        max_length=32,
+        examples=[example],
+        description="One of the server's actions (this field's enum): by default "
+        f"{', '.join(Action)}; `actions:` in matchwise.yaml adds others.",
+        json_schema_extra={ACTION_MARK: True},
+    )
 
 
 #: Largest value an integer field may hold: the store keeps them as 32-bit integers.
@@ -197,7 +214,7 @@ class InteractionIn(Strict):
         default=None, max_length=128, description="Unique id; a retried event is ignored."
     )
     user_id: Id
-    action: str = Field(max_length=32, examples=["click"])
+    action: str = _action("click")
     item_id: Id | None = None
     target_user_id: Id | None = None
     value: float | None = None
@@ -221,6 +238,10 @@ class InteractionIn(Strict):
         return self
 
 
+#: What a candidate is: another person (people domain) or an item.
+CandidateKind = Literal["user", "item"]
+
+
 class ImpressionEvent(Strict):
     """Seed 001: candidates shown to a user, with their positions."""
 
@@ -229,7 +250,11 @@ class ImpressionEvent(Strict):
     user_id: Id
     candidate_ids: list[Id] = Field(min_length=1, max_length=1000)
     positions: list[Int32] | None = None
-    candidate_kind: Literal["user", "item"] = "user"
+    candidate_kind: CandidateKind | None = Field(
+        default=None,
+        description="What the candidates are. Left out: inferred from the ids (known users "
+        "or known items); an id that is neither, or both, needs it.",
+    )
     context_hash: str | None = Field(default=None, max_length=128)
     model_version: str | None = Field(default=None, max_length=64)
     route: str | None = Field(default=None, max_length=16)
@@ -244,7 +269,7 @@ class ImpressionEvent(Strict):
 
 class Swipe(Strict):
     candidate_id: Id
-    action: str = Field(max_length=32, examples=["like"])
+    action: str = _action("like")
     duration_ms: Int32 | None = None
 
     @field_validator("action")
@@ -264,14 +289,64 @@ class SwipeBatchEvent(Strict):
     timestamp: Timestamp | None = None
 
 
+#: Seed 001's names for the two people of a match, and matchwise's.
+_SEED_MATCH_FIELDS = {"user_a_id": "user_id", "user_b_id": "matched_user_id"}
+
+
+def _either_match_shape(schema: dict[str, Any]) -> None:
+    """Document both shapes a match event takes: seed 001's ``user_a_id``/``user_b_id``
+    or ``user_id``/``matched_user_id``."""
+    properties = schema.setdefault("properties", {})
+    for seed_name, name in _SEED_MATCH_FIELDS.items():
+        properties[seed_name] = {**properties[name], "title": seed_name.replace("_", " "),
+                                 "description": f"Another name for {name}"}  # fmt: skip
+    required = [f for f in schema.get("required", []) if f not in _SEED_MATCH_FIELDS.values()]
+    schema["required"] = required
+    schema["anyOf"] = [
+        {"required": list(_SEED_MATCH_FIELDS.values())},
+        {"required": list(_SEED_MATCH_FIELDS)},
+    ]
+
+
 class MatchEvent(Strict):
-    """Seed 001: a match reported by the app (matchwise also creates them itself)."""
+    """A match the app reports, as ``user_a_id``, ``user_b_id`` and ``match_type`` (the
+    dating app's event schema) or as ``user_id`` and ``matched_user_id``. Stored like the
+    match a mutual like makes, and like it never between two people one of whom blocked
+    the other."""
+
+    model_config = ConfigDict(json_schema_extra=_either_match_shape)
 
     event_type: Literal["match"]
     event_id: str | None = Field(default=None, max_length=128)
     user_id: Id
     matched_user_id: Id
+    match_type: str = Field(
+        default="mutual_like",
+        max_length=32,
+        description="How the app made the match, e.g. mutual_like. Every type makes the "
+        "match; GET /v1/users/{id}/matches says how matchwise sees it.",
+    )
     timestamp: Timestamp | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _seed_shape(cls, data: Any) -> Any:
+        """``user_a_id``/``user_b_id`` (seed 001's names) become ``user_id``/``matched_user_id``."""
+        if not isinstance(data, dict) or not set(_SEED_MATCH_FIELDS) & set(data):
+            return data
+        if set(_SEED_MATCH_FIELDS.values()) & set(data):
+            raise ValueError(
+                "give user_a_id and user_b_id, or user_id and matched_user_id, not a mix"
+            )
+        for seed_name in _SEED_MATCH_FIELDS:
+            if seed_name not in data:
+                raise ValueError("user_a_id and user_b_id go together: both are required")
+        return {_SEED_MATCH_FIELDS.get(k, k): v for k, v in data.items()}
+
+    @field_validator("match_type")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
 
 
 def _event_type(value: Any) -> str:
@@ -314,6 +389,10 @@ class IngestResult(BaseModel):
     duplicates: int
     sampled_out: int = Field(default=0, description="Analytics events dropped by sampling")
     matches_created: list[tuple[str, str]] = Field(default_factory=list)
+    matches_refused: int = Field(
+        default=0,
+        description="Match events not stored: one of the two people blocked the other",
+    )
 
 
 class RecommendationOut(BaseModel):
@@ -518,8 +597,9 @@ class MatchesOut(BaseModel):
 
 
 class ErasureOut(BaseModel):
-    """What ``DELETE /v1/admin/users/{id}`` erased. Trained models forget the person at
-    the next retrain; model versions older than ``model_retention_days`` are deleted."""
+    """What ``DELETE /v1/users/{id}`` (or ``/v1/admin/users/{id}``) erased. Trained models
+    forget the person at the next retrain; model versions older than
+    ``model_retention_days`` are deleted."""
 
     tombstone: str = Field(
         description="Keyed hash left in the audit log instead of the id (same secret as exports)"

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from importlib.resources import files
 from typing import Any
 
 import orjson
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from matchwise import __version__
+from matchwise.actions import DEFAULT_ACTION_TABLE
 from matchwise.api.deps import Store
 from matchwise.api.errors import install_error_handlers
 from matchwise.api.middleware import ResponseHeaders
@@ -20,10 +29,14 @@ from matchwise.api.routes import ROUTERS
 from matchwise.db.online import AsyncReader
 from matchwise.ops.auth import FailureLimiter, KeyCache
 from matchwise.runtime import Runtime
+from matchwise.schemas import ACTION_MARK
 from matchwise.serve.state import warm_up
 from matchwise.settings import Settings, load_settings
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
+#: Where the docs pages' scripts and styles are served from: Swagger UI 5 and Redoc as
+#: the fastapi-offline package ships them, so the docs render without reaching a CDN.
+DOCS_ASSETS = "/docs/assets"
 
 
 class BodyLimit:
@@ -112,6 +125,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         version=__version__,
         description="Recommendations and matching for matching apps.",
         lifespan=lifespan,
+        docs_url=None,  # served below, from local assets
+        redoc_url=None,
     )
     app.state.runtime = runtime
     app.state.online_reader = None  # Redis reader, opened by the lifespan when configured
@@ -120,9 +135,74 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.auth_failures = FailureLimiter()  # failed keys/tokens per client address
     for part in ROUTERS:
         app.include_router(part)
+    install_docs(app, settings)
     app.add_middleware(BodyLimit)
     app.add_middleware(ResponseHeaders)  # outermost of ours: every answer gets its headers
     return app
+
+
+def install_docs(app: FastAPI, settings: Settings | None) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc`` from local assets, and an OpenAPI document
+    whose action fields list the actions this server accepts (its action table)."""
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(files("fastapi_offline") / "static")),
+              name="docs-assets")  # fmt: skip
+    redirect = app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - Swagger UI",
+            oauth2_redirect_url=f"{root}{redirect}",
+            swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
+            swagger_ui_parameters={"persistAuthorization": True, "validatorUrl": None},
+        )
+
+    @app.get(redirect, include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{root}{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )
+
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()  # cached by FastAPI on the app; completed here in place
+        runtime: Runtime | None = getattr(app.state, "runtime", None)
+        chosen = runtime.settings if runtime is not None else settings
+        table = chosen.action_table if chosen is not None else DEFAULT_ACTION_TABLE
+        list_actions(schema, sorted(str(name) for name in table))
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def list_actions(node: Any, actions: Iterable[str]) -> None:
+    """Give every field marked :data:`ACTION_MARK` the server's actions as its enum: the
+    defaults, and those ``actions:`` in matchwise.yaml adds."""
+    actions = list(actions)
+    if isinstance(node, dict):
+        if node.pop(ACTION_MARK, False):
+            node["enum"] = actions
+        for value in node.values():
+            list_actions(value, actions)
+    elif isinstance(node, list):
+        for value in node:
+            list_actions(value, actions)
 
 
 def app_factory() -> Any:

@@ -18,6 +18,7 @@ import anyio
 import orjson
 from fastapi import Depends, HTTPException, Request, Response
 from fastapi.routing import APIRoute
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from matchwise.errors import MalformedBody
@@ -82,11 +83,32 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 StoreDep = Annotated[Store, Depends(get_store)]
 
 
-def _presented_key(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip() or None
-    return request.headers.get("x-api-key") or None
+#: The two ways to present an API key or a user token, as FastAPI security schemes: they
+#: are what :func:`authenticate` reads, and what the OpenAPI document declares on every
+#: guarded route (the docs' Authorize button). ``auto_error=False``: the guard answers a
+#: missing or bad credential itself, with its own messages, statuses and rate limit.
+BEARER = HTTPBearer(
+    scheme_name="bearer",
+    description="An API key (`mw_...`), or a user token from `POST /v1/tokens` on the "
+    "routes that take them: `Authorization: Bearer KEY`.",
+    auto_error=False,
+)
+API_KEY_HEADER = APIKeyHeader(
+    name="X-API-Key",
+    scheme_name="apiKey",
+    description="An API key in the `X-API-Key` header (user tokens go as a bearer).",
+    auto_error=False,
+)
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+ApiKeyDep = Annotated[str | None, Depends(API_KEY_HEADER)]
+
+
+async def _presented_key(request: Request) -> str | None:
+    """``Authorization: Bearer ...`` first, else ``X-API-Key``."""
+    bearer = await BEARER(request)
+    if bearer is not None:
+        return bearer.credentials
+    return await API_KEY_HEADER(request)
 
 
 async def authenticate(request: Request) -> Principal:
@@ -101,7 +123,7 @@ async def authenticate(request: Request) -> Principal:
     settings = runtime.settings
     if not settings.auth_enabled:
         return ANYONE
-    credential = _presented_key(request)
+    credential = await _presented_key(request)
     if credential is None:
         raise HTTPException(
             401,
@@ -172,11 +194,12 @@ async def check_key(request: Request, scope: str, users: bool = False) -> Princi
     return principal
 
 
-def require(scope: str) -> Callable[[Request], Awaitable[Principal]]:
+def require(scope: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency declaring the scope a route needs (the check itself already ran in
     :class:`GuardedRoute`, before the body was read; this one returns its caller)."""
 
-    async def check(request: Request) -> Principal:
+    async def check(request: Request, _bearer: BearerDep, _key: ApiKeyDep) -> Principal:
+        """``_bearer`` and ``_key`` declare the security schemes for the OpenAPI document."""
         checked: Principal | None = getattr(request.state, "principal", None)
         return checked if checked is not None else await check_key(request, scope)
 

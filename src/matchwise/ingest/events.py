@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, cast, get_args
 
 import numpy as np
 from sqlalchemy import Table, and_, bindparam, delete, or_, select, text
@@ -30,6 +30,7 @@ from matchwise.ingest.profiles import check_batch_size
 from matchwise.jobs.queue import maybe_enqueue_refresh
 from matchwise.models.elo import NEGATIVE_ACTIONS, POSITIVE_ACTIONS, update
 from matchwise.schemas import (
+    CandidateKind,
     Event,
     ImpressionEvent,
     IngestResult,
@@ -71,8 +72,11 @@ def _event_id(event_id: str | None, payload: dict[str, Any]) -> str:
     return "r" + uuid.uuid4().hex
 
 
-def _expand(index: int, event: Event, now: datetime) -> list[_Row]:
-    """Turn one wire event into interaction rows (impressions and swipe batches fan out)."""
+def _expand(index: int, event: Event, candidate_kind: str | None = None) -> list[_Row]:
+    """Turn one wire event into interaction rows (impressions and swipe batches fan out).
+
+    ``candidate_kind`` is what an impression's candidates are when it did not say.
+    """
     where = f"events[{index}]"
     if isinstance(event, InteractionIn):
         values = {
@@ -101,7 +105,8 @@ def _expand(index: int, event: Event, now: datetime) -> list[_Row]:
             },
         )
         positions = event.positions or list(range(1, len(event.candidate_ids) + 1))
-        target = "target_user_id" if event.candidate_kind == "user" else "item_id"
+        kind = event.candidate_kind or candidate_kind
+        target = "target_user_id" if kind == "user" else "item_id"
         return [
             _Row(
                 f"{where}.candidate_ids[{j}]",
@@ -153,6 +158,39 @@ def _expand(index: int, event: Event, now: datetime) -> list[_Row]:
         values["event_id"] = _event_id(event.event_id, values)
         return [_Row(where, values)]
     raise InvalidInput(f"{where}: unsupported event type {type(event).__name__}")
+
+
+def _candidate_kinds(session: Session, events: Sequence[Event]) -> dict[int, str]:
+    """What the candidates of impressions sent without ``candidate_kind`` are, by event
+    position: all known users and no item, or all known items and no user. An id that is
+    neither or both (or a mix of users and items) is refused, saying to add the kind."""
+    pending = {i: e for i, e in enumerate(events)
+               if isinstance(e, ImpressionEvent) and e.candidate_kind is None}  # fmt: skip
+    if not pending:
+        return {}
+    ids = sorted({c for e in pending.values() for c in e.candidate_ids})
+    users, items = existing_ids(session, User.id, ids), existing_ids(session, Item.id, ids)
+    allowed = " or ".join(repr(k) for k in get_args(CandidateKind))
+    add = f"add candidate_kind ({allowed}) to the impression"
+    kinds: dict[int, str] = {}
+    for i, event in pending.items():
+        found: dict[str, int] = {}
+        for j, candidate in enumerate(event.candidate_ids):
+            is_user, is_item = candidate in users, candidate in items
+            if is_user == is_item:
+                what = "both a user and an item" if is_user else "neither a known user nor item"
+                raise InvalidInput(
+                    f"events[{i}].candidate_ids[{j}]: {candidate!r} is {what}; {add}"
+                )
+            found.setdefault("user" if is_user else "item", j)
+        if len(found) > 1:
+            raise InvalidInput(
+                f"events[{i}].candidate_ids mixes users (candidate_ids[{found['user']}]) and "
+                f"items (candidate_ids[{found['item']}]); send one impression per kind and "
+                f"{add}"
+            )
+        kinds[i] = next(iter(found))
+    return kinds
 
 
 def _validate_rows(session: Session, rows: list[_Row], actions: dict[str, ActionRule]) -> None:
@@ -207,7 +245,8 @@ def ingest_events(
     stay unbiased.
     """
     now = now or utcnow()
-    rows = [row for i, event in enumerate(events) for row in _expand(i, event, now)]
+    kinds = _candidate_kinds(session, events)
+    rows = [row for i, event in enumerate(events) for row in _expand(i, event, kinds.get(i))]
     for row in rows:
         if row.values.get("occurred_at") is None:
             row.values["occurred_at"] = now
@@ -234,6 +273,8 @@ def ingest_events(
             continue
         seen_in_batch.add(event_id)
         fresh.append(row.values)
+    refused = _blocked_matches(session, fresh)
+    fresh = [values for values in fresh if values["event_id"] not in refused]
     written = _write_interactions(session, fresh)
     _note_decisions(session, fresh)
     if elo is not None:
@@ -262,10 +303,27 @@ def ingest_events(
                 matches.append(pair)
     return IngestResult(
         written=written,
-        duplicates=len(rows) - written,
+        duplicates=len(rows) - written - len(refused),
         sampled_out=sampled_out,
         matches_created=matches,
+        matches_refused=len(refused),
     )
+
+
+def _blocked_matches(session: Session, rows: list[dict[str, Any]]) -> set[str]:
+    """Event ids of reported matches between two people one of whom blocked the other
+    (stored, or in this batch): not stored at all, as no mutual like between them makes
+    a match either."""
+    blocks = {_pair(v["user_id"], v["target_user_id"]) for v in rows
+              if v["action"] == "block" and v.get("target_user_id")}  # fmt: skip
+    return {
+        v["event_id"]
+        for v in rows
+        if v["action"] == "match"
+        and v.get("target_user_id")
+        and (_pair(v["user_id"], v["target_user_id"]) in blocks
+             or blocked(session, v["user_id"], v["target_user_id"]))
+    }  # fmt: skip
 
 
 def _write_interactions(session: Session, rows: list[dict[str, Any]]) -> int:

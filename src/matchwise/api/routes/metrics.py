@@ -16,7 +16,10 @@ admin = admin_router()
 
 @admin.get("/v1/admin/metrics", response_model=MetricsOut)
 async def get_metrics(
-    store: StoreDep, days: Annotated[int, Query(ge=1, le=3650)] = 30
+    store: StoreDep,
+    days: Annotated[
+        int, Query(ge=1, le=3650, description="The last this many days, counted back from now")
+    ] = 30,
 ) -> MetricsOut:
     """Impressions, clicks, CTR and conversion per day and per model version/route."""
     return MetricsOut(**await store.read(analytics.personalization_metrics, days))

@@ -30,8 +30,11 @@ async def post_report(
 @admin.get("/v1/admin/moderation", response_model=list[FlagOut])
 async def get_moderation(
     store: StoreDep,
-    status: Annotated[Literal["open", "approved", "removed"] | None, Query()] = "open",
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    status: Annotated[
+        Literal["open", "approved", "removed"] | None,
+        Query(description="open: waiting for a decision; approved or removed: resolved"),
+    ] = "open",
+    limit: Annotated[int, Query(ge=1, le=1000, description="At most this many flags")] = 100,
 ) -> list[FlagOut]:
     """Profiles held for review (or already resolved ones)."""
     flags = await store.read(moderation.list_flags, status, limit)

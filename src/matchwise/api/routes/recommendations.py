@@ -22,13 +22,30 @@ async def get_recommendations(
     request: Request,
     runtime: RuntimeDep,
     principal: PrincipalDep,
-    user_id: Annotated[str, Query(min_length=1, max_length=64)],
-    limit: Annotated[int | None, Query(ge=1, le=1000)] = None,
-    kind: Annotated[Literal["item", "user"] | None, Query()] = None,
-    category: Annotated[str | None, Query(max_length=120)] = None,
-    city: Annotated[str | None, Query(max_length=120)] = None,
-    include_past: bool = False,
-    fresh: Annotated[bool, Query(description="skip the ranking cache, compute live")] = False,
+    user_id: Annotated[
+        str, Query(min_length=1, max_length=64, description="The user the list is for")
+    ],
+    limit: Annotated[
+        int | None,
+        Query(ge=1, le=1000, description="How many candidates; default the server's top_n"),
+    ] = None,
+    kind: Annotated[
+        Literal["item", "user"] | None,
+        Query(
+            description="item: things to join or buy; user: people (dating). Default: the "
+            "server's domain"
+        ),
+    ] = None,
+    category: Annotated[
+        str | None, Query(max_length=120, description="Only items of this category")
+    ] = None,
+    city: Annotated[
+        str | None, Query(max_length=120, description="Only candidates in this city")
+    ] = None,
+    include_past: Annotated[
+        bool, Query(description="Also items whose start time has passed")
+    ] = False,
+    fresh: Annotated[bool, Query(description="Skip the ranking cache, compute live")] = False,
 ) -> Response:
     """Ranked candidates for a user, each with a short reason; says which route served it.
 
