@@ -118,7 +118,7 @@ def test_reasons_are_short_and_human() -> None:
     assert reason_for("interaction") == "similar to people you liked"
     assert reason_for("interaction", {"liked_me": True}, reveal_likes=True) == "already likes you"
     assert reason_for("liked_me", reveal_likes=True) == "already likes you"
-    assert reason_for("popularity") == "popular around you"
+    assert reason_for("popularity", {"distance_km": 3.0}) == "popular around you"
     assert "nearby" in reason_for("distance", {"distance_km": 2.4})
     assert reason_for("compatibility", {}) == "fits what you are both looking for"
     assert reason_for("something_new") == "recommended for you"

@@ -298,14 +298,23 @@ def _listing(values: Sequence[str], most: int = 2) -> str:
 #: Distance bands a reason may name (upper bound in km, words): never a figure, which
 #: anyone able to set their own location could use to triangulate where someone lives.
 DISTANCE_BANDS: tuple[tuple[float, str], ...] = ((10.0, "lives nearby"), (50.0, "in your area"))
-FAR = "within the distance you both chose"
+FAR = "within the distance you chose"
+#: What "around you" means for a user who set no ``max_distance_km``: the outer edge of
+#: the "in your area" band. A user's own ``max_distance_km`` replaces it.
+AROUND_YOU_KM = 50.0
 
 
-def distance_band(distance_km: Any) -> str | None:
-    """The coarse band of ``distance_km`` (None when it is unknown)."""
+def distance_band(distance_km: Any, radius_km: Any = None, chosen: bool = False) -> str | None:
+    """The coarse band of ``distance_km``, or None when it is unknown or beyond the user's
+    radius (``radius_km``: their ``max_distance_km`` when ``chosen``, else
+    :data:`AROUND_YOU_KM`): distance words are said only of people within it."""
     if distance_km is None or not np.isfinite(distance_km):
         return None
-    return next((words for limit, words in DISTANCE_BANDS if distance_km < limit), FAR)
+    radius = AROUND_YOU_KM if radius_km is None or not np.isfinite(radius_km) else radius_km
+    if distance_km > radius:
+        return None
+    band = next((words for limit, words in DISTANCE_BANDS if distance_km < limit), None)
+    return band or (FAR if chosen else None)
 
 
 def reason_for(
@@ -313,14 +322,19 @@ def reason_for(
 ) -> str:
     """A short human reason for a recommendation whose strongest signal is ``signal_name``.
 
-    ``context`` may carry ``shared_tags`` (list of str), ``distance_km``, ``age_gap`` and
+    ``context`` may carry ``shared_tags`` (list of str), ``distance_km``, ``radius_km``
+    (the user's ``max_distance_km``; unset: :data:`AROUND_YOU_KM`), ``age_gap`` and
     ``liked_me`` (bool); an unknown signal gets a neutral reason, never an error. Distances
-    are named as coarse bands only. A like is a private swipe: "already likes you" only
+    are named as coarse bands only, and only within the user's radius: "around you" and
+    every distance word are true of the candidate or not said. A like is a private swipe: "already likes you" only
     with ``reveal_likes`` (setting ``reveal_likes_in_reasons``); otherwise a candidate who
     liked the user gets the next honest reason, one their like did not make true.
     """
     ctx = dict(context or {})
     shared = [t for t in ctx.get("shared_tags") or [] if t]
+    radius = ctx.get("radius_km")
+    chosen = radius is not None and bool(np.isfinite(radius))
+    band = distance_band(ctx.get("distance_km"), radius, chosen)
     liked_me = bool(ctx.get("liked_me")) or signal_name == "liked_me"
     if liked_me and reveal_likes:
         return "already likes you"
@@ -329,11 +343,11 @@ def reason_for(
     if signal_name in ("compatibility", "shared_tags", "jaccard"):
         if shared:
             return f"you both like {_listing(shared)}"
-        if distance_band(ctx.get("distance_km")) == DISTANCE_BANDS[0][1]:
+        if band == DISTANCE_BANDS[0][1]:
             return DISTANCE_BANDS[0][1]
         return "fits what you are both looking for"
     if signal_name in ("distance", "proximity"):
-        return distance_band(ctx.get("distance_km")) or DISTANCE_BANDS[0][1]
+        return band or "fits what you are both looking for"
     if signal_name in ("age", "age_fit"):
         return "close to you in age"
     if signal_name == "bio":
@@ -345,7 +359,7 @@ def reason_for(
     if signal_name in ("elo", "league"):
         return "popular with people like you"
     if signal_name == "popularity":
-        return "popular around you"
+        return "popular around you" if band is not None else "popular right now"
     if signal_name == "swipe_rates":
         return "a likely match"
     if signal_name == "model":

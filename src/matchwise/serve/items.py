@@ -4,24 +4,65 @@ heuristic; business filters and a true reason per item."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy.orm import Session
 
-from matchwise.actions import DECIDED_ACTIONS
+from matchwise.actions import DECIDED_ACTIONS, ActionRule
+from matchwise.data.dataset import RATING_POSITIVE
 from matchwise.db import queries
 from matchwise.models.catalog import serving_traits
 from matchwise.models.heuristic import list_phrase as _list_phrase
 from matchwise.models.heuristic import normalise as _normalise
 from matchwise.models.heuristic import top_by_score
-from matchwise.serve.state import ServingState
-from matchwise.serve.types import Ask, Recommendation, RecommendationList, RecommendFilters
+from matchwise.serve.types import Ask, Recommendation, RecommendationList
 
 ENGAGED_ACTIONS = ["like", "favorite", "register", "apply", "interest", "attend", "share",
                    "click", "superlike"]  # fmt: skip
+#: An action whose training label (actions table) is at most this says no: pass, reject,
+#: dislike, block (0) and unregister (0.1) by default.
+REJECTION_LABEL = 0.2
+#: A rating at or below this (of 5) is a rejection too.
+LOW_RATING = 2.0
+
+
+def rejected_items(history: queries.History, table: dict[str, ActionRule]) -> set[str]:
+    """Items the user said no to (by the actions table's labels) or rated low: a reason
+    never names them, and their tags never count as the user's interests."""
+    out = set()
+    for item, action, value in zip(history.item_ids, history.actions, history.values,
+                                   strict=True):  # fmt: skip
+        if item is None:
+            continue
+        rule = table.get(action)
+        if action == "rate":
+            if value is not None and value <= LOW_RATING:
+                out.add(item)
+        elif rule is not None and rule.label is not None and rule.label <= REJECTION_LABEL:
+            out.add(item)
+    return out
+
+
+def liked_items(history: queries.History, table: dict[str, ActionRule]) -> list[str]:
+    """Items the user engaged with positively (the actions table's ``positive``, or rated at
+    least ``RATING_POSITIVE``) and never rejected, oldest first, each once: what a reason
+    may name as "similar to"."""
+    rejected = rejected_items(history, table)
+    seen: dict[str, None] = {}
+    for item, action, value in zip(history.item_ids, history.actions, history.values,
+                                   strict=True):  # fmt: skip
+        if item is None or item in rejected:
+            continue
+        rule = table.get(action)
+        if action == "rate":
+            positive = value is not None and value >= RATING_POSITIVE
+        else:
+            positive = rule is not None and rule.positive
+        if positive:
+            seen.pop(item, None)
+            seen[item] = None
+    return list(seen)
 
 
 def model_items(ask: Ask) -> RecommendationList | None:
@@ -69,7 +110,7 @@ def model_items(ask: Ask) -> RecommendationList | None:
     keep = (idx >= 0) & np.isfinite(scores)
     idx, scores = idx[keep], scores[keep]
     titles = catalogue.titles[rows[idx]]
-    reasons = _model_reasons(ask.user, ask.history, catalogue, rows, idx, loaded)
+    reasons = _model_reasons(ask, catalogue, rows, idx, loaded)
     recs = [
         Recommendation(
             candidate_id=str(item_ids[j]),
@@ -91,11 +132,17 @@ def model_items(ask: Ask) -> RecommendationList | None:
 
 
 def _interest_profile(
-    user: queries.Profile, history: queries.History, catalogue: Any
+    user: queries.Profile,
+    history: queries.History,
+    catalogue: Any,
+    table: dict[str, ActionRule],
 ) -> dict[str, float]:
-    """Tags the user stated (weight 2) plus tags of items they engaged with positively."""
+    """Tags the user stated (weight 2) plus tags of items they engaged with positively
+    and did not reject afterwards."""
     interest: dict[str, float] = {str(t).lower(): 2.0 for t in (user.tags or [])}
-    for item in history.items_with(ENGAGED_ACTIONS, min_value=4)[-200:]:
+    rejected = rejected_items(history, table)
+    engaged = [i for i in history.items_with(ENGAGED_ACTIONS, min_value=4) if i not in rejected]
+    for item in engaged[-200:]:
         row = catalogue.position.get(item)
         if row is not None:
             for tag in catalogue.tags[row]:
@@ -103,19 +150,25 @@ def _interest_profile(
     return interest
 
 
+def _title(catalogue: Any, row: int) -> str | None:
+    title = catalogue.titles[row] if row >= 0 else None
+    return None if title is None or pd.isna(title) or not str(title).strip() else str(title)
+
+
 def _model_reasons(
-    user: queries.Profile,
-    history: queries.History,
-    catalogue: Any,
-    rows: np.ndarray,
-    picked: np.ndarray,
-    loaded: Any,
+    ask: Ask, catalogue: Any, rows: np.ndarray, picked: np.ndarray, loaded: Any
 ) -> list[str]:
-    """Why: shared interests first, then the liked item it is most like, then the model."""
-    interest = _interest_profile(user, history, catalogue)
+    """Why: shared interests first, then the liked item it is most like, then the model.
+
+    "similar to X" names only an item the user engaged with positively and never
+    rejected, never the candidate itself nor another item under the candidate's title
+    (recurring events share one), and only when the two really are alike (cosine > 0).
+    """
+    table = ask.settings.action_table
+    interest = _interest_profile(ask.user, ask.history, catalogue, table)
     item_index = loaded.trained.item_index
-    recent = [i for i in history.item_ids if i is not None][-50:]
-    liked = [item_index[i] for i in recent if i in item_index]
+    recent = liked_items(ask.history, table)[-50:]
+    liked = np.array([item_index[i] for i in recent if i in item_index], dtype=np.int64)
     vectors = loaded.item_vectors
     out = []
     for j in picked:
@@ -124,27 +177,25 @@ def _model_reasons(
         if shared:
             out.append(f"matches your interests: {_list_phrase(shared[:3])}")
             continue
-        if vectors is not None and liked:
-            best = liked[int(np.argmax(vectors[liked] @ vectors[j]))]
-            title = catalogue.titles[rows[best]] if rows[best] >= 0 else None
-            if title and not pd.isna(title):
-                out.append(f"similar to {title}")
+        own = (_title(catalogue, row) or "").casefold()
+        titles = [_title(catalogue, rows[k]) for k in liked]
+        usable = [n for n, (k, t) in enumerate(zip(liked, titles, strict=True))
+                  if k != j and t is not None and t.casefold() != own]  # fmt: skip
+        if vectors is not None and usable:
+            sims = vectors[liked[usable]] @ vectors[j]
+            best = int(np.argmax(sims))
+            if sims[best] > 0:
+                out.append(f"similar to {titles[usable[best]]}")
                 continue
         out.append("liked by people with tastes like yours")
     return out
 
 
-def heuristic_items(
-    session: Session,
-    state: ServingState,
-    user: queries.Profile,
-    history: queries.History,
-    limit: int,
-    filters: RecommendFilters,
-    now: datetime,
-) -> list[Recommendation]:
+def heuristic_items(ask: Ask) -> list[Recommendation]:
     """Content + popularity (seed 004's fallback): interests, city, popularity, upcoming."""
-    catalogue = state.catalogue(session)
+    user, history, limit, filters, now = ask.user, ask.history, ask.limit, ask.filters, ask.now
+    table = ask.settings.action_table
+    catalogue = ask.state.catalogue(ask.session)
     if not len(catalogue):
         return []
     keep = catalogue.filter_mask(now, filters.include_past, filters.category, filters.city,
@@ -156,7 +207,7 @@ def heuristic_items(
     rows = np.flatnonzero(keep)
     if len(rows) == 0:
         return []
-    interest = _interest_profile(user, history, catalogue)
+    interest = _interest_profile(user, history, catalogue, table)
     weights = np.zeros(len(catalogue.tag_vocabulary))
     for tag, weight in interest.items():
         col = catalogue.tag_vocabulary.get(tag)

@@ -79,12 +79,13 @@ def people_recommendations(ask: Ask) -> RecommendationList:
     order = _visible_now(ask.session, order, p.ids[candidates], "user", ask.limit)
     vocab = p.tag_vocabulary
     my_tags = {vocab[j] for j in p.tags[me].indices}
+    radius = float(p.max_distance_km[me])  # NaN: the user chose none (reasons use a default)
     recs = []
     for rank, pos in enumerate(order, start=1):
         c = candidates[pos]
         shared = sorted(my_tags & {vocab[j] for j in p.tags[c].indices})
         context = {"shared_tags": shared, "distance_km": soft.distance_km[pos],
-                   "liked_me": bool(liked_me[pos])}  # fmt: skip
+                   "radius_km": radius, "liked_me": bool(liked_me[pos])}  # fmt: skip
         reason = reason_for(strongest[pos], context, ask.settings.reveal_likes_in_reasons)
         recs.append(Recommendation(str(p.ids[c]), "user", round(float(score[pos]), 6), rank,
                                    reason))  # fmt: skip

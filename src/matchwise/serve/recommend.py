@@ -63,7 +63,7 @@ def recommend(
         route = "fallback"  # no active model for this user: the heuristic answers
     if kind == "user":
         return people_recommendations(replace(ask, route=route))
-    recs = heuristic_items(session, state, user, history, limit, filters, now)
+    recs = heuristic_items(replace(ask, route=route))
     return RecommendationList(
         user_id=user_id,
         route=route,
