@@ -274,14 +274,15 @@ def hidden_clause(kind: str) -> Any:
 
 
 def hidden_candidates(session: Session, ids: list[str], kind: str) -> set[str]:
-    """Which of ``ids`` must not be shown now (see :func:`hidden_clause`)."""
+    """Which of ``ids`` must not be shown now (see :func:`hidden_clause`), or are no longer
+    stored at all (an erased person still in a catalogue loaded before the erasure)."""
     table = User if kind == "user" else Item
-    hidden: set[str] = set()
+    shown: set[str] = set()
     for start in range(0, len(ids), 1000):
         chunk = ids[start : start + 1000]
-        hidden.update(session.scalars(select(table.id).where(table.id.in_(chunk),
-                                                             hidden_clause(kind))))  # fmt: skip
-    return hidden
+        shown.update(session.scalars(select(table.id).where(table.id.in_(chunk),
+                                                            ~hidden_clause(kind))))  # fmt: skip
+    return set(ids) - shown
 
 
 # --- what training reads ----------------------------------------------------------------

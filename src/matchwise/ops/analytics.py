@@ -60,7 +60,6 @@ def personalization_metrics(
         .where(Interaction.occurred_at >= since, Interaction.action.in_(TRACKED))
         .group_by(version, route, Interaction.action)
     ).all()
-    raw_days = {str(d) for d, _, _ in raw_daily}
     agg = session.execute(
         select(
             DailyAggregate.day,
@@ -86,9 +85,9 @@ def personalization_metrics(
         bucket = per_model.setdefault((str(model_version), str(model_route)), {})
         bucket[action] = bucket.get(action, 0.0) + float(total or 0)
     for d, agg_version, agg_route, action, total in agg:
+        # folded events are deleted in the same transaction (retention, erasure): a day
+        # may have both, never the same event twice
         key = d.isoformat() if isinstance(d, date) else str(d)
-        if key in raw_days:
-            continue  # raw events for that day still exist; never count twice
         bucket = per_day.setdefault(key, {})
         bucket[action] = bucket.get(action, 0.0) + float(total or 0)
         model_bucket = per_model.setdefault((str(agg_version), str(agg_route)), {})

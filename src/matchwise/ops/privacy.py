@@ -6,10 +6,12 @@ Analytics exports and training snapshots carry HMAC-SHA256 hashes of user ids un
 anyone without the secret, and never the raw id, email or name. Unless the operator
 sets one, the secret is generated at the store's first run (see ``runtime.hash_secret``).
 
-Erasure (:func:`erase_user`) deletes the person's rows, rewrites every other row that
-names them (audit log, jobs, outbox, moderation notes and labels, other people's cached
-lists), clears them from Redis and their bio from the embedding cache, and leaves one
-audit entry naming only a keyed hash. Trained models forget them at the next retrain;
+Erasure (:func:`erase_user`) deletes the person's rows (their events first folded into
+the daily counts, without the id), rewrites every other row that names them (audit log,
+jobs, outbox, moderation notes and labels, other people's cached lists), clears them
+from Redis and their bio from the embedding cache, and leaves one audit entry naming
+only a keyed hash (not them as its actor either, when they erased themself). Trained
+models forget them at the next retrain;
 versions older than ``model_retention_days`` are deleted by the retention job.
 """
 
@@ -324,10 +326,10 @@ def _erase_rows(session: Session, user_id: str, tombstone: str, actor: str) -> _
     bio = user.bio
     scrub = Scrubber(user_id, [bio] if bio and len(bio.strip()) >= 8 else [])
     deleted: dict[str, int] = {}
+    theirs = or_(Interaction.user_id == user_id, Interaction.target_user_id == user_id)
+    _fold_into_aggregates(session, theirs)
     owned = {
-        "interactions": delete(Interaction).where(
-            or_(Interaction.user_id == user_id, Interaction.target_user_id == user_id)
-        ),
+        "interactions": delete(Interaction).where(theirs),
         "matches": delete(Match).where(or_(Match.user_a == user_id, Match.user_b == user_id)),
         "reports": delete(Report).where(
             or_(Report.reporter_id == user_id, Report.reported_id == user_id)
@@ -352,8 +354,24 @@ def _erase_rows(session: Session, user_id: str, tombstone: str, actor: str) -> _
         deleted[name] = deleted.get(name, 0) + gone
     deleted = {k: v for k, v in deleted.items() if v}
     scrubbed = {k: v for k, v in scrubbed.items() if v}
-    audit(session, actor, "user.erase", tombstone, {"deleted": deleted, "scrubbed": scrubbed})
+    # a person erasing themself acts as "user <id> (token)": the entry keeps the role only
+    audit(session, scrub.text(actor), "user.erase", tombstone,
+          {"deleted": deleted, "scrubbed": scrubbed})  # fmt: skip
     return _Erased(bio=bio, deleted=deleted, scrubbed=scrubbed)
+
+
+def _fold_into_aggregates(session: Session, where: Any) -> None:
+    """The person's events (both directions) become daily counts without an id, as
+    retention keeps them: admin metrics keep their totals once the rows are gone."""
+    rows = pd.DataFrame(
+        session.execute(
+            select(Interaction.action, Interaction.route, Interaction.model_version,
+                   Interaction.sample_weight, Interaction.occurred_at).where(where)
+        ).all(),
+        columns=["action", "route", "model_version", "sample_weight", "occurred_at"],
+    )  # fmt: skip
+    if not rows.empty:
+        _add_aggregates(session, _aggregate(rows))
 
 
 def _count(session: Session, stmt: Any) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Path, Query
+from fastapi import HTTPException, Path, Query
 from starlette.concurrency import run_in_threadpool
 
 from matchwise.api.actor import Actor
@@ -12,8 +12,10 @@ from matchwise.api.deps import USER_TOKENS, PrincipalDep, RuntimeDep, StoreDep, 
 from matchwise.api.routes.scopes import admin_router, ingest_router, read_router
 from matchwise.ingest.profiles import store_users
 from matchwise.ops import privacy
+from matchwise.runtime import Runtime
 from matchwise.schemas import ErasureOut, MatchesOut, UpsertResult, UserBatch
 from matchwise.serve.matches import matches_of
+from matchwise.serve.state import serving_state
 
 ingest = ingest_router()
 read = read_router()
@@ -43,14 +45,43 @@ async def get_matches(
     return await store.read(matches_of, user_id, limit, offset)
 
 
-@admin.delete("/v1/admin/users/{user_id}", response_model=ErasureOut)
+UserPath = Annotated[
+    str,
+    Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:@\-]+$", description="Who to erase"),
+]
+
+
+@ingest.delete("/v1/users/{user_id}", response_model=ErasureOut, openapi_extra=USER_TOKENS)
 async def delete_user(
-    user_id: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:@\-]+$")],
-    runtime: RuntimeDep,
-    actor: Actor,
+    user_id: UserPath, runtime: RuntimeDep, principal: PrincipalDep, actor: Actor
 ) -> ErasureOut:
-    """Erase a person: their profile, events, matches, reports, flags and cached lists,
-    their id wherever else it is written (audit log, jobs, outbox, Redis) and their bio's
-    cached embedding. Trained models forget them at the next retrain. 404 when there is
-    nothing (left) to erase."""
-    return ErasureOut(**await run_in_threadpool(privacy.erase_user, runtime, user_id, actor))
+    """Erase a person (GDPR art. 17), with an admin key or the person's own user token
+    (erasing oneself): their profile, events, swipes, matches (both sides), reports and
+    flags about them, cached lists (theirs, and them in everyone else's, in the database
+    and Redis), their bio's vectors; their events stay only as daily counts without the
+    id, and one audit entry names a keyed hash. They are never shown again on any route.
+    Trained models forget them at the next retrain. Not idempotent in its answer: a
+    second delete is 404 ("already erased") and changes nothing."""
+    if principal.user_id is None and not principal.grants("admin"):
+        raise HTTPException(
+            403, "erasing a person needs an admin key, or that person's own user token"
+        )
+    act_for(principal, user_id)
+    return await _erase(runtime, user_id, actor)
+
+
+@admin.delete("/v1/admin/users/{user_id}", response_model=ErasureOut)
+async def delete_user_as_admin(user_id: UserPath, runtime: RuntimeDep, actor: Actor) -> ErasureOut:
+    """Erase a person: what ``DELETE /v1/users/{user_id}`` does with an admin key (kept for
+    operators' scripts). 404 when there is nothing (left) to erase."""
+    return await _erase(runtime, user_id, actor)
+
+
+async def _erase(runtime: Runtime, user_id: str, actor: str) -> ErasureOut:
+    """Erase, then drop what this process loaded about people (catalogues with their bio
+    vectors), so nothing of the person stays in memory here; other processes hide them
+    at once (serving checks every list against the store) and drop them at their next
+    catalogue reload."""
+    out = await run_in_threadpool(privacy.erase_user, runtime, user_id, actor)
+    serving_state(runtime).invalidate()
+    return ErasureOut(**out)
