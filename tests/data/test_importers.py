@@ -12,11 +12,15 @@ import pandas as pd
 import pytest
 
 from matchwise.data.importers import (
+    FileFormat,
+    column_map,
+    file_format,
     parse_list,
     read_interactions,
     read_items,
     read_okcupid,
     read_profiles,
+    row_numbering,
     stable_event_ids,
 )
 from matchwise.data.synthetic import generate_people
@@ -75,7 +79,7 @@ def test_given_event_ids_are_kept(tmp_path: Path) -> None:
     path = write(
         tmp_path / "ids.csv", "event_id,user_id,item_id,action\nabc,u1,i1,view\n,u1,i2,view\n"
     )
-    frame = read_interactions(path)
+    frame = read_interactions(path, event_id_col="event_id")
     assert frame["event_id"].iloc[0] == "abc"
     assert frame["event_id"].iloc[1].startswith("ev_")
 
@@ -149,7 +153,7 @@ def test_generated_bundle_round_trips_through_parquet(tmp_path: Path) -> None:
     bundle = generate_people(n_users=60, n_swipes=400, seed=3)
     path = tmp_path / "swipes.parquet"
     bundle.interactions.to_parquet(path)
-    frame = read_interactions(path, target_user_col="target_user_id")
+    frame = read_interactions(path, target_user_col="target_user_id", event_id_col="event_id")
     pd.testing.assert_frame_equal(frame, bundle.interactions, check_dtype=False)
 
 
@@ -274,7 +278,7 @@ def test_duplicate_given_event_ids(tmp_path: Path) -> None:
         tmp_path / "dup.csv", "event_id,user_id,item_id,action\ne1,u1,i1,view\ne1,u1,i2,view\n"
     )
     with pytest.raises(InvalidInput, match="duplicate event id 'e1' at line 2 and line 3"):
-        read_interactions(path)
+        read_interactions(path, event_id_col="event_id")
 
 
 # --- profiles and items ---------------------------------------------------------------------
@@ -437,3 +441,105 @@ age,sex,orientation,location,essay0,essay1,drinks,income,last_online
         {"orientation": "gay", "drinks": "socially"},
         {"orientation": "bisexual", "income": 50000},
     ]
+
+
+# --- exports as they come: event_id columns, other separators, mapped columns -------------
+
+
+def test_an_event_id_column_is_not_the_dedup_id_unless_named(tmp_path: Path) -> None:
+    """An events app's export: ``event_id`` is the event (the item) people registered for."""
+    path = write(
+        tmp_path / "registrations.csv",
+        "member,event_id,action\nu1,ev1,register\nu2,ev1,register\nu3,ev1,register\n",
+    )
+    frame = read_interactions(path, user_col="member", item_col="event_id")
+    assert frame["item_id"].tolist() == ["ev1"] * 3
+    assert frame["event_id"].is_unique and frame["event_id"].str.startswith("ev_").all()
+    with pytest.raises(InvalidInput, match="missing event id column 'uuid'"):
+        read_interactions(path, user_col="member", item_col="event_id", event_id_col="uuid")
+
+
+def test_movielens_u_data_tab_separated_without_header(tmp_path: Path) -> None:
+    path = write(tmp_path / "u.data", "196\t242\t3\t881250949\n186\t302\t3\t891717742\n")
+    with pytest.raises(InvalidInput, match=r"no header row.*--columns"):
+        read_interactions(path)
+    names = FileFormat(columns=("user_id", "item_id", "rating", "timestamp"))
+    frame = read_interactions(path, file_format=names)
+    assert frame["user_id"].tolist() == ["196", "186"]
+    assert frame["action"].tolist() == ["rate", "rate"] and frame["value"].tolist() == [3.0, 3.0]
+    assert frame["occurred_at"].iloc[0] == pd.Timestamp(881250949, unit="s", tz="UTC")
+    assert row_numbering(path, names) == ("line", 1)
+    bad = write(tmp_path / "bad.data", "196\t242\tthree\t881250949\n")
+    with pytest.raises(InvalidInput, match="'rating' must be a number, got 'three' at line 1"):
+        read_interactions(bad, file_format=names)
+
+
+def test_movielens_1m_double_colon_and_lastfm_dat(tmp_path: Path) -> None:
+    ratings = write(tmp_path / "ratings.dat", "1::1193::5::978300760\n1::661::3::978302109\n")
+    frame = read_interactions(
+        ratings, file_format=FileFormat(columns=("user_id", "item_id", "rating", "ts"))
+    )
+    assert frame["item_id"].tolist() == ["1193", "661"] and frame["value"].tolist() == [5.0, 3.0]
+    plays = write(tmp_path / "user_artists.dat", "userID\tartistID\tweight\n2\t51\t13883\n")
+    frame = read_interactions(plays, user_col="userID", item_col="artistID",
+                              value_col="weight", default_action="play")  # fmt: skip
+    assert frame["action"].tolist() == ["play"] and frame["value"].tolist() == [13883.0]
+    text = write(tmp_path / "plays.txt", "user;artist;plays\nu1;a1;7\n")
+    frame = read_interactions(text, item_col="artist", user_col="user", value_col="plays",
+                              default_action="play")  # fmt: skip
+    assert frame["item_id"].tolist() == ["a1"]
+
+
+def test_format_and_sep_options(tmp_path: Path) -> None:
+    path = write(tmp_path / "export.out", "user_id|item_id|action\nu1|i1|click\n")
+    with pytest.raises(InvalidInput, match=r"unknown file type '\.out'.*--format"):
+        read_interactions(path)
+    frame = read_interactions(path, file_format=FileFormat("csv", "|"))
+    assert frame["item_id"].tolist() == ["i1"]
+    frame = read_interactions(path, file_format=file_format(None, "pipe", None))
+    assert frame["action"].tolist() == ["click"]
+    tabbed = write(tmp_path / "export.csv", "user_id\titem_id\taction\nu1\ti1\tclick\n")
+    frame = read_interactions(tabbed, file_format=file_format("tsv", None, None))
+    assert frame["item_id"].tolist() == ["i1"]
+    assert read_interactions(tabbed, file_format=file_format(None, "\\t", None)).shape[0] == 1
+    lines = write(tmp_path / "events.jsonl",
+                  '{"user_id": "u1", "item_id": 7, "action": "click"}\n'
+                  '{"user_id": "u2", "item_id": 8, "action": "cilck"}\n')  # fmt: skip
+    frame = read_interactions(lines)
+    assert frame["item_id"].tolist() == ["7", "8"]
+    with pytest.raises(InvalidInput, match="use one of csv, tsv, jsonl, parquet"):
+        file_format("xlsx", None, None)
+    with pytest.raises(InvalidInput, match="--sep applies to delimited text, not to jsonl"):
+        read_interactions(lines, file_format=FileFormat(sep=","))
+    odd = write(tmp_path / "one.txt", "justonecolumn\nu1\n")
+    with pytest.raises(InvalidInput, match="cannot tell how the columns are separated"):
+        read_interactions(odd)
+
+
+def test_column_map_both_ways_and_unknown_fields_listed() -> None:
+    fields = ("id", "tags", "city")
+    assert column_map(["interests=tags"], fields, "profile") == {"interests": "tags"}
+    assert column_map(["tags=interests"], fields, "profile") == {"interests": "tags"}
+    with pytest.raises(InvalidInput, match="'tgas' is not a recognised profile column; "
+                       "recognised: id, tags, city"):  # fmt: skip
+        column_map(["interests=tgas"], fields, "profile")
+    with pytest.raises(InvalidInput, match="write COLUMN=FIELD"):
+        column_map(["interests"], fields, "profile")
+    with pytest.raises(InvalidInput, match="two columns are mapped onto 'tags'"):
+        column_map(["a=tags", "b=tags"], fields, "profile")
+
+
+def test_profiles_and_interactions_with_mapped_columns(tmp_path: Path) -> None:
+    path = write(tmp_path / "people.csv",
+                 "member,interests,town\nm1,hiking|jazz,Berlin\nm2,chess,Munich\n")  # fmt: skip
+    users = read_profiles(path, column_map={"member": "id", "interests": "tags", "town": "city"})
+    assert users["id"].tolist() == ["m1", "m2"]
+    assert users["tags"].tolist() == [["hiking", "jazz"], ["chess"]]
+    assert users["city"].tolist() == ["Berlin", "Munich"]
+    clicks = write(tmp_path / "clicks.csv", "who,what,verb,pos\nu1,i1,click,3\n")
+    frame = read_interactions(
+        clicks,
+        columns={"who": "user_id", "what": "item_id", "verb": "action", "pos": "position"},
+    )
+    assert frame[["user_id", "item_id", "action"]].iloc[0].tolist() == ["u1", "i1", "click"]
+    assert frame["position"].tolist() == [3]

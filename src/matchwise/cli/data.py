@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import pandas as pd
 import typer
 from rich.table import Table
 
@@ -15,10 +17,24 @@ from matchwise.cli.render import (
 )
 from matchwise.data.bundle import DataBundle
 from matchwise.data.dataset import save_dataset
-from matchwise.data.importers import read_interactions, read_items, read_profiles, row_numbering
+from matchwise.data.importers import (
+    FILE_FORMATS,
+    INTERACTION_FIELDS,
+    ITEM_FIELDS,
+    PROFILE_FIELDS,
+    TIME_CANDIDATES,
+    FileFormat,
+    column_map,
+    file_format,
+    read_interactions,
+    read_items,
+    read_profiles,
+    row_numbering,
+)
 from matchwise.data.movielens import read_movielens
 from matchwise.data.speed_dating import read_speed_dating
 from matchwise.data.synthetic import generate as make
+from matchwise.data.synthetic import window_start
 from matchwise.db.queries import existing_ids
 from matchwise.db.tables import Item, User
 from matchwise.errors import InvalidInput
@@ -36,21 +52,31 @@ def generate(
     domain: Annotated[str, typer.Option(help="items or people")] = "items",
     size: Annotated[str, typer.Option(help="small, medium or large")] = "small",
     seed: Annotated[int, typer.Option(help="random seed: same seed, same data")] = 42,
+    anchor: Annotated[
+        datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="the day the data leads up to (default today)"),
+    ] = None,
 ) -> None:
-    """Generate a realistic synthetic data set and write it to the store."""
+    """Generate a realistic synthetic data set and write it to the store.
+
+    Its 60 days of activity end on --anchor (default today), so part of its events are
+    still to come, as a real app's are; the same seed gives the same event ids on any
+    day, so generating again adds no event twice.
+    """
 
     if domain not in ("items", "people"):
         raise InvalidInput(f"--domain must be 'items' or 'people', not {domain!r}")
     if size not in ("small", "medium", "large"):
         raise InvalidInput(f"--size must be small, medium or large, not {size!r}")
-    bundle = make(domain, size=size, seed=seed)
+    bundle = make(domain, size=size, seed=seed, start=window_start(anchor))
     _write_bundle(bundle)
 
 
 def _write_bundle(
     bundle: Any, runtime: Runtime | None = None, source: Any = None
 ) -> dict[str, int]:
-    """Write a bundle (all or nothing) and say what happened to every row of it."""
+    """Write a bundle (all or nothing) and say what happened to every row of it: created,
+    updated, skipped as duplicates, and the matches it made."""
 
     runtime = runtime or open_runtime()
     with console.status(f"writing {len(bundle.interactions):,} interactions..."):
@@ -62,17 +88,20 @@ def _write_bundle(
             source=source,
         )
     table = Table(title=f"loaded {bundle.name}")
-    for col in ("", "in file", "new in store"):
+    for col in ("", "in file", "created", "updated"):
         table.add_column(col, justify="right" if col else "left")
-    table.add_row("users", f"{len(bundle.users):,}", f"{stats['users']:,}")
-    table.add_row("items", f"{len(bundle.items):,}", f"{stats['items']:,}")
-    table.add_row("interactions", f"{len(bundle.interactions):,}", f"{stats['interactions']:,}")
+    for kind, frame in (("users", bundle.users), ("items", bundle.items)):
+        table.add_row(kind, f"{len(frame):,}", f"{stats[kind]:,}",
+                      f"{stats.get(f'{kind}_updated', 0):,}")  # fmt: skip
+    table.add_row("interactions", f"{len(bundle.interactions):,}",
+                  f"{stats['interactions']:,}", "-")  # fmt: skip
     console.print(table)
     if len(bundle.interactions):
         console.print(
             f"interactions: {stats['duplicates']:,} skipped as duplicates "
             "(event id already stored or repeated)"
         )
+        console.print(f"matches created: {stats.get('matches', 0):,}")
     if stats.get("stamped"):
         console.print(
             f"interactions: {stats['stamped']:,} rows have no time; new ones got the load time"
@@ -98,9 +127,66 @@ def load_speed_dating(
     _write_bundle(read_speed_dating(path))
 
 
-@load_app.command("interactions")
+# --- options every `load FILE` command shares --------------------------------------------
+
+FormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        help=f"{' | '.join(FILE_FORMATS)}; default: from the file name (.csv, .tsv, .jsonl, "
+        ".parquet; .dat, .txt and .data are delimited text whose separator is read off "
+        "the first line)",
+    ),
+]
+SepOption = Annotated[
+    str | None,
+    typer.Option(
+        "--sep", help="column separator of delimited text: tab, '::', ';', '|', ... (a "
+        "typed \\t is a tab)",
+    ),
+]  # fmt: skip
+ColumnsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--columns",
+        help="comma-separated names of the columns of a file without a header row "
+        "(MovieLens u.data: user_id,item_id,rating,timestamp)",
+    ),
+]
+MapOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--map",
+        help="COLUMN=FIELD: read the file's COLUMN as the recognised FIELD (repeatable), "
+        "e.g. --map interests=tags",
+    ),
+]
+
+
+def _format(fmt: str | None, sep: str | None, columns: str | None) -> FileFormat:
+    return file_format(fmt, sep, columns)
+
+
+INTERACTIONS_HELP = "\n\n".join(
+    (
+        "Import your own interaction export; users and items it names are created if new.",
+        f"Recognised columns: {', '.join(INTERACTION_FIELDS)} (occurred_at may also be called "
+        f"{', '.join(TIME_CANDIDATES[1:])}; a rating or value column without an action makes "
+        "'rate' events). Name yours with the --*-col options or --map COLUMN=FIELD.",
+        "Event ids come from --event-id-col only: without it each row gets a stable id from "
+        "its content and position, so loading the same file again adds nothing.",
+        "Implicit feedback (user, item, play count): --action play --value-col plays records a "
+        "'play' for every row with the count as its value (add 'play' to the actions table in "
+        "matchwise.yaml first, or use an action matchwise knows).",
+        "The file is checked whole before anything is written, then written in one "
+        "transaction; rows without a time get the load time.",
+    )
+)
+
+
+@load_app.command("interactions", help=INTERACTIONS_HELP)
 def load_interactions(
-    path: Annotated[Path, typer.Argument(help="CSV or Parquet file")],
+    path: Annotated[Path, typer.Argument(help="CSV, TSV, .dat/.txt, JSON lines or Parquet")],
     user_col: Annotated[str, typer.Option(help="column with the acting user's id")] = "user_id",
     item_col: Annotated[str | None, typer.Option(help="column with the item id")] = "item_id",
     target_user_col: Annotated[
@@ -109,24 +195,39 @@ def load_interactions(
     action_col: Annotated[str | None, typer.Option(help="column with the action")] = None,
     value_col: Annotated[str | None, typer.Option(help="column with a rating/value")] = None,
     time_col: Annotated[str | None, typer.Option(help="column with the time")] = None,
-    default_action: Annotated[
-        str | None, typer.Option(help="action for every row when there is no action column")
-    ] = None,
+    event_id_col: Annotated[
+        str | None,
+        typer.Option(
+            help="column with a unique event id to de-duplicate by (none: ids "
+            "from each row's content)"
+        ),
+    ] = None,  # fmt: skip
+    action: Annotated[
+        str | None,
+        typer.Option(
+            "--action",
+            "--default-action",
+            help="action for every row when there is no action column (with "
+            "--value-col, the value is kept with it: a play count, a rating)",
+        ),
+    ] = None,  # fmt: skip
+    fmt: FormatOption = None,
+    sep: SepOption = None,
+    columns: ColumnsOption = None,
+    mapping: MapOption = None,
 ) -> None:
-    """Import your own interaction export; users and items it names are created if new.
-
-    The file is checked whole before anything is written, then written in one
-    transaction; rows without a time get the load time.
-    """
-    import pandas as pd
-
-    if target_user_col:
+    read_as = _format(fmt, sep, columns)
+    mapped = column_map(mapping or [], INTERACTION_FIELDS, "interaction")
+    if target_user_col or "target_user_id" in mapped.values():
         item_col = None
     runtime = open_runtime()
     actions = runtime.settings.action_table
-    if default_action is not None and default_action.strip().lower() not in actions:
+    if action is not None and action.strip().lower() not in actions:
         known = ", ".join(sorted(actions))
-        raise InvalidInput(f"--default-action: unknown action {default_action!r}; known: {known}")
+        raise InvalidInput(
+            f"--action: unknown action {action!r}; known: {known} (more can be added under "
+            "'actions:' in matchwise.yaml)"
+        )
     frame = read_interactions(
         path,
         user_col=user_col,
@@ -135,7 +236,10 @@ def load_interactions(
         action_col=action_col,
         value_col=value_col,
         time_col=time_col,
-        default_action=default_action,
+        default_action=action,
+        event_id_col=event_id_col,
+        file_format=read_as,
+        columns=mapped,
     )
     user_ids = set(frame["user_id"])
     if "target_user_id" in frame:
@@ -147,16 +251,19 @@ def load_interactions(
         interactions=frame,
         name=path.name,
     )
-    columns = {
+    named = {
         "user_id": user_col,
         "item_id": item_col,
         "target_user_id": target_user_col,
         "action": action_col,
         "value": value_col,
         "occurred_at": time_col,
-    }
+        "event_id": event_id_col,
+    } | {field: column for column, field in mapped.items()}
     source = RowSource(
-        str(path), *row_numbering(path), {k: v for k, v in columns.items() if v is not None}
+        str(path),
+        *row_numbering(path, read_as),
+        {k: v for k, v in named.items() if v is not None},
     )
     _write_bundle(_only_new_entities(runtime, bundle), runtime, source)
 
@@ -172,41 +279,50 @@ def _only_new_entities(runtime: Runtime, bundle: Any) -> Any:
     return bundle
 
 
-@load_app.command("profiles")
+def _entities_help(what: str, api: str, fields: tuple[str, ...]) -> str:
+    return "\n\n".join(
+        (
+            f"Import {what}; each row must pass what {api} accepts.",
+            f"Recognised columns: {', '.join(fields)}. Any other column is kept as an "
+            "attribute; map yours onto a recognised one with --map COLUMN=FIELD (e.g. "
+            "--map interests=tags), repeatable. List columns (tags, seeking) take JSON "
+            "lists, 'a|b|c' or 'a,b'.",
+            "The first row that does not pass refuses the whole file with its line and "
+            f"column, and nothing is written. Rows whose id is already stored update that "
+            f"{what[:-1]}.",
+        )
+    )
+
+
+@load_app.command("profiles", help=_entities_help("profiles", "POST /v1/users", PROFILE_FIELDS))
 def load_profiles(
-    path: Annotated[Path, typer.Argument(help="CSV or Parquet file of profiles")],
+    path: Annotated[Path, typer.Argument(help="CSV, TSV, JSON lines or Parquet file")],
     id_col: Annotated[str, typer.Option(help="column with the user id")] = "id",
+    fmt: FormatOption = None,
+    sep: SepOption = None,
+    columns: ColumnsOption = None,
+    mapping: MapOption = None,
 ) -> None:
-    """Import profiles; unknown columns are kept as attributes.
-
-    Every row must pass what ``POST /v1/users`` accepts; the first that does not refuses
-    the whole file with its line and column, and nothing is written.
-    """
-    import pandas as pd
-
-    users = read_profiles(path, id_col=id_col)
+    mapped = column_map(mapping or [], PROFILE_FIELDS, "profile")
+    users = read_profiles(path, id_col, mapped, _format(fmt, sep, columns))
     _write_bundle(DataBundle(users, pd.DataFrame(columns=["id"]), _no_interactions(), path.name))
 
 
-@load_app.command("items")
+@load_app.command("items", help=_entities_help("items", "POST /v1/items", ITEM_FIELDS))
 def load_items(
-    path: Annotated[Path, typer.Argument(help="CSV or Parquet file of items")],
+    path: Annotated[Path, typer.Argument(help="CSV, TSV, JSON lines or Parquet file")],
     id_col: Annotated[str, typer.Option(help="column with the item id")] = "id",
+    fmt: FormatOption = None,
+    sep: SepOption = None,
+    columns: ColumnsOption = None,
+    mapping: MapOption = None,
 ) -> None:
-    """Import items (events, startups, ...); unknown columns are kept as attributes.
-
-    Every row must pass what ``POST /v1/items`` accepts; the first that does not refuses
-    the whole file with its line and column, and nothing is written.
-    """
-    import pandas as pd
-
-    items = read_items(path, id_col=id_col)
+    mapped = column_map(mapping or [], ITEM_FIELDS, "item")
+    items = read_items(path, id_col, mapped, file_format=_format(fmt, sep, columns))
     _write_bundle(DataBundle(pd.DataFrame(columns=["id"]), items, _no_interactions(), path.name))
 
 
 def _no_interactions() -> Any:
-    import pandas as pd
-
     return pd.DataFrame(columns=["event_id", "user_id", "item_id", "action", "occurred_at"])
 
 

@@ -1,4 +1,5 @@
-"""Import a user's own exports (CSV, TSV, Parquet) into DataBundle frames.
+"""Import a user's own exports (CSV, TSV and other delimited text, JSON lines, Parquet)
+into DataBundle frames.
 
 Real users arrive with files from their app's database, not with our schema, so every
 reader maps their column names onto the wire contract and fails early with an error that
@@ -9,12 +10,16 @@ accepted only when every row would be accepted by ``POST /v1/users`` or ``/v1/it
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import html
 import json
+import lzma
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Literal, cast, get_args
 
 import numpy as np
 import pandas as pd
@@ -28,7 +33,15 @@ _ID_MAX = 64
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.zip", ".csv.bz2", ".csv.xz", ".zip")
 _TSV_SUFFIXES = (".tsv", ".tsv.gz", ".tab")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
-_TIME_CANDIDATES = ("occurred_at", "timestamp", "time", "ts", "datetime", "created_at", "date")
+_JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
+#: Delimited text whose separator is read off its first line (MovieLens ``u.data`` and
+#: ``ratings.dat``, Last.fm's ``.dat`` and ``.txt`` exports).
+_SNIFFED_SUFFIXES = (".dat", ".txt", ".data", ".dat.gz", ".txt.gz")
+#: Separators tried on a sniffed file's first line, in this order.
+_SNIFFED_SEPARATORS = ("::", "\t", ",", ";", "|")
+_SEPARATOR_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+_OPENERS: dict[str, Callable[..., IO[str]]] = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+TIME_CANDIDATES = ("occurred_at", "timestamp", "time", "ts", "datetime", "created_at", "date")
 _OPTIONAL_INTERACTION_COLS = ("position", "duration_ms", "session_id")
 _UNIT_SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 
@@ -41,6 +54,45 @@ INTERACTION_COLUMNS = (
     "value",
     "occurred_at",
 )
+#: The columns ``load interactions`` recognises (``--map FIELD=COLUMN`` maps onto these).
+INTERACTION_FIELDS = (*INTERACTION_COLUMNS, *_OPTIONAL_INTERACTION_COLS)
+
+FileFormatName = Literal["csv", "tsv", "jsonl", "parquet"]
+FILE_FORMATS: tuple[str, ...] = get_args(FileFormatName)
+
+
+@dataclass(frozen=True)
+class FileFormat:
+    """How to read an export when its name does not say: the format, the separator of a
+    delimited file (``"\\t"``, ``"::"``), and the column names of a file without a header."""
+
+    name: FileFormatName | None = None
+    sep: str | None = None
+    columns: tuple[str, ...] | None = None
+
+
+def file_format(name: str | None, sep: str | None, columns: str | None) -> FileFormat:
+    """A :class:`FileFormat` from command-line text: ``--format``, ``--sep`` and
+    ``--columns a,b,c``; an unknown format names the known ones."""
+    if name is not None and name.lower() not in FILE_FORMATS:
+        raise InvalidInput(f"--format {name!r}: use one of {', '.join(FILE_FORMATS)}")
+    names = None
+    if columns is not None:
+        names = tuple(c.strip() for c in columns.split(","))
+        if not all(names) or len(set(names)) != len(names):
+            raise InvalidInput(f"--columns {columns!r}: give distinct, non-empty names: a,b,c")
+    kind = cast(FileFormatName | None, name.lower() if name else None)
+    return FileFormat(kind, sep, names)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """A file's resolved layout: ``kind`` is parquet, jsonl, csv (delimited with a header
+    row) or headless (delimited, names given)."""
+
+    kind: str
+    sep: str = ","
+    columns: tuple[str, ...] | None = None
 
 
 # --- shared helpers ------------------------------------------------------------------------
@@ -68,31 +120,98 @@ def stable_event_ids(frame: pd.DataFrame, salt: str = "") -> pd.Series:
     return pd.Series([f"ev_{x:016x}" for x in z.tolist()], dtype=object, index=frame.index)
 
 
-def _file_kind(path: Path) -> str:
+def _separator(sep: str) -> str:
+    """``--sep`` as given on a command line: ``tab`` or a typed ``\\t`` mean a tab."""
+    if not sep:
+        raise InvalidInput("--sep must not be empty")
+    return _SEPARATOR_NAMES.get(sep.lower(), sep)
+
+
+def _first_line(path: Path) -> str:
+    """The first line of a text file (decompressed when its name says so)."""
+    opener = _OPENERS.get(path.suffix.lower(), open)
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
+            return handle.readline()
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot read: {exc}") from exc
+
+
+def _sniff_separator(path: Path) -> str:
+    line = _first_line(path)
+    for sep in _SNIFFED_SEPARATORS:
+        if sep in line:
+            return sep
+    raise InvalidInput(
+        f"{path}: cannot tell how the columns are separated; give --sep (e.g. --sep tab "
+        "or --sep '::') or --format csv|tsv"
+    )
+
+
+def _layout(path: Path, file_format: FileFormat | None) -> _Layout:
+    """The format from ``file_format`` or the file name, the separator from ``--sep``,
+    the format, or (``.dat``/``.txt``/``.data``) the file's first line."""
+    given = file_format or FileFormat()
+    if given.name is not None and given.name not in FILE_FORMATS:
+        raise InvalidInput(f"unknown format {given.name!r}; use {', '.join(FILE_FORMATS)}")
     name = path.name.lower()
-    if name.endswith(_PARQUET_SUFFIXES):
-        return "parquet"
-    if name.endswith(_TSV_SUFFIXES):
-        return "tsv"
-    if name.endswith(_CSV_SUFFIXES):
-        return "csv"
-    suffix = "".join(path.suffixes) or "(none)"
-    raise InvalidInput(f"{path}: unknown file type {suffix!r}; use .csv, .tsv, .csv.gz or .parquet")
+    kind: str | None = given.name
+    if kind is None:
+        if name.endswith(_PARQUET_SUFFIXES):
+            kind = "parquet"
+        elif name.endswith(_JSONL_SUFFIXES):
+            kind = "jsonl"
+        elif name.endswith(_TSV_SUFFIXES):
+            kind = "tsv"
+        elif name.endswith(_CSV_SUFFIXES) or given.sep is not None:
+            kind = "csv"
+        elif name.endswith(_SNIFFED_SUFFIXES):
+            kind = "sniff"
+        else:
+            suffix = "".join(path.suffixes) or "(none)"
+            raise InvalidInput(
+                f"{path}: unknown file type {suffix!r}; use .csv, .tsv, .jsonl, .parquet, "
+                f"or say how to read it with --format {'|'.join(FILE_FORMATS)} (and --sep)"
+            )
+    if kind in ("parquet", "jsonl"):
+        if given.sep is not None:
+            raise InvalidInput(f"--sep applies to delimited text, not to {kind}")
+        if given.columns is not None:
+            raise InvalidInput(f"--columns applies to delimited text, not to {kind}")
+        return _Layout(kind)
+    if not path.exists():
+        raise InvalidInput(f"{path}: file not found")
+    if given.sep is not None:
+        sep = _separator(given.sep)
+    elif kind == "sniff":
+        sep = _sniff_separator(path)
+    else:
+        sep = "\t" if kind == "tsv" else ","
+    if given.columns is not None:
+        return _Layout("headless", sep, given.columns)
+    return _Layout("csv", sep)
 
 
-def _read_table(path: str | Path) -> tuple[pd.DataFrame, str, Path]:
+def _read_table(
+    path: str | Path, file_format: FileFormat | None = None
+) -> tuple[pd.DataFrame, str, Path]:
     """Read a table keeping text as text (empty cells as ''), so ids never become floats."""
     p = Path(path)
-    kind = _file_kind(p)
+    layout = _layout(p, file_format)
     if not p.exists():
         raise InvalidInput(f"{p}: file not found")
     try:
-        if kind == "parquet":
+        if layout.kind == "parquet":
             frame = pd.read_parquet(p)
+        elif layout.kind == "jsonl":
+            frame = pd.read_json(p, lines=True, dtype=False, convert_dates=False)
         else:
             frame = pd.read_csv(
                 p,
-                sep="\t" if kind == "tsv" else ",",
+                sep=re.escape(layout.sep) if len(layout.sep) > 1 else layout.sep,
+                engine="python" if len(layout.sep) > 1 else "c",
+                header=None if layout.columns is not None else "infer",
+                names=list(layout.columns) if layout.columns is not None else None,
                 dtype=str,
                 keep_default_na=False,
                 na_values=[],
@@ -100,28 +219,76 @@ def _read_table(path: str | Path) -> tuple[pd.DataFrame, str, Path]:
     except pd.errors.EmptyDataError as exc:
         raise InvalidInput(f"{p}: the file is empty (no header row)") from exc
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
-        raise InvalidInput(f"{p}: cannot read as {kind}: {exc}") from exc
+        kind = "csv" if layout.kind == "headless" else layout.kind
+        raise InvalidInput(f"{p}: cannot read as {kind}: {str(exc).strip()}") from exc
     frame.columns = [str(c).strip() for c in frame.columns]
-    return frame.reset_index(drop=True), kind, p
+    return frame.reset_index(drop=True), layout.kind, p
+
+
+#: How a person finds a data row, by kind of file: (unit, number of the first data row).
+#: A delimited file's header is line 1; JSON lines and header-less files start at line 1.
+_NUMBERING = {"parquet": ("row", 1), "jsonl": ("line", 1), "headless": ("line", 1)}
 
 
 def _where(kind: str, row: int) -> str:
     """Human position of a data row: CSV line numbers count the header as line 1."""
-    return f"row {row + 1}" if kind == "parquet" else f"line {row + 2}"
+    unit, first = _NUMBERING.get(kind, ("line", 2))
+    return f"{unit} {row + first}"
 
 
-def row_numbering(path: str | Path) -> tuple[str, int]:
+def row_numbering(path: str | Path, file_format: FileFormat | None = None) -> tuple[str, int]:
     """How a person finds a data row of ``path``: ``("line", 2)`` for CSV/TSV, whose header
-    is line 1, ``("row", 1)`` for Parquet. Row position 0 is then "line 2" or "row 1"."""
-    return ("row", 1) if _file_kind(Path(path)) == "parquet" else ("line", 2)
+    is line 1, ``("row", 1)`` for Parquet, ``("line", 1)`` for JSON lines and header-less
+    files. Row position 0 is then "line 2", "row 1" or "line 1"."""
+    return _NUMBERING.get(_layout(Path(path), file_format).kind, ("line", 2))
+
+
+def column_map(pairs: Iterable[str], recognised: Iterable[str], what: str) -> dict[str, str]:
+    """``--map`` options (``COLUMN=FIELD``, e.g. ``interests=tags``) as {column: field}.
+
+    ``FIELD=COLUMN`` is read the same way when only its left side is a recognised field
+    (``tags=interests``). A field that is not recognised is refused, listing those that are.
+    """
+    fields = tuple(recognised)
+    out: dict[str, str] = {}
+    for pair in pairs:
+        left, sep, right = (part.strip() for part in pair.partition("="))
+        if not sep or not left or not right:
+            raise InvalidInput(f"--map {pair!r}: write COLUMN=FIELD, e.g. --map interests=tags")
+        column, field = (right, left) if left in fields and right not in fields else (left, right)
+        if field not in fields:
+            raise InvalidInput(
+                f"--map {pair}: {field!r} is not a recognised {what} column; recognised: "
+                f"{', '.join(fields)}"
+            )
+        if field in out.values():
+            raise InvalidInput(f"--map: two columns are mapped onto {field!r}")
+        out[column] = field
+    return out
 
 
 def _require(frame: pd.DataFrame, column: str, path: Path, role: str) -> None:
     if column not in frame.columns:
         available = ", ".join(repr(c) for c in frame.columns) or "(none)"
-        raise InvalidInput(
-            f"{path}: missing {role} column {column!r}; available columns: {available}"
+        headless = any(_looks_like_data(c) for c in frame.columns)
+        hint = (
+            "; the file seems to have no header row: name its columns with --columns "
+            "(e.g. --columns user_id,item_id,rating,timestamp)"
+            if headless
+            else ""
         )
+        raise InvalidInput(
+            f"{path}: missing {role} column {column!r}; available columns: {available}{hint}"
+        )
+
+
+def _looks_like_data(name: object) -> bool:
+    """A header cell that is a number: the first row was data, not names."""
+    try:
+        float(str(name))
+    except ValueError:
+        return False
+    return True
 
 
 def _blank(series: pd.Series) -> np.ndarray:
@@ -322,9 +489,11 @@ def read_interactions(
     time_col: str | None = None,
     default_action: str | None = None,
     time_unit: str | None = None,
-    event_id_col: str = "event_id",
+    event_id_col: str | None = None,
+    file_format: FileFormat | None = None,
+    columns: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
-    """An interactions frame (DataBundle shape) from a CSV/TSV/Parquet export.
+    """An interactions frame (DataBundle shape) from a CSV/TSV/JSON lines/Parquet export.
 
     The action comes from ``action_col`` (or an ``action`` column), else ``value_col``
     (or a ``rating``/``value`` column) makes every row a ``rate`` with that value, else
@@ -333,10 +502,24 @@ def read_interactions(
     epoch numbers (unit guessed unless ``time_unit``); without a time column
     ``occurred_at`` is NaT and ``ingest.write_bundle`` stamps every such row with the load
     time (one time for the whole load), as the API stamps events sent without a timestamp.
-    ``event_id_col`` is used when present, else ids are a stable hash (time-less rows
-    included), so re-importing a file is idempotent: its rows are skipped as duplicates.
+    Event ids come from ``event_id_col`` only when it is given (a column that happens to
+    be called ``event_id`` may be an event in the app's sense, an item); otherwise they are
+    a stable hash (time-less rows included), so re-importing a file is idempotent: its rows
+    are skipped as duplicates. ``columns`` ({file column: field}, see
+    :func:`column_map`) names the columns of any of :data:`INTERACTION_FIELDS`, as the
+    ``*_col`` arguments do.
     """
-    frame, kind, p = _read_table(path)
+    frame, kind, p = _read_table(path, file_format)
+    named = {field: column for column, field in (columns or {}).items()}
+    user_col = named.get("user_id", user_col)
+    item_col = named.get("item_id", item_col)
+    target_user_col = named.get("target_user_id", target_user_col)
+    action_col = named.get("action", action_col)
+    value_col = named.get("value", value_col)
+    time_col = named.get("occurred_at", time_col)
+    event_id_col = named.get("event_id", event_id_col)
+    if event_id_col is not None:
+        _require(frame, event_id_col, p, "event id")
     _require(frame, user_col, p, "user")
     use_item = item_col is not None and (item_col in frame.columns or target_user_col is None)
     if item_col is not None and use_item:
@@ -362,7 +545,7 @@ def read_interactions(
     if time_col is not None:
         _require(frame, time_col, p, "time")
     else:
-        time_col = next((c for c in _TIME_CANDIDATES if c in frame.columns), None)
+        time_col = next((c for c in TIME_CANDIDATES if c in frame.columns), None)
 
     n = len(frame)
     users = _ids(frame[user_col], p, kind, "user id", user_col)
@@ -436,7 +619,7 @@ def read_interactions(
         }
     )
     hashed = stable_event_ids(out, salt=p.name)
-    if event_id_col in frame.columns:
+    if event_id_col is not None:
         given = _as_text(frame[event_id_col])
         if (given.str.len() > 128).any():
             row = int(np.flatnonzero((given.str.len() > 128).to_numpy())[0])
@@ -452,12 +635,15 @@ def read_interactions(
             )
     else:
         out["event_id"] = hashed
-    for col in _OPTIONAL_INTERACTION_COLS:
+    for field in _OPTIONAL_INTERACTION_COLS:
+        col = named.get(field, field)
         if col in frame.columns:
-            if col == "session_id":
-                out[col] = pd.Series(_as_text(frame[col]).tolist(), dtype=object)
+            if field == "session_id":
+                out[field] = pd.Series(_as_text(frame[col]).tolist(), dtype=object)
             else:
-                out[col] = _numbers(frame[col], p, kind, col, integer=True).array
+                out[field] = _numbers(frame[col], p, kind, col, integer=True).array
+        elif field in named:
+            _require(frame, col, p, field.replace("_", " "))
     return out
 
 
@@ -586,11 +772,12 @@ def _read_entities(
     id_col: str,
     column_map: Mapping[str, str] | None,
     what: str,
+    file_format: FileFormat | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, str, Path, list[str]]:
     """Map source columns onto contract fields; return (mapped, source, kind, path, extras)."""
-    frame, kind, p = _read_table(path)
+    frame, kind, p = _read_table(path, file_format)
     _require(frame, id_col, p, f"{what} id")
-    mapping = dict(column_map or {})
+    mapping = {k: v for k, v in (column_map or {}).items() if v != "id"}
     for source, target in mapping.items():
         _require(frame, source, p, f"mapped ({source!r} -> {target!r})")
         if target not in fields:
@@ -690,10 +877,22 @@ def _convert_fields(
     return out
 
 
+#: The columns ``load profiles`` recognises; any other column becomes an attribute.
+PROFILE_FIELDS = tuple(f for f in UserIn.model_fields if f != "photo_embeddings")
+#: The columns ``load items`` recognises; any other column becomes an attribute.
+ITEM_FIELDS = tuple(ItemIn.model_fields)
+
+
+def _id_column(column_map: Mapping[str, str] | None, id_col: str) -> str:
+    """The id column: the one mapped onto ``id``, else ``id_col``."""
+    return next((k for k, v in (column_map or {}).items() if v == "id"), id_col)
+
+
 def read_profiles(
     path: str | Path,
     id_col: str = "id",
     column_map: Mapping[str, str] | None = None,
+    file_format: FileFormat | None = None,
 ) -> pd.DataFrame:
     """A users frame from a profile export.
 
@@ -703,8 +902,11 @@ def read_profiles(
     Every row must pass ``UserIn``, as ``POST /v1/users`` requires: the first that does not
     refuses the file with its line and column (``people.csv: line 3, column 'age': ...``).
     """
-    fields = tuple(f for f in UserIn.model_fields if f != "photo_embeddings")
-    mapped, source, kind, p, extras = _read_entities(path, fields, id_col, column_map, "user")
+    fields = PROFILE_FIELDS
+    id_col = _id_column(column_map, id_col)
+    mapped, source, kind, p, extras = _read_entities(
+        path, fields, id_col, column_map, "user", file_format
+    )
     reverse = {v: k for k, v in (column_map or {}).items()} | {"id": id_col}
 
     def column_of(field: str) -> str:
@@ -719,14 +921,18 @@ def read_items(
     id_col: str = "id",
     column_map: Mapping[str, str] | None = None,
     kind: str | None = None,
+    file_format: FileFormat | None = None,
 ) -> pd.DataFrame:
     """An items frame from an export; like ``read_profiles`` but for ``ItemIn`` fields.
 
     ``kind`` fills the item kind where the file has no ``kind`` column (default ``item``).
     Every row must pass ``ItemIn``, as ``POST /v1/items`` requires.
     """
-    fields = tuple(ItemIn.model_fields)
-    mapped, source, file_kind, p, extras = _read_entities(path, fields, id_col, column_map, "item")
+    fields = ITEM_FIELDS
+    id_col = _id_column(column_map, id_col)
+    mapped, source, file_kind, p, extras = _read_entities(
+        path, fields, id_col, column_map, "item", file_format
+    )
     reverse = {v: k for k, v in (column_map or {}).items()} | {"id": id_col}
 
     def column_of(field: str) -> str:

@@ -243,9 +243,10 @@ def write_bundle(
     error. Interactions without a time get the load time, as the API stamps events sent
     without one. With ``elo`` settings, the new swipes are replayed into desirability.
 
-    Returns counts: ``users``, ``items``, ``interactions`` (created), ``duplicates``
-    (interaction rows skipped), ``stamped`` (rows given the load time), ``matches``, and
-    ``rated`` when ratings moved.
+    Returns counts: ``users``, ``items``, ``interactions`` (created), ``users_updated``,
+    ``items_updated`` (profiles and items that were already stored, now overwritten with
+    the bundle's fields), ``duplicates`` (interaction rows skipped), ``stamped`` (rows
+    given the load time), ``matches`` (created), and ``rated`` when ratings moved.
     """
     now = utcnow()
     source = source or RowSource(bundle.name, "interactions row")
@@ -268,7 +269,8 @@ def write_bundle(
         row["tags"] = list(row.get("tags") or [])
         row["attributes"] = row.get("attributes") or {}
     people = "target_user_id" in frame and bool(frame["target_user_id"].notna().any())
-    stats = {"users": 0, "items": 0, "interactions": 0, "stamped": 0, "matches": 0}
+    stats = {"users": 0, "items": 0, "interactions": 0, "stamped": 0, "matches": 0,
+             "users_updated": 0, "items_updated": 0}  # fmt: skip
     with runtime.session() as session:
         known_users, known_items = {r["id"] for r in users}, {r["id"] for r in items}
         _check_interactions(session, frame, actions, known_users, known_items, source)
@@ -277,9 +279,11 @@ def write_bundle(
             times = pd.to_datetime(times, utc=True)
             stats["stamped"] = int(times.isna().sum())
             frame = frame.assign(occurred_at=times.fillna(pd.Timestamp(now)))
-        stats["users"] = upsert_rows(session, User, users).created if users else 0
+        for kind, model, rows in (("users", User, users), ("items", Item, items)):
+            if rows:
+                upserted = upsert_rows(session, model, rows)
+                stats[kind], stats[f"{kind}_updated"] = upserted.created, upserted.updated
         maybe_enqueue_safety_scan(session, runtime.settings, [u["id"] for u in users])
-        stats["items"] = upsert_rows(session, Item, items).created if items else 0
         swipes = frame.iloc[0:0]
         if elo is not None and people:  # only new swipes move ratings (reloads are no-ops)
             swipes = frame[frame["target_user_id"].notna()]
@@ -451,7 +455,8 @@ def _bulk_insert_interactions(
 
 
 def sync_matches(session: Session) -> int:
-    """Create the match rows implied by mutual likes already stored (bulk loads).
+    """Create the match rows implied by mutual likes and reported matches (``match`` rows)
+    already stored (bulk loads).
 
     Set-based and idempotent: pairs that already have a match are skipped, and so are
     pairs where either blocked the other.
@@ -474,10 +479,33 @@ def sync_matches(session: Session) -> int:
         )
         .group_by(a.user_id, a.target_user_id)
     )
-    stmt = (
-        dialect_insert(session, Match.__table__)
-        .from_select(["user_a", "user_b", "created_at"], pairs)
-        .on_conflict_do_nothing(index_elements=["user_a", "user_b"])
-        .returning(Match.__table__.c.id)
+    made = 0
+    for source in (pairs, _reported_pairs()):
+        stmt = (
+            dialect_insert(session, Match.__table__)
+            .from_select(["user_a", "user_b", "created_at"], source)
+            .on_conflict_do_nothing(index_elements=["user_a", "user_b"])
+            .returning(Match.__table__.c.id)
+        )
+        made += len(session.execute(stmt).all())
+    return made
+
+
+def _reported_pairs() -> Any:
+    """SQL: the pairs of ``match`` rows (a match the app reported, as ``POST /v1/events``
+    takes it), in (smaller id, larger id) order, unless either blocked the other."""
+    m, c = aliased(Interaction), aliased(Interaction)
+    first = case((m.user_id < m.target_user_id, m.user_id), else_=m.target_user_id)
+    second = case((m.user_id < m.target_user_id, m.target_user_id), else_=m.user_id)
+    block = select(c.id).where(
+        c.action == "block",
+        or_(
+            and_(c.user_id == m.user_id, c.target_user_id == m.target_user_id),
+            and_(c.user_id == m.target_user_id, c.target_user_id == m.user_id),
+        ),
     )
-    return len(session.execute(stmt).all())
+    return (
+        select(first, second, func.max(m.occurred_at))
+        .where(m.action == "match", m.target_user_id.is_not(None), ~block.exists())
+        .group_by(first, second)
+    )
