@@ -596,6 +596,31 @@ class MatchesOut(BaseModel):
     matches: list[MatchOut]
 
 
+class SimilarCandidateOut(BaseModel):
+    candidate_id: str
+    candidate_kind: CandidateKind
+    score: float = Field(
+        description="How alike, in [0, 1]: cosine of the model's vectors (EASE: its weight "
+        "over the largest), or of the sets of people who acted on both (co-occurrence)"
+    )
+    rank: int
+    title: str | None = Field(default=None, description="An item's title; null for people")
+
+
+class SimilarOut(BaseModel):
+    """Items like an item, or people like a person ("more like this"), most alike first."""
+
+    id: str = Field(description="The item or person the list is like (never in it)")
+    kind: CandidateKind
+    source: Literal["model", "co-occurrence"] = Field(
+        description="model: the active model's vectors; co-occurrence: the interactions "
+        "(no loaded model knows the id)"
+    )
+    model_type: str | None = Field(description="The model that answered; null for co-occurrence")
+    model_version: str | None = Field(description="Its version; null for co-occurrence")
+    similar: list[SimilarCandidateOut]
+
+
 class ErasureOut(BaseModel):
     """What ``DELETE /v1/users/{id}`` (or ``/v1/admin/users/{id}``) erased. Trained models
     forget the person at the next retrain; model versions older than

@@ -41,6 +41,7 @@ def _seed(runtime: Runtime) -> dict[str, str]:
             InteractionIn(user_id=GONE, target_user_id="erin_woman", action="like"),
             InteractionIn(user_id="erin_woman", target_user_id=GONE, action="like"),
             InteractionIn(user_id="ivan", target_user_id=GONE, action="like"),
+            InteractionIn(user_id="bob", target_user_id="erin_woman", action="like"),
             ImpressionEvent(event_type="impression", user_id=GONE, candidate_ids=["e1", "e2"],
                             candidate_kind="item"),
             InteractionIn(user_id=GONE, item_id="e1", action="click"),
@@ -68,11 +69,12 @@ def _people(client: TestClient, keys: dict[str, str], user: str, fresh: bool) ->
 def _everywhere(client: TestClient, keys: dict[str, str]) -> str:
     """What every read route answers about the people around GONE, as one text."""
     seen = []
-    for user in ("alice", "erin_woman", "ivan"):
+    for user in ("alice", "erin_woman", "ivan", "bob"):
         for fresh in (False, True):
             seen.append(f"{user} people fresh={fresh}: {_people(client, keys, user, fresh)}")
-        matches = client.get(f"/v1/users/{user}/matches", headers=_as(keys["read"]))
-        seen.append(f"{user} matches: {matches.text}")
+        for what in ("matches", "similar"):
+            answer = client.get(f"/v1/users/{user}/{what}", headers=_as(keys["read"]))
+            seen.append(f"{user} {what}: {answer.text}")
     return "\n".join(seen)
 
 
@@ -100,7 +102,8 @@ def test_a_person_erases_themself_and_is_gone_from_every_route(
     elsewhere.__enter__()
     assert GONE in _people(elsewhere, keys, "alice", fresh=True)  # its catalogue, loaded now
     before = _everywhere(client, keys)
-    assert before.count(GONE) >= 3, before  # alice's cached and live lists, erin's matches
+    assert before.count(GONE) >= 4, before  # alice's lists, erin's matches, bob's similar
+    assert GONE in next(line for line in before.splitlines() if line.startswith("bob similar"))
     metrics = client.get("/v1/admin/metrics", headers=_as(keys["admin"])).json()["totals"]
     assert metrics["impressions"] == 2 and metrics["clicks"] == 2
 
@@ -132,7 +135,8 @@ def test_a_person_erases_themself_and_is_gone_from_every_route(
     kept = client.get("/v1/admin/metrics", headers=_as(keys["admin"])).json()["totals"]
     assert kept == metrics  # their impressions and clicks stay, as counts without the id
 
-    for path in (f"/v1/users/{GONE}/matches", f"/v1/recommendations?user_id={GONE}"):
+    for path in (f"/v1/users/{GONE}/matches", f"/v1/users/{GONE}/similar",
+                 f"/v1/recommendations?user_id={GONE}"):  # fmt: skip
         assert client.get(path, headers=_as(keys["read"])).status_code == 404
     again = client.delete(f"/v1/users/{GONE}", headers=_as(keys["admin"]))
     assert again.status_code == 404 and "already erased" in again.json()["message"]

@@ -8,7 +8,19 @@ import logging
 import typer
 from pydantic import ValidationError
 
-from matchwise.cli import access, bench, data, demo, jobs, matches, models, safety, serving, store
+from matchwise.cli import (
+    access,
+    bench,
+    data,
+    demo,
+    jobs,
+    matches,
+    models,
+    safety,
+    serving,
+    similar,
+    store,
+)
 from matchwise.cli.render import err_console
 from matchwise.errors import InvalidInput, MatchwiseError, NotFound
 from matchwise.redaction import redact, redact_logs
@@ -34,6 +46,7 @@ app.add_typer(safety.safety_app, name="safety")
 app.command()(data.generate)
 app.command("recommend")(serving.recommend_cmd)
 app.command()(matches.matches)
+app.command()(similar.similar)
 app.command()(serving.interact)
 app.command()(serving.serve)
 app.command()(serving.refresh)

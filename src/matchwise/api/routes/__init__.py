@@ -34,6 +34,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     tokens.ingest,
     recommendations.read,
     users.read,
+    items.read,
     safety.read,
     moderation.admin,
     metrics.admin,

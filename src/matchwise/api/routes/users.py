@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import HTTPException, Path, Query
@@ -13,8 +14,9 @@ from matchwise.api.routes.scopes import admin_router, ingest_router, read_router
 from matchwise.ingest.profiles import store_users
 from matchwise.ops import privacy
 from matchwise.runtime import Runtime
-from matchwise.schemas import ErasureOut, MatchesOut, UpsertResult, UserBatch
+from matchwise.schemas import ErasureOut, MatchesOut, SimilarOut, UpsertResult, UserBatch
 from matchwise.serve.matches import matches_of
+from matchwise.serve.similar import similar_users
 from matchwise.serve.state import serving_state
 
 ingest = ingest_router()
@@ -43,6 +45,27 @@ async def get_matches(
     user token reads only its own user's."""
     act_for(principal, user_id)
     return await store.read(matches_of, user_id, limit, offset)
+
+
+@read.get("/v1/users/{user_id}/similar", response_model=SimilarOut, openapi_extra=USER_TOKENS)
+async def get_similar_users(
+    user_id: Annotated[str, Path(min_length=1, max_length=64, description="The person to match")],
+    runtime: RuntimeDep,
+    store: StoreDep,
+    principal: PrincipalDep,
+    limit: Annotated[int, Query(ge=1, le=100, description="How many people at most")] = 10,
+    city: Annotated[
+        str | None, Query(max_length=120, description="Only people in this city")
+    ] = None,
+) -> SimilarOut:
+    """People like this person ("more like this"), most alike first: from the active
+    model's vectors (a people model: people liked by the same people; an items model:
+    people who like the same things), or from co-occurrence when no loaded model knows
+    them (the answer's ``source`` says which). Never the person, nor anyone deactivated,
+    held, removed or erased; with a user token, never its user nor anyone blocked either
+    way with them, and 404 for a person its user may not see."""
+    return await store.read(partial(similar_users, runtime), user_id, limit, principal.user_id,
+                            city)  # fmt: skip
 
 
 UserPath = Annotated[
