@@ -6,6 +6,7 @@ and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -179,3 +180,38 @@ def test_readme_lists_the_recognised_columns() -> None:
                             ("interactions", INTERACTION_FIELDS)):  # fmt: skip
         row = next(line for line in readme.splitlines() if line.startswith(f"| `load {command}` |"))
         assert row.split("|")[2].strip().split("`")[1].split(", ") == list(fields)
+
+
+def test_load_events_takes_the_seed_events_as_written(
+    store: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    lines = [
+        {"event_type": "match", "user_a_id": "alice", "user_b_id": "bob",
+         "match_type": "mutual_like", "timestamp": "2026-01-05T10:00:00Z"},
+        {"event_type": "swipe_batch", "user_id": "carl", "session_id": "s1",
+         "swipes": [{"candidate_id": "alice", "action": "like", "duration_ms": 2500}]},
+        {"event_type": "impression", "user_id": "alice", "candidate_ids": ["e1", "e2"],
+         "positions": [1, 2], "timestamp": "2026-01-05T10:00:00Z"},
+        {"user_id": "ivan", "item_id": "e1", "action": "register", "event_id": "r1"},
+    ]  # fmt: skip
+    monkeypatch.setenv("MATCHWISE_ANALYTICS_SAMPLE_RATE", "1")  # keep every impression
+    path = write(tmp_path / "events.jsonl", "\n".join(json.dumps(x) for x in lines) + "\n")
+    assert run(["load", "events", str(path)]) == 0, capsys.readouterr().err
+    assert "matches created: 1" in capsys.readouterr().out
+    assert _rows(store, Match.user_a, Match.user_b) == [("alice", "bob")]
+    shown = _rows(store, Interaction.item_id, where=Interaction.action == "impression")
+    assert sorted(shown) == [("e1",), ("e2",)]
+    assert run(["load", "events", str(path)]) == 0  # retried: nothing twice
+    assert "matches created: 0" in capsys.readouterr().out
+    assert len(_rows(store, Interaction.id, where=Interaction.action == "register")) == 1
+    body = write(tmp_path / "batch.json", json.dumps({"events": [
+        {"event_type": "match", "user_a_id": "alice", "user_b_id": "nobody"}]}))  # fmt: skip
+    assert run(["load", "events", str(body)]) == 2
+    assert "batch.json: events[0].matched_user_id: unknown user 'nobody'" in (
+        capsys.readouterr().err
+    )
+    bad = write(tmp_path / "bad.jsonl", json.dumps(lines[3]) + "\n" + json.dumps(
+        {"event_type": "match", "user_a_id": "alice"}) + "\n")  # fmt: skip
+    assert run(["load", "events", str(bad)]) == 2
+    assert "bad.jsonl: line 2: user_a_id and user_b_id go together" in capsys.readouterr().err

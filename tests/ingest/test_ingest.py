@@ -70,7 +70,7 @@ def test_unknown_user_and_item_are_named(runtime: Runtime) -> None:
         _ingest(runtime, [{"user_id": "zoe", "item_id": "e1", "action": "click"}])
     with pytest.raises(NotFound, match=r"events\[1\]\.item_id: unknown item 'nope'"):
         _ingest(runtime, [BATCH[0], {"user_id": "alice", "item_id": "nope", "action": "click"}])
-    with pytest.raises(NotFound, match=r"swipes\[0\]\.target_user_id: unknown user 'ghost'"):
+    with pytest.raises(NotFound, match=r"swipes\[0\]\.candidate_id: unknown user 'ghost'"):
         _ingest(runtime, [{"event_type": "swipe_batch", "user_id": "alice",
                            "swipes": [{"candidate_id": "ghost", "action": "like"}]}])  # fmt: skip
     assert _count(runtime) == 0

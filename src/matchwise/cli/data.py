@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,6 +25,7 @@ from matchwise.data.importers import (
     FileFormat,
     column_map,
     file_format,
+    read_events,
     read_interactions,
     read_items,
     read_profiles,
@@ -34,11 +34,11 @@ from matchwise.data.importers import (
 from matchwise.data.movielens import read_movielens
 from matchwise.data.speed_dating import read_speed_dating
 from matchwise.data.synthetic import generate as make
-from matchwise.data.synthetic import window_start
 from matchwise.db.queries import existing_ids
 from matchwise.db.tables import Item, User
 from matchwise.errors import InvalidInput
 from matchwise.ingest.bulk import RowSource, write_bundle
+from matchwise.ingest.events import import_events
 from matchwise.runtime import Runtime
 from matchwise.train.dataset import build_dataset
 
@@ -52,23 +52,14 @@ def generate(
     domain: Annotated[str, typer.Option(help="items or people")] = "items",
     size: Annotated[str, typer.Option(help="small, medium or large")] = "small",
     seed: Annotated[int, typer.Option(help="random seed: same seed, same data")] = 42,
-    anchor: Annotated[
-        datetime | None,
-        typer.Option(formats=["%Y-%m-%d"], help="the day the data leads up to (default today)"),
-    ] = None,
 ) -> None:
-    """Generate a realistic synthetic data set and write it to the store.
-
-    Its 60 days of activity end on --anchor (default today), so part of its events are
-    still to come, as a real app's are; the same seed gives the same event ids on any
-    day, so generating again adds no event twice.
-    """
+    """Generate a realistic synthetic data set and write it to the store."""
 
     if domain not in ("items", "people"):
         raise InvalidInput(f"--domain must be 'items' or 'people', not {domain!r}")
     if size not in ("small", "medium", "large"):
         raise InvalidInput(f"--size must be small, medium or large, not {size!r}")
-    bundle = make(domain, size=size, seed=seed, start=window_start(anchor))
+    bundle = make(domain, size=size, seed=seed)
     _write_bundle(bundle)
 
 
@@ -266,6 +257,31 @@ def load_interactions(
         {k: v for k, v in named.items() if v is not None},
     )
     _write_bundle(_only_new_entities(runtime, bundle), runtime, source)
+
+
+@load_app.command("events")
+def load_events(
+    path: Annotated[
+        Path, typer.Argument(help='JSON lines (one event a line) or JSON ({"events": [...]})')
+    ],
+) -> None:
+    """Import events exactly as POST /v1/events takes them: interactions, impressions,
+    swipe batches and matches (user_a_id/user_b_id/match_type or user_id/matched_user_id).
+
+    The users and items they name must exist (load profiles and items first). The file
+    is checked whole, then written in one transaction; retried events (same event_id, or
+    same content and timestamp) are skipped as duplicates.
+    """
+    events, where = read_events(path)
+    runtime = open_runtime()
+    with console.status(f"writing {len(events):,} events..."):
+        result = runtime.transaction(import_events, runtime.settings, events, where.__getitem__)
+    console.print(
+        f"loaded {path.name}: {len(events):,} events, {result.written:,} interactions "
+        f"written, {result.duplicates:,} skipped as duplicates, {result.sampled_out:,} "
+        f"sampled out; matches created: {len(result.matches_created):,}"
+        + (f", refused (blocked): {result.matches_refused:,}" if result.matches_refused else "")
+    )
 
 
 def _only_new_entities(runtime: Runtime, bundle: Any) -> Any:

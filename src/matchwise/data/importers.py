@@ -23,10 +23,10 @@ from typing import IO, Any, Literal, cast, get_args
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from matchwise.errors import InvalidInput
-from matchwise.schemas import ItemIn, UserIn
+from matchwise.schemas import Event, ItemIn, UserIn
 
 _ID_RE = r"^[A-Za-z0-9_.:@\-]+$"
 _ID_MAX = 64
@@ -1050,3 +1050,68 @@ def read_okcupid(path: str | Path, default_city: str | None = None) -> pd.DataFr
             "attributes": pd.Series(attributes, dtype=object),
         }
     )
+
+
+# --- events --------------------------------------------------------------------------------
+
+#: The union's tags pydantic puts in an error's location: noise for a person.
+_EVENT_TAGS = frozenset({"interaction", "impression", "swipe_batch", "match"})
+_EVENTS = TypeAdapter(Event)
+
+
+def _event_problem(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    parts = [str(p) for p in error["loc"] if str(p) not in _EVENT_TAGS]
+    field = "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in parts).lstrip(".")
+    message = str(error["msg"]).removeprefix("Value error, ")
+    more = len(exc.errors()) - 1
+    extra = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"{field + ': ' if field else ''}{message}{extra}"
+
+
+def read_events(path: str | Path) -> tuple[list[Event], list[str]]:
+    """Events as ``POST /v1/events`` takes them, from a JSON lines file (one event a line)
+    or a JSON file (a list, or the request body ``{"events": [...]}``); with where each
+    one is (``events.jsonl: line 3``) for messages. The first event the API would refuse
+    refuses the file, naming its line and field."""
+    p = Path(path)
+    if not p.exists():
+        raise InvalidInput(f"{p}: file not found")
+    name = p.name.lower()
+    opener = _OPENERS.get(p.suffix.lower(), open)
+    try:
+        with opener(p, "rt", encoding="utf-8") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{p}: cannot read: {exc}") from exc
+    raw: list[tuple[str, Any]] = []
+    if name.endswith(_JSONL_SUFFIXES):
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                raw.append((f"{p}: line {number}", json.loads(line)))
+            except json.JSONDecodeError as exc:
+                raise InvalidInput(f"{p}: line {number}: not JSON: {exc.msg}") from exc
+    elif name.endswith((".json", ".json.gz")):
+        try:
+            loaded = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"{p}:{exc.lineno}:{exc.colno}: not JSON: {exc.msg}") from exc
+        if isinstance(loaded, dict) and isinstance(loaded.get("events"), list):
+            loaded = loaded["events"]
+        if not isinstance(loaded, list):
+            raise InvalidInput(f'{p}: expected a list of events or {{"events": [...]}}')
+        raw = [(f"{p}: events[{i}]", event) for i, event in enumerate(loaded)]
+    else:
+        suffix = "".join(p.suffixes) or "(none)"
+        raise InvalidInput(f"{p}: unknown file type {suffix!r}; events come as .jsonl or .json")
+    if not raw:
+        raise InvalidInput(f"{p}: no events in the file")
+    events: list[Event] = []
+    for where, value in raw:
+        try:
+            events.append(_EVENTS.validate_python(value))
+        except ValidationError as exc:
+            raise InvalidInput(f"{where}: {_event_problem(exc)}") from exc
+    return events, [where for where, _ in raw]

@@ -12,8 +12,8 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast, get_args
 
@@ -53,12 +53,33 @@ def store_events(session: Session, settings: Settings, events: Sequence[Event]) 
                          sample_rate=settings.analytics_sample_rate, elo=settings.elo)  # fmt: skip
 
 
+def import_events(
+    session: Session, settings: Settings, events: Sequence[Event], where: Callable[[int], str]
+) -> IngestResult:
+    """``matchwise load events``: a file of events, taken exactly as ``POST /v1/events``
+    takes a batch (one transaction, no size cap); ``where(i)`` names event ``i`` in the
+    file for error messages (``events.jsonl: line 4``)."""
+    return ingest_events(session, events, settings.action_table,
+                         sample_rate=settings.analytics_sample_rate, elo=settings.elo,
+                         where=where)  # fmt: skip
+
+
+def _position(index: int) -> str:
+    return f"events[{index}]"
+
+
 @dataclass
 class _Row:
-    """One interaction row to write, with where it came from for error messages."""
+    """One interaction row to write, with where it came from for error messages, and
+    where the sender wrote those of its columns that the event names otherwise (a
+    swipe's ``target_user_id`` is ``events[0].swipes[2].candidate_id``)."""
 
     where: str
     values: dict[str, Any]
+    names: dict[str, str] = field(default_factory=dict)
+
+    def at(self, column: str) -> str:
+        return self.names.get(column, f"{self.where}.{column}")
 
 
 def _event_id(event_id: str | None, payload: dict[str, Any]) -> str:
@@ -72,12 +93,18 @@ def _event_id(event_id: str | None, payload: dict[str, Any]) -> str:
     return "r" + uuid.uuid4().hex
 
 
-def _expand(index: int, event: Event, candidate_kind: str | None = None) -> list[_Row]:
+def _expand(
+    index: int,
+    event: Event,
+    candidate_kind: str | None = None,
+    name: Callable[[int], str] = _position,
+) -> list[_Row]:
     """Turn one wire event into interaction rows (impressions and swipe batches fan out).
 
-    ``candidate_kind`` is what an impression's candidates are when it did not say.
+    ``candidate_kind`` is what an impression's candidates are when it did not say;
+    ``name`` names the event in error messages.
     """
-    where = f"events[{index}]"
+    where = name(index)
     if isinstance(event, InteractionIn):
         values = {
             "user_id": event.user_id,
@@ -121,6 +148,7 @@ def _expand(index: int, event: Event, candidate_kind: str | None = None) -> list
                     "route": event.route,
                     "occurred_at": event.timestamp,
                 },
+                {"user_id": f"{where}.user_id", target: f"{where}.candidate_ids[{j}]"},
             )
             for j, candidate in enumerate(event.candidate_ids)
         ]
@@ -145,6 +173,10 @@ def _expand(index: int, event: Event, candidate_kind: str | None = None) -> list
                     "session_id": event.session_id,
                     "occurred_at": event.timestamp,
                 },
+                {
+                    "user_id": f"{where}.user_id",
+                    "target_user_id": f"{where}.swipes[{j}].candidate_id",
+                },  # fmt: skip
             )
             for j, swipe in enumerate(event.swipes)
         ]
@@ -156,11 +188,13 @@ def _expand(index: int, event: Event, candidate_kind: str | None = None) -> list
             "occurred_at": event.timestamp,
         }
         values["event_id"] = _event_id(event.event_id, values)
-        return [_Row(where, values)]
+        return [_Row(where, values, {"target_user_id": f"{where}.matched_user_id"})]
     raise InvalidInput(f"{where}: unsupported event type {type(event).__name__}")
 
 
-def _candidate_kinds(session: Session, events: Sequence[Event]) -> dict[int, str]:
+def _candidate_kinds(
+    session: Session, events: Sequence[Event], name: Callable[[int], str] = _position
+) -> dict[int, str]:
     """What the candidates of impressions sent without ``candidate_kind`` are, by event
     position: all known users and no item, or all known items and no user. An id that is
     neither or both (or a mix of users and items) is refused, saying to add the kind."""
@@ -179,13 +213,11 @@ def _candidate_kinds(session: Session, events: Sequence[Event]) -> dict[int, str
             is_user, is_item = candidate in users, candidate in items
             if is_user == is_item:
                 what = "both a user and an item" if is_user else "neither a known user nor item"
-                raise InvalidInput(
-                    f"events[{i}].candidate_ids[{j}]: {candidate!r} is {what}; {add}"
-                )
+                raise InvalidInput(f"{name(i)}.candidate_ids[{j}]: {candidate!r} is {what}; {add}")
             found.setdefault("user" if is_user else "item", j)
         if len(found) > 1:
             raise InvalidInput(
-                f"events[{i}].candidate_ids mixes users (candidate_ids[{found['user']}]) and "
+                f"{name(i)}.candidate_ids mixes users (candidate_ids[{found['user']}]) and "
                 f"items (candidate_ids[{found['item']}]); send one impression per kind and "
                 f"{add}"
             )
@@ -208,13 +240,13 @@ def _validate_rows(session: Session, rows: list[_Row], actions: dict[str, Action
     item_refs = [r.values["item_id"] for r in rows if r.values.get("item_id")]
     known_items = existing_ids(session, Item.id, item_refs)
     for row in rows:
-        for field in ("user_id", "target_user_id"):
-            ident = row.values.get(field)
+        for column in ("user_id", "target_user_id"):
+            ident = row.values.get(column)
             if ident is not None and ident not in known_users:
-                raise NotFound(f"{row.where}.{field}: unknown user {ident!r}")
+                raise NotFound(f"{row.at(column)}: unknown user {ident!r}")
         item = row.values.get("item_id")
         if item is not None and item not in known_items:
-            raise NotFound(f"{row.where}.item_id: unknown item {item!r}")
+            raise NotFound(f"{row.at('item_id')}: unknown item {item!r}")
 
 
 #: Non-essential analytics events, kept only at ``analytics_sample_rate``.
@@ -236,6 +268,7 @@ def ingest_events(
     now: datetime | None = None,
     sample_rate: float = 1.0,
     elo: Any = None,
+    where: Callable[[int], str] = _position,
 ) -> IngestResult:
     """Validate and write a batch inside the caller's transaction.
 
@@ -245,8 +278,9 @@ def ingest_events(
     stay unbiased.
     """
     now = now or utcnow()
-    kinds = _candidate_kinds(session, events)
-    rows = [row for i, event in enumerate(events) for row in _expand(i, event, kinds.get(i))]
+    kinds = _candidate_kinds(session, events, where)
+    rows = [row for i, event in enumerate(events)
+            for row in _expand(i, event, kinds.get(i), where)]  # fmt: skip
     for row in rows:
         if row.values.get("occurred_at") is None:
             row.values["occurred_at"] = now
