@@ -41,6 +41,7 @@ from matchwise.schemas import (
     ReportOut,
     ResolveIn,
     SafetyOut,
+    SimilarOut,
     TokenOut,
     UpsertResult,
     UserIn,
@@ -243,6 +244,34 @@ class Calls:
         )
 
     @staticmethod
+    def similar_items(
+        item_id: str,
+        *,
+        limit: int | None = None,
+        category: str | None = None,
+        city: str | None = None,
+        include_past: bool | None = None,
+    ) -> Call[SimilarOut]:
+        params = _params(limit=limit, category=category, city=city, include_past=include_past)
+        return Call(
+            "GET",
+            f"/v1/items/{_segment(item_id)}/similar",
+            SimilarOut.model_validate_json,
+            params=params,
+        )
+
+    @staticmethod
+    def similar_users(
+        user_id: str, *, limit: int | None = None, city: str | None = None
+    ) -> Call[SimilarOut]:
+        return Call(
+            "GET",
+            f"/v1/users/{_segment(user_id)}/similar",
+            SimilarOut.model_validate_json,
+            params=_params(limit=limit, city=city),
+        )
+
+    @staticmethod
     def report(report: ReportIn | Mapping[str, Any]) -> Call[ReportOut]:
         return Call("POST", "/v1/reports", ReportOut.model_validate_json, body=_json(report))
 
@@ -431,6 +460,28 @@ class MatchwiseClient(_Base):
         """``GET /v1/users/{user_id}/matches``: a user's matches, newest first."""
         return self.call(Calls.matches(user_id, limit=limit, offset=offset))
 
+    def similar_items(
+        self,
+        item_id: str,
+        *,
+        limit: int | None = None,
+        category: str | None = None,
+        city: str | None = None,
+        include_past: bool | None = None,
+    ) -> SimilarOut:
+        """``GET /v1/items/{item_id}/similar``: items like this one ("more like this")."""
+        return self.call(
+            Calls.similar_items(
+                item_id, limit=limit, category=category, city=city, include_past=include_past
+            )
+        )
+
+    def similar_users(
+        self, user_id: str, *, limit: int | None = None, city: str | None = None
+    ) -> SimilarOut:
+        """``GET /v1/users/{user_id}/similar``: people like this person."""
+        return self.call(Calls.similar_users(user_id, limit=limit, city=city))
+
     def report(self, report: ReportIn | Mapping[str, Any]) -> ReportOut:
         """``POST /v1/reports``: a user reports another."""
         return self.call(Calls.report(report))
@@ -564,6 +615,26 @@ class AsyncMatchwiseClient(_Base):
         self, user_id: str, *, limit: int | None = None, offset: int | None = None
     ) -> MatchesOut:
         return await self.call(Calls.matches(user_id, limit=limit, offset=offset))
+
+    async def similar_items(
+        self,
+        item_id: str,
+        *,
+        limit: int | None = None,
+        category: str | None = None,
+        city: str | None = None,
+        include_past: bool | None = None,
+    ) -> SimilarOut:
+        return await self.call(
+            Calls.similar_items(
+                item_id, limit=limit, category=category, city=city, include_past=include_past
+            )
+        )
+
+    async def similar_users(
+        self, user_id: str, *, limit: int | None = None, city: str | None = None
+    ) -> SimilarOut:
+        return await self.call(Calls.similar_users(user_id, limit=limit, city=city))
 
     async def report(self, report: ReportIn | Mapping[str, Any]) -> ReportOut:
         return await self.call(Calls.report(report))

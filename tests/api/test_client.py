@@ -32,6 +32,7 @@ from matchwise.schemas import (
     ReportIn,
     ReportOut,
     SafetyOut,
+    SimilarOut,
     TokenOut,
     UpsertResult,
 )
@@ -114,6 +115,14 @@ def test_sync_client_covers_the_public_routes(api: MatchwiseClient) -> None:
     report = ivan.report(ReportIn(reporter_id="ivan", reported_id="carl", reason="spam"))
     assert isinstance(report, ReportOut) and report.report_id >= 1
 
+    like_e1 = api.similar_items("e1", limit=5, include_past=True)
+    assert isinstance(like_e1, SimilarOut) and (like_e1.id, like_e1.kind) == ("e1", "item")
+    assert "e1" not in {c.candidate_id for c in like_e1.similar}
+    like_bob = api.similar_users("bob", limit=5, city="Berlin")
+    assert isinstance(like_bob, SimilarOut) and like_bob.kind == "user"
+    with pytest.raises(MatchwiseAPIError) as no_item:
+        api.similar_items("nothing")
+    assert no_item.value.status_code == 404
     assert all(isinstance(f, FlagOut) for f in api.moderation(status="open", limit=10))
     assert isinstance(api.metrics(days=7), MetricsOut)
     erased = api.erase_user("carl")
@@ -201,6 +210,8 @@ async def test_async_client_covers_the_public_routes(app: FastAPI, admin_key: st
         assert [m.user_id for m in (await api.matches("bob")).matches] == ["alice"]
         items = await api.recommendations("alice", kind="item", limit=10, include_past=False)
         assert {r.candidate_id for r in items.recommendations} == {"e1", "e2", "e4"}
+        assert (await api.similar_items("e2")).id == "e2"
+        assert (await api.similar_users("alice", limit=3)).kind == "user"
         token = await api.mint_token("carl", scope="read")
         carl = api.with_token(token.token)
         assert (await carl.recommendations("carl", kind="user")).user_id == "carl"
