@@ -17,18 +17,17 @@ METRIC_ORDER = ("ndcg@10", "recall@10", "precision@10", "hit@10", "map@10", "mrr
 
 
 def _figure_png(draw: Any, width: float = 6.0, height: float = 3.2) -> str:
-    import matplotlib
+    """A PNG drawn on a bare Figure: no pyplot, so the process's backend (a notebook's
+    inline plots, say) is left as it was."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(width, height), dpi=110)
+    fig = Figure(figsize=(width, height), dpi=110)
+    ax = fig.subplots()
     draw(ax)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode()
 
 

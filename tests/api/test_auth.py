@@ -40,7 +40,7 @@ def _routes(client: TestClient) -> list[tuple[str, str]]:
 
 
 def _needed(path: str, method: str) -> str:
-    if path.startswith("/v1/admin"):
+    if path.startswith("/v1/admin") or method == "DELETE":  # erasure: admin (or oneself)
         return "admin"
     return "ingest" if method == "POST" and path != "/v1/safety/classify" else "read"
 

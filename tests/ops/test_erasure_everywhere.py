@@ -52,6 +52,7 @@ def _seed(runtime: Runtime) -> dict[str, str]:
                                                                            "admin")}  # fmt: skip
     for who in (GONE, "alice"):
         keys[who] = mint_token(runtime.settings, who).token
+    keys["gone-read"] = mint_token(runtime.settings, GONE, scope="read").token
     return keys
 
 
@@ -107,7 +108,7 @@ def test_a_person_erases_themself_and_is_gone_from_every_route(
     metrics = client.get("/v1/admin/metrics", headers=_as(keys["admin"])).json()["totals"]
     assert metrics["impressions"] == 2 and metrics["clicks"] == 2
 
-    for who in ("alice", "read", "ingest"):
+    for who in ("alice", "read", "ingest", "gone-read"):  # another's token, keys, read-only
         refused = client.delete(f"/v1/users/{GONE}", headers=_as(keys[who]))
         assert refused.status_code == 403, (who, refused.text)
     assert GONE in _every_row(runtime)

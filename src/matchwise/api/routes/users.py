@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import HTTPException, Path, Query
+from fastapi import HTTPException, Path, Query, Request, Response
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from matchwise.api.actor import Actor
-from matchwise.api.deps import USER_TOKENS, PrincipalDep, RuntimeDep, StoreDep, act_for
+from matchwise.api.deps import (
+    USER_TOKENS,
+    PrincipalDep,
+    RuntimeDep,
+    StoreDep,
+    act_for,
+    authenticate,
+)
 from matchwise.api.routes.scopes import admin_router, ingest_router, read_router
 from matchwise.ingest.profiles import store_users
 from matchwise.ops import privacy
@@ -74,10 +83,31 @@ UserPath = Annotated[
 ]
 
 
-@ingest.delete("/v1/users/{user_id}", response_model=ErasureOut, openapi_extra=USER_TOKENS)
-async def delete_user(
-    user_id: UserPath, runtime: RuntimeDep, principal: PrincipalDep, actor: Actor
-) -> ErasureOut:
+class ErasureRoute(APIRoute):
+    """The guard of ``DELETE /v1/users/{user_id}``: an admin key, or a user token acting
+    for the person in the path (erasing oneself; scope ``user`` or ``ingest``, not a
+    read-only one). Checked before anything else runs, like every guarded route."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded_handler(request: Request) -> Response:
+            principal = await authenticate(request)
+            if principal.user_id is None and not principal.grants("admin"):
+                raise HTTPException(403, f"this key has scope {principal.scope!r}; this route "
+                                    "needs 'admin', or the person's own user token")  # fmt: skip
+            if principal.user_id is not None:
+                act_for(principal, request.path_params.get("user_id", ""))
+                if not principal.grants("ingest"):
+                    raise HTTPException(403, f"this token has scope {principal.scope!r}; "
+                                        "erasing oneself needs a 'user' token")  # fmt: skip
+            request.state.principal = principal
+            return await handler(request)
+
+        return guarded_handler
+
+
+async def delete_user(user_id: UserPath, runtime: RuntimeDep, actor: Actor) -> ErasureOut:
     """Erase a person (GDPR art. 17), with an admin key or the person's own user token
     (erasing oneself): their profile, events, swipes, matches (both sides), reports and
     flags about them, cached lists (theirs, and them in everyone else's, in the database
@@ -85,12 +115,12 @@ async def delete_user(
     id, and one audit entry names a keyed hash. They are never shown again on any route.
     Trained models forget them at the next retrain. Not idempotent in its answer: a
     second delete is 404 ("already erased") and changes nothing."""
-    if principal.user_id is None and not principal.grants("admin"):
-        raise HTTPException(
-            403, "erasing a person needs an admin key, or that person's own user token"
-        )
-    act_for(principal, user_id)
     return await _erase(runtime, user_id, actor)
+
+
+admin.add_api_route("/v1/users/{user_id}", delete_user, methods=["DELETE"],
+                    response_model=ErasureOut, openapi_extra=USER_TOKENS,
+                    route_class_override=ErasureRoute)  # fmt: skip
 
 
 @admin.delete("/v1/admin/users/{user_id}", response_model=ErasureOut)
