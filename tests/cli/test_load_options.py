@@ -117,9 +117,13 @@ def test_summary_counts_created_updated_and_matches(
         "ivan,alice,match\ngus_seeks_men,hal_picky,block\nhal_picky,gus_seeks_men,match\n",
     )
     assert run(["load", "interactions", str(swipes), "--target-user-col", "target"]) == 0
-    # a mutual like and a reported match make matches; a reported one after a block does not
-    assert "matches created: 2" in capsys.readouterr().out
+    # a mutual like and a reported match make matches; a reported one after a block does not,
+    # and is not stored at all (as POST /v1/events does not store it)
+    out = capsys.readouterr().out
+    assert "matches created: 2" in out and "match rows not stored: 1" in out
     assert sorted(_rows(store, Match.user_a, Match.user_b)) == [("alice", "bob"), ("alice", "ivan")]
+    reported = _rows(store, Interaction.user_id, where=Interaction.action == "match")
+    assert ("hal_picky",) not in reported
 
 
 def _row_of(table: str, label: str) -> list[str]:

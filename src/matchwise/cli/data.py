@@ -93,6 +93,11 @@ def _write_bundle(
             "(event id already stored or repeated)"
         )
         console.print(f"matches created: {stats.get('matches', 0):,}")
+        if stats.get("matches_refused"):
+            console.print(
+                f"match rows not stored: {stats['matches_refused']:,} (one of the two people "
+                "blocked the other)"
+            )
     if stats.get("stamped"):
         console.print(
             f"interactions: {stats['stamped']:,} rows have no time; new ones got the load time"

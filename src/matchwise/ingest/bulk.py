@@ -246,7 +246,9 @@ def write_bundle(
     Returns counts: ``users``, ``items``, ``interactions`` (created), ``users_updated``,
     ``items_updated`` (profiles and items that were already stored, now overwritten with
     the bundle's fields), ``duplicates`` (interaction rows skipped), ``stamped`` (rows
-    given the load time), ``matches`` (created), and ``rated`` when ratings moved.
+    given the load time), ``matches`` (created), ``matches_refused`` (``match`` rows
+    between two people one of whom blocked the other, in the store or in the bundle: not
+    stored, as ``POST /v1/events`` does not store them), and ``rated`` when ratings moved.
     """
     now = utcnow()
     source = source or RowSource(bundle.name, "interactions row")
@@ -279,6 +281,9 @@ def write_bundle(
             times = pd.to_datetime(times, utc=True)
             stats["stamped"] = int(times.isna().sum())
             frame = frame.assign(occurred_at=times.fillna(pd.Timestamp(now)))
+            refused = _blocked_reported_matches(session, frame)
+            stats["matches_refused"] = int(refused.sum())
+            frame = frame[~refused]
         for kind, model, rows in (("users", User, users), ("items", Item, items)):
             if rows:
                 upserted = upsert_rows(session, model, rows)
@@ -298,6 +303,36 @@ def write_bundle(
                 stats["rated"] = _replay_elo(session, swipes, elo)
     stats["duplicates"] = len(frame) - stats["interactions"]
     return stats
+
+
+def _blocked_reported_matches(session: Session, frame: pd.DataFrame) -> pd.Series:
+    """Which rows are reported matches (``match``) between two people one of whom blocked
+    the other, by a block stored or in ``frame``."""
+    none = pd.Series(False, index=frame.index)
+    if "target_user_id" not in frame.columns:
+        return none
+    targets = frame["target_user_id"]
+    is_match = (frame["action"] == "match") & targets.notna()
+    if not is_match.any():
+        return none
+
+    def pair(a: str, b: str) -> tuple[str, str]:
+        return (a, b) if a < b else (b, a)
+
+    blocks = frame[(frame["action"] == "block") & targets.notna()]
+    pairs = {pair(a, b) for a, b in zip(blocks["user_id"], blocks["target_user_id"], strict=True)}
+    people = sorted(set(frame.loc[is_match, "user_id"]) | set(targets[is_match]))
+    for chunk in chunked(people, CHUNK):
+        stored = select(Interaction.user_id, Interaction.target_user_id).where(
+            Interaction.action == "block",
+            or_(Interaction.user_id.in_(chunk), Interaction.target_user_id.in_(chunk)),
+        )
+        pairs |= {pair(a, b) for a, b in session.execute(stored) if b is not None}
+    refused = [
+        bool(m) and pair(a, b) in pairs
+        for m, a, b in zip(is_match, frame["user_id"], targets, strict=True)
+    ]
+    return pd.Series(refused, index=frame.index)
 
 
 def _replay_elo(session: Session, frame: pd.DataFrame, elo: Any) -> int:
