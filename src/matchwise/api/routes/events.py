@@ -14,7 +14,10 @@ ingest = ingest_router()
 @ingest.post("/v1/events", response_model=IngestResult, openapi_extra=USER_TOKENS)
 async def post_events(batch: EventBatch, store: StoreDep, principal: PrincipalDep) -> IngestResult:
     """Record a batch of events; retried events (same event_id) are not counted twice. A
-    user token may send only its user's events, and no matches."""
+    match comes as user_a_id, user_b_id and match_type or as user_id and matched_user_id,
+    and is refused between two people one of whom blocked the other (matches_refused); an
+    impression without candidate_kind has it inferred from its ids. A user token may send
+    only its user's events, and no matches."""
     act_for_events(principal, batch.events)
     return await store.write(store_events, store.settings, batch.events)
 
