@@ -2,8 +2,8 @@
 
 From the active model's vectors when a loaded model knows the id (the two-tower's
 towers, EASE's item-item weights, ALS/BPR factors; inside a hybrid or a reciprocal
-model, those of its parts), otherwise from co-occurrence in the interactions (people
-who acted positively on both). Never the id itself, nothing that may not be shown
+model, those of its parts) and finds something alike that passes the filters, otherwise
+from co-occurrence in the interactions (people who acted positively on both). Never the id itself, nothing that may not be shown
 (inactive or past items, people deactivated, held, removed or erased), and never
 someone blocked either way by the person asking. Scores are in [0, 1], higher is more
 alike: cosine similarity (negative ones dropped), EASE weights over the list's largest,
@@ -65,7 +65,10 @@ def similar_items(
         ok = (rows >= 0) & (scores > 0)
         ok[ok] &= keep[rows[ok]]
         ranked = _ranked(cat.ids[rows[ok]], scores[ok])
-        return _answer(session, item_id, "item", ranked, limit, loaded, cat.titles, cat.position)
+        if ranked:  # nothing alike passes the filters: the next source answers
+            return _answer(
+                session, item_id, "item", ranked, limit, loaded, cat.titles, cat.position
+            )
     found = _co_items(session, runtime.settings, item_id)
     ranked = [(i, s) for i, s in found if i in cat.position and keep[cat.position[i]]]
     return _answer(session, item_id, "item", ranked, limit, None, cat.titles, cat.position)
@@ -112,7 +115,8 @@ def similar_users(
         ok = (rows >= 0) & (scores > 0)
         ok[ok] &= keep[rows[ok]]
         ranked = _ranked(people.profiles.ids[rows[ok]], scores[ok])
-        return _answer(session, user_id, "user", ranked, limit, loaded)
+        if ranked:
+            return _answer(session, user_id, "user", ranked, limit, loaded)
     found = _co_users(session, settings, user_id)
     ranked = [(u, s) for u, s in found if u in people.position and keep[people.position[u]]]
     return _answer(session, user_id, "user", ranked, limit, None)
