@@ -12,7 +12,10 @@ from matchwise.errors import InvalidInput
 from matchwise.experiments.stats import (
     compare,
     estimate,
+    group_sequential_boundaries,
+    group_sequential_look,
     mixing_variance_for,
+    obrien_fleming_spending,
     sample_ratio_mismatch,
     sample_size_mean,
     sample_size_proportion,
@@ -145,3 +148,34 @@ def test_sample_sizes_follow_the_formulas() -> None:
             sample_size_proportion(**bad)
     with pytest.raises(InvalidInput):
         sample_size_mean(1.0, 0.1, relative=True)
+
+
+@pytest.mark.parametrize("fractions", [[k / 10 for k in range(1, 11)], [0.2, 0.45, 0.7, 1.0]])
+def test_group_sequential_boundaries_spend_exactly_alpha(fractions: list[float]) -> None:
+    """Monte Carlo on a Brownian motion at the looks: the chance of crossing at any look
+    is alpha (and the chance by each look is the alpha spent by then)."""
+    boundaries = np.array(group_sequential_boundaries(fractions, 0.05))
+    rng = np.random.default_rng(12)
+    t = np.array(fractions)
+    steps = rng.standard_normal((200_000, len(t))) * np.sqrt(np.diff(t, prepend=0.0))
+    z = steps.cumsum(axis=1) / np.sqrt(t)
+    crossed = np.maximum.accumulate(np.abs(z) >= boundaries, axis=1)
+    for k, fraction in enumerate(fractions):
+        assert crossed[:, k].mean() == pytest.approx(
+            obrien_fleming_spending(fraction, 0.05), abs=0.002
+        )
+    assert boundaries[-1] > 1.96 and np.all(np.diff(boundaries) < 0)
+
+
+def test_group_sequential_edges() -> None:
+    assert group_sequential_boundaries([1.0]) == pytest.approx((stats.norm.isf(0.025),))
+    assert group_sequential_boundaries([0.5, 1.0, 1.3])[-1] == math.inf
+    for bad in ([0.5, 0.5], [0.0, 1.0], [0.6, 0.3]):
+        with pytest.raises(InvalidInput):
+            group_sequential_boundaries(bad)
+    a, b = estimate([0.0, 1.0, 0.0, 1.0]), estimate([1.0, 2.0, 1.0, 3.0])
+    look = group_sequential_look(a, b, 2.0)
+    assert look.z == pytest.approx(look.difference / look.std_error)
+    assert look.rejected == (abs(look.z) >= 2.0)
+    assert look.ci_low == pytest.approx(look.difference - 2.0 * look.std_error)
+    assert not group_sequential_look(a, b, math.inf).rejected

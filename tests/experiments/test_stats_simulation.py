@@ -17,6 +17,8 @@ from matchwise.experiments.simulation import UserModel, simulate_users
 from matchwise.experiments.stats import (
     compare,
     estimate,
+    group_sequential_boundaries,
+    group_sequential_look,
     mixing_variance_for,
     sample_ratio_mismatch,
     sample_size_mean,
@@ -44,12 +46,20 @@ def aa_runs() -> dict[str, int]:
     a per-impression test that ignores users."""
     rng = np.random.default_rng(2026)
     tau2 = mixing_variance_for(_horizon_variance(rng, USERS / 2))
-    rejected = {"fixed": 0, "sequential": 0, "naive_peeking": 0, "per_impression": 0}
+    # users arrive in order, so look k has seen k/10 of the planned users in every experiment
+    boundaries = group_sequential_boundaries([k / LOOKS for k in range(1, LOOKS + 1)])
+    rejected = {
+        "fixed": 0,
+        "sequential": 0,
+        "group_sequential": 0,
+        "naive_peeking": 0,
+        "per_impression": 0,
+    }
     for e in range(EXPERIMENTS):
         clicks, impressions = simulate_users(rng, USERS, MODEL)
         arm = np.array([assign_arm(f"aa-{e}", f"u{i}", ARMS) for i in range(USERS)])
         sequential = None
-        peeked = False
+        peeked = group_rejected = False
         for look in range(1, LOOKS + 1):
             n = USERS * look // LOOKS
             c, t = arm[:n] == "control", arm[:n] == "treatment"
@@ -58,10 +68,13 @@ def aa_runs() -> dict[str, int]:
             sequential = sequential_compare(control, treatment, tau2, 0.05, sequential)
             fixed = compare(control, treatment)
             peeked = peeked or fixed.significant
+            look_result = group_sequential_look(control, treatment, boundaries[look - 1])
+            group_rejected = group_rejected or look_result.rejected
         assert sequential is not None
         rejected["fixed"] += fixed.significant
         rejected["sequential"] += sequential.significant
         rejected["naive_peeking"] += peeked
+        rejected["group_sequential"] += group_rejected
         pc, pt = control.value, treatment.value
         pooled = (control.numerator + treatment.numerator) / (
             control.denominator + treatment.denominator
@@ -85,6 +98,12 @@ def test_sequential_test_holds_its_rate_under_peeking(aa_runs: dict[str, int]) -
     assert aa_runs["sequential"] / EXPERIMENTS <= 0.08, aa_runs
     assert aa_runs["naive_peeking"] / EXPERIMENTS > 0.08, aa_runs
     assert aa_runs["naive_peeking"] > 2 * aa_runs["fixed"], aa_runs
+
+
+def test_group_sequential_test_keeps_five_percent_over_ten_looks(aa_runs: dict[str, int]) -> None:
+    """The planned-horizon alternative: alpha spent across the same ten looks, a
+    false-positive rate near 5% rather than the always-valid test's ~1%."""
+    assert 0.02 <= aa_runs["group_sequential"] / EXPERIMENTS <= 0.08, aa_runs
 
 
 def test_counting_impressions_instead_of_users_inflates_false_positives(
@@ -111,6 +130,8 @@ def test_a_planted_lift_is_detected_with_the_right_sign() -> None:
         control, treatment, mixing_variance_for(_horizon_variance(rng, n / 2))
     )
     assert sequential.significant and sequential.ci_low > 0
+    (boundary,) = group_sequential_boundaries([1.0])
+    assert group_sequential_look(control, treatment, boundary).rejected
     flipped = compare(treatment, control)
     assert flipped.significant and flipped.difference < 0
 
@@ -159,3 +180,4 @@ def test_the_sample_size_for_a_ratio_metric_gives_the_power_it_promises() -> Non
         result = compare(control, treatment)
         detected += result.significant and result.difference > 0
     assert abs(detected / reps - 0.8) < 0.06, (n, detected / reps)
+

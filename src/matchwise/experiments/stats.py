@@ -21,6 +21,9 @@ What is here:
   should be trusted (flag at p < 0.001 by default, the usual practice).
 - :func:`sequential_compare`: an always-valid p-value and confidence sequence (mixture
   SPRT), so looking at the results every day does not inflate false positives.
+- :func:`group_sequential_boundaries`, :func:`group_sequential_look`: the planned-horizon
+  alternative (Lan-DeMets alpha spending), exact ``alpha`` over any looks before the
+  planned size, for experiments that have one.
 - :func:`sample_size_proportion`, :func:`sample_size_mean`: users needed per arm.
 """
 
@@ -32,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats
+from scipy import optimize, stats
 
 from matchwise.errors import InvalidInput
 from matchwise.experiments.assignment import Arm, validate_arms
@@ -40,11 +43,15 @@ from matchwise.experiments.assignment import Arm, validate_arms
 __all__ = [
     "ArmEstimate",
     "Comparison",
+    "GroupSequentialLook",
     "SampleRatioCheck",
     "SequentialResult",
     "compare",
     "estimate",
+    "group_sequential_boundaries",
+    "group_sequential_look",
     "mixing_variance_for",
+    "obrien_fleming_spending",
     "sample_ratio_mismatch",
     "sample_size_mean",
     "sample_size_proportion",
@@ -328,6 +335,128 @@ def sequential_compare(
         alpha=alpha,
         looks=looks,
     )
+
+
+# --- group sequential (planned horizon) ------------------------------------------------------
+def obrien_fleming_spending(fraction: float, alpha: float = 0.05) -> float:
+    """Alpha spent by information fraction ``t``: Lan and DeMets' O'Brien-Fleming-type
+    function ``2 - 2 Phi(z_{1-alpha/2} / sqrt(t))``. Spends almost nothing early, when
+    estimates are noisy, and ``alpha`` at ``t = 1``."""
+    _check_alpha(alpha)
+    if fraction <= 0:
+        return 0.0
+    z = float(stats.norm.ppf(1 - alpha / 2))
+    return float(2 - 2 * stats.norm.cdf(z / math.sqrt(min(fraction, 1.0))))
+
+
+def _excess_crossing(
+    c: float, t: float, sd: float, xs: np.ndarray, mass: np.ndarray, target: float
+) -> float:
+    """Chance of first crossing |z| = c at fraction t, from the continuation mass at the
+    previous look (lattice ``xs``, ``mass`` = density x quadrature weight), minus target."""
+    edge = c * math.sqrt(t)
+    beyond = stats.norm.sf((edge - xs) / sd) + stats.norm.cdf((-edge - xs) / sd)
+    return float(np.sum(mass * beyond)) - target
+
+
+def group_sequential_boundaries(
+    fractions: Sequence[float], alpha: float = 0.05, grid: int = 201
+) -> tuple[float, ...]:
+    """|z| boundaries for looks at the given information fractions (increasing, in
+    (0, 1]; users seen over users planned), spending alpha by
+    :func:`obrien_fleming_spending`.
+
+    Under no effect the standardised difference at the looks is a Brownian motion sampled
+    at those fractions; each boundary is solved so that the chance of crossing it for the
+    first time at that look equals the alpha spent since the previous look. The crossing
+    probabilities come from the density of the motion on the continuation region, carried
+    look to look on a ``grid``-point lattice (201 points give boundaries to 1e-4). Looks
+    may come at any fractions and their number need not be planned; only the horizon (the
+    planned users) is fixed. Past the horizon no alpha is left: the boundary is infinite.
+    """
+    _check_alpha(alpha)
+    if grid < 11:
+        raise InvalidInput("grid must have at least 11 points")
+    previous = 0.0
+    for t in fractions:
+        if not (previous < t) or not math.isfinite(t):
+            raise InvalidInput("information fractions must be positive and increasing")
+        previous = t
+    boundaries: list[float] = []
+    spent = 0.0
+    xs = weights = density = np.empty(0)
+    previous = 0.0
+    for t in fractions:
+        target = obrien_fleming_spending(t, alpha) - spent
+        if target <= 1e-15:
+            boundaries.append(math.inf)  # past the horizon: nothing left to spend
+            continue
+        if not boundaries:
+            c = float(stats.norm.isf(target / 2))
+        else:
+            args = (t, math.sqrt(t - previous), xs, weights * density, target)
+            if _excess_crossing(40.0, *args) >= 0:
+                c = 40.0
+            else:
+                c = float(optimize.brentq(_excess_crossing, 1e-6, 40.0, args=args))
+        edge = c * math.sqrt(t)
+        new_xs = np.linspace(-edge, edge, grid)
+        if not boundaries:
+            density = stats.norm.pdf(new_xs, 0.0, math.sqrt(t))
+        else:
+            kernel = stats.norm.pdf(new_xs[None, :], xs[:, None], math.sqrt(t - previous))
+            density = (weights * density) @ kernel
+        xs = new_xs
+        weights = np.full(grid, xs[1] - xs[0])
+        weights[[0, -1]] *= 0.5  # trapezoid rule
+        boundaries.append(c)
+        spent += target
+        previous = t
+    return tuple(boundaries)
+
+
+@dataclass(frozen=True)
+class GroupSequentialLook:
+    """One look of a group-sequential test: reject when ``|z| >= boundary`` (and stop).
+
+    ``ci_low``/``ci_high`` is the repeated confidence interval ``difference +- boundary *
+    std_error``, which covers the true difference at every look at once with probability
+    ``1 - alpha``.
+    """
+
+    difference: float
+    std_error: float
+    z: float
+    boundary: float
+    ci_low: float
+    ci_high: float
+
+    @property
+    def rejected(self) -> bool:
+        return abs(self.z) >= self.boundary
+
+
+def group_sequential_look(
+    control: ArmEstimate, treatment: ArmEstimate, boundary: float
+) -> GroupSequentialLook:
+    """Treatment minus control judged against this look's boundary from
+    :func:`group_sequential_boundaries`.
+
+    The alternative to :func:`sequential_compare` when the experiment has a planned size:
+    its false-positive rate is ``alpha`` over however many looks are taken before the
+    horizon (the mixture SPRT's is well below ``alpha`` unless one looks continually), so
+    it detects effects sooner, at the cost of a fixed horizon.
+    """
+    if not boundary > 0:
+        raise InvalidInput("a boundary is a positive |z|")
+    difference = treatment.value - control.value
+    se = math.hypot(control.std_error, treatment.std_error)
+    if se == 0.0:
+        z = 0.0 if difference == 0.0 else math.copysign(math.inf, difference)
+    else:
+        z = difference / se
+    half = boundary * se if math.isfinite(boundary) else math.inf
+    return GroupSequentialLook(difference, se, z, boundary, difference - half, difference + half)
 
 
 # --- planning ------------------------------------------------------------------------------
