@@ -7,6 +7,7 @@ none of the caller's blocks."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,10 @@ from matchwise.ops.moderation import flag_profile
 from matchwise.ops.privacy import erase_user
 from matchwise.runtime import Runtime
 from matchwise.schemas import InteractionIn, ItemIn
+from matchwise.serve.similar import similar_items
 from matchwise.serve.state import serving_state
+from matchwise.serve.types import RecommendFilters
+from matchwise.settings import Settings
 from matchwise.train.pipeline import train_model
 from tests.ingest.test_blocks_and_likes import generated_people
 from tests.utils.factories import NOW, items_fixture, people_fixture, person
@@ -181,3 +185,39 @@ def test_people_like_a_person_from_the_reciprocal_model(
     erase_user(runtime, gone, "tests")  # the model still holds gone's hash
     after = _ids(_similar(client, f"/v1/users/{target}/similar", limit=20))
     assert gone not in after and held not in after and after[0] == listed[2]
+
+
+@pytest.mark.slow  # a two-tower training: ~30 s on a busy machine
+def test_items_like_an_item_from_the_two_towers_vectors(sqlite_url: str, tmp_path: Path) -> None:
+    """The two-tower's candidate tower, as serving loaded it (one store: the maths is the
+    subject here, the store paths are covered above)."""
+    runtime = Runtime.open(Settings(database_url=sqlite_url, artifact_root=str(tmp_path / "a")),
+                           migrate=False)  # fmt: skip
+    try:
+        start = pd.Timestamp.now(tz="UTC").normalize() - pd.Timedelta(days=60)
+        bundle = generate_items(n_users=60, n_items=50, n_interactions=2000, seed=4, start=start)
+        write_bundle(runtime, bundle, runtime.settings.action_table)
+        trained = train_model(runtime, "two_tower", domain="items", activate="always",
+                              config_overrides={"epochs": 2, "patience": 1})  # fmt: skip
+        item = str(bundle.items["id"].iloc[0])
+        with runtime.read_session() as s:
+            out = similar_items(runtime, s, item, limit=100,
+                                filters=RecommendFilters(include_past=True))  # fmt: skip
+            loaded = serving_state(runtime).model(s, "two_tower")
+        assert loaded is not None and loaded.item_vectors is not None
+        assert (out.source, out.model_type, out.model_version) == (
+            "model", "two_tower", trained.version)  # fmt: skip
+        index, vectors = loaded.trained.item_index, loaded.item_vectors
+        cosine = (
+            vectors
+            @ vectors[index[item]]
+            / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(vectors[index[item]]))
+        )
+        expected = sorted((i for i in index if i != item and cosine[index[i]] > 0),
+                          key=lambda i: (-round(float(cosine[index[i]]), 5), i))  # fmt: skip
+        listed = [c.candidate_id for c in out.similar]
+        assert item not in listed and set(listed) == set(expected[:100])
+        assert [round(c.score, 4) for c in out.similar] == sorted(
+            (round(float(cosine[index[i]]), 4) for i in listed), reverse=True)  # fmt: skip
+    finally:
+        runtime.close()
