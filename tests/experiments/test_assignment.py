@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from matchwise.errors import InvalidInput
-from matchwise.experiments.assignment import arm_for_uniform, assign_arm, unit_uniform
+from matchwise.experiments.assignment import arm_for_uniform, assign_arm, assign_arms, unit_uniform
 
 PROPERTY = settings(max_examples=60, deadline=None, derandomize=True, database=None)
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -65,6 +65,15 @@ def test_coverage_sends_the_right_share_to_the_default() -> None:
     assert low <= outside <= high
     assert all(assign_arm("exp-1", u, arms, coverage=0.0) is None for u in USERS[:500])
     assert all(assign_arm("exp-1", u, arms, coverage=1.0) is not None for u in USERS[:500])
+
+
+def test_assigning_many_users_at_once_gives_each_users_own_arm() -> None:
+    users = USERS[:3000]
+    for coverage in (0.0, 0.4, 1.0):
+        many = assign_arms("exp-1", users, ARMS, coverage)
+        assert many == [assign_arm("exp-1", u, ARMS, coverage) for u in users]
+    with pytest.raises(InvalidInput):
+        assign_arms("exp-1", users, ARMS, 2.0)
 
 
 def test_a_new_salt_reshuffles_users() -> None:

@@ -1,6 +1,6 @@
 """The statistics tell the truth on synthetic users (issue 13, "Done when").
 
-Users are assigned by :func:`assign_arm` (a fresh salt per experiment), each with a
+Users are assigned by :func:`assign_arms` (a fresh salt per experiment), each with a
 Beta-distributed CTR of their own and several impressions, so one user's impressions are
 correlated, as in real traffic. Seeded throughout.
 """
@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from matchwise.experiments.assignment import assign_arm
+from matchwise.experiments.assignment import assign_arms
 from matchwise.experiments.simulation import UserModel, simulate_users
 from matchwise.experiments.stats import (
     compare,
@@ -57,7 +57,7 @@ def aa_runs() -> dict[str, int]:
     }
     for e in range(EXPERIMENTS):
         clicks, impressions = simulate_users(rng, USERS, MODEL)
-        arm = np.array([assign_arm(f"aa-{e}", f"u{i}", ARMS) for i in range(USERS)])
+        arm = np.array(assign_arms(f"aa-{e}", [f"u{i}" for i in range(USERS)], ARMS))
         sequential = None
         peeked = group_rejected = False
         for look in range(1, LOOKS + 1):
@@ -117,7 +117,7 @@ def test_counting_impressions_instead_of_users_inflates_false_positives(
 def test_a_planted_lift_is_detected_with_the_right_sign() -> None:
     rng = np.random.default_rng(7)
     n = 12_000
-    arm = np.array([assign_arm("lift", f"u{i}", ARMS) for i in range(n)])
+    arm = np.array(assign_arms("lift", [f"u{i}" for i in range(n)], ARMS))
     base_c, base_i = simulate_users(rng, n, MODEL)
     lift_c, lift_i = simulate_users(rng, n, MODEL, lift=0.15)
     t = arm == "treatment"
@@ -147,7 +147,7 @@ def test_srm_flags_a_45_55_split_declared_50_50_and_mostly_not_a_true_one() -> N
     # a true 50/50 split by the real assignment: flagged about 0.1% of the time
     honest = 0
     for e in range(200):
-        arms = [assign_arm(f"srm-{e}", f"u{i}", ARMS) for i in range(n)]
+        arms = assign_arms(f"srm-{e}", [f"u{i}" for i in range(USERS)], ARMS)
         counts = {"control": arms.count("control"), "treatment": arms.count("treatment")}
         honest += sample_ratio_mismatch(counts, ARMS).flagged
     assert honest <= 2
@@ -180,4 +180,3 @@ def test_the_sample_size_for_a_ratio_metric_gives_the_power_it_promises() -> Non
         result = compare(control, treatment)
         detected += result.significant and result.difference > 0
     assert abs(detected / reps - 0.8) < 0.06, (n, detected / reps)
-

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from matchwise.errors import InvalidInput
 
-__all__ = ["Arm", "arm_for_uniform", "assign_arm", "unit_uniform", "validate_arms"]
+__all__ = ["Arm", "arm_for_uniform", "assign_arm", "assign_arms", "unit_uniform", "validate_arms"]
 
 #: An arm's name and its traffic weight (any positive scale; weights are normalised).
 Arm = tuple[str, float]
@@ -65,6 +65,11 @@ def arm_for_uniform(u: float, arms: Sequence[Arm]) -> str:
     return arms[-1][0]  # the last interval ends at exactly 1.0, whatever the rounding
 
 
+def _check_coverage(coverage: float) -> None:
+    if not (0.0 <= coverage <= 1.0):
+        raise InvalidInput(f"coverage must be in [0, 1], got {coverage}")
+
+
 def assign_arm(salt: str, user_id: str, arms: Sequence[Arm], coverage: float = 1.0) -> str | None:
     """The arm ``user_id`` sees in the experiment salted ``salt``, or None for the default.
 
@@ -73,8 +78,22 @@ def assign_arm(salt: str, user_id: str, arms: Sequence[Arm], coverage: float = 1
     draws are separate). ``coverage`` 0 puts nobody in, 1 puts everybody in.
     """
     validate_arms(arms)
-    if not (0.0 <= coverage <= 1.0):
-        raise InvalidInput(f"coverage must be in [0, 1], got {coverage}")
+    _check_coverage(coverage)
     if unit_uniform(salt, user_id, "coverage") >= coverage:
         return None
     return arm_for_uniform(unit_uniform(salt, user_id, "arm"), arms)
+
+
+def assign_arms(
+    salt: str, user_ids: Iterable[str], arms: Sequence[Arm], coverage: float = 1.0
+) -> list[str | None]:
+    """:func:`assign_arm` for many users at once (attributing logged exposures, checking a
+    split): the same answer per user, with the split checked once."""
+    validate_arms(arms)
+    _check_coverage(coverage)
+    return [
+        None
+        if unit_uniform(salt, user, "coverage") >= coverage
+        else arm_for_uniform(unit_uniform(salt, user, "arm"), arms)
+        for user in user_ids
+    ]
