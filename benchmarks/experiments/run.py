@@ -72,15 +72,16 @@ def _curve(curve: PowerCurve) -> dict:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=400, help="simulated experiments per point")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--target", type=float, default=0.8)
     parser.add_argument("--alpha", type=float, default=0.05)
     parser.add_argument("--pilot", type=int, default=200_000)
+    parser.add_argument("--max-users", type=int, default=200_000, help="give up past this")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     world = RankingWorld()
     seeds = np.random.SeedSequence(args.seed).spawn(3)
@@ -90,13 +91,13 @@ def main() -> None:
     started = time.perf_counter()
     interleaved = users_for_power(
         lambda n: interleaving_power(world, n, args.reps, rng_il, args.alpha),
-        target=args.target, start=100, growth=1.5,
+        target=args.target, start=100, growth=1.5, max_users=args.max_users,
     )  # fmt: skip
     timings["interleaving_s"] = time.perf_counter() - started
     started = time.perf_counter()
     ab = users_for_power(
         lambda n: ab_power(world, n, args.reps, rng_ab, args.alpha),
-        target=args.target, start=100, growth=1.5,
+        target=args.target, start=100, growth=1.5, max_users=args.max_users,
     )  # fmt: skip
     timings["ab_s"] = time.perf_counter() - started
     analytic = _analytic_ab_users(world, rng_pilot, args.pilot)
