@@ -3,11 +3,11 @@
 From the active model's vectors when a loaded model knows the id (the two-tower's
 towers, EASE's item-item weights, ALS/BPR factors; inside a hybrid or a reciprocal
 model, those of its parts) and finds something alike that passes the filters, otherwise
-from co-occurrence in the interactions (people who acted positively on both). Never the id itself, nothing that may not be shown
-(inactive or past items, people deactivated, held, removed or erased), and never
-someone blocked either way by the person asking. Scores are in [0, 1], higher is more
-alike: cosine similarity (negative ones dropped), EASE weights over the list's largest,
-or the co-occurrence cosine.
+from co-occurrence in the interactions (people who acted positively on both). Never the
+id itself, nothing that may not be shown (inactive or past items, people deactivated,
+held, removed or erased), and never someone blocked either way by the person asking.
+Scores are in [0, 1], higher is more alike: cosine similarity (negative ones dropped),
+EASE weights over the list's largest, or the co-occurrence cosine.
 """
 
 from __future__ import annotations
