@@ -26,7 +26,9 @@ PROPERTY = settings(max_examples=60, deadline=None, derandomize=True, database=N
 samples = arrays(
     np.float64,
     st.integers(1, 60),
-    elements=st.one_of(st.floats(-1e6, 1e6), st.sampled_from([0.0, 1.0, float("nan")])),
+    elements=st.one_of(
+        st.floats(-1e6, 1e6), st.sampled_from([0.0, 1.0, float("nan"), float("inf"), -float("inf")])
+    ),
 )
 
 
@@ -107,6 +109,14 @@ def test_feature_psi_picks_numeric_or_categorical_per_feature() -> None:
     )
     with pytest.raises(InvalidInput):
         feature_psi(reference, {"age": current["age"]})
+
+
+def test_infinite_values_fall_in_the_end_bins() -> None:
+    values = np.r_[np.arange(100.0), [np.inf] * 60, [-np.inf] * 5]
+    with np.errstate(all="raise"):
+        assert numeric_psi(values, values) == 0.0
+        assert numeric_psi(values, np.arange(100.0)) > PSI_MAJOR  # the infinities vanished
+        assert numeric_psi(np.full(30, np.inf), np.full(30, np.inf)) == 0.0
 
 
 def test_psi_refuses_empty_samples() -> None:

@@ -78,7 +78,12 @@ def _numeric_bins(reference: np.ndarray, values: np.ndarray, bins: int) -> np.nd
         clipped = np.minimum(index, len(distinct) - 1)
         exact = (index < len(distinct)) & (distinct[clipped] == values)
         return 2 * index + exact
-    edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)[1:-1]))
+    # quantiles of the finite values: an infinite one would make an edge NaN; infinities
+    # land in the open end bins
+    finite = reference[np.isfinite(reference)]
+    if finite.size == 0:
+        finite = np.zeros(1)
+    edges = np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1]))
     return np.searchsorted(edges, values, side="right")
 
 
