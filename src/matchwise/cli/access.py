@@ -28,14 +28,21 @@ users_app = typer.Typer(help="People in the store: erasure.", no_args_is_help=Tr
 def keys_create(
     scope: Annotated[str, typer.Option(help="ingest, read or admin (admin implies the others)")],
     name: Annotated[str | None, typer.Option(help="a label for the key")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print JSON: id, scope, name, created_at and the key")
+    ] = False,
 ) -> None:
     """Create a key; it is printed once and stored only as a hash."""
 
     runtime = open_runtime()
     with runtime.session() as session:
         key, row = create_key(session, scope, name=name)
-        key_id = row.id
-    console.print(f"key id {key_id} (scope {scope}); keep the key, it is not shown again:")
+        fields = {"id": row.id, "scope": row.scope, "name": row.name,
+                  "created_at": row.created_at.isoformat(), "key": key}  # fmt: skip
+    if as_json:
+        sys.stdout.write(json.dumps(fields) + "\n")
+        return
+    console.print(f"key id {fields['id']} (scope {scope}); keep the key, it is not shown again:")
     sys.stdout.write(key + "\n")
 
 

@@ -7,6 +7,7 @@ import logging
 
 import typer
 from pydantic import ValidationError
+from rich.markup import escape
 
 from matchwise.cli import (
     access,
@@ -21,8 +22,8 @@ from matchwise.cli import (
     similar,
     store,
 )
+from matchwise.cli.exits import exit_code
 from matchwise.cli.render import err_console
-from matchwise.errors import InvalidInput, MatchwiseError, NotFound
 from matchwise.redaction import redact, redact_logs
 
 app = typer.Typer(
@@ -59,22 +60,21 @@ app.command()(demo.demo)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: bad input → a clear message and a non-zero exit, no traceback."""
+    """Console entry point: an error gets one line on stderr and the exit code of its kind
+    (:mod:`matchwise.cli.exits`), no traceback."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     redact_logs()
     try:
         app(args=argv)
-    except (InvalidInput, NotFound) as exc:
-        err_console.print(f"[red]error:[/red] {redact(str(exc))}", markup=True)
-        raise SystemExit(2) from None
-    except MatchwiseError as exc:
-        err_console.print(f"[red]error:[/red] {redact(str(exc))}")
-        raise SystemExit(1) from None
     except Exception as exc:
-        if isinstance(exc, ValidationError):
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-            )
-            err_console.print(f"[red]error:[/red] {problems}")
-            raise SystemExit(2) from None
-        raise
+        code = exit_code(exc)
+        if code is None:
+            raise
+        err_console.print(f"[red]error:[/red] {escape(redact(_message(exc)))}")
+        raise SystemExit(code) from None
+
+
+def _message(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+    return str(exc)

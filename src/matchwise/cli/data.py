@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,6 +35,7 @@ from matchwise.data.importers import (
 from matchwise.data.movielens import read_movielens
 from matchwise.data.speed_dating import read_speed_dating
 from matchwise.data.synthetic import generate as make
+from matchwise.data.synthetic import window_start
 from matchwise.db.queries import existing_ids
 from matchwise.db.tables import Item, User
 from matchwise.errors import InvalidInput
@@ -52,14 +54,23 @@ def generate(
     domain: Annotated[str, typer.Option(help="items or people")] = "items",
     size: Annotated[str, typer.Option(help="small, medium or large")] = "small",
     seed: Annotated[int, typer.Option(help="random seed: same seed, same data")] = 42,
+    anchor: Annotated[
+        datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="the day the data leads up to (default today)"),
+    ] = None,
 ) -> None:
-    """Generate a realistic synthetic data set and write it to the store."""
+    """Generate a realistic synthetic data set and write it to the store.
+
+    Its 60 days of activity end on --anchor (default today), so part of its events are
+    still to come, as a real app's are; the same seed gives the same event ids on any
+    day, so generating again adds no event twice.
+    """
 
     if domain not in ("items", "people"):
         raise InvalidInput(f"--domain must be 'items' or 'people', not {domain!r}")
     if size not in ("small", "medium", "large"):
         raise InvalidInput(f"--size must be small, medium or large, not {size!r}")
-    bundle = make(domain, size=size, seed=seed)
+    bundle = make(domain, size=size, seed=seed, start=window_start(anchor))
     _write_bundle(bundle)
 
 

@@ -2,55 +2,142 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.panel import Panel
+from rich.rule import Rule
 from rich.table import Table
 from sqlalchemy import func, select
 
 from matchwise.cli.render import console, print_metrics, print_recommendations
 from matchwise.data.bundle import DataBundle
-from matchwise.data.synthetic import generate
-from matchwise.db.tables import Interaction, Item, Match, User
+from matchwise.data.dataset import Dataset, Domain
+from matchwise.data.synthetic import generate, window_start
+from matchwise.db.audit import audit
+from matchwise.db.tables import ApiKey, AuditLog, Interaction, Item, Match, ModelVersion, User
 from matchwise.ingest.bulk import write_bundle
-from matchwise.models.catalog import MODEL_TYPES
-from matchwise.ops.auth import create_key
+from matchwise.metrics import evaluate_full_ranking
+from matchwise.models.catalog import MODEL_TYPES, make_model
+from matchwise.ops.auth import create_key, revoke_key
 from matchwise.redaction import redact
+from matchwise.registry import ArtifactStore, lock_type
 from matchwise.runtime import Runtime
 from matchwise.serve.recommend import recommend
 from matchwise.serve.refresh import refresh_users
 from matchwise.serve.state import serving_state
 from matchwise.settings import load_settings
-from matchwise.train.pipeline import train_model
+from matchwise.train.dataset import build_dataset
+from matchwise.train.pipeline import (
+    SELECTION_METRIC,
+    TrainResult,
+    register_versions,
+    train_version,
+)
 
 SIZES = {"small", "medium", "large"}
 
 
 DEMO_MODELS = ("ease", "logistic", "two_tower", "reciprocal")
+#: Who the demo acts as in the audit log: how a re-run finds its own versions and key.
+ACTOR = "demo"
 
 
-def _train(console: Console, runtime: Runtime, models: tuple[str, ...]) -> dict[str, Any]:
-    """Train, evaluate against popularity, register and activate the demo's models."""
+def train_models(console: Console, runtime: Runtime, models: tuple[str, ...]) -> dict[str, Any]:
+    """Train and evaluate the demo's models; a version is registered and activated only
+    where it beats popularity on validation and, as ``train --activate if_better`` judges,
+    the active version of its type. The demo's versions it replaces are deleted, so a
+    re-run leaves one version per model, not a pile."""
 
     out: dict[str, Any] = {}
+    datasets: dict[str, Dataset] = {}
     for name in models:
         if name not in MODEL_TYPES:
             continue
-        domain = "people" if name == "reciprocal" else "items"
+        domain: Domain = "people" if name == "reciprocal" else "items"
+        if domain not in datasets:
+            with runtime.session() as session:
+                datasets[domain] = build_dataset(session, runtime.settings.action_table,
+                                                 runtime.settings.hash_secret, domain=domain,
+                                                 seed=runtime.settings.seed)  # fmt: skip
         with console.status(f"training {name} on the {domain} data..."):
             config = {"epochs": 15, "patience": 3} if name == "two_tower" else None
-            result = train_model(runtime, name, domain=domain, activate="always",
-                                 flags=None, config_path=None, actor="demo",
-                                 config_overrides=config)  # fmt: skip
+            result = _train_one(runtime, name, datasets[domain], config)
         print_metrics(f"{name} {result.version}", result.test)
         console.print(f"  {result.reason}; report: [cyan]{result.report_html}[/cyan]")
         out[name] = result
     serving_state(runtime).invalidate()
     return out
+
+
+def _train_one(
+    runtime: Runtime, name: str, dataset: Dataset, config: dict[str, Any] | None
+) -> TrainResult:
+    """One model through the pipeline, judged ``if_better`` and against popularity."""
+
+    with tempfile.TemporaryDirectory(prefix="matchwise-demo-") as stage:
+        pending = train_version(runtime, name, Path(stage), dataset=dataset,
+                                activate="if_better", config_overrides=config)  # fmt: skip
+        result, verdict = pending.result, pending.verdict
+        assert verdict is not None  # staged, so judged
+        score, baseline = result.validation[SELECTION_METRIC], _popularity_score(dataset)
+        if verdict.activate and score <= baseline:
+            result.reason = (f"not registered: validation {SELECTION_METRIC} {score:.4f} does "
+                             f"not beat popularity's {baseline:.4f}")  # fmt: skip
+            return result
+        if not verdict.activate:
+            result.reason = f"not registered: {verdict.reason}"
+            return result
+        register_versions(runtime, [pending], actor=ACTOR)
+    _drop_replaced(runtime, name)
+    return result
+
+
+def _popularity_score(dataset: Dataset) -> float:
+    """Popularity's validation figure on ``dataset``: what a model must beat to serve."""
+    train, valid, _ = dataset.interaction_sets()
+    baseline = make_model("popularity")
+    baseline.fit(train, valid)
+    return evaluate_full_ranking(baseline, train, valid)[SELECTION_METRIC]
+
+
+def _drop_replaced(runtime: Runtime, model_type: str) -> None:
+    """Delete the versions of ``model_type`` an earlier demo run registered that are no
+    longer active (registry row and artifact, audit-logged); others' stay."""
+
+    store = ArtifactStore(runtime.settings.artifact_root)
+    registered_here = select(AuditLog.target).where(
+        AuditLog.actor == ACTOR, AuditLog.action == "model.register"
+    )
+    with runtime.session() as session:
+        lock_type(session, model_type)
+        stale = session.scalars(select(ModelVersion).where(
+            ModelVersion.model_type == model_type, ModelVersion.is_active.is_(False),
+            ModelVersion.id.in_(registered_here))).all()  # fmt: skip
+        for row in stale:
+            store.delete(row.uri)
+            session.delete(row)
+            audit(session, ACTOR, "model.prune", row.id,
+                  {"model_type": row.model_type, "version": row.version})  # fmt: skip
+
+
+def replace_key(runtime: Runtime) -> str:
+    """A new admin key for the demo; the earlier demo runs' keys are revoked."""
+
+    with runtime.session() as session:
+        created_here = select(AuditLog.target).where(
+            AuditLog.actor == ACTOR, AuditLog.action == "key.create"
+        )
+        earlier = session.scalars(select(ApiKey.id).where(
+            ApiKey.id.in_(created_here), ApiKey.revoked_at.is_(None))).all()  # fmt: skip
+        for key_id in earlier:
+            revoke_key(session, key_id, actor=ACTOR)
+        key, _ = create_key(session, "admin", name="demo", actor=ACTOR)
+    return key
 
 
 def _example_users(
@@ -81,14 +168,13 @@ def run_demo(
 
     settings = load_settings()
     runtime = Runtime.open(settings)
-    console.rule("[bold]matchwise demo")
+    console.print(Rule("[bold]matchwise demo"), width=min(console.width, 80))
     console.print(f"store: [cyan]{redact(settings.database_url)}[/cyan]")
     console.print(f"artifacts: [cyan]{settings.artifact_root}[/cyan]")
 
     started = time.perf_counter()
     with console.status("generating synthetic events (items domain) and people (dating)..."):
-        # the window ends today, so upcoming events are upcoming for real
-        start = pd.Timestamp.now(tz="UTC").normalize() - pd.Timedelta(days=60)
+        start = window_start()  # the data leads up to today: upcoming events are upcoming
         items_bundle = generate("items", size=size, seed=seed, start=start)
         people_bundle = generate("people", size="small", seed=seed, start=start)
     with console.status("writing the store..."):
@@ -108,13 +194,12 @@ def run_demo(
         table.add_row(name, f"{value:,}")
     console.print(table)
 
-    trained = _train(console, runtime, models)
+    trained = train_models(console, runtime, models)
     with console.status("refreshing every user's ranking cache..."):
         refreshed = refresh_users(runtime, None, top_n=20)
     console.print(f"ranking cache: {refreshed['rows']:,} rows for {refreshed['users']:,} users")
 
-    with runtime.session() as session:
-        key, _ = create_key(session, "admin", name="demo", actor="demo")
+    key = replace_key(runtime)
     examples = _example_users(runtime, items_bundle, people_bundle)
     with runtime.session() as session:
         for user_id, kind in examples:

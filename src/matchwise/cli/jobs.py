@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -11,6 +13,7 @@ from matchwise.cli.render import (
     console,
     open_runtime,
 )
+from matchwise.db.tables import Job
 from matchwise.errors import InvalidInput
 from matchwise.jobs.queue import enqueue, list_jobs
 from matchwise.jobs.worker import Worker, load_handlers
@@ -76,18 +79,39 @@ def jobs_enqueue(
 def jobs_list(
     status: Annotated[str | None, typer.Option(help="queued, running, done or failed")] = None,
     limit: Annotated[int, typer.Option(help="how many")] = 30,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print a JSON list, one object per job")
+    ] = False,
 ) -> None:
     """Recent jobs with their status, attempts and last error."""
 
     runtime = open_runtime()
     with runtime.session() as session:
-        rows = list_jobs(session, status=status, limit=limit)
+        rows = [_job_fields(j) for j in list_jobs(session, status=status, limit=limit)]
+    if as_json:
+        sys.stdout.write(json.dumps(rows) + "\n")
+        return
     table = Table(title="jobs")
     for col in ("id", "type", "status", "attempts", "created", "worker", "last error"):
         table.add_column(col)
     for j in rows:
-        error = (j.last_error or "").splitlines()[0][:60] if j.last_error else ""
-        created = j.created_at.strftime("%Y-%m-%d %H:%M:%S")
-        attempts = f"{j.attempts}/{j.max_attempts}"
-        table.add_row(str(j.id), j.job_type, j.status, attempts, created, j.locked_by or "", error)
+        error = (j["last_error"] or "").splitlines()[0][:60] if j["last_error"] else ""
+        created = j["created_at"][:19].replace("T", " ")
+        attempts = f"{j['attempts']}/{j['max_attempts']}"
+        table.add_row(str(j["id"]), j["job_type"], j["status"], attempts, created,
+                      j["worker"] or "", error)  # fmt: skip
     console.print(table)
+
+
+def _job_fields(job: Job) -> dict[str, Any]:
+    """One job as ``jobs list`` shows it; the last error whole (the table shows its start)."""
+    return {
+        "id": job.id,
+        "job_type": job.job_type,
+        "status": job.status,
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "created_at": job.created_at.isoformat(),
+        "worker": job.locked_by,
+        "last_error": job.last_error,
+    }

@@ -152,24 +152,44 @@ def evaluate(
 @models_app.command("list")
 def models_list(
     model_type: Annotated[str | None, typer.Option("--type", help="only this type")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print a JSON list, one object per version")
+    ] = False,
 ) -> None:
-    """Registered versions: name, type, version, size in MB, metrics, active."""
+    """Registered versions: id, type, version, size, validation and test NDCG@10, active."""
 
     runtime = open_runtime()
     with runtime.session() as session:
-        rows = list_versions(session, model_type)
+        rows = [_version_fields(r) for r in list_versions(session, model_type)]
+    if as_json:
+        sys.stdout.write(json.dumps(rows) + "\n")
+        return
     table = Table(title="models")
     for col in ("id", "type", "version", "MB", "val ndcg@10", "test ndcg@10", "created", "active"):
         table.add_column(col)
     for r in rows:
-        val = r.metrics.get("validation", {}).get("ndcg@10")
-        test = r.metrics.get("test", {}).get("ndcg@10")
+        val, test = r["validation_ndcg@10"], r["test_ndcg@10"]
         table.add_row(
-            r.id[:8], r.model_type, r.version, f"{r.size_bytes / 1e6:.2f}",
+            r["id"][:8], r["model_type"], r["version"], f"{r['size_bytes'] / 1e6:.2f}",
             "" if val is None else f"{val:.4f}", "" if test is None else f"{test:.4f}",
-            r.created_at.strftime("%Y-%m-%d %H:%M"), "[green]yes[/green]" if r.is_active else "",
+            r["created_at"][:16].replace("T", " "), "[green]yes[/green]" if r["active"] else "",
         )  # fmt: skip
     console.print(table)
+
+
+def _version_fields(row: ModelVersion) -> dict[str, Any]:
+    """One registry row as ``models list`` shows it: the table's columns, whole."""
+    metrics = row.metrics or {}
+    return {
+        "id": row.id,
+        "model_type": row.model_type,
+        "version": row.version,
+        "size_bytes": row.size_bytes,
+        "validation_ndcg@10": metrics.get("validation", {}).get("ndcg@10"),
+        "test_ndcg@10": metrics.get("test", {}).get("ndcg@10"),
+        "created_at": row.created_at.isoformat(),
+        "active": bool(row.is_active),
+    }
 
 
 def _resolve_model_id(session: Any, ident: str) -> str:

@@ -3,16 +3,39 @@ dataset statistics, and the one way commands open the store."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.table import Table
 
 from matchwise.runtime import Runtime
 from matchwise.settings import load_settings
 
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)  # errors stay one line: paths copy-paste
+#: The width of output that goes to a file or a pipe: wide enough that no row of a table is
+#: wrapped or cut (a reader splits it into lines, not a terminal).
+PIPED_WIDTH = 4096
+
+
+class CliConsole(Console):
+    """Rich's console, except that output to a file or a pipe is not wrapped at 80 columns
+    (or at the width of a terminal elsewhere in the pipeline): scripts read whole rows.
+    ``COLUMNS`` still sets the width when given."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        if self._width is not None or self.is_terminal or "COLUMNS" in os.environ:
+            return size
+        return ConsoleDimensions(PIPED_WIDTH, size.height)
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self._width, self._height = new_size
+
+
+console = CliConsole()
+err_console = CliConsole(stderr=True, soft_wrap=True)  # errors stay one line: paths copy-paste
 
 
 def open_runtime() -> Runtime:

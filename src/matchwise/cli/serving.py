@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import socket
 import sys
 from typing import Annotated
 
 import typer
 
 from matchwise.api.server import uvicorn_options
+from matchwise.cli.exits import AddressUnavailable
 from matchwise.cli.render import (
     console,
     open_runtime,
@@ -69,7 +72,7 @@ def interact(
     value: Annotated[float | None, typer.Option(help="a rating or value")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Record an interaction (Patra's --interact), exactly as ``POST /v1/interactions`` does:
+    """Record a swipe or another interaction, exactly as ``POST /v1/interactions`` does:
     the swipe takes effect in both people's lists at once, a mutual like creates a match,
     and a meaningful one queues a refresh of the user's cached list (a worker runs it)."""
     runtime = open_runtime()
@@ -94,12 +97,14 @@ def interact(
 
 def serve(
     host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port")] = 8000,
+    port: Annotated[int, typer.Option(help="port", min=0, max=65535)] = 8000,
     workers: Annotated[int, typer.Option(help="worker processes")] = 1,
 ) -> None:
-    """Run the HTTP API (OpenAPI docs at /docs)."""
+    """Run the HTTP API (OpenAPI docs at /docs). Exits 3 at once, before anything loads,
+    when it cannot listen on --host and --port (the port is in use, for one)."""
     import uvicorn
 
+    check_address(host, port)
     runtime = open_runtime()  # migrates once, and fails here clearly if the store is down
     runtime.close()
     options = uvicorn_options(runtime.settings if workers == 1 else None)
@@ -113,6 +118,25 @@ def serve(
         log_level="info",
         **options,
     )
+
+
+def check_address(host: str, port: int) -> None:
+    """Bind ``host:port`` the way uvicorn will, and let go: a port in use or an address
+    that is not this machine's is refused here in one line, not after the models load."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # uvicorn's choice
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind((host, port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            why = "is in use: another program listens there; stop it or use --port"
+            raise AddressUnavailable(f"port {port} on {host} {why}") from None
+        if exc.errno == errno.EACCES:
+            why = "permission denied (ports below 1024 need privileges); use --port"
+        else:
+            why = f"{exc.strerror or exc}; use --host with an address of this machine"
+        raise AddressUnavailable(f"cannot listen on {host}:{port}: {why}") from None
 
 
 def refresh(
@@ -135,7 +159,7 @@ def refresh(
         typer.Option(help="join this Ray cluster ('auto', 'ray://host:10001'); default local"),
     ] = None,
 ) -> None:
-    """Recompute the ranking cache for every active user, or one (seed 004's refresh)."""
+    """Recompute the ranking cache for every active user, or one."""
     from rich.progress import Progress
 
     if kind not in (None, "item", "user"):

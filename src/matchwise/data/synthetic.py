@@ -13,7 +13,7 @@ data file itself is not needed at run time.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,8 @@ from matchwise.features.compatibility import haversine_km
 
 #: Fixed default origin so that the same seed gives the same timestamps on any day.
 DEFAULT_START = datetime(2025, 1, 6, tzinfo=UTC)
+#: How many days of activity a generator writes unless told otherwise.
+WINDOW_DAYS = 60
 
 _NS_PER_DAY = 86_400 * 1_000_000_000
 
@@ -261,6 +263,16 @@ def _start(start: datetime | str | pd.Timestamp | None) -> pd.Timestamp:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
+def window_start(
+    anchor: date | datetime | str | None = None, days: float = WINDOW_DAYS
+) -> pd.Timestamp:
+    """The start of a ``days``-long window that ends on ``anchor`` (a date: its midnight
+    UTC; default today), for data that should look current: its activity is past and
+    part of its events are still to come, as a real app's are at that date."""
+    end = pd.Timestamp.now(tz="UTC") if anchor is None else _start(pd.Timestamp(anchor))
+    return end.normalize() - pd.Timedelta(days=days)
+
+
 def _times(start: pd.Timestamp, day_offsets: np.ndarray) -> pd.Series:
     """Day offsets to UTC timestamps, truncated to whole seconds so they round-trip."""
     ns = np.round(day_offsets * 86_400).astype(np.int64) * 1_000_000_000
@@ -340,11 +352,15 @@ def _ids(prefix: str, n: int) -> np.ndarray:
 def _interactions_frame(
     user_ids: np.ndarray,
     actions: np.ndarray,
+    start: pd.Timestamp,
     occurred_at: pd.Series,
     salt: str,
     item_ids: np.ndarray | None = None,
     target_user_ids: np.ndarray | None = None,
 ) -> pd.DataFrame:
+    """The interactions, with event ids from their times relative to ``start``: the same
+    seed gives the same ids whatever the window's start, so writing a set again on another
+    day (anchored to that day) adds no events twice."""
     n = len(user_ids)
     none = np.full(n, None, dtype=object)
     frame = pd.DataFrame(
@@ -360,7 +376,8 @@ def _interactions_frame(
             "occurred_at": occurred_at.reset_index(drop=True),
         }
     )
-    frame["event_id"] = stable_event_ids(frame, salt=salt)
+    frame["event_id"] = stable_event_ids(frame.assign(occurred_at=frame["occurred_at"] - start),
+                                         salt=salt)  # fmt: skip
     return frame
 
 
@@ -571,7 +588,7 @@ def generate_people(
     n_swipes: int = 20_000,
     seed: int = 42,
     start: datetime | str | pd.Timestamp | None = None,
-    days: float = 60,
+    days: float = WINDOW_DAYS,
     *,
     n_cities: int | None = None,
     name: str | None = None,
@@ -669,7 +686,7 @@ def generate_people(
     i, j, day, actions, level = i[order], j[order], day[order], actions[order], level[order]
     mutual = mutual[order]
     interactions = _interactions_frame(
-        ids[i], actions, _times(t0, day), salt=f"people:{seed}", target_user_ids=ids[j]
+        ids[i], actions, t0, _times(t0, day), salt=f"people:{seed}", target_user_ids=ids[j]
     )
 
     truth = pd.DataFrame(
@@ -784,7 +801,7 @@ def generate_items(
     seed: int = 42,
     kind: str = "event",
     start: datetime | str | pd.Timestamp | None = None,
-    days: float = 60,
+    days: float = WINDOW_DAYS,
     *,
     n_owners: int | None = None,
     name: str | None = None,
@@ -985,6 +1002,7 @@ def generate_items(
     interactions = _interactions_frame(
         user_ids[u[ex]],
         names[st],
+        t0,
         _times(t0, times),
         salt=f"items:{kind}:{seed}",
         item_ids=item_ids[it[ex]],
