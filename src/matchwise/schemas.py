@@ -395,21 +395,55 @@ class IngestResult(BaseModel):
     )
 
 
+class ExplanationOut(BaseModel):
+    """Why a candidate scored what it did (``explain=true``)."""
+
+    contributions: dict[str, float] = Field(
+        description="Each signal's part of raw_score (weight x signal); they add up to it. "
+        "People: model, reciprocal, compatibility, bio, interaction (the swipe adjustment), "
+        "elo, popularity, swipe_rates (those in play); items: model (the serving model's "
+        "raw score) or the heuristic's interests, popularity, city, upcoming"
+    )
+    raw_score: float = Field(description="The blend's or model's score before the scale map")
+    score: float = Field(description="raw_score on the served scale, [0, 1]")
+    scale: str = Field(description="How raw_score maps onto score, in words")
+
+
 class RecommendationOut(BaseModel):
-    candidate_id: str
-    candidate_kind: Literal["user", "item"]
-    score: float
-    rank: int
-    reason: str
-    title: str | None = None
+    candidate_id: str = Field(description="The item's or person's id")
+    candidate_kind: Literal["user", "item"] = Field(description="user (a person) or item")
+    score: float = Field(
+        description="In [0, 1], higher is better, on every route: the serving model's or "
+        "blend's score by a fixed increasing map (README: Scores), so the order is the model's"
+    )
+    rank: int = Field(description="Position in the list without the excluded ids, from 1")
+    reason: str = Field(description="A short reason that is true of this candidate")
+    title: str | None = Field(default=None, description="An item's title; null for people")
+    explanation: ExplanationOut | None = Field(
+        default=None,
+        description="Only with explain=true: each signal's contribution (null where the "
+        "candidate could not be explained again)",
+    )
 
 
 class RecommendationsOut(BaseModel):
-    user_id: str
+    user_id: str = Field(description="The user the list is for")
     route: str = Field(description="cold, warm, hot, cache or fallback: what served the list")
-    model_version: str
-    generated_at: datetime
+    model_version: str = Field(description="The model version (or heuristic) that ranked it")
+    generated_at: datetime = Field(description="When the list was computed")
     recommendations: list[RecommendationOut]
+    explained: Literal["live", "recomputed"] | None = Field(
+        default=None,
+        description="Only with explain=true: live (explanations made with the scores), or "
+        "recomputed (a cached list: its candidates scored again at explained_at by "
+        "explained_by; their explanations' scores may differ from the cached scores)",
+    )
+    explained_at: datetime | None = Field(
+        default=None, description="Only with explain=true: when the explanations were made"
+    )
+    explained_by: str | None = Field(
+        default=None, description="Only with explain=true: the model version that explained"
+    )
 
 
 class InteractionOut(BaseModel):

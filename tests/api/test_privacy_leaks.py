@@ -246,8 +246,8 @@ def test_the_search_finds_a_route_that_serialises_the_whole_row(
     runtime, keys = world
     wire = Recommendation.wire
 
-    def whole_row(self: Recommendation) -> dict[str, Any]:
-        out = wire(self)
+    def whole_row(self: Recommendation, explain: bool = False) -> dict[str, Any]:
+        out = wire(self, explain)
         with runtime.read_session() as s:
             row = s.get(User, self.candidate_id) if self.candidate_kind == "user" else None
             if row is not None:

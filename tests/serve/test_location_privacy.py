@@ -164,11 +164,13 @@ def _score_attack(client: TestClient, settings: Settings, target: Position) -> P
           *[_profile(f"viewer-{i}", p) for i, p in enumerate(viewers)])  # fmt: skip
     scores = np.array([_shown(client, f"viewer-{i}")["target"]["score"]
                        for i in range(len(viewers))])  # fmt: skip
-    k = 0.25 * settings.blend.compatibility  # the proximity share of compatibility
+    # the served score is the blend mapped linearly onto [0, 1]: the attacker need not
+    # know the map's slope or offset, only the shape; both are fitted out
+    observed = (scores - scores.mean()) / (scores.std() or 1.0)
 
     def residuals(d: np.ndarray, _: np.ndarray) -> np.ndarray:
-        shape = k * np.exp(-d / 50.0)
-        return shape - shape.mean() - (scores - scores.mean())  # the offset drops out
+        shape = np.exp(-d / 50.0)
+        return (shape - shape.mean()) / (shape.std() or 1.0) - observed
 
     return _fit(viewers, residuals)
 

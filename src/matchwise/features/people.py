@@ -22,6 +22,8 @@ __all__ = [
     "SwipeCounts",
     "bio_similarity",
     "blend",
+    "blend_bounds",
+    "blend_contributions",
     "cosine_rows",
     "distance_band",
     "interaction_adjustment",
@@ -31,6 +33,7 @@ __all__ = [
     "reciprocal_score",
     "smoothed_rate",
     "swipe_rate_score",
+    "unit_blend",
 ]
 
 ReciprocalMode = Literal["harmonic", "product", "min", "weighted"]
@@ -247,6 +250,49 @@ def swipe_rate_score(
     return reciprocal_score(p_uc, p_cu, mode)
 
 
+#: Blend signals whose range is not [0, 1] (the swipe adjustment may push down).
+SIGNAL_RANGES: dict[str, tuple[float, float]] = {"interaction": (-1.0, 1.0)}
+
+
+def _weight_of(weights: Mapping[str, float] | Any) -> Mapping[str, float]:
+    return weights.model_dump() if hasattr(weights, "model_dump") else weights
+
+
+def blend_contributions(
+    signals: Mapping[str, np.ndarray], weights: Mapping[str, float] | Any
+) -> dict[str, np.ndarray]:
+    """Each signal's part of the blend's score, ``weight · signal`` (NaN counts 0): the
+    parts add up to :func:`blend`'s score."""
+    w = _weight_of(weights)
+    return {name: float(w.get(name, 0.0)) * np.nan_to_num(np.asarray(v, dtype=np.float64),
+                                                           nan=0.0)
+            for name, v in signals.items()}  # fmt: skip
+
+
+def blend_bounds(names: Sequence[str], weights: Mapping[str, float] | Any) -> tuple[float, float]:
+    """The lowest and highest score a blend of the signals ``names`` can give."""
+    w = _weight_of(weights)
+    lo = hi = 0.0
+    for name in names:
+        low, high = SIGNAL_RANGES.get(name, (0.0, 1.0))
+        lo += float(w.get(name, 0.0)) * low
+        hi += float(w.get(name, 0.0)) * high
+    return lo, hi
+
+
+def unit_blend(
+    score: np.ndarray, names: Sequence[str], weights: Mapping[str, float] | Any
+) -> np.ndarray:
+    """The blend's score on the served scale: where it lies between the lowest and the
+    highest score these signals can give, in [0, 1] (an increasing linear map, so the
+    order is the blend's)."""
+    lo, hi = blend_bounds(names, weights)
+    raw = np.asarray(score, dtype=np.float64)
+    if hi <= lo:
+        return np.zeros_like(raw)
+    return np.clip((raw - lo) / (hi - lo), 0.0, 1.0)
+
+
 def blend(
     signals: Mapping[str, np.ndarray],
     weights: Mapping[str, float] | Any,
@@ -326,9 +372,10 @@ def reason_for(
     (the user's ``max_distance_km``; unset: :data:`AROUND_YOU_KM`), ``age_gap`` and
     ``liked_me`` (bool); an unknown signal gets a neutral reason, never an error. Distances
     are named as coarse bands only, and only within the user's radius: "around you" and
-    every distance word are true of the candidate or not said. A like is a private swipe: "already likes you" only
-    with ``reveal_likes`` (setting ``reveal_likes_in_reasons``); otherwise a candidate who
-    liked the user gets the next honest reason, one their like did not make true.
+    every distance word are true of the candidate or not said. A like is a private swipe:
+    "already likes you" only with ``reveal_likes`` (setting ``reveal_likes_in_reasons``);
+    otherwise a candidate who liked the user gets the next honest reason, one their like
+    did not make true.
     """
     ctx = dict(context or {})
     shared = [t for t in ctx.get("shared_tags") or [] if t]

@@ -141,6 +141,8 @@ class Recommender(ABC):
     #: pipeline, preferred for hot users over any single model.
     serves: ClassVar[frozenset[str]] = frozenset()
     pipeline: ClassVar[bool] = False
+    #: How :meth:`unit_scores` maps a raw score onto the served scale, in words.
+    score_scale: ClassVar[str] = "sigmoid(raw) = 1 / (1 + exp(-raw))"
 
     def __init__(self) -> None:
         self.version: str = "unversioned"
@@ -170,6 +172,13 @@ class Recommender(ABC):
     @abstractmethod
     def score(self, users: np.ndarray) -> np.ndarray:
         """Scores of every candidate for each user row: shape ``(len(users), n_items)``."""
+
+    def unit_scores(self, scores: np.ndarray) -> np.ndarray:
+        """``score``'s values on the served scale: [0, 1], higher is better, by a strictly
+        increasing map, so ranking by either is the same and a served score means the
+        same on every route. Here the logistic function (0 maps to 0.5: no evidence
+        either way); models whose scores have their own meaning override it."""
+        return sigmoid(scores)
 
     def recommend(
         self,
@@ -251,6 +260,12 @@ class Recommender(ABC):
     def _check_fitted(self) -> None:
         if self.n_items_ is None:
             raise NotFitted(f"{self.model_type} model is not fitted: call fit() or load() first")
+
+
+def sigmoid(values: np.ndarray) -> np.ndarray:
+    """The logistic function in float64, stable for any magnitude (tanh form)."""
+    v = np.asarray(values, dtype=np.float64)
+    return 0.5 * (1.0 + np.tanh(0.5 * v))
 
 
 def json_default(value: Any) -> Any:

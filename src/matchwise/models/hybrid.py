@@ -107,6 +107,10 @@ class HybridRecommender(Recommender):
     model_type: ClassVar[str] = "hybrid"
     serves: ClassVar[frozenset[str]] = frozenset({"hot"})
     pipeline: ClassVar[bool] = True  # candidates from several generators, re-ranked
+    score_scale: ClassVar[str] = (
+        "raw / 2 for a re-ranked candidate (raw in (1, 2]: its position in the user's "
+        "candidate list), (raw + 2) / 2 for any other item"
+    )
 
     def __init__(
         self,
@@ -404,6 +408,14 @@ class HybridRecommender(Recommender):
             batch = users[start : start + self.batch_size]
             out[start : start + len(batch)] = self._score_batch(batch)
         return out
+
+    def unit_scores(self, scores: np.ndarray) -> np.ndarray:
+        """Positions on [0, 1]: a re-ranked candidate's (1, 2] becomes (0.5, 1] (1 is the
+        top of the user's candidate list, just above 0.5 its last), any other item's
+        [-2, -1) becomes [0, 0.5) by the first generator's rank. Linear on each part, so
+        increasing."""
+        s = np.asarray(scores, dtype=np.float64)
+        return np.clip(np.where(s >= 0, 0.5 * s, 0.5 * (s + 2.0)), 0.0, 1.0)
 
     def _score_batch(self, users: np.ndarray) -> np.ndarray:
         assert self.ranker_ is not None

@@ -26,7 +26,7 @@ import numpy as np
 
 from matchwise.errors import ArtifactError, InvalidInput
 from matchwise.metrics import evaluate_full_ranking
-from matchwise.models.base import InteractionSet, Recommender
+from matchwise.models.base import InteractionSet, Recommender, sigmoid
 from matchwise.models.ranker import FeatureContext, candidate_features
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,7 @@ class LogisticRecommender(Recommender):
 
     model_type: ClassVar[str] = "logistic"
     serves: ClassVar[frozenset[str]] = frozenset({"warm", "hot"})
+    score_scale: ClassVar[str] = "sigmoid(logit): the probability of a positive"
 
     def __init__(
         self,
@@ -257,6 +258,11 @@ class LogisticRecommender(Recommender):
             logits = X @ self.weights_.astype(np.float64) + self.bias_
             out[start : start + len(batch)] = logits.reshape(len(batch), n_items)
         return out
+
+    def unit_scores(self, scores: np.ndarray) -> np.ndarray:
+        """The logits as the probability the model was trained to give: sigmoid(logit),
+        P(the user engages positively with the item)."""
+        return sigmoid(scores)
 
     # --- persistence --------------------------------------------------------------------
     def _save_state(self, folder: Path) -> None:

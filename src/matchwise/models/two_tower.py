@@ -399,6 +399,7 @@ class TwoTowerRecommender(Recommender):
 
     model_type: ClassVar[str] = "two_tower"
     serves: ClassVar[frozenset[str]] = frozenset({"warm", "hot"})
+    score_scale: ClassVar[str] = "(1 + raw) / 2, raw the cosine of the user's and item's vectors"
 
     @classmethod
     def from_config(cls, params: dict[str, Any], progress: bool = False) -> Self:
@@ -723,6 +724,11 @@ class TwoTowerRecommender(Recommender):
         with torch.no_grad():
             scores = self._user_matrix(users) @ self._items().T  # (users, items)
         return scores.float().cpu().numpy()
+
+    def unit_scores(self, scores: np.ndarray) -> np.ndarray:
+        """Cosines of unit vectors, [-1, 1], as (1 + cos) / 2: 1 points the same way as
+        the user, 0.5 is unrelated."""
+        return np.clip((1.0 + np.asarray(scores, dtype=np.float64)) / 2.0, 0.0, 1.0)
 
     def evaluate(
         self, test: InteractionSet, k: int = 10, exclude: sp.spmatrix | None = None

@@ -16,10 +16,14 @@ from matchwise.models.catalog import serving_traits
 from matchwise.models.heuristic import list_phrase as _list_phrase
 from matchwise.models.heuristic import normalise as _normalise
 from matchwise.models.heuristic import top_by_score
-from matchwise.serve.types import Ask, Recommendation, RecommendationList
+from matchwise.serve.types import Ask, Recommendation, RecommendationList, explanation
 
 ENGAGED_ACTIONS = ["like", "favorite", "register", "apply", "interest", "attend", "share",
                    "click", "superlike"]  # fmt: skip
+#: The heuristic's signals (each in [0, 1]) and weights: they add up to 1, so its score
+#: is on the served scale as it is.
+HEURISTIC_WEIGHTS = {"interests": 0.5, "popularity": 0.3, "city": 0.15, "upcoming": 0.05}
+HEURISTIC_SCALE = "raw (the weights add up to 1)"
 #: An action whose training label (actions table) is at most this says no: pass, reject,
 #: dislike, block (0) and unregister (0.1) by default.
 REJECTION_LABEL = 0.2
@@ -96,19 +100,24 @@ def model_items(ask: Ask) -> RecommendationList | None:
         j = loaded.trained.item_index.get(item)
         if j is not None:
             allowed[j] = False
+    limit = ask.limit
+    if ask.only is not None:  # these candidates alone, each scored as in the whole list
+        allowed &= np.isin(item_ids.astype(str), list(ask.only))
+        limit = len(ask.only)
     model = loaded.trained.model
-    if loaded.index is not None and loaded.user_vectors is not None:
+    if loaded.index is not None and loaded.user_vectors is not None and ask.only is None:
         query = loaded.user_vectors[row : row + 1]
-        idx, scores = loaded.index.query(query, ask.limit, allowed=allowed)
+        idx, scores = loaded.index.query(query, limit, allowed=allowed)
         idx, scores = idx[0], scores[0]
     else:
         full = np.asarray(model.score(np.array([row])), dtype=np.float64)[0]
         full[~allowed] = -np.inf
-        k = min(ask.limit, int(allowed.sum()))
+        k = min(limit, int(allowed.sum()))
         idx = np.argsort(-full, kind="stable")[:k]
         scores = full[idx]
     keep = (idx >= 0) & np.isfinite(scores)
-    idx, scores = idx[keep], scores[keep]
+    idx, raw = idx[keep], scores[keep]
+    scores = model.unit_scores(raw)  # the served scale, [0, 1]
     titles = catalogue.titles[rows[idx]]
     reasons = _model_reasons(ask, catalogue, rows, idx, loaded)
     recs = [
@@ -119,6 +128,7 @@ def model_items(ask: Ask) -> RecommendationList | None:
             rank=r + 1,
             reason=reasons[r],
             title=None if pd.isna(titles[r]) else str(titles[r]),
+            explanation=explanation({"model": raw[r]}, sc, model.score_scale),
         )
         for r, (j, sc) in enumerate(zip(idx, scores, strict=True))
     ]
@@ -204,6 +214,9 @@ def heuristic_items(ask: Ask) -> list[Recommendation]:
         row = catalogue.position.get(item)
         if row is not None:
             keep[row] = False
+    if ask.only is not None:  # these candidates alone, each scored as in the whole list
+        keep &= np.isin(catalogue.ids, list(ask.only))
+        limit = len(ask.only)
     rows = np.flatnonzero(keep)
     if len(rows) == 0:
         return []
@@ -221,7 +234,10 @@ def heuristic_items(ask: Ask) -> list[Recommendation]:
     stamp = np.datetime64(pd.Timestamp(now).tz_convert("UTC").tz_localize(None), "ns")
     days_ahead = (starts - stamp) / np.timedelta64(1, "D")
     soon = np.where(np.isnan(days_ahead), 0.0, np.exp(-np.clip(days_ahead, 0, None) / 30.0))
-    score = 0.5 * tag_score + 0.3 * pop + 0.15 * same_city + 0.05 * soon
+    signals = {"interests": tag_score, "popularity": pop, "city": same_city, "upcoming": soon}
+    parts = {name: HEURISTIC_WEIGHTS[name] * np.asarray(v, dtype=np.float64)
+             for name, v in signals.items()}  # fmt: skip
+    score = parts["interests"] + parts["popularity"] + parts["city"] + parts["upcoming"]
     order = top_by_score(score, catalogue.ids[rows], limit)
     picked = rows[order]
     reasons: list[str] = []
@@ -245,6 +261,9 @@ def heuristic_items(ask: Ask) -> list[Recommendation]:
             rank=r + 1,
             reason=reasons[r],
             title=None if pd.isna(catalogue.titles[row]) else str(catalogue.titles[row]),
+            explanation=explanation(
+                {n: v[pos] for n, v in parts.items()}, score[pos], HEURISTIC_SCALE
+            ),  # fmt: skip
         )
         for r, (pos, row) in enumerate(zip(order, picked, strict=True))
     ]

@@ -19,10 +19,13 @@ from matchwise.features.people import (
     SwipeCounts,
     bio_similarity,
     blend,
+    blend_bounds,
+    blend_contributions,
     interaction_adjustment,
     reason_for,
     reciprocal_score,
     swipe_rate_score,
+    unit_blend,
 )
 from matchwise.features.text import text_cache_dir
 from matchwise.hashing import hash_id
@@ -30,7 +33,7 @@ from matchwise.models.elo import league_candidates
 from matchwise.models.heuristic import HEURISTIC_VERSION
 from matchwise.models.heuristic import normalise as _normalise
 from matchwise.serve.state import PeopleCatalogue, ServingState
-from matchwise.serve.types import Ask, Recommendation, RecommendationList
+from matchwise.serve.types import Ask, Recommendation, RecommendationList, explanation
 from matchwise.settings import Settings
 
 
@@ -72,11 +75,19 @@ def people_recommendations(ask: Ask) -> RecommendationList:
         else:
             route = "fallback"
     swipes = list(zip(ask.history.target_user_ids, ask.history.actions, strict=True))
-    score, strongest, soft = score_people(
-        cat, me, candidates, swipes, liked_me, ask.settings, model_scores
-    )
+    signals, soft = people_signals(cat, me, candidates, swipes, liked_me, ask.settings,
+                                   model_scores)  # fmt: skip
+    score, strongest = blend(signals, ask.settings.blend, named_above_median=("swipe_rates",))
+    unit = unit_blend(score, list(signals), ask.settings.blend)
+    parts = blend_contributions(signals, ask.settings.blend)
+    lo, hi = blend_bounds(list(signals), ask.settings.blend)
+    scale = f"(raw - {lo:g}) / ({hi:g} - {lo:g}): between the lowest and highest blend"
     order = np.lexsort((p.ids[candidates], -score))
-    order = _visible_now(ask.session, order, p.ids[candidates], "user", ask.limit)
+    limit = ask.limit
+    if ask.only is not None:  # these candidates alone, each scored as in the whole list
+        order = order[np.isin(p.ids[candidates][order], list(ask.only))]
+        limit = len(ask.only)
+    order = _visible_now(ask.session, order, p.ids[candidates], "user", limit)
     vocab = p.tag_vocabulary
     my_tags = {vocab[j] for j in p.tags[me].indices}
     radius = float(p.max_distance_km[me])  # NaN: the user chose none (reasons use a default)
@@ -87,8 +98,9 @@ def people_recommendations(ask: Ask) -> RecommendationList:
         context = {"shared_tags": shared, "distance_km": soft.distance_km[pos],
                    "radius_km": radius, "liked_me": bool(liked_me[pos])}  # fmt: skip
         reason = reason_for(strongest[pos], context, ask.settings.reveal_likes_in_reasons)
-        recs.append(Recommendation(str(p.ids[c]), "user", round(float(score[pos]), 6), rank,
-                                   reason))  # fmt: skip
+        why = explanation({n: v[pos] for n, v in parts.items()}, unit[pos], scale)
+        recs.append(Recommendation(str(p.ids[c]), "user", round(float(unit[pos]), 6), rank,
+                                   reason, explanation=why))  # fmt: skip
     return RecommendationList(ask.user.id, route, version, ask.now, recs)
 
 
@@ -108,8 +120,27 @@ def score_people(
     (``my_swipes``: target user id or None, action), who already liked them
     (``liked_me``, one flag per candidate) and, when a people model serves, its
     P(user likes c) and reciprocal score (``model_scores``). The Speed Dating benchmark
-    scores with this same function.
+    scores with this same function. The score is the blend's own (weights times
+    signals); serving shows it on [0, 1] (:func:`~matchwise.features.people.unit_blend`).
     """
+    signals, soft = people_signals(cat, me, candidates, my_swipes, liked_me, settings,
+                                   model_scores)  # fmt: skip
+    score, strongest = blend(signals, settings.blend, named_above_median=("swipe_rates",))
+    return score, strongest, soft
+
+
+def people_signals(
+    cat: PeopleCatalogue,
+    me: int,
+    candidates: np.ndarray,
+    my_swipes: list[tuple[str | None, str]],
+    liked_me: np.ndarray,
+    settings: Settings,
+    model_scores: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[dict[str, np.ndarray], SoftScores]:
+    """The blend's signals for each candidate (arguments as :func:`score_people`'s), each
+    in its range (:data:`~matchwise.features.people.SIGNAL_RANGES`), and the soft
+    compatibility scores."""
     p = cat.profiles
     soft = soft_scores(p, me, candidates)
     league = league_candidates(
@@ -141,8 +172,7 @@ def score_people(
     if model_scores is not None:
         signals["model"], signals["reciprocal"] = model_scores
     signals["swipe_rates"] = swipe_signal(cat, me, candidates, my_swipes, settings.reciprocal_mode)
-    score, strongest = blend(signals, settings.blend, named_above_median=("swipe_rates",))
-    return score, strongest, soft
+    return signals, soft
 
 
 def swipe_signal(

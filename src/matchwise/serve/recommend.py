@@ -17,8 +17,11 @@ from matchwise.serve.items import heuristic_items, model_items
 from matchwise.serve.people import people_recommendations
 from matchwise.serve.state import serving_state
 from matchwise.serve.types import (
+    EXPLAINED_AGAIN,
+    EXPLAINED_LIVE,
     Ask,
     Kind,
+    Page,
     RecommendationList,
     RecommendFilters,
     resolve_request,
@@ -35,26 +38,71 @@ def recommend(
     kind: Kind | None = None,
     now: datetime | None = None,
     use_cache: bool | None = None,
+    page: Page | None = None,
+    explain: bool = False,
 ) -> RecommendationList:
     """Ranked candidates for ``user_id``; raises NotFound for an unknown user.
 
     Serves the per-user cache when enabled, fresh (younger than
-    ``cache_max_age_seconds``) and the request has no filters; computes live otherwise.
+    ``cache_max_age_seconds``), the request has no filters and the cached list holds the
+    ``page`` (default: the first ``limit``); computes live otherwise. ``explain`` marks
+    how each candidate's explanation was obtained: with the score (live), or computed
+    again now for a cached list's candidates (:func:`explain_again`).
     """
-    settings, state = runtime.settings, serving_state(runtime)
+    settings = runtime.settings
     limit, kind = resolve_request(settings, limit, kind)
+    page = page or Page()
     filters = filters or RecommendFilters()
     now = now or datetime.now(UTC)
     if use_cache is None:
         use_cache = settings.use_cache
+    fetch = page.fetch(limit)
     if use_cache and filters == RecommendFilters():
-        cached = read_cache(session, user_id, limit, kind, settings.cache_max_age_seconds, now)
-        if cached is not None:
-            return cached  # cached rows imply the user exists (they cascade with it)
+        cached = read_cache(session, user_id, fetch, kind, settings.cache_max_age_seconds, now)
+        if cached is not None and page.holds(cached, limit):
+            found = page.cut(cached, limit)  # cached rows imply the user exists
+            return explain_again(runtime, session, found, kind) if explain else found
+    result = page.cut(compute(runtime, session, user_id, fetch, kind, filters, now), limit)
+    if explain:
+        result = replace(result, explained=EXPLAINED_LIVE, explained_at=result.generated_at,
+                         explained_by=result.model_version)  # fmt: skip
+    return result
+
+
+def explain_again(
+    runtime: Runtime, session: Session, result: RecommendationList, kind: Kind
+) -> RecommendationList:
+    """A cached list with each candidate's explanation computed now, by what would serve
+    the user now, for those candidates alone but scored as in the whole list: the list
+    says so (``explained``: recomputed, ``explained_at``, ``explained_by``), and a
+    candidate that would no longer be served gets none."""
+    now = datetime.now(UTC)
+    ids = frozenset(r.candidate_id for r in result.recommendations)
+    again = compute(runtime, session, result.user_id, max(len(ids), 1), kind,
+                    RecommendFilters(include_past=True), now, only=ids)  # fmt: skip
+    found = {r.candidate_id: r.explanation for r in again.recommendations}
+    recs = [replace(r, explanation=found.get(r.candidate_id)) for r in result.recommendations]
+    return replace(result, recommendations=recs, explained=EXPLAINED_AGAIN, explained_at=now,
+                   explained_by=again.model_version)  # fmt: skip
+
+
+def compute(
+    runtime: Runtime,
+    session: Session,
+    user_id: str,
+    limit: int,
+    kind: Kind,
+    filters: RecommendFilters,
+    now: datetime,
+    only: frozenset[str] | None = None,
+) -> RecommendationList:
+    """The first ``limit`` of the user's list computed now, on the route their history
+    picks (never the cache); with ``only``, those candidates alone."""
+    settings, state = runtime.settings, serving_state(runtime)
     user = queries.serving_profile(session, user_id)
     history = queries.history_of(session, user_id)
     ask = Ask(session, settings, state, user, history, route_for(history.count(), settings),
-              limit, filters, now)  # fmt: skip
+              limit, filters, now, only)  # fmt: skip
     route = ask.route
     if kind == "item" and route != "cold":
         served = model_items(ask)

@@ -19,8 +19,8 @@ from matchwise.db.online import AsyncReader
 from matchwise.runtime import Runtime
 from matchwise.serve.cache import read_cache_from
 from matchwise.serve.online import decode
-from matchwise.serve.recommend import recommend
-from matchwise.serve.types import Kind, RecommendationList, RecommendFilters, cacheable
+from matchwise.serve.recommend import explain_again, recommend
+from matchwise.serve.types import Kind, Page, RecommendationList, RecommendFilters, cacheable
 
 T = TypeVar("T")
 
@@ -33,25 +33,46 @@ async def answer(
     kind: Kind | None = None,
     filters: RecommendFilters | None = None,
     fresh: bool = False,
+    page: Page | None = None,
+    explain: bool = False,
 ) -> RecommendationList:
-    """The user's recommendations from the first tier that has them (``fresh`` skips the
-    caches); raises NotFound for an unknown user."""
+    """The ``page`` (default: the first ``limit``) of the user's recommendations from the
+    first tier that holds it (``fresh`` skips the caches); raises NotFound for an
+    unknown user. Every tier cuts the page the same way (:meth:`Page.cut`). ``explain``
+    on a cached list computes its candidates' explanations now, and the list says so."""
     filters = filters or RecommendFilters()
+    page = page or Page()
     request = None if fresh else cacheable(runtime.settings, limit, kind, filters)
     if request is not None:
         top_n, list_kind = request
+        fetch = page.fetch(top_n)
         max_age = runtime.settings.cache_max_age_seconds
         fetched = None if reader is None else await reader.fetch(list_kind, user_id)
         if fetched is not None:
             payload, hidden = fetched
-            found = decode(payload, hidden, user_id, list_kind, top_n, max_age, datetime.now(UTC))
-            if found is not None:
-                return found
-        found = await on_store(runtime, read_cache_from, runtime.read_engine, user_id, top_n,
+            found = decode(payload, hidden, user_id, list_kind, fetch, max_age, datetime.now(UTC))
+            if found is not None and page.holds(found, top_n):
+                return await _explained(runtime, page.cut(found, top_n), list_kind, explain)
+        found = await on_store(runtime, read_cache_from, runtime.read_engine, user_id, fetch,
                                list_kind, max_age)  # fmt: skip
-        if found is not None:
-            return found
-    return await anyio.to_thread.run_sync(live, runtime, user_id, limit, kind, filters)
+        if found is not None and page.holds(found, top_n):
+            return await _explained(runtime, page.cut(found, top_n), list_kind, explain)
+    return await anyio.to_thread.run_sync(live, runtime, user_id, limit, kind, filters, page,
+                                          explain)  # fmt: skip
+
+
+async def _explained(
+    runtime: Runtime, result: RecommendationList, kind: Kind, explain: bool
+) -> RecommendationList:
+    if not explain:
+        return result
+    return await anyio.to_thread.run_sync(explain_cached, runtime, result, kind)
+
+
+def explain_cached(runtime: Runtime, result: RecommendationList, kind: Kind) -> RecommendationList:
+    """A cached list's explanations, computed now on a read-only session."""
+    with runtime.read_session() as session:
+        return explain_again(runtime, session, result, kind)
 
 
 def live(
@@ -60,11 +81,13 @@ def live(
     limit: int | None,
     kind: Kind | None,
     filters: RecommendFilters,
+    page: Page | None = None,
+    explain: bool = False,
 ) -> RecommendationList:
     """Computed now, on a read-only session (never the cache)."""
     with runtime.read_session() as session:
         return recommend(runtime, session, user_id, limit=limit, kind=kind, filters=filters,
-                         use_cache=False)  # fmt: skip
+                         use_cache=False, page=page, explain=explain)  # fmt: skip
 
 
 async def on_store(runtime: Runtime, fn: Callable[..., T], *args: Any) -> T:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -29,6 +31,29 @@ class RecommendFilters:
     include_past: bool = False
 
 
+@dataclass(frozen=True)
+class Explanation:
+    """Why a candidate scored what it did: each signal's part of the raw score (they add
+    up to it), and the map from the raw score to the served one."""
+
+    contributions: dict[str, float]
+    raw_score: float
+    score: float
+    scale: str
+
+    def wire(self) -> dict[str, Any]:
+        """The shape of ``schemas.ExplanationOut``."""
+        return {"contributions": self.contributions, "raw_score": self.raw_score,
+                "score": self.score, "scale": self.scale}  # fmt: skip
+
+
+def explanation(contributions: dict[str, float], score: float, scale: str) -> Explanation:
+    """An :class:`Explanation` whose raw score is the sum of ``contributions``, rounded
+    so the sum shown is the sum of the parts shown."""
+    parts = {name: round(float(v), 6) for name, v in contributions.items()}
+    return Explanation(parts, round(sum(parts.values()), 6), round(float(score), 6), scale)
+
+
 @dataclass
 class Recommendation:
     candidate_id: str
@@ -37,12 +62,23 @@ class Recommendation:
     rank: int
     reason: str
     title: str | None = None
+    #: Filled on the live path (and, for ``explain``, recomputed for cached lists).
+    explanation: Explanation | None = None
 
-    def wire(self) -> dict[str, Any]:
-        """The shape of ``schemas.RecommendationOut`` (API and CLI JSON)."""
-        return {"candidate_id": self.candidate_id, "candidate_kind": self.candidate_kind,
-                "score": self.score, "rank": self.rank, "reason": self.reason,
-                "title": self.title}  # fmt: skip
+    def wire(self, explain: bool = False) -> dict[str, Any]:
+        """The shape of ``schemas.RecommendationOut`` (API and CLI JSON); ``explain`` adds
+        the explanation (null where none could be computed)."""
+        out = {"candidate_id": self.candidate_id, "candidate_kind": self.candidate_kind,
+               "score": self.score, "rank": self.rank, "reason": self.reason,
+               "title": self.title}  # fmt: skip
+        if explain:
+            out["explanation"] = None if self.explanation is None else self.explanation.wire()
+        return out
+
+
+#: How a list's explanations were obtained (``RecommendationList.explained``).
+EXPLAINED_LIVE = "live"
+EXPLAINED_AGAIN = "recomputed"
 
 
 @dataclass
@@ -52,6 +88,76 @@ class RecommendationList:
     model_version: str
     generated_at: datetime
     recommendations: list[Recommendation] = field(default_factory=list)
+    #: None, or how the explanations were obtained: ``live`` (with the scores, at
+    #: ``generated_at``), ``recomputed`` (a cached list's candidates scored again now, at
+    #: ``explained_at``: their explanations' scores may differ from the cached ones).
+    explained: str | None = None
+    explained_at: datetime | None = None
+    explained_by: str | None = None  # the model version (or heuristic) that explained
+
+
+#: At most this many ids in one request's ``exclude``.
+MAX_EXCLUDE = 200
+#: ``offset + limit`` at most: a page lies within the first 1,000 of a list.
+MAX_PAGE_END = 1000
+_ID = re.compile(r"^[A-Za-z0-9_.:@\-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class Page:
+    """Which part of the ranked list a request wants: the list without ``exclude`` (ids
+    the app wants left out this time), from position ``offset`` on. Every tier answers
+    through :meth:`cut`, so a page is the same whichever tier serves it."""
+
+    offset: int = 0
+    exclude: frozenset[str] = frozenset()
+
+    @property
+    def plain(self) -> bool:
+        return self.offset == 0 and not self.exclude
+
+    def fetch(self, limit: int) -> int:
+        """How many of the list to read or compute to fill a page of ``limit``."""
+        return self.offset + limit + len(self.exclude)
+
+    def holds(self, result: RecommendationList, limit: int) -> bool:
+        """Whether a cached list answers this page: a plain first page always (as before:
+        a short list is the answer), any other only when the page lies within it;
+        past its end the page is computed live."""
+        if self.plain:
+            return True
+        kept = sum(r.candidate_id not in self.exclude for r in result.recommendations)
+        return kept >= self.offset + limit
+
+    def cut(self, result: RecommendationList, limit: int) -> RecommendationList:
+        """The page: excluded ids dropped, ``offset`` skipped, ``limit`` kept, ranked by
+        position in the list without the excluded ids (the first is ``offset + 1``)."""
+        if self.plain and len(result.recommendations) <= limit:
+            return result  # the hot path: nothing to cut
+        kept = [r for r in result.recommendations if r.candidate_id not in self.exclude]
+        page = kept[self.offset : self.offset + limit]
+        recs = [replace(r, rank=self.offset + n) for n, r in enumerate(page, start=1)]
+        return replace(result, recommendations=recs)
+
+
+def resolve_page(limit: int, offset: int = 0, exclude: Iterable[str] = ()) -> Page:
+    """A checked :class:`Page` (InvalidInput, a 422 on the API, with what is wrong):
+    ``offset`` >= 0, ``offset + limit`` at most :data:`MAX_PAGE_END`, ``exclude`` at most
+    :data:`MAX_EXCLUDE` ids of 1-64 characters (letters, digits, ``_.:@-``)."""
+    if offset < 0:
+        raise InvalidInput(f"offset must be 0 or more, got {offset}")
+    if offset + limit > MAX_PAGE_END:
+        raise InvalidInput(
+            f"offset + limit must be at most {MAX_PAGE_END} (got {offset} + {limit}): "
+            f"pages reach down to position {MAX_PAGE_END} of a list"
+        )
+    ids = frozenset(exclude)
+    if len(ids) > MAX_EXCLUDE:
+        raise InvalidInput(f"exclude holds {len(ids)} ids; at most {MAX_EXCLUDE} per request")
+    bad = sorted(i for i in ids if not _ID.match(i))
+    if bad:
+        raise InvalidInput(f"exclude: {bad[0][:80]!r} is not an id (1-64 letters, digits or _.:@-)")
+    return Page(offset, ids)
 
 
 def resolve_request(
@@ -92,3 +198,6 @@ class Ask:
     limit: int
     filters: RecommendFilters
     now: datetime
+    #: Only these candidates, in the list's order (scored as in the whole list): what
+    #: explaining a cached list computes again. None: the first ``limit``.
+    only: frozenset[str] | None = None

@@ -12,7 +12,13 @@ from matchwise.api.deps import USER_TOKENS, PrincipalDep, RuntimeDep, act_for
 from matchwise.api.routes.scopes import read_router
 from matchwise.schemas import RecommendationsOut
 from matchwise.serve.tiers import answer
-from matchwise.serve.types import RecommendationList, RecommendFilters
+from matchwise.serve.types import (
+    MAX_EXCLUDE,
+    MAX_PAGE_END,
+    RecommendationList,
+    RecommendFilters,
+    resolve_page,
+)
 
 read = read_router()
 
@@ -46,6 +52,30 @@ async def get_recommendations(
         bool, Query(description="Also items whose start time has passed")
     ] = False,
     fresh: Annotated[bool, Query(description="Skip the ranking cache, compute live")] = False,
+    offset: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=MAX_PAGE_END - 1,
+            description="Skip this many candidates (paging, "
+            f"with limit); offset + limit at most {MAX_PAGE_END}",
+        ),
+    ] = 0,
+    exclude: Annotated[
+        list[str] | None,
+        Query(
+            description="Ids to leave out this time (already on screen, say): repeat the "
+            f"parameter or separate ids with commas; at most {MAX_EXCLUDE} ids"
+        ),
+    ] = None,
+    explain: Annotated[
+        bool,
+        Query(
+            description="Add each candidate's explanation: every blend signal's "
+            "contribution to its score (on a cached list, computed again now, and "
+            "the list says so)"
+        ),
+    ] = False,
 ) -> Response:
     """Ranked candidates for a user, each with a short reason; says which route served it.
 
@@ -55,20 +85,24 @@ async def get_recommendations(
     """
     act_for(principal, user_id)
     filters = RecommendFilters(category=category, city=city, include_past=include_past)
+    ids = [i.strip() for value in exclude or () for i in value.split(",") if i.strip()]
+    page = resolve_page(limit or runtime.settings.default_top_n, offset, ids)
     result = await answer(runtime, request.app.state.online_reader, user_id, limit, kind,
-                          filters, fresh=fresh)  # fmt: skip
-    return Response(_recommendations_json(result), media_type="application/json")
+                          filters, fresh=fresh, page=page, explain=explain)  # fmt: skip
+    return Response(_recommendations_json(result, explain), media_type="application/json")
 
 
-def _recommendations_json(result: RecommendationList) -> bytes:
+def _recommendations_json(result: RecommendationList, explain: bool = False) -> bytes:
     """Straight to JSON bytes: the hot path skips a pydantic round trip; the shape is
     RecommendationsOut (the documented response model)."""
-    return orjson.dumps(
-        {
-            "user_id": result.user_id,
-            "route": result.route,
-            "model_version": result.model_version,
-            "generated_at": result.generated_at,
-            "recommendations": [r.wire() for r in result.recommendations],
-        }
-    )
+    body = {
+        "user_id": result.user_id,
+        "route": result.route,
+        "model_version": result.model_version,
+        "generated_at": result.generated_at,
+        "recommendations": [r.wire(explain) for r in result.recommendations],
+    }
+    if explain:
+        body |= {"explained": result.explained, "explained_at": result.explained_at,
+                 "explained_by": result.explained_by}  # fmt: skip
+    return orjson.dumps(body)
