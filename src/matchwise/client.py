@@ -15,7 +15,7 @@ Credentials: an API key, or a user token minted with :meth:`MatchwiseClient.mint
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Generic, Literal, Protocol, Self, TypeVar
@@ -218,6 +218,9 @@ class Calls:
         city: str | None = None,
         include_past: bool | None = None,
         fresh: bool | None = None,
+        offset: int | None = None,
+        exclude: Sequence[str] | None = None,
+        explain: bool | None = None,
     ) -> Call[RecommendationsOut]:
         params = _params(
             user_id=user_id,
@@ -227,6 +230,9 @@ class Calls:
             city=city,
             include_past=include_past,
             fresh=fresh,
+            offset=offset,
+            exclude=None if exclude is None else list(exclude),
+            explain=explain,
         )
         return Call(
             "GET", "/v1/recommendations", RecommendationsOut.model_validate_json, params=params
@@ -440,8 +446,13 @@ class MatchwiseClient(_Base):
         city: str | None = None,
         include_past: bool | None = None,
         fresh: bool | None = None,
+        offset: int | None = None,
+        exclude: Sequence[str] | None = None,
+        explain: bool | None = None,
     ) -> RecommendationsOut:
-        """``GET /v1/recommendations``: a user's ranked candidates, each with a reason."""
+        """``GET /v1/recommendations``: a user's ranked candidates, each with a reason;
+        ``offset`` and ``exclude`` page and leave ids out, ``explain`` adds each signal's
+        contribution to the score."""
         return self.call(
             Calls.recommendations(
                 user_id,
@@ -451,6 +462,9 @@ class MatchwiseClient(_Base):
                 city=city,
                 include_past=include_past,
                 fresh=fresh,
+                offset=offset,
+                exclude=exclude,
+                explain=explain,
             )
         )
 
@@ -598,6 +612,9 @@ class AsyncMatchwiseClient(_Base):
         city: str | None = None,
         include_past: bool | None = None,
         fresh: bool | None = None,
+        offset: int | None = None,
+        exclude: Sequence[str] | None = None,
+        explain: bool | None = None,
     ) -> RecommendationsOut:
         return await self.call(
             Calls.recommendations(
@@ -608,6 +625,9 @@ class AsyncMatchwiseClient(_Base):
                 city=city,
                 include_past=include_past,
                 fresh=fresh,
+                offset=offset,
+                exclude=exclude,
+                explain=explain,
             )
         )
 

@@ -99,6 +99,17 @@ def test_sync_client_covers_the_public_routes(api: MatchwiseClient) -> None:
     items = api.recommendations("alice", kind="item", limit=10)
     assert isinstance(items, RecommendationsOut)
     assert {r.candidate_id for r in items.recommendations} == {"e1", "e2", "e4"}
+    rest = api.recommendations("alice", kind="item", limit=10, exclude=["e1"])
+    assert [r.candidate_id for r in rest.recommendations] == [
+        r.candidate_id for r in items.recommendations if r.candidate_id != "e1"
+    ]
+    page = api.recommendations(
+        "alice", kind="item", limit=1, offset=1, exclude=["e1"], explain=True
+    )
+    second = rest.recommendations[1].candidate_id
+    assert [(r.candidate_id, r.rank) for r in page.recommendations] == [(second, 2)]
+    assert page.recommendations[0].explanation is not None
+    assert page.recommendations[0].explanation.contributions
     munich = api.recommendations("alice", kind="item", city="munich", fresh=True)
     assert [r.candidate_id for r in munich.recommendations] == ["e4"]
     people = api.recommendations("alice", kind="user")
@@ -210,6 +221,8 @@ async def test_async_client_covers_the_public_routes(app: FastAPI, admin_key: st
         assert [m.user_id for m in (await api.matches("bob")).matches] == ["alice"]
         items = await api.recommendations("alice", kind="item", limit=10, include_past=False)
         assert {r.candidate_id for r in items.recommendations} == {"e1", "e2", "e4"}
+        rest = await api.recommendations("alice", kind="item", exclude=("e1", "e2"), offset=0)
+        assert [r.candidate_id for r in rest.recommendations] == ["e4"]
         assert (await api.similar_items("e2")).id == "e2"
         assert (await api.similar_users("alice", limit=3)).kind == "user"
         token = await api.mint_token("carl", scope="read")
