@@ -138,6 +138,10 @@ class Interaction(Base):
     context_hash: Mapped[str | None] = mapped_column(String(128))
     model_version: Mapped[str | None] = mapped_column(String(64))
     route: Mapped[str | None] = mapped_column(String(16))
+    #: The experiment and arm the app echoed from the recommendation response (optional:
+    #: attribution re-derives the arm from the user id when they are left out).
+    experiment: Mapped[str | None] = mapped_column(String(64))
+    arm: Mapped[str | None] = mapped_column(String(64))
     sample_weight: Mapped[float] = mapped_column(Float, default=1.0, server_default="1.0")
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -339,3 +343,54 @@ class DeploymentSecret(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Experiment(Base):
+    """An online experiment (``ops.experiments``): arms, a split by a salted hash of the
+    user id (``experiments.assignment``), a time window and a status. ``arms`` is a list
+    of ``{name, weight, model_version | model_type | blend}``; an arm with none of the
+    three serves what would serve without the experiment (the control)."""
+
+    __tablename__ = "experiments"
+    __table_args__ = (
+        CheckConstraint("kind IN ('ab', 'interleave')", name="ck_experiments_kind"),
+        CheckConstraint("domain IN ('items', 'people')", name="ck_experiments_domain"),
+        CheckConstraint(
+            "status IN ('draft', 'running', 'stopped', 'promoted')", name="ck_experiments_status"
+        ),
+        Index("ix_experiments_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16), default="ab")
+    domain: Mapped[str] = mapped_column(String(16))
+    salt: Mapped[str] = mapped_column(String(64))
+    arms: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    coverage: Mapped[float] = mapped_column(Float, default=1.0)
+    outcome_actions: Mapped[list[str]] = mapped_column(JSON, default=list)
+    mde: Mapped[float] = mapped_column(Float, default=0.1)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    stops_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    promoted_arm: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ExperimentTeam(Base):
+    """Interleaving's record: which arm (team) put a candidate in a user's list, the last
+    time an interleaved list showed it; a click or like on it credits that arm."""
+
+    __tablename__ = "experiment_teams"
+
+    experiment_id: Mapped[int] = mapped_column(
+        BigIntPK, ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    candidate_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    team: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(Integer)
+    served_at: Mapped[datetime] = mapped_column(default=utcnow)
