@@ -15,6 +15,7 @@ from pydantic import (
     Field,
     StrictBool,
     Tag,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -382,13 +383,23 @@ class UpsertResult(BaseModel):
     updated: int
 
 
+#: Two user ids, documented as an array of two strings: the JSON a tuple gives, in the form
+#: every OpenAPI tool reads (a tuple's ``prefixItems`` trips some, schemathesis among them).
+UserPair = Annotated[
+    tuple[str, str],
+    WithJsonSchema({"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2}),
+]
+
+
 class IngestResult(BaseModel):
     """What a batch did: rows written, and events skipped because their id was seen."""
 
     written: int
     duplicates: int
     sampled_out: int = Field(default=0, description="Analytics events dropped by sampling")
-    matches_created: list[tuple[str, str]] = Field(default_factory=list)
+    matches_created: list[UserPair] = Field(
+        default_factory=list, description="The pairs of people this batch matched"
+    )
     matches_refused: int = Field(
         default=0,
         description="Match events not stored: one of the two people blocked the other",

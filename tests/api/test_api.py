@@ -95,6 +95,20 @@ def test_bad_event_field_is_named(api: MatchwiseClient) -> None:
     assert "unknown action 'teleport'" in unknown.message
 
 
+def test_a_match_without_the_other_person_is_422(api: MatchwiseClient) -> None:
+    """Not a 500: an interaction "match" names both people."""
+    _seed(api)
+    message = "a match is between two people: give target_user_id"
+    for event in ({"user_id": "alice", "action": "match"},
+                  {"user_id": "alice", "item_id": "e1", "action": "match"}):  # fmt: skip
+        with pytest.raises(MatchwiseAPIError) as batch:
+            api.send_events([event])
+        assert (batch.value.status_code, batch.value.message) == (422, f"events[0]: {message}")
+        with pytest.raises(MatchwiseAPIError) as single:
+            api.record_interaction(event)
+        assert single.value.status_code == 422 and message in single.value.message
+
+
 def test_unknown_user_gets_404_with_message(api: MatchwiseClient) -> None:
     _seed(api)
     error = _error(lambda: api.recommendations("nobody"))

@@ -233,6 +233,8 @@ def _validate_rows(session: Session, rows: list[_Row], actions: dict[str, Action
             raise InvalidInput(f"{row.where}.action: unknown action {action!r}; known: {known}")
         if row.values.get("user_id") == row.values.get("target_user_id"):
             raise InvalidInput(f"{row.where}: a user cannot act on themselves")
+        if action == "match" and not row.values.get("target_user_id"):
+            raise InvalidInput(f"{row.where}: a match is between two people: give target_user_id")
     user_refs = [r.values["user_id"] for r in rows] + [
         r.values["target_user_id"] for r in rows if r.values.get("target_user_id")
     ]
