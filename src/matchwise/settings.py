@@ -125,6 +125,49 @@ class EloSettings(BaseModel):
     superlike_weight: float = Field(default=1.5, gt=0)
 
 
+class MonitoringSettings(BaseModel):
+    """Thresholds of ``matchwise monitor`` / ``GET /v1/admin/monitoring`` and the daily job:
+    a figure past one raises a flag (README's Monitoring section says what each means)."""
+
+    model_config = {"extra": "forbid"}
+
+    psi_warn: float = Field(default=0.1, gt=0, description="PSI at or above this: a warning")
+    psi_alert: float = Field(default=0.25, gt=0, description="PSI at or above this: an alert")
+    min_sample: int = Field(
+        default=200,
+        ge=1,
+        description="A drift figure from fewer served values than this is shown, not "
+        "flagged: small samples have a PSI near 0.1 by chance alone.",
+    )
+    coverage_min: float = Field(
+        default=0.05, ge=0, le=1, description="Share of the catalogue the cached lists show"
+    )
+    stale_share_max: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="Most cached lists older than cache_max_age_seconds (served live instead)",
+    )
+    fallback_share_max: float = Field(
+        default=0.2, ge=0, le=1, description="Most requests the fallback route may answer"
+    )
+    window_days: int = Field(
+        default=7, ge=1, le=3650, description="Events of the last this many days count"
+    )
+    interval_hours: float = Field(
+        default=24.0,
+        ge=0,
+        description="The worker queues a monitoring job this often (0: never; "
+        "`matchwise jobs enqueue monitoring` still does)",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MonitoringSettings:
+        if self.psi_alert < self.psi_warn:
+            raise ValueError("monitoring.psi_alert must be >= monitoring.psi_warn")
+        return self
+
+
 class Settings(BaseSettings):
     """Every knob matchwise has; see README's Configuration table."""
 
@@ -293,6 +336,16 @@ class Settings(BaseSettings):
         gt=0,
         description="`serve` closes a connection whose request body is "
         "not complete this long after its headers (slow-body attacks).",
+    )
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking URI (sqlite:///mlflow.db, http://host:5000): each "
+        "training run logs its parameters, metrics, report and artifact there (needs "
+        "matchwise[mlflow]). The registry stays what serves.",
+    )
+    mlflow_experiment: str = Field(
+        default="matchwise", min_length=1, description="MLflow experiment of training runs."
     )
     seed: int = 42
 

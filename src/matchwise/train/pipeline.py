@@ -29,6 +29,7 @@ from matchwise.models.catalog import make_model, read_config
 from matchwise.report import write_report
 from matchwise.runtime import Runtime
 from matchwise.train.dataset import build_dataset
+from matchwise.train.tracking import track_training
 
 log = logging.getLogger(__name__)
 
@@ -237,10 +238,19 @@ def train_version(
         report_json=json_path,
     )
     pending = PendingVersion(result, {"validation": validation, "test": results[name]})
+    if stage is not None:
+        pending.folder = save_trained(trained, stage / version)
+    track_training(settings, name, version,
+                   params={"model": name, "domain": domain, "activate": activate,
+                           "dataset": dataset.manifest.get("version", ""),
+                           "config": model.get_params()},
+                   metrics={"validation": validation, "test": results, "train_seconds": seconds},
+                   files=[json_path, html_path],
+                   artifact=pending.folder,
+                   tags={"matchwise.dry_run": str(stage is None).lower()})  # fmt: skip
     if stage is None:
         result.reason = "dry run: nothing written to the store"
         return pending
-    pending.folder = save_trained(trained, stage / version)
     pending.verdict = _judge(runtime, name, validation, train, valid, activate)
     return pending
 
