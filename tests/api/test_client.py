@@ -10,13 +10,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from matchwise import registry
 from matchwise.api import create_app
-from matchwise.client import AsyncMatchwiseClient, MatchwiseAPIError, MatchwiseClient
+from matchwise.client import AsyncMatchwiseClient, Calls, MatchwiseAPIError, MatchwiseClient
 from matchwise.data.safety_corpus import generate_safety_corpus, generate_synthetic_profiles
 from matchwise.models.safety import SafetyClassifier, default_embedder
 from matchwise.ops.auth import create_key
@@ -249,3 +250,34 @@ def test_client_with_its_own_connection_to_a_live_server(app: FastAPI, admin_key
         _seed(api)
         assert api.recommendations("alice", kind="item").recommendations
     assert isinstance(api.http, httpx.Client) and api.http.is_closed
+
+
+#: Each operation of Calls with arguments that name its ids USER and ITEM.
+CALL_ARGUMENTS: dict[str, tuple[object, ...]] = {
+    "health": (), "upsert_users": ([],), "upsert_items": ([],), "send_events": ([],),
+    "record_interaction": ({},), "recommendations": ("USER",), "matches": ("USER",),
+    "similar_items": ("ITEM",), "similar_users": ("USER",), "report": ({},),
+    "mint_token": ("USER",), "classify": ("text",), "erase_user": ("USER",), "moderation": (),
+    "resolve_flag": ({},), "metrics": (), "add_safety_label": ({},),
+}  # fmt: skip
+#: Documented operations the client leaves out on purpose.
+NOT_IN_THE_CLIENT = {("DELETE", "/v1/admin/users/{user_id}")}  # erase_user's older address
+
+
+def test_the_client_has_a_method_for_every_documented_operation(api: MatchwiseClient) -> None:
+    answer = api.http.request("GET", "/openapi.json", params={}, content=None, headers={})
+    paths = orjson.loads(answer.content)["paths"]
+    documented = {
+        (method.upper(), path) for path, operations in paths.items() for method in operations
+    }
+    names = {name for name in vars(Calls) if not name.startswith("_")}
+    assert names == set(CALL_ARGUMENTS)
+    covered = set()
+    for name, arguments in CALL_ARGUMENTS.items():
+        call = getattr(Calls, name)(*arguments)
+        path = call.path.replace("USER", "{user_id}").replace("ITEM", "{item_id}")
+        covered.add((call.method, path))
+        assert callable(getattr(MatchwiseClient, name)) and callable(
+            getattr(AsyncMatchwiseClient, name)
+        ), name
+    assert covered | NOT_IN_THE_CLIENT == documented
