@@ -1,4 +1,4 @@
-"""Built-in job types: retrain, refresh_user, retention."""
+"""Built-in job types: retrain, refresh_user, retention, safety_scan, monitoring."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from matchwise.jobs.queue import enqueue
 from matchwise.jobs.worker import JobContext, job_type
+from matchwise.ops.monitoring import monitoring_report
 from matchwise.ops.privacy import run_retention
 from matchwise.ops.safety import scan_profiles
 from matchwise.serve.refresh import refresh_users
@@ -62,3 +63,13 @@ def safety_scan(ctx: JobContext) -> dict[str, Any]:
     """Classify profiles with the active safety model; hold flagged ones for review."""
 
     return scan_profiles(ctx.runtime, ctx.payload.get("user_ids"))
+
+
+@job_type("monitoring")
+def monitoring(ctx: JobContext) -> dict[str, Any]:
+    """Today's monitoring snapshot (coverage, freshness, routes, online metrics, drift and
+    flags), kept as the job's result: ``GET /v1/admin/monitoring?stored=true`` and
+    ``matchwise monitor --stored`` read the latest. Queued by the worker every
+    ``monitoring.interval_hours``."""
+    days = ctx.payload.get("window_days")
+    return monitoring_report(ctx.runtime, int(days) if days else None)

@@ -17,7 +17,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -204,6 +204,25 @@ def maybe_enqueue_safety_scan(session: Session, settings: Any, user_ids: list[st
     for start in range(0, len(ids), SCAN_CHUNK):
         enqueue(session, "safety_scan", {"user_ids": ids[start : start + SCAN_CHUNK]})
     return True
+
+
+def schedule_due(
+    session: Session,
+    kind: str,
+    every: timedelta,
+    first_after: datetime,
+    now: datetime | None = None,
+) -> bool:
+    """Queue a periodic ``kind`` job when it is due: the last one was created ``every``
+    ago or more, or none ever was and ``first_after`` has passed (a worker's start plus a
+    grace). Idempotent like :func:`enqueue` (dedupe key ``kind``): several workers queue one."""
+    now = now or utcnow()
+    last = session.scalar(select(func.max(Job.created_at)).where(Job.job_type == kind))
+    due = now >= first_after if last is None else now - last >= every
+    if not due:
+        return False
+    _, created = enqueue(session, kind, {}, dedupe_key=kind)
+    return created
 
 
 def list_jobs(session: Session, status: str | None = None, limit: int = 50) -> list[Job]:

@@ -12,11 +12,12 @@ import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from matchwise.db.tables import Job
+from matchwise.db.tables import Job, utcnow
 from matchwise.errors import InvalidInput
 from matchwise.jobs.queue import (
     LeaseLost,
@@ -24,10 +25,12 @@ from matchwise.jobs.queue import (
     complete,
     extend_lease,
     fail,
+    schedule_due,
 )
 from matchwise.runtime import Runtime
 
 log = logging.getLogger(__name__)
+SCHEDULE_CHECK_SECONDS = 60.0  # how often a running worker looks for periodic jobs due
 
 
 @dataclass
@@ -91,6 +94,9 @@ class Worker:
     poll_seconds: float = 1.0
     backoff_seconds: float = 30.0
     kinds: list[str] | None = None
+    #: periodic jobs this worker queues when due, hours apart; default from the settings
+    #: (``monitoring.interval_hours``); 0 turns one off
+    schedules: dict[str, float] | None = None
     worker_id: str = field(
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     )
@@ -98,6 +104,27 @@ class Worker:
 
     def __post_init__(self) -> None:
         self.handlers = load_handlers()
+        if self.schedules is None:
+            self.schedules = {"monitoring": self.runtime.settings.monitoring.interval_hours}
+        self._started = utcnow()
+        self._next_schedule_check = 0.0
+
+    def schedule(self, now: datetime | None = None) -> list[str]:
+        """Queue the periodic jobs that are due (see :func:`schedule_due`: the first one an
+        interval, at most an hour, after this worker started); returns their kinds."""
+        queued = []
+        for kind, hours in (self.schedules or {}).items():
+            if hours <= 0 or kind not in self.handlers or (self.kinds and kind not in self.kinds):
+                continue
+            every = timedelta(hours=hours)
+            first = self._started + min(every, timedelta(hours=1))
+            try:
+                with self.runtime.session() as session:
+                    if schedule_due(session, kind, every, first, now):
+                        queued.append(kind)
+            except Exception:  # a missed check only delays the job to the next one
+                log.exception("could not queue the periodic %s job", kind)
+        return queued
 
     def stop(self) -> None:
         self._stop.set()
@@ -150,6 +177,9 @@ class Worker:
         """Loop until stopped, ``max_jobs`` done, or (``until_idle``) the queue is empty."""
         done = 0
         while not self._stop.is_set() and (max_jobs is None or done < max_jobs):
+            if not until_idle and time.monotonic() >= self._next_schedule_check:
+                self._next_schedule_check = time.monotonic() + SCHEDULE_CHECK_SECONDS
+                self.schedule()
             job = self.run_once()
             if job is None:
                 if until_idle:

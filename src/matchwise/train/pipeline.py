@@ -7,6 +7,7 @@ classifier too (``train.safety``).
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import time
@@ -20,14 +21,17 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from matchwise import registry
+from matchwise.actions import DECIDED_ACTIONS
 from matchwise.data.dataset import Dataset, check_fits
 from matchwise.errors import ArtifactError, InvalidInput
+from matchwise.experiments.reference import REFERENCE_FILE, acted_on, reference_sample
 from matchwise.metrics import evaluate_full_ranking
 from matchwise.models.artifacts import TrainedModel, load_trained, save_trained
 from matchwise.models.base import InteractionSet, Recommender
 from matchwise.models.catalog import make_model, read_config
 from matchwise.report import write_report
 from matchwise.runtime import Runtime
+from matchwise.settings import Settings
 from matchwise.train.dataset import build_dataset
 from matchwise.train.tracking import track_training
 
@@ -240,6 +244,7 @@ def train_version(
     pending = PendingVersion(result, {"validation": validation, "test": results[name]})
     if stage is not None:
         pending.folder = save_trained(trained, stage / version)
+        _write_reference(pending.folder, model, train, dataset, domain, runtime.settings)
     track_training(settings, name, version,
                    params={"model": name, "domain": domain, "activate": activate,
                            "dataset": dataset.manifest.get("version", ""),
@@ -253,6 +258,25 @@ def train_version(
         return pending
     pending.verdict = _judge(runtime, name, validation, train, valid, activate)
     return pending
+
+
+def _write_reference(
+    folder: Path, model: Recommender, train: InteractionSet, dataset: Dataset, domain: str,
+    settings: Settings,
+) -> None:  # fmt: skip
+    """Save the sample monitoring compares serving with (``experiments.reference``) in the
+    artifact folder; a model it cannot be drawn from trains and serves without one."""
+    try:
+        splits = [dataset.train, dataset.valid, dataset.test]
+        known = acted_on(splits, train.user_ids, train.item_ids)
+        decided = acted_on(splits, train.user_ids, train.item_ids, DECIDED_ACTIONS)
+        sample = reference_sample(model, train, known, decided, dataset.users,
+                                  dataset.items if domain == "items" else None,
+                                  min_events=settings.router.cold_below,
+                                  seed=settings.seed)  # fmt: skip
+        (folder / REFERENCE_FILE).write_text(json.dumps(sample))
+    except Exception as exc:  # monitoring is no reason to lose a trained model
+        log.warning("no drift reference for %s: %s: %s", model.version, type(exc).__name__, exc)
 
 
 def model_domain(model: Recommender) -> str | None:
