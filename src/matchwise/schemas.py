@@ -226,6 +226,18 @@ class InteractionIn(Strict):
     model_version: str | None = Field(default=None, max_length=64)
     route: str | None = Field(default=None, max_length=16)
     timestamp: Timestamp | None = None
+    experiment: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The experiment named by the recommendation response this event "
+        "follows (optional: left out, the arm is derived from the user id)",
+    )
+    arm: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The arm named by that response (for an interleaved list, the "
+        "candidate's team); optional, as experiment",
+    )
 
     @field_validator("action")
     @classmethod
@@ -260,6 +272,18 @@ class ImpressionEvent(Strict):
     model_version: str | None = Field(default=None, max_length=64)
     route: str | None = Field(default=None, max_length=16)
     timestamp: Timestamp | None = None
+    experiment: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The experiment named by the recommendation response this event "
+        "follows (optional: left out, the arm is derived from the user id)",
+    )
+    arm: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The arm named by that response (for an interleaved list, the "
+        "candidate's team); optional, as experiment",
+    )
 
     @model_validator(mode="after")
     def _aligned(self) -> ImpressionEvent:
@@ -435,6 +459,11 @@ class RecommendationOut(BaseModel):
         description="Only with explain=true: each signal's contribution (null where the "
         "candidate could not be explained again)",
     )
+    team: str | None = Field(
+        default=None,
+        description="Only in an interleaved list (an interleaving experiment): the arm "
+        "whose ranking put the candidate here; a click or like on it credits that arm",
+    )
 
 
 class RecommendationsOut(BaseModel):
@@ -442,6 +471,17 @@ class RecommendationsOut(BaseModel):
     route: str = Field(description="cold, warm, hot, cache or fallback: what served the list")
     model_version: str = Field(description="The model version (or heuristic) that ranked it")
     generated_at: datetime = Field(description="When the list was computed")
+    experiment: str | None = Field(
+        default=None,
+        description="The running experiment the user is in (null: none). Echo it, with "
+        "arm, on the impressions and events this list leads to",
+    )
+    arm: str | None = Field(
+        default=None,
+        description="The user's arm in that experiment ('interleaved' for an interleaving "
+        "experiment: each candidate's team says which arm picked it); the same on every "
+        "host and every tier",
+    )
     recommendations: list[RecommendationOut]
     explained: Literal["live", "recomputed"] | None = Field(
         default=None,
@@ -678,3 +718,157 @@ class ErasureOut(BaseModel):
     scrubbed: dict[str, int] = Field(description="Rows kept but rewritten without the person")
     text_cache: int = Field(description="Cached bio embeddings purged")
     online_keys: int = Field(description="Redis keys deleted or rewritten (0 without Redis)")
+
+
+# --- experiments (ops.experiments) ------------------------------------------------------
+
+
+class ArmIn(Strict):
+    """One arm: a name, a traffic weight, and at most one of what it serves instead of
+    the default (none: the control, what serves without the experiment)."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")
+    weight: float = Field(default=1.0, gt=0, description="Share of traffic (any scale)")
+    model_version: str | None = Field(
+        default=None, max_length=64, description="A registry version, active or not"
+    )
+    model_type: str | None = Field(
+        default=None, max_length=50, description="The active version of this model type"
+    )
+    blend: dict[str, float] | None = Field(
+        default=None, description="People: blend weights over matchwise.yaml's"
+    )
+
+
+class ExperimentIn(Strict):
+    """A new experiment; it runs from ``starts_at`` (default now) once created."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")
+    kind: Literal["ab", "interleave"] = Field(
+        default="ab", description="ab: each user sees one arm; interleave: two arms in one list"
+    )
+    arms: list[ArmIn] = Field(min_length=2, max_length=20, description="The first is the control")
+    domain: Literal["items", "people"] | None = Field(
+        default=None, description="Default: the server's domain"
+    )
+    coverage: float = Field(default=1.0, ge=0, le=1, description="Share of users in it")
+    outcome_actions: list[str] | None = Field(
+        default=None,
+        max_length=50,
+        description="Actions that count as a conversion; default the positive actions",
+    )
+    mde: float = Field(
+        default=0.1,
+        gt=0,
+        le=10,
+        description="Smallest relative lift worth detecting (0.1 = 10%): sizes the "
+        "sample-size figure and the sequential test",
+    )
+    salt: str | None = Field(default=None, max_length=64, description="Default: generated")
+    starts_at: Timestamp | None = None
+    stops_at: Timestamp | None = None
+
+
+class ExperimentOut(BaseModel):
+    name: str
+    kind: str
+    domain: str
+    status: str = Field(description="running, stopped or promoted")
+    salt: str
+    arms: list[ArmIn]
+    coverage: float
+    outcome_actions: list[str]
+    mde: float
+    starts_at: datetime
+    stops_at: datetime | None
+    promoted_arm: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class MetricOut(BaseModel):
+    """An arm's metric over its users, with a 95% t interval (delta method on users)."""
+
+    value: float
+    ci_low: float
+    ci_high: float
+    std_error: float
+
+
+class ArmStatsOut(BaseModel):
+    arm: str
+    users: int = Field(description="Users of the arm with an impression (or an echo) in the window")
+    impressions: int
+    clicks: int
+    conversions: int
+    matches: int = Field(description="People: matches made by these users in the window")
+    metrics: dict[str, MetricOut | None] = Field(
+        description="ctr, conversion (per impression), converted_users (share), "
+        "clicks_per_user, conversions_per_user, match_rate (people); null when an arm "
+        "has fewer than two users or no impressions"
+    )
+
+
+class ComparisonOut(BaseModel):
+    """An arm against the control on one metric."""
+
+    arm: str
+    metric: str
+    difference: float
+    relative: float | None
+    ci_low: float = Field(description="Fixed-horizon 95% interval (Welch)")
+    ci_high: float
+    p_value: float = Field(description="Fixed-horizon p-value: valid once, at the planned size")
+    sequential_ci_low: float = Field(description="Always-valid interval: valid at every look")
+    sequential_ci_high: float
+    sequential_p_value: float
+    significant: bool = Field(description="sequential_p_value < alpha")
+
+
+class SampleRatioOut(BaseModel):
+    observed: dict[str, int]
+    expected: dict[str, float]
+    p_value: float
+    flagged: bool = Field(description="The split is broken (p < 0.001): trust no result")
+
+
+class InterleavingOut(BaseModel):
+    wins: dict[str, int] = Field(description="Users whose clicks and likes favoured each arm")
+    ties: int
+    preference: float = Field(description="(wins of the second - wins of the first) / users")
+    p_value: float = Field(description="Sign test over the users with a winner")
+    winner: str | None = Field(description="The preferred arm when significant")
+
+
+class ExperimentReportOut(BaseModel):
+    experiment: ExperimentOut
+    window_start: datetime
+    window_end: datetime
+    primary_metric: str
+    arms: list[ArmStatsOut]
+    comparisons: list[ComparisonOut]
+    sample_ratio: SampleRatioOut | None
+    users_needed_per_arm: int | None = Field(
+        description="Users per arm to detect a relative lift of mde on the primary metric "
+        "with 80% power at 5% (from the control's spread so far)"
+    )
+    arm_mismatches: int = Field(
+        description="Users whose echoed arm differs from their hashed arm (an app bug)"
+    )
+    interleaving: InterleavingOut | None
+    alpha: float
+
+
+class PromoteIn(Strict):
+    arm: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The arm to promote; default the arm that beats the control significantly",
+    )
+
+
+class PromoteOut(BaseModel):
+    experiment: ExperimentOut
+    arm: str
+    activated: str | None = Field(description="The model version activated, if any")
+    note: str = Field(description="What promoting the arm did, in words")

@@ -14,6 +14,7 @@ from matchwise.cli import (
     bench,
     data,
     demo,
+    experiments,
     jobs,
     matches,
     models,
@@ -44,6 +45,7 @@ app.add_typer(access.users_app, name="users")
 app.add_typer(models.models_app, name="models")
 app.add_typer(bench.bench_app, name="benchmark")
 app.add_typer(safety.safety_app, name="safety")
+app.add_typer(experiments.experiments_app, name="experiments")
 app.command()(data.generate)
 app.command("recommend")(serving.recommend_cmd)
 app.command()(matches.matches)

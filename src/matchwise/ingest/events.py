@@ -121,6 +121,7 @@ def _expand(
             "occurred_at": event.timestamp,
         }
         values["event_id"] = _event_id(event.event_id, values)
+        values |= {"experiment": event.experiment, "arm": event.arm}  # not in the id's hash
         return [_Row(where, values)]
     if isinstance(event, ImpressionEvent):
         base = _event_id(
@@ -146,6 +147,8 @@ def _expand(
                     "context_hash": event.context_hash,
                     "model_version": event.model_version,
                     "route": event.route,
+                    "experiment": event.experiment,
+                    "arm": event.arm,
                     "occurred_at": event.timestamp,
                 },
                 {"user_id": f"{where}.user_id", target: f"{where}.candidate_ids[{j}]"},

@@ -71,10 +71,13 @@ def liked_items(history: queries.History, table: dict[str, ActionRule]) -> list[
 
 def model_items(ask: Ask) -> RecommendationList | None:
     """Warm: retrieval (two-tower over the ANN index); hot: the full pipeline (hybrid
-    re-ranker) when one is active. None when no active model knows this user."""
+    re-ranker) when one is active. None when no active model knows this user. An
+    experiment arm's model (``ask.pinned``) is the only one considered."""
+    models = ([] if ask.model is None else [ask.model]) if ask.pinned else (
+        ask.state.serving(ask.session, ask.route))  # fmt: skip
     usable = [
         (loaded, row)
-        for loaded in ask.state.serving(ask.session, ask.route)
+        for loaded in models
         if loaded.domain == "items"
         and (row := loaded.user_row(ask.settings.hash_secret, ask.user.id)) is not None
     ]

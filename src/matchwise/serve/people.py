@@ -32,7 +32,7 @@ from matchwise.hashing import hash_id
 from matchwise.models.elo import league_candidates
 from matchwise.models.heuristic import HEURISTIC_VERSION
 from matchwise.models.heuristic import normalise as _normalise
-from matchwise.serve.state import PeopleCatalogue, ServingState
+from matchwise.serve.state import LoadedModel, PeopleCatalogue
 from matchwise.serve.types import Ask, Recommendation, RecommendationList, explanation
 from matchwise.settings import Settings
 
@@ -66,9 +66,9 @@ def people_recommendations(ask: Ask) -> RecommendationList:
     liked_me = np.isin(p.ids[candidates], list(admirers))
     model_scores = None
     if route != "cold":
-        served = _reciprocal_signals(
-            ask.session, ask.settings, ask.state, ask.user.id, p.ids[candidates]
-        )
+        models = ([] if ask.model is None else [ask.model]) if ask.pinned else (
+            ask.state.serving(ask.session, "people"))  # fmt: skip
+        served = _reciprocal_signals(ask.settings, models, ask.user.id, p.ids[candidates])
         if served is not None:
             version, model_p, reciprocal = served
             model_scores = (model_p, reciprocal)
@@ -225,15 +225,15 @@ def _visible_now(
 
 
 def _reciprocal_signals(
-    session: Session,
     settings: Settings,
-    state: ServingState,
+    models: list[LoadedModel],
     user_id: str,
     candidate_ids: np.ndarray,
 ) -> tuple[str, np.ndarray, np.ndarray] | None:
-    """P(user likes c) and the reciprocal score from the active people model (a model
-    class that serves ``people``), or None."""
-    people_models = [m for m in state.serving(session, "people") if m.domain == "people"]
+    """P(user likes c) and the reciprocal score from the first people model of
+    ``models`` (the active ones whose class serves ``people``, or an experiment arm's),
+    or None."""
+    people_models = [m for m in models if m.domain == "people"]
     if not people_models:
         return None
     loaded = people_models[0]

@@ -78,9 +78,8 @@ def refresh_users(
     pending: list[RecommendationList] = []
     for user_id in user_ids:
         with runtime.session() as session:
-            result = recommend(
-                runtime, session, user_id, limit=top_n, kind=list_kind, use_cache=False, now=now
-            )
+            result = recommend(runtime, session, user_id, limit=top_n, kind=list_kind,
+                               use_cache=False, now=now, experiments=False)  # fmt: skip
             written += write_cache(session, result, list_kind)
         pending.append(result)
         if len(pending) >= 500:

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from matchwise import registry
 from matchwise.actions import LIKE_ACTIONS, SWIPE_ACTIONS
 from matchwise.db import queries
-from matchwise.db.tables import Interaction
+from matchwise.db.tables import Interaction, ModelVersion
 from matchwise.features.compatibility import ProfileArrays
 from matchwise.features.people import like_rate
 from matchwise.features.text import TextEmbedder
@@ -318,6 +318,7 @@ class ServingState:
         self._generation = 0  # bumped by invalidate(): older background loads stop
         self._closed = threading.Event()
         self._lock = threading.Lock()
+        self._pinned: dict[str, tuple[float, LoadedModel | None]] = {}
 
     def active_types(self, session: Session) -> tuple[str, ...]:
         """The model types with an active version (the registry, asked every
@@ -382,6 +383,33 @@ class ServingState:
             self._models[model_type] = loaded
             settle_heap()
             return loaded
+
+    def pinned(self, session: Session, version: str) -> LoadedModel | None:
+        """A registry version by its version string, active or not (an experiment arm
+        serves it): the active one is shared with :meth:`model`; any other is loaded
+        once and kept. None when it is not in the registry or will not load (tried again
+        after ``check_seconds``)."""
+        held = self._pinned.get(version)
+        if held is not None and (held[1] is not None or
+                                 time.monotonic() - held[0] < self.check_seconds):  # fmt: skip
+            return held[1]
+        row = session.scalar(select(ModelVersion).where(ModelVersion.version == version))
+        if row is None:
+            self._pinned[version] = (time.monotonic(), None)
+            return None
+        if row.is_active:
+            return self.model(session, row.model_type)
+        try:
+            trained = load_trained(self.store.fetch(row.uri))
+            measured = (row.metrics or {}).get("validation", {}).get("ndcg@10")
+            loaded: LoadedModel | None = _attach_index(LoadedModel(
+                row.id, row.version, row.model_type, trained,
+                validation_ndcg=float(measured or 0.0)))  # fmt: skip
+        except Exception as exc:  # serving never fails because a model did
+            log.error("cannot load %s %s for an experiment arm (%s)", row.model_type, version, exc)
+            loaded = None
+        self._pinned[version] = (time.monotonic(), loaded)
+        return loaded
 
     def _load(self, model_type: str, row: Any, generation: int) -> LoadedModel | None:
         """Load ``row``; a failure of any kind is answered with None (serving never fails

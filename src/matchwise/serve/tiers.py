@@ -18,8 +18,9 @@ import anyio
 from matchwise.db.online import AsyncReader
 from matchwise.runtime import Runtime
 from matchwise.serve.cache import read_cache_from
+from matchwise.serve.experiments import Assignment, assign, experiment_book
 from matchwise.serve.online import decode
-from matchwise.serve.recommend import explain_again, recommend
+from matchwise.serve.recommend import explain_again, in_experiment, recommend
 from matchwise.serve.types import Kind, Page, RecommendationList, RecommendFilters, cacheable
 
 T = TypeVar("T")
@@ -43,6 +44,11 @@ async def answer(
     filters = filters or RecommendFilters()
     page = page or Page()
     request = None if fresh else cacheable(runtime.settings, limit, kind, filters)
+    assigned = None
+    if request is not None:  # an experiment arm other than the control is scored live
+        assigned = await _assignment(runtime, user_id, request[1])
+        if assigned is not None and assigned.needs_live:
+            request = None
     if request is not None:
         top_n, list_kind = request
         fetch = page.fetch(top_n)
@@ -52,13 +58,25 @@ async def answer(
             payload, hidden = fetched
             found = decode(payload, hidden, user_id, list_kind, fetch, max_age, datetime.now(UTC))
             if found is not None and page.holds(found, top_n):
-                return await _explained(runtime, page.cut(found, top_n), list_kind, explain)
+                found = await _explained(runtime, page.cut(found, top_n), list_kind, explain)
+                return in_experiment(found, assigned)
         found = await on_store(runtime, read_cache_from, runtime.read_engine, user_id, fetch,
                                list_kind, max_age)  # fmt: skip
         if found is not None and page.holds(found, top_n):
-            return await _explained(runtime, page.cut(found, top_n), list_kind, explain)
+            found = await _explained(runtime, page.cut(found, top_n), list_kind, explain)
+            return in_experiment(found, assigned)
     return await anyio.to_thread.run_sync(live, runtime, user_id, limit, kind, filters, page,
                                           explain)  # fmt: skip
+
+
+async def _assignment(runtime: Runtime, user_id: str, kind: Kind) -> Assignment | None:
+    """The user's experiment arm; the running experiments are read from the store only
+    every few seconds (where a store read runs, see the module docstring)."""
+    book = experiment_book(runtime)
+    running = book.fresh()
+    if running is None:
+        running = await on_store(runtime, book.load, runtime.read_engine)
+    return assign(running, user_id, kind, datetime.now(UTC))
 
 
 async def _explained(

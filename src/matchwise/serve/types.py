@@ -15,7 +15,7 @@ from matchwise.errors import InvalidInput
 from matchwise.settings import Settings
 
 if TYPE_CHECKING:  # the state holds models and catalogues; these types only name it
-    from matchwise.serve.state import ServingState
+    from matchwise.serve.state import LoadedModel, ServingState
 
 Kind = Literal["item", "user"]
 
@@ -64,6 +64,8 @@ class Recommendation:
     title: str | None = None
     #: Filled on the live path (and, for ``explain``, recomputed for cached lists).
     explanation: Explanation | None = None
+    #: In an interleaved list, the arm whose ranking put this candidate here.
+    team: str | None = None
 
     def wire(self, explain: bool = False) -> dict[str, Any]:
         """The shape of ``schemas.RecommendationOut`` (API and CLI JSON); ``explain`` adds
@@ -73,6 +75,8 @@ class Recommendation:
                "title": self.title}  # fmt: skip
         if explain:
             out["explanation"] = None if self.explanation is None else self.explanation.wire()
+        if self.team is not None:
+            out["team"] = self.team
         return out
 
 
@@ -94,6 +98,10 @@ class RecommendationList:
     explained: str | None = None
     explained_at: datetime | None = None
     explained_by: str | None = None  # the model version (or heuristic) that explained
+    #: The running experiment the user is in, and their arm (``interleaved`` for an
+    #: interleaving experiment); None for both outside any experiment.
+    experiment: str | None = None
+    arm: str | None = None
 
 
 #: At most this many ids in one request's ``exclude``.
@@ -201,3 +209,7 @@ class Ask:
     #: Only these candidates, in the list's order (scored as in the whole list): what
     #: explaining a cached list computes again. None: the first ``limit``.
     only: frozenset[str] | None = None
+    #: An experiment arm's model (``pinned``): only it may serve this request (None with
+    #: ``pinned``: it could not be loaded, so the heuristic answers).
+    model: LoadedModel | None = None
+    pinned: bool = False

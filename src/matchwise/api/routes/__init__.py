@@ -15,6 +15,7 @@ from fastapi import APIRouter
 
 from matchwise.api.routes import (
     events,
+    experiments,
     health,
     items,
     metrics,
@@ -40,6 +41,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     metrics.admin,
     safety.admin,
     users.admin,
+    experiments.admin,
 )
 
 __all__ = ["ROUTERS"]

@@ -100,6 +100,8 @@ def _recommendations_json(result: RecommendationList, explain: bool = False) -> 
         "route": result.route,
         "model_version": result.model_version,
         "generated_at": result.generated_at,
+        "experiment": result.experiment,
+        "arm": result.arm,
         "recommendations": [r.wire(explain) for r in result.recommendations],
     }
     if explain:
