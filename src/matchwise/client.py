@@ -27,6 +27,9 @@ from pydantic import BaseModel, TypeAdapter
 
 from matchwise.schemas import (
     ErasureOut,
+    ExperimentIn,
+    ExperimentOut,
+    ExperimentReportOut,
     FlagOut,
     HealthOut,
     IngestResult,
@@ -36,6 +39,7 @@ from matchwise.schemas import (
     LabelIn,
     MatchesOut,
     MetricsOut,
+    PromoteOut,
     RecommendationsOut,
     ReportIn,
     ReportOut,
@@ -56,6 +60,7 @@ DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT = 30.0
 _FLAGS: TypeAdapter[list[FlagOut]] = TypeAdapter(list[FlagOut])
 _IDS: TypeAdapter[dict[str, int]] = TypeAdapter(dict[str, int])
+_EXPERIMENTS: TypeAdapter[list[ExperimentOut]] = TypeAdapter(list[ExperimentOut])
 
 
 class Response(Protocol):
@@ -336,6 +341,32 @@ class Calls:
     def add_safety_label(label: LabelIn | Mapping[str, Any]) -> Call[dict[str, int]]:
         return Call("POST", "/v1/admin/safety/labels", _IDS.validate_json, body=_json(label))
 
+    @staticmethod
+    def create_experiment(spec: ExperimentIn | Mapping[str, Any]) -> Call[ExperimentOut]:
+        return Call(
+            "POST", "/v1/admin/experiments", ExperimentOut.model_validate_json, body=_json(spec)
+        )
+
+    @staticmethod
+    def experiments(*, status: str | None = None) -> Call[list[ExperimentOut]]:
+        return Call("GET", "/v1/admin/experiments", _EXPERIMENTS.validate_json,
+                    params=_params(status=status))  # fmt: skip
+
+    @staticmethod
+    def experiment(name: str) -> Call[ExperimentReportOut]:
+        return Call("GET", f"/v1/admin/experiments/{_segment(name)}",
+                    ExperimentReportOut.model_validate_json)  # fmt: skip
+
+    @staticmethod
+    def stop_experiment(name: str) -> Call[ExperimentOut]:
+        return Call("POST", f"/v1/admin/experiments/{_segment(name)}/stop",
+                    ExperimentOut.model_validate_json, body={})  # fmt: skip
+
+    @staticmethod
+    def promote_experiment(name: str, arm: str | None = None) -> Call[PromoteOut]:
+        return Call("POST", f"/v1/admin/experiments/{_segment(name)}/promote",
+                    PromoteOut.model_validate_json, body={"arm": arm})  # fmt: skip
+
 
 class _Base:
     """What both clients hold: where the API is, and the credential they send."""
@@ -545,6 +576,26 @@ class MatchwiseClient(_Base):
         """``POST /v1/admin/safety/labels``: a moderator's label (admin key)."""
         return self.call(Calls.add_safety_label(label))
 
+    def create_experiment(self, spec: ExperimentIn | Mapping[str, Any]) -> ExperimentOut:
+        """``POST /v1/admin/experiments``: start an experiment (admin key)."""
+        return self.call(Calls.create_experiment(spec))
+
+    def experiments(self, *, status: str | None = None) -> list[ExperimentOut]:
+        """``GET /v1/admin/experiments``: experiments, newest first (admin key)."""
+        return self.call(Calls.experiments(status=status))
+
+    def experiment(self, name: str) -> ExperimentReportOut:
+        """``GET /v1/admin/experiments/{name}``: one with its statistics (admin key)."""
+        return self.call(Calls.experiment(name))
+
+    def stop_experiment(self, name: str) -> ExperimentOut:
+        """``POST /v1/admin/experiments/{name}/stop`` (admin key)."""
+        return self.call(Calls.stop_experiment(name))
+
+    def promote_experiment(self, name: str, arm: str | None = None) -> PromoteOut:
+        """``POST /v1/admin/experiments/{name}/promote``: make an arm serve (admin key)."""
+        return self.call(Calls.promote_experiment(name, arm))
+
 
 class AsyncMatchwiseClient(_Base):
     """The API from async code: the same methods as :class:`MatchwiseClient`, awaited."""
@@ -696,3 +747,18 @@ class AsyncMatchwiseClient(_Base):
 
     async def add_safety_label(self, label: LabelIn | Mapping[str, Any]) -> dict[str, int]:
         return await self.call(Calls.add_safety_label(label))
+
+    async def create_experiment(self, spec: ExperimentIn | Mapping[str, Any]) -> ExperimentOut:
+        return await self.call(Calls.create_experiment(spec))
+
+    async def experiments(self, *, status: str | None = None) -> list[ExperimentOut]:
+        return await self.call(Calls.experiments(status=status))
+
+    async def experiment(self, name: str) -> ExperimentReportOut:
+        return await self.call(Calls.experiment(name))
+
+    async def stop_experiment(self, name: str) -> ExperimentOut:
+        return await self.call(Calls.stop_experiment(name))
+
+    async def promote_experiment(self, name: str, arm: str | None = None) -> PromoteOut:
+        return await self.call(Calls.promote_experiment(name, arm))

@@ -259,6 +259,8 @@ CALL_ARGUMENTS: dict[str, tuple[object, ...]] = {
     "similar_items": ("ITEM",), "similar_users": ("USER",), "report": ({},),
     "mint_token": ("USER",), "classify": ("text",), "erase_user": ("USER",), "moderation": (),
     "resolve_flag": ({},), "metrics": (), "add_safety_label": ({},),
+    "create_experiment": ({},), "experiments": (), "experiment": ("EXP",),
+    "stop_experiment": ("EXP",), "promote_experiment": ("EXP",),
 }  # fmt: skip
 #: Documented operations the client leaves out on purpose.
 NOT_IN_THE_CLIENT = {("DELETE", "/v1/admin/users/{user_id}")}  # erase_user's older address
@@ -276,6 +278,7 @@ def test_the_client_has_a_method_for_every_documented_operation(api: MatchwiseCl
     for name, arguments in CALL_ARGUMENTS.items():
         call = getattr(Calls, name)(*arguments)
         path = call.path.replace("USER", "{user_id}").replace("ITEM", "{item_id}")
+        path = path.replace("EXP", "{name}")
         covered.add((call.method, path))
         assert callable(getattr(MatchwiseClient, name)) and callable(
             getattr(AsyncMatchwiseClient, name)
