@@ -39,6 +39,7 @@ from matchwise.schemas import (
     LabelIn,
     MatchesOut,
     MetricsOut,
+    MonitoringOut,
     PromoteOut,
     RecommendationsOut,
     ReportIn,
@@ -338,6 +339,13 @@ class Calls:
         )
 
     @staticmethod
+    def monitoring(
+        *, window_days: int | None = None, stored: bool | None = None
+    ) -> Call[MonitoringOut]:
+        return Call("GET", "/v1/admin/monitoring", MonitoringOut.model_validate_json,
+                    params=_params(window_days=window_days, stored=stored))  # fmt: skip
+
+    @staticmethod
     def add_safety_label(label: LabelIn | Mapping[str, Any]) -> Call[dict[str, int]]:
         return Call("POST", "/v1/admin/safety/labels", _IDS.validate_json, body=_json(label))
 
@@ -572,6 +580,12 @@ class MatchwiseClient(_Base):
         """``GET /v1/admin/metrics``: impressions, CTR and conversion (admin key)."""
         return self.call(Calls.metrics(days=days))
 
+    def monitoring(
+        self, *, window_days: int | None = None, stored: bool | None = None
+    ) -> MonitoringOut:
+        """``GET /v1/admin/monitoring``: coverage, freshness, routes, drift, flags (admin key)."""
+        return self.call(Calls.monitoring(window_days=window_days, stored=stored))
+
     def add_safety_label(self, label: LabelIn | Mapping[str, Any]) -> dict[str, int]:
         """``POST /v1/admin/safety/labels``: a moderator's label (admin key)."""
         return self.call(Calls.add_safety_label(label))
@@ -744,6 +758,11 @@ class AsyncMatchwiseClient(_Base):
 
     async def metrics(self, *, days: int | None = None) -> MetricsOut:
         return await self.call(Calls.metrics(days=days))
+
+    async def monitoring(
+        self, *, window_days: int | None = None, stored: bool | None = None
+    ) -> MonitoringOut:
+        return await self.call(Calls.monitoring(window_days=window_days, stored=stored))
 
     async def add_safety_label(self, label: LabelIn | Mapping[str, Any]) -> dict[str, int]:
         return await self.call(Calls.add_safety_label(label))

@@ -577,6 +577,81 @@ class MetricsOut(BaseModel):
     by_model: list[ModelRates]
 
 
+class CoverageOut(BaseModel):
+    catalogue: int = Field(description="Active candidates of this kind")
+    cache: float | None = Field(description="Share of them in at least one cached list")
+    impressions: float | None = Field(description="Share shown in the window's impressions")
+
+
+class FreshnessOut(BaseModel):
+    lists: int = Field(description="Cached lists (one per user and candidate kind)")
+    max_age_hours: float = Field(description="cache_max_age_seconds in hours")
+    median_hours: float | None
+    p95_hours: float | None
+    oldest_hours: float | None
+    stale_share: float | None = Field(
+        description="Share of lists older than max_age_hours (computed live when asked for)"
+    )
+
+
+class RouteSharesOut(BaseModel):
+    total: float
+    counts: dict[str, float]
+    shares: dict[str, float] = Field(description="Per route; they add up to 1")
+
+
+class RoutesOut(BaseModel):
+    requests: RouteSharesOut = Field(
+        description="Recommendation requests this API process answered since requests_since"
+    )
+    requests_since: str
+    impressions: RouteSharesOut = Field(description="Logged impressions of the window")
+
+
+class OnlineOut(BaseModel):
+    model_version: str | None
+    impressions: float
+    clicks: float
+    ctr: float | None
+    conversions: float
+    conversion_rate: float | None
+    matches: float
+    match_rate: float | None
+
+
+class FeatureDriftOut(BaseModel):
+    feature: str
+    psi: float = Field(description="Population stability index, training sample vs. served")
+    reference_n: int
+    current_n: int
+
+
+class VersionDriftOut(BaseModel):
+    model_version: str
+    available: bool = Field(description="False: no training sample saved with this version")
+    features: list[FeatureDriftOut]
+    note: str | None = None
+
+
+class MonitoringFlag(BaseModel):
+    metric: str = Field(description="e.g. psi.<version>.score, freshness.stale_share")
+    value: float
+    threshold: float
+    level: Literal["warning", "alert"]
+    message: str
+
+
+class MonitoringOut(BaseModel):
+    generated_at: str
+    window_days: int
+    coverage: dict[str, CoverageOut] = Field(description="Per candidate kind: item, user")
+    freshness: FreshnessOut
+    routes: RoutesOut
+    online: list[OnlineOut] = Field(description="Per model version the events carry")
+    drift: list[VersionDriftOut] = Field(description="Per model version in the ranking cache")
+    flags: list[MonitoringFlag] = Field(description="Figures past settings.monitoring's thresholds")
+
+
 class SafetyIn(Strict):
     """A text and/or a stored profile to classify."""
 

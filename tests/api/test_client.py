@@ -258,7 +258,7 @@ CALL_ARGUMENTS: dict[str, tuple[object, ...]] = {
     "record_interaction": ({},), "recommendations": ("USER",), "matches": ("USER",),
     "similar_items": ("ITEM",), "similar_users": ("USER",), "report": ({},),
     "mint_token": ("USER",), "classify": ("text",), "erase_user": ("USER",), "moderation": (),
-    "resolve_flag": ({},), "metrics": (), "add_safety_label": ({},),
+    "resolve_flag": ({},), "metrics": (), "add_safety_label": ({},), "monitoring": (),
     "create_experiment": ({},), "experiments": (), "experiment": ("EXP",),
     "stop_experiment": ("EXP",), "promote_experiment": ("EXP",),
 }  # fmt: skip

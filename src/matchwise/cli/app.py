@@ -18,6 +18,7 @@ from matchwise.cli import (
     jobs,
     matches,
     models,
+    monitor,
     safety,
     serving,
     similar,
@@ -50,6 +51,7 @@ app.command()(data.generate)
 app.command("recommend")(serving.recommend_cmd)
 app.command()(matches.matches)
 app.command()(similar.similar)
+app.command()(monitor.monitor)
 app.command()(serving.interact)
 app.command()(serving.serve)
 app.command()(serving.refresh)

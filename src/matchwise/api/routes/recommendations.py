@@ -10,6 +10,7 @@ from fastapi import Query, Request, Response
 
 from matchwise.api.deps import USER_TOKENS, PrincipalDep, RuntimeDep, act_for
 from matchwise.api.routes.scopes import read_router
+from matchwise.ops.monitoring import route_counts
 from matchwise.schemas import RecommendationsOut
 from matchwise.serve.tiers import answer
 from matchwise.serve.types import (
@@ -89,6 +90,7 @@ async def get_recommendations(
     page = resolve_page(limit or runtime.settings.default_top_n, offset, ids)
     result = await answer(runtime, request.app.state.online_reader, user_id, limit, kind,
                           filters, fresh=fresh, page=page, explain=explain)  # fmt: skip
+    route_counts(runtime).add(result.route)  # monitoring's share of requests per route
     return Response(_recommendations_json(result, explain), media_type="application/json")
 
 
