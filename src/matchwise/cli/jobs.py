@@ -30,7 +30,8 @@ def worker(
     max_jobs: Annotated[int | None, typer.Option(help="stop after this many jobs")] = None,
     until_idle: Annotated[bool, typer.Option(help="stop when the queue is empty")] = False,
 ) -> None:
-    """Run queued jobs (retrain, refresh_user, retention) until stopped."""
+    """Run queued jobs (retrain, refresh_user, retention, monitoring, ...) until stopped;
+    queue monitoring every monitoring.interval_hours."""
     import signal
 
     runtime = open_runtime()
@@ -47,7 +48,7 @@ def worker(
 
 @jobs_app.command("enqueue")
 def jobs_enqueue(
-    kind: Annotated[str, typer.Argument(help="retrain, refresh_user or retention")],
+    kind: Annotated[str, typer.Argument(help="retrain, refresh_user, retention or monitoring")],
     user_id: Annotated[str | None, typer.Option("--user-id", help="for refresh_user")] = None,
     top_n: Annotated[int, typer.Option("--top-n")] = 50,
     ray: Annotated[
