@@ -321,3 +321,178 @@ def test_paired_bootstrap_refuses_bad_input() -> None:
         paired_bootstrap([1.0], [1.0], confidence=1.0)
     with pytest.raises(InvalidInput, match="finite"):
         paired_bootstrap([np.nan], [1.0])
+
+
+# --- what mutation testing found untested (TESTING.md) -------------------------------------
+from matchwise.metrics import BootstrapInterval  # noqa: E402
+
+PER_USER_KEYS = {"ndcg", "recall", "hit", "map", "precision", "mrr"}
+
+
+class _Scores:
+    """A model: anything with a ``score(users)`` method is scored through it."""
+
+    def __init__(self, table: np.ndarray) -> None:
+        self.table = table
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        return self.table[users]
+
+
+def test_top_k_is_the_exact_top_of_a_long_row_for_every_k() -> None:
+    # argpartition must cut at k - 1: short rows hide a wrong cut (they are sorted in full)
+    scores = np.random.default_rng(0).random((4, 2000))
+    best = np.argsort(-scores, axis=1)
+    for k in range(1, 301):
+        np.testing.assert_array_equal(top_k(scores, k), best[:, :k], err_msg=f"k={k}")
+
+
+def test_grouped_ndcg_takes_scores_as_flags_or_unsigned_counts() -> None:
+    # a yes/no classifier's flags and uint8 counts rank by value (not negated in their dtype)
+    assert grouped_ndcg([0, 0, 0], np.array([False, True, False]), [0, 1, 0]) == (1.0, 1)
+    assert grouped_ndcg([0, 0, 0], np.array([1, 2, 0], dtype=np.uint8), [0, 1, 0]) == (1.0, 1)
+
+
+def test_per_user_full_ranking_defaults_and_a_model_object() -> None:
+    rng = np.random.default_rng(4)
+    table = rng.random((5, 15)).astype(np.float32)
+    train = _interactions([(u, u, 1.0) for u in range(5)], 5, 15)
+    test = _interactions([(u, i, 1.0) for u in range(5) for i in (6, 9, 14)], 5, 15)
+    by_fn = per_user_full_ranking(lambda u: table[u], train, test)
+    # k defaults to 10, users are int64 row indices
+    assert set(by_fn) == {"users"} | {f"{name}@10" for name in PER_USER_KEYS}
+    assert by_fn["users"].dtype == np.int64 and by_fn["users"].tolist() == [0, 1, 2, 3, 4]
+    # a model is scored through its score method; k = 1 and batch_size = 1 are allowed
+    by_model = per_user_full_ranking(_Scores(table), train, test, k=10)
+    one_by_one = per_user_full_ranking(_Scores(table), train, test, k=10, batch_size=1)
+    for name in by_fn:
+        np.testing.assert_array_equal(by_model[name], by_fn[name])
+        np.testing.assert_array_equal(one_by_one[name], by_fn[name])
+    top1 = per_user_full_ranking(_Scores(table), train, test, k=1)
+    masked = table.copy()
+    masked[np.arange(5), np.arange(5)] = -np.inf
+    expected = [float(masked[u].argmax() in (6, 9, 14)) for u in range(5)]
+    assert top1["hit@1"].tolist() == expected
+
+
+def test_per_user_full_ranking_refuses_bad_input_with_its_reason() -> None:
+    train = _interactions([(0, 0, 1.0)], 2, 3)
+    test = _interactions([(0, 1, 1.0)], 2, 3)
+    scores = np.array([[9.0, 5.0, 7.0], [1.0, 2.0, 3.0]])
+    with pytest.raises(
+        InvalidInput, match=r"^train and test must share one id universe \(same user/item ids\)$"
+    ):
+        per_user_full_ranking(lambda u: scores[u], train, _interactions([], 2, 4))
+    with pytest.raises(InvalidInput, match="^k must be >= 1, got 0$"):
+        per_user_full_ranking(lambda u: scores[u], train, test, k=0)
+    with pytest.raises(InvalidInput, match="^batch_size must be >= 1$"):
+        per_user_full_ranking(lambda u: scores[u], train, test, batch_size=0)
+    with pytest.raises(InvalidInput, match=r"^score returned shape \(1, 2\), expected \(1, 3\)$"):
+        per_user_full_ranking(lambda u: np.ones((len(u), 2)), train, test)
+
+
+def test_per_user_full_ranking_masks_a_sparse_exclude_whatever_its_values() -> None:
+    # exclude as a matrix: every nonzero is masked, a -1 (a pass) as much as a like, and an
+    # item both trained on and excluded stays masked
+    train = _interactions([(0, 0, 1.0)], 2, 3)
+    test = _interactions([(0, 1, 1.0)], 2, 3)
+    scores = np.array([[9.0, 5.0, 7.0], [1.0, 2.0, 3.0]])
+    exclude = sp.csr_matrix(np.array([[-1.0, 0.0, 2.0], [0.0, 0.0, 0.0]]))
+    result = per_user_full_ranking(lambda u: scores[u], train, test, k=1, exclude=exclude)
+    assert result["users"].tolist() == [0]
+    assert result["hit@1"].tolist() == [1.0]
+
+
+def test_per_user_and_mean_full_ranking_count_a_user_with_one_positive_among_passes() -> None:
+    # user 0: one like of item 1 and also a pass (-1) of it; user 1: exactly one positive;
+    # user 2: only a pass, so no positive: not evaluated
+    train = _interactions([], 3, 4)
+    test = _interactions([(0, 1, 1.0), (0, 1, -1.0), (1, 2, 1.0), (2, 3, -1.0)], 3, 4)
+    table = np.tile(np.array([0.0, 3.0, 2.0, 1.0]), (3, 1))
+    per_user = per_user_full_ranking(lambda u: table[u], train, test, k=1)
+    assert per_user["users"].tolist() == [0, 1]
+    assert per_user["hit@1"].tolist() == [1.0, 0.0]
+    mean = evaluate_full_ranking(lambda u: table[u], train, test, k=1)
+    assert mean["users"] == 2.0 and mean["hit@1"] == 0.5
+
+
+def test_full_ranking_takes_integer_scores_and_never_writes_to_the_callers() -> None:
+    # popularity-like counts come back as integers; the masking works on a float copy
+    train = _interactions([(0, 0, 1.0), (1, 3, 1.0)], 2, 5)
+    test = _interactions([(0, 2, 1.0), (1, 1, 1.0)], 2, 5)
+    counts = np.array([[9, 1, 4, 3, 2], [9, 1, 4, 3, 2]], dtype=np.int64)
+    as_float = counts.astype(np.float32)
+    ints = per_user_full_ranking(lambda u: counts[u], train, test, k=2)
+    floats = per_user_full_ranking(lambda u: as_float[u], train, test, k=2)
+    for name in ints:
+        np.testing.assert_array_equal(ints[name], floats[name])
+    assert ints["hit@2"].tolist() == [1.0, 0.0]
+    assert evaluate_full_ranking(lambda u: counts[u], train, test, k=2)["hit@2"] == 0.5
+    batch = as_float.copy()
+    per_user_full_ranking(lambda u: batch, train, test, k=2)
+    np.testing.assert_array_equal(batch, as_float)
+
+
+def test_per_user_full_ranking_ranks_masked_and_nan_items_last_in_index_order() -> None:
+    # user 0: item 0 trained on (masked), item 1 scored NaN and relevant, item 2 scored 1
+    # user 1: item 2 trained on (masked), item 0 scored NaN and relevant, item 1 scored 1
+    # masked and NaN items tie at the bottom, in item-index order
+    train = _interactions([(0, 0, 1.0), (1, 2, 1.0)], 2, 3)
+    test = _interactions([(0, 1, 1.0), (1, 0, 1.0)], 2, 3)
+    table = np.array([[5.0, np.nan, 1.0], [np.nan, 1.0, 5.0]])
+    result = per_user_full_ranking(lambda u: table[u], train, test, k=3)
+    assert result["mrr@3"].tolist() == pytest.approx([1 / 3, 1 / 2])
+    # a NaN never makes the top: k = 1 misses both
+    assert per_user_full_ranking(lambda u: table[u], train, test, k=1)["hit@1"].tolist() == [
+        0.0,
+        0.0,
+    ]
+
+
+def test_per_user_full_ranking_without_evaluated_users_gives_empty_float_arrays() -> None:
+    train = _interactions([], 2, 3)
+    test = _interactions([(0, 1, 0.0), (1, 2, -1.0)], 2, 3)
+    result = per_user_full_ranking(lambda u: np.ones((len(u), 3)), train, test, k=2)
+    assert set(result) == {"users"} | {f"{name}@2" for name in PER_USER_KEYS}
+    for name, values in result.items():
+        assert values.shape == (0,), name
+        assert values.dtype == (np.int64 if name == "users" else np.float64), name
+
+
+def test_bootstrap_interval_touching_zero_does_not_exclude_it() -> None:
+    assert not BootstrapInterval(0.1, 0.0, 0.2).excludes_zero()
+    assert not BootstrapInterval(-0.1, -0.2, 0.0).excludes_zero()
+    assert BootstrapInterval(0.1, 1e-9, 0.2).excludes_zero()
+    assert BootstrapInterval(-0.1, -0.2, -1e-9).excludes_zero()
+
+
+def test_paired_bootstrap_defaults_edges_and_reasons() -> None:
+    rng = np.random.default_rng(9)
+    a, b = rng.random(40), rng.random(40)
+    # the documented defaults: 5,000 resamples, seed 0, 95%
+    assert paired_bootstrap(a, b) == paired_bootstrap(a, b, n=5000, seed=0, confidence=0.95)
+    # one resample is allowed, and is a real resample (a constant difference gives itself)
+    assert tuple(paired_bootstrap([0.625] * 3, [0.25] * 3, n=1)) == (0.375, 0.375, 0.375)
+    # a missing figure (None) is refused like NaN, on either side
+    with pytest.raises(InvalidInput, match="^paired figures must be finite$"):
+        paired_bootstrap([0.5, None], [0.5, 0.5])
+    with pytest.raises(InvalidInput, match="^paired figures must be finite$"):
+        paired_bootstrap([0.5, 0.5], [0.5, None])
+    with pytest.raises(InvalidInput, match="^paired_bootstrap needs at least one pair$"):
+        paired_bootstrap([], [])
+    with pytest.raises(InvalidInput, match="confidence"):
+        paired_bootstrap([1.0], [1.0], confidence=0.0)
+
+
+def test_paired_bootstrap_resamples_every_user_and_cuts_the_central_share() -> None:
+    # two users, differences 1 and 0: a resample's mean is 0, 0.5 or 1 with chances
+    # 1/4, 1/2, 1/4, so the central 40% is exactly 0.5 and the central 99% spans 0 to 1
+    assert paired_bootstrap([1.0, 0.0], [0.0, 0.0], confidence=0.4)[1:] == (0.5, 0.5)
+    assert paired_bootstrap([1.0, 0.0], [0.0, 0.0], confidence=0.99)[1:] == (0.0, 1.0)
+
+
+def test_paired_bootstrap_in_several_chunks() -> None:
+    # 2,001 users: the resamples are drawn 999 at a time, the last chunk holds 2
+    diff = np.full(2001, 0.25)
+    interval = paired_bootstrap(diff, np.zeros(2001), n=1001)
+    assert tuple(interval) == (0.25, 0.25, 0.25)
