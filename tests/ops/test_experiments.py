@@ -13,21 +13,26 @@ from sqlalchemy import delete, select
 
 from matchwise.api import create_app
 from matchwise.db.audit import recent
-from matchwise.db.tables import ExperimentTeam, Item
+from matchwise.db.tables import Experiment, ExperimentTeam, Item
 from matchwise.db.tables import Recommendation as CachedRow
 from matchwise.errors import Conflict, InvalidInput
 from matchwise.experiments.assignment import assign_arm
+from matchwise.ingest.events import store_events
+from matchwise.ingest.profiles import store_users
 from matchwise.ops import experiments
 from matchwise.ops.auth import create_key
+from matchwise.ops.privacy import erase_user
 from matchwise.registry import ArtifactStore, active_version
 from matchwise.runtime import Runtime
-from matchwise.schemas import ExperimentIn, ExperimentOut
+from matchwise.schemas import ExperimentIn, ExperimentOut, ImpressionEvent, InteractionIn
 from matchwise.serve.experiments import experiment_book
 from matchwise.serve.recommend import recommend
 from matchwise.serve.refresh import refresh_users
 from matchwise.serve.state import serving_state
 from matchwise.serve.types import RecommendationList
+from matchwise.settings import Settings
 from tests.utils.experiments import Versions, ab_spec, open_runtime, seed_store, simulate
+from tests.utils.factories import people_fixture
 
 USERS = [f"u{i}" for i in range(60)]
 
@@ -244,3 +249,50 @@ def test_interleaving_mixes_both_arms_and_credits_the_clicked_team(
     wins = report.interleaving.wins
     assert wins["treat"] > 20 and wins["control"] == 0
     assert report.interleaving.winner == "treat" and report.interleaving.p_value < 0.001
+
+
+def test_people_arms_blend_weights_count_matches_and_erasure_forgets_teams(
+    db_url: str, tmp_path: Path
+) -> None:
+    settings = Settings(database_url=db_url, artifact_root=str(tmp_path / "art"),
+                        analytics_sample_rate=1.0, domain="people")  # fmt: skip
+    runtime = Runtime.open(settings, migrate=False)
+    try:
+        with runtime.session() as session:
+            store_users(session, settings, people_fixture())
+        arms = [{"name": "control"}, {"name": "elo", "blend": {"elo": 10.0, "swipe_rates": 0.0}}]
+        split = [("control", 1.0), ("elo", 1.0)]
+        salt = next(f"s{n}" for n in range(100) if assign_arm(f"s{n}", "alice", split) == "elo")
+        spec = {"name": "dating", "arms": arms, "salt": salt, "outcome_actions": ["like"]}
+        exp = _create(runtime, ExperimentIn.model_validate(spec))
+        assert exp.domain == "people"
+        with runtime.read_session() as session:
+            served = recommend(runtime, session, "alice", limit=5, use_cache=False)
+            default = recommend(runtime, session, "alice", limit=5, use_cache=False,
+                                experiments=False)  # fmt: skip
+        assert (served.experiment, served.arm) == ("dating", "elo")
+        assert [r.candidate_id for r in served.recommendations]  # bob, carl, ivan fit alice
+        assert [r.score for r in served.recommendations] != [
+            r.score for r in default.recommendations
+        ]  # the arm's blend weights rank with elo alone
+        events = [ImpressionEvent(event_type="impression", user_id="alice",
+                                  candidate_ids=["bob"], candidate_kind="user"),
+                  InteractionIn(user_id="alice", target_user_id="bob", action="like"),
+                  InteractionIn(user_id="bob", target_user_id="alice", action="like")]  # fmt: skip
+        with runtime.session() as session:
+            store_events(session, settings, events)
+            ident = session.scalar(select(Experiment.id))
+            session.add(ExperimentTeam(experiment_id=ident, user_id="carl", candidate_id="bob",
+                                       team="elo", position=1))  # fmt: skip
+            session.add(ExperimentTeam(experiment_id=ident, user_id="alice", candidate_id="ivan",
+                                       team="elo", position=1))  # fmt: skip
+        with runtime.read_session() as session:
+            report = experiments.report(session, "dating")
+        [elo] = [a for a in report.arms if a.arm == "elo"]
+        assert (elo.users, elo.impressions, elo.conversions, elo.matches) == (1, 1, 1, 1)
+        erase_user(runtime, "bob", "tests")
+        with runtime.read_session() as session:
+            left = session.execute(select(ExperimentTeam.user_id, ExperimentTeam.candidate_id))
+            assert left.all() == [("alice", "ivan")]  # bob gone as a candidate too
+    finally:
+        runtime.close()

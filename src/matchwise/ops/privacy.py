@@ -38,6 +38,8 @@ from matchwise.db.tables import (
     AuditLog,
     Base,
     DailyAggregate,
+    Experiment,
+    ExperimentTeam,
     Interaction,
     Item,
     Job,
@@ -342,6 +344,14 @@ def _erase_rows(session: Session, user_id: str, tombstone: str, actor: str) -> _
                      Recommendation.candidate_id == user_id),
             )
         ),  # their list, and them in everyone else's
+        "experiment_teams": delete(ExperimentTeam).where(
+            or_(
+                ExperimentTeam.user_id == user_id,
+                and_(ExperimentTeam.candidate_id == user_id,
+                     ExperimentTeam.experiment_id.in_(
+                         select(Experiment.id).where(Experiment.domain == "people"))),
+            )
+        ),  # their interleaved lists, and them in everyone else's
     }  # fmt: skip
     for name, stmt in owned.items():
         deleted[name] = _count(session, stmt)
