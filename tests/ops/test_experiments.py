@@ -5,6 +5,7 @@ audit log, promote refuses a broken split, interleaving records and credits its 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -296,3 +297,17 @@ def test_people_arms_blend_weights_count_matches_and_erasure_forgets_teams(
             assert left.all() == [("alice", "ivan")]  # bob gone as a candidate too
     finally:
         runtime.close()
+
+
+def test_an_experiment_past_its_stop_time_serves_nobody_and_makes_way(
+    store: tuple[Runtime, Versions],
+) -> None:
+    runtime, versions = store
+    now = datetime.now(UTC)
+    _create(runtime, ab_spec("over", versions, starts_at=now - timedelta(hours=2),
+                             stops_at=now - timedelta(hours=1)))  # fmt: skip
+    assert {_serve(runtime, u, use_cache=False).arm for u in USERS[:20]} == {None}
+    nxt = _create(runtime, ab_spec("next", versions))  # the ended one no longer blocks
+    assert {_serve(runtime, u, use_cache=False).arm for u in USERS[:20]} == {
+        _arm(nxt, u) for u in USERS[:20]
+    }

@@ -149,8 +149,11 @@ def create(session: Session, settings: Settings, spec: ExperimentIn, actor: str)
     if session.scalar(select(Experiment.id).where(Experiment.name == spec.name)) is not None:
         raise Conflict(f"an experiment named {spec.name!r} exists; pick another name")
     running = session.scalar(
-        select(Experiment.name).where(Experiment.status == "running", Experiment.domain == domain)
-    )
+        select(Experiment.name).where(
+            Experiment.status == "running", Experiment.domain == domain,
+            or_(Experiment.stops_at.is_(None), Experiment.stops_at > _now()),
+        )
+    )  # fmt: skip
     if running is not None:
         raise Conflict(f"experiment {running!r} is running in the {domain} domain; stop it "
                        "first (one at a time, so no user is in two)")  # fmt: skip
