@@ -202,6 +202,43 @@ def test_decisions_without_timestamps_follow_the_input_order() -> None:
     assert model.decisions_.nnz == 2 and model.decisions_.shape == (N, N)
 
 
+def test_decisions_one_swipe_a_changed_mind_and_ties_in_time() -> None:
+    # a single swipe is a decision
+    one = ReciprocalRecommender.wrap(_Matrix(SCORES), _people([(0, 1, 1.0)]))
+    assert one.decisions_ is not None
+    assert one.decisions_.nnz == 1 and one.decisions_[0, 1] == 1.0
+    # a pass then a like of the same person, then another swipe: the like is the latest
+    changed = _people([(0, 1, 0.0), (0, 1, 1.0), (2, 3, 1.0)])
+    model = ReciprocalRecommender.wrap(_Matrix(SCORES), changed)
+    assert model.decisions_ is not None
+    assert model.decisions_[0, 1] == 1.0 and model.decisions_[2, 3] == 1.0
+    # swipes at the same instant keep their input order: the later row wins
+    rows = [(0, 1, 1.0, 2), (2, 3, 0.0, 1), (0, 1, 0.0, 2), (4, 5, 1.0, 2), (2, 3, 1.0, 1)]
+    rows += [(0, 1, 1.0, 1), (4, 5, 0.0, 2), (2, 3, 0.0, 2), (4, 5, 1.0, 2), (0, 1, 0.0, 1)]
+    rows += [(2, 3, 1.0, 2), (4, 5, 0.0, 1)]
+    tied = _people([r[:3] for r in rows], times=[r[3] for r in rows])
+    latest: dict[tuple[int, int], float] = {}
+    for a, b, label, _ in sorted(rows, key=lambda r: r[3]):  # sorted() is stable
+        latest[(a, b)] = 1.0 if label >= 0.5 else -1.0
+    assert latest[(0, 1)] == -1.0  # the pass at time 2 comes after the like at time 2
+    model = ReciprocalRecommender.wrap(_Matrix(SCORES), tied)
+    assert model.decisions_ is not None
+    assert {pair: float(model.decisions_[pair]) for pair in latest} == latest
+
+
+def test_the_weighted_mode_uses_the_models_weight() -> None:
+    model = ReciprocalRecommender.wrap(
+        _Matrix(SCORES), TRAIN, mode="weighted", weight=0.8, known_decisions=False
+    )
+    users = np.array([0, 3, 5])
+    forward, reverse = model.one_sided_proba(users), model.reverse_proba(users)
+    want = reciprocal_score(forward, reverse, "weighted", weight=0.8)
+    assert not np.allclose(want, reciprocal_score(forward, reverse, "weighted", weight=0.5))
+    np.testing.assert_allclose(model.score(users), want, rtol=1e-6)
+    p_ab, p_ba, rec = model.score_candidates(3, np.array([0, 1, 4]))
+    np.testing.assert_allclose(rec, reciprocal_score(p_ab, p_ba, "weighted", weight=0.8))
+
+
 def test_calibration_with_likes_only_draws_unseen_pairs_as_negatives() -> None:
     train = _people([(0, 1, 1.0), (1, 2, 1.0), (2, 0, 1.0), (3, 4, 1.0), (5, 3, 1.0)])
     base = _Matrix(SCORES)
@@ -235,8 +272,15 @@ def test_calibration_with_likes_only_draws_unseen_pairs_as_negatives() -> None:
             items=np.array([0]),
             labels=np.array([1.0]),
         ),
+        InteractionSet(  # one person, no swipes: the one negative drawn is oneself, dropped
+            user_ids=np.array(["solo"]),
+            item_ids=np.array(["solo"]),
+            users=np.array([], dtype=np.int64),
+            items=np.array([], dtype=np.int64),
+            labels=np.array([], dtype=np.float32),
+        ),
     ],
-    ids=["passes", "empty", "one-person"],
+    ids=["passes", "empty", "one-person", "one-person-no-swipes"],
 )
 def test_calibration_without_contrast_is_the_plain_sigmoid(
     train: InteractionSet, caplog: pytest.LogCaptureFixture
