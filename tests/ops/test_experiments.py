@@ -29,7 +29,7 @@ from matchwise.schemas import ExperimentIn, ExperimentOut, ImpressionEvent, Inte
 from matchwise.serve.experiments import experiment_book
 from matchwise.serve.recommend import recommend
 from matchwise.serve.refresh import refresh_users
-from matchwise.serve.state import serving_state
+from matchwise.serve.state import reset_serving_state, serving_state, warm_up
 from matchwise.serve.types import RecommendationList
 from matchwise.settings import Settings
 from tests.utils.experiments import Versions, ab_spec, open_runtime, seed_store, simulate
@@ -193,6 +193,8 @@ def test_a_stopped_experiment_serves_the_default_and_cannot_stop_again(
 ) -> None:
     runtime, versions = store
     exp = _create(runtime, ab_spec("short", versions))
+    reset_serving_state(runtime)  # a new process: warm-up loads the arm's version too
+    assert warm_up(runtime) == [versions.active, versions.other]
     user = _warm_user_in(runtime, exp, "treat")
     assert _serve(runtime, user, use_cache=False).model_version == versions.other
     with runtime.session() as session:

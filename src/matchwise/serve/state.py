@@ -36,6 +36,7 @@ from matchwise.models.artifacts import TrainedModel, load_trained
 from matchwise.models.catalog import serving_traits
 from matchwise.runtime import Runtime
 from matchwise.schemas import FailedModelOut, HealthOut
+from matchwise.serve.experiments import running_experiments
 
 log = logging.getLogger(__name__)
 
@@ -615,8 +616,9 @@ def reset_serving_state(runtime: Runtime) -> None:
 
 def warm_up(runtime: Runtime) -> list[str]:
     """Load what the first requests would otherwise wait seconds for: every active
-    serving model with its ANN index. Run by the API before it accepts traffic; a failure
-    is logged, and those requests load lazily. (Catalogues load in well under a second
+    serving model with its ANN index, and the versions running experiments' arms name.
+    Run by the API before it accepts traffic; a failure is logged, and those requests
+    load lazily. (Catalogues load in well under a second
     and stay lazy: items ingested before the first request are in the first one.)"""
     state = serving_state(runtime)
     loaded: list[str] = []
@@ -628,6 +630,12 @@ def warm_up(runtime: Runtime) -> list[str]:
                 found = state.model(session, model_type)
                 if found is not None:
                     loaded.append(found.version)
+            for exp in running_experiments(session):  # the versions experiment arms serve
+                for arm in exp.arms:
+                    pinned = None if arm.model_version is None else (
+                        state.pinned(session, arm.model_version))  # fmt: skip
+                    if pinned is not None and pinned.version not in loaded:
+                        loaded.append(pinned.version)
     except Exception as exc:
         log.warning("warm-up incomplete (%s); the first requests will load the rest", exc)
     return loaded
