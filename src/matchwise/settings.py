@@ -168,6 +168,19 @@ class MonitoringSettings(BaseModel):
         return self
 
 
+#: Gorse's usual feedback types (its positive ones and its "read") as matchwise actions.
+GORSE_FEEDBACK_ACTIONS: dict[str, str] = {
+    "star": "favorite",
+    "like": "like",
+    "favorite": "favorite",
+    "share": "share",
+    "click": "click",
+    "read": "view",
+    "view": "view",
+    "dislike": "dislike",
+}
+
+
 class Settings(BaseSettings):
     """Every knob matchwise has; see README's Configuration table."""
 
@@ -188,6 +201,11 @@ class Settings(BaseSettings):
     )
     actions: dict[str, ActionRule] = Field(
         default_factory=dict, description="Overrides of the action label/weight table."
+    )
+    gorse_feedback_actions: dict[str, str] = Field(
+        default_factory=lambda: dict(GORSE_FEEDBACK_ACTIONS),
+        description="Gorse-compatible API (/api): the matchwise action each Gorse feedback "
+        "type is stored as; a type not listed is kept as an action of its own name.",
     )
     blend: BlendWeights = Field(default_factory=BlendWeights)
     router: RouterSettings = Field(default_factory=RouterSettings)
