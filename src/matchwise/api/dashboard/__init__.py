@@ -1,0 +1,1 @@
+"""The admin dashboard at ``/dashboard`` (see :mod:`.routes`)."""
