@@ -57,6 +57,12 @@ def test_experiments_commands_with_json(
     assert [(a["name"], a["weight"]) for a in created["arms"]] == [("control", 1.0), ("treat", 2.0)]
     assert created["arms"][1]["model_version"] == versions.other
     assert (created["coverage"], created["outcome_actions"]) == (0.5, ["click"])
+    users = [f"u{i}" for i in range(20)]
+    arms = set()
+    for user in users:
+        code, rows, _ = run(["recommend", "--user-id", user, "--kind", "item", "--json"], capsys)
+        arms |= {(row.get("experiment"), row.get("arm")) for row in rows}
+    assert {("cli-test", "treat"), ("cli-test", "control"), (None, None)} <= arms  # coverage 0.5
     code, listed, _ = run(["experiments", "list", "--json"], capsys)
     assert code == 0 and [e["name"] for e in listed] == ["cli-test"]
     code, shown, _ = run(["experiments", "show", "cli-test", "--json"], capsys)

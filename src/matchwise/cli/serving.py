@@ -56,8 +56,10 @@ def recommend_cmd(
             filters=RecommendFilters(category=category, city=city),
         )
     if as_json:
+        arm = {} if result.experiment is None else {"experiment": result.experiment,
+                                                     "arm": result.arm}  # fmt: skip
         rows = [
-            {**r.wire(), "route": result.route, "model_version": result.model_version}
+            {**r.wire(), "route": result.route, "model_version": result.model_version, **arm}
             for r in result.recommendations
         ]
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
