@@ -188,6 +188,34 @@ def test_feedback_adds_on_post_and_overwrites_on_put(server: Server) -> None:
     assert client.delete_feedback("2000", "1") == {"RowAffected": 0}
 
 
+def test_feedback_by_type_user_and_item(server: Server) -> None:
+    client = server.client()
+    rows = [
+        {"FeedbackType": kind, "UserId": "v1", "ItemId": item, "Timestamp": STAMP}
+        for kind, item in (("a_b", "w1"), ("axb", "w1"), ("a%", "w2"), ("like", "w2"))
+    ]
+    client.insert_feedbacks(rows)
+    with server.http() as http:
+        typed = http.get("/api/feedback/a_b").json()  # LIKE's wildcards taken literally
+        assert [(f["FeedbackType"], f["ItemId"]) for f in typed["Feedback"]] == [("a_b", "w1")]
+        assert [f["FeedbackType"] for f in http.get("/api/feedback/a%25").json()["Feedback"]] == [
+            "a%"
+        ]
+        one = http.get("/api/feedback/like/v1/w2").json()
+        assert (one["FeedbackType"], one["UserId"], one["ItemId"]) == ("like", "v1", "w2")
+        assert one["Timestamp"] == STAMP
+        assert http.get("/api/feedback/like/v1/w1").status_code == 404
+        on_item = http.get("/api/item/w1/feedback/").json()
+        assert sorted(f["FeedbackType"] for f in on_item) == ["a_b", "axb"]
+        assert [f["FeedbackType"] for f in http.get("/api/item/w1/feedback/axb").json()] == ["axb"]
+        assert http.delete("/api/feedback/axb/v1/w1").json() == {"RowAffected": 1}
+        assert [f["FeedbackType"] for f in http.get("/api/user/v1/feedback").json()] == [
+            "a_b",
+            "a%",
+            "like",
+        ]
+
+
 def test_recommend_never_shows_a_hidden_item(server: Server) -> None:
     client = server.client()
     _catalogue(client)

@@ -292,6 +292,45 @@ async def delete_user_item_feedback(request: Request, user_id: str, item_id: str
     return ok(await _store(request).write(service.delete_user_item_feedback, user_id, item_id))
 
 
+@router.get("/feedback/{feedback_type}")
+async def get_typed_feedback(
+    request: Request, feedback_type: str, n: N = DEFAULT_N, cursor: str = ""
+) -> FeedbackPage:
+    found, rows = await _store(request).read(service.list_feedback, cursor, n, feedback_type)
+    return FeedbackPage(Cursor=found, Feedback=rows)
+
+
+@router.get("/feedback/{feedback_type}/{user_id}/{item_id}")
+async def get_typed_user_item_feedback(
+    request: Request, feedback_type: str, user_id: str, item_id: str
+) -> dict[str, Any]:
+    return await _store(request).read(
+        service.typed_user_item_feedback, feedback_type, user_id, item_id
+    )
+
+
+@router.delete("/feedback/{feedback_type}/{user_id}/{item_id}")
+async def delete_typed_user_item_feedback(
+    request: Request, feedback_type: str, user_id: str, item_id: str
+) -> Success:
+    return ok(
+        await _store(request).write(
+            service.delete_user_item_feedback, user_id, item_id, feedback_type
+        )
+    )
+
+
+@router.get("/item/{item_id}/feedback")
+@router.get("/item/{item_id}/feedback/")
+async def get_item_feedback(request: Request, item_id: str) -> list[Any]:
+    return await _store(request).read(service.item_feedback, item_id)
+
+
+@router.get("/item/{item_id}/feedback/{feedback_type}")
+async def get_typed_item_feedback(request: Request, item_id: str, feedback_type: str) -> list[Any]:
+    return await _store(request).read(service.item_feedback, item_id, feedback_type)
+
+
 @router.get("/user/{user_id}/feedback/{feedback_type}")
 async def get_typed_user_feedback(request: Request, user_id: str, feedback_type: str) -> list[Any]:
     return await _store(request).read(service.user_feedback, user_id, feedback_type)

@@ -15,13 +15,14 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from dateutil import parser as dateparser
 from pydantic import ValidationError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from matchwise.actions import ActionRule
@@ -440,51 +441,94 @@ def _create_missing(session: Session, feedback: Iterable[tuple[GorseFeedback, da
         write_items(session, [GorseItem(ItemId=i) for i in sorted(new_items)])
 
 
-def _item_feedback() -> Any:
-    return select(Interaction).where(
+def _item_feedback(feedback_type: str = "") -> Any:
+    """Feedback rows: item events, impressions left out; of one type when given (a row
+    from ``/api`` by the type in its event id, one from ``/v1`` by its action)."""
+    stmt = select(Interaction).where(
         Interaction.item_id.is_not(None), Interaction.action != "impression"
     )
+    if feedback_type:
+        escaped = re.sub(r"([\\%_])", r"\\\1", feedback_type)
+        stmt = stmt.where(
+            or_(
+                Interaction.event_id.like(f"{EVENT_PREFIX}{escaped}:%", escape="\\"),
+                and_(
+                    Interaction.event_id.not_like(f"{EVENT_PREFIX}%"),
+                    Interaction.action == feedback_type,
+                ),
+            )
+        )
+    return stmt
 
 
-def list_feedback(session: Session, cursor: str, n: int) -> tuple[str, list[dict[str, Any]]]:
-    """Every feedback (item events, impressions left out) up to now, in storage order."""
+def _exact(rows: Iterable[Interaction], feedback_type: str) -> list[dict[str, Any]]:
+    """The JSON of ``rows``; of exactly ``feedback_type`` when given (a type holding a
+    colon may share its event-id prefix with another)."""
+    found = [feedback_json(r) for r in rows]
+    return [f for f in found if not feedback_type or f["FeedbackType"] == feedback_type]
+
+
+def list_feedback(
+    session: Session, cursor: str, n: int, feedback_type: str = ""
+) -> tuple[str, list[dict[str, Any]]]:
+    """Feedback up to now (of one type when given), in storage order, a page at a time."""
     after = decode_cursor(cursor)
     try:
         start = int(after) if after else 0
     except ValueError:
         raise InvalidInput(f"invalid cursor {cursor!r}") from None
     stmt = (
-        _item_feedback()
+        _item_feedback(feedback_type)
         .where(Interaction.id > start, Interaction.occurred_at <= utcnow())
         .order_by(Interaction.id)
         .limit(n)
     )
     rows = list(session.scalars(stmt))
-    return (encode_cursor(rows[-1].id) if len(rows) == n else ""), [feedback_json(r) for r in rows]
+    return (encode_cursor(rows[-1].id) if len(rows) == n else ""), _exact(rows, feedback_type)
 
 
 def user_feedback(session: Session, user_id: str, feedback_type: str = "") -> list[dict[str, Any]]:
-    stmt = (
-        _item_feedback()
-        .where(Interaction.user_id == user_id, Interaction.occurred_at <= utcnow())
-        .order_by(Interaction.id)
+    """A user's feedback up to now (a write-back delayed into the future not yet)."""
+    stmt = _item_feedback(feedback_type).where(
+        Interaction.user_id == user_id, Interaction.occurred_at <= utcnow()
     )
-    rows = [feedback_json(r) for r in session.scalars(stmt)]
-    return [r for r in rows if not feedback_type or r["FeedbackType"] == feedback_type]
+    return _exact(session.scalars(stmt.order_by(Interaction.id)), feedback_type)
 
 
-def user_item_feedback(session: Session, user_id: str, item_id: str) -> list[dict[str, Any]]:
-    stmt = _item_feedback().where(Interaction.user_id == user_id, Interaction.item_id == item_id)
-    return [feedback_json(r) for r in session.scalars(stmt.order_by(Interaction.id))]
+def item_feedback(session: Session, item_id: str, feedback_type: str = "") -> list[dict[str, Any]]:
+    stmt = _item_feedback(feedback_type).where(
+        Interaction.item_id == item_id, Interaction.occurred_at <= utcnow()
+    )
+    return _exact(session.scalars(stmt.order_by(Interaction.id)), feedback_type)
 
 
-def delete_user_item_feedback(session: Session, user_id: str, item_id: str) -> int:
-    ids = [
-        r.id
-        for r in session.scalars(
-            _item_feedback().where(Interaction.user_id == user_id, Interaction.item_id == item_id)
-        )
-    ]
+def user_item_feedback(
+    session: Session, user_id: str, item_id: str, feedback_type: str = ""
+) -> list[dict[str, Any]]:
+    stmt = _item_feedback(feedback_type).where(
+        Interaction.user_id == user_id, Interaction.item_id == item_id
+    )
+    return _exact(session.scalars(stmt.order_by(Interaction.id)), feedback_type)
+
+
+def typed_user_item_feedback(
+    session: Session, feedback_type: str, user_id: str, item_id: str
+) -> dict[str, Any]:
+    found = user_item_feedback(session, user_id, item_id, feedback_type)
+    if not found:
+        raise NotFound(f"{feedback_type}/{user_id}/{item_id}: feedback not found")
+    return found[0]
+
+
+def delete_user_item_feedback(
+    session: Session, user_id: str, item_id: str, feedback_type: str = ""
+) -> int:
+    """Every type's feedback of the user on the item, or one type's."""
+    stmt = _item_feedback(feedback_type).where(
+        Interaction.user_id == user_id, Interaction.item_id == item_id
+    )
+    ids = [r.id for r in session.scalars(stmt)
+           if not feedback_type or feedback_type_of(r) == feedback_type]  # fmt: skip
     if ids:
         session.execute(delete(Interaction).where(Interaction.id.in_(ids)))
     return len(ids)
