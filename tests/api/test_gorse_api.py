@@ -121,6 +121,9 @@ def test_items_through_the_client(server: Server) -> None:
         assert http.get("/api/item/2000").json()["Categories"] == ["Animation", "Family"]
         bad = http.post("/api/item", json={"ItemId": "2001", "Timestamp": "not a time"})
         assert bad.status_code == 400 and bad.headers["content-type"].startswith("text/plain")
+    with pytest.raises(GorseException) as search:  # as Gorse without search columns
+        client.search_items("Minions")
+    assert search.value.status_code == 400
     assert client.delete_item("2000") == {"RowAffected": 1}
     with pytest.raises(GorseException) as missing:
         client.get_item("2000")

@@ -235,7 +235,11 @@ async def get_item(request: Request, item_id: str) -> dict[str, Any]:
 
 
 @router.get("/items")
-async def get_items(request: Request, n: N = DEFAULT_N, cursor: str = "") -> ItemPage:
+async def get_items(request: Request, n: N = DEFAULT_N, cursor: str = "", q: str = "") -> ItemPage:
+    """A page of items; ``q`` (Gorse's full-text search) is refused as Gorse refuses it
+    when no search columns are configured."""
+    if q:
+        raise HTTPException(400, "item search (q=) is not supported by matchwise's Gorse API")
     found, items = await _store(request).read(service.list_items, cursor, n)
     return ItemPage(Cursor=found, Items=items)
 
