@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from matchwise import __version__
 from matchwise.actions import DEFAULT_ACTION_TABLE
 from matchwise.api import gorse
+from matchwise.api.dashboard.routes import install as install_dashboard
 from matchwise.api.deps import Store
 from matchwise.api.errors import install_error_handlers
 from matchwise.api.middleware import ResponseHeaders
@@ -138,6 +139,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.include_router(part)
     app.include_router(gorse.router)  # Gorse's REST API under /api (api/gorse)
     install_docs(app, settings)
+    install_dashboard(app)
     app.add_middleware(BodyLimit)
     app.add_middleware(ResponseHeaders)  # outermost of ours: every answer gets its headers
     return app

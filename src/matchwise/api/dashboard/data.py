@@ -131,18 +131,22 @@ def overview(
     cur = [day_figures(per_day.get(d, {}), positive) for d in current_days]
     prev = [day_figures(per_day.get(d, {}), positive) for d in previous_days]
 
-    def total(figs: list[dict[str, float | None]], key: str) -> float | None:
-        values = [f[key] for f in figs if f[key] is not None]
-        if key == "interactions":
-            return float(sum(v for v in values if v is not None))
-        return sum(v for v in values if v is not None) / len(values) if values else None
+    def period(days: list[date]) -> dict[str, float | None]:
+        """The period's figures: its events summed, so a rate is events over impressions
+        of the whole period (not a mean of noisy daily rates)."""
+        summed: dict[str, float] = {}
+        for d in days:
+            for action, value in per_day.get(d, {}).items():
+                summed[action] = summed.get(action, 0.0) + value
+        return day_figures(summed, positive)
 
+    this_period, last_period = period(current_days), period(previous_days)
     series = []
     for key, title, percent in SERIES:
         series.append({
             "key": key, "title": title, "percent": percent,
             "current": [f[key] for f in cur], "previous": [f[key] for f in prev],
-            "this_period": total(cur, key), "last_period": total(prev, key),
+            "this_period": this_period[key], "last_period": last_period[key],
         })  # fmt: skip
     return {
         "counts": counts(session),

@@ -76,6 +76,14 @@ templates = Jinja2Templates(directory=str(files("matchwise.api.dashboard") / "te
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 
+def when(value: datetime | None) -> str:
+    """A timestamp as the pages show it: UTC to the second."""
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else "–"
+
+
+templates.env.filters["when"] = when
+
+
 class LoginRequired(Exception):
     """No valid dashboard session: the login page answers."""
 
