@@ -8,12 +8,16 @@ import pytest
 from pydantic import TypeAdapter
 from sqlalchemy import func, select
 
-from matchwise.db.tables import Interaction, Match
+from matchwise.data.movielens import read_movielens
+from matchwise.data.synthetic import generate_people
+from matchwise.db.tables import Interaction, Item, Match, User
 from matchwise.errors import InvalidInput, NotFound
+from matchwise.ingest.bulk import write_bundle
 from matchwise.ingest.events import ingest_events
 from matchwise.ingest.profiles import upsert_items, upsert_users
 from matchwise.runtime import Runtime
 from matchwise.schemas import Event
+from tests.conftest import MOVIELENS_100K
 from tests.utils.factories import NOW, items_fixture, people_fixture
 
 EVENTS = TypeAdapter(list[Event])
@@ -145,8 +149,6 @@ def test_upsert_users_reports_created_and_updated(runtime: Runtime) -> None:
         second = upsert_users(s, changed)
     assert (second.created, second.updated) == (1, 2)
     with runtime.session() as s:
-        from matchwise.db.tables import User
-
         assert s.get(User, "alice").bio == "new bio"
 
 
@@ -157,8 +159,6 @@ def test_duplicate_ids_in_one_batch_are_rejected(runtime: Runtime) -> None:
 
 
 def test_bulk_load_creates_matches_from_mutual_likes(runtime: Runtime) -> None:
-    from matchwise.data.synthetic import generate_people
-    from matchwise.ingest.bulk import write_bundle
 
     bundle = generate_people(n_users=150, n_swipes=3000, seed=11)
     stats = write_bundle(runtime, bundle, runtime.settings.action_table)
@@ -173,12 +173,8 @@ def test_bulk_load_creates_matches_from_mutual_likes(runtime: Runtime) -> None:
     assert again["matches"] == 0 and again["interactions"] == 0
 
 
+@pytest.mark.skipif(not MOVIELENS_100K.is_dir(), reason="MovieLens 100K is not in SHARED_DATA")
 def test_movielens_100k_loads_into_the_store(runtime: Runtime) -> None:
-    from matchwise.data.movielens import read_movielens
-    from matchwise.db.tables import Item, User
-    from matchwise.ingest.bulk import write_bundle
-    from tests.conftest import MOVIELENS_100K
-
     bundle = read_movielens(MOVIELENS_100K)
     stats = write_bundle(runtime, bundle, runtime.settings.action_table)
     assert (stats["users"], stats["items"], stats["interactions"]) == (943, 1682, 100_000)
