@@ -36,7 +36,7 @@ def test_create_serve_measure_promote(setup: tuple[MatchwiseClient, Runtime, Ver
     api, runtime, versions = setup
     # judged by clicks: the outcome (conversion) is a click, as for a feed of items
     created = api.create_experiment(
-        {"name": "lift", "arms": _arms(versions), "outcome_actions": ["click"]}
+        {"name": "lift", "arms": _arms(versions), "outcome_actions": ["click"], "salt": "lift-1"}
     )
     assert created.status == "running" and [a.name for a in created.arms] == ["control", "treat"]
     served = {}

@@ -14,6 +14,7 @@ from matchwise.cli.app import main
 from matchwise.cli.experiments import parse_arm
 from matchwise.db.audit import recent
 from matchwise.errors import InvalidInput
+from matchwise.experiments.assignment import assign_arm
 from matchwise.runtime import Runtime
 from tests.utils.experiments import Versions, open_runtime, seed_store
 
@@ -51,18 +52,20 @@ def test_experiments_commands_with_json(
     runtime, versions = store
     treat = f"treat:weight=2,model_version={versions.other}"
     argv = ["experiments", "create", "cli-test", "--arm", "control", "--arm", treat,
-            "--coverage", "0.5", "--outcome", "click", "--json"]  # fmt: skip
+            "--coverage", "0.5", "--outcome", "click", "--salt", "s1", "--json"]  # fmt: skip
     code, created, _ = run(argv, capsys)
     assert code == 0
     assert [(a["name"], a["weight"]) for a in created["arms"]] == [("control", 1.0), ("treat", 2.0)]
     assert created["arms"][1]["model_version"] == versions.other
     assert (created["coverage"], created["outcome_actions"]) == (0.5, ["click"])
-    users = [f"u{i}" for i in range(20)]
-    arms = set()
-    for user in users:
+    split = [("control", 1.0), ("treat", 2.0)]
+    expected = {f"u{i}": assign_arm("s1", f"u{i}", split, 0.5) for i in range(12)}
+    assert set(expected.values()) == {"control", "treat", None}  # coverage 0.5
+    for user, arm in expected.items():
         code, rows, _ = run(["recommend", "--user-id", user, "--kind", "item", "--json"], capsys)
-        arms |= {(row.get("experiment"), row.get("arm")) for row in rows}
-    assert {("cli-test", "treat"), ("cli-test", "control"), (None, None)} <= arms  # coverage 0.5
+        assert code == 0 and rows
+        named = {(row.get("experiment"), row.get("arm")) for row in rows}
+        assert named == {(None if arm is None else "cli-test", arm)}, user
     code, listed, _ = run(["experiments", "list", "--json"], capsys)
     assert code == 0 and [e["name"] for e in listed] == ["cli-test"]
     code, shown, _ = run(["experiments", "show", "cli-test", "--json"], capsys)

@@ -44,6 +44,7 @@ def ab_spec(name: str, versions: Versions, **kw: object) -> ExperimentIn:
     return ExperimentIn.model_validate({
         "name": name,
         "arms": [{"name": "control"}, {"name": "treat", "model_version": versions.other}],
+        "salt": f"{name}-salt",  # fixed: the split, and so each test, is the same every run
         **kw,
     })  # fmt: skip
 
