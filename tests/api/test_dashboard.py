@@ -262,3 +262,19 @@ def test_no_page_or_asset_reaches_outside_the_server(store: Store) -> None:
             body = c.get(f"/dashboard/static/{asset.name}")
             assert body.status_code == 200
             assert "http" not in body.text and not URL.search(body.text), asset.name
+
+
+def test_without_keys_the_login_asks_for_nothing(settings: Settings) -> None:
+    settings.auth_enabled = False
+    runtime = Runtime.open(settings, migrate=False)
+    try:
+        with client(runtime) as c:
+            assert 'name="key"' not in c.get("/dashboard/login").text
+            assert c.post("/dashboard/login", data={}).status_code == 303
+            page = c.get("/dashboard/models")
+            assert page.status_code == 200 and "unauthenticated" in page.text
+            assert (
+                c.post("/dashboard/models/rollback", data={"model_type": "ease"}).status_code == 403
+            )
+    finally:
+        runtime.close()

@@ -125,6 +125,7 @@ def test_a_person_logs_in_and_uses_every_page(chromium: str, store: Store) -> No
         page.press("#user", "Enter")
         expect(page.locator("table.recs")).to_have_count(2)
         expect(page.locator("table.recs .breakdown").first).to_contain_text("model")
+        page.locator("h3", has_text="As served").scroll_into_view_if_needed()
         shot("explorer")
         page.goto(f"{base}/dashboard/explorer?item={store.item}")
         expect(page.get_by_text("Similar items")).to_be_visible()
