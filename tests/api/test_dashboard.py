@@ -21,7 +21,15 @@ from sqlalchemy import select
 from matchwise.api import create_app
 from matchwise.api.dashboard.session import COOKIE
 from matchwise.data.synthetic import generate_items
-from matchwise.db.tables import AuditLog, Item, ModelVersion, ModerationFlag, User
+from matchwise.db.tables import (
+    AuditLog,
+    Interaction,
+    Item,
+    ModelVersion,
+    ModerationFlag,
+    User,
+    utcnow,
+)
 from matchwise.ingest.bulk import write_bundle
 from matchwise.jobs.queue import enqueue
 from matchwise.ops import experiments
@@ -278,3 +286,21 @@ def test_without_keys_the_login_asks_for_nothing(settings: Settings) -> None:
             )
     finally:
         runtime.close()
+
+
+def _interactions_this_period(c: TestClient) -> int:
+    page = c.get("/dashboard").text
+    found = re.search(r'data-series="interactions".*?this period ([\d,]+)', page, re.S)
+    assert found is not None
+    return int(found.group(1).replace(",", ""))
+
+
+def test_the_overview_counts_todays_events_at_once(store: Store) -> None:
+    """Past days are reused for a few minutes; today's events are read on every render."""
+    with client(store.runtime) as c:
+        login(c, store.key)
+        before = _interactions_this_period(c)
+        with store.runtime.session() as session:
+            session.add(Interaction(event_id="dash-today", user_id=store.user, item_id=store.item,
+                                    action="click", occurred_at=utcnow()))  # fmt: skip
+        assert _interactions_this_period(c) == before + 1

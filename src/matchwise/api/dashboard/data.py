@@ -8,7 +8,9 @@ the private fields (email, birth date, location, photo embeddings) an admin does
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+import time
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -71,26 +73,60 @@ def _day(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
-def daily_actions(session: Session, since: datetime) -> dict[date, dict[str, float]]:
-    """Weighted events per day and action since ``since`` (raw events, and the days that
-    retention folded into the daily aggregates)."""
+def daily_actions(
+    session: Session, since: datetime, until: datetime | None = None
+) -> dict[date, dict[str, float]]:
+    """Weighted events per day and action from ``since`` to ``until`` (raw events, and the
+    days that retention folded into the daily aggregates)."""
     day = func.date(Interaction.occurred_at)
-    raw = session.execute(
-        select(day, Interaction.action, func.sum(Interaction.sample_weight))
-        .where(Interaction.occurred_at >= since)
-        .group_by(day, Interaction.action)
-    ).all()
-    folded = session.execute(
-        select(DailyAggregate.day, DailyAggregate.action,
-               func.sum(DailyAggregate.weighted_events))
-        .where(DailyAggregate.day >= since.date())
-        .group_by(DailyAggregate.day, DailyAggregate.action)
-    ).all()  # fmt: skip
+    raw = select(day, Interaction.action, func.sum(Interaction.sample_weight)).where(
+        Interaction.occurred_at >= since
+    )
+    folded = select(DailyAggregate.day, DailyAggregate.action,
+                    func.sum(DailyAggregate.weighted_events)
+                    ).where(DailyAggregate.day >= since.date())  # fmt: skip
+    if until is not None:
+        raw = raw.where(Interaction.occurred_at < until)
+        folded = folded.where(DailyAggregate.day < until.date())
+    rows = [
+        *session.execute(raw.group_by(day, Interaction.action)).all(),
+        *session.execute(folded.group_by(DailyAggregate.day, DailyAggregate.action)).all(),
+    ]
     out: dict[date, dict[str, float]] = {}
-    for d, action, total in [*raw, *folded]:
+    for d, action, total in rows:
         bucket = out.setdefault(_day(d), {})
         bucket[action] = bucket.get(action, 0.0) + float(total or 0)
     return out
+
+
+#: How long the overview reuses the figures of past days (today's are read every time).
+PAST_DAYS_SECONDS = 300.0
+
+
+@dataclass
+class PastDays:
+    """Per-day events of the days before today, read once and reused for a few minutes
+    (a runtime component): past days barely change (late events, retention's folding),
+    and reading them is the overview's one costly query, a scan of the periods' events."""
+
+    since: date | None = None
+    until: date | None = None  # the day they were read on (exclusive)
+    read_at: float = 0.0
+    days: dict[date, dict[str, float]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, session: Session, since: date, today: date, tz: Any) -> dict[date, Any]:
+        with self.lock:
+            fresh = (self.since is not None and self.since <= since and self.until == today
+                     and time.monotonic() - self.read_at < PAST_DAYS_SECONDS)  # fmt: skip
+            if not fresh:
+                self.days = daily_actions(session, _midnight(since, tz), _midnight(today, tz))
+                self.since, self.until, self.read_at = since, today, time.monotonic()
+            return self.days
+
+
+def _midnight(day: date, tz: Any) -> datetime:
+    return datetime.combine(day, datetime.min.time(), tz)
 
 
 def _rate(num: float, den: float) -> float | None:
@@ -117,14 +153,23 @@ SERIES = (("interactions", "Interactions", False), ("positive_rate", "Positive f
 
 
 def overview(
-    session: Session, settings: Settings, days: int, now: datetime | None = None
+    session: Session,
+    settings: Settings,
+    days: int,
+    past: PastDays | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Counts, and each series by day over the last ``days`` and the ``days`` before."""
+    """Counts, and each series by day over the last ``days`` and the ``days`` before
+    (the past days from ``past`` when given, today's read now)."""
     now = now or utcnow()
     today = now.date()
     start = today - timedelta(days=days - 1)
     before = start - timedelta(days=days)
-    per_day = daily_actions(session, datetime.combine(before, datetime.min.time(), now.tzinfo))
+    if past is None:
+        per_day = daily_actions(session, _midnight(before, now.tzinfo))
+    else:
+        per_day = {**past.get(session, before, today, now.tzinfo),
+                   **daily_actions(session, _midnight(today, now.tzinfo))}  # fmt: skip
     positive = {str(a) for a, rule in settings.action_table.items() if rule.positive}
     current_days = [start + timedelta(days=i) for i in range(days)]
     previous_days = [before + timedelta(days=i) for i in range(days)]

@@ -254,7 +254,8 @@ def overview(request: Request) -> Response:
         days = 30
     days = days if days in data.PERIODS else 30
     settings = _runtime(request).settings
-    view = _read(request, data.overview, settings, days)
+    past = _runtime(request).component(data.PastDays, data.PastDays)
+    view = _read(request, data.overview, settings, days, past)
     svgs = [Markup(charts.line_chart(s["title"], view["labels"], s["current"], s["previous"],
                                      percent=s["percent"]))  # fmt: skip
             for s in view["series"]]  # fmt: skip
