@@ -304,3 +304,20 @@ def test_the_overview_counts_todays_events_at_once(store: Store) -> None:
             session.add(Interaction(event_id="dash-today", user_id=store.user, item_id=store.item,
                                     action="click", occurred_at=utcnow()))  # fmt: skip
         assert _interactions_this_period(c) == before + 1
+
+
+def test_promote_and_stop_act_on_the_experiment(store: Store) -> None:
+    with client(store.runtime) as c:
+        login(c, store.key)
+        token = csrf(c, "/dashboard/experiments")
+        done = c.post("/dashboard/experiments/ease-ab/promote", data={"csrf": token, "arm": "old"})
+        assert "message=" in done.headers["location"]
+        assert active(store.runtime) == store.old  # the arm's version now serves
+        again = c.post("/dashboard/experiments/ease-ab/stop", data={"csrf": token})
+        assert "error=" in again.headers["location"]  # promoted: nothing to stop
+        with store.runtime.read_session() as session:
+            actors = set(session.scalars(select(AuditLog.actor).where(
+                AuditLog.action.in_(["experiment.promote", "model.activate"]),
+                AuditLog.actor.like("dash%"))))  # fmt: skip
+        assert actors == {f"dash (key {store.key_id})"}
+        assert "promoted" in c.get("/dashboard/experiments").text
