@@ -5,6 +5,9 @@ HNSW index and business filters; the cached path reads the per-user ranking cach
 FastAPI endpoint returning pre-serialised JSON runs in the same session as the ceiling.
 
     .venv/bin/python benchmarks/serving/run.py [--users 10000] [--items 10000] [--seconds 20]
+
+Ingestion (``benchmarks/serving/ingest.py``): ``--paths ingest_sqlite,ingest_postgresql``
+with ``--postgres-url`` naming a server whose database the run may create and drop.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from ingest import fresh_postgres_database, run_ingest
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -154,7 +158,17 @@ def main() -> int:
     parser.add_argument(
         "--paths",
         default="cached,live,redis_cached,bare_fastapi",
-        help="comma-separated subset of cached, live, redis_cached, bare_fastapi",
+        help="comma-separated subset of cached, live, redis_cached, bare_fastapi, "
+        "ingest_sqlite, ingest_postgresql",
+    )
+    parser.add_argument("--port", type=int, default=18765, help="first loopback port used")
+    parser.add_argument("--ingest-batches", type=int, default=40, help="batches per store")
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("MATCHWISE_BENCH_DATABASE_URL"),
+        help="PostgreSQL for ingest_postgresql (a database matchwise_bench_ingest is "
+        "created there, and dropped first if it exists)",
     )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -170,17 +184,20 @@ def main() -> int:
         # the prepared cache must stay fresh across reruns of a kept workdir
         "MATCHWISE_CACHE_MAX_AGE_SECONDS": str(7 * 24 * 3600),
     }
+    paths = set(args.paths.split(","))
     marker = work / "prepared.json"
     if marker.exists():
         prepared = json.loads(marker.read_text())
-    else:
+    elif paths & {"cached", "live", "redis_cached"}:
         prepared = _prepare(work, env, args)
         marker.write_text(json.dumps(prepared))
+    else:
+        prepared = {"key": "", "model": None, "timings": {}}
     key = prepared["key"]
-    paths = set(args.paths.split(","))
 
-    results: dict[str, dict[str, float]] = {}
-    port = 18765
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
+    results: dict[str, dict[str, Any]] = {}
+    port = args.port
     if paths & {"cached", "live"}:
         server = subprocess.Popen(
             [sys.executable, "-m", "matchwise", "serve", "--port", str(port),
@@ -224,9 +241,21 @@ def main() -> int:
         finally:
             bare.terminate()
             bare.wait(timeout=30)
+    if "ingest_sqlite" in paths:
+        db = work / "ingest.db"
+        for leftover in work.glob("ingest.db*"):
+            leftover.unlink()
+        results["ingest_sqlite"] = run_ingest(f"sqlite:///{db}", work, port, args)
+    if "ingest_postgresql" in paths:
+        if not args.postgres_url:
+            print("ingest_postgresql needs --postgres-url", file=sys.stderr)
+            return 2
+        url = fresh_postgres_database(args.postgres_url, "matchwise_bench_ingest")
+        results["ingest_postgresql"] = run_ingest(url, work, port + 1, args)
     report: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+        "load_average_at_start": load_at_start,
         "command": "python benchmarks/serving/run.py " + " ".join(sys.argv[1:]),
         "users": args.users,
         "items": args.items,
@@ -239,7 +268,14 @@ def main() -> int:
     }
     if "cached" in results and "bare_fastapi" in results:
         report["cached_vs_bare_rps"] = results["cached"]["rps"] / results["bare_fastapi"]["rps"]
-    Path(args.out).write_text(json.dumps(report, indent=2))
+    out = Path(args.out)
+    if not paths & {"cached", "live", "redis_cached", "bare_fastapi"}:
+        # an ingestion-only run goes beside the serving figures already recorded there
+        kept = json.loads(out.read_text()) if out.exists() else {}
+        named = ("date", "machine", "load_average_at_start", "command", "users", "items")
+        ingestion = {k: report[k] for k in named}
+        report = {**kept, "ingestion": {**ingestion, "results": results}}  # fmt: skip
+    out.write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal, overload
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import bindparam, func, literal_column, or_, select
+from sqlalchemy import any_, bindparam, func, literal_column, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -49,14 +50,81 @@ def dialect_insert(session: Session, table: Any) -> Any:
 
 
 def existing_ids(session: Session, column: Any, ids: Iterable[str], chunk: int = CHUNK) -> set[str]:
-    """Which of ``ids`` are present in ``column`` (chunked: well under SQLite's limit of
-    bound variables)."""
+    """Which of ``ids`` are present in ``column``: on PostgreSQL one ``= ANY(array)`` query
+    (one bound value, however many ids); on SQLite chunked, well under its limit of bound
+    variables."""
     wanted = sorted({i for i in ids if i is not None})
     found: set[str] = set()
+    if not wanted:
+        return found
+    if session.get_bind().dialect.name == "postgresql":
+        array = bindparam("ids", wanted, type_=postgresql.ARRAY(column.type))
+        return set(session.scalars(select(column).where(column == any_(array))))
     for start in range(0, len(wanted), chunk):
         part = wanted[start : start + chunk]
         found.update(session.scalars(select(column).where(column.in_(part))))
     return found
+
+
+#: The interactions table's columns a write supplies (all but the generated id), in order.
+INTERACTION_COLUMNS = [c.name for c in Interaction.__table__.columns if c.name != "id"]
+
+
+def _naive_utc(value: Any) -> Any:
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def _sqlite_value(value: Any) -> Any:
+    """SQLAlchemy's own SQLite DateTime text format, so comparisons in SQL stay right."""
+    if isinstance(value, datetime):
+        return _naive_utc(value).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
+
+
+def insert_interactions(session: Session, rows: Iterable[Sequence[Any]]) -> int:
+    """Insert interaction rows (tuples in :data:`INTERACTION_COLUMNS` order) on the driver,
+    inside the session's transaction, skipping event ids already stored; returns rows
+    written. Aware times are stored as naive UTC.
+
+    PostgreSQL: COPY into a temporary table, then one INSERT … SELECT … ON CONFLICT
+    (event_id) DO NOTHING. SQLite: executemany of INSERT … ON CONFLICT (event_id) DO
+    NOTHING. Only duplicate event ids are skipped: a NOT NULL, CHECK or foreign key failure
+    raises (SQLite's INSERT OR IGNORE would skip those rows silently too). Either is a
+    fraction of SQLAlchemy's multi-row VALUES with thousands of bound parameters, whose
+    query text the driver parses again on every batch.
+    """
+    columns = ", ".join(INTERACTION_COLUMNS)
+    connection = session.connection()
+    raw = connection.connection.driver_connection
+    assert raw is not None  # a live connection inside the session's transaction
+    if connection.dialect.name == "postgresql":
+        session.execute(
+            text(
+                "CREATE TEMP TABLE IF NOT EXISTS bulk_interactions "
+                "(LIKE interactions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            )
+        )
+        copy_sql = f"COPY bulk_interactions ({columns}) FROM STDIN"
+        with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
+            for row in rows:
+                copy.write_row(tuple(_naive_utc(v) for v in row))
+        result = session.execute(
+            text(
+                f"INSERT INTO interactions ({columns}) SELECT {columns} FROM bulk_interactions "
+                "ON CONFLICT (event_id) DO NOTHING"
+            )
+        )
+        session.execute(text("DELETE FROM bulk_interactions"))
+        return int(getattr(result, "rowcount", 0) or 0)
+    before = raw.total_changes
+    marks = ", ".join("?" for _ in INTERACTION_COLUMNS)
+    raw.executemany(
+        f"INSERT INTO interactions ({columns}) VALUES ({marks}) ON CONFLICT (event_id) DO NOTHING",
+        [tuple(_sqlite_value(v) for v in row) for row in rows],
+    )
+    return int(raw.total_changes - before)
 
 
 def users_frame(session: Session, only_visible: bool = False) -> pd.DataFrame:

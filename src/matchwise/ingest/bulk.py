@@ -11,12 +11,19 @@ from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Table, and_, bindparam, case, func, or_, select, text
+from sqlalchemy import Table, and_, bindparam, case, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from matchwise.actions import LIKE_ACTIONS, ActionRule
 from matchwise.data.bundle import DataBundle
-from matchwise.db.queries import CHUNK, chunked, dialect_insert, existing_ids
+from matchwise.db.queries import (
+    CHUNK,
+    INTERACTION_COLUMNS,
+    chunked,
+    dialect_insert,
+    existing_ids,
+    insert_interactions,
+)
 from matchwise.db.tables import Interaction, Item, Match, User, utcnow
 from matchwise.errors import InvalidInput
 from matchwise.ingest.profiles import age_from_birth_date, upsert_rows
@@ -355,9 +362,6 @@ def _replay_elo(session: Session, frame: pd.DataFrame, elo: Any) -> int:
     return len(rows)
 
 
-_BULK_COLUMNS = [c.name for c in Interaction.__table__.columns if c.name != "id"]
-
-
 def _interaction_columns(part: pd.DataFrame, now: datetime) -> pd.DataFrame:
     """The bundle's rows in table column order, times as naive UTC, NaN as None.
 
@@ -365,7 +369,7 @@ def _interaction_columns(part: pd.DataFrame, now: datetime) -> pd.DataFrame:
     """
     out = pd.DataFrame(index=part.index)
     stamp = pd.Timestamp(now).tz_convert("UTC") if now.tzinfo else pd.Timestamp(now, tz="UTC")
-    for column in _BULK_COLUMNS:
+    for column in INTERACTION_COLUMNS:
         if column in part.columns:
             values = part[column]
         elif column == "sample_weight":
@@ -380,11 +384,6 @@ def _interaction_columns(part: pd.DataFrame, now: datetime) -> pd.DataFrame:
     return out.astype(object).where(out.notna(), None)
 
 
-def _sqlite_time(value: datetime) -> str:
-    """SQLAlchemy's own SQLite DateTime text format, so comparisons in SQL stay right."""
-    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
 def _refused(session: Session, exc: BaseException) -> bool:
     """Whether ``exc`` is the store refusing a row (a constraint, a value it cannot hold)."""
     dbapi = session.get_bind().dialect.loaded_dbapi
@@ -393,47 +392,9 @@ def _refused(session: Session, exc: BaseException) -> bool:
 
 
 def _insert_interaction_rows(session: Session, part: pd.DataFrame) -> int:
-    """Insert rows on the driver, skipping event ids already stored; returns rows written.
-
-    PostgreSQL: COPY into a temporary table, then INSERT … SELECT … ON CONFLICT (event_id)
-    DO NOTHING. SQLite: executemany of INSERT … ON CONFLICT (event_id) DO NOTHING. Only
-    duplicate event ids are skipped: a NOT NULL, CHECK or foreign key failure raises (SQLite's
-    INSERT OR IGNORE would skip those rows silently too).
-    """
-    columns = ", ".join(_BULK_COLUMNS)
-    connection = session.connection()
-    raw = connection.connection.driver_connection
-    assert raw is not None  # a live connection inside the session's transaction
-    if connection.dialect.name == "postgresql":
-        session.execute(
-            text(
-                "CREATE TEMP TABLE IF NOT EXISTS bulk_interactions "
-                "(LIKE interactions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-            )
-        )
-        copy_sql = f"COPY bulk_interactions ({columns}) FROM STDIN"
-        with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
-            for row in part.itertuples(index=False, name=None):
-                copy.write_row(row)
-        result = session.execute(
-            text(
-                f"INSERT INTO interactions ({columns}) SELECT {columns} FROM bulk_interactions "
-                "ON CONFLICT (event_id) DO NOTHING"
-            )
-        )
-        session.execute(text("DELETE FROM bulk_interactions"))
-        return int(getattr(result, "rowcount", 0) or 0)
-    rows = [
-        tuple(_sqlite_time(v) if isinstance(v, pd.Timestamp | datetime) else v for v in row)
-        for row in part.itertuples(index=False, name=None)
-    ]
-    before = raw.total_changes
-    marks = ", ".join("?" for _ in _BULK_COLUMNS)
-    raw.executemany(
-        f"INSERT INTO interactions ({columns}) VALUES ({marks}) ON CONFLICT (event_id) DO NOTHING",
-        rows,
-    )
-    return int(raw.total_changes - before)
+    """Insert rows on the driver, skipping event ids already stored; returns rows written
+    (:func:`~matchwise.db.queries.insert_interactions`)."""
+    return insert_interactions(session, part.itertuples(index=False, name=None))
 
 
 def _probe(session: Session, part: pd.DataFrame) -> str | None:

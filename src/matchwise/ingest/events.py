@@ -23,7 +23,12 @@ from sqlalchemy.orm import Session
 
 from matchwise.actions import DECIDED_ACTIONS, HIDES_ACTOR_FROM_TARGET, LIKE_ACTIONS, ActionRule
 from matchwise.db.online import note_seen
-from matchwise.db.queries import chunked, dialect_insert, existing_ids
+from matchwise.db.queries import (
+    INTERACTION_COLUMNS,
+    dialect_insert,
+    existing_ids,
+    insert_interactions,
+)
 from matchwise.db.tables import Interaction, Item, Match, User, utcnow
 from matchwise.errors import InvalidInput, NotFound
 from matchwise.ingest.profiles import check_batch_size
@@ -366,25 +371,18 @@ def _blocked_matches(session: Session, rows: list[dict[str, Any]]) -> set[str]:
 
 
 def _write_interactions(session: Session, rows: list[dict[str, Any]]) -> int:
-    """Insert rows, skipping event ids another writer stored meanwhile; returns rows written."""
+    """Insert rows, skipping event ids another writer stored meanwhile; returns rows written
+    (PostgreSQL: COPY and one INSERT … SELECT, see :func:`insert_interactions`)."""
     if not rows:
         return 0
-    columns = [c.name for c in Interaction.__table__.columns if c.name != "id"]
-    full = [{c: r.get(c) for c in columns} for r in rows]
     now = utcnow()
-    for r in full:
-        r["received_at"] = now
-        if r["sample_weight"] is None:
-            r["sample_weight"] = 1.0
-    written = 0
-    for chunk in chunked(full, 5000):
-        stmt = (
-            dialect_insert(session, Interaction.__table__)
-            .on_conflict_do_nothing(index_elements=["event_id"])
-            .returning(Interaction.__table__.c.id)
-        )
-        written += len(session.execute(stmt, list(chunk)).all())
-    return written
+    tuples = []
+    for r in rows:
+        values = {**r, "received_at": now}
+        if values.get("sample_weight") is None:
+            values["sample_weight"] = 1.0
+        tuples.append(tuple(values.get(c) for c in INTERACTION_COLUMNS))
+    return insert_interactions(session, tuples)
 
 
 def _note_decisions(session: Session, rows: list[dict[str, Any]]) -> None:
