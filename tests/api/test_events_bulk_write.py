@@ -53,6 +53,8 @@ def _count(runtime: Runtime) -> int:
 def test_a_retried_batch_of_1000_counts_once(api: MatchwiseClient, runtime: Runtime) -> None:
     first = api.send_events(_batch())
     assert (first.written, first.duplicates) == (1000, 0)
+    with runtime.session() as s:  # staging the rows drew no ids of the table's own
+        assert s.scalar(select(func.max(Interaction.id))) == 1000
     again = api.send_events(_batch())
     assert (again.written, again.duplicates) == (0, 1000)
     assert _count(runtime) == 1000

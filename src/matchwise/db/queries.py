@@ -100,23 +100,25 @@ def insert_interactions(session: Session, rows: Iterable[Sequence[Any]]) -> int:
     raw = connection.connection.driver_connection
     assert raw is not None  # a live connection inside the session's transaction
     if connection.dialect.name == "postgresql":
+        # the written columns only: the id's default would draw (and waste) a sequence
+        # value for every staged row
         session.execute(
             text(
-                "CREATE TEMP TABLE IF NOT EXISTS bulk_interactions "
-                "(LIKE interactions INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+                "CREATE TEMP TABLE IF NOT EXISTS bulk_interactions_in ON COMMIT DELETE ROWS "
+                f"AS SELECT {columns} FROM interactions WITH NO DATA"
             )
         )
-        copy_sql = f"COPY bulk_interactions ({columns}) FROM STDIN"
+        copy_sql = f"COPY bulk_interactions_in ({columns}) FROM STDIN"
         with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
             for row in rows:
                 copy.write_row(tuple(_naive_utc(v) for v in row))
         result = session.execute(
             text(
-                f"INSERT INTO interactions ({columns}) SELECT {columns} FROM bulk_interactions "
+                f"INSERT INTO interactions ({columns}) SELECT {columns} FROM bulk_interactions_in "
                 "ON CONFLICT (event_id) DO NOTHING"
             )
         )
-        session.execute(text("DELETE FROM bulk_interactions"))
+        session.execute(text("DELETE FROM bulk_interactions_in"))
         return int(getattr(result, "rowcount", 0) or 0)
     before = raw.total_changes
     marks = ", ".join("?" for _ in INTERACTION_COLUMNS)
