@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 from sqlalchemy.orm import Session
 
 from matchwise.actions import ActionRule
@@ -23,4 +24,16 @@ def build_dataset(
     raw = queries.training_interactions(session, domain)
     users = queries.training_users(session)
     items = queries.training_items(session) if domain == "items" else None
+    if domain == "people":
+        users = people_only(users, raw)
     return make_dataset(raw, users, items, table, secret, domain=domain, **options)
+
+
+def people_only(users: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
+    """The people-domain universe: users with a dating profile (a gender) or a part in a
+    people-domain event (swiper or swiped). Item-domain users are neither; counted, they
+    would be candidates nobody can match and, for EASE, rows and columns of its n x n
+    inverse (issue 21: 20,000 of them turned 20,000 people into a 40,000-wide matrix)."""
+    involved = pd.concat([raw["user_id"], raw["item_id"]]).astype(str).unique()
+    keep = users["gender"].notna() | users["id"].astype(str).isin(involved)
+    return users[keep.to_numpy()].reset_index(drop=True)
