@@ -36,10 +36,10 @@ def store(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> Runtime:
     start = pd.Timestamp.now(tz="UTC").normalize() - pd.Timedelta(days=60)
     table = runtime.settings.action_table
     items = generate_items(
-        n_users=N_ITEM_USERS, n_items=100, n_interactions=6_000, seed=3, start=start
+        n_users=N_ITEM_USERS, n_items=100, n_interactions=3_000, seed=3, start=start
     )
     write_bundle(runtime, items, table)
-    people = generate_people(n_users=N_PEOPLE, n_swipes=30_000, seed=3, start=start)
+    people = generate_people(n_users=N_PEOPLE, n_swipes=15_000, seed=3, start=start)
     write_bundle(runtime, people, table, elo=runtime.settings.elo)
     return runtime
 
@@ -82,6 +82,7 @@ def test_people_model_trains_on_people_only_with_the_factorised_base(
     assert float(scores.min()) >= 0.0 and float(scores.max()) <= 1.0
 
 
+@pytest.mark.slow  # a 3,000-wide EASE inverse and its evaluation: 15-25 s here
 def test_small_people_populations_keep_ease(
     store: Runtime, capsys: pytest.CaptureFixture[str]
 ) -> None:
