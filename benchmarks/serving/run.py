@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
 from ingest import fresh_postgres_database, run_ingest
 
 HERE = Path(__file__).resolve().parent
@@ -83,9 +84,10 @@ def _prepare(work: Path, env: dict[str, str], args: argparse.Namespace) -> dict[
     timings["refresh_seconds"] = time.perf_counter() - t
     with runtime.session() as s:
         key, _ = create_key(s, "read", name="bench")
-    autocommit = runtime.engine.execution_options(isolation_level="AUTOCOMMIT")
-    with autocommit.connect() as conn:  # fold the refresh's WAL into the database file
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    if runtime.is_sqlite:
+        autocommit = runtime.engine.execution_options(isolation_level="AUTOCOMMIT")
+        with autocommit.connect() as conn:  # fold the refresh's WAL into the database file
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     runtime.close()
     return {"key": key, "model": trained.version, "timings": timings}
 
@@ -162,6 +164,12 @@ def main() -> int:
         "ingest_sqlite, ingest_postgresql",
     )
     parser.add_argument("--port", type=int, default=18765, help="first loopback port used")
+    parser.add_argument(
+        "--serve-on-postgres",
+        action="store_true",
+        help="the cached/live/redis paths on PostgreSQL (--postgres-url; a database "
+        "matchwise_bench_serving is created there on the first run of a workdir)",
+    )
     parser.add_argument("--ingest-batches", type=int, default=40, help="batches per store")
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument(
@@ -177,15 +185,23 @@ def main() -> int:
 
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="matchwise-bench-"))
     work.mkdir(parents=True, exist_ok=True)
+    marker = work / "prepared.json"
+    serving_url = f"sqlite:///{work}/bench.db"
+    if args.serve_on_postgres:
+        if not args.postgres_url:
+            print("--serve-on-postgres needs --postgres-url", file=sys.stderr)
+            return 2
+        serving_url = args.postgres_url.rsplit("/", 1)[0] + "/matchwise_bench_serving"
+        if not marker.exists():
+            serving_url = fresh_postgres_database(args.postgres_url, "matchwise_bench_serving")
     env = {
-        "MATCHWISE_DATABASE_URL": f"sqlite:///{work}/bench.db",
+        "MATCHWISE_DATABASE_URL": serving_url,
         "MATCHWISE_ARTIFACT_ROOT": str(work / "artifacts"),
         "MATCHWISE_REALTIME_REFRESH_ENABLED": "false",
         # the prepared cache must stay fresh across reruns of a kept workdir
         "MATCHWISE_CACHE_MAX_AGE_SECONDS": str(7 * 24 * 3600),
     }
     paths = set(args.paths.split(","))
-    marker = work / "prepared.json"
     if marker.exists():
         prepared = json.loads(marker.read_text())
     elif paths & {"cached", "live", "redis_cached"}:
@@ -262,6 +278,7 @@ def main() -> int:
         "interactions": args.interactions,
         "connections": args.connections,
         "workers": args.workers,
+        "serving_store": "postgresql" if args.serve_on_postgres else "sqlite",
         "model": prepared["model"],
         **prepared["timings"],
         "results": results,
