@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from matchwise.errors import InvalidInput
+from matchwise.models import reciprocal as reciprocal_module
 from matchwise.metrics import auc
 from matchwise.models.base import InteractionSet
 from matchwise.models.ease import EASERecommender
@@ -123,7 +124,10 @@ def test_an_auto_base_saves_and_loads_as_the_type_it_chose(
     np.testing.assert_allclose(loaded.score(users), model.score(users), rtol=1e-6)
 
 
-def test_calibration_pairs_of_a_factor_base_are_its_scores(model: ReciprocalRecommender) -> None:
+def test_calibration_pairs_of_a_factor_base_are_its_scores(
+    model: ReciprocalRecommender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reciprocal_module, "_CELLS", 48)  # blocks of 3 pairs: one boundary
     rows, cols = np.array([0, 5, 5, 2999]), np.array([1, 2, 2999, 0])
     base = model.base_model_
     assert base is not None

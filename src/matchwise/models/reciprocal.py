@@ -326,8 +326,11 @@ class ReciprocalRecommender(Recommender):
         base = self._base()
         if (factors := _factors(base)) is not None:  # O(pairs x d), no score rows
             swipers, candidates = factors
-            pair = np.einsum("ij,ij->i", swipers[rows], candidates[cols])
-            return self._standardise(np.asarray(pair, dtype=np.float64), rows)
+            pair = np.empty(len(rows))
+            for start in range(0, len(rows), _CELLS // 16):  # two pairs x d blocks at once
+                sl = slice(start, start + _CELLS // 16)
+                pair[sl] = np.einsum("ij,ij->i", swipers[rows[sl]], candidates[cols[sl]])
+            return self._standardise(pair, rows)
         out = np.empty(len(rows))
         unique, inverse = np.unique(rows, return_inverse=True)
         step = _rows_per_chunk(self.n_items_ or 0)
