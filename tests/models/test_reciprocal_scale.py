@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from matchwise.errors import InvalidInput
-from matchwise.models import reciprocal as reciprocal_module
 from matchwise.metrics import auc
+from matchwise.models import reciprocal as reciprocal_module
 from matchwise.models.base import InteractionSet
 from matchwise.models.ease import EASERecommender
 from matchwise.models.peers import ImplicitALSRecommender
