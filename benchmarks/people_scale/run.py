@@ -1,0 +1,252 @@
+"""People-model scaling (issue 21 item 1): the reciprocal model at growing populations.
+
+For each size a fresh process generates a people population (``generate_people``, 50
+swipes a person as the ``large`` preset), trains ``ReciprocalRecommender`` with its
+default ``base="auto"`` (EASE up to ``EASE_MAX_PEOPLE``, ALS above; ``--force-factor``
+trains ALS at every size so the curve is one model's) and records train seconds, peak
+memory (the process's peak RSS, and tracemalloc's peak of the fit's numpy allocations),
+the artifact's size on disk and the latency of scoring one user against everyone
+(``score``) and of ``score_candidates`` on everyone. At the smallest size it also trains
+the EASE base on the same data and compares match AUC / decision AUC / NDCG@10 on a held-
+out time split (the last 20% of swipes). A million people is *extrapolated* from the
+measured sizes by a power-law fit (labelled so in the output), not run.
+
+    .venv/bin/python benchmarks/people_scale/run.py --sizes 5000 20000 50000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from matchwise.data.synthetic import generate_people
+from matchwise.metrics import auc
+from matchwise.models.base import InteractionSet
+from matchwise.models.reciprocal import EASE_MAX_PEOPLE, ReciprocalRecommender
+
+HERE = Path(__file__).resolve().parent
+SWIPES_PER_PERSON = 50
+LIKES = ("like", "superlike")
+TEST_SHARE = 0.2
+K = 10
+
+
+def _swipes(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(swiper, candidate, liked, time order)`` of a generated population, as indexes."""
+    bundle = generate_people(n_users=n, n_swipes=n * SWIPES_PER_PERSON, seed=seed)
+    frame = bundle.interactions
+    index = {v: i for i, v in enumerate(bundle.users["id"].tolist())}
+    a = frame["user_id"].map(index).to_numpy(np.int64)
+    b = frame["target_user_id"].map(index).to_numpy(np.int64)
+    liked = frame["action"].isin(LIKES).to_numpy()
+    order = np.argsort(frame["occurred_at"].to_numpy(), kind="stable")
+    return a[order], b[order], liked[order], order
+
+
+def _interactions(n: int, a: np.ndarray, b: np.ndarray, liked: np.ndarray) -> InteractionSet:
+    ids = np.array([f"p{i}" for i in range(n)])
+    return InteractionSet(user_ids=ids, item_ids=ids, users=a, items=b,
+                          labels=liked.astype(np.float32), meta={"domain": "people"})  # fmt: skip
+
+
+def _ndcg(groups: np.ndarray, relevant: np.ndarray, scores: np.ndarray) -> float:
+    """Mean NDCG@K over swipers: their held-out candidates ranked, matches relevant."""
+    values = []
+    for g in np.unique(groups):
+        sel = groups == g
+        rel = relevant[sel]
+        if not rel.any():
+            continue
+        ranked = rel[np.argsort(-scores[sel], kind="stable")][:K]
+        gains = 1.0 / np.log2(np.arange(2, len(ranked) + 2))
+        ideal = gains[: min(int(rel.sum()), K)].sum()
+        values.append(float((ranked * gains).sum() / ideal))
+    return float(np.mean(values)) if values else float("nan")
+
+
+def pair_scores(model: ReciprocalRecommender, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Reciprocal score of each (a, b) pair, scoring the swipers' rows in blocks."""
+    out = np.empty(len(a))
+    unique, inverse = np.unique(a, return_inverse=True)
+    for start in range(0, len(unique), 256):
+        block = model.score(unique[start : start + 256])
+        sel = (inverse >= start) & (inverse < start + 256)
+        out[sel] = block[inverse[sel] - start, b[sel]]
+    return out
+
+
+def quality(n: int, seed: int, bases: list[str]) -> dict[str, Any]:
+    """Match AUC, decision AUC and match NDCG@10 on the last 20% of swipes, per base."""
+    a, b, liked, _ = _swipes(n, seed)
+    cut = int(round(len(a) * (1 - TEST_SHARE)))
+    key = set((a[liked] * n + b[liked]).tolist())
+    match = liked & np.isin(b * n + a, np.fromiter(key, np.int64, len(key)))
+    train = _interactions(n, a[:cut], b[:cut], liked[:cut])
+    ta, tb = a[cut:], b[cut:]
+    out: dict[str, Any] = {"people": n, "train_swipes": cut, "test_swipes": len(ta),
+                           "test_matches": int(match[cut:].sum())}  # fmt: skip
+    for base in bases:
+        start = time.perf_counter()
+        limit = 0 if base == "implicit_als" else n  # auto's own ALS settings at any size
+        model = ReciprocalRecommender(ease_max_people=limit, seed=seed).fit(train)
+        fitted = time.perf_counter() - start
+        scores = pair_scores(model, ta, tb)
+        out[base] = {
+            "train_seconds": round(fitted, 2),
+            "match_auc": round(auc(match[cut:], scores), 4),
+            "decision_auc": round(auc(liked[cut:], scores), 4),
+            "match_ndcg@10": round(_ndcg(ta, match[cut:], scores), 4),
+        }
+    return out
+
+
+def one_size(n: int, seed: int, force_factor: bool) -> dict[str, Any]:
+    """Train and measure at ``n`` people (run in its own process: peak RSS is per size)."""
+    start = time.perf_counter()
+    a, b, liked, _ = _swipes(n, seed)
+    generated = time.perf_counter() - start
+    train = _interactions(n, a, b, liked)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    params: dict[str, Any] = {"seed": seed}
+    if force_factor:
+        params["ease_max_people"] = 0
+    tracemalloc.start()
+    start = time.perf_counter()
+    model = ReciprocalRecommender(**params).fit(train)
+    train_seconds = time.perf_counter() - start
+    traced_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = model.save(Path(tmp) / "model")
+        artifact = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    rng = np.random.default_rng(seed)
+    users = rng.choice(n, 30, replace=False)
+    everyone = np.arange(n)
+    model.score(users[:1])  # first call builds the cached reverse-direction vectors
+    timings: dict[str, list[float]] = {"score": [], "score_candidates": []}
+    for u in users:
+        t0 = time.perf_counter()
+        model.score(np.array([u]))
+        timings["score"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        model.score_candidates(int(u), everyone)
+        timings["score_candidates"].append(time.perf_counter() - t0)
+    base = model.base_model_
+    assert base is not None
+    return {
+        "people": n,
+        "swipes": len(a),
+        "base": base.model_type,
+        "generate_seconds": round(generated, 1),
+        "train_seconds": round(train_seconds, 2),
+        "peak_rss_mib": round(rss_peak / 1024, 1),
+        "rss_before_fit_mib": round(rss_before / 1024, 1),
+        "fit_traced_peak_mib": round(traced_peak / 2**20, 1),
+        "artifact_mib": round(artifact / 2**20, 2),
+        "score_one_user_ms_median": round(1000 * float(np.median(timings["score"])), 2),
+        "score_candidates_all_ms_median": round(
+            1000 * float(np.median(timings["score_candidates"])), 2
+        ),
+    }
+
+
+def extrapolate(rows: list[dict[str, Any]], target: int) -> dict[str, Any]:
+    """Power-law fit ``y = c * n^k`` through the measured factorised sizes, read at target."""
+    rows = [r for r in rows if r["base"] != "ease"]
+    out: dict[str, Any] = {"people": target, "label": "EXTRAPOLATED, not measured",
+                           "from_sizes": [r["people"] for r in rows]}  # fmt: skip
+    if len(rows) < 2:
+        out["note"] = "needs two measured factorised sizes"
+        return out
+    n = np.array([r["people"] for r in rows], dtype=float)
+    y = np.log([max(float(r["train_seconds"]), 1e-6) for r in rows])
+    k, c = np.polyfit(np.log(n), y, 1)
+    # ALS costs O(swipes x d^2 + n x d^3) an iteration: linear. Two loaded-machine points fit
+    # a flatter curve (fixed costs, noise), so the figure scales linearly from the largest
+    largest = max(rows, key=lambda r: r["people"])
+    out["train_seconds"] = {
+        "value": round(float(largest["train_seconds"]) * target / largest["people"], 1),
+        "assumed": "linear in n from the largest size",
+        "fitted_power_law": round(float(np.exp(c) * target**k), 1),
+        "fitted_exponent": round(float(k), 2),
+    }
+    # memory: a fixed part (the calibration's pair blocks) plus a part per person and swipe,
+    # so a straight line, not a power law (which would read the fixed part as slow growth)
+    for key in ("fit_traced_peak_mib", "artifact_mib"):
+        slope, intercept = np.polyfit(n, [float(r[key]) for r in rows], 1)
+        out[key] = {"value": round(float(intercept + slope * target), 1), "fit": "linear"}
+    # one user's scores are O(n x d) by construction; timings this small are load noise, so
+    # they scale linearly from the largest size rather than by a fitted exponent
+    for key in ("score_one_user_ms_median", "score_candidates_all_ms_median"):
+        value = float(largest[key]) * target / largest["people"]
+        out[key] = {"value": round(value, 2), "exponent": 1.0, "assumed": "linear in n"}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[5_000, 20_000, 50_000])
+    parser.add_argument("--quality-size", type=int, default=None, help="default: smallest")
+    parser.add_argument("--seed", type=int, default=11)  # 7 chose FACTOR_PARAMS
+    parser.add_argument("--force-factor", action="store_true")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--quality", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, default=HERE / "results.json")
+    args = parser.parse_args()
+    if args.one is not None:
+        print(json.dumps(one_size(args.one, args.seed, args.force_factor)))
+        return
+    if args.quality is not None:
+        print(json.dumps(quality(args.quality, args.seed, ["ease", "implicit_als"])))
+        return
+    started = time.time()
+    child = [sys.executable, __file__, "--seed", str(args.seed)]
+    if args.force_factor:
+        child.append("--force-factor")
+    rows = []
+    for n in args.sizes:
+        done = subprocess.run([*child, "--one", str(n)], check=True, capture_output=True, text=True)
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(json.dumps(rows[-1]), flush=True)
+    q_size = args.quality_size or min(args.sizes)
+    done = subprocess.run(
+        [*child, "--quality", str(q_size)], check=True, capture_output=True, text=True
+    )
+    held_out = json.loads(done.stdout.strip().splitlines()[-1])
+    print(json.dumps(held_out), flush=True)
+    result = {
+        "command": "python benchmarks/people_scale/run.py " + " ".join(sys.argv[1:]),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
+        },  # fmt: skip
+        "ease_max_people": EASE_MAX_PEOPLE,
+        "swipes_per_person": SWIPES_PER_PERSON,
+        "sizes": rows,
+        "held_out_quality": held_out,
+        "million_people": extrapolate(rows, 1_000_000),
+        "wall_seconds": round(time.time() - started, 1),
+    }
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
