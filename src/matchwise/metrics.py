@@ -264,6 +264,36 @@ def _as_csr(matrix: sp.spmatrix, shape: tuple[int, int]) -> sp.csr_matrix:
     return csr
 
 
+def _full_ranking_inputs(
+    model_or_score_fn: _Scorer | ScoreFn,
+    train: InteractionSet,
+    test: InteractionSet,
+    exclude: InteractionSet | sp.spmatrix | None,
+    batch_size: int,
+) -> tuple[ScoreFn, sp.csr_matrix, sp.csr_matrix, np.ndarray, np.ndarray]:
+    """What both full-ranking evaluations start from: the score function, the masked
+    (seen) items, the binary relevant matrix, each user's relevant count and the users
+    with at least one relevant item."""
+    if batch_size < 1:
+        raise InvalidInput("batch_size must be >= 1")
+    score_fn: ScoreFn = (
+        model_or_score_fn.score  # type: ignore[union-attr]
+        if hasattr(model_or_score_fn, "score")
+        else model_or_score_fn  # type: ignore[assignment]
+    )
+    shape = (train.n_users, train.n_items)
+    seen = _seen_matrix(train)
+    if exclude is not None:
+        extra = _seen_matrix(exclude) if isinstance(exclude, InteractionSet) else exclude
+        seen = sp.csr_matrix(seen + _as_csr(extra, shape).astype(bool).astype(np.float32))
+    relevant = test.to_csr(positive_only=True)
+    relevant.data = (relevant.data > 0).astype(np.float32)
+    relevant.eliminate_zeros()
+    n_relevant = np.diff(relevant.indptr)
+    users = np.flatnonzero(n_relevant > 0)
+    return score_fn, seen, relevant, n_relevant, users
+
+
 def evaluate_full_ranking(
     model_or_score_fn: _Scorer | ScoreFn,
     train: InteractionSet,
@@ -285,23 +315,9 @@ def evaluate_full_ranking(
     """
     if (train.n_users, train.n_items) != (test.n_users, test.n_items):
         raise InvalidInput("train and test must share one id universe (same user/item ids)")
-    if batch_size < 1:
-        raise InvalidInput("batch_size must be >= 1")
-    score_fn: ScoreFn = (
-        model_or_score_fn.score  # type: ignore[union-attr]
-        if hasattr(model_or_score_fn, "score")
-        else model_or_score_fn  # type: ignore[assignment]
+    score_fn, seen, relevant, n_relevant, users = _full_ranking_inputs(
+        model_or_score_fn, train, test, exclude, batch_size
     )
-    shape = (train.n_users, train.n_items)
-    seen = _seen_matrix(train)
-    if exclude is not None:
-        extra = _seen_matrix(exclude) if isinstance(exclude, InteractionSet) else exclude
-        seen = sp.csr_matrix(seen + _as_csr(extra, shape).astype(bool).astype(np.float32))
-    relevant = test.to_csr(positive_only=True)
-    relevant.data = (relevant.data > 0).astype(np.float32)
-    relevant.eliminate_zeros()
-    n_relevant = np.diff(relevant.indptr)
-    users = np.flatnonzero(n_relevant > 0)
 
     names = ("precision", "recall", "f1", "ndcg", "hit", "map", "mrr")
     totals = dict.fromkeys(names, 0.0)
@@ -363,23 +379,9 @@ def per_user_full_ranking(
         raise InvalidInput("train and test must share one id universe (same user/item ids)")
     if k < 1:
         raise InvalidInput(f"k must be >= 1, got {k}")
-    if batch_size < 1:
-        raise InvalidInput("batch_size must be >= 1")
-    score_fn: ScoreFn = (
-        model_or_score_fn.score  # type: ignore[union-attr]
-        if hasattr(model_or_score_fn, "score")
-        else model_or_score_fn  # type: ignore[assignment]
+    score_fn, seen, relevant, n_relevant, users = _full_ranking_inputs(
+        model_or_score_fn, train, test, exclude, batch_size
     )
-    shape = (train.n_users, train.n_items)
-    seen = _seen_matrix(train)
-    if exclude is not None:
-        extra = _seen_matrix(exclude) if isinstance(exclude, InteractionSet) else exclude
-        seen = sp.csr_matrix(seen + _as_csr(extra, shape).astype(bool).astype(np.float32))
-    relevant = test.to_csr(positive_only=True)
-    relevant.data = (relevant.data > 0).astype(np.float32)
-    relevant.eliminate_zeros()
-    n_relevant = np.diff(relevant.indptr)
-    users = np.flatnonzero(n_relevant > 0)
     parts: dict[str, list[np.ndarray]] = {
         name: [] for name in ("ndcg", "recall", "hit", "map", "precision", "mrr")
     }
