@@ -11,20 +11,20 @@ from typing import Any, cast
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Table, and_, bindparam, case, func, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Table, bindparam, or_, select
+from sqlalchemy.orm import Session
 
-from matchwise.actions import LIKE_ACTIONS, ActionRule
+from matchwise.actions import ActionRule
 from matchwise.data.bundle import DataBundle
+from matchwise.db.matching import sync_matches
 from matchwise.db.queries import (
     CHUNK,
     INTERACTION_COLUMNS,
     chunked,
-    dialect_insert,
     existing_ids,
     insert_interactions,
 )
-from matchwise.db.tables import Interaction, Item, Match, User, utcnow
+from matchwise.db.tables import Interaction, Item, User, utcnow
 from matchwise.errors import InvalidInput
 from matchwise.ingest.profiles import age_from_birth_date, upsert_rows
 from matchwise.jobs.queue import maybe_enqueue_safety_scan
@@ -448,60 +448,3 @@ def _bulk_insert_interactions(
         where = (source or RowSource("interactions")).at(position)
         reason = reason or str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise InvalidInput(f"{where}: the store refused the row: {reason}") from exc
-
-
-def sync_matches(session: Session) -> int:
-    """Create the match rows implied by mutual likes and reported matches (``match`` rows)
-    already stored (bulk loads).
-
-    Set-based and idempotent: pairs that already have a match are skipped, and so are
-    pairs where either blocked the other.
-    """
-    a, b, c = aliased(Interaction), aliased(Interaction), aliased(Interaction)
-    likes = sorted(LIKE_ACTIONS)
-    later = case((a.occurred_at > b.occurred_at, a.occurred_at), else_=b.occurred_at)
-    block = select(c.id).where(
-        c.action == "block",
-        or_(
-            and_(c.user_id == a.user_id, c.target_user_id == a.target_user_id),
-            and_(c.user_id == a.target_user_id, c.target_user_id == a.user_id),
-        ),
-    )
-    pairs = (
-        select(a.user_id, a.target_user_id, func.max(later))
-        .join(b, and_(b.user_id == a.target_user_id, b.target_user_id == a.user_id))
-        .where(
-            a.action.in_(likes), b.action.in_(likes), a.user_id < a.target_user_id, ~block.exists()
-        )
-        .group_by(a.user_id, a.target_user_id)
-    )
-    made = 0
-    for source in (pairs, _reported_pairs()):
-        stmt = (
-            dialect_insert(session, Match.__table__)
-            .from_select(["user_a", "user_b", "created_at"], source)
-            .on_conflict_do_nothing(index_elements=["user_a", "user_b"])
-            .returning(Match.__table__.c.id)
-        )
-        made += len(session.execute(stmt).all())
-    return made
-
-
-def _reported_pairs() -> Any:
-    """SQL: the pairs of ``match`` rows (a match the app reported, as ``POST /v1/events``
-    takes it), in (smaller id, larger id) order, unless either blocked the other."""
-    m, c = aliased(Interaction), aliased(Interaction)
-    first = case((m.user_id < m.target_user_id, m.user_id), else_=m.target_user_id)
-    second = case((m.user_id < m.target_user_id, m.target_user_id), else_=m.user_id)
-    block = select(c.id).where(
-        c.action == "block",
-        or_(
-            and_(c.user_id == m.user_id, c.target_user_id == m.target_user_id),
-            and_(c.user_id == m.target_user_id, c.target_user_id == m.user_id),
-        ),
-    )
-    return (
-        select(first, second, func.max(m.occurred_at))
-        .where(m.action == "match", m.target_user_id.is_not(None), ~block.exists())
-        .group_by(first, second)
-    )

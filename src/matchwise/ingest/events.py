@@ -22,6 +22,7 @@ from sqlalchemy import Table, and_, bindparam, delete, or_, select, text
 from sqlalchemy.orm import Session
 
 from matchwise.actions import DECIDED_ACTIONS, HIDES_ACTOR_FROM_TARGET, LIKE_ACTIONS, ActionRule
+from matchwise.db.matching import held
 from matchwise.db.online import note_seen
 from matchwise.db.queries import (
     INTERACTION_COLUMNS,
@@ -531,10 +532,11 @@ def _create_match(
     session: Session, a: str, b: str, now: datetime, locked: bool = False
 ) -> tuple[str, str] | None:
     """Insert the match row once per pair (ON CONFLICT DO NOTHING) and its match event;
-    never between two people one of whom blocked the other."""
+    never between two people one of whom blocked the other, and not while moderation
+    holds or removed either (an approval makes it then: :func:`sync_matches`)."""
     if not locked:
         _lock_pair(session, a, b)
-    if blocked(session, a, b):
+    if blocked(session, a, b) or held(session, a, b):
         return None
     user_a, user_b = _pair(a, b)
     stmt = (

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from matchwise.actions import DEFAULT_ACTION_TABLE
 from matchwise.db import queries
 from matchwise.db.audit import audit
+from matchwise.db.matching import sync_matches
 from matchwise.db.online import note_visibility
 from matchwise.db.tables import Interaction, ModerationFlag, Report, User, utcnow
 from matchwise.errors import Conflict, InvalidInput, NotFound
@@ -225,5 +226,7 @@ def resolve_flag(
         user.moderation_status = "ok" if decision == "approve" else "removed"
         note_visibility(session, "user", [user.id])
     session.flush()
+    if decision == "approve":  # the matches their mutual likes earned while held
+        sync_matches(session, flag.user_id)
     audit(session, actor, f"moderation.{decision}", flag.user_id, {"flag": flag_id, "note": note})
     return flag
