@@ -1,12 +1,13 @@
-"""Work beyond one machine with Ray: the cache refresh fanned out over Ray tasks, and
+"""Work beyond one machine with Ray: the cache refresh fanned out over Ray actors, and
 retraining with one Ray task per model type (registered together at the end).
 
-The work is :func:`matchwise.refresh.refresh_users` itself, run on chunks of users by
-Ray tasks; each task opens its own store connection and loads the active models from
-``artifact_root`` (on several machines that must be storage they all reach: an
-``s3://`` URL, or a shared folder) and the store must be PostgreSQL (or SQLite on one
-machine). Every user's list is still replaced in one transaction, so readers never see
-half a list, and a task that fails is retried by Ray before the refresh reports it.
+The work is :func:`matchwise.serve.refresh.refresh_users` itself, run on chunks of users
+by Ray actors (one per CPU); each actor opens its own store connection and loads the
+active models once from ``artifact_root`` (on several machines that must be storage they
+all reach: an ``s3://`` URL, or a shared folder) and the store must be PostgreSQL (or
+SQLite on one machine). Every user's list is still replaced in one transaction, so readers never see
+half a list, and an actor that dies is restarted and its chunk retried by Ray before the
+refresh reports it.
 """
 
 from __future__ import annotations
@@ -34,17 +35,25 @@ from matchwise.train.pipeline import (
 
 log = logging.getLogger(__name__)
 
+#: Most users a Ray refresh hands an actor at once (smaller chunks: finer progress and
+#: less work redone when an actor dies; each costs a round trip).
+CHUNK = 20_000
 
-def _refresh_chunk(
-    settings: dict[str, Any], user_ids: list[str], top_n: int, kind: Kind | None
-) -> dict[str, Any]:
-    """One Ray task: refresh ``user_ids`` with a store connection of its own."""
 
-    runtime = Runtime.open(Settings(**settings), migrate=False)
-    try:
-        return refresh_users(runtime, user_ids, top_n=top_n, kind=kind)
-    finally:
-        runtime.close()
+class _Refresher:
+    """One Ray actor per CPU: opens the store and loads the active models once, then
+    refreshes chunk after chunk. (A task per chunk loaded the models again for every
+    chunk: the two-tower's user vectors and its ANN index take seconds at a million
+    users.)"""
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.runtime = Runtime.open(Settings(**settings), migrate=False)
+
+    def refresh(self, user_ids: list[str], top_n: int, kind: Kind | None) -> dict[str, Any]:
+        return refresh_users(self.runtime, user_ids, top_n=top_n, kind=kind)
+
+    def close(self) -> None:
+        self.runtime.close()
 
 
 def _train_one(settings: dict[str, Any], name: str, domain: str | None) -> PendingVersion:
@@ -143,19 +152,20 @@ def refresh_with_ray(
     started_here = _start(ray, address or runtime.settings.ray_address, num_cpus)
     try:
         cpus = max(int(ray.cluster_resources().get("CPU", 1)), 1)
-        size = chunk_size or max(1, math.ceil(len(user_ids) / (4 * cpus)))
+        size = chunk_size or min(CHUNK, max(1, math.ceil(len(user_ids) / (4 * cpus))))
         chunks = [user_ids[i : i + size] for i in range(0, len(user_ids), size)]
-        task = ray.remote(max_retries=2)(_refresh_chunk)
+        actor = ray.remote(num_cpus=1, max_restarts=2, max_task_retries=2)(_Refresher)
         settings = runtime.settings.model_dump()
-        pending = [task.remote(settings, chunk, top_n, kind) for chunk in chunks]
+        actors = [actor.remote(settings) for _ in range(min(cpus, len(chunks)))]
+        pool = ray.util.ActorPool(actors)
         users = rows = 0
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            stats = ray.get(done[0])
+        work = pool.map_unordered(lambda a, chunk: a.refresh.remote(chunk, top_n, kind), chunks)
+        for stats in work:
             users += stats["users"]
             rows += stats["rows"]
             if progress is not None:
                 progress(stats["users"])
+        ray.get([a.close.remote() for a in actors])
     finally:
         if started_here:
             ray.shutdown()

@@ -158,9 +158,26 @@ def compute(
     """The first ``limit`` of the user's list computed now, on the route their history
     picks (never the cache); with ``only``, those candidates alone; with an experiment
     ``arm``, by what that arm serves (its model, its blend weights)."""
-    settings, state = runtime.settings, serving_state(runtime)
     user = queries.serving_profile(session, user_id)
     history = queries.history_of(session, user_id)
+    return compute_for(runtime, session, user, history, limit, kind, filters, now, only, arm)
+
+
+def compute_for(
+    runtime: Runtime,
+    session: Session,
+    user: queries.Profile,
+    history: queries.History,
+    limit: int,
+    kind: Kind,
+    filters: RecommendFilters,
+    now: datetime,
+    only: frozenset[str] | None = None,
+    arm: ArmSpec | None = None,
+) -> RecommendationList:
+    """:func:`compute` for a user whose profile and history are already read: a batch
+    refresh reads a block of users' in two queries (``serve.refresh``)."""
+    settings, state = runtime.settings, serving_state(runtime)
     model, pinned = None, False
     if arm is not None and not arm.is_default:
         settings = arm.settings(settings)
@@ -180,7 +197,7 @@ def compute(
         return people_recommendations(replace(ask, route=route))
     recs = heuristic_items(replace(ask, route=route))
     return RecommendationList(
-        user_id=user_id,
+        user_id=user.id,
         route=route,
         model_version=HEURISTIC_VERSION,
         generated_at=now,
