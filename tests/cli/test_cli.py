@@ -178,3 +178,17 @@ def test_refresh_with_training_trains_activates_then_refreshes(
     with runtime.session() as s:
         assert registry.active_version(s, "ease") is not None
     runtime.close()
+
+
+def test_db_current_on_a_store_never_migrated(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It says there is no schema yet (it failed on the missing secrets table before)."""
+    monkeypatch.setenv("MATCHWISE_DATABASE_URL", f"sqlite:///{tmp_path}/empty.db")
+    monkeypatch.delenv("MATCHWISE_CONFIG", raising=False)
+    assert run(["db", "current"]) == 0
+    assert "no schema yet" in capsys.readouterr().out
+    assert run(["db", "upgrade"]) == 0
+    revision = capsys.readouterr().out.split("revision")[1].split()[0]
+    assert run(["db", "current"]) == 0
+    assert capsys.readouterr().out.strip() == revision
