@@ -17,6 +17,7 @@ from matchwise.bench.movielens import (
     BASELINES,
     MODELS,
     TUNING_BUDGET,
+    BenchmarkModel,
     register_model,
     run_movielens_benchmark,
 )
@@ -84,6 +85,31 @@ def test_models_fit_with_validation_and_are_chosen_on_it(
         assert row["chosen"] == best["params"]  # the validation figure decides
         assert row["validation_ndcg@10"] == best["validation_ndcg@10"]
     assert result["tuning"]["configurations"] == {"spy": 3}
+
+
+class _SideSpy(_Spy):
+    """Records whether fit's data carried the catalogue's and the users' side columns."""
+
+    seen: list[tuple[bool, bool]] = []  # noqa: RUF012 - shared on purpose
+
+    def fit(self, train: InteractionSet, validation: InteractionSet | None = None) -> Self:
+        _SideSpy.seen.append((train.item_features is not None, train.user_features is not None))
+        return super().fit(train, validation)
+
+
+def test_side_features_reach_only_the_models_that_ask_for_them(
+    tiny_100k: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(benchmark, "MODELS", dict(MODELS))
+    _SideSpy.seen = []
+    benchmark.MODELS["with_side"] = BenchmarkModel(lambda p: _SideSpy(**p), [{}], True)
+    benchmark.MODELS["plain"] = BenchmarkModel(lambda p: _SideSpy(**p), [{}])
+    run_movielens_benchmark(tiny_100k, models=["with_side", "plain"], seeds=[2020])
+    assert _SideSpy.seen == [(True, True), (False, False)]
+    # a grid override keeps the model's side features
+    _SideSpy.seen = []
+    run_movielens_benchmark(tiny_100k, models={"with_side": [{"shift": 1}]}, seeds=[2020])
+    assert _SideSpy.seen == [(True, True)]
 
 
 def test_benchmark_two_tower_is_the_validation_early_stopped_fit(tiny_100k: Path) -> None:
