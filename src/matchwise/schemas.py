@@ -707,6 +707,18 @@ class HealthOut(BaseModel):
     failed_models: list[FailedModelOut] = Field(default_factory=list)
 
 
+class ReadyOut(BaseModel):
+    """``/readyz``: 200 ``ready`` once the warm-up has loaded the active models, their
+    indexes and the catalogues (and stored bio vectors); 503 ``warming`` until then."""
+
+    status: Literal["ready", "warming"]
+    models: list[str] = Field(default_factory=list, description="Versions loaded")
+    items: int = Field(default=0, description="Items in the loaded catalogue")
+    people: int = Field(default=0, description="Profiles in the loaded people catalogue")
+    bio_vectors: int = Field(default=0, description="People with a stored bio vector")
+    seconds: float | None = Field(default=None, description="How long the warm-up took")
+
+
 class TokenIn(Strict):
     """A user token to mint: the user it acts for, what it may do, for how long."""
 
@@ -848,10 +860,7 @@ class ExperimentOut(BaseModel):
     name: str
     kind: str
     domain: str
-    status: str = Field(
-        description="running; ended (its stops_at passed: nobody is assigned any more); "
-        "stopped; or promoted"
-    )
+    status: str = Field(description="running, stopped or promoted")
     salt: str
     arms: list[ArmIn]
     coverage: float

@@ -67,6 +67,10 @@ def test_healthz_is_degraded_while_an_active_model_cannot_load(store: Runtime) -
     weights.write_bytes(b"corrupt")
     reset_serving_state(store)  # a fresh process: the API's warm-up meets the corrupt artifact
     with TestClient(create_app(runtime=store)) as client:
+        deadline = time.monotonic() + 60  # the warm-up runs in the background
+        while client.get("/readyz").status_code == 503 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert client.get("/readyz").status_code == 200  # ready: what fails loads lazily
         answer = client.get("/healthz")
         assert answer.status_code == 200  # still alive: liveness probes must not restart it
         body = answer.json()

@@ -3,6 +3,7 @@ stores (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -311,14 +312,17 @@ def test_a_new_version_loads_in_the_background_while_the_old_one_serves(
     assert _serve(store, warm).model_version == second.version
 
 
-def test_the_api_loads_active_models_before_it_accepts_traffic(store: Runtime) -> None:
+def test_the_api_loads_active_models_before_it_reports_ready(store: Runtime) -> None:
     from fastapi.testclient import TestClient
 
     from matchwise.api import create_app
 
     trained = train_model(store, "ease", domain="items", activate="always")
     reset_serving_state(store)  # a fresh process
-    with TestClient(create_app(runtime=store)):
+    with TestClient(create_app(runtime=store)) as client:
+        deadline = time.monotonic() + 60  # the warm-up runs in the background
+        while client.get("/readyz").status_code == 503 and time.monotonic() < deadline:
+            time.sleep(0.05)
         loaded = serving_state(store)._models.get("ease")
         assert loaded is not None and loaded.version == trained.version
     cold = replace(store, settings=store.settings.model_copy(update={"warm_up_on_start": False}))

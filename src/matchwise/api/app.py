@@ -16,7 +16,6 @@ from fastapi.openapi.docs import (
 )
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -32,7 +31,7 @@ from matchwise.db.online import AsyncReader
 from matchwise.ops.auth import FailureLimiter, KeyCache
 from matchwise.runtime import Runtime
 from matchwise.schemas import ACTION_MARK
-from matchwise.serve.state import warm_up
+from matchwise.serve.readiness import start_warm_up
 from matchwise.settings import Settings, load_settings
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -108,8 +107,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             owned = False
         runtime: Runtime = app.state.runtime
         app.state.store = Store(runtime)
-        if runtime.settings.warm_up_on_start:
-            await run_in_threadpool(warm_up, runtime)
+        start_warm_up(runtime)  # in the background: /healthz at once, /readyz 503 until warm
         if runtime.online is not None:
             app.state.online_reader = AsyncReader(
                 runtime.online.url, runtime.online.health, runtime.settings.redis_timeout_ms / 1000

@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -394,3 +395,18 @@ class ExperimentTeam(Base):
     team: Mapped[str] = mapped_column(String(64))
     position: Mapped[int] = mapped_column(Integer)
     served_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ProfileEmbedding(Base):
+    """A profile's bio embedding, computed by the worker when the profile is written, never
+    inside a request. ``content_hash`` is the text key of the bio it was computed from
+    (``features.text.text_key``): serving uses a vector only while it matches the bio."""
+
+    __tablename__ = "profile_embeddings"
+
+    user_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    content_hash: Mapped[str] = mapped_column(String(64))
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

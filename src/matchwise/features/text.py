@@ -241,6 +241,21 @@ class TextEmbedder:
             self._disk.close()
 
 
+def vector_bytes(vector: np.ndarray) -> bytes:
+    """One vector as stored next to its profile (float32, little-endian)."""
+    return np.ascontiguousarray(vector, dtype="<f4").tobytes()
+
+
+def vectors_from_bytes(blobs: Sequence[bytes], dim: int = EMBEDDING_DIM) -> np.ndarray:
+    """``(len(blobs), dim)`` float32 from :func:`vector_bytes` blobs; a blob of another
+    size (a vector from another model) reads as the zero row, similar to nothing."""
+    out = np.zeros((len(blobs), dim), dtype=np.float32)
+    for row, blob in enumerate(blobs):
+        if len(blob) == 4 * dim:
+            out[row] = np.frombuffer(blob, dtype="<f4")
+    return out
+
+
 def text_cache_dir(artifact_root: str) -> str | None:
     """Where serving caches bio vectors for a store: ``<artifact_root>/text-cache`` when
     the root is a local folder (a remote root keeps them in memory only)."""

@@ -1,4 +1,4 @@
-"""Built-in job types: retrain, refresh_user, retention, safety_scan, monitoring."""
+"""Built-in job types: retrain, refresh_user, retention, safety_scan, monitoring, embed_bios."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from matchwise.ingest.profiles import EMBED_JOB, embed_profiles
 from matchwise.jobs.queue import enqueue
 from matchwise.jobs.worker import JobContext, job_type
 from matchwise.ops.monitoring import monitoring_report
@@ -73,3 +74,12 @@ def monitoring(ctx: JobContext) -> dict[str, Any]:
     ``monitoring.interval_hours``."""
     days = ctx.payload.get("window_days")
     return monitoring_report(ctx.runtime, int(days) if days else None)
+
+
+@job_type(EMBED_JOB)
+def embed_bios(ctx: JobContext) -> dict[str, Any]:
+    """Store the bio vectors of the profiles a write named (every profile whose vector is
+    missing or stale when the payload names none: a backfill), so that serving reads them
+    and never embeds inside a request. Queued by every profile write."""
+    ids = ctx.payload.get("user_ids")
+    return embed_profiles(ctx.runtime, None if ids is None else [str(i) for i in ids])

@@ -27,7 +27,6 @@ from matchwise.features.people import (
     swipe_rate_score,
     unit_blend,
 )
-from matchwise.features.text import text_cache_dir
 from matchwise.hashing import hash_id
 from matchwise.models.elo import league_candidates
 from matchwise.models.heuristic import HEURISTIC_VERSION
@@ -154,7 +153,7 @@ def people_signals(
         "elo": league.score,
         "popularity": _normalise(np.log1p(cat.likes_received[candidates])),
     }
-    vectors = cat.bio_vectors(text_cache_dir(settings.artifact_root))
+    vectors = cat.bio_vectors()
     liked = [cat.position[t] for t, a in my_swipes if t in cat.position and a in LIKE_ACTIONS]
     rejected = [cat.position[t] for t, a in my_swipes
                 if t in cat.position and a in ("pass", "reject", "dislike")]  # fmt: skip

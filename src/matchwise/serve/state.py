@@ -26,10 +26,10 @@ from sqlalchemy.orm import Session
 from matchwise import registry
 from matchwise.actions import LIKE_ACTIONS, SWIPE_ACTIONS
 from matchwise.db import queries
-from matchwise.db.tables import Interaction, ModelVersion
+from matchwise.db.tables import Interaction, Item, ModelVersion, ProfileEmbedding, User
 from matchwise.features.compatibility import ProfileArrays
 from matchwise.features.people import like_rate
-from matchwise.features.text import TextEmbedder
+from matchwise.features.text import EMBEDDING_DIM, text_key, vectors_from_bytes
 from matchwise.hashing import hash_id
 from matchwise.index import HNSWIndex, VectorIndex
 from matchwise.models.artifacts import TrainedModel, load_trained
@@ -214,10 +214,14 @@ def _lower(values: list[str | None]) -> np.ndarray:
 class PeopleCatalogue:
     """Every profile as arrays (compatibility, Elo, popularity, running swipe rates, bio
     vectors), reloaded every ``max_age`` seconds; ``visible`` marks who may be shown
-    (active, not held). ``likes_given`` of ``swipes_given`` and ``likes_received`` of
-    ``swipes_received`` count each person's swipes on people both ways (how choosy, how
-    desired); ``like_rate`` is everyone's likes over everyone's swipes, the rate a person
-    without swipes is taken to have."""
+    (active, not held, and a person: a dating profile (a gender) or a part in a swipe, as
+    training counts people; an item-domain user is a row only so that they can ask, never a
+    candidate, and has no bio vector). ``likes_given`` of ``swipes_given`` and
+    ``likes_received`` of ``swipes_received`` count each person's swipes on people both
+    ways (how choosy, how desired); ``like_rate`` is everyone's likes over everyone's
+    swipes, the rate a person without swipes is taken to have. Bio vectors are the stored
+    ones (``profile_embeddings``, written by the worker when a profile is written) whose
+    content hash matches the bio: nothing is embedded here."""
 
     profiles: Any  # features.compatibility.ProfileArrays
     visible: np.ndarray
@@ -232,11 +236,16 @@ class PeopleCatalogue:
     swipes_given: np.ndarray = field(default_factory=lambda: np.zeros(0))
     like_rate: float = 0.5
     _bio_vectors: np.ndarray | None = None
+    #: per row, the content hash of the stored vector in ``_bio_vectors`` (None: none)
+    bio_keys: list[str | None] = field(default_factory=list)
 
     @classmethod
-    def load(cls, session: Session, cell_km: float) -> PeopleCatalogue:
+    def load(
+        cls, session: Session, cell_km: float, previous: PeopleCatalogue | None = None
+    ) -> PeopleCatalogue:
         """Positions become ``cell_km`` cells here (``location_cell_km``): matching never
-        sees where anyone is exactly."""
+        sees where anyone is exactly. Vectors unchanged since ``previous`` (the catalogue
+        this one replaces) are taken from it, not read again."""
         frame = queries.users_frame(session)
         profiles = ProfileArrays.from_frame(frame, cell_km=cell_km)
         ids = pd.Series(profiles.ids)
@@ -244,21 +253,28 @@ class PeopleCatalogue:
         swipes = queries.count_by_target(session, sorted(SWIPE_ACTIONS), kind="user")
         liked = cls._count_by_swiper(session, LIKE_ACTIONS)
         swiped = cls._count_by_swiper(session, SWIPE_ACTIONS)
+        swipes_received = ids.map(swipes).fillna(0.0).to_numpy(float)
+        swipes_given = ids.map(swiped).fillna(0.0).to_numpy(float)
+        person = frame["gender"].notna().to_numpy(bool) | (swipes_received > 0) | (
+            swipes_given > 0)  # fmt: skip
+        shown = (frame["active"].astype(bool) & (frame["moderation_status"] == "ok")).to_numpy(bool)
+        bios = frame["bio"].fillna("").astype(str).tolist()
+        vectors, keys = cls._stored_vectors(session, profiles.ids, bios, person, previous)
         return cls(
             profiles=profiles,
-            visible=(frame["active"].astype(bool) & (frame["moderation_status"] == "ok")).to_numpy(
-                dtype=bool
-            ),
+            visible=person & shown,
             elo=pd.to_numeric(frame["elo"], errors="coerce").fillna(1500.0).to_numpy(float),
             likes_received=ids.map(likes).fillna(0.0).to_numpy(float),
-            swipes_received=ids.map(swipes).fillna(0.0).to_numpy(float),
-            bios=frame["bio"].fillna("").astype(str).tolist(),
+            swipes_received=swipes_received,
+            bios=bios,
             city_lc=frame["city"].fillna("").str.lower().to_numpy(dtype=object),
             loaded_at=time.monotonic(),
             position={v: i for i, v in enumerate(profiles.ids.tolist())},
             likes_given=ids.map(liked).fillna(0.0).to_numpy(float),
-            swipes_given=ids.map(swiped).fillna(0.0).to_numpy(float),
+            swipes_given=swipes_given,
             like_rate=like_rate(likes.sum(), swipes.sum()),
+            _bio_vectors=vectors,
+            bio_keys=keys,
         )
 
     @staticmethod
@@ -271,14 +287,51 @@ class PeopleCatalogue:
         )
         return pd.Series(dict(session.connection().execute(stmt).all()), dtype=float)
 
-    def bio_vectors(self, cache_dir: str | None) -> np.ndarray | None:
-        """Sentence embeddings of every bio (content-hash cached); None when no one has one."""
-        if self._bio_vectors is None and any(self.bios):
-            try:
-                self._bio_vectors = TextEmbedder(cache_dir).embed(self.bios)
-            except Exception as exc:  # the sentence model is optional at serving time
-                log.warning("bio embeddings unavailable (%s); serving without them", exc)
-                self._bio_vectors = np.zeros((len(self.bios), 1), dtype=np.float32)
+    @staticmethod
+    def _stored_vectors(
+        session: Session,
+        ids: np.ndarray,
+        bios: list[str],
+        person: np.ndarray,
+        previous: PeopleCatalogue | None,
+    ) -> tuple[np.ndarray | None, list[str | None]]:
+        """The stored bio vector of each person whose bio it was computed from (zero rows
+        for the rest: no bio, not embedded yet, an item-domain user), and each row's
+        content hash; None when no one has one. Only vectors ``previous`` lacks are read."""
+        stored = dict(session.execute(
+            select(ProfileEmbedding.user_id, ProfileEmbedding.content_hash)).all())  # fmt: skip
+        keys: list[str | None] = [None] * len(ids)
+        for row, (uid, bio) in enumerate(zip(ids.tolist(), bios, strict=True)):
+            key = stored.get(uid)
+            if key is not None and person[row] and bio.strip() and key == text_key(bio.strip()):
+                keys[row] = key
+        if not any(keys):
+            return None, keys
+        vectors = np.zeros((len(ids), EMBEDDING_DIM), dtype=np.float32)
+        reuse = previous is not None and previous._bio_vectors is not None
+        before = previous.position if previous is not None and reuse else {}
+        wanted: dict[str, int] = {}
+        for row, (uid, key) in enumerate(zip(ids.tolist(), keys, strict=True)):
+            if key is None:
+                continue
+            old = before.get(uid)
+            if old is not None and previous is not None and previous.bio_keys[old] == key:
+                vectors[row] = previous._bio_vectors[old]  # type: ignore[index]
+            else:
+                wanted[uid] = row
+        names = sorted(wanted)
+        for start in range(0, len(names), 2000):
+            chunk = names[start : start + 2000]
+            found = session.execute(select(ProfileEmbedding.user_id, ProfileEmbedding.vector)
+                                    .where(ProfileEmbedding.user_id.in_(chunk))).all()  # fmt: skip
+            rows = [wanted[uid] for uid, _ in found]
+            vectors[rows] = vectors_from_bytes([bytes(blob) for _, blob in found])
+        return vectors, keys
+
+    def bio_vectors(self) -> np.ndarray | None:
+        """The stored bio vector of each row (``(n, 384)``, zero rows where there is none);
+        None when no one has one. Never embeds: a profile the worker has not embedded yet
+        scores without the bio signal."""
         return self._bio_vectors
 
 
@@ -551,7 +604,7 @@ class ServingState:
             or cat.profiles.cell_km != cell_km
             or (must_have is not None and must_have not in cat.position)
         ):
-            self._people = cat = PeopleCatalogue.load(session, cell_km)
+            self._people = cat = PeopleCatalogue.load(session, cell_km, previous=cat)
         elif time.monotonic() - cat.loaded_at >= max_age:
             self._reload_in_background("people", session)
         return cat
@@ -570,7 +623,8 @@ class ServingState:
                             loaded.catalogue_rows(fresh)
                     self._catalogue = fresh
                 elif (stale := self._people) is not None:  # None: invalidated meanwhile
-                    self._people = PeopleCatalogue.load(session, stale.profiles.cell_km)
+                    self._people = PeopleCatalogue.load(session, stale.profiles.cell_km,
+                                                        previous=stale)  # fmt: skip
         except Exception as exc:  # the stale copy keeps serving; the next request retries
             log.warning("reloading the %s failed (%s); serving the previous one", what, exc)
 
@@ -610,23 +664,50 @@ def reset_serving_state(runtime: Runtime) -> None:
     """Forget everything loaded, as a fresh process would start."""
     state = runtime.component(ServingState, lambda: None)  # type: ignore[arg-type, return-value]
     runtime.forget(ServingState)
+    runtime.forget(WarmUp)  # not ready until warmed up again
     if state is not None:
         state.close()
 
 
+@dataclass
+class WarmUp:
+    """What this process's warm-up loaded, and whether it is over (``serve.readiness``
+    answers 503 until ``done``); ``persons`` and ``user`` are whom it rehearses people
+    lists and an item list for."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    models: list[str] = field(default_factory=list)
+    items: int = 0
+    people: int = 0
+    bio_vectors: int = 0
+    persons: list[str] = field(default_factory=list)
+    user: str | None = None
+    seconds: float | None = None
+
+
+def warm_up_status(runtime: Runtime) -> WarmUp:
+    """The runtime's warm-up record (one per runtime, as the serving state)."""
+    return runtime.component(WarmUp, WarmUp)
+
+
 def warm_up(runtime: Runtime) -> list[str]:
-    """Load what the first requests would otherwise wait seconds for: every active
-    serving model with its ANN index, and the versions running experiments' arms name.
-    Run by the API before it accepts traffic; a failure is logged, and those requests
-    load lazily. (Catalogues load in well under a second
-    and stay lazy: items ingested before the first request are in the first one.)"""
+    """Load what the first requests would otherwise wait for: every active serving model
+    with its ANN index, the versions running experiments' arms name, the item catalogue
+    (with each model's map onto it) and, in a people store or with a people model active,
+    the people catalogue with the stored bio vectors; noted in :func:`warm_up_status`.
+    A failure is logged, and what failed loads lazily (:func:`health` names a model that
+    will not load). Returns the versions loaded."""
     state = serving_state(runtime)
+    record = warm_up_status(runtime)
     loaded: list[str] = []
     try:
-        with runtime.session() as session:
+        with runtime.read_session() as session:
+            people_served = runtime.settings.domain == "people"
             for model_type in state.active_types(session):
-                if not serving_traits(model_type)[0]:
+                serves = serving_traits(model_type)[0]
+                if not serves:
                     continue  # baselines and peers do not serve
+                people_served |= "people" in serves
                 found = state.model(session, model_type)
                 if found is not None:
                     loaded.append(found.version)
@@ -636,8 +717,31 @@ def warm_up(runtime: Runtime) -> list[str]:
                         state.pinned(session, arm.model_version))  # fmt: skip
                     if pinned is not None and pinned.version not in loaded:
                         loaded.append(pinned.version)
+            # an empty store has nothing to warm: its first request loads what came since
+            if session.scalar(select(Item.id).limit(1)) is not None:
+                catalogue = state.catalogue(session)
+                record.items = len(catalogue)
+                for model_type in state.active_types(session):
+                    serves = serving_traits(model_type)[0]
+                    held = state.model(session, model_type) if serves else None
+                    if held is not None and held.domain == "items":
+                        held.catalogue_rows(catalogue)
+                on_items = Interaction.item_id.is_not(None)
+                record.user = session.scalar(select(Interaction.user_id).where(on_items).limit(1))
+            if people_served and session.scalar(select(User.id).limit(1)) is not None:
+                people = state.people(session, runtime.settings.location_cell_km)
+                vectors = people.bio_vectors()
+                record.people = int(people.visible.sum())
+                record.bio_vectors = 0 if vectors is None else int(np.count_nonzero(
+                    np.any(vectors != 0, axis=1)))  # fmt: skip
+                if record.people:  # the most and the least active: each route rehearsed
+                    shown = np.flatnonzero(people.visible)
+                    given = people.swipes_given[shown]
+                    ends = {shown[np.argmax(given)], shown[np.argmin(given)]}
+                    record.persons = sorted(str(people.profiles.ids[row]) for row in ends)
     except Exception as exc:
         log.warning("warm-up incomplete (%s); the first requests will load the rest", exc)
+    record.models = loaded
     return loaded
 
 
@@ -662,5 +766,5 @@ def health(runtime: Runtime) -> HealthOut:
                      revision=runtime.revision() or "none", failed_models=failed)  # fmt: skip
 
 
-__all__ = ["Catalogue", "LoadedModel", "LoadFailure", "ServingState", "health",
-           "reset_serving_state", "serving_state", "warm_up"]  # fmt: skip
+__all__ = ["Catalogue", "LoadedModel", "LoadFailure", "ServingState", "WarmUp", "health",
+           "reset_serving_state", "serving_state", "warm_up", "warm_up_status"]  # fmt: skip
