@@ -860,7 +860,10 @@ class ExperimentOut(BaseModel):
     name: str
     kind: str
     domain: str
-    status: str = Field(description="running, stopped or promoted")
+    status: str = Field(
+        description="running; ended (its stops_at passed: nobody is assigned any more); "
+        "stopped; or promoted"
+    )
     salt: str
     arms: list[ArmIn]
     coverage: float

@@ -17,6 +17,7 @@ from matchwise.bench.movielens import (
     BASELINES,
     MODELS,
     TUNING_BUDGET,
+    BenchmarkModel,
     register_model,
     run_movielens_benchmark,
 )
@@ -30,13 +31,19 @@ TINY_TWO_TOWER = {"hidden": [16], "embedding_dim": 8, "id_dim": 8, "batch_size":
 
 def test_every_tunable_model_gets_the_same_budget() -> None:
     for name, spec in MODELS.items():
-        expected = 1 if name == "popularity" else TUNING_BUDGET  # popularity has no knobs
-        assert len(spec.grid) == expected, name
         assert len({json.dumps(p, sort_keys=True) for p in spec.grid}) == len(spec.grid), name
-    # the hybrid's once test-picked knobs are tuned now, its defaults among the choices
-    hybrid = MODELS["hybrid"].grid
-    assert {"ranker": {"objective": "binary"}, "blend": 1.0} in hybrid
-    assert {p["ranker"]["objective"] for p in hybrid} == {"binary", "lambdarank"}
+        if name in ("popularity", "hybrid", "ease"):
+            continue
+        assert len(spec.grid) == TUNING_BUDGET, name
+    assert len(MODELS["popularity"].grid) == 1  # popularity has no knobs
+    # the strongest baseline is tuned finely: λ steps of about 12% (rounded) over 50..3200
+    l2 = sorted(p["l2"] for p in MODELS["ease"].grid)
+    assert l2[0] <= 50 and l2[-1] >= 3200
+    assert len(l2) >= 37 and max(b / a for a, b in zip(l2, l2[1:], strict=False)) < 1.13
+    # the hybrid learns its ranker from validation labels, so validation cannot choose
+    # among hybrids in the benchmark: one configuration, chosen beforehand on validation
+    (hybrid,) = MODELS["hybrid"].grid
+    assert hybrid["label_source"] == "validation" and hybrid["refit"] is False
     # no grid fixes the two-tower's epochs: it stops where validation says, as train does
     assert all("epochs" not in p for p in MODELS["two_tower"].grid)
 
@@ -78,6 +85,31 @@ def test_models_fit_with_validation_and_are_chosen_on_it(
         assert row["chosen"] == best["params"]  # the validation figure decides
         assert row["validation_ndcg@10"] == best["validation_ndcg@10"]
     assert result["tuning"]["configurations"] == {"spy": 3}
+
+
+class _SideSpy(_Spy):
+    """Records whether fit's data carried the catalogue's and the users' side columns."""
+
+    seen: list[tuple[bool, bool]] = []  # noqa: RUF012 - shared on purpose
+
+    def fit(self, train: InteractionSet, validation: InteractionSet | None = None) -> Self:
+        _SideSpy.seen.append((train.item_features is not None, train.user_features is not None))
+        return super().fit(train, validation)
+
+
+def test_side_features_reach_only_the_models_that_ask_for_them(
+    tiny_100k: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(benchmark, "MODELS", dict(MODELS))
+    _SideSpy.seen = []
+    benchmark.MODELS["with_side"] = BenchmarkModel(lambda p: _SideSpy(**p), [{}], True)
+    benchmark.MODELS["plain"] = BenchmarkModel(lambda p: _SideSpy(**p), [{}])
+    run_movielens_benchmark(tiny_100k, models=["with_side", "plain"], seeds=[2020])
+    assert _SideSpy.seen == [(True, True), (False, False)]
+    # a grid override keeps the model's side features
+    _SideSpy.seen = []
+    run_movielens_benchmark(tiny_100k, models={"with_side": [{"shift": 1}]}, seeds=[2020])
+    assert _SideSpy.seen == [(True, True)]
 
 
 def test_benchmark_two_tower_is_the_validation_early_stopped_fit(tiny_100k: Path) -> None:

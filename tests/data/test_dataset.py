@@ -15,6 +15,7 @@ from matchwise.data.dataset import (
     save_dataset,
 )
 from matchwise.data.synthetic import generate_items
+from matchwise.db import queries
 from matchwise.errors import InvalidInput
 from matchwise.ingest.bulk import write_bundle
 from matchwise.ops.privacy import hash_id
@@ -60,6 +61,49 @@ def test_negatives_avoid_seen_items() -> None:
         assert not set(neg["item_id"]) & set(labelled["item_id"])
     with pytest.raises(InvalidInput, match="negative strategy"):
         sample_negatives(labelled, items, 1, "hard")  # type: ignore[arg-type]
+
+
+def test_negatives_per_user_count_avoid_seen_and_reuse_the_users_times() -> None:
+    rows = [("u", str(i), "like", None, f"2026-01-0{1 + i}") for i in range(3)]
+    rows += [("v", str(i), "like", None, "2026-02-01") for i in range(5, 6)]
+    rows += [("v", "7", "dislike", None, "2026-02-02")]
+    rows += [("w", str(i), "like", None, "2026-03-01") for i in range(20)]  # saw everything
+    labelled = label_interactions(_frame(rows), TABLE)
+    items = [str(i) for i in range(20)]
+    for strategy in ("uniform", "popularity"):
+        neg = sample_negatives(labelled, items, 2, strategy, seed=3)  # type: ignore[arg-type]
+        assert neg.groupby("user_id").size().to_dict() == {"u": 6, "v": 2}
+        seen = set(zip(labelled["user_id"], labelled["item_id"], strict=True))
+        assert not seen & set(zip(neg["user_id"], neg["item_id"], strict=True))
+        times = labelled[labelled["positive"]].groupby("user_id")["timestamp"].agg(set)
+        assert all(t in times[u] for u, t in zip(neg["user_id"], neg["timestamp"], strict=True))
+        assert set(neg[neg["user_id"] == "u"]["timestamp"]) == times["u"]
+
+
+def test_training_events_read_back_with_their_times_and_values(runtime: Runtime) -> None:
+    """The store's events come back as written, on either store: UTC times to the
+    microsecond as a datetime column, rating values as floats, missing values as NaN."""
+    bundle = generate_items(n_users=30, n_items=20, n_interactions=300, seed=2)
+    events = bundle.interactions
+    rated = events.iloc[:2].assign(
+        event_id=["rate-1", "rate-2"], action="rate", value=[4.0, 2.5],
+        occurred_at=pd.to_datetime(["2026-03-01 10:00:00.123456", "2026-03-01 10:00:01"],
+                                   utc=True, format="ISO8601"),
+    )  # fmt: skip
+    bundle.interactions = pd.concat([events, rated], ignore_index=True)
+    write_bundle(runtime, bundle, runtime.settings.action_table)
+    with runtime.session() as session:
+        raw = queries.training_interactions(session, "items")
+    assert isinstance(raw["occurred_at"].dtype, pd.DatetimeTZDtype)
+    assert raw["occurred_at"].is_monotonic_increasing
+
+    def rows(frame: pd.DataFrame) -> list[tuple[object, ...]]:
+        times = frame["occurred_at"].dt.tz_convert("UTC").dt.as_unit("us").astype("int64")
+        values = frame["value"].fillna(-1.0).astype(float)
+        return sorted(zip(frame["user_id"], frame["item_id"], frame["action"], values, times,
+                          strict=True))  # fmt: skip
+
+    assert rows(raw) == rows(bundle.interactions)
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ from matchwise.errors import ArtifactError, InvalidInput
 from matchwise.metrics import evaluate_full_ranking
 from matchwise.models.base import InteractionSet
 from matchwise.models.ease import EASERecommender
-from matchwise.models.hybrid import HybridRecommender, ItemKNNRecommender
+from matchwise.models.hybrid import HybridRecommender
+from matchwise.models.item_knn import ItemKNNRecommender
 from matchwise.models.popularity import PopularityRecommender
 
 FAST = {"generators": ["ease", "popularity"], "ease_l2": 50.0, "ranker": {"n_estimators": 100}}
@@ -111,6 +112,31 @@ def test_several_folds_and_item_knn(data) -> None:
     assert model.training_metrics["ranker_groups"] > train.n_users  # two folds of groups
     assert any(name.startswith("item_knn_") for name in model.feature_names)
     assert evaluate_full_ranking(model, train, valid)["ndcg@10"] > 0.3
+
+
+def test_validation_labels_without_refit_as_benchmarked(data, tmp_path: Path) -> None:
+    """The benchmark's hybrid: RP3beta and item-kNN generators with their own parameters,
+    the ranker learnt from validation positives, generators fitted on train only."""
+    train, valid, test = data
+    model = HybridRecommender(
+        **{**FAST, "generators": ["ease", "rp3beta", "item_knn"]},
+        rp3beta={"alpha": 1.0, "beta": 0.5, "k": 0}, item_knn={"k": 30, "shrink": 0.0},
+        label_source="validation", refit=False,
+    ).fit(train, valid)  # fmt: skip
+    assert model.generators_["rp3beta"].get_params()["beta"] == 0.5
+    assert model.generators_["item_knn"].get_params()["k"] == 30
+    assert {"rp3beta_rank", "item_knn_score"} <= set(model.feature_names)
+    # no refit: the generators' history is train alone, validation only labelled the ranker
+    assert model.seen_ is not None
+    assert (model.seen_.multiply(valid.to_csr()) > 0).sum() == 0
+    assert model.generators_["ease"].X_.nnz == int((train.to_csr() > 0).sum())
+    ease = EASERecommender(l2=50.0).fit(train)
+    ours = evaluate_full_ranking(model, train, test, exclude=valid)["ndcg@10"]
+    assert ours > evaluate_full_ranking(ease, train, test, exclude=valid)["ndcg@10"]
+    loaded = HybridRecommender.load(model.save(tmp_path / "hybrid"))
+    assert loaded.get_params() == model.get_params()
+    users = np.arange(train.n_users)
+    np.testing.assert_array_equal(loaded.score(users), model.score(users))
 
 
 def test_item_knn_generator(data) -> None:

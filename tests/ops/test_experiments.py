@@ -309,6 +309,10 @@ def test_an_experiment_past_its_stop_time_serves_nobody_and_makes_way(
     _create(runtime, ab_spec("over", versions, starts_at=now - timedelta(hours=2),
                              stops_at=now - timedelta(hours=1)))  # fmt: skip
     assert {_serve(runtime, u, use_cache=False).arm for u in USERS[:20]} == {None}
+    with runtime.read_session() as session:  # and it no longer says it runs
+        assert [e.status for e in experiments.list_experiments(session)] == ["ended"]
+        assert experiments.list_experiments(session, "running") == []
+        assert [e.name for e in experiments.list_experiments(session, "ended")] == ["over"]
     nxt = _create(runtime, ab_spec("next", versions))  # the ended one no longer blocks
     assert {_serve(runtime, u, use_cache=False).arm for u in USERS[:20]} == {
         _arm(nxt, u) for u in USERS[:20]

@@ -103,7 +103,7 @@ def create_cmd(
 @experiments_app.command("list")
 def list_cmd(
     status: Annotated[
-        str | None, typer.Option(help="only this status: running, stopped or promoted")
+        str | None, typer.Option(help="only this status: running, ended, stopped or promoted")
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:

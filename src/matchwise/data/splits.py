@@ -57,7 +57,10 @@ def _timestamps(data: pd.DataFrame | InteractionSet) -> np.ndarray:
         values = data.timestamps
     else:
         _require(data, "timestamp")
-        values = data["timestamp"].to_numpy()
+        column = data["timestamp"]
+        if isinstance(column.dtype, pd.DatetimeTZDtype):  # as UTC instants, vectorised
+            return column.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[ns]")
+        values = column.to_numpy()
     values = np.asarray(values)
     if np.issubdtype(values.dtype, np.datetime64) or values.dtype == object:
         # tz-aware pandas columns arrive as objects: compare them as UTC instants

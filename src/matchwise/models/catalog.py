@@ -19,6 +19,8 @@ MODEL_TYPES: dict[str, str] = {
     "reciprocal": "matchwise.models.reciprocal:ReciprocalRecommender",
     "implicit_als": "matchwise.models.peers:ImplicitALSRecommender",
     "implicit_bpr": "matchwise.models.peers:ImplicitBPRRecommender",
+    "item_knn": "matchwise.models.item_knn:ItemKNNRecommender",
+    "rp3beta": "matchwise.models.rp3beta:RP3betaRecommender",
 }
 
 #: --epochs/--lr/--l2 map onto each model's own parameter names.

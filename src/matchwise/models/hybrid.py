@@ -51,7 +51,7 @@ from matchwise.models.ranker import FeatureContext, LightGBMRanker, candidate_fe
 log = logging.getLogger(__name__)
 
 STATE = "hybrid.npz"
-GENERATORS = ("ease", "als", "popularity", "two_tower", "item_knn")
+GENERATORS = ("ease", "als", "popularity", "two_tower", "item_knn", "rp3beta")
 LABEL_SOURCES = ("holdout", "validation")
 DEFAULT_ALS: dict[str, Any] = {
     "factors": 64,
@@ -85,11 +85,12 @@ class HybridRecommender(Recommender):
     ----------
     generators:
         Names from ``ease``, ``als`` (implicit's ALS), ``popularity``, ``two_tower``,
-        ``item_knn``; the first one also scores the non-candidates.
+        ``item_knn``, ``rp3beta``; the first one also scores the non-candidates.
     n_candidates:
         Each generator's top-N per user; the ranker orders their union.
-    ease_l2, als, two_tower, ranker:
-        Hyperparameters of EASE (λ), ALS, the two-tower (config overrides) and the ranker.
+    ease_l2, als, two_tower, item_knn, rp3beta, ranker:
+        Hyperparameters of EASE (λ), ALS, the two-tower (config overrides), item-kNN,
+        RP3beta and the ranker.
     label_source, holdout, folds:
         Where the ranker's labels come from (module docstring), the hidden share, and
         how many disjoint hidden shares (each a generator fit) feed the ranker.
@@ -120,6 +121,8 @@ class HybridRecommender(Recommender):
         als: Mapping[str, Any] | None = None,
         two_tower: Mapping[str, Any] | None = None,
         ranker: Mapping[str, Any] | None = None,
+        item_knn: Mapping[str, Any] | None = None,
+        rp3beta: Mapping[str, Any] | None = None,
         label_source: str = "holdout",
         holdout: float = 0.2,
         folds: int = 2,
@@ -149,6 +152,8 @@ class HybridRecommender(Recommender):
         self.als = {**DEFAULT_ALS, **(als or {})}
         self.two_tower = dict(two_tower or {})
         self.ranker = {**DEFAULT_RANKER, **(ranker or {})}
+        self.item_knn = dict(item_knn or {})
+        self.rp3beta = dict(rp3beta or {})
         self.label_source = label_source
         self.holdout = float(holdout)
         if folds < 1:
@@ -176,6 +181,8 @@ class HybridRecommender(Recommender):
             "als": dict(self.als),
             "two_tower": dict(self.two_tower),
             "ranker": dict(self.ranker),
+            "item_knn": dict(self.item_knn),
+            "rp3beta": dict(self.rp3beta),
             "label_source": self.label_source,
             "holdout": self.holdout,
             "folds": self.folds,
@@ -200,6 +207,10 @@ class HybridRecommender(Recommender):
             if epochs is not None:
                 config["epochs"] = epochs
             return cls(**config)
+        if name == "item_knn":
+            return cls(**self.item_knn)
+        if name == "rp3beta":
+            return cls(**self.rp3beta)
         return cls()
 
     def _fit_generators(
@@ -479,88 +490,19 @@ class HybridRecommender(Recommender):
             raise ArtifactError(f"{folder}: the ranker's features differ from the manifest's")
 
 
-# --- a small extra generator ----------------------------------------------------------------
-class ItemKNNRecommender(Recommender):
-    """Cosine item-item neighbours (sparse, top ``k`` per item): a cheap, diverse generator."""
-
-    model_type: ClassVar[str] = "item_knn"
-
-    def __init__(self, k: int = 100, shrink: float = 10.0) -> None:
-        super().__init__()
-        self.k = int(k)
-        self.shrink = float(shrink)
-        self.S_: sp.csr_matrix | None = None
-        self.X_: sp.csr_matrix | None = None
-
-    def get_params(self) -> dict[str, Any]:
-        return {"k": self.k, "shrink": self.shrink}
-
-    def fit(self, train: InteractionSet, validation: InteractionSet | None = None) -> Self:
-        X = train.to_csr(positive_only=True)
-        X.data[:] = 1.0
-        norms = np.sqrt(np.asarray(X.sum(axis=0)).ravel())
-        co = (X.T @ X).toarray().astype(np.float32)
-        np.fill_diagonal(co, 0.0)
-        S = co / (np.outer(norms, norms) + self.shrink)
-        k = min(self.k, S.shape[1])
-        if k < S.shape[1]:
-            cut = np.argpartition(-S, k - 1, axis=1)[:, k:]
-            np.put_along_axis(S, cut, 0.0, axis=1)
-        self.S_, self.X_ = sp.csr_matrix(S), sp.csr_matrix(X, dtype=np.float32)
-        self.n_users_, self.n_items_ = train.n_users, train.n_items
-        return self
-
-    def score(self, users: np.ndarray) -> np.ndarray:
-        self._check_fitted()
-        assert self.S_ is not None and self.X_ is not None
-        users = np.atleast_1d(np.asarray(users, dtype=np.int64))
-        if users.size and (users.min() < 0 or users.max() >= self.X_.shape[0]):
-            raise InvalidInput(f"user index out of range [0, {self.X_.shape[0]})")
-        return np.asarray((self.X_[users] @ self.S_.T).toarray(), dtype=np.float32)
-
-    def _save_state(self, folder: Path) -> None:
-        assert self.S_ is not None and self.X_ is not None
-        arrays = {**_csr_arrays("S", self.S_), **_csr_arrays("X", self.X_)}
-        np.savez(folder / "item_knn.npz", **arrays)  # type: ignore[arg-type]
-
-    def _load_state(self, folder: Path) -> None:
-        with np.load(folder / "item_knn.npz", allow_pickle=False) as state:
-            self.S_ = _csr_from(state, "S")
-            self.X_ = _csr_from(state, "X")
-        if self.X_.shape != (self.n_users_, self.n_items_):
-            raise ArtifactError(f"{folder} does not match the manifest's shape")
-
-
 # --- helpers ---------------------------------------------------------------------------------
 #: The hybrid's generator names and the catalogue's model names they are.
 GENERATOR_MODELS = {"ease": "ease", "popularity": "popularity", "als": "implicit_als",
-              "two_tower": "two_tower"}  # fmt: skip
+                    "two_tower": "two_tower", "item_knn": "item_knn",
+                    "rp3beta": "rp3beta"}  # fmt: skip
 
 
 def _generator_class(name: str) -> type[Recommender]:
     """Looked up in the catalogue, so implicit and torch load only for the generators in use."""
-    if name == "item_knn":
-        return ItemKNNRecommender
     if name not in GENERATOR_MODELS:
-        raise InvalidInput(f"unknown hybrid generator {name!r}; known: item_knn, "
+        raise InvalidInput(f"unknown hybrid generator {name!r}; known: "
                            f"{', '.join(sorted(GENERATOR_MODELS))}")  # fmt: skip
     return model_class(GENERATOR_MODELS[name])
-
-
-def _csr_arrays(prefix: str, matrix: sp.csr_matrix) -> dict[str, np.ndarray]:
-    return {
-        f"{prefix}_data": matrix.data,
-        f"{prefix}_indices": matrix.indices,
-        f"{prefix}_indptr": matrix.indptr,
-        f"{prefix}_shape": np.asarray(matrix.shape, dtype=np.int64),
-    }
-
-
-def _csr_from(state: Any, prefix: str) -> sp.csr_matrix:
-    return sp.csr_matrix(
-        (state[f"{prefix}_data"], state[f"{prefix}_indices"], state[f"{prefix}_indptr"]),
-        shape=tuple(int(v) for v in state[f"{prefix}_shape"]),
-    )
 
 
 def _seen(data: InteractionSet) -> sp.csr_matrix:

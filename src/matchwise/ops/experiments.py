@@ -78,9 +78,18 @@ def _get(session: Session, name: str, lock: bool = False) -> Experiment:
     return row
 
 
+def _status(row: Experiment, now: datetime) -> str:
+    """``ended`` for one still marked running whose ``stops_at`` has passed: nobody is
+    assigned any more, so it is not running, and only a person can stop or promote it."""
+    if row.status == "running" and row.stops_at is not None and row.stops_at <= now:
+        return "ended"
+    return row.status
+
+
 def out(row: Experiment) -> ExperimentOut:
     return ExperimentOut(
-        name=row.name, kind=row.kind, domain=row.domain, status=row.status, salt=row.salt,
+        name=row.name, kind=row.kind, domain=row.domain, status=_status(row, _now()),
+        salt=row.salt,
         arms=[ArmIn(**a) for a in row.arms], coverage=row.coverage,
         outcome_actions=list(row.outcome_actions), mde=row.mde, starts_at=row.starts_at,
         stops_at=row.stops_at, promoted_arm=row.promoted_arm, created_at=row.created_at,
@@ -173,9 +182,11 @@ def create(session: Session, settings: Settings, spec: ExperimentIn, actor: str)
 
 def list_experiments(session: Session, status: str | None = None) -> list[ExperimentOut]:
     stmt = select(Experiment).order_by(Experiment.id.desc())
-    if status:
+    if status in ("running", "ended"):  # both stored as running; stops_at tells them apart
+        stmt = stmt.where(Experiment.status == "running")
+    elif status:
         stmt = stmt.where(Experiment.status == status)
-    return [out(r) for r in session.scalars(stmt)]
+    return [e for e in map(out, session.scalars(stmt)) if status is None or e.status == status]
 
 
 def stop(session: Session, name: str, actor: str) -> ExperimentOut:

@@ -51,7 +51,7 @@ async def post_experiment(
 async def get_experiments(
     store: StoreDep,
     status: Annotated[
-        Literal["draft", "running", "stopped", "promoted"] | None,
+        Literal["running", "ended", "stopped", "promoted"] | None,
         Query(description="Only experiments with this status; default all, newest first"),
     ] = None,
 ) -> list[ExperimentOut]:
