@@ -86,6 +86,7 @@ def test_the_benchmark_returns_all_protocols() -> None:
     for name, protocol in result["protocols"].items():
         for split in protocol["splits"]:
             scorers = PEERS | ({"reference"} if name == "replay" else set())
+            scorers |= {"lgbm_harmonic", "pairwise"} if name == "pair" else set()
             assert set(split["results"]) == scorers, name
             for figures in split["results"].values():
                 assert set(figures) == METRICS
@@ -170,8 +171,44 @@ def test_the_command_prints_the_protocols_side_by_side(capsys: pytest.CaptureFix
     assert run(["benchmark", "speed-dating", str(FIXTURE)]) == 0
     out = capsys.readouterr().out
     assert all(word in out for word in ("pair", "new event", "replay", "reference", "third"))
+    assert "pair protocol over seeds 42, 7, 1" in out and "pairwise" in out
     assert run(["benchmark", "speed-dating", str(FIXTURE), "--protocol", "later"]) == 2
     assert "--protocol must be" in capsys.readouterr().err
+    assert run(["benchmark", "speed-dating", str(FIXTURE), "--pair-seeds", "4,x"]) == 2
+    assert "--pair-seeds must be" in capsys.readouterr().err
+
+
+def test_the_pair_protocol_over_seeds_gives_mean_and_spread() -> None:
+    result = run_speed_dating_benchmark(FIXTURE, protocols=("pair",), pair_seeds=(42, 7))
+    pair = result["protocols"]["pair"]
+    assert [s["seed"] for s in pair["splits"]] == [42, 7]
+    assert result["results"] == pair["splits"][0]["results"]
+    for scorer, metrics in pair["summary"].items():
+        for metric, summary in metrics.items():
+            values = [s["results"][scorer][metric] for s in pair["splits"]]
+            assert summary["mean"] == pytest.approx(np.mean(values), abs=1e-4)
+            assert summary["std"] == pytest.approx(np.std(values), abs=1e-4)
+            assert (summary["min"], summary["max"]) == (min(values), max(values))
+    # each split says what the pairwise model chose on its own validation pairs
+    assert {"person_l2", "feature_l2", "tree_weight", "mode"} <= set(
+        pair["splits"][0]["pairwise_chosen"]
+    )
+
+
+@needs_real
+@pytest.mark.slow
+def test_the_pairwise_model_leads_on_the_real_waves(
+    real_data: SpeedDatingData, settings: Settings
+) -> None:
+    """Issue 17 (people): on held-out pairs of waves 1-10 the pairwise model's mutual score
+    is ahead of one-sided, popularity and the survey's reciprocal score, and serving's blend
+    reading it is ahead of the blend before (which read the survey model)."""
+    rows, scores, _ = sd.pair_scores(real_data, settings=settings, seed=42)
+    figures = sd._figures(real_data, rows, scores, 5)
+    pairwise = figures["pairwise"]["match_auc"]
+    for peer in ("popularity", "one_sided", "reciprocal"):
+        assert pairwise > figures[peer]["match_auc"] + 0.02, peer
+    assert figures["matchwise"]["match_auc"] > 0.7185  # the blend on the survey model, seed 42
 
 
 # --- new event: nobody seen before ----------------------------------------------------------

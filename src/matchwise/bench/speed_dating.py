@@ -64,7 +64,9 @@ from matchwise.bench.provenance import provenance
 from matchwise.data.speed_dating import (
     ATTRIBUTES5,
     ATTRIBUTES6,
+    DEMOGRAPHIC_COLUMNS,
     INTERESTS,
+    SURVEY_COLUMNS,
     normalised_prefs,
     person_table,
     pre_date_view,
@@ -76,6 +78,8 @@ from matchwise.features.compatibility import ProfileArrays
 from matchwise.features.people import RATE_PRIOR_SWIPES, like_rate, reciprocal_score, smoothed_rate
 from matchwise.metrics import auc, grouped_ndcg, paired_bootstrap
 from matchwise.models import elo
+from matchwise.models.base import InteractionSet
+from matchwise.models.pairwise import PairwiseRecommender
 from matchwise.models.reciprocal import fit_logistic
 from matchwise.serve.people import score_people
 from matchwise.serve.state import PeopleCatalogue
@@ -683,7 +687,15 @@ def pair_scores(
 ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, Any]]:
     """Held-out rows and each scorer's scores on them, ``test_share`` of pairs held out
     (both directions together); the models and matchwise's store see every other pair's
-    decisions, earlier or later the same evening."""
+    decisions, earlier or later the same evening.
+
+    Besides the survey scorers: ``pairwise`` (:class:`PairwiseRecommender`, trained as
+    ``matchwise train pairwise`` trains it: on the training swipes and the profiles
+    serving stores, its settings chosen on its own validation pairs inside the training
+    pairs), ``lgbm_harmonic`` (the peer: a plain LightGBM on both people's raw survey
+    answers, its two directions combined by the harmonic mean), and ``matchwise``:
+    serving's blend with the pairwise model as the people model, as serving runs it when
+    that model is trained and active."""
     held = _holdout_pairs(data.view, test_share, seed)
     if held.all() or not held.any():
         raise InvalidInput(f"{data.name}: too few pairs to hold out {test_share:.0%} of them")
@@ -691,17 +703,71 @@ def pair_scores(
     survey = _survey(data, train, kind, seed, new_people=False)
     p_ab, p_ba = survey.p_ab[test], survey.p_ba[test]
     store = _Store(data, settings)
-    store.record(_in_time_order(data, train))
+    ordered = _in_time_order(data, train)
+    store.record(ordered)
+    pairwise = pairwise_model(data, store, ordered, seed)
+    pw_ab = pairwise.pair_proba(store.chooser, store.partner)
+    pw_ba = pairwise.pair_proba(store.partner, store.chooser)
+    lgbm_ab, lgbm_ba = _plain_lightgbm(data, train, seed)
     scores = {
         "random": np.random.default_rng(seed).random(len(test)),
         "popularity": survey.forward["partner_popularity"].to_numpy()[test],
         "one_sided": p_ab,
         "reciprocal": reciprocal_score(p_ab, p_ba, "harmonic"),
-        "matchwise": _matchwise_at_once(store, test, survey.p_ab, survey.p_ba),
+        "lgbm_harmonic": reciprocal_score(lgbm_ab[test], lgbm_ba[test], "harmonic"),
+        "pairwise": reciprocal_score(pw_ab[test], pw_ba[test], pairwise.combine),
+        "matchwise": _matchwise_at_once(store, test, pw_ab, pw_ba),
     }
     sizes = {"train_rows": len(train), "model": survey.model.kind_,
-             "features": list(survey.model.columns_)}  # fmt: skip
+             "features": list(survey.model.columns_),
+             "pairwise_chosen": pairwise.chosen_}  # fmt: skip
     return test, scores, sizes
+
+
+def pairwise_model(
+    data: SpeedDatingData, store: _Store, rows: np.ndarray, seed: int
+) -> PairwiseRecommender:
+    """The pairwise people model fitted on ``rows``' decisions (in time order) and the
+    profiles as :func:`~matchwise.data.speed_dating.users_frame` stores them: what
+    ``matchwise train pairwise`` fits on a store loaded with ``matchwise load speed-dating``."""
+    ids = store.ids
+    swipes = InteractionSet(
+        user_ids=ids,
+        item_ids=ids,
+        users=store.chooser[rows],
+        items=store.partner[rows],
+        labels=data.dec[rows].astype(np.float32),
+        timestamps=np.arange(len(rows)),
+        user_features=users_frame(data.view),
+    )
+    return PairwiseRecommender(seed=seed).fit(swipes)
+
+
+def _plain_lightgbm(
+    data: SpeedDatingData, train: np.ndarray, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The peer the issue measured: LightGBM on both people's raw survey answers (and the
+    pair columns), P(iid says yes to pid) and P(pid says yes to iid) on every row."""
+    import lightgbm as lgb
+
+    people = person_table(data.view)
+    columns = [c for c in (*DEMOGRAPHIC_COLUMNS, *INTERESTS, *SURVEY_COLUMNS) if c in people]
+    answers = people[columns].to_numpy(np.float64)
+    chooser = people.index.get_indexer(data.view["iid"])
+    partner = people.index.get_indexer(data.view["pid"])
+    pair = np.column_stack([data.int_corr, data.samerace])
+
+    def design(c: np.ndarray, p: np.ndarray) -> np.ndarray:
+        return np.column_stack([answers[c], answers[p], pair])
+
+    model = lgb.LGBMClassifier(n_estimators=200, learning_rate=0.03, num_leaves=15,
+                               min_child_samples=30, subsample=0.8, subsample_freq=1,
+                               colsample_bytree=0.8, reg_lambda=5.0, n_jobs=1,
+                               random_state=seed, verbose=-1)  # fmt: skip
+    model.fit(design(chooser, partner)[train], data.dec[train])
+    forward = np.asarray(model.predict_proba(design(chooser, partner)))[:, 1]
+    backward = np.asarray(model.predict_proba(design(partner, chooser)))[:, 1]
+    return forward, backward
 
 
 def _holdout_pairs(frame: pd.DataFrame, share: float, seed: int) -> np.ndarray:
@@ -825,6 +891,7 @@ def run_speed_dating_benchmark(
     k: int = 5,
     details: bool = False,
     settings: Settings | None = None,
+    pair_seeds: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Run the chosen protocols (:data:`PROTOCOLS`) on the Speed Dating CSV at ``path``.
 
@@ -836,6 +903,8 @@ def run_speed_dating_benchmark(
     kind and its features). ``model`` is the pair protocol's survey model (``auto``:
     logistic under 2,000 training rows), ``survey_model`` the other protocols'.
     ``settings`` gives the blend weights matchwise scores with (default: ``Settings()``).
+    ``pair_seeds``: the pair protocol once per seed (default: ``seed`` alone), each a split,
+    with ``summary``: each scorer's mean, standard deviation, lowest and highest figure.
     """
     unknown = [p for p in protocols if p not in PROTOCOLS]
     if unknown or not protocols:
@@ -845,16 +914,23 @@ def run_speed_dating_benchmark(
     data = SpeedDatingData.read(path)
     out: dict[str, Any] = {"dataset": data.name, "protocols": {}}
     if "pair" in protocols:
-        rows, scores, sizes = pair_scores(data, settings=settings, seed=seed,
-                                          test_share=test_share, kind=model)  # fmt: skip
-        split = _split_result(data, rows, scores, k=k, seed=seed)
-        split["split"] = f"{test_share:.0%} of pairs"
-        out["protocols"]["pair"] = {"splits": [split]}
-        out["results"] = split["results"]
-        if details:
-            out["details"] = {"rows": len(data.view), "people": len(person_table(data.view)),
-                              "test_rows": len(rows), "test_matches": split["test_matches"],
-                              **sizes}  # fmt: skip
+        splits = []
+        for i, pair_seed in enumerate(pair_seeds or (seed,)):
+            rows, scores, sizes = pair_scores(data, settings=settings, seed=pair_seed,
+                                              test_share=test_share, kind=model)  # fmt: skip
+            split = _split_result(data, rows, scores, k=k, seed=pair_seed)
+            split["split"] = f"{test_share:.0%} of pairs, seed {pair_seed}"
+            split["seed"] = pair_seed
+            split["pairwise_chosen"] = sizes["pairwise_chosen"]
+            splits.append(split)
+            if i == 0:
+                out["results"] = split["results"]
+                if details:
+                    out["details"] = {"rows": len(data.view),
+                                      "people": len(person_table(data.view)),
+                                      "test_rows": len(rows),
+                                      "test_matches": split["test_matches"], **sizes}  # fmt: skip
+        out["protocols"]["pair"] = {"splits": splits, "summary": _over_seeds(splits)}
     for name, scorer, thirds in (("new-event", new_event_scores, False),
                                  ("replay", replay_scores, True)):  # fmt: skip
         if name not in protocols:
@@ -876,9 +952,24 @@ def run_speed_dating_benchmark(
     return out
 
 
+def _over_seeds(splits: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Each scorer's figures over the splits: mean, standard deviation, min and max."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for scorer in splits[0]["results"]:
+        out[scorer] = {}
+        for metric in splits[0]["results"][scorer]:
+            values = np.array([s["results"][scorer][metric] for s in splits], dtype=np.float64)
+            out[scorer][metric] = {"mean": round(float(values.mean()), 4),
+                                   "std": round(float(values.std()), 4),
+                                   "min": round(float(values.min()), 4),
+                                   "max": round(float(values.max()), 4)}  # fmt: skip
+    return out
+
+
 # --- the table ---------------------------------------------------------------------------------
 _SHORT = {"pair": "pair", "new-event": "new event", "replay": "replay"}
-_ORDER = ("random", "popularity", "one_sided", "reciprocal", "reference", "matchwise")
+_ORDER = ("random", "popularity", "one_sided", "reciprocal", "lgbm_harmonic", "pairwise",
+          "reference", "matchwise")  # fmt: skip
 
 
 def render_tables(result: dict[str, Any]) -> list[Table]:
@@ -903,6 +994,18 @@ def render_tables(result: dict[str, Any]) -> list[Table]:
             cells.append(f"{row['match_auc']:.3f} / {row['decision_auc']:.3f}" if row else "")
         main.add_row(scorer, *cells)
     tables = [main]
+    pair = result["protocols"].get("pair")
+    if pair and len(pair["splits"]) > 1:
+        seeds = ", ".join(str(s["seed"]) for s in pair["splits"])
+        summary = Table(title=f"pair protocol over seeds {seeds}: mean ± sd (min-max)")
+        summary.add_column("scorer", no_wrap=True)
+        for metric in ("match_auc", "ndcg@5", "decision_auc"):
+            summary.add_column(metric, justify="right")
+        for scorer in [s for s in scorers if s in pair["summary"]]:
+            summary.add_row(scorer, *(
+                "{mean:.3f} ± {std:.3f} ({min:.3f}-{max:.3f})".format(**pair["summary"][scorer][m])
+                for m in ("match_auc", "ndcg@5", "decision_auc")))  # fmt: skip
+        tables.append(summary)
     replay = result["protocols"].get("replay")
     if replay:
         thirds = Table(title="replay: match AUC by third of the evening (early / middle / late)")

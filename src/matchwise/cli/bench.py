@@ -33,6 +33,9 @@ def benchmark_speed_dating(
         str, typer.Option(help="pair, new-event (whole evenings held out), replay or all")
     ] = "all",
     seed: Annotated[int, typer.Option(help="seed of the held-out pairs and the models")] = 42,
+    pair_seeds: Annotated[
+        str, typer.Option(help="the pair protocol once per seed (comma-separated): mean ± sd")
+    ] = "42,7,1",
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Decision AUC, match AUC and NDCG@5 of random, popularity, one-sided, reciprocal and
@@ -43,7 +46,14 @@ def benchmark_speed_dating(
     if protocol not in (*PROTOCOLS, "all"):
         raise InvalidInput(f"--protocol must be {', '.join(PROTOCOLS)} or all, not {protocol!r}")
     chosen = PROTOCOLS if protocol == "all" else (protocol,)
-    result = run_speed_dating_benchmark(path, seed=seed, protocols=chosen)
+    try:
+        seeds = [int(v) for v in pair_seeds.split(",") if v.strip()]
+    except ValueError:
+        raise InvalidInput(f"--pair-seeds must be whole numbers separated by commas, "
+                           f"not {pair_seeds!r}") from None  # fmt: skip
+    if not seeds:
+        raise InvalidInput("--pair-seeds needs at least one seed")
+    result = run_speed_dating_benchmark(path, seed=seed, protocols=chosen, pair_seeds=seeds)
     if as_json:
         sys.stdout.write(json.dumps(result, default=float) + "\n")
         return

@@ -318,7 +318,9 @@ def users_frame(frame: pd.DataFrame) -> pd.DataFrame:
     interests = persons[[c for c in INTERESTS if c in persons]].to_numpy(dtype=np.float64)
     names = [c for c in INTERESTS if c in persons]
     tags = [[names[k] for k in np.flatnonzero(row >= 7)] for row in np.nan_to_num(interests)]
-    survey = [c for c in (*DEMOGRAPHIC_COLUMNS, *SURVEY_COLUMNS, "wave") if c in persons]
+    survey = [
+        c for c in (*DEMOGRAPHIC_COLUMNS, *SURVEY_COLUMNS, *INTERESTS, "wave") if c in persons
+    ]
     attributes = []
     for iid, row in persons[survey].iterrows():
         attrs: dict[str, Any] = {

@@ -17,6 +17,7 @@ MODEL_TYPES: dict[str, str] = {
     "logistic": "matchwise.models.logistic:LogisticRecommender",
     "hybrid": "matchwise.models.hybrid:HybridRecommender",
     "reciprocal": "matchwise.models.reciprocal:ReciprocalRecommender",
+    "pairwise": "matchwise.models.pairwise:PairwiseRecommender",
     "implicit_als": "matchwise.models.peers:ImplicitALSRecommender",
     "implicit_bpr": "matchwise.models.peers:ImplicitBPRRecommender",
     "item_knn": "matchwise.models.item_knn:ItemKNNRecommender",

@@ -231,8 +231,10 @@ def _reciprocal_signals(
 ) -> tuple[str, np.ndarray, np.ndarray] | None:
     """P(user likes c) and the reciprocal score from the first people model of
     ``models`` (the active ones whose class serves ``people``, or an experiment arm's),
-    or None."""
-    people_models = [m for m in models if m.domain == "people"]
+    the pairwise model first when it is among them (the one the Speed Dating benchmark
+    measures), or None."""
+    people_models = sorted((m for m in models if m.domain == "people"),
+                           key=lambda m: m.model_type != "pairwise")  # fmt: skip
     if not people_models:
         return None
     loaded = people_models[0]
