@@ -2,7 +2,9 @@
 
 10,000 users and 10,000 candidate events; the live path is the two-tower model with the
 HNSW index and business filters; the cached path reads the per-user ranking cache. A bare
-FastAPI endpoint returning pre-serialised JSON runs in the same session as the ceiling.
+FastAPI endpoint returning pre-serialised JSON runs in the same session as the ceiling,
+with the same uvicorn settings (matchwise's HTTP protocol and options, the same event
+loop, the access log off on both sides unless ``--access-log``).
 
     .venv/bin/python benchmarks/serving/run.py [--users 10000] [--items 10000] [--seconds 20]
 
@@ -17,6 +19,8 @@ import json
 import os
 import platform
 import shutil
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 
 
-def _wait(url: str, timeout: float = 120.0) -> None:
+def _wait(url: str, timeout: float = 600.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -46,13 +50,53 @@ def _wait(url: str, timeout: float = 120.0) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-def _wrk(port: int, seconds: int, connections: int, env: dict[str, str]) -> dict[str, float]:
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of ``pid`` and its direct children (uvicorn's workers),
+    from /proc: what a request costs the server whatever else the machine runs."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def _port_free(port: int) -> None:
+    """Refuse to measure a server left over from an earlier run on the same port."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise RuntimeError(
+                f"port {port} is in use: is an earlier run's server still up?"
+            ) from None
+
+
+def _wrk(
+    port: int, seconds: int, connections: int, env: dict[str, str], pid: int | None = None
+) -> dict[str, float]:
     cmd = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s",
            "-s", str(HERE / "latency.lua"), f"http://127.0.0.1:{port}"]  # fmt: skip
+    cpu = _cpu_seconds(pid) if pid is not None else 0.0
     out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env},
                          check=True).stdout  # fmt: skip
     line = next(x for x in out.splitlines() if x.startswith("JSON "))
-    return json.loads(line[5:])
+    result: dict[str, float] = json.loads(line[5:])
+    if pid is not None and result["requests"]:
+        used = _cpu_seconds(pid) - cpu
+        result["server_cpu_us_per_request"] = round(1e6 * used / result["requests"], 1)
+    return result
+
+
+def _serve_cmd(port: int, args: argparse.Namespace) -> list[str]:
+    """``matchwise serve`` as the benchmark runs it (the access log as on the bare side)."""
+    log = "--access-log" if args.access_log else "--no-access-log"
+    return [sys.executable, "-m", "matchwise", "serve", "--port", str(port),
+            "--workers", str(args.workers), log]  # fmt: skip
 
 
 def _prepare(work: Path, env: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
@@ -118,8 +162,7 @@ def _redis_cached(
         mirror_database_cache(runtime)
         runtime.close()
         server = subprocess.Popen(
-            [sys.executable, "-m", "matchwise", "serve", "--port", str(port),
-             "--workers", str(args.workers)],
+            _serve_cmd(port, args),
             env={**os.environ, **env, "MATCHWISE_REDIS_URL": url}, cwd=work,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -143,6 +186,55 @@ def _redis_cached(
         subprocess.run(["bash", str(script), "stop"], env=redis_env, check=False)
 
 
+def _measure(
+    port: int, key: str, paths: set[str], args: argparse.Namespace, pids: dict[str, int]
+) -> dict[str, dict[str, Any]]:
+    """Warm up, then ``--rounds`` rounds of the cached path and the bare ceiling taken
+    turn about (both servers up throughout), so a shift of the machine's load hits both
+    sides alike; then the live path. A path's figures are its rounds' medians."""
+    wenv = {"BENCH_USERS": str(args.users), "BENCH_KEY": key}
+    live_env = {**wenv, "BENCH_QUERY": "&fresh=true"}
+    bare_env = {"BENCH_USERS": str(args.users)}
+    if paths & {"cached", "live"}:
+        _wait(f"http://127.0.0.1:{port}/healthz")
+        # the first live request loads the model and builds its index: wait for it,
+        # then warm up, so no measurement overlaps the load
+        first = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/recommendations?user_id=u1&fresh=true",
+            headers={"X-API-Key": key},
+        )
+        with urllib.request.urlopen(first, timeout=300) as r:  # noqa: S310 (loopback)
+            r.read()
+        _wrk(port, 5, args.connections, live_env)
+        _wrk(port, 3, args.connections, wenv)
+    if "bare_fastapi" in paths:
+        _wait(f"http://127.0.0.1:{port + 1}/v1/recommendations?user_id=u1")
+        _wrk(port + 1, 3, args.connections, bare_env)
+    rounds: dict[str, list[dict[str, float]]] = {"cached": [], "bare_fastapi": []}
+    for _ in range(args.rounds):
+        if "cached" in paths:
+            taken = _wrk(port, args.seconds, args.connections, wenv, pids.get("serve"))
+            rounds["cached"].append(taken)
+        if "bare_fastapi" in paths:
+            taken = _wrk(port + 1, args.seconds, args.connections, bare_env, pids.get("bare"))
+            rounds["bare_fastapi"].append(taken)
+    out = {name: _median_of(taken) for name, taken in rounds.items() if taken}
+    if "live" in paths:
+        out["live"] = _wrk(port, args.seconds, args.connections, live_env, pids.get("serve"))
+    return out
+
+
+def _median_of(rounds: list[dict[str, float]]) -> dict[str, Any]:
+    if len(rounds) == 1:
+        return rounds[0]
+    keys = ("rps", "p50_ms", "p95_ms", "p99_ms", "server_cpu_us_per_request")
+    merged: dict[str, Any] = {
+        k: statistics.median(r[k] for r in rounds) for k in keys if k in rounds[0]
+    }
+    merged |= {k: sum(int(r[k]) for r in rounds) for k in ("requests", "errors", "non_2xx")}
+    return merged | {"rounds": rounds}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--users", type=int, default=10_000)
@@ -150,7 +242,18 @@ def main() -> int:
     parser.add_argument("--interactions", type=int, default=200_000)
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="rounds of cached and bare taken turn about (--seconds each); medians reported",
+    )
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument(
+        "--access-log",
+        action="store_true",
+        help="uvicorn's access log on, on both sides (off on both by default)",
+    )
     parser.add_argument("--out", default=str(HERE / "results.json"))
     parser.add_argument(
         "--workdir",
@@ -214,49 +317,31 @@ def main() -> int:
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     results: dict[str, dict[str, Any]] = {}
     port = args.port
-    if paths & {"cached", "live"}:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "matchwise", "serve", "--port", str(port),
-             "--workers", str(args.workers)],
-            env={**os.environ, **env}, cwd=work, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            _wait(f"http://127.0.0.1:{port}/healthz")
-            wenv = {"BENCH_USERS": str(args.users), "BENCH_KEY": key}
-            # the first live request loads the model and builds its index: wait for it,
-            # then warm up, so no measurement overlaps the load
-            first = urllib.request.Request(
-                f"http://127.0.0.1:{port}/v1/recommendations?user_id=u1&fresh=true",
-                headers={"X-API-Key": key},
-            )
-            with urllib.request.urlopen(first, timeout=300) as r:  # noqa: S310 (loopback)
-                r.read()
-            live_env = {**wenv, "BENCH_QUERY": "&fresh=true"}
-            _wrk(port, 5, args.connections, live_env)
-            _wrk(port, 3, args.connections, wenv)
-            if "cached" in paths:
-                results["cached"] = _wrk(port, args.seconds, args.connections, wenv)
-            if "live" in paths:
-                results["live"] = _wrk(port, args.seconds, args.connections, live_env)
-        finally:
+    servers: dict[str, subprocess.Popen[bytes]] = {}
+    for used in (port, port + 1):
+        _port_free(used)
+    try:
+        if paths & {"cached", "live"}:
+            servers["serve"] = (subprocess.Popen(
+                _serve_cmd(port, args),
+                env={**os.environ, **env}, cwd=work, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            ))  # fmt: skip
+        if "bare_fastapi" in paths:
+            servers["bare"] = (subprocess.Popen(
+                [sys.executable, str(HERE / "bare_app.py"), "--port", str(port + 1),
+                 "--workers", str(args.workers),
+                 *(["--access-log"] if args.access_log else [])],
+                cwd=HERE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            ))  # fmt: skip
+        pids = {name: server.pid for name, server in servers.items()}
+        results.update(_measure(port, key, paths, args, pids))
+    finally:
+        for server in servers.values():
             server.terminate()
             server.wait(timeout=30)
     if "redis_cached" in paths:
         results["redis_cached"] = _redis_cached(work, env, key, port + 2, args)
-    if "bare_fastapi" in paths:
-        bare = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port + 1),
-             "--log-level", "warning", "--workers", str(args.workers)],
-            cwd=HERE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            _wait(f"http://127.0.0.1:{port + 1}/v1/recommendations?user_id=u1")
-            results["bare_fastapi"] = _wrk(port + 1, args.seconds, args.connections,
-                                           {"BENCH_USERS": str(args.users)})  # fmt: skip
-        finally:
-            bare.terminate()
-            bare.wait(timeout=30)
     if "ingest_sqlite" in paths:
         db = work / "ingest.db"
         for leftover in work.glob("ingest.db*"):
@@ -278,13 +363,24 @@ def main() -> int:
         "interactions": args.interactions,
         "connections": args.connections,
         "workers": args.workers,
+        "access_log": args.access_log,
+        "uvicorn": "matchwise's options on both sides (api.server.uvicorn_options)",
         "serving_store": "postgresql" if args.serve_on_postgres else "sqlite",
         "model": prepared["model"],
         **prepared["timings"],
         "results": results,
     }
     if "cached" in results and "bare_fastapi" in results:
-        report["cached_vs_bare_rps"] = results["cached"]["rps"] / results["bare_fastapi"]["rps"]
+        cached, bare = results["cached"], results["bare_fastapi"]
+        report["cached_vs_bare_rps"] = cached["rps"] / bare["rps"]
+        if "server_cpu_us_per_request" in cached:  # the ratio a quiet machine would show
+            report["bare_vs_cached_server_cpu"] = (
+                bare["server_cpu_us_per_request"] / cached["server_cpu_us_per_request"]
+            )
+        if "rounds" in cached:  # each round's ratio, taken minutes apart at most
+            report["cached_vs_bare_rps_per_round"] = [
+                c["rps"] / b["rps"] for c, b in zip(cached["rounds"], bare["rounds"], strict=True)
+            ]
     out = Path(args.out)
     if not paths & {"cached", "live", "redis_cached", "bare_fastapi"}:
         # an ingestion-only run goes beside the serving figures already recorded there

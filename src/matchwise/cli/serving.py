@@ -101,6 +101,14 @@ def serve(
     host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port", min=0, max=65535)] = 8000,
     workers: Annotated[int, typer.Option(help="worker processes")] = 1,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log/--no-access-log",
+            help="log a line per request (uvicorn's access log; about 5 % of a cached "
+            "request's time); errors and warnings are logged either way",
+        ),
+    ] = True,
 ) -> None:
     """Run the HTTP API (OpenAPI docs at /docs). Exits 3 at once, before anything loads,
     when it cannot listen on --host and --port (the port is in use, for one)."""
@@ -118,6 +126,7 @@ def serve(
         port=port,
         workers=workers,
         log_level="info",
+        access_log=access_log,
         **options,
     )
 

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Dialect, Engine
 from sqlalchemy.sql import Executable
 
+from matchwise.db.engine import HeldReads
 from matchwise.errors import StoreUnavailable
 
 _COMPILED: dict[tuple[str, int], tuple[Executable, str, Callable[[dict[str, Any]], Any]]] = {}
@@ -50,9 +51,24 @@ def rows(connection: Connection, stmt: Executable, values: dict[str, Any] | None
         cursor.close()
 
 
-def rows_from(engine: Engine, stmt: Executable, values: dict[str, Any] | None = None) -> list:
-    """:func:`rows` on a pooled connection of its own: no session, no ORM."""
+def rows_from(
+    engine: Engine | HeldReads, stmt: Executable, values: dict[str, Any] | None = None
+) -> list:
+    """:func:`rows` on a pooled connection of its own (or a held one: one round trip,
+    see :class:`HeldReads`): no session, no ORM."""
     sql, params = _compiled(stmt, engine.dialect)
+    if isinstance(engine, HeldReads):
+        bound = params(values or {})
+
+        def fetch(dbapi_conn: Any) -> list:
+            cursor = dbapi_conn.cursor()
+            try:
+                cursor.execute(sql, bound)
+                return list(cursor.fetchall())
+            finally:
+                cursor.close()
+
+        return engine.run(fetch)
     driver_error: type[Exception] = getattr(engine.dialect.dbapi, "Error", OSError)
     try:
         dbapi_conn = engine.raw_connection()

@@ -12,13 +12,15 @@ fails loudly instead of racing the writers.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Dialect, Engine, create_engine, event
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
@@ -77,6 +79,96 @@ def create_engine_for(url: str, role: Role = "write", **kwargs: Any) -> Engine:
     if role == "read":
         kwargs.setdefault("connect_args", {"options": "-c default_transaction_read_only=on"})
     return create_engine(url, **kwargs)
+
+
+class HeldReads:
+    """Long-lived autocommit DBAPI connections of the read engine, for the serving path's
+    one-statement reads (a cached list): one round trip per read.
+
+    The read pool costs a cached read on PostgreSQL three round trips: the pre-ping on
+    checkout, the query, and the rollback on checkin. Here a connection is taken from a
+    stack of idle ones and put back as it is: no ping, and in autocommit nothing to roll
+    back. Liveness is handled instead by ``max_age_seconds`` (a connection is closed
+    rather than put back once that old) and by running a read again, once, on a fresh
+    connection when the held one turns out to be dead (the server restarted, say).
+    Connections come from the read engine's own connect (same settings, read-only) and
+    are detached from its pool; at most ``keep`` idle ones are held, and any opened for
+    a burst beyond that are closed after use.
+    """
+
+    def __init__(self, engine: Engine, keep: int = 8, max_age_seconds: float = 300.0) -> None:
+        self.engine = engine
+        self.dialect: Dialect = engine.dialect
+        self.keep = keep
+        self.max_age_seconds = max_age_seconds
+        self._idle: deque[tuple[Any, float]] = deque()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._error: type[Exception] = getattr(engine.dialect.dbapi, "Error", OSError)
+
+    def run(self, fn: Callable[[Any], T]) -> T:
+        """``fn(dbapi_connection)`` on a held connection; a dead one is replaced and
+        ``fn`` run once more. Driver errors become :class:`StoreUnavailable`."""
+        for attempt in (1, 2):
+            held = self._take()
+            try:
+                out = fn(held[0])
+            except self._error as exc:
+                self._discard(held[0])
+                if attempt == 1 and self._dead(exc, held[0]):
+                    log.info("a held read connection was dead (%s); reading again", exc)
+                    continue
+                raise StoreUnavailable(f"database error: {exc}") from exc
+            except BaseException:
+                self._discard(held[0])
+                raise
+            self._give(held)
+            return out
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _take(self) -> tuple[Any, float]:
+        try:
+            return self._idle.pop()  # deque.pop is atomic: no lock on the hot path
+        except IndexError:
+            return self._open(), time.monotonic()
+
+    def _open(self) -> Any:
+        try:
+            fairy = self.engine.raw_connection()
+        except (DBAPIError, PoolTimeout) as exc:
+            raise StoreUnavailable(f"database error: {exc}") from exc
+        fairy.detach()  # ours from now on: the pool neither pings nor resets it
+        conn: Any = fairy.dbapi_connection
+        if self.dialect.name != "sqlite":  # SQLite's connect already set isolation_level None
+            conn.autocommit = True
+        return conn
+
+    def _give(self, held: tuple[Any, float]) -> None:
+        too_old = time.monotonic() - held[1] > self.max_age_seconds
+        if too_old or self._closed or len(self._idle) >= self.keep:
+            self._discard(held[0])
+            return
+        self._idle.append(held)
+        if self._closed:  # closed meanwhile: close() may have missed this one
+            self.close()
+
+    def _dead(self, exc: Exception, conn: Any) -> bool:
+        dead = self.dialect.is_disconnect(exc, conn, None)  # type: ignore[arg-type]
+        return bool(dead) or bool(getattr(conn, "closed", False))
+
+    @staticmethod
+    def _discard(conn: Any) -> None:
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001 (closing a dead connection may fail too)
+            log.debug("closing a held read connection failed", exc_info=True)
+
+    def close(self) -> None:
+        """Close the idle connections; those in use are closed when they come back."""
+        with self._lock:
+            self._closed = True
+            while self._idle:
+                self._discard(self._idle.pop()[0])
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, bindparam, literal, select
 from sqlalchemy.orm import Session
 
 from matchwise.db import driver, queries
+from matchwise.db.engine import HeldReads
 from matchwise.db.tables import Item, User
 from matchwise.db.tables import Recommendation as CachedRow
 from matchwise.serve.types import (
@@ -92,7 +93,7 @@ def read_cache(
 
 
 def read_cache_from(
-    engine: Engine,
+    engine: Engine | HeldReads,
     user_id: str,
     limit: int,
     kind: Kind,

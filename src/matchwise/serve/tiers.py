@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import anyio
 
+from matchwise.db.engine import HeldReads
 from matchwise.db.online import AsyncReader
 from matchwise.runtime import Runtime
 from matchwise.serve.cache import read_cache_from
@@ -60,13 +61,19 @@ async def answer(
             if found is not None and page.holds(found, top_n):
                 found = await _explained(runtime, page.cut(found, top_n), list_kind, explain)
                 return in_experiment(found, assigned)
-        found = await on_store(runtime, read_cache_from, runtime.read_engine, user_id, fetch,
+        found = await on_store(runtime, read_cache_from, held_reads(runtime), user_id, fetch,
                                list_kind, max_age)  # fmt: skip
         if found is not None and page.holds(found, top_n):
             found = await _explained(runtime, page.cut(found, top_n), list_kind, explain)
             return in_experiment(found, assigned)
     return await anyio.to_thread.run_sync(live, runtime, user_id, limit, kind, filters, page,
                                           explain)  # fmt: skip
+
+
+def held_reads(runtime: Runtime) -> HeldReads:
+    """The runtime's held read connections for the cached read: one round trip each
+    (no pool pre-ping, no rollback; see :class:`HeldReads`)."""
+    return runtime.component(HeldReads, lambda: HeldReads(runtime.read_engine))
 
 
 async def _assignment(runtime: Runtime, user_id: str, kind: Kind) -> Assignment | None:
