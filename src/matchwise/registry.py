@@ -24,6 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from matchwise.db.audit import audit
+from matchwise.db.notify import notify
 from matchwise.db.tables import AuditLog, ModelVersion
 from matchwise.errors import ArtifactError, Conflict, InvalidInput, NotFound
 
@@ -217,10 +218,20 @@ def active_types(session: Session) -> list[str]:
     return sorted(set(session.scalars(stmt)))
 
 
+def active_versions(session: Session) -> dict[str, str]:
+    """Each model type's active version string, by type."""
+    stmt = select(ModelVersion.model_type, ModelVersion.version).where(
+        ModelVersion.is_active.is_(True)
+    )
+    return {model_type: version for model_type, version in session.execute(stmt)}
+
+
 def activate_version(
     session: Session, store: ArtifactStore, ident: str, actor: str = "system"
 ) -> ModelVersion:
-    """Make ``ident`` the one active version of its type, atomically; audit-logged.
+    """Make ``ident`` the one active version of its type, atomically; audit-logged, and
+    announced to every serving process in the same transaction (``db.notify``: they
+    switch when it commits, within a second; a rollback comes through here too).
 
     The artifact is verified first: a corrupt or missing one is refused and the
     current active version stays.
@@ -251,6 +262,7 @@ def activate_version(
             "previous": previous.id if previous else None,
         },
     )
+    notify(session, "registry", row.model_type)
     return row
 
 

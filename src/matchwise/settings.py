@@ -218,6 +218,20 @@ class Settings(BaseSettings):
     )
     use_cache: bool = True
     cache_max_age_seconds: int = Field(default=86_400, ge=0)
+    registry_check_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often a server asks the registry for the active versions "
+        "unasked: the safety net under PostgreSQL's change notices (which switch every "
+        "server within a second), and the only way on SQLite.",
+    )
+    catalogue_max_age_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A server reloads its item and people catalogues in the background "
+        "once they are this old (new popularity, Elo ratings, swipe counts); profiles and "
+        "items written on PostgreSQL reload them at once, on the change notice.",
+    )
     warm_up_on_start: bool = Field(
         default=True,
         description="The API loads the active models and the catalogue before it accepts "

@@ -16,6 +16,7 @@ from fastapi.openapi.docs import (
 )
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -31,6 +32,7 @@ from matchwise.db.online import AsyncReader
 from matchwise.ops.auth import FailureLimiter, KeyCache
 from matchwise.runtime import Runtime
 from matchwise.schemas import ACTION_MARK
+from matchwise.serve.broadcast import start_listener
 from matchwise.serve.readiness import start_warm_up
 from matchwise.settings import Settings, load_settings
 
@@ -38,6 +40,9 @@ MAX_BODY_BYTES = 16 * 1024 * 1024
 #: Where the docs pages' scripts and styles are served from: Swagger UI 5 and Redoc as
 #: the fastapi-offline package ships them, so the docs render without reaching a CDN.
 DOCS_ASSETS = "/docs/assets"
+#: How long start-up waits for the change-notice listener to connect (it keeps trying
+#: in the background after that: the periodic checks cover the gap).
+LISTEN_WAIT_SECONDS = 5.0
 
 
 class BodyLimit:
@@ -107,13 +112,20 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             owned = False
         runtime: Runtime = app.state.runtime
         app.state.store = Store(runtime)
+        # change notices first, so that none sent during the warm-up is missed
+        app.state.listener = listener = start_listener(runtime)
         start_warm_up(runtime)  # in the background: /healthz at once, /readyz 503 until warm
+        if listener is not None:
+            await run_in_threadpool(listener.wait_connected, LISTEN_WAIT_SECONDS)
         if runtime.online is not None:
             app.state.online_reader = AsyncReader(
                 runtime.online.url, runtime.online.health, runtime.settings.redis_timeout_ms / 1000
             )
             runtime.online.start_pump(runtime)
         yield
+        if listener is not None:
+            await run_in_threadpool(listener.close)
+            app.state.listener = None
         if app.state.online_reader is not None:
             await app.state.online_reader.close()
             app.state.online_reader = None
@@ -130,6 +142,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     )
     app.state.runtime = runtime
     app.state.online_reader = None  # Redis reader, opened by the lifespan when configured
+    app.state.listener = None  # change notices (PostgreSQL), started by the lifespan
     install_error_handlers(app)
     app.state.key_cache = KeyCache()
     app.state.auth_failures = FailureLimiter()  # failed keys/tokens per client address

@@ -12,6 +12,7 @@ from typing import Any, cast
 from sqlalchemy import Table, delete, select
 from sqlalchemy.orm import Session
 
+from matchwise.db.notify import notify
 from matchwise.db.online import note_visibility
 from matchwise.db.queries import chunked, dialect_insert, existing_ids
 from matchwise.db.tables import Item, ProfileEmbedding, User, utcnow
@@ -52,6 +53,7 @@ def upsert_rows(session: Session, model: type[Any], rows: list[dict[str, Any]]) 
         session.execute(stmt, list(chunk))
     created = len({r["id"] for r in rows} - present)
     note_visibility(session, "user" if model is User else "item", [r["id"] for r in rows])
+    notify(session, "user" if model is User else "item")  # every server reloads at commit
     if model is User:
         # a new bio, or a changed or removed one (whose stored vector must go)
         written = [r["id"] for r in rows if "bio" in r and (r["bio"] or r["id"] in present)]

@@ -1,7 +1,10 @@
 """Serving state: the active models, their ANN index and the candidate catalogue, loaded
 once per process and refreshed when the registry changes.
 
-A new active version is picked up within ``check_seconds``; if it cannot be loaded
+A new active version is picked up at once when the store announces it (PostgreSQL
+``NOTIFY``, see :mod:`matchwise.serve.broadcast`), else within ``check_seconds``; profiles
+and items written elsewhere reload the catalogues in the background on the same notice.
+If a version cannot be loaded
 (missing or corrupt artifact) the previously loaded version, or the next route, keeps
 serving, the load is retried in the background with exponential backoff, and
 :func:`health` says ``degraded`` until it succeeds.
@@ -20,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from matchwise import registry
@@ -34,6 +37,7 @@ from matchwise.hashing import hash_id
 from matchwise.index import HNSWIndex, VectorIndex
 from matchwise.models.artifacts import TrainedModel, load_trained
 from matchwise.models.catalog import serving_traits
+from matchwise.models.heuristic import HEURISTIC_VERSION
 from matchwise.runtime import Runtime
 from matchwise.schemas import FailedModelOut, HealthOut
 from matchwise.serve.experiments import running_experiments
@@ -102,7 +106,8 @@ POPULARITY_ACTIONS = ["like", "favorite", "register", "apply", "interest", "atte
 class Catalogue:
     """Active candidate items as arrays, so filters and features cost no per-request SQL.
 
-    Reloaded every ``max_age`` seconds (new items, deactivations, popularity).
+    Reloaded every ``catalogue_max_age_seconds`` (popularity), and when items are written
+    (at once on PostgreSQL, see :meth:`ServingState.store_changed`).
     """
 
     ids: np.ndarray
@@ -355,9 +360,11 @@ class ServingState:
         check_seconds: float = 10.0,
         retry_seconds: float = 1.0,
         retry_max_seconds: float = 300.0,
+        catalogue_seconds: float = 30.0,
     ) -> None:
         self.store = store
         self.check_seconds = check_seconds
+        self.catalogue_seconds = catalogue_seconds  # the catalogues' age before a reload
         self.retry_seconds = retry_seconds  # first retry of a failed load, then doubled
         self.retry_max_seconds = retry_max_seconds
         self._models: dict[str, LoadedModel | None] = {}
@@ -369,6 +376,9 @@ class ServingState:
         self._switch_now: set[str] = set()
         self._failed: dict[str, LoadFailure] = {}
         self._active_types: tuple[float, tuple[str, ...]] = (-1e9, ())
+        self._active_versions: frozenset[str] | None = None  # as the registry last said
+        self._wanted: set[str] = set()  # catalogues to (re)load in the background
+        self._reloaders: set[str] = set()  # catalogues whose reloader thread runs
         self._generation = 0  # bumped by invalidate(): older background loads stop
         self._closed = threading.Event()
         self._lock = threading.Lock()
@@ -376,13 +386,59 @@ class ServingState:
 
     def active_types(self, session: Session) -> tuple[str, ...]:
         """The model types with an active version (the registry, asked every
-        ``check_seconds``)."""
+        ``check_seconds`` and when a change is announced)."""
         checked, types = self._active_types
         if time.monotonic() - checked < self.check_seconds:
             return types
-        types = tuple(registry.active_types(session))
+        return self._note_active(session)
+
+    def _note_active(self, session: Session) -> tuple[str, ...]:
+        versions = registry.active_versions(session)
+        types = tuple(sorted(versions))
+        self._active_versions = frozenset(versions.values())
         self._active_types = (time.monotonic(), types)
         return types
+
+    def retired(self, version: str, engine: Engine) -> bool:
+        """Whether a list made by ``version`` was made by a model that is no longer active
+        (an activation or rollback since) and that this process no longer serves either:
+        such a cached list is re-made in the background (``serve.freshness``). While the
+        new version still loads, or cannot, the old one serves and its lists stay. Never
+        waits on the store: what the registry last said answers, asked again in the
+        background after ``check_seconds``."""
+        known = self._active_versions
+        if known is None or time.monotonic() - self._active_types[0] >= self.check_seconds:
+            self._in_background("active-versions", lambda: self._ask_registry(engine))
+        if known is None or version == HEURISTIC_VERSION or version in known:
+            return False
+        return all(m is None or m.version != version for m in list(self._models.values()))
+
+    def _ask_registry(self, engine: Engine) -> None:
+        try:
+            with Session(bind=engine) as session:
+                self._note_active(session)
+        except Exception as exc:  # what was known keeps answering
+            log.warning("cannot read the active versions (%s)", exc)
+
+    def registry_changed(self, engine: Engine, model_type: str | None = None) -> None:
+        """A version of ``model_type`` (None: of any type) was activated or rolled back,
+        here or in another process: ask the registry now. A new version of a type this
+        process serves loads in the background and takes over when ready (the old one
+        serves meanwhile); any other type loads on its next request."""
+        with Session(bind=engine) as session:
+            self._note_active(session)
+            known = set(self._models) | set(self._checked)
+            for changed in sorted(known if model_type is None else known & {model_type}):
+                self._checked.pop(changed, None)
+                if self._models.get(changed) is not None:
+                    self.model(session, changed)
+
+    def store_changed(self, engine: Engine, kind: str) -> None:
+        """Profiles (``user``) or items (``item``) were written: reload that catalogue in
+        the background now, if this process has one (the stale copy serves meanwhile)."""
+        what, held = ("people", self._people) if kind == "user" else ("catalogue", self._catalogue)
+        if held is not None:
+            self._reload_in_background(what, engine)
 
     def serving(self, session: Session, tier: str) -> list[LoadedModel]:
         """The loaded active models whose class serves ``tier`` (``warm``, ``hot``,
@@ -576,7 +632,7 @@ class ServingState:
 
         threading.Thread(target=run, daemon=True, name=f"matchwise-{key}").start()
 
-    def catalogue(self, session: Session, max_age: float = 30.0) -> Catalogue:
+    def catalogue(self, session: Session, max_age: float | None = None) -> Catalogue:
         """The item catalogue. Only the first load is waited for: a stale one keeps serving
         while a background thread reloads it, so no request pays for the reload (which
         would show up in every latency percentile above the median)."""
@@ -584,8 +640,8 @@ class ServingState:
         if cat is None:
             self._catalogue = cat = Catalogue.load(session)
             settle_heap()
-        elif time.monotonic() - cat.loaded_at >= max_age:
-            self._reload_in_background("catalogue", session)
+        elif time.monotonic() - cat.loaded_at >= (max_age or self.catalogue_seconds):
+            self._reload_in_background("catalogue", session.get_bind())
         return cat
 
     def people(
@@ -593,7 +649,7 @@ class ServingState:
         session: Session,
         cell_km: float,
         must_have: str | None = None,
-        max_age: float = 30.0,
+        max_age: float | None = None,
     ) -> PeopleCatalogue:
         """The people catalogue with positions as ``cell_km`` cells: loaded now when
         missing, built with another cell size, or when ``must_have`` (a new profile) is not
@@ -605,13 +661,30 @@ class ServingState:
             or (must_have is not None and must_have not in cat.position)
         ):
             self._people = cat = PeopleCatalogue.load(session, cell_km, previous=cat)
-        elif time.monotonic() - cat.loaded_at >= max_age:
-            self._reload_in_background("people", session)
+        elif time.monotonic() - cat.loaded_at >= (max_age or self.catalogue_seconds):
+            self._reload_in_background("people", session.get_bind())
         return cat
 
-    def _reload_in_background(self, what: str, session: Session) -> None:
-        engine = session.get_bind()
-        self._in_background(f"reload-{what}", lambda: self._reload(what, engine))
+    def _reload_in_background(self, what: str, engine: Any) -> None:
+        """Reload ``what`` in a thread; asked again while one runs, it runs once more
+        after it (the running one may have read before the change committed), and never
+        more than one at a time: a burst of writes costs two reloads, not one each."""
+        with self._background_lock:
+            self._wanted.add(what)
+            if what in self._reloaders:
+                return
+            self._reloaders.add(what)
+
+        def reloader() -> None:
+            while True:
+                with self._background_lock:
+                    if what not in self._wanted or self._closed.is_set():
+                        self._reloaders.discard(what)
+                        return
+                    self._wanted.discard(what)
+                self._reload(what, engine)
+
+        threading.Thread(target=reloader, daemon=True, name=f"matchwise-reload-{what}").start()
 
     def _reload(self, what: str, engine: Any) -> None:
         try:
@@ -637,6 +710,7 @@ class ServingState:
             self._generation += 1
             self._checked.clear()
             self._active_types = (-1e9, ())
+            self._active_versions = None
             self._catalogue = None
             self._people = None
 
@@ -655,8 +729,14 @@ def settle_heap() -> None:
 
 def serving_state(runtime: Runtime) -> ServingState:
     """The runtime's serving state (one per runtime: the API and the CLI each have theirs)."""
+    settings = runtime.settings
     return runtime.component(
-        ServingState, lambda: ServingState(registry.ArtifactStore(runtime.settings.artifact_root))
+        ServingState,
+        lambda: ServingState(
+            registry.ArtifactStore(settings.artifact_root),
+            check_seconds=settings.registry_check_seconds,
+            catalogue_seconds=settings.catalogue_max_age_seconds,
+        ),
     )
 
 

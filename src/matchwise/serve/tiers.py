@@ -20,6 +20,7 @@ from matchwise.db.online import AsyncReader
 from matchwise.runtime import Runtime
 from matchwise.serve.cache import read_cache_from
 from matchwise.serve.experiments import Assignment, assign, experiment_book
+from matchwise.serve.freshness import remake_if_retired
 from matchwise.serve.online import decode
 from matchwise.serve.recommend import explain_again, in_experiment, recommend
 from matchwise.serve.types import Kind, Page, RecommendationList, RecommendFilters, cacheable
@@ -59,11 +60,13 @@ async def answer(
             payload, hidden = fetched
             found = decode(payload, hidden, user_id, list_kind, fetch, max_age, datetime.now(UTC))
             if found is not None and page.holds(found, top_n):
+                remake_if_retired(runtime, found, list_kind)  # an older version's list
                 found = await _explained(runtime, page.cut(found, top_n), list_kind, explain)
                 return in_experiment(found, assigned)
         found = await on_store(runtime, read_cache_from, held_reads(runtime), user_id, fetch,
                                list_kind, max_age)  # fmt: skip
         if found is not None and page.holds(found, top_n):
+            remake_if_retired(runtime, found, list_kind)
             found = await _explained(runtime, page.cut(found, top_n), list_kind, explain)
             return in_experiment(found, assigned)
     return await anyio.to_thread.run_sync(live, runtime, user_id, limit, kind, filters, page,

@@ -1,0 +1,93 @@
+"""Change notices between processes: PostgreSQL ``NOTIFY`` on one channel, sent inside
+the transaction that makes the change, so a notice is delivered exactly when the change
+commits (never before, never for a rollback) to every process that ``LISTEN``s.
+
+What is announced: a registry change (an activation or a rollback, by model type), and
+profiles or items written (by kind). Receivers re-read the store; a notice carries no
+data they would trust instead of it, so a lost notice costs freshness, never truth (the
+periodic checks still run). SQLite has no such thing: there, other processes poll, and
+a notice is a no-op.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import psycopg
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+CHANNEL = "matchwise_serving"
+Topic = Literal["registry", "user", "item"]
+TOPICS: frozenset[str] = frozenset({"registry", "user", "item"})
+_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One change announced on :data:`CHANNEL`: its topic, and for ``registry`` the
+    model type activated or rolled back."""
+
+    topic: str
+    model_type: str | None = None
+
+    @classmethod
+    def parse(cls, payload: str) -> Notice | None:
+        """None for a payload this version does not know (a newer peer's, say)."""
+        try:
+            data = json.loads(payload)
+        except ValueError:
+            return None
+        if not isinstance(data, dict) or data.get("topic") not in TOPICS:
+            return None
+        model_type = data.get("model_type")
+        return cls(str(data["topic"]), str(model_type) if model_type else None)
+
+
+def notify(session: Session, topic: Topic, model_type: str | None = None) -> None:
+    """Announce a change in ``session``'s transaction: PostgreSQL delivers it at commit,
+    and folds identical notices of one transaction into one, however many batches a
+    transaction wrote."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return
+    payload = json.dumps({"topic": topic, "model_type": model_type}, separators=(",", ":"))
+    connection.execute(_NOTIFY, {"channel": CHANNEL, "payload": payload})
+
+
+def can_listen(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def listener_dsn(engine: Engine) -> str:
+    """The libpq URL of ``engine``'s database (password included), for a connection of
+    the listener's own: ``LISTEN`` needs a session that no pool (nor a transaction-pooling
+    proxy) hands to anyone else."""
+    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def listen(dsn: str, connect_timeout: int = 5) -> psycopg.Connection[Any]:
+    """A dedicated autocommit connection listening on :data:`CHANNEL`; TCP keepalives
+    make a silently vanished server an error within seconds instead of a hang."""
+    connection = psycopg.connect(dsn, autocommit=True, connect_timeout=connect_timeout,
+                                 keepalives=1, keepalives_idle=10, keepalives_interval=5,
+                                 keepalives_count=3)  # fmt: skip
+    connection.execute(f"LISTEN {CHANNEL}")
+    return connection
+
+
+def received(connection: psycopg.Connection[Any], timeout: float) -> Iterator[Notice]:
+    """Each notice as it arrives, for ``timeout`` seconds; raises
+    psycopg.OperationalError when the connection is lost."""
+    for notice in connection.notifies(timeout=timeout):
+        parsed = Notice.parse(notice.payload)
+        if parsed is not None:
+            yield parsed
+
+
+def ping(connection: psycopg.Connection[Any]) -> None:
+    """A round trip: raises psycopg.OperationalError when the server is gone."""
+    connection.execute("SELECT 1")
