@@ -37,6 +37,9 @@ def test_the_people_route_serves_the_pairwise_model(db_url: str, tmp_path: Path)
     ids = np.array([r.candidate_id for r in served.recommendations])
     signals = serve_people._reciprocal_signals(settings, models, user, ids)
     assert signals is not None and signals[0] == pairwise.version
+    # whatever order the active people models come in (not the alphabet's luck)
+    reversed_order = serve_people._reciprocal_signals(settings, models[::-1], user, ids)
+    assert reversed_order is not None and reversed_order[0] == pairwise.version
     loaded = next(m for m in models if m.model_type == "pairwise")
     row = loaded.user_row(settings.hash_secret, user)
     assert row is not None
