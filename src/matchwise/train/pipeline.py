@@ -11,8 +11,9 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from matchwise.actions import DECIDED_ACTIONS
 from matchwise.data.dataset import Dataset, check_fits
 from matchwise.errors import ArtifactError, InvalidInput
 from matchwise.experiments.reference import REFERENCE_FILE, acted_on, reference_sample
+from matchwise.features.text import text_cache_dir
 from matchwise.metrics import evaluate_full_ranking
 from matchwise.models.artifacts import TrainedModel, load_trained, save_trained
 from matchwise.models.base import InteractionSet, Recommender
@@ -61,16 +63,32 @@ class TrainResult:
     registry_id: str | None = None
     activated: bool = False
     reason: str = ""
+    #: Wall seconds of each pipeline stage (dataset, fit, validation, test, baselines,
+    #: report, save), in order, and this process's CPU seconds in each (a loaded machine
+    #: stretches the first, hardly the second): what ``benchmarks/training_scale`` reads.
+    stages: dict[str, float] = field(default_factory=dict)
+    stage_cpu: dict[str, float] = field(default_factory=dict)
 
 
 #: Called inside the registration transaction with its results (a job marks itself done).
 Finish = Callable[[Session, list[TrainResult]], None]
 
 
-def _fit(model: Recommender, train: InteractionSet, valid: InteractionSet) -> float:
-    started = time.perf_counter()
-    model.fit(train, valid)
-    return time.perf_counter() - started
+@dataclass
+class _Clock:
+    """Wall and process-CPU seconds per named stage."""
+
+    wall: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.wall[name] = self.wall.get(name, 0.0) + time.perf_counter() - wall
+            self.cpu[name] = self.cpu.get(name, 0.0) + time.process_time() - cpu
 
 
 def _score_samples(
@@ -87,6 +105,15 @@ def _score_samples(
     other = rng.choice(scores.ravel(), size=min(20_000, scores.size), replace=False)
     finite = np.isfinite
     return positive[finite(positive)], other[finite(other)]
+
+
+def _share_text_cache(model: Recommender, settings: Settings) -> None:
+    """A model that embeds texts (the two-tower) and names no cache of its own uses the
+    store's: the one serving keeps bio vectors in and erasure purges, so a retrain embeds
+    only the texts that are new (20,000 bios and 5,000 item texts cost minutes on CPU)."""
+    config = getattr(model, "config", None)
+    if config is not None and hasattr(config, "text_cache_dir") and not config.text_cache_dir:
+        config.text_cache_dir = text_cache_dir(settings.artifact_root)
 
 
 def train_summary(result: TrainResult) -> dict[str, Any]:
@@ -174,6 +201,7 @@ def train_version(
     settings = runtime.settings
     config = {**read_config(config_path), **(config_overrides or {})}
     model = make_model(name, config, flags, progress=progress)  # refuse bad config first
+    _share_text_cache(model, settings)
     home = model_domain(model)
     if dataset is not None:  # a snapshot: its own domain, its ids this deployment's
         domain = check_fits(dataset, settings.hash_secret, domain)
@@ -182,25 +210,32 @@ def train_version(
     if home is not None and domain != home:
         raise InvalidInput(f"{name} learns from the {home} domain only, not {domain}: "
                            f"train it with --domain {home} (or on a {home} snapshot)")  # fmt: skip
-    if dataset is None:
-        with runtime.session() as session:
-            dataset = build_dataset(
-                session,
-                settings.action_table,
-                settings.hash_secret,
-                domain=domain,  # type: ignore[arg-type]
-                negative_samples=0,
-                seed=settings.seed,
-            )
-    train, valid, test = dataset.interaction_sets()
-    seconds = _fit(model, train, valid)
-    validation = evaluate_full_ranking(model, train, valid)
-    results = {name: evaluate_full_ranking(model, train, test, exclude=valid)}
-    for baseline in BASELINES:
-        if baseline != name:
-            base = make_model(baseline)
-            base.fit(train, valid)
-            results[baseline] = evaluate_full_ranking(base, train, test, exclude=valid)
+    clock = _Clock()
+    with clock.stage("dataset"):
+        if dataset is None:
+            with runtime.session() as session:
+                dataset = build_dataset(
+                    session,
+                    settings.action_table,
+                    settings.hash_secret,
+                    domain=domain,  # type: ignore[arg-type]
+                    negative_samples=0,
+                    seed=settings.seed,
+                )
+        train, valid, test = dataset.interaction_sets()
+    with clock.stage("fit"):
+        model.fit(train, valid)
+    seconds = clock.wall["fit"]
+    with clock.stage("validation"):
+        validation = evaluate_full_ranking(model, train, valid)
+    with clock.stage("test"):
+        results = {name: evaluate_full_ranking(model, train, test, exclude=valid)}
+    with clock.stage("baselines"):
+        for baseline in BASELINES:
+            if baseline != name:
+                base = make_model(baseline)
+                base.fit(train, valid)
+                results[baseline] = evaluate_full_ranking(base, train, test, exclude=valid)
     version = registry.new_version(name)
     model.version = version
     model.training_metrics = {
@@ -215,36 +250,40 @@ def train_version(
         domain,
         {"dataset": dataset.manifest, "validation": validation, "test": results[name]},
     )
-    history = getattr(model, "history_", None) or model.training_metrics.get("history", [])
-    positive, other = _score_samples(model, train, test)
-    payload = {
-        "model": name,
-        "version": version,
-        "created_at": datetime.now(UTC).isoformat(),
-        "train_seconds": seconds,
-        "validation": validation,
-        "test": results,
-        "dataset": dataset.manifest,
-        "config": model.get_params(),
-        "dry_run": stage is None,
-    }
-    json_path, html_path = write_report(
-        reports_folder(settings.artifact_root), version, payload, history, positive, other
-    )
-    result = TrainResult(
-        model_type=name,
-        version=version,
-        validation=validation,
-        test=results,
-        dataset_version=dataset.manifest.get("version", ""),
-        train_seconds=seconds,
-        report_html=html_path,
-        report_json=json_path,
-    )
+    with clock.stage("report"):
+        history = getattr(model, "history_", None) or model.training_metrics.get("history", [])
+        positive, other = _score_samples(model, train, test)
+        payload = {
+            "model": name,
+            "version": version,
+            "created_at": datetime.now(UTC).isoformat(),
+            "train_seconds": seconds,
+            "validation": validation,
+            "test": results,
+            "dataset": dataset.manifest,
+            "config": model.get_params(),
+            "dry_run": stage is None,
+        }
+        json_path, html_path = write_report(
+            reports_folder(settings.artifact_root), version, payload, history, positive, other
+        )
+        result = TrainResult(
+            model_type=name,
+            version=version,
+            validation=validation,
+            test=results,
+            dataset_version=dataset.manifest.get("version", ""),
+            train_seconds=seconds,
+            report_html=html_path,
+            report_json=json_path,
+            stages=clock.wall,
+            stage_cpu=clock.cpu,
+        )
     pending = PendingVersion(result, {"validation": validation, "test": results[name]})
     if stage is not None:
-        pending.folder = save_trained(trained, stage / version)
-        _write_reference(pending.folder, model, train, dataset, domain, runtime.settings)
+        with clock.stage("save"):
+            pending.folder = save_trained(trained, stage / version)
+            _write_reference(pending.folder, model, train, dataset, domain, runtime.settings)
     track_training(settings, name, version,
                    params={"model": name, "domain": domain, "activate": activate,
                            "dataset": dataset.manifest.get("version", ""),
