@@ -21,22 +21,23 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from matchwise import registry
 from matchwise.data.synthetic import generate_items
+from matchwise.db.notify import LISTENER_NAME
 from matchwise.db.tables import Recommendation
 from matchwise.ingest.bulk import write_bundle
 from matchwise.ingest.profiles import upsert_users
 from matchwise.runtime import Runtime
+from matchwise.serve.broadcast import start_listener
 from matchwise.serve.recommend import recommend
 from matchwise.serve.refresh import refresh_users
+from matchwise.serve.state import serving_state
 from matchwise.settings import Settings
 from matchwise.train.pipeline import train_model
 from tests.utils.factories import people_fixture, person
 from tests.utils.live_server import free_port
-
-pytestmark = pytest.mark.postgres
 
 #: Seen within a second in a quiet run; three allow for a loaded machine, and stay far
 #: below what polling would need here (an hour).
@@ -144,6 +145,7 @@ def _warm_user(runtime: Runtime) -> str:
     raise AssertionError("no warm user")
 
 
+@pytest.mark.postgres
 def test_activation_and_new_profiles_reach_every_server_within_a_second(
     store: Runtime, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
@@ -190,3 +192,77 @@ def test_activation_and_new_profiles_reach_every_server_within_a_second(
         versions = set(session.scalars(select(Recommendation.model_version).where(
             Recommendation.user_id == user, Recommendation.candidate_kind == "item")))  # fmt: skip
     assert versions == {new.version}
+
+
+#: The listener connections' server processes, and how to end them (a failover would).
+LISTENERS = text("SELECT pid FROM pg_stat_activity WHERE application_name = :name")
+KILL_LISTENERS = text(
+    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = :name"
+)
+
+
+@pytest.mark.postgres
+def test_a_listener_reconnects_and_catches_up_with_what_it_missed(pg_runtime: Runtime) -> None:
+    """The change-notice connection is ended by the server (a failover, a restart): the
+    listener connects again on its own and hears the next activation. And notices sent
+    while no listener was connected are lost, so a listener that (re)connects re-reads
+    the registry: an activation made meanwhile is applied."""
+    runtime = pg_runtime
+    start = pd.Timestamp.now(tz="UTC").normalize() - pd.Timedelta(days=60)
+    bundle = generate_items(n_users=60, n_items=40, n_interactions=1500, seed=5, start=start)
+    write_bundle(runtime, bundle, runtime.settings.action_table)
+    old = train_model(runtime, "ease", domain="items", activate="always")
+    new = train_model(runtime, "ease", domain="items", activate="never")
+    store = registry.ArtifactStore(runtime.settings.artifact_root)
+    state = serving_state(runtime)
+    state.check_seconds = 3600.0  # polling alone would not see an activation
+
+    def serves(version: str) -> Callable[[], bool]:
+        def check() -> bool:
+            with runtime.read_session() as session:
+                found = state.model(session, "ease")
+            return found is not None and found.version == version
+
+        return check
+
+    assert serves(old.version)()
+    listener = start_listener(runtime)
+    assert listener is not None and listener.wait_connected(30)
+    with runtime.read_session() as session:
+        before = set(session.scalars(LISTENERS, {"name": LISTENER_NAME}))
+    with runtime.session() as session:
+        assert session.scalar(KILL_LISTENERS, {"name": LISTENER_NAME}) == 1
+
+    def reconnected() -> bool:
+        with runtime.read_session() as session:
+            now = set(session.scalars(LISTENERS, {"name": LISTENER_NAME}))
+        return bool(now) and not now & before and listener.connected.is_set()
+
+    try:
+        assert _until(reconnected, 30.0), "the listener did not connect again"
+        with runtime.session() as session:
+            registry.activate_version(session, store, new.version, actor="test")
+        assert _until(serves(new.version), 30.0), "the activation did not reach it"
+    finally:
+        listener.close()
+
+    with runtime.session() as session:  # while no one listens
+        registry.rollback(session, store, "ease", actor="test")
+    assert serves(new.version)()
+    listener = start_listener(runtime)
+    try:
+        assert listener is not None and listener.wait_connected(30)
+        assert _until(serves(old.version), 30.0), "the missed rollback was not applied"
+    finally:
+        if listener is not None:
+            listener.close()
+
+
+def test_sqlite_has_no_listener(sqlite_url: str, tmp_path: Path) -> None:
+    """One host: SQLite polls (``registry_check_seconds``); there is nothing to listen to."""
+    settings = Settings(database_url=sqlite_url, artifact_root=str(tmp_path / "artifacts"))
+    runtime = Runtime.open(settings, migrate=False)
+    try:
+        assert start_listener(runtime) is None
+    finally:
+        runtime.close()

@@ -21,6 +21,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 CHANNEL = "matchwise_serving"
+#: The listener connections' ``application_name`` (how ``pg_stat_activity`` shows them).
+LISTENER_NAME = "matchwise-listener"
 Topic = Literal["registry", "user", "item"]
 TOPICS: frozenset[str] = frozenset({"registry", "user", "item"})
 _NOTIFY = text("SELECT pg_notify(:channel, :payload)")
@@ -73,7 +75,8 @@ def listen(dsn: str, connect_timeout: int = 5) -> psycopg.Connection[Any]:
     """A dedicated autocommit connection listening on :data:`CHANNEL`; TCP keepalives
     make a silently vanished server an error within seconds instead of a hang."""
     connection = psycopg.connect(dsn, autocommit=True, connect_timeout=connect_timeout,
-                                 keepalives=1, keepalives_idle=10, keepalives_interval=5,
+                                 application_name=LISTENER_NAME, keepalives=1,
+                                 keepalives_idle=10, keepalives_interval=5,
                                  keepalives_count=3)  # fmt: skip
     connection.execute(f"LISTEN {CHANNEL}")
     return connection
