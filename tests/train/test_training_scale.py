@@ -6,12 +6,14 @@ Speed itself is measured by ``benchmarks/training_scale/run.py``, not asserted h
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
+from matchwise.cli.app import main
 from matchwise.data.synthetic import generate_items
 from matchwise.db import queries
 from matchwise.features.text import TextEmbedder, text_cache_dir
@@ -37,12 +39,32 @@ def store(sqlite_url: str, tmp_path: Path) -> Runtime:
     return runtime
 
 
-def test_a_training_reports_wall_and_cpu_seconds_of_each_stage(store: Runtime) -> None:
+def test_a_training_reports_wall_and_cpu_seconds_of_each_stage(
+    store: Runtime, capsys: pytest.CaptureFixture[str]
+) -> None:
     result = train_model(store, "popularity", activate="always")
     assert list(result.stages) == STAGES
     assert list(result.stage_cpu) == STAGES
     assert all(v >= 0 for v in [*result.stages.values(), *result.stage_cpu.values()])
     assert result.train_seconds == result.stages["fit"]
+    assert capsys.readouterr() == ("", "")  # no bars unless asked for
+
+
+def test_the_cli_draws_bars_for_fitting_and_evaluating_on_stderr(
+    store: Runtime, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MATCHWISE_DATABASE_URL", store.settings.database_url)
+    monkeypatch.setenv("MATCHWISE_ARTIFACT_ROOT", store.settings.artifact_root)
+    monkeypatch.delenv("MATCHWISE_CONFIG", raising=False)
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "popularity", "--dry-run"])
+    assert not exit_.value.code
+    err = capsys.readouterr().err
+    assert "fit popularity" in err and "validate popularity" in err and "test popularity" in err
+    with pytest.raises(SystemExit):
+        main(["train", "popularity", "--dry-run", "--json"])
+    out, err = capsys.readouterr()
+    assert "validate" not in err and json.loads(out.strip().splitlines()[-1])["model"]
 
 
 @pytest.mark.slow  # loads the sentence model and embeds the store's texts

@@ -35,6 +35,7 @@ from matchwise.report import write_report
 from matchwise.runtime import Runtime
 from matchwise.settings import Settings
 from matchwise.train.dataset import build_dataset
+from matchwise.train.progress import counting, stage_bar, users_to_rank
 from matchwise.train.tracking import track_training
 
 log = logging.getLogger(__name__)
@@ -223,13 +224,17 @@ def train_version(
                     seed=settings.seed,
                 )
         train, valid, test = dataset.interaction_sets()
-    with clock.stage("fit"):
+    # a model with a bar of its own (the two-tower's epochs) draws it; others get a spinner
+    own_bar = getattr(model, "progress", None) is not None
+    with clock.stage("fit"), stage_bar(progress and not own_bar, f"fit {name}"):
         model.fit(train, valid)
     seconds = clock.wall["fit"]
-    with clock.stage("validation"):
-        validation = evaluate_full_ranking(model, train, valid)
-    with clock.stage("test"):
-        results = {name: evaluate_full_ranking(model, train, test, exclude=valid)}
+    with clock.stage("validation"), stage_bar(progress, f"validate {name}",
+                                              users_to_rank(valid)) as advance:  # fmt: skip
+        validation = evaluate_full_ranking(counting(model, advance), train, valid)
+    with clock.stage("test"), stage_bar(progress, f"test {name}", users_to_rank(test)) as advance:
+        results = {name: evaluate_full_ranking(counting(model, advance), train, test,
+                                               exclude=valid)}  # fmt: skip
     with clock.stage("baselines"):
         for baseline in BASELINES:
             if baseline != name:
