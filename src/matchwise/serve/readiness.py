@@ -12,13 +12,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import UTC, datetime
 
 from matchwise.runtime import Runtime
 from matchwise.schemas import ReadyOut
-from matchwise.serve.recommend import compute
-from matchwise.serve.state import WarmUp, warm_up, warm_up_status
-from matchwise.serve.types import Kind, RecommendFilters
+from matchwise.serve.recommend import recommend
+from matchwise.serve.state import WarmUp, settle_heap, warm_up, warm_up_status
+from matchwise.serve.types import Kind
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +32,13 @@ def warm(runtime: Runtime) -> WarmUp:
     rehearsals: list[tuple[str, Kind]] = [(person, "user") for person in record.persons]
     if record.user is not None and record.items:
         rehearsals.append((record.user, "item"))
-    for user_id, kind in rehearsals:
+    for user_id, kind in rehearsals:  # as a request computes it live: nothing is written
         try:
             with runtime.read_session() as session:
-                compute(runtime, session, user_id, runtime.settings.default_top_n, kind,
-                        RecommendFilters(), datetime.now(UTC))  # fmt: skip
+                recommend(runtime, session, user_id, kind=kind, use_cache=False)
         except Exception as exc:
             log.warning("warm-up: rehearsing a %s list failed (%s)", kind, exc)
+    settle_heap()  # the warm-up's garbage is collected now, not by the first request
     record.seconds = round(time.perf_counter() - began, 3)
     record.done.set()
     log.info("ready: %d models, %d items, %d people (%d bio vectors) in %.1f s",
