@@ -257,6 +257,13 @@ def _seen_matrix(interactions: InteractionSet) -> sp.csr_matrix:
     return matrix
 
 
+#: Most score cells (evaluated users x catalogue) a full-ranking evaluation computes:
+#: above it the users are sampled (about 540 users at a million candidates).
+EVAL_MAX_CELLS = 1 << 29
+#: Most score cells in one batch (64 MB of float32).
+EVAL_BATCH_CELLS = 1 << 24
+
+
 def _as_csr(matrix: sp.spmatrix, shape: tuple[int, int]) -> sp.csr_matrix:
     csr = sp.csr_matrix(matrix)
     if csr.shape != shape:
@@ -301,6 +308,7 @@ def evaluate_full_ranking(
     k: int = 10,
     exclude: InteractionSet | sp.spmatrix | None = None,
     batch_size: int = 1024,
+    max_cells: int = EVAL_MAX_CELLS,
 ) -> dict[str, float]:
     """Rank every item for every test user and average the metrics @k over those users.
 
@@ -312,12 +320,21 @@ def evaluate_full_ranking(
     Returns ``{"precision@k", "recall@k", "f1@k", "ndcg@k", "hit@k", "map@k", "mrr@k",
     "coverage@k", "users"}``; ``coverage@k`` is the share of the catalogue recommended to
     at least one evaluated user.
+
+    Bounded work: when the users times the catalogue exceed ``max_cells`` score cells, an
+    evenly spaced sample of ``max_cells // n_items`` of the users is evaluated (the same
+    users on every call with the same split) and ``users_sampled_from`` says of how many:
+    a million people ranking a million candidates is 10^12 scores. A batch holds at most
+    ``EVAL_BATCH_CELLS`` scores, so memory does not grow with the catalogue either.
     """
     if (train.n_users, train.n_items) != (test.n_users, test.n_items):
         raise InvalidInput("train and test must share one id universe (same user/item ids)")
     score_fn, seen, relevant, n_relevant, users = _full_ranking_inputs(
         model_or_score_fn, train, test, exclude, batch_size
     )
+    sampled_from = len(users)
+    users = _evenly_spaced(users, max(1, max_cells // max(train.n_items, 1)))
+    batch_size = max(1, min(batch_size, EVAL_BATCH_CELLS // max(train.n_items, 1)))
 
     names = ("precision", "recall", "f1", "ndcg", "hit", "map", "mrr")
     totals = dict.fromkeys(names, 0.0)
@@ -351,7 +368,16 @@ def evaluate_full_ranking(
     result = {f"{name}@{k}": totals[name] / n for name in names}
     result[f"coverage@{k}"] = float(recommended.sum() / max(train.n_items, 1))
     result["users"] = float(len(users))
+    if len(users) < sampled_from:
+        result["users_sampled_from"] = float(sampled_from)
     return result
+
+
+def _evenly_spaced(users: np.ndarray, most: int) -> np.ndarray:
+    """``users`` when there are at most ``most``, else ``most`` of them evenly spaced."""
+    if len(users) <= most:
+        return users
+    return users[np.unique(np.linspace(0, len(users) - 1, most).round().astype(np.int64))]
 
 
 # --- per-user full ranking and paired comparisons -----------------------------------------

@@ -13,6 +13,7 @@ data file itself is not needed at run time.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -720,6 +721,46 @@ def generate_people(
         domain="people",
         meta=meta,
     )
+
+
+def stream_people(
+    n_users: int,
+    n_swipes: int,
+    seed: int = 42,
+    start: datetime | str | pd.Timestamp | None = None,
+    days: float = WINDOW_DAYS,
+    *,
+    block: int = 50_000,
+) -> Iterator[DataBundle]:
+    """A population too large to hold at once, as :func:`generate_people` blocks of about
+    ``block`` people each, yielded one at a time (memory stays that of one block).
+
+    Each block is a community of its own (its own seed; swipes stay inside it), living in
+    the same cities as the others, so hard filters and distance cells see everyone mixed.
+    Ids are global (``p0`` … ``p{n_users-1}``), event ids unique across blocks, and the
+    swipes are shared out in proportion to the blocks' sizes.
+    """
+    if n_users < 2 or block < 2:
+        raise InvalidInput(f"n_users and block must be at least 2, got {n_users}, {block}")
+    n_blocks = max(1, -(-n_users // block))
+    for k in range(n_blocks):
+        lo, hi = k * n_users // n_blocks, (k + 1) * n_users // n_blocks
+        swipes = (k + 1) * n_swipes // n_blocks - k * n_swipes // n_blocks
+        part = generate_people(hi - lo, swipes, seed=seed * 100_003 + k, start=start, days=days,
+                               n_cities=len(CITIES), name=f"synthetic-people-{seed}")  # fmt: skip
+        ids = _ids("p", hi)[lo:]
+
+        def renamed(column: pd.Series, ids: np.ndarray = ids) -> pd.Series:
+            return pd.Series(ids[column.str.slice(1).astype(np.int64)], index=column.index)
+
+        part.users["id"] = ids
+        frame = part.interactions
+        frame["user_id"] = renamed(frame["user_id"])
+        frame["target_user_id"] = renamed(frame["target_user_id"])
+        truth = part.meta["truth"]["users"]
+        truth.index = pd.Index(ids, name="id")
+        part.meta["block"] = {"index": k, "of": n_blocks, "first_user": lo}
+        yield part
 
 
 def _empty_items() -> pd.DataFrame:

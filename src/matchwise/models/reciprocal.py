@@ -368,11 +368,18 @@ class ReciprocalRecommender(Recommender):
         return self._override(self._proba(self._columns_raw(users)), users)
 
     def score(self, users: np.ndarray) -> np.ndarray:
-        """Reciprocal scores in [0, 1]: ``(len(users), n)``."""
+        """Reciprocal scores in [0, 1]: ``(len(users), n)``, computed in row blocks of at
+        most ``_CELLS`` so the float64 intermediates of both directions stay bounded (200
+        rows at a million people were 1.6 GB each)."""
         users = self._check_users(users)
-        return reciprocal_score(
-            self.one_sided_proba(users), self.reverse_proba(users), self.mode, self.weight
-        ).astype(np.float32)
+        out = np.empty((len(users), self.n_items_ or 0), dtype=np.float32)
+        step = _rows_per_chunk(self.n_items_ or 0)
+        for start in range(0, len(users), step):
+            rows = users[start : start + step]
+            out[start : start + len(rows)] = reciprocal_score(
+                self.one_sided_proba(rows), self.reverse_proba(rows), self.mode, self.weight
+            )
+        return out
 
     def score_candidates(
         self, user: int, candidates: np.ndarray

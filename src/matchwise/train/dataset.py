@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from matchwise.actions import ActionRule
 from matchwise.data.dataset import Dataset, Domain, make_dataset
-from matchwise.db import queries
+from matchwise.db import columnar, queries
 
 
 def build_dataset(
@@ -21,7 +21,10 @@ def build_dataset(
 ) -> Dataset:
     """Store → labelled, split dataset in memory (``save_dataset`` writes it); ``options``
     are :func:`~matchwise.data.dataset.make_dataset`'s (negatives, split, ratios, seed)."""
-    raw = queries.training_interactions(session, domain)
+    if session.get_bind().dialect.name == "postgresql":  # COPY, a block of columns at a time
+        raw = columnar.training_interactions(session, domain)
+    else:
+        raw = queries.training_interactions(session, domain)
     users = queries.training_users(session)
     items = queries.training_items(session) if domain == "items" else None
     if domain == "people":
