@@ -7,14 +7,19 @@ from pathlib import Path
 
 import numpy as np
 
+from matchwise import registry
+from matchwise.data.speed_dating import read_speed_dating
 from matchwise.data.synthetic import generate_people
 from matchwise.ingest.bulk import write_bundle
+from matchwise.models.artifacts import load_trained
+from matchwise.registry import ArtifactStore
 from matchwise.runtime import Runtime
 from matchwise.serve import people as serve_people
 from matchwise.serve.recommend import recommend
 from matchwise.serve.state import serving_state
 from matchwise.settings import Settings
 from matchwise.train.pipeline import train_model
+from tests.conftest import FIXTURES
 
 
 def test_the_people_route_serves_the_pairwise_model(db_url: str, tmp_path: Path) -> None:
@@ -47,4 +52,23 @@ def test_the_people_route_serves_the_pairwise_model(db_url: str, tmp_path: Path)
                      for c in ids])  # fmt: skip
     p_ab, _, _ = loaded.trained.model.score_candidates(row, cols)
     np.testing.assert_allclose(signals[1], p_ab)
+    runtime.close()
+
+
+def test_the_served_pairwise_model_reads_the_stored_survey(db_url: str, tmp_path: Path) -> None:
+    """The answers ``matchwise load speed-dating`` stores as profile attributes reach the
+    model ``train pairwise`` fits on the store, as they reach it in the benchmark (before
+    the training snapshot carried attributes, every answer was missing)."""
+    settings = Settings(database_url=db_url, artifact_root=str(tmp_path / "art"))
+    runtime = Runtime.open(settings, migrate=False)
+    bundle = read_speed_dating(FIXTURES / "speed_dating_sample.csv")
+    write_bundle(runtime, bundle, settings.action_table, elo=settings.elo)
+    result = train_model(runtime, "pairwise", domain="people", activate="always")
+    with runtime.session() as s:
+        uri = registry.get_version(s, result.registry_id).uri
+    model = load_trained(ArtifactStore(settings.artifact_root).fetch(uri)).model
+    profiles = model.profiles_
+    assert len(profiles) == len(bundle.users)
+    assert np.isfinite(profiles.prefs).all(axis=1).mean() > 0.9  # what each looks for
+    assert np.isfinite(profiles.answers).any(axis=1).all()
     runtime.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -395,10 +396,15 @@ def training_users(session: Session) -> pd.DataFrame:
 
     ``photo_vector`` is the mean of the app-supplied photo embeddings (seed 001's optional
     image modality); it is left out when nobody has one, and None for people without.
+    ``attributes`` (the app's own profile answers, e.g. a sign-up survey the pairwise
+    people model reads) travel as JSON text, left out when nobody has any.
     """
     cols = [User.id, User.age, User.gender, User.city, User.bio, User.tags, User.elo,
-            User.photo_embeddings]  # fmt: skip
+            User.photo_embeddings, User.attributes]  # fmt: skip
     frame = pd.DataFrame(session.execute(select(*cols)).all(), columns=[c.key for c in cols])
+    answers = frame.pop("attributes")
+    if answers.map(bool).any():
+        frame["attributes"] = [json.dumps(a, sort_keys=True) if a else None for a in answers]
     photos = frame.pop("photo_embeddings")
     if photos.notna().any():
         frame["photo_vector"] = [
