@@ -22,6 +22,8 @@ from typing import Any
 from matchwise.errors import ConfigError
 from matchwise.registry import ArtifactStore
 from matchwise.runtime import Runtime
+from matchwise.serve.people_refresh import BLOCK as PEOPLE_BLOCK
+from matchwise.serve.people_refresh import PeopleRefresher
 from matchwise.serve.refresh import reconcile_online_visibility, refresh_users, users_to_refresh
 from matchwise.serve.types import Kind
 from matchwise.settings import Settings
@@ -172,3 +174,65 @@ def refresh_with_ray(
     if full:
         reconcile_online_visibility(runtime)
     return {"users": users, "rows": rows, "tasks": len(chunks), "cpus": cpus}
+
+
+class _PeopleRefresherActor:
+    """One Ray actor per CPU for the people refresh: loads the people catalogue, the
+    active people model and the distance cells once (seconds at a million people), then
+    ranks chunk after chunk (:class:`~matchwise.serve.people_refresh.PeopleRefresher`)."""
+
+    def __init__(self, settings: dict[str, Any], top_n: int, block: int) -> None:
+        self.runtime = Runtime.open(Settings(**settings), migrate=False)
+        self.refresher = PeopleRefresher.open(self.runtime)
+        self.top_n, self.block = top_n, block
+
+    def refresh(self, user_ids: list[str]) -> dict[str, Any]:
+        return self.refresher.refresh(user_ids, self.top_n, self.block)
+
+    def close(self) -> None:
+        self.runtime.close()
+
+
+def refresh_people_with_ray(
+    runtime: Runtime,
+    user_ids: Sequence[str] | None = None,
+    top_n: int = 50,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    chunk_size: int | None = None,
+    block: int = PEOPLE_BLOCK,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Refresh every active person's people list (or ``user_ids``'), a
+    :func:`~matchwise.serve.people_refresh.refresh_people` per Ray actor (one per CPU),
+    chunks of at most :data:`CHUNK` people handed out as actors free up. Returns counts
+    and each actor's peak RSS (``actor_peak_rss_mib``, by process id)."""
+    ray = _ray(runtime, address)
+    full = user_ids is None
+    user_ids = users_to_refresh(runtime, user_ids)
+    started_here = _start(ray, address or runtime.settings.ray_address, num_cpus)
+    try:
+        cpus = max(int(ray.cluster_resources().get("CPU", 1)), 1)
+        size = chunk_size or min(CHUNK, max(1, math.ceil(len(user_ids) / (4 * cpus))))
+        chunks = [user_ids[i : i + size] for i in range(0, len(user_ids), size)]
+        actor = ray.remote(num_cpus=1, max_restarts=2, max_task_retries=2)(_PeopleRefresherActor)
+        settings = runtime.settings.model_dump()
+        actors = [actor.remote(settings, top_n, block) for _ in range(min(cpus, len(chunks)))]
+        pool = ray.util.ActorPool(actors)
+        users = rows = 0
+        peaks: dict[int, float] = {}
+        work = pool.map_unordered(lambda a, chunk: a.refresh.remote(chunk), chunks)
+        for stats in work:
+            users += stats["users"]
+            rows += stats["rows"]
+            peaks[stats["pid"]] = max(peaks.get(stats["pid"], 0.0), stats["peak_rss_mib"])
+            if progress is not None:
+                progress(stats["users"])
+        ray.get([a.close.remote() for a in actors])
+    finally:
+        if started_here:
+            ray.shutdown()
+    if full:
+        reconcile_online_visibility(runtime)
+    return {"users": users, "rows": rows, "tasks": len(chunks), "cpus": cpus,
+            "actor_peak_rss_mib": peaks}  # fmt: skip

@@ -1,0 +1,319 @@
+"""Batched people refresh (issue 21 item 2): every person's top list, a block at a time.
+
+The live path (:func:`~matchwise.serve.people.people_recommendations`) answers one person:
+it tests the hard filters against every profile, reads the person's exclusions and
+admirers and checks the list against the store, three round trips and an O(population)
+scan per person, hours for a million. Here one process loads what does not change during
+a refresh once (the people catalogue, the active people model with every catalogue row's
+model column, a grid of distance cells), and for each block of people:
+
+- reads their profiles and histories, what others did to them (likes, refusals, blocks)
+  and, once for the block, which of their leading candidates are hidden now: four queries
+  a block instead of four a person;
+- draws each person's candidates from the distance cells within reach of both sides'
+  radius (a k-d tree over the cells' centres, which are the only positions matching
+  sees), not from everyone, then applies the same two-sided hard filters
+  (:func:`~matchwise.features.compatibility.mutual_preference_mask`: gender and seeking,
+  ages, distance) and the same exclusions (already swiped, refused or blocked either way);
+- ranks them with the live path's own signals and blend, so a refreshed list is the list
+  a live request computes;
+- writes the block's lists in one transaction (one delete, COPY on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from scipy.spatial import cKDTree
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from matchwise.actions import DECIDED_ACTIONS, HIDES_ACTOR_FROM_TARGET, LIKE_ACTIONS
+from matchwise.db import queries
+from matchwise.db.tables import Interaction
+from matchwise.features.compatibility import EARTH_RADIUS_KM, mutual_preference_mask
+from matchwise.features.people import (
+    blend,
+    blend_bounds,
+    blend_contributions,
+    reason_for,
+    reciprocal_score,
+    unit_blend,
+)
+from matchwise.hashing import hash_id
+from matchwise.models.heuristic import HEURISTIC_VERSION
+from matchwise.runtime import Runtime
+from matchwise.serve.online import put_lists
+from matchwise.serve.people import people_signals
+from matchwise.serve.recommend import route_for
+from matchwise.serve.refresh import (
+    _among,
+    profiles_and_histories,
+    users_to_refresh,
+    write_caches,
+)
+from matchwise.serve.state import LoadedModel, PeopleCatalogue, serving_state
+from matchwise.serve.types import Recommendation, RecommendationList, explanation
+
+log = logging.getLogger(__name__)
+
+#: People per block: one transaction, four reads and one bulk write each.
+BLOCK = 1000
+_INCOMING = sorted(set(LIKE_ACTIONS) | set(HIDES_ACTOR_FROM_TARGET))
+
+
+@dataclass
+class DistanceCells:
+    """The catalogue's people grouped by distance cell, with a k-d tree over the cells'
+    centres (as unit vectors): who may be within ``r`` km of a person is the members of
+    the cells whose centre is, plus everyone without a position (distance unknown never
+    excludes)."""
+
+    tree: cKDTree | None
+    members: np.ndarray  # catalogue rows, grouped by cell
+    bounds: np.ndarray  # cell c's members are members[bounds[c]:bounds[c+1]]
+    unplaced: np.ndarray  # rows without a position
+    no_radius: np.ndarray  # rows without a maximum distance
+    widest: float  # the largest maximum distance anyone set (NaN: nobody set one)
+
+    @classmethod
+    def build(cls, cat: PeopleCatalogue) -> DistanceCells:
+        p = cat.profiles
+        lat, lon = np.asarray(p.latitude, float), np.asarray(p.longitude, float)
+        placed = np.flatnonzero(np.isfinite(lat) & np.isfinite(lon))
+        radius = np.asarray(p.max_distance_km, float)
+        widest = float(np.nanmax(radius)) if np.isfinite(radius).any() else float("nan")
+        no_radius = np.flatnonzero(~np.isfinite(radius))
+        if len(placed) == 0:
+            return cls(None, placed, np.zeros(1, np.int64), np.arange(len(lat)), no_radius,
+                       widest)  # fmt: skip
+        centres, cell = np.unique(np.column_stack([lat[placed], lon[placed]]), axis=0,
+                                  return_inverse=True)  # fmt: skip
+        cell = cell.ravel()
+        order = np.argsort(cell, kind="stable")
+        bounds = np.searchsorted(cell[order], np.arange(len(centres) + 1))
+        return cls(cKDTree(_unit(centres[:, 0], centres[:, 1])), placed[order], bounds,
+                   np.flatnonzero(~(np.isfinite(lat) & np.isfinite(lon))), no_radius,
+                   widest)  # fmt: skip
+
+    def pool(self, cat: PeopleCatalogue, me: int) -> np.ndarray:
+        """Sorted catalogue rows that may pass the distance filter with ``me``: a superset
+        of what :func:`mutual_preference_mask` admits on distance."""
+        p = cat.profiles
+        n = len(cat.visible)
+        lat, lon = float(p.latitude[me]), float(p.longitude[me])
+        mine = float(p.max_distance_km[me])
+        reach = mine if np.isfinite(mine) else self.widest
+        if (
+            self.tree is None
+            or not (np.isfinite(lat) and np.isfinite(lon))
+            or not np.isfinite(reach)
+        ):
+            return np.arange(n)
+        chord = 2.0 * np.sin(min(reach / (2.0 * EARTH_RADIUS_KM), np.pi / 2)) * (1 + 1e-9) + 1e-12
+        cells = self.tree.query_ball_point(_unit(np.array([lat]), np.array([lon]))[0], chord)
+        parts = [self.members[self.bounds[c] : self.bounds[c + 1]] for c in cells]
+        parts.append(self.unplaced)
+        if not np.isfinite(mine):  # my radius unset: theirs alone limits, unset is no limit
+            parts.append(self.no_radius)
+        return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+
+
+def _unit(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    la, lo = np.radians(lat), np.radians(lon)
+    return np.column_stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)])
+
+
+@dataclass
+class PeopleRefresher:
+    """What one process loads once for a people refresh (see the module docstring)."""
+
+    runtime: Runtime
+    cat: PeopleCatalogue
+    cells: DistanceCells
+    model: LoadedModel | None
+    model_columns: np.ndarray  # model column of each catalogue row, -1 if unknown
+
+    @classmethod
+    def open(cls, runtime: Runtime) -> PeopleRefresher:
+        settings, state = runtime.settings, serving_state(runtime)
+        with runtime.session() as session:
+            cat = state.people(session, settings.location_cell_km)
+            models = [m for m in state.serving(session, "people") if m.domain == "people"]
+        model = models[0] if models else None
+        columns = np.full(len(cat.visible), -1, dtype=np.int64)
+        if model is not None:
+            index = model.trained.item_index
+            columns = np.array([index.get(hash_id(settings.hash_secret, str(c)), -1)
+                                for c in cat.profiles.ids], dtype=np.int64)  # fmt: skip
+        return cls(runtime, cat, DistanceCells.build(cat), model, columns)
+
+    def refresh(self, user_ids: Sequence[str], top_n: int = 50,
+                block: int = BLOCK, progress: Any = None) -> dict[str, Any]:  # fmt: skip
+        """Refresh ``user_ids``' people lists, ``block`` people a transaction."""
+        now = datetime.now(UTC)
+        users = rows = 0
+        for start in range(0, len(user_ids), block):
+            part = list(user_ids[start : start + block])
+            with self.runtime.session() as session:
+                lists = self.rank_block(session, part, top_n, now)
+                rows += write_caches(session, lists, "user")
+            users += len(lists)
+            self._to_online_cache(lists)
+            if progress is not None:
+                progress(len(lists))
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return {"users": users, "rows": rows, "peak_rss_mib": round(peak, 1), "pid": os.getpid()}
+
+    def rank_block(
+        self, session: Session, user_ids: Sequence[str], top_n: int, now: datetime
+    ) -> list[RecommendationList]:
+        """The people lists of ``user_ids`` (those in the catalogue and the store)."""
+        read = profiles_and_histories(session, user_ids)
+        admirers: dict[str, set[str]] = {}
+        refused: dict[str, set[str]] = {}
+        stmt = select(Interaction.target_user_id, Interaction.user_id, Interaction.action)
+        for among in _among(session, Interaction.target_user_id, list(read)):
+            for me, other, action in session.execute(
+                stmt.where(among, Interaction.action.in_(_INCOMING))
+            ):
+                if me is None:
+                    continue
+                if action in LIKE_ACTIONS:
+                    admirers.setdefault(me, set()).add(other)
+                if action in HIDES_ACTOR_FROM_TARGET:
+                    refused.setdefault(me, set()).add(other)
+        ranked = []
+        for user_id in user_ids:
+            if user_id not in read or user_id not in self.cat.position:
+                continue
+            history = read[user_id][1]
+            decided = {t for t, a in zip(history.target_user_ids, history.actions, strict=True)
+                       if t is not None and a in DECIDED_ACTIONS}  # fmt: skip
+            ranked.append(self._rank(user_id, history, decided | refused.get(user_id, set()),
+                                     admirers.get(user_id, set()), top_n))  # fmt: skip
+        shown = [self.cat.profiles.ids[c][o[: 2 * top_n + 10]] for *_, c, o in ranked if len(o)]
+        first = [str(i) for i in np.concatenate(shown)] if shown else []
+        hidden = queries.hidden_candidates(session, sorted(set(first)), "user")
+        return [self._finish(session, r, hidden, top_n, now) for r in ranked]
+
+    def _rank(
+        self, user_id: str, history: queries.History, excluded: set[str],
+        admirers: set[str], top_n: int,
+    ) -> tuple[Any, ...]:  # fmt: skip
+        settings, cat = self.runtime.settings, self.cat
+        p = cat.profiles
+        me = cat.position[user_id]
+        pool = self.cells.pool(cat, me)
+        keep = cat.visible[pool] & (pool != me)
+        gone = [cat.position[o] for o in excluded if o in cat.position]
+        keep &= ~np.isin(pool, gone)
+        candidates = pool[keep]
+        candidates = candidates[mutual_preference_mask(p, me, candidates)]
+        route = route_for(history.count(), settings)
+        version = HEURISTIC_VERSION
+        if len(candidates) == 0:
+            return user_id, route, version, None, candidates, candidates
+        liked_me = np.isin(p.ids[candidates], list(admirers))
+        model_scores = None
+        if route != "cold":
+            served = self._model_signals(user_id, candidates)
+            if served is not None:
+                version, model_scores = served
+            else:
+                route = "fallback"
+        swipes = list(zip(history.target_user_ids, history.actions, strict=True))
+        signals, soft = people_signals(cat, me, candidates, swipes, liked_me, settings,
+                                       model_scores)  # fmt: skip
+        score, strongest = blend(signals, settings.blend, named_above_median=("swipe_rates",))
+        order = np.lexsort((p.ids[candidates], -score))
+        context = (me, signals, soft, liked_me, score, strongest)
+        return user_id, route, version, context, candidates, order
+
+    def _model_signals(
+        self, user_id: str, candidates: np.ndarray
+    ) -> tuple[str, tuple[np.ndarray, np.ndarray]] | None:
+        """As the live path's: P(user likes c) and the reciprocal score, read from the
+        active people model by the catalogue rows' precomputed model columns."""
+        loaded = self.model
+        if loaded is None:
+            return None
+        row = loaded.user_row(self.runtime.settings.hash_secret, user_id)
+        if row is None:
+            return None
+        cols = self.model_columns[candidates]
+        known = cols >= 0
+        model_p = np.zeros(len(candidates))
+        reciprocal = np.zeros(len(candidates))
+        if known.any():
+            people_model: Any = loaded.trained.model
+            p_ab, p_ba, _ = people_model.score_candidates(row, cols[known])
+            model_p[known] = p_ab
+            reciprocal[known] = reciprocal_score(p_ab, p_ba, self.runtime.settings.reciprocal_mode)
+        return loaded.version, (model_p, reciprocal)
+
+    def _finish(
+        self, session: Session, ranked: tuple[Any, ...], hidden: set[str], top_n: int,
+        now: datetime,
+    ) -> RecommendationList:  # fmt: skip
+        """The first ``top_n`` not hidden now, with scores, reasons and explanations as the
+        live path gives them."""
+        user_id, route, version, context, candidates, order = ranked
+        if context is None:
+            return RecommendationList(user_id, route, version, now, [])
+        settings, p = self.runtime.settings, self.cat.profiles
+        me, signals, soft, liked_me, score, strongest = context
+        ids = p.ids[candidates]
+        picked: list[int] = []
+        start = 0
+        while len(picked) < top_n and start < len(order):
+            window = order[start : start + 2 * top_n + 10]
+            gone = hidden if start == 0 else queries.hidden_candidates(
+                session, [str(i) for i in ids[window]], "user")  # fmt: skip
+            picked.extend(int(j) for j in window if str(ids[j]) not in gone)
+            start += len(window)
+        unit = unit_blend(score, list(signals), settings.blend)
+        parts = blend_contributions(signals, settings.blend)
+        lo, hi = blend_bounds(list(signals), settings.blend)
+        scale = f"(raw - {lo:g}) / ({hi:g} - {lo:g}): between the lowest and highest blend"
+        vocab = p.tag_vocabulary
+        my_tags = {vocab[j] for j in p.tags[me].indices}
+        radius = float(p.max_distance_km[me])
+        recs = []
+        for rank, pos in enumerate(picked[:top_n], start=1):
+            c = candidates[pos]
+            shared = sorted(my_tags & {vocab[j] for j in p.tags[c].indices})
+            context_ = {"shared_tags": shared, "distance_km": soft.distance_km[pos],
+                        "radius_km": radius, "liked_me": bool(liked_me[pos])}  # fmt: skip
+            reason = reason_for(strongest[pos], context_, settings.reveal_likes_in_reasons)
+            why = explanation({n: v[pos] for n, v in parts.items()}, unit[pos], scale)
+            recs.append(Recommendation(str(ids[pos]), "user", round(float(unit[pos]), 6), rank,
+                                       reason, explanation=why))  # fmt: skip
+        return RecommendationList(user_id, route, version, now, recs)
+
+    def _to_online_cache(self, lists: list[RecommendationList]) -> None:
+        online = self.runtime.online
+        if online is None or not lists:
+            return
+        try:
+            put_lists(online, lists, self.runtime.settings.cache_max_age_seconds, "user")
+        except Exception as exc:  # the store holds the lists; readers fall back to it
+            log.error("could not write %d people lists to the online cache (%s)", len(lists), exc)
+
+
+def refresh_people(
+    runtime: Runtime, user_ids: Sequence[str] | None = None, top_n: int = 50,
+    block: int = BLOCK, progress: Any = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Refresh the people lists of ``user_ids`` (every active user when None) in this
+    process (:class:`PeopleRefresher`); the Ray driver is
+    :func:`matchwise.scale.refresh_people_with_ray`."""
+    users = users_to_refresh(runtime, user_ids)
+    return PeopleRefresher.open(runtime).refresh(users, top_n, block, progress)
