@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,9 +66,28 @@ def _cpu_seconds(pid: int) -> float:
     return total
 
 
+def _ready(port: int, timeout: float = 900.0) -> None:
+    """Wait for ``/readyz`` to say ready (models, catalogues and vectors loaded in the
+    background), so no measurement overlaps the warm-up; a server without it is ready."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:  # noqa: S310
+                if r.status == 200:
+                    return
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return
+        except OSError:
+            pass
+        time.sleep(1.0)
+    raise RuntimeError(f"the server on port {port} did not become ready")
+
+
 def _port_free(port: int) -> None:
     """Refuse to measure a server left over from an earlier run on the same port."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
@@ -197,6 +217,7 @@ def _measure(
     bare_env = {"BENCH_USERS": str(args.users)}
     if paths & {"cached", "live"}:
         _wait(f"http://127.0.0.1:{port}/healthz")
+        _ready(port)
         # the first live request loads the model and builds its index: wait for it,
         # then warm up, so no measurement overlaps the load
         first = urllib.request.Request(
