@@ -18,7 +18,7 @@ from matchwise.ops.auth import create_key
 from matchwise.runtime import Runtime
 from matchwise.settings import Settings
 
-OPEN = {"/healthz"}
+OPEN = {"/healthz", "/readyz"}  # for load balancers: no key
 ASSET_TYPES = {".js": "javascript", ".css": "text/css", ".png": "image/png"}
 
 
