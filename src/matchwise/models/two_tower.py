@@ -506,9 +506,16 @@ class TwoTowerRecommender(Recommender):
         if self.user_encoder_.has_text or self.item_encoder_.has_text:
             embedder = TextEmbedder(cfg.text_cache_dir, device=str(self.device_))
         inputs: dict[str, np.ndarray] = {}
-        for key, array in self.user_encoder_.transform(user_frame, train.n_users, embedder).items():
+        # Loading the sentence model initialises its layers from torch's random stream, and
+        # it loads only when some text is not in the cache: embedding in a stream of its
+        # own keeps the network's initialisation the same on a cold and a warm cache.
+        fork_devices = [self.device_.index or 0] if self.device_.type == "cuda" else []
+        with torch.random.fork_rng(devices=fork_devices):
+            user_inputs = self.user_encoder_.transform(user_frame, train.n_users, embedder)
+            item_inputs = self.item_encoder_.transform(item_frame, train.n_items, embedder)
+        for key, array in user_inputs.items():
             inputs[f"user/{key}"] = array
-        for key, array in self.item_encoder_.transform(item_frame, train.n_items, embedder).items():
+        for key, array in item_inputs.items():
             inputs[f"item/{key}"] = array
         offsets, items = _like_history(train, cfg.positive_threshold, cfg.max_history, rng)
         inputs["hist/offsets"], inputs["hist/items"] = offsets, items
