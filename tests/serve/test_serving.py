@@ -174,6 +174,9 @@ def test_retrain_job_registers_activates_and_refreshes(store: Runtime) -> None:
                                     dedupe_key="retrain")  # fmt: skip
         _, again = enqueue(s, "retrain", {"models": ["ease"]}, dedupe_key="retrain")
     assert created and not again
+    bios = Worker(store, kinds=["embed_bios"])  # the profiles' bio vectors, queued first
+    while bios.run_once() is not None:
+        pass
     worker = Worker(store)
     done = worker.run_once()
     assert done.status == "done", done.last_error
