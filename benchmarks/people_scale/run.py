@@ -12,6 +12,16 @@ out time split (the last 20% of swipes). A million people is *extrapolated* from
 measured sizes by a power-law fit (labelled so in the output), not run.
 
     .venv/bin/python benchmarks/people_scale/run.py --sizes 5000 20000 50000
+
+A million, for real (issue 21): ``--load-million URL`` streams ``--people`` generated
+people and ``--swipes`` swipes into an empty PostgreSQL store (``stream_people``, a block
+at a time, COPY; secondary indexes rebuilt at the end), and ``--million-train URL`` runs
+``matchwise train reciprocal --domain people`` on it while sampling the RSS of every
+process of its tree and of PostgreSQL, with wall and CPU seconds and the load average.
+What those runs gave is under ``million`` in ``results.json``.
+
+    .venv/bin/python benchmarks/people_scale/run.py --load-million URL
+    .venv/bin/python benchmarks/people_scale/run.py --million-train URL --save out.json
 """
 
 from __future__ import annotations
@@ -31,11 +41,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import psutil
+from rich.progress import Progress
 
-from matchwise.data.synthetic import generate_people
+from matchwise.data.synthetic import generate_people, stream_people
 from matchwise.metrics import auc
 from matchwise.models.base import InteractionSet
+from matchwise.models.elo import ratings_from_swipes
 from matchwise.models.reciprocal import EASE_MAX_PEOPLE, ReciprocalRecommender
+from matchwise.runtime import Runtime
+from matchwise.settings import Settings
 
 HERE = Path(__file__).resolve().parent
 SWIPES_PER_PERSON = 50
@@ -197,6 +213,185 @@ def extrapolate(rows: list[dict[str, Any]], target: int) -> dict[str, Any]:
     return out
 
 
+# --- the million: a generated population streamed into PostgreSQL ------------------------
+
+USER_COPY = ["id", "age", "gender", "seeking", "age_min", "age_max", "max_distance_km",
+             "latitude", "longitude", "city", "bio", "tags", "attributes", "elo", "active",
+             "moderation_status", "created_at", "updated_at"]  # fmt: skip
+SWIPE_COPY = ["event_id", "user_id", "target_user_id", "action", "sample_weight",
+              "occurred_at", "received_at"]  # fmt: skip
+
+
+def _deferred(session: Any) -> tuple[list[str], list[str]]:
+    """The interactions table's secondary indexes and constraints, dropped for the load and
+    created again after it (as pg_restore does): ``(drop statements, create statements)``,
+    read from the catalogue so the rebuilt table is exactly the migrated one."""
+    con = session.connection()
+    constraints = con.exec_driver_sql(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = 'interactions'::regclass AND contype IN ('u', 'f')"
+    ).all()
+    indexes = con.exec_driver_sql(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'interactions' "
+        "AND indexname <> 'interactions_pkey' AND indexname NOT IN "
+        "(SELECT conname FROM pg_constraint)").all()  # fmt: skip
+    drop = [f"ALTER TABLE interactions DROP CONSTRAINT {n}" for n, _ in constraints]
+    drop += [f"DROP INDEX {n}" for n, _ in indexes]
+    create = [d for _, d in indexes]
+    create += [f"ALTER TABLE interactions ADD CONSTRAINT {n} {d}" for n, d in constraints]
+    return drop, create
+
+
+def _csv(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(header=False, index=False).encode()
+
+
+def load_million(url: str, n: int, swipes: int, seed: int, block: int) -> dict[str, Any]:
+    """Stream ``n`` generated people and ``swipes`` swipes into an empty store at ``url`` a
+    block at a time (``stream_people``: memory is one block's, whatever ``n``), each block
+    one transaction of two COPYs (profiles with Elo replayed from the block's swipes, then
+    its swipes). The interactions table's secondary indexes and constraints are dropped
+    first and built once at the end, as a bulk restore does (incremental upkeep of seven
+    indexes ran ~4,500 rows/s on the loaded sandbox). Matches are not written."""
+    runtime = Runtime.open(Settings(database_url=url), migrate=True)
+    started = time.perf_counter()
+    people = written = 0
+    seconds: dict[str, float] = {}
+    try:
+        with runtime.session() as session:
+            if session.connection().exec_driver_sql("SELECT count(*) FROM users").scalar():
+                raise SystemExit("--load-million needs an empty store")
+            drop, create = _deferred(session)
+            for statement in drop:
+                session.connection().exec_driver_sql(statement)
+        with Progress() as bar:
+            task = bar.add_task("people", total=n)
+            for part in stream_people(n, swipes, seed=seed, block=block):
+                now = pd.Timestamp(datetime.now(UTC)).tz_localize(None)
+                elo = ratings_from_swipes(part.interactions)
+                users = part.users.assign(
+                    seeking=[json.dumps(list(v)) for v in part.users["seeking"]],
+                    tags=[json.dumps(list(v)) for v in part.users["tags"]],
+                    attributes=[json.dumps(v) for v in part.users["attributes"]],
+                    elo=part.users["id"].map(elo).fillna(1500.0),
+                    active=True, moderation_status="ok", created_at=now, updated_at=now,
+                )[USER_COPY]  # fmt: skip
+                swiped = part.interactions.assign(
+                    sample_weight=1.0, received_at=now,
+                    occurred_at=pd.to_datetime(part.interactions["occurred_at"], utc=True)
+                    .dt.tz_localize(None),
+                )[SWIPE_COPY]  # fmt: skip
+                with runtime.session() as session:
+                    raw = session.connection().connection.driver_connection
+                    assert raw is not None
+                    with raw.cursor() as cursor:
+                        for table, frame, columns in (
+                            ("users", users, USER_COPY),
+                            ("interactions", swiped, SWIPE_COPY),
+                        ):
+                            sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT csv)"
+                            with cursor.copy(sql) as copy:
+                                copy.write(_csv(frame))
+                people += len(users)
+                written += len(swiped)
+                bar.update(task, advance=len(users))
+        seconds["copy"] = round(time.perf_counter() - started, 1)
+        t0 = time.perf_counter()
+        with runtime.session() as session:
+            for statement in create:
+                session.connection().exec_driver_sql(statement)
+        seconds["indexes_and_constraints"] = round(time.perf_counter() - t0, 1)
+        with runtime.session() as session:
+            session.connection().exec_driver_sql("ANALYZE users")
+            session.connection().exec_driver_sql("ANALYZE interactions")
+    finally:
+        runtime.close()
+    return {
+        "people": people,
+        "swipes_written": written,
+        "block": block,
+        "seed": seed,
+        "load_seconds": round(time.perf_counter() - started, 1),
+        "seconds": seconds,
+        "loader_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+# --- measuring a command: wall, CPU, peak RSS of each process and of PostgreSQL ----------
+
+
+def _rss_tree(root: psutil.Process) -> dict[int, tuple[str, int]]:
+    out = {}
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            out[proc.pid] = (" ".join(proc.cmdline()[:3])[:80], proc.memory_info().rss)
+        except psutil.Error:
+            continue
+    return out
+
+
+def _postgres_rss(port: int) -> dict[int, tuple[str, int]]:
+    """RSS of the PostgreSQL server on ``port`` and its backends (shared buffers count in
+    each backend that touched them: the sum overstates, the largest understates)."""
+    out = {}
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        try:
+            cmd = " ".join(proc.info["cmdline"] or [])
+            if proc.info["name"] == "postgres" and (f"-p {port}" in cmd or proc.ppid() in out):
+                out[proc.pid] = (cmd[:80], proc.memory_info().rss)
+        except psutil.Error:
+            continue
+    return out
+
+
+def measure(command: list[str], env: dict[str, str], pg_port: int) -> dict[str, Any]:
+    """Run ``command``, sampling every process's RSS (the command's tree, PostgreSQL's)
+    each half second: wall seconds, the tree's CPU seconds, each process's peak RSS."""
+    load_before = os.getloadavg()
+    started = time.perf_counter()
+    child = subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.PIPE,
+                             text=True)  # fmt: skip
+    root = psutil.Process(child.pid)
+    peaks: dict[int, tuple[str, int]] = {}
+    pg_peaks: dict[int, tuple[str, int]] = {}
+    loads = []
+    cpu = 0.0
+    while child.poll() is None:
+        for store, found in ((peaks, _rss_tree(root)), (pg_peaks, _postgres_rss(pg_port))):
+            for pid, (cmd, rss) in found.items():
+                if rss > store.get(pid, ("", 0))[1]:
+                    store[pid] = (cmd, rss)
+        try:
+            times = root.cpu_times()
+            cpu = max(cpu, times.user + times.system + times.children_user
+                      + times.children_system)  # fmt: skip
+        except psutil.Error:
+            pass
+        loads.append(os.getloadavg()[0])
+        time.sleep(0.5)
+    out, _ = child.communicate()
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+
+    def mib(found: dict[int, tuple[str, int]]) -> list[dict[str, Any]]:
+        return sorted(({"pid": pid, "process": cmd, "peak_rss_mib": round(rss / 2**20, 1)}
+                       for pid, (cmd, rss) in found.items()),
+                      key=lambda r: -r["peak_rss_mib"])  # fmt: skip
+
+    return {
+        "command": " ".join(command),
+        "returncode": child.returncode,
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "cpu_seconds": round(max(cpu, usage.ru_utime + usage.ru_stime), 1),
+        "peak_rss_mib_largest_process": round(usage.ru_maxrss / 1024, 1),
+        "processes": mib(peaks)[:12],
+        "postgresql": mib(pg_peaks)[:6],
+        "load_average_before": [round(v, 2) for v in load_before],
+        "load_1min_mean_during": round(float(np.mean(loads)), 2) if loads else None,
+        "uptime_after": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
+        "output_tail": out[-3000:],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[5_000, 20_000, 50_000])
@@ -206,7 +401,37 @@ def main() -> None:
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--quality", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
+    parser.add_argument(
+        "--load-million",
+        metavar="URL",
+        help="stream --people/--swipes generated people into this PostgreSQL",
+    )
+    parser.add_argument("--people", type=int, default=1_000_000)
+    parser.add_argument("--swipes", type=int, default=10_000_000)
+    parser.add_argument("--block", type=int, default=50_000)
+    parser.add_argument(
+        "--million-train",
+        metavar="URL",
+        help="time `matchwise train reciprocal --domain people` on this store",
+    )
+    parser.add_argument("--artifacts", default="/tmp/people21/var/artifacts")
+    parser.add_argument("--save", type=Path, help="write the measurement (JSON) here")
     args = parser.parse_args()
+    if args.million_train:
+        command = [str(Path(sys.executable).parent / "matchwise"), "train", "reciprocal",
+                   "--domain", "people", "--activate", "always", "--json"]  # fmt: skip
+        env = {"MATCHWISE_DATABASE_URL": args.million_train,
+               "MATCHWISE_ARTIFACT_ROOT": args.artifacts, "OPENBLAS_NUM_THREADS": "1"}  # fmt: skip
+        port = int(args.million_train.rsplit(":", 1)[1].split("/")[0])
+        found = measure(command, env, port)
+        print(json.dumps(found))
+        if args.save:
+            args.save.write_text(json.dumps(found, indent=2) + "\n")
+        return
+    if args.load_million:
+        print(json.dumps(load_million(args.load_million, args.people, args.swipes, args.seed,
+                                      args.block)))  # fmt: skip
+        return
     if args.one is not None:
         print(json.dumps(one_size(args.one, args.seed, args.force_factor)))
         return
