@@ -41,6 +41,7 @@ from matchwise.schemas import (
     MetricsOut,
     MonitoringOut,
     PromoteOut,
+    ReadyOut,
     RecommendationsOut,
     ReportIn,
     ReportOut,
@@ -192,6 +193,10 @@ class Calls:
     @staticmethod
     def health() -> Call[HealthOut]:
         return Call("GET", "/healthz", HealthOut.model_validate_json)
+
+    @staticmethod
+    def ready() -> Call[ReadyOut]:
+        return Call("GET", "/readyz", ReadyOut.model_validate_json)
 
     @staticmethod
     def upsert_users(users: Iterable[UserIn | Mapping[str, Any]]) -> Call[UpsertResult]:
@@ -459,6 +464,10 @@ class MatchwiseClient(_Base):
         """``GET /healthz``: liveness, schema revision, models that failed to load."""
         return self.call(Calls.health())
 
+    def ready(self) -> ReadyOut:
+        """``GET /readyz``: what the warm-up loaded; a 503 error while it still runs."""
+        return self.call(Calls.ready())
+
     def upsert_users(self, users: Iterable[UserIn | Mapping[str, Any]]) -> UpsertResult:
         """``POST /v1/users``: insert or update profiles (ingest key)."""
         return self.call(Calls.upsert_users(users))
@@ -652,6 +661,9 @@ class AsyncMatchwiseClient(_Base):
 
     async def health(self) -> HealthOut:
         return await self.call(Calls.health())
+
+    async def ready(self) -> ReadyOut:
+        return await self.call(Calls.ready())
 
     async def upsert_users(self, users: Iterable[UserIn | Mapping[str, Any]]) -> UpsertResult:
         return await self.call(Calls.upsert_users(users))

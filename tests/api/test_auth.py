@@ -1,4 +1,4 @@
-"""API keys: every route but /healthz and the docs checks its scope."""
+"""API keys: every route but /healthz, /readyz and the docs checks its scope."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from matchwise.db.tables import ApiKey
 from matchwise.ops.auth import create_key, revoke_key
 from matchwise.runtime import Runtime
 
-OPEN = {"/healthz", "/docs", "/openapi.json", "/redoc", "/docs/oauth2-redirect"}
+OPEN = {"/healthz", "/readyz", "/docs", "/openapi.json", "/redoc", "/docs/oauth2-redirect"}
 
 
 @pytest.fixture

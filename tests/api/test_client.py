@@ -254,7 +254,7 @@ def test_client_with_its_own_connection_to_a_live_server(app: FastAPI, admin_key
 
 #: Each operation of Calls with arguments that name its ids USER and ITEM.
 CALL_ARGUMENTS: dict[str, tuple[object, ...]] = {
-    "health": (), "upsert_users": ([],), "upsert_items": ([],), "send_events": ([],),
+    "health": (), "ready": (), "upsert_users": ([],), "upsert_items": ([],), "send_events": ([],),
     "record_interaction": ({},), "recommendations": ("USER",), "matches": ("USER",),
     "similar_items": ("ITEM",), "similar_users": ("USER",), "report": ({},),
     "mint_token": ("USER",), "classify": ("text",), "erase_user": ("USER",), "moderation": (),

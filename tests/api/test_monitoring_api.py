@@ -98,7 +98,7 @@ def test_the_stored_snapshot_is_the_jobs(served: tuple[Runtime, str]) -> None:
         assert "monitoring job" in missing.json()["message"]
         with runtime.session() as session:
             enqueue(session, "monitoring", {"window_days": 3})
-        assert Worker(runtime, schedules={}).run(until_idle=True) == 1
+        assert Worker(runtime, schedules={}, kinds=["monitoring"]).run(until_idle=True) == 1
         stored = _monitoring(client, stored="true")
         assert stored["window_days"] == 3
         assert stored["routes"]["requests"]["total"] == 0  # the worker answers no requests

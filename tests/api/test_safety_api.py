@@ -84,7 +84,7 @@ def test_new_scammy_profile_is_scanned_and_hidden(client: TestClient, runtime: R
                      latitude=52.5, longitude=13.4, bio=SCAM_BIO, tags=["hiking"])  # fmt: skip
     r = client.post("/v1/users", json={"users": [scammer.model_dump(mode="json")]})
     assert r.status_code == 200
-    done = Worker(runtime).run_once()  # the safety_scan job the upsert queued
+    done = Worker(runtime, kinds=["safety_scan"]).run_once()  # the scan the upsert queued
     assert done is not None and done.job_type == "safety_scan" and done.status == "done"
     assert done.result["flagged"] == 1
     with runtime.session() as s:

@@ -90,7 +90,7 @@ def similar_users(
     settings = runtime.settings
     state = serving_state(runtime)
     people = state.people(session, settings.location_cell_km, must_have=user_id)
-    keep = people.visible.copy()
+    keep = (people.visible if people.shown is None else people.shown).copy()
     if viewer is not None:
         shut_out = queries.blocked_between(session, viewer)
         if user_id in shut_out or queries.hidden_candidates(session, [user_id], "user"):

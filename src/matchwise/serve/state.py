@@ -243,6 +243,9 @@ class PeopleCatalogue:
     _bio_vectors: np.ndarray | None = None
     #: per row, the content hash of the stored vector in ``_bio_vectors`` (None: none)
     bio_keys: list[str | None] = field(default_factory=list)
+    #: who may be shown at all (active, not held), people or not: "similar people" lists
+    #: item-domain users too (people who like the same things); None: as ``visible``
+    shown: np.ndarray | None = None
 
     @classmethod
     def load(
@@ -280,6 +283,7 @@ class PeopleCatalogue:
             like_rate=like_rate(likes.sum(), swipes.sum()),
             _bio_vectors=vectors,
             bio_keys=keys,
+            shown=shown,
         )
 
     @staticmethod
@@ -640,7 +644,7 @@ class ServingState:
         if cat is None:
             self._catalogue = cat = Catalogue.load(session)
             settle_heap()
-        elif time.monotonic() - cat.loaded_at >= (max_age or self.catalogue_seconds):
+        elif self._stale(cat.loaded_at, max_age):
             self._reload_in_background("catalogue", session.get_bind())
         return cat
 
@@ -661,9 +665,14 @@ class ServingState:
             or (must_have is not None and must_have not in cat.position)
         ):
             self._people = cat = PeopleCatalogue.load(session, cell_km, previous=cat)
-        elif time.monotonic() - cat.loaded_at >= (max_age or self.catalogue_seconds):
+        elif self._stale(cat.loaded_at, max_age):
             self._reload_in_background("people", session.get_bind())
         return cat
+
+    def _stale(self, loaded_at: float, max_age: float | None) -> bool:
+        """Older than ``max_age`` (0 forces a reload), or ``catalogue_seconds`` by default."""
+        limit = self.catalogue_seconds if max_age is None else max_age
+        return time.monotonic() - loaded_at >= limit
 
     def _reload_in_background(self, what: str, engine: Any) -> None:
         """Reload ``what`` in a thread; asked again while one runs, it runs once more
