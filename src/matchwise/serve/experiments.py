@@ -136,6 +136,7 @@ class ExperimentBook:
         self.check_seconds = check_seconds
         self._held: tuple[float, tuple[RunningExperiment, ...]] | None = None
         self._lock = threading.Lock()
+        self._generation = 0  # bumped by invalidate(): a read begun before it is not kept
 
     def fresh(self) -> tuple[RunningExperiment, ...] | None:
         """The copy when it is fresh, else None (then :meth:`load`)."""
@@ -148,16 +149,19 @@ class ExperimentBook:
         found = self.fresh()
         if found is not None:
             return found
+        generation = self._generation
         with Session(bind=engine) as session:
             running = running_experiments(session)
         with self._lock:
-            self._held = (time.monotonic(), running)
+            if generation == self._generation:  # no change in this process meanwhile
+                self._held = (time.monotonic(), running)
         return running
 
     def invalidate(self) -> None:
         """Read the store again at the next request (after a change in this process)."""
         with self._lock:
             self._held = None
+            self._generation += 1
 
 
 def experiment_book(runtime: Runtime) -> ExperimentBook:
