@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
+from matchwise.db.notify import listen, listener_dsn, received
 from matchwise.db.tables import Job, ProfileEmbedding
 from matchwise.errors import ArtifactError
 from matchwise.features import text as text_module
@@ -146,3 +147,24 @@ def test_item_domain_users_are_never_people_candidates(runtime: Runtime) -> None
         "bob", "pat"}  # fmt: skip
     assert "shopper" not in {r.candidate_id for r in _people_list(runtime, "pat").recommendations}
     _people_list(runtime, "shopper")  # asking is fine
+
+
+@pytest.mark.postgres
+def test_stored_vectors_are_announced_to_every_server(pg_runtime: Runtime) -> None:
+    """The worker's vectors reach servers as a profile change does: a ``user`` notice at
+    the commit, so each server re-reads its people catalogue (and the new vectors) at
+    once instead of at its next periodic reload."""
+    runtime = pg_runtime
+    with runtime.session() as s:
+        store_users(s, runtime.settings, _people())
+    listener = listen(listener_dsn(runtime.engine))
+    try:
+        Worker(runtime).run(until_idle=True)
+        assert "user" in {n.topic for n in received(listener, timeout=2.0)}
+        with runtime.session() as s:  # a removed bio: its vector goes, servers hear of it
+            upsert_users(s, [person("bob", gender="man", seeking=["woman"], age=32, bio=None)])
+        list(received(listener, timeout=0.5))  # the profile write's own notice
+        Worker(runtime).run(until_idle=True)
+        assert "user" in {n.topic for n in received(listener, timeout=2.0)}
+    finally:
+        listener.close()

@@ -127,11 +127,13 @@ def _store_vectors(session: Session, chunk: list[tuple[str, str, str]], vectors:
             set_={c: stmt.excluded[c] for c in ("content_hash", "vector", "updated_at")},
         )
         session.execute(stmt, rows)
+        notify(session, "user")  # servers re-read their people catalogue and its vectors
 
 
 def _clear_vectors(session: Session, user_ids: list[str]) -> None:
     for chunk in chunked(user_ids, 2000):
         session.execute(delete(ProfileEmbedding).where(ProfileEmbedding.user_id.in_(list(chunk))))
+    notify(session, "user")
 
 
 def _unique_ids(ids: list[str], what: str) -> None:
