@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from typing import Annotated, Any
 
@@ -17,6 +18,7 @@ from matchwise.db.tables import Job
 from matchwise.errors import InvalidInput
 from matchwise.jobs.queue import enqueue, list_jobs
 from matchwise.jobs.worker import Worker, load_handlers
+from matchwise.serve.broadcast import start_listener
 
 jobs_app = typer.Typer(
     help="The job queue: enqueue and inspect background work.", no_args_is_help=True
@@ -31,18 +33,22 @@ def worker(
     until_idle: Annotated[bool, typer.Option(help="stop when the queue is empty")] = False,
 ) -> None:
     """Run queued jobs (retrain, refresh_user, retention, monitoring, ...) until stopped;
-    queue monitoring every monitoring.interval_hours."""
-    import signal
-
+    queue monitoring every monitoring.interval_hours. On PostgreSQL it listens for
+    activations and profile writes as a server does, so refresh jobs use the active
+    version from the commit on."""
     runtime = open_runtime()
     w = Worker(runtime, lease_seconds=lease_seconds, poll_seconds=poll_seconds,
                backoff_seconds=backoff_seconds)  # fmt: skip
     signal.signal(signal.SIGTERM, lambda *_: w.stop())
+    listener = start_listener(runtime)
     console.print(f"worker {w.worker_id} started")
     try:
         done = w.run(max_jobs=max_jobs, until_idle=until_idle)
     except KeyboardInterrupt:
         done = 0
+    finally:
+        if listener is not None:
+            listener.close()
     console.print(f"worker {w.worker_id} stopped after {done} jobs")
 
 
