@@ -13,15 +13,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from matchwise.api import create_app
 from matchwise.data.bundle import DataBundle
 from matchwise.db.tables import Match
 from matchwise.ingest.bulk import write_bundle
 from matchwise.ingest.profiles import upsert_users
-from matchwise.ops.auth import create_key
-from matchwise.ops.moderation import flag_profile
 from matchwise.runtime import Runtime
 from tests.utils.factories import person
+from tests.utils.moderation import hold, moderator_client
 
 PEOPLE = [person("alice"), person("f1", gender="man", seeking=["woman"], age=31),
           person("f2", gender="man", seeking=["woman"], age=33)]  # fmt: skip
@@ -32,19 +30,6 @@ def people(runtime: Runtime) -> Iterator[Runtime]:
     with runtime.session() as s:
         upsert_users(s, PEOPLE)
     yield runtime
-
-
-def _client(runtime: Runtime) -> TestClient:
-    with runtime.session() as s:
-        key, _ = create_key(s, "admin", name="moderator")
-    client = TestClient(create_app(runtime=runtime), raise_server_exceptions=False)
-    client.headers["Authorization"] = f"Bearer {key}"
-    return client
-
-
-def _hold(runtime: Runtime, user_id: str) -> int:
-    with runtime.session() as s:
-        return flag_profile(s, user_id, "classifier", {"spam_scam": 0.97}).id
 
 
 def _act(client: TestClient, actor: str, target: str, action: str = "like") -> bool:
@@ -67,8 +52,8 @@ def _decide(client: TestClient, flag_id: int, decision: str) -> None:
 
 @pytest.mark.parametrize("decision", ["approve", "remove"])
 def test_a_held_person_matches_no_one_until_approved(people: Runtime, decision: str) -> None:
-    flag = _hold(people, "f1")
-    with _client(people) as client:
+    flag = hold(people, "f1")
+    with moderator_client(people) as client:
         assert not _act(client, "alice", "f1")
         assert not _act(client, "f1", "alice")  # mutual, but f1 is held
         reported = {"event_type": "match", "user_id": "alice", "matched_user_id": "f1"}
@@ -82,8 +67,8 @@ def test_a_held_person_matches_no_one_until_approved(people: Runtime, decision: 
 
 
 def test_a_removed_person_matches_no_one_in_a_bulk_load(people: Runtime) -> None:
-    with _client(people) as client:
-        _decide(client, _hold(people, "f1"), "remove")
+    with moderator_client(people) as client:
+        _decide(client, hold(people, "f1"), "remove")
     rows = [("e1", "alice", "f1", "like"), ("e2", "f1", "alice", "like"),
             ("e3", "alice", "f2", "like"), ("e4", "f2", "alice", "like")]  # fmt: skip
     frame = pd.DataFrame(rows, columns=["event_id", "user_id", "target_user_id", "action"])

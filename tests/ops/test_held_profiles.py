@@ -12,12 +12,9 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlalchemy import delete
 
-from matchwise.api import create_app
 from matchwise.db.tables import ModerationFlag, User
 from matchwise.db.tables import Recommendation as CachedRow
 from matchwise.ingest.profiles import upsert_users
-from matchwise.ops.auth import create_key
-from matchwise.ops.moderation import flag_profile
 from matchwise.runtime import Runtime
 from matchwise.schemas import UserIn
 from matchwise.serve.refresh import refresh_users
@@ -25,23 +22,11 @@ from matchwise.settings import Settings
 from matchwise.train.pipeline import train_model
 from tests.ingest.test_blocks_and_likes import generated_people, served
 from tests.utils.factories import people_fixture
+from tests.utils.moderation import hold, moderator_client
 
 #: What a clone copies: the same wishes, body and place, so the same people fit it.
 PROFILE = ("age", "gender", "seeking", "age_min", "age_max", "max_distance_km", "latitude",
            "longitude", "city", "tags")  # fmt: skip
-
-
-def _client(runtime: Runtime) -> TestClient:
-    with runtime.session() as s:
-        key, _ = create_key(s, "admin", name="moderator")
-    client = TestClient(create_app(runtime=runtime), raise_server_exceptions=False)
-    client.headers["Authorization"] = f"Bearer {key}"
-    return client
-
-
-def _hold(runtime: Runtime, user_id: str) -> int:
-    with runtime.session() as s:
-        return flag_profile(s, user_id, "classifier", {"spam_scam": 0.97}).id
 
 
 def _approve(client: TestClient, flag_id: int) -> None:
@@ -66,7 +51,7 @@ def test_a_held_profile_leaves_the_model_fallback_cold_and_cached_routes(
 ) -> None:
     users = generated_people(runtime)
     version = train_model(runtime, "reciprocal", domain="people", activate="always").version
-    with _client(runtime) as client:
+    with moderator_client(runtime) as client:
         # a person the model serves a few candidates, and the one they see first
         lists = {u: served(client, u) for u in users[:40]}
         viewer = next(u for u, (_, got, ids) in lists.items() if got == version and len(ids) > 2)
@@ -97,7 +82,7 @@ def test_a_held_profile_leaves_the_model_fallback_cold_and_cached_routes(
 
         everywhere = dict.fromkeys(routes, True)
         assert shown() == everywhere
-        flag_id = _hold(runtime, held)
+        flag_id = hold(runtime, held)
         assert shown() == dict.fromkeys(routes, False)
         _approve(client, flag_id)
         assert shown() == everywhere
@@ -113,7 +98,7 @@ def test_a_held_profile_leaves_the_redis_cache_and_comes_back_after_approval(
         refresh_users(runtime, ["alice"], top_n=20, kind="user")
         with runtime.session() as s:  # only Redis can answer "cache" now
             s.execute(delete(CachedRow))
-        with _client(runtime) as client:
+        with moderator_client(runtime) as client:
 
             def from_redis() -> list[str]:
                 route, _, ids = served(client, "alice", fresh=False)
@@ -121,7 +106,7 @@ def test_a_held_profile_leaves_the_redis_cache_and_comes_back_after_approval(
                 return ids
 
             assert {"bob", "ivan"} <= set(from_redis())
-            flag_id = _hold(runtime, "ivan")
+            flag_id = hold(runtime, "ivan")
             assert "ivan" not in from_redis() and "bob" in from_redis()
             _approve(client, flag_id)
             assert {"bob", "ivan"} <= set(from_redis())
