@@ -2,8 +2,10 @@
 others) held by the operator's servers, and short-lived user tokens that act for one user.
 
 Keys are shown once at creation and stored as SHA-256 hashes. A verified key is trusted
-from memory for :data:`KEY_RECHECK_SECONDS` and then checked again, so a revocation takes
-effect within a second in every process. User tokens are signed (HMAC-SHA256 under a key
+from memory for :data:`KEY_RECHECK_SECONDS` and then checked again by one request at a
+time (the others keep the verdict that lapsed moments ago, for at most
+:data:`KEY_STALE_SECONDS`), so a revocation takes effect within a second plus one query's
+time in every process. User tokens are signed (HMAC-SHA256 under a key
 derived from ``hash_secret``) and carry their user, scope and expiry: checking one needs
 no query. Failed checks are rate-limited per client address (:class:`FailureLimiter`).
 """
@@ -36,8 +38,14 @@ from matchwise.settings import Settings
 SCOPES = ("ingest", "read", "admin")
 PREFIX = "mw_"
 MISS = object()  # KeyCache.cached: not in memory (distinct from a cached "no such key")
-#: How long a key's verdict is trusted from memory: the most a revocation takes to act.
+#: How long a key's verdict is trusted from memory before it is checked in the store again.
 KEY_RECHECK_SECONDS = 1.0
+#: While one request re-checks a valid key whose verdict lapsed, the other requests with
+#: that key keep the lapsed verdict, for at most this long after the re-check began (a
+#: re-check slower than that: each request checks for itself, as without a re-check).
+#: So a revocation acts within KEY_RECHECK_SECONDS plus one re-check's time, at most
+#: KEY_RECHECK_SECONDS + KEY_STALE_SECONDS.
+KEY_STALE_SECONDS = 5.0
 #: Unknown keys remembered at most (the oldest go first); valid keys are kept apart.
 MAX_REMEMBERED_MISSES = 10_000
 
@@ -128,21 +136,47 @@ class KeyCache:
     Every verdict is trusted for ``ttl`` seconds, then checked again. A valid key stays
     *known* after that (until it is found revoked): the rate limiter lets a known key be
     checked again while it refuses unknown ones from the same address.
+
+    Re-checks are single-flight per key: when a valid key's verdict lapses, the first
+    request to see it gets MISS and re-checks (:meth:`scope_of`); until that answers (at
+    most ``stale_for`` seconds), every other request with the key keeps the lapsed
+    verdict instead of sending the same query to the thread pool.
     """
 
     def __init__(
-        self, ttl: float = KEY_RECHECK_SECONDS, max_misses: int = MAX_REMEMBERED_MISSES
+        self,
+        ttl: float = KEY_RECHECK_SECONDS,
+        max_misses: int = MAX_REMEMBERED_MISSES,
+        stale_for: float = KEY_STALE_SECONDS,
     ) -> None:
         self.ttl = ttl
         self.max_misses = max_misses
+        self.stale_for = stale_for
         self._valid: dict[str, tuple[str, float]] = {}  # digest -> (scope, trusted until)
         self._misses: OrderedDict[str, float] = OrderedDict()  # digest -> trusted until
+        self._rechecks: dict[str, float] = {}  # digest -> when its re-check began
         self._lock = threading.Lock()
 
     def cached(self, key: str) -> str | None | object:
-        """The remembered scope (None: known bad key), or MISS when nothing fresh is held."""
+        """The remembered scope (None: known bad key), or MISS when nothing fresh is held:
+        the caller is then the one to re-check it (a valid key's lapsed verdict is
+        still answered while another caller's re-check of it is under way)."""
         digest = hash_key(key)
         now = time.monotonic()
+        with self._lock:
+            valid = self._valid.get(digest)
+            if valid is not None:
+                if valid[1] > now:
+                    return valid[0]
+                began = self._rechecks.get(digest)
+                if began is not None and now - began < self.stale_for:
+                    return valid[0]
+                self._rechecks[digest] = now
+                return MISS
+            until = self._misses.get(digest)
+        return None if until is not None and until > now else MISS
+
+    def _fresh(self, digest: str, now: float) -> str | None | object:
         with self._lock:
             valid = self._valid.get(digest)
             if valid is not None:
@@ -157,26 +191,34 @@ class KeyCache:
 
     def scope_of(self, session_factory: Callable[[], AbstractContextManager[Session]],
                  key: str) -> str | None:  # fmt: skip
-        """The key's scope from the store (None: unknown or revoked), remembered."""
+        """The key's scope from the store (None: unknown or revoked), remembered; ends
+        the key's re-check, if one was under way."""
         digest = hash_key(key)
-        cached = self.cached(key)
-        if cached is not MISS:
-            return cached  # type: ignore[return-value]
         now = time.monotonic()  # before the query: a verdict is never older than it says
-        with session_factory() as session:
-            row = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
-            scope = row.scope if row is not None and row.revoked_at is None else None
+        try:
+            cached = self._fresh(digest, now)
+            if cached is not MISS:
+                return cached  # type: ignore[return-value]
+            with session_factory() as session:
+                row = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
+                scope = row.scope if row is not None and row.revoked_at is None else None
+            self._remember(digest, scope, now + self.ttl)
+            return scope
+        finally:
+            with self._lock:
+                self._rechecks.pop(digest, None)
+
+    def _remember(self, digest: str, scope: str | None, until: float) -> None:
         with self._lock:
             if scope is not None:
-                self._valid[digest] = (scope, now + self.ttl)
+                self._valid[digest] = (scope, until)
                 self._misses.pop(digest, None)
             else:
                 self._valid.pop(digest, None)
-                self._misses[digest] = now + self.ttl
+                self._misses[digest] = until
                 self._misses.move_to_end(digest)
                 while len(self._misses) > self.max_misses:
                     self._misses.popitem(last=False)
-        return scope
 
     def sizes(self) -> tuple[int, int]:
         """(valid keys, remembered misses) held in memory."""
@@ -187,6 +229,7 @@ class KeyCache:
         with self._lock:
             self._valid.clear()
             self._misses.clear()
+            self._rechecks.clear()
 
 
 def client_bucket(host: str | None) -> str:
