@@ -10,6 +10,7 @@ import numpy as np
 from matchwise import registry
 from matchwise.data.speed_dating import read_speed_dating
 from matchwise.data.synthetic import generate_people
+from matchwise.hashing import hash_id
 from matchwise.ingest.bulk import write_bundle
 from matchwise.models.artifacts import load_trained
 from matchwise.registry import ArtifactStore
@@ -37,19 +38,20 @@ def test_the_people_route_serves_the_pairwise_model(db_url: str, tmp_path: Path)
         assert served.route == "hot" and served.model_version == pairwise.version
         assert served.model_version != reciprocal.version
         models = serving_state(runtime).serving(s, "people")
+        cat = serving_state(runtime).people(s, settings.location_cell_km)
     assert {m.model_type for m in models} >= {"pairwise", "reciprocal"}
     # and its scores are the model's own: P(user likes c) from the pairwise model
     ids = np.array([r.candidate_id for r in served.recommendations])
-    signals = serve_people._reciprocal_signals(settings, models, user, ids)
+    rows = np.array([cat.position[c] for c in ids])
+    signals = serve_people._reciprocal_signals(settings, models, user, cat, rows)
     assert signals is not None and signals[0] == pairwise.version
     # whatever order the active people models come in (not the alphabet's luck)
-    reversed_order = serve_people._reciprocal_signals(settings, models[::-1], user, ids)
+    reversed_order = serve_people._reciprocal_signals(settings, models[::-1], user, cat, rows)
     assert reversed_order is not None and reversed_order[0] == pairwise.version
     loaded = next(m for m in models if m.model_type == "pairwise")
     row = loaded.user_row(settings.hash_secret, user)
     assert row is not None
-    cols = np.array([loaded.trained.item_index[serve_people.hash_id(settings.hash_secret, c)]
-                     for c in ids])  # fmt: skip
+    cols = np.array([loaded.trained.item_index[hash_id(settings.hash_secret, c)] for c in ids])
     p_ab, _, _ = loaded.trained.model.score_candidates(row, cols)
     np.testing.assert_allclose(signals[1], p_ab)
     runtime.close()

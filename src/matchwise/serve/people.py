@@ -21,13 +21,13 @@ from matchwise.features.people import (
     blend,
     blend_bounds,
     blend_contributions,
+    blend_weights,
     interaction_adjustment,
     reason_for,
     reciprocal_score,
     swipe_rate_score,
     unit_blend,
 )
-from matchwise.hashing import hash_id
 from matchwise.models.elo import league_candidates
 from matchwise.models.heuristic import HEURISTIC_VERSION
 from matchwise.models.heuristic import normalise as _normalise
@@ -63,23 +63,25 @@ def people_recommendations(ask: Ask) -> RecommendationList:
 
     admirers = queries.received_by(ask.session, ask.user.id, sorted(LIKE_ACTIONS))
     liked_me = np.isin(p.ids[candidates], list(admirers))
-    model_scores = None
+    model_scores, model_type = None, None
     if route != "cold":
         models = ([] if ask.model is None else [ask.model]) if ask.pinned else (
             ask.state.serving(ask.session, "people"))  # fmt: skip
-        served = _reciprocal_signals(ask.settings, models, ask.user.id, p.ids[candidates])
+        served = _reciprocal_signals(ask.settings, models, ask.user.id, cat, candidates)
         if served is not None:
             version, model_p, reciprocal = served
             model_scores = (model_p, reciprocal)
+            model_type = next((m.model_type for m in models if m.version == version), None)
         else:
             route = "fallback"
     swipes = list(zip(ask.history.target_user_ids, ask.history.actions, strict=True))
     signals, soft = people_signals(cat, me, candidates, swipes, liked_me, ask.settings,
                                    model_scores)  # fmt: skip
-    score, strongest = blend(signals, ask.settings.blend, named_above_median=("swipe_rates",))
-    unit = unit_blend(score, list(signals), ask.settings.blend)
-    parts = blend_contributions(signals, ask.settings.blend)
-    lo, hi = blend_bounds(list(signals), ask.settings.blend)
+    weights = blend_weights(ask.settings.blend, model_type)  # the pairwise model leads
+    score, strongest = blend(signals, weights, named_above_median=("swipe_rates",))
+    unit = unit_blend(score, list(signals), weights)
+    parts = blend_contributions(signals, weights)
+    lo, hi = blend_bounds(list(signals), weights)
     scale = f"(raw - {lo:g}) / ({hi:g} - {lo:g}): between the lowest and highest blend"
     order = np.lexsort((p.ids[candidates], -score))
     limit = ask.limit
@@ -111,6 +113,7 @@ def score_people(
     liked_me: np.ndarray,
     settings: Settings,
     model_scores: tuple[np.ndarray, np.ndarray] | None = None,
+    model_type: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, SoftScores]:
     """The blend's score of each candidate (catalogue rows ``candidates``) for the person
     at row ``me``, each candidate's strongest signal, and the soft compatibility scores.
@@ -118,13 +121,16 @@ def score_people(
     Pure arithmetic on what serving has read: the catalogue, the user's interactions
     (``my_swipes``: target user id or None, action), who already liked them
     (``liked_me``, one flag per candidate) and, when a people model serves, its
-    P(user likes c) and reciprocal score (``model_scores``). The Speed Dating benchmark
-    scores with this same function. The score is the blend's own (weights times
-    signals); serving shows it on [0, 1] (:func:`~matchwise.features.people.unit_blend`).
+    P(user likes c) and reciprocal score (``model_scores``), and which model type gave
+    them (``model_type``: the weights are :func:`~matchwise.features.people.blend_weights`'
+    for it). The Speed Dating benchmark scores with this same function. The score is the
+    blend's own (weights times signals); serving shows it on [0, 1]
+    (:func:`~matchwise.features.people.unit_blend`).
     """
     signals, soft = people_signals(cat, me, candidates, my_swipes, liked_me, settings,
                                    model_scores)  # fmt: skip
-    score, strongest = blend(signals, settings.blend, named_above_median=("swipe_rates",))
+    weights = blend_weights(settings.blend, model_type if model_scores is not None else None)
+    score, strongest = blend(signals, weights, named_above_median=("swipe_rates",))
     return score, strongest, soft
 
 
@@ -227,7 +233,8 @@ def _reciprocal_signals(
     settings: Settings,
     models: list[LoadedModel],
     user_id: str,
-    candidate_ids: np.ndarray,
+    cat: PeopleCatalogue,
+    candidates: np.ndarray,
 ) -> tuple[str, np.ndarray, np.ndarray] | None:
     """P(user likes c) and the reciprocal score from the first people model of
     ``models`` (the active ones whose class serves ``people``, or an experiment arm's),
@@ -241,11 +248,10 @@ def _reciprocal_signals(
     row = loaded.user_row(settings.hash_secret, user_id)
     if row is None:
         return None
-    index = loaded.trained.item_index
-    cols = np.array([index.get(hash_id(settings.hash_secret, c), -1) for c in candidate_ids])
+    cols = loaded.people_columns(cat, settings.hash_secret)[candidates]
     known = cols >= 0
-    model_p = np.zeros(len(candidate_ids))
-    reciprocal = np.zeros(len(candidate_ids))
+    model_p = np.zeros(len(candidates))
+    reciprocal = np.zeros(len(candidates))
     if known.any():
         people_model: Any = loaded.trained.model  # the reciprocal model scores pairs
         p_ab, p_ba, _ = people_model.score_candidates(row, cols[known])
