@@ -21,7 +21,6 @@ from matchwise.features.people import (
     blend,
     blend_bounds,
     blend_contributions,
-    blend_weights,
     interaction_adjustment,
     reason_for,
     reciprocal_score,
@@ -63,7 +62,7 @@ def people_recommendations(ask: Ask) -> RecommendationList:
 
     admirers = queries.received_by(ask.session, ask.user.id, sorted(LIKE_ACTIONS))
     liked_me = np.isin(p.ids[candidates], list(admirers))
-    model_scores, model_type = None, None
+    model_scores = None
     if route != "cold":
         models = ([] if ask.model is None else [ask.model]) if ask.pinned else (
             ask.state.serving(ask.session, "people"))  # fmt: skip
@@ -71,17 +70,15 @@ def people_recommendations(ask: Ask) -> RecommendationList:
         if served is not None:
             version, model_p, reciprocal = served
             model_scores = (model_p, reciprocal)
-            model_type = next((m.model_type for m in models if m.version == version), None)
         else:
             route = "fallback"
     swipes = list(zip(ask.history.target_user_ids, ask.history.actions, strict=True))
     signals, soft = people_signals(cat, me, candidates, swipes, liked_me, ask.settings,
                                    model_scores)  # fmt: skip
-    weights = blend_weights(ask.settings.blend, model_type)  # the pairwise model leads
-    score, strongest = blend(signals, weights, named_above_median=("swipe_rates",))
-    unit = unit_blend(score, list(signals), weights)
-    parts = blend_contributions(signals, weights)
-    lo, hi = blend_bounds(list(signals), weights)
+    score, strongest = blend(signals, ask.settings.blend, named_above_median=("swipe_rates",))
+    unit = unit_blend(score, list(signals), ask.settings.blend)
+    parts = blend_contributions(signals, ask.settings.blend)
+    lo, hi = blend_bounds(list(signals), ask.settings.blend)
     scale = f"(raw - {lo:g}) / ({hi:g} - {lo:g}): between the lowest and highest blend"
     order = np.lexsort((p.ids[candidates], -score))
     limit = ask.limit
@@ -113,7 +110,6 @@ def score_people(
     liked_me: np.ndarray,
     settings: Settings,
     model_scores: tuple[np.ndarray, np.ndarray] | None = None,
-    model_type: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, SoftScores]:
     """The blend's score of each candidate (catalogue rows ``candidates``) for the person
     at row ``me``, each candidate's strongest signal, and the soft compatibility scores.
@@ -121,16 +117,13 @@ def score_people(
     Pure arithmetic on what serving has read: the catalogue, the user's interactions
     (``my_swipes``: target user id or None, action), who already liked them
     (``liked_me``, one flag per candidate) and, when a people model serves, its
-    P(user likes c) and reciprocal score (``model_scores``), and which model type gave
-    them (``model_type``: the weights are :func:`~matchwise.features.people.blend_weights`'
-    for it). The Speed Dating benchmark scores with this same function. The score is the
-    blend's own (weights times signals); serving shows it on [0, 1]
-    (:func:`~matchwise.features.people.unit_blend`).
+    P(user likes c) and reciprocal score (``model_scores``). The Speed Dating benchmark
+    scores with this same function. The score is the blend's own (weights times
+    signals); serving shows it on [0, 1] (:func:`~matchwise.features.people.unit_blend`).
     """
     signals, soft = people_signals(cat, me, candidates, my_swipes, liked_me, settings,
                                    model_scores)  # fmt: skip
-    weights = blend_weights(settings.blend, model_type if model_scores is not None else None)
-    score, strongest = blend(signals, weights, named_above_median=("swipe_rates",))
+    score, strongest = blend(signals, settings.blend, named_above_median=("swipe_rates",))
     return score, strongest, soft
 
 
