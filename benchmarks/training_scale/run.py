@@ -104,6 +104,7 @@ def phase_pipeline(models: list[str], progress: bool) -> dict[str, Any]:
             "stages": {k: round(v, 2) for k, v in fitted.items()},
             "stage_cpu": {k: round(v, 2) for k, v in result.stage_cpu.items()},
             "rss_mib": _rss_mib(),
+            "training": result.training,
             "validation": _metrics(result.validation),
             "test": {m: _metrics(v) for m, v in result.test.items()},
         }

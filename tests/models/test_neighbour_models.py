@@ -50,6 +50,17 @@ class TestRP3beta(ModelContract):
         model = RP3betaRecommender(alpha=1.0, beta=0.0, k=0).fit(train)
         np.testing.assert_allclose(model.score(np.arange(train.n_users)), X @ W, atol=1e-5)
 
+    def test_a_full_W_scores_dense_with_the_same_sums(self) -> None:
+        """k=0 keeps every neighbour: scored as a dense matrix (issue 16), bit for bit the
+        sparse product's figures; a pruned W stays sparse."""
+        train, _ = block_diagonal(2, 3, 3)
+        model = RP3betaRecommender(alpha=0.8, beta=0.5, k=0).fit(train)
+        assert model._dense_W is not None and model.W_ is not None and model.X_ is not None
+        users = np.arange(train.n_users)
+        sparse = (model.X_[users] @ model.W_).toarray()
+        np.testing.assert_array_equal(model.score(users), sparse)
+        assert RP3betaRecommender(k=1).fit(train)._dense_W is None
+
     def test_beta_penalises_popular_items(self) -> None:
         train, _ = block_diagonal()
         plain = RP3betaRecommender(beta=0.0, k=0).fit(train)

@@ -19,6 +19,7 @@ from matchwise.models.ranker import (
     FeatureContext,
     LightGBMRanker,
     candidate_features,
+    descending_order,
     grouped_ranks,
 )
 
@@ -112,6 +113,22 @@ def test_group_ndcg_by_hand() -> None:
     value = grouped_ndcg([0, 0, 0, 1, 1], scores, labels).mean
     assert value == pytest.approx(1 / np.log2(3))
     np.testing.assert_array_equal(grouped_ranks(np.array([[0.1, 0.9, 0.5]])), [[2, 0, 1]])
+
+
+def test_descending_order_is_the_stable_argsort() -> None:
+    """The hybrid's rank features sort int keys instead of a stable argsort (issue 16):
+    the same order, ties by position, -0.0 tied with 0.0, infinities at the ends."""
+    rng = np.random.default_rng(0)
+    scores = rng.standard_normal((40, 300)).astype(np.float32)
+    scores[:, :120] = np.round(scores[:, :120])  # many ties
+    scores[rng.random(scores.shape) < 0.05] = -np.inf
+    scores[0, :4] = [-0.0, 0.0, np.inf, np.finfo(np.float32).max]
+    scores[1] = 7.0  # one row all tied
+    expected = np.argsort(-scores, axis=1, kind="stable")
+    np.testing.assert_array_equal(descending_order(scores), expected)
+    ranks = grouped_ranks(scores)
+    np.testing.assert_array_equal(np.take_along_axis(ranks, expected, axis=1),
+                                  np.broadcast_to(np.arange(300), ranks.shape))  # fmt: skip
 
 
 # --- pair features --------------------------------------------------------------------------

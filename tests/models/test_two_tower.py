@@ -17,6 +17,7 @@ from matchwise.models.two_tower import (
     TwoTowerConfig,
     TwoTowerRecommender,
     _full_ranking,
+    planned_epochs,
 )
 
 # Tiny sizes keep every fit well under a second on one CPU thread.
@@ -414,3 +415,15 @@ def test_feature_encoder_kinds_unknown_bucket_and_json_round_trip() -> None:
     assert encoded["multi:tags"][1, 0] == UNKNOWN
     assert encoded["mask:photo"].tolist() == [0.0, 0.0, 0.0]  # no photos in the new frame
     assert np.isfinite(encoded["num"]).all()
+
+
+def test_epochs_are_sized_to_the_data() -> None:
+    """Issue 16: at most ``max_examples`` training pairs over all epochs, so 150,000
+    positives train 10 epochs, not 20; MovieLens-100K's 65,000 keep all 20."""
+    config = TwoTowerConfig(epochs=20, max_examples=1_500_000)
+    assert planned_epochs(config, 65_000) == 20
+    assert planned_epochs(config, 154_000) == 10
+    assert planned_epochs(config, 5_000_000) == 1
+    assert planned_epochs(TwoTowerConfig(epochs=20, max_examples=0), 5_000_000) == 20
+    with pytest.raises(InvalidInput, match="max_examples"):
+        TwoTowerConfig(max_examples=-1)

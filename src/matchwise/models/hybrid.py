@@ -8,23 +8,29 @@ match, recency...) and ordered by a :class:`~matchwise.models.ranker.LightGBMRan
 
 Where the ranker's labels come from (``label_source``):
 
-- ``"holdout"`` (default): a seeded random ``holdout`` share of each user's *training*
+- ``"auto"`` (default): ``"validation"`` when ``fit`` gets validation data with
+  positives (what ``matchwise train`` always passes), else ``"holdout"``.
+- ``"holdout"``: a seeded random ``holdout`` share of each user's *training*
   positives is hidden, the generators fit on the rest, and the hidden items label the
   candidates. Needs no validation data, so validation stays an honest yardstick.
 - ``"validation"``: the generators fit on ``train`` and the validation positives label
-  the candidates (seed 001's "next period"); with ``refit`` the final generators then
-  see train + validation, so validation can no longer measure the model.
+  the candidates (seed 001's "next period"). The ranker has then seen validation: its
+  validation figures are in-sample, test is the honest one.
 
-With ``refit`` (default) the generators are fitted again on all the data they may use,
-so the served model loses no history. Test data is never seen in either mode.
+With ``refit`` the generators are fitted again on all the data they may use (train, and
+validation when it labelled), so the served model loses no history; ``None`` (default)
+refits after holdout labels only, so with validation labels the generators the ranker
+learnt from are the ones it serves with, fitted on train as every other model
+``matchwise train`` fits. Test data is never seen in either mode.
 
-Measured on MovieLens-100K, RecBole protocol, three split seeds
+The earlier defaults (EASE, ALS and popularity, holdout labels, refit, ``blend`` 1),
+measured on MovieLens-100K, RecBole protocol, three split seeds
 (``benchmarks/movielens/hybrid_experiment.py``): test NDCG@10 +0.9% to +2.1% over EASE
 with λ tuned on validation, validation NDCG@10 +1.3% to +3.4%, about 22 s to fit on two
 shared cores. The ranker alone, without the rank ``blend`` with EASE, was on par with
 EASE: features learnt on 80% of train shift when the generators refit on all of it.
-The benchmark's configuration (``HYBRID`` in :mod:`matchwise.bench.movielens`) instead
-takes its labels from validation without refit (``label_source="validation"``,
+The benchmark's configuration (``HYBRID`` in :mod:`matchwise.bench.movielens`), now the
+defaults, takes its labels from validation without refit (``label_source="validation"``,
 ``refit=False``): five generators including RP3beta and item-kNN, a small pointwise
 ranker, genres as side features; +3.1% NDCG@10 over EASE with λ on a 37-value grid,
 mean of three split seeds (benchmarks/RESULTS.md). ``score`` returns a full
@@ -51,34 +57,47 @@ from matchwise.data.splits import random_split
 from matchwise.errors import ArtifactError, InvalidInput
 from matchwise.models.base import InteractionSet, Recommender
 from matchwise.models.catalog import model_class
-from matchwise.models.ranker import FeatureContext, LightGBMRanker, candidate_features
+from matchwise.models.ranker import (
+    FeatureContext,
+    LightGBMRanker,
+    candidate_features,
+    grouped_ranks,
+)
 
 log = logging.getLogger(__name__)
 
 STATE = "hybrid.npz"
 GENERATORS = ("ease", "als", "popularity", "two_tower", "item_knn", "rp3beta")
-LABEL_SOURCES = ("holdout", "validation")
+LABEL_SOURCES = ("auto", "holdout", "validation")
+#: The defaults are the benchmarked configuration (``HYBRID`` in
+#: :mod:`matchwise.bench.movielens`, chosen on MovieLens-100K validation alone), so
+#: ``matchwise train hybrid`` fits what RESULTS.md measures (issue 17).
+DEFAULT_GENERATORS = ("ease", "als", "rp3beta", "item_knn", "popularity")
 DEFAULT_ALS: dict[str, Any] = {
-    "factors": 64,
-    "regularization": 30.0,
-    "alpha": 5.0,
+    "factors": 128,
+    "regularization": 50.0,
+    "alpha": 10.0,
     "iterations": 20,
     "random_state": 0,
     "num_threads": 1,
 }
+DEFAULT_RP3BETA: dict[str, Any] = {"alpha": 0.8, "beta": 0.5, "k": 0}
+DEFAULT_ITEM_KNN: dict[str, Any] = {"k": 200, "shrink": 0.0}
 #: Measured on MovieLens-100K (RecBole split, 2 cores): pointwise ``binary`` ranked the
-#: candidates better than ``lambdarank`` here (test NDCG@10 0.305 vs 0.296 with validation
-#: labels); early stopping on a few hundred users stopped after 3-40 trees by noise, so a
-#: fixed, strongly regularised 300 trees it is. ``ranker={"objective": "lambdarank"}``
+#: candidates better than ``lambdarank`` here; early stopping on a few hundred users
+#: stopped after 3-40 trees by noise, so a fixed, strongly regularised 150 trees of 7
+#: leaves it is, every labelled user trained on. ``ranker={"objective": "lambdarank"}``
 #: switches back.
 DEFAULT_RANKER: dict[str, Any] = {
     "objective": "binary",
-    "n_estimators": 300,
+    "n_estimators": 150,
     "learning_rate": 0.03,
-    "num_leaves": 15,
+    "num_leaves": 7,
     "min_data_in_leaf": 200,
-    "lambda_l2": 10.0,
+    "lambda_l2": 1.0,
     "feature_fraction": 0.8,
+    "bagging_fraction": 0.8,
+    "valid_share": 0.0,
     "early_stopping_rounds": 0,
 }
 
@@ -100,11 +119,15 @@ class HybridRecommender(Recommender):
         Where the ranker's labels come from (module docstring), the hidden share, and
         how many disjoint hidden shares (each a generator fit) feed the ranker.
     refit:
-        Fit the generators again on all usable data once the ranker is trained.
+        Fit the generators again on all usable data once the ranker is trained
+        (``None``: only when the labels were hidden training positives).
     positive_threshold:
         Labels at or above it are positives (history, ranker labels).
     drop_features:
         Shell-style patterns of feature names the ranker must not use (``"*_score"``).
+    ranker_users:
+        At most this many labelled users per fold teach the ranker (a seeded sample
+        above it; all of them below, so small data trains as before).
     blend:
         Candidates are ordered by ranker position + ``blend`` x the first generator's rank
         (0: the ranker alone). A rank average hedges the ranker's noise on small data.
@@ -120,23 +143,24 @@ class HybridRecommender(Recommender):
 
     def __init__(
         self,
-        generators: Sequence[str] = ("ease", "als", "popularity"),
-        n_candidates: int = 150,
-        ease_l2: float = 300.0,
+        generators: Sequence[str] = DEFAULT_GENERATORS,
+        n_candidates: int = 100,
+        ease_l2: float = 400.0,
         als: Mapping[str, Any] | None = None,
         two_tower: Mapping[str, Any] | None = None,
         ranker: Mapping[str, Any] | None = None,
         item_knn: Mapping[str, Any] | None = None,
         rp3beta: Mapping[str, Any] | None = None,
-        label_source: str = "holdout",
+        label_source: str = "auto",
         holdout: float = 0.2,
         folds: int = 2,
-        refit: bool = True,
+        refit: bool | None = None,
         positive_threshold: float = 0.7,
         drop_features: Sequence[str] = (),
-        blend: float = 1.0,
+        blend: float = 0.0,
         seed: int = 0,
         batch_size: int = 512,
+        ranker_users: int = 4000,
     ) -> None:
         super().__init__()
         generators = [str(g) for g in generators]
@@ -157,14 +181,14 @@ class HybridRecommender(Recommender):
         self.als = {**DEFAULT_ALS, **(als or {})}
         self.two_tower = dict(two_tower or {})
         self.ranker = {**DEFAULT_RANKER, **(ranker or {})}
-        self.item_knn = dict(item_knn or {})
-        self.rp3beta = dict(rp3beta or {})
+        self.item_knn = {**DEFAULT_ITEM_KNN, **(item_knn or {})}
+        self.rp3beta = {**DEFAULT_RP3BETA, **(rp3beta or {})}
         self.label_source = label_source
         self.holdout = float(holdout)
         if folds < 1:
             raise InvalidInput("folds must be >= 1")
         self.folds = int(folds)
-        self.refit = bool(refit)
+        self.refit = None if refit is None else bool(refit)
         self.positive_threshold = float(positive_threshold)
         self.drop_features = [str(p) for p in drop_features]
         if blend < 0:
@@ -172,6 +196,9 @@ class HybridRecommender(Recommender):
         self.blend = float(blend)
         self.seed = int(seed)
         self.batch_size = int(batch_size)
+        if ranker_users < 1:
+            raise InvalidInput(f"ranker_users must be >= 1, got {ranker_users}")
+        self.ranker_users = int(ranker_users)
         self.generators_: dict[str, Recommender] = {}
         self.ranker_: LightGBMRanker | None = None
         self.context_: FeatureContext | None = None
@@ -197,6 +224,7 @@ class HybridRecommender(Recommender):
             "blend": self.blend,
             "seed": self.seed,
             "batch_size": self.batch_size,
+            "ranker_users": self.ranker_users,
         }
 
     # --- generators ---------------------------------------------------------------------
@@ -256,23 +284,25 @@ class HybridRecommender(Recommender):
             )
         self.people_ = _same_universe(train)
         self.n_users_, self.n_items_ = train.n_users, train.n_items
-        if self.label_source == "validation":
+        source = self._label_source(validation)
+        refit = (source == "holdout") if self.refit is None else self.refit
+        if source == "validation":
             if validation is None:
                 raise InvalidInput("label_source='validation' needs validation data in fit()")
             hidden = validation.subset(validation.labels >= self.positive_threshold)
             stages = [(train, hidden)]
-            final_data = concat_interactions(train, validation) if self.refit else train
+            final_data = concat_interactions(train, validation) if refit else train
         else:
             stages = self._holdout_stages(train)
             final_data = train
         blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         names: list[str] = []
         found = total = 0
-        for stage_data, labels in stages:
+        for fold, (stage_data, labels) in enumerate(stages):
             self._set_stage(stage_data, self._fit_generators(stage_data, labels))
             label_matrix = labels.to_csr(positive_only=True)
             label_matrix.data[:] = 1.0
-            label_users = np.flatnonzero(np.diff(label_matrix.indptr) > 0)
+            label_users = self._ranker_sample(np.diff(label_matrix.indptr) > 0, fold)
             X, y, groups, names = self._training_rows(label_users, label_matrix)
             blocks.append((X, y, groups, label_users))
             found += int(y.sum())
@@ -288,7 +318,7 @@ class HybridRecommender(Recommender):
         )
         self.feature_names = list(names)
         stage_seconds = time.perf_counter() - started
-        if self.refit and final_data is not stages[-1][0]:
+        if refit and final_data is not stages[-1][0]:
             epochs = None
             model = self.generators_.get("two_tower")
             if model is not None:  # as many epochs as early stopping chose on the stage
@@ -297,6 +327,8 @@ class HybridRecommender(Recommender):
         self.training_metrics = {
             "train_seconds": round(time.perf_counter() - started, 2),
             "stage_seconds": round(stage_seconds, 2),
+            "label_source": source,
+            "refit": refit,
             "ranker_rows": int(len(y)),
             "ranker_groups": int(len(groups)),
             "candidate_recall": round(recall, 4),
@@ -308,6 +340,25 @@ class HybridRecommender(Recommender):
         }
         log.info("hybrid trained in %.1fs", self.training_metrics["train_seconds"])
         return self
+
+    def _label_source(self, validation: InteractionSet | None) -> str:
+        """``auto``: the validation positives when there are any, else hidden train ones."""
+        if self.label_source != "auto":
+            return self.label_source
+        if validation is not None and (validation.labels >= self.positive_threshold).any():
+            return "validation"
+        return "holdout"
+
+    def _ranker_sample(self, labelled: np.ndarray, fold: int) -> np.ndarray:
+        """The users whose candidates teach the ranker in ``fold``: every labelled user up
+        to ``ranker_users``, else a seeded random ``ranker_users`` of them (sorted). At 20,000
+        users building every user's candidate rows was half the fit (issue 16); a few
+        thousand users' rows teach a ranker of 150-300 small trees as well."""
+        users = np.flatnonzero(labelled)
+        if len(users) <= self.ranker_users:
+            return users
+        rng = np.random.default_rng([self.seed, fold])
+        return np.sort(rng.choice(users, self.ranker_users, replace=False))
 
     def _set_stage(self, data: InteractionSet, generators: dict[str, Recommender]) -> None:
         self.generators_ = generators
@@ -441,9 +492,7 @@ class HybridRecommender(Recommender):
         ranked = self.ranker_.predict(X)
         primary = scores[self.generators[0]]
         n_items = primary.shape[1]
-        primary_rank = np.empty((len(users), n_items), dtype=np.int64)
-        order = np.argsort(-primary, axis=1, kind="stable")
-        np.put_along_axis(primary_rank, order, np.arange(n_items)[None, :], axis=1)
+        primary_rank = grouped_ranks(primary)
         out = (-1.0 - primary_rank / n_items).astype(np.float32)
         if len(ranked):
             # candidates: by ranker position plus `blend` x the first generator's rank (a

@@ -58,6 +58,7 @@ class RP3betaRecommender(Recommender):
         self.max_items = int(max_items)
         self.W_: sp.csr_matrix | None = None
         self.X_: sp.csr_matrix | None = None
+        self._dense_W: np.ndarray | None = None
 
     def get_params(self) -> dict[str, Any]:
         return {"alpha": self.alpha, "beta": self.beta, "k": self.k, "max_items": self.max_items}
@@ -81,6 +82,7 @@ class RP3betaRecommender(Recommender):
         if self.k:
             W = keep_top_k(W, self.k)
         self.W_, self.X_ = sp.csr_matrix(W), X
+        self._dense_W = _dense_if_full(self.W_)
         self.n_users_, self.n_items_ = train.n_users, train.n_items
         self.training_metrics = {"positives": int(X.nnz), "neighbours": int(self.W_.nnz)}
         return self
@@ -92,6 +94,8 @@ class RP3betaRecommender(Recommender):
         users = np.atleast_1d(np.asarray(users, dtype=np.int64))
         if users.size and (users.min() < 0 or users.max() >= self.X_.shape[0]):
             raise InvalidInput(f"user index out of range [0, {self.X_.shape[0]})")
+        if self._dense_W is not None:  # sparse x dense: one pass, no sparse product
+            return np.asarray(self.X_[users] @ self._dense_W, dtype=np.float32)
         return np.asarray((self.X_[users] @ self.W_).toarray(), dtype=np.float32)
 
     def _save_state(self, folder: Path) -> None:
@@ -103,8 +107,22 @@ class RP3betaRecommender(Recommender):
         with np.load(folder / STATE, allow_pickle=False) as state:
             self.W_ = csr_from(state, "W")
             self.X_ = csr_from(state, "X")
+        self._dense_W = _dense_if_full(self.W_)
         if self.X_.shape != (self.n_users_, self.n_items_) or self.W_.shape != (
             self.n_items_,
             self.n_items_,
         ):
             raise ArtifactError(f"{folder / STATE} does not match the manifest's shape")
+
+
+#: Above this share of non-zeros, W is scored as a dense matrix (``k=0`` keeps every
+#: neighbour: at 5,000 items the sparse product was 6% of a hybrid's fit and evaluation).
+DENSE_SHARE = 0.25
+
+
+def _dense_if_full(W: sp.csr_matrix) -> np.ndarray | None:
+    """A dense float32 copy of a mostly filled ``W`` (same sums, faster), else None."""
+    rows, cols = W.shape
+    if W.nnz <= DENSE_SHARE * rows * cols:
+        return None
+    return np.asarray(W.toarray(), dtype=np.float32)

@@ -104,6 +104,9 @@ class TwoTowerConfig:
     epochs: int = 20
     batch_size: int = 2048  # large: more in-batch negatives, fewer steps
     patience: int = 5  # epochs without a better validation NDCG@10 before stopping
+    # training pairs seen at most, over all epochs (0: no cap): at 150,000 positives 20
+    # epochs were most of a 1M-interaction pipeline; MovieLens-100K (65,000) keeps 20
+    max_examples: int = 1_500_000
     loss: str = "softmax"
     temperature: float = 0.1
     # random negatives per positive; None = the loss's default (bce 2, as seed 003; softmax 1,
@@ -148,6 +151,7 @@ class TwoTowerConfig:
             (self.epochs >= 1, "epochs must be >= 1"),
             (self.batch_size >= 2, "batch_size must be >= 2"),
             (self.patience >= 0, "patience must be >= 0"),
+            (self.max_examples >= 0, "max_examples must be >= 0"),
             (self.temperature > 0, "temperature must be > 0"),
             (self.negatives is None or self.negatives >= 0, "negatives must be >= 0"),
             (self.max_history >= 1, "max_history must be >= 1"),
@@ -577,8 +581,9 @@ class TwoTowerRecommender(Recommender):
         all_items = torch.arange(train.n_items, device=device)
         optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         steps_per_epoch = max(1, math.ceil(n_examples / cfg.batch_size))
+        epochs = planned_epochs(cfg, n_examples)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=cfg.epochs * steps_per_epoch
+            optimizer, T_max=epochs * steps_per_epoch
         )
         relevant = None
         if validation is not None:
@@ -591,8 +596,8 @@ class TwoTowerRecommender(Recommender):
         best_score, best_epoch, stale = -math.inf, 0, 0
         self.best_state_ = None
         show = self.progress if progress is None else progress
-        with _progress_bar(show, cfg.epochs) as advance:
-            for epoch in range(1, cfg.epochs + 1):
+        with _progress_bar(show, epochs) as advance:
+            for epoch in range(1, epochs + 1):
                 t0 = time.perf_counter()
                 net.train()
                 order = torch.from_numpy(rng.permutation(n_examples)).to(device)
@@ -666,6 +671,7 @@ class TwoTowerRecommender(Recommender):
         self.training_metrics = {
             "best_epoch": best_epoch,
             "epochs_run": len(self.history_),
+            "epochs_planned": epochs,
         }
         if relevant is not None:
             self.training_metrics[f"val_ndcg@{cfg.eval_k}"] = round(best_score, 6)
@@ -1056,6 +1062,13 @@ def _full_ranking(
     out = {f"{name}@{k}": round(totals[name] / count, 6) for name in names}
     out["users"] = len(users)
     return out
+
+
+def planned_epochs(cfg: TwoTowerConfig, n_examples: int) -> int:
+    """``cfg.epochs``, fewer when they would show more than ``cfg.max_examples`` pairs."""
+    if not cfg.max_examples or n_examples <= 0:
+        return cfg.epochs
+    return max(1, min(cfg.epochs, math.ceil(cfg.max_examples / n_examples)))
 
 
 @contextmanager

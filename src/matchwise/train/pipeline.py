@@ -69,6 +69,8 @@ class TrainResult:
     #: stretches the first, hardly the second): what ``benchmarks/training_scale`` reads.
     stages: dict[str, float] = field(default_factory=dict)
     stage_cpu: dict[str, float] = field(default_factory=dict)
+    #: The model's own training figures (epochs run, ranker rows, label source...).
+    training: dict[str, Any] = field(default_factory=dict)
 
 
 #: Called inside the registration transaction with its results (a job marks itself done).
@@ -283,7 +285,9 @@ def train_version(
             report_json=json_path,
             stages=clock.wall,
             stage_cpu=clock.cpu,
-        )
+            training={k: v for k, v in model.training_metrics.items()
+                      if k not in ("validation", "test", "history", "feature_importance")},
+        )  # fmt: skip
     pending = PendingVersion(result, {"validation": validation, "test": results[name]})
     if stage is not None:
         with clock.stage("save"):
