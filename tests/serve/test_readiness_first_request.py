@@ -1,21 +1,31 @@
 """The first request after ready does what the hundredth does (issue 21 item 3): nothing
 that a process builds once is left for it. FastAPI builds an included router's routes
 (their parameter models and validators) on the first request reaching them; the start-up
-primes them, so a people request right after ready builds no pydantic validator."""
+primes them, so a people request right after ready builds no pydantic validator. And
+scoring a person with the EASE-based people model copies no n x n matrix (it copied all
+of B, Fortran order, for every request; the first copy in the serving thread page-faulted
+its way to 3x the median request)."""
 
 from __future__ import annotations
 
+import tracemalloc
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import TypeAdapter
+from sqlalchemy.pool import QueuePool
 
 from matchwise.api import create_app
 from matchwise.ingest.profiles import store_users
 from matchwise.jobs.worker import Worker
+from matchwise.models.base import InteractionSet, Recommender
+from matchwise.models.ease import EASERecommender
 from matchwise.ops.auth import create_key
 from matchwise.runtime import Runtime
+from matchwise.serve.readiness import warm
 from matchwise.serve.state import reset_serving_state, warm_up_status
 from tests.utils.factories import person
 
@@ -53,3 +63,37 @@ def test_the_first_request_after_ready_builds_no_validators(
         assert built == []
     finally:
         people.close()
+
+
+@pytest.mark.parametrize("loaded", [False, True], ids=["fitted", "loaded"])
+def test_ease_scores_a_person_without_copying_its_matrix(tmp_path: Path, loaded: bool) -> None:
+    n = 600
+    rng = np.random.default_rng(0)
+    a, b = np.repeat(np.arange(n), 20), rng.integers(0, n, n * 20)
+    ids = np.array([f"p{i}" for i in range(n)])
+    train = InteractionSet(user_ids=ids, item_ids=ids, users=a, items=b,
+                           labels=np.ones(len(a), dtype=np.float32))  # fmt: skip
+    model: Recommender = EASERecommender().fit(train)
+    if loaded:
+        model = EASERecommender.load(model.save(tmp_path / "ease"))
+    model.score(np.array([0]))
+    tracemalloc.start()
+    try:
+        scores = model.score(np.array([7]))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert scores.shape == (1, n)
+    assert peak < n * n * 4 / 4  # B is n x n float32 (1.4 MB); a score is one row of n
+
+
+def test_ready_means_the_read_pool_is_connected(runtime: Runtime) -> None:
+    """The first request gets a connection the pool already holds, never opens one."""
+    with runtime.session() as s:
+        store_users(s, runtime.settings, [person("alice"), person("bob", gender="man",
+                                                                 seeking=["woman"])])  # fmt: skip
+    reset_serving_state(runtime)
+    warm(runtime)
+    pool = runtime.read_engine.pool
+    assert isinstance(pool, QueuePool)
+    assert pool.checkedin() == pool.size()

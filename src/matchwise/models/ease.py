@@ -70,7 +70,10 @@ class EASERecommender(Recommender):
         gram = (X.T @ X).toarray().astype(np.float32)
         gram[np.diag_indices_from(gram)] += np.float32(self.l2)
         P = scipy.linalg.inv(gram, overwrite_a=True, check_finite=False).astype(np.float32)
-        B = P / (-np.diag(P))[None, :]
+        # C order: ``history @ B`` hands scipy B.ravel(), a copy of all n x n for every
+        # call when B is in the inverse's Fortran order (and the first copy in a thread
+        # page-faults: a cold first request, issue 21)
+        B = np.ascontiguousarray(P / (-np.diag(P))[None, :])
         np.fill_diagonal(B, 0.0)
         self.B_, self.X_ = B, X
         self.n_users_, self.n_items_ = train.n_users, train.n_items
@@ -110,7 +113,7 @@ class EASERecommender(Recommender):
 
     def _load_state(self, folder: Path) -> None:
         with np.load(folder / STATE, allow_pickle=False) as state:
-            B = state["B"].astype(np.float32)
+            B = np.ascontiguousarray(state["B"], dtype=np.float32)  # C order: see fit
             X = sp.csr_matrix(
                 (state["x_data"], state["x_indices"], state["x_indptr"]),
                 shape=tuple(int(v) for v in state["x_shape"]),

@@ -13,6 +13,9 @@ import logging
 import threading
 import time
 
+from sqlalchemy import Engine
+from sqlalchemy.pool import QueuePool
+
 from matchwise.runtime import Runtime
 from matchwise.schemas import ReadyOut
 from matchwise.serve.recommend import recommend
@@ -38,6 +41,7 @@ def warm(runtime: Runtime) -> WarmUp:
                 recommend(runtime, session, user_id, kind=kind, use_cache=False)
         except Exception as exc:
             log.warning("warm-up: rehearsing a %s list failed (%s)", kind, exc)
+    _connect_pool(runtime.read_engine)
     settle_heap()  # the warm-up's garbage is collected now, not by the first request
     record.seconds = round(time.perf_counter() - began, 3)
     record.done.set()
@@ -45,6 +49,23 @@ def warm(runtime: Runtime) -> WarmUp:
              len(record.models), record.items, record.people, record.bio_vectors,
              record.seconds)  # fmt: skip
     return record
+
+
+def _connect_pool(engine: Engine) -> None:
+    """Every connection the read pool keeps, connected and checked now: the pool hands
+    connections out oldest first, and one it holds unconnected (dropped, or never
+    opened) would make the first request open a PostgreSQL session (tens of ms)."""
+    size = engine.pool.size() if isinstance(engine.pool, QueuePool) else 1
+    held = []
+    try:
+        for _ in range(size):
+            held.append(connection := engine.connect())
+            connection.exec_driver_sql("SELECT 1")
+    except Exception as exc:
+        log.warning("warm-up: connecting the read pool failed (%s)", exc)
+    finally:
+        for connection in held:
+            connection.close()
 
 
 def start_warm_up(runtime: Runtime) -> None:
