@@ -23,9 +23,10 @@ from matchwise.redaction import redact_logs
 from matchwise.scale import refresh_with_ray
 from matchwise.schemas import InteractionIn
 from matchwise.serve.online import mirror_database_cache
+from matchwise.serve.people_refresh import refresh_people
 from matchwise.serve.recommend import recommend
 from matchwise.serve.refresh import refresh_users
-from matchwise.serve.types import RecommendFilters
+from matchwise.serve.types import RecommendFilters, resolve_request
 from matchwise.train.retrain import retrain
 
 
@@ -184,13 +185,17 @@ def refresh(
             state = "activated" if summary["activated"] else "kept the active version"
             console.print(f"{name}: {summary['version']} {state} ({summary['reason']})")
     users = [user_id] if user_id else None
+    top_n, list_kind = resolve_request(runtime.settings, top_n, kind)  # type: ignore[arg-type]
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("refreshing", total=None)
-        if ray or ray_address:
-            stats = refresh_with_ray(runtime, users, top_n=top_n, kind=kind,  # type: ignore[arg-type]
+        if ray or ray_address:  # people lists: the batched people refresh on each actor
+            stats = refresh_with_ray(runtime, users, top_n=top_n, kind=list_kind,
                                      progress=lambda n: bar.advance(task, n))  # fmt: skip
+        elif list_kind == "user":  # the batched people refresh, the live path's lists
+            stats = refresh_people(runtime, users, top_n=top_n,
+                                   progress=lambda n: bar.advance(task, n))  # fmt: skip
         else:
-            stats = refresh_users(runtime, users, top_n=top_n, kind=kind,  # type: ignore[arg-type]
+            stats = refresh_users(runtime, users, top_n=top_n, kind=list_kind,
                                   progress=lambda: bar.advance(task))  # fmt: skip
     console.print(
         f"[green]refreshed[/green] {stats['users']:,} users, {stats['rows']:,} cached rows"

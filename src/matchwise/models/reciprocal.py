@@ -198,7 +198,7 @@ class ReciprocalRecommender(Recommender):
         """A reciprocal model around an already fitted one-sided ``model`` (no refit)."""
         params.setdefault("base", model.model_type)
         self = cls(**params)
-        _check_people(train)
+        check_people(train)
         self.base_model_ = model
         self._finish(train)
         return self
@@ -206,7 +206,7 @@ class ReciprocalRecommender(Recommender):
     def fit(self, train: InteractionSet, validation: InteractionSet | None = None) -> Self:
         """Fit the one-sided base on ``train`` (users = candidates), then calibrate it."""
 
-        _check_people(train)
+        check_people(train)
         chosen, params = self.base, dict(self.base_params)
         if self.base == AUTO:
             chosen = choose_base(train.n_users, self.ease_max_people)
@@ -393,9 +393,14 @@ class ReciprocalRecommender(Recommender):
         cands = np.asarray(candidates, dtype=np.int64)
         if cands.size and (cands.min() < 0 or cands.max() >= (self.n_items_ or 0)):
             raise InvalidInput(f"candidate index out of range [0, {self.n_items_})")
-        p_ab = self._proba(self._rows_raw(user_arr)[0, cands])
         base = self._base()
         u = int(user_arr[0])
+        if (forward := _factors(base)) is not None:  # the candidates' columns alone, not
+            # the whole row: a row of a million people was most of a batched refresh
+            raw_ab = np.asarray(forward[0][user_arr] @ forward[1][cands].T, dtype=np.float64)
+            p_ab = self._proba(self._standardise(raw_ab, user_arr)[0])
+        else:
+            p_ab = self._proba(self._rows_raw(user_arr)[0, cands])
         if hasattr(base, "B_") and hasattr(base, "X_") and base.B_ is not None:
             raw = np.asarray(base.X_[cands] @ base.B_[:, u], dtype=np.float64).ravel()
         elif (factors := _factors(base)) is not None:
@@ -478,16 +483,19 @@ def _factors(base: Recommender) -> tuple[np.ndarray, np.ndarray] | None:
     return None
 
 
-def _check_people(train: InteractionSet) -> None:
-    """Users and candidates must be one universe of people, in the same order."""
+def check_people(train: InteractionSet, who: str = "a reciprocal model") -> int:
+    """Users and candidates must be one universe of people, in the same order (every
+    people model checks it: this one and :mod:`matchwise.models.pairwise`); the number
+    of people."""
     same = train.n_users == train.n_items and np.array_equal(
         np.asarray(train.user_ids).astype(str), np.asarray(train.item_ids).astype(str)
     )
     if not same:
         raise InvalidInput(
-            "a reciprocal model needs the people domain: build the InteractionSet with "
+            f"{who} needs the people domain: build the InteractionSet with "
             "item_ids equal to user_ids (candidates are the same people as users)"
         )
+    return train.n_users
 
 
 def _decision_matrix(train: InteractionSet, threshold: float) -> sp.csr_matrix:

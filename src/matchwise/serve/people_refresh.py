@@ -41,14 +41,12 @@ from matchwise.db.tables import Interaction
 from matchwise.features.compatibility import EARTH_RADIUS_KM, mutual_preference_mask
 from matchwise.features.people import (
     blend,
-    blend_bounds,
-    blend_contributions,
     reason_for,
     reciprocal_score,
     unit_blend,
 )
 from matchwise.hashing import hash_id
-from matchwise.models.heuristic import HEURISTIC_VERSION
+from matchwise.models.heuristic import HEURISTIC_VERSION, top_by_score
 from matchwise.runtime import Runtime
 from matchwise.serve.online import put_lists
 from matchwise.serve.people import people_signals
@@ -60,7 +58,7 @@ from matchwise.serve.refresh import (
     write_caches,
 )
 from matchwise.serve.state import LoadedModel, PeopleCatalogue, serving_state
-from matchwise.serve.types import Recommendation, RecommendationList, explanation
+from matchwise.serve.types import Recommendation, RecommendationList
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +122,11 @@ class DistanceCells:
         if not np.isfinite(mine):  # my radius unset: theirs alone limits, unset is no limit
             parts.append(self.no_radius)
         return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+
+
+def _window(top_n: int) -> int:
+    """Candidates checked against the hidden set at once (as the live path's window)."""
+    return 2 * top_n + 10
 
 
 def _unit(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
@@ -199,7 +202,7 @@ class PeopleRefresher:
                        if t is not None and a in DECIDED_ACTIONS}  # fmt: skip
             ranked.append(self._rank(user_id, history, decided | refused.get(user_id, set()),
                                      admirers.get(user_id, set()), top_n))  # fmt: skip
-        shown = [self.cat.profiles.ids[c][o[: 2 * top_n + 10]] for *_, c, o in ranked if len(o)]
+        shown = [self.cat.profiles.ids[c][o[: _window(top_n)]] for *_, c, o in ranked if len(o)]
         first = [str(i) for i in np.concatenate(shown)] if shown else []
         hidden = queries.hidden_candidates(session, sorted(set(first)), "user")
         return [self._finish(session, r, hidden, top_n, now) for r in ranked]
@@ -221,7 +224,8 @@ class PeopleRefresher:
         version = HEURISTIC_VERSION
         if len(candidates) == 0:
             return user_id, route, version, None, candidates, candidates
-        liked_me = np.isin(p.ids[candidates], list(admirers))
+        # by catalogue row, not id: an isin over strings sorted every candidate's id
+        liked_me = np.isin(candidates, [cat.position[a] for a in admirers if a in cat.position])
         model_scores = None
         if route != "cold":
             served = self._model_signals(user_id, candidates)
@@ -233,7 +237,9 @@ class PeopleRefresher:
         signals, soft = people_signals(cat, me, candidates, swipes, liked_me, settings,
                                        model_scores)  # fmt: skip
         score, strongest = blend(signals, settings.blend, named_above_median=("swipe_rates",))
-        order = np.lexsort((p.ids[candidates], -score))
+        # the first window of the live order (score, then id) without sorting everyone's
+        # ids; _finish sorts them all only when hidden candidates empty that window
+        order = top_by_score(score, p.ids[candidates], _window(top_n))
         context = (me, signals, soft, liked_me, score, strongest)
         return user_id, route, version, context, candidates, order
 
@@ -263,8 +269,8 @@ class PeopleRefresher:
         self, session: Session, ranked: tuple[Any, ...], hidden: set[str], top_n: int,
         now: datetime,
     ) -> RecommendationList:  # fmt: skip
-        """The first ``top_n`` not hidden now, with scores, reasons and explanations as the
-        live path gives them."""
+        """The first ``top_n`` not hidden now, with scores and reasons as the live path gives
+        them (no explanations: the cache keeps none)."""
         user_id, route, version, context, candidates, order = ranked
         if context is None:
             return RecommendationList(user_id, route, version, now, [])
@@ -273,29 +279,29 @@ class PeopleRefresher:
         ids = p.ids[candidates]
         picked: list[int] = []
         start = 0
-        while len(picked) < top_n and start < len(order):
-            window = order[start : start + 2 * top_n + 10]
+        while len(picked) < top_n and start < len(candidates):
+            if start >= len(order):  # past the first window: the whole live order
+                order = np.lexsort((ids, -score))
+            window = order[start : start + _window(top_n)]
             gone = hidden if start == 0 else queries.hidden_candidates(
                 session, [str(i) for i in ids[window]], "user")  # fmt: skip
             picked.extend(int(j) for j in window if str(ids[j]) not in gone)
             start += len(window)
         unit = unit_blend(score, list(signals), settings.blend)
-        parts = blend_contributions(signals, settings.blend)
-        lo, hi = blend_bounds(list(signals), settings.blend)
-        scale = f"(raw - {lo:g}) / ({hi:g} - {lo:g}): between the lowest and highest blend"
         vocab = p.tag_vocabulary
-        my_tags = {vocab[j] for j in p.tags[me].indices}
+        tags = p.tags  # rows read from its arrays: a sparse row slice costs ~20 us
+        my_tags = {vocab[j] for j in tags.indices[tags.indptr[me] : tags.indptr[me + 1]]}
         radius = float(p.max_distance_km[me])
         recs = []
         for rank, pos in enumerate(picked[:top_n], start=1):
             c = candidates[pos]
-            shared = sorted(my_tags & {vocab[j] for j in p.tags[c].indices})
+            theirs = tags.indices[tags.indptr[c] : tags.indptr[c + 1]]
+            shared = sorted(my_tags & {vocab[j] for j in theirs})
             context_ = {"shared_tags": shared, "distance_km": soft.distance_km[pos],
                         "radius_km": radius, "liked_me": bool(liked_me[pos])}  # fmt: skip
             reason = reason_for(strongest[pos], context_, settings.reveal_likes_in_reasons)
-            why = explanation({n: v[pos] for n, v in parts.items()}, unit[pos], scale)
             recs.append(Recommendation(str(ids[pos]), "user", round(float(unit[pos]), 6), rank,
-                                       reason, explanation=why))  # fmt: skip
+                                       reason))  # fmt: skip
         return RecommendationList(user_id, route, version, now, recs)
 
     def _to_online_cache(self, lists: list[RecommendationList]) -> None:
