@@ -180,9 +180,19 @@ class HNSWIndex(VectorIndex):
 
         A ``k`` above the index's ``ef`` sets the search breadth for that query alone
         (hnswlib searches with max(ef, k)), so concurrent queries share no mutable state.
+
+        A search asked for any k up to ``ef`` does the same work (the breadth is ``ef``)
+        and returns the best k of the same candidates, so the first search asks for as
+        many as the wider one would, up to ``ef``: the wider search is then a prefix of
+        its answer instead of a second search (about half the rows come up short on a
+        catalogue where most events have passed). Only exactly tied scores at the cut
+        may be ordered differently than by two searches.
         """
         oversample = min(self.size, max(4 * k, int(np.ceil(2 * k / share))))
-        labels, _ = self.index_.knn_query(queries, k=oversample, num_threads=1)
+        wider = min(self.size, 4 * oversample)
+        first = max(oversample, min(wider, self.ef))
+        found, _ = self.index_.knn_query(queries, k=first, num_threads=1)
+        labels = found[:, :oversample]
         out = np.empty((len(queries), k), dtype=np.int64)
         short: list[int] = []
         for r, row in enumerate(labels):
@@ -191,9 +201,11 @@ class HNSWIndex(VectorIndex):
                 out[r] = kept[:k]
             else:
                 short.append(r)
-        wider = min(self.size, 4 * oversample)
         if short and wider > oversample:
-            again, _ = self.index_.knn_query(queries[short], k=wider, num_threads=1)
+            if first >= wider:
+                again = found[short, :wider]
+            else:
+                again, _ = self.index_.knn_query(queries[short], k=wider, num_threads=1)
             still: list[int] = []
             for r, row in zip(short, again, strict=True):
                 kept = row[allowed[row]]

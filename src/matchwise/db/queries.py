@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from matchwise.actions import DECIDED_ACTIONS, HIDES_ACTOR_FROM_TARGET
 from matchwise.db import driver
+from matchwise.db.engine import HeldReads
 from matchwise.db.tables import Interaction, Item, User
 from matchwise.errors import NotFound
 
@@ -225,7 +226,22 @@ def serving_profile(session: Session, user_id: str) -> Profile:
 
 
 def history_of(session: Session, user_id: str) -> History:
-    rows = driver.rows(session.connection(), _HISTORY, {"user_id": user_id})
+    return _history(driver.rows(session.connection(), _HISTORY, {"user_id": user_id}))
+
+
+def serving_inputs(reads: HeldReads, user_id: str) -> tuple[Profile, History]:
+    """:func:`serving_profile` and :func:`history_of` on held read connections, without a
+    session: the API's live path, which then opens no transaction (its BEGIN and COMMIT
+    cost more than the two queries)."""
+    found = driver.rows_from(reads, _PROFILE, {"user_id": user_id})
+    if not found:
+        raise NotFound(f"unknown user {user_id!r}")
+    user, tags, city = found[0]
+    profile = Profile(user, list(driver.as_json(tags) or []), city)
+    return profile, _history(driver.rows_from(reads, _HISTORY, {"user_id": user_id}))
+
+
+def _history(rows: list) -> History:
     if not rows:
         return History([], [], [], [])
     items, targets, actions, values = (list(col) for col in zip(*rows, strict=True))

@@ -183,6 +183,8 @@ def _model_reasons(
     recent = liked_items(ask.history, table)[-50:]
     liked = np.array([item_index[i] for i in recent if i in item_index], dtype=np.int64)
     vectors = loaded.item_vectors
+    titles: list[str | None] | None = None  # the liked items' titles, read once if needed
+    folded: list[str | None] = []
     out = []
     for j in picked:
         row = rows[j]
@@ -191,9 +193,11 @@ def _model_reasons(
             out.append(f"matches your interests: {_list_phrase(shared[:3])}")
             continue
         own = (_title(catalogue, row) or "").casefold()
-        titles = [_title(catalogue, rows[k]) for k in liked]
-        usable = [n for n, (k, t) in enumerate(zip(liked, titles, strict=True))
-                  if k != j and t is not None and t.casefold() != own]  # fmt: skip
+        if titles is None:
+            titles = [_title(catalogue, rows[k]) for k in liked]
+            folded = [None if t is None else t.casefold() for t in titles]
+        usable = [n for n, (k, t) in enumerate(zip(liked.tolist(), folded, strict=True))
+                  if k != j and t is not None and t != own]  # fmt: skip
         if vectors is not None and usable:
             sims = vectors[liked[usable]] @ vectors[j]
             best = int(np.argmax(sims))

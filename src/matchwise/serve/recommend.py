@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session
 
 from matchwise.db import queries
+from matchwise.db.engine import HeldReads
 from matchwise.experiments.interleaving import interleaving_seed, team_draft
 from matchwise.models.heuristic import HEURISTIC_VERSION
 from matchwise.runtime import Runtime
@@ -43,6 +44,7 @@ def recommend(
     page: Page | None = None,
     explain: bool = False,
     experiments: bool = True,
+    reads: HeldReads | None = None,
 ) -> RecommendationList:
     """Ranked candidates for ``user_id``; raises NotFound for an unknown user.
 
@@ -55,6 +57,9 @@ def recommend(
     With ``experiments`` (off only for what fills the caches), a user in a running
     experiment gets their arm (``serve.experiments``): the control arm as above, any
     other arm and interleaving computed live; the list names the experiment and arm.
+
+    With ``reads`` (the API's live path), the user's profile and history are read on
+    held read connections, outside ``session``'s transaction (see :func:`compute`).
     """
     settings = runtime.settings
     limit, kind = resolve_request(settings, limit, kind)
@@ -72,7 +77,8 @@ def recommend(
             found = explain_again(runtime, session, found, kind) if explain else found
             return in_experiment(found, assigned)
     if assigned is not None and assigned.arm is None:
-        result = interleaved(runtime, session, user_id, fetch, kind, filters, now, assigned)
+        result = interleaved(runtime, session, user_id, fetch, kind, filters, now, assigned,
+                             reads)  # fmt: skip
         result = page.cut(result, limit)
         served = [(r.candidate_id, r.team or "", r.rank) for r in result.recommendations]
         args = (assigned.experiment.id, user_id, served, now)
@@ -82,8 +88,8 @@ def recommend(
             runtime.transaction(record_teams, *args)
     else:
         arm = None if assigned is None else assigned.arm
-        result = page.cut(compute(runtime, session, user_id, fetch, kind, filters, now, arm=arm),
-                          limit)  # fmt: skip
+        result = page.cut(compute(runtime, session, user_id, fetch, kind, filters, now, arm=arm,
+                                  reads=reads), limit)  # fmt: skip
     if explain:
         result = replace(result, explained=EXPLAINED_LIVE, explained_at=result.generated_at,
                          explained_by=result.model_version)  # fmt: skip
@@ -106,14 +112,15 @@ def interleaved(
     filters: RecommendFilters,
     now: datetime,
     assigned: Assignment,
+    reads: HeldReads | None = None,
 ) -> RecommendationList:
     """Team-draft interleaving of the experiment's first two arms' rankings, each
     candidate marked with the arm (team) that picked it. The coin flips are seeded by the
     salt, the user and the hour, so one user sees one mixing per hour on every host."""
     exp = assigned.experiment
     arm_a, arm_b = exp.arms[0], exp.arms[1]
-    list_a = compute(runtime, session, user_id, limit, kind, filters, now, arm=arm_a)
-    list_b = compute(runtime, session, user_id, limit, kind, filters, now, arm=arm_b)
+    list_a = compute(runtime, session, user_id, limit, kind, filters, now, arm=arm_a, reads=reads)
+    list_b = compute(runtime, session, user_id, limit, kind, filters, now, arm=arm_b, reads=reads)
     seed = interleaving_seed(exp.salt, user_id, now.strftime("%Y-%m-%dT%H"))
     mixed = team_draft([r.candidate_id for r in list_a.recommendations],
                        [r.candidate_id for r in list_b.recommendations], limit, seed)  # fmt: skip
@@ -154,12 +161,21 @@ def compute(
     now: datetime,
     only: frozenset[str] | None = None,
     arm: ArmSpec | None = None,
+    reads: HeldReads | None = None,
 ) -> RecommendationList:
     """The first ``limit`` of the user's list computed now, on the route their history
     picks (never the cache); with ``only``, those candidates alone; with an experiment
-    ``arm``, by what that arm serves (its model, its blend weights)."""
-    user = queries.serving_profile(session, user_id)
-    history = queries.history_of(session, user_id)
+    ``arm``, by what that arm serves (its model, its blend weights).
+
+    With ``reads``, the profile and history come from held read connections in two
+    statements and ``session`` is not used for them: a read-only session that nothing
+    else touches then never begins a transaction (on SQLite its BEGIN and COMMIT cost
+    more than the two reads)."""
+    if reads is not None:
+        user, history = queries.serving_inputs(reads, user_id)
+    else:
+        user = queries.serving_profile(session, user_id)
+        history = queries.history_of(session, user_id)
     return compute_for(runtime, session, user, history, limit, kind, filters, now, only, arm)
 
 

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -203,21 +204,22 @@ class Catalogue:
         """Which catalogue rows pass the business filters."""
 
         def stamp(value: Any) -> np.datetime64:
+            if isinstance(value, datetime) and value.tzinfo is not None:  # without pandas
+                return np.datetime64(value.astimezone(UTC).replace(tzinfo=None), "ns")
             return np.datetime64(pd.Timestamp(value).tz_convert("UTC").tz_localize(None), "ns")
 
         if include_past:
             keep = np.ones(len(self.ids), dtype=bool)
         else:
             keep = self._not_past(stamp(now)).copy()
-        has_start = ~np.isnat(self.starts)
         if category:
             keep &= self.category_lc == category.lower()
         if city:
             keep &= self.city_lc == city.lower()
         if starts_after is not None:
-            keep &= has_start & (self.starts >= stamp(starts_after))
+            keep &= ~np.isnat(self.starts) & (self.starts >= stamp(starts_after))
         if starts_before is not None:
-            keep &= has_start & (self.starts <= stamp(starts_before))
+            keep &= ~np.isnat(self.starts) & (self.starts <= stamp(starts_before))
         return keep
 
     def rows_of(self, ids: np.ndarray) -> np.ndarray:

@@ -112,10 +112,13 @@ def live(
     page: Page | None = None,
     explain: bool = False,
 ) -> RecommendationList:
-    """Computed now, on a read-only session (never the cache)."""
+    """Computed now, on a read-only session (never the cache); the user's profile and
+    history are read on the held read connections, so the session opens no transaction
+    unless serving state needs the store (a model or catalogue to load)."""
     with runtime.read_session() as session:
         return recommend(runtime, session, user_id, limit=limit, kind=kind, filters=filters,
-                         use_cache=False, page=page, explain=explain)  # fmt: skip
+                         use_cache=False, page=page, explain=explain,
+                         reads=held_reads(runtime))  # fmt: skip
 
 
 async def on_store(runtime: Runtime, fn: Callable[..., T], *args: Any) -> T:
