@@ -6,6 +6,11 @@ for as long as they please. The protocol below closes a connection whose headers
 not complete ``header_timeout`` seconds after the request began, or whose body stalls
 for ``body_idle_timeout`` seconds or is not complete ``body_timeout`` seconds after its
 headers. Keep-alive idling between requests is uvicorn's own ``timeout_keep_alive``.
+
+It also writes each response in one go: uvicorn writes the head and the body with a
+write (a syscall, a TCP segment, and on loopback the receiver's wake-up) each; a
+response's writes made within one event-loop step are joined into one
+(:class:`BatchedWrites`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,37 @@ from typing import Any, ClassVar
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from matchwise.settings import Settings, load_settings
+
+
+class BatchedWrites:
+    """A transport whose writes made within one event-loop step reach the socket as one
+    write, at the end of the step: an answer's head and body (written one after the
+    other, with nothing awaited between) go out together. Closing writes what is held
+    first; everything else is the wrapped transport's."""
+
+    __slots__ = ("_transport", "_loop", "_held")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._held:
+            self._loop.call_soon(self.flush)
+        self._held.append(data)
+
+    def flush(self) -> None:
+        held, self._held = self._held, []
+        if held and not self._transport.is_closing():
+            self._transport.write(held[0] if len(held) == 1 else b"".join(held))
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
@@ -43,7 +79,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm()
+        before = self.cycle
         super().on_headers_complete()
+        if self.cycle is not None and self.cycle is not before:  # not an upgrade
+            # the request's new cycle (its task has not run yet) answers in one write
+            self.cycle.transport = BatchedWrites(self.transport, self.loop)  # type: ignore[assignment]
         if self.parser.get_method() not in (b"GET", b"HEAD", b"DELETE", b"OPTIONS"):
             self._body_deadline = time.monotonic() + self.body_timeout
             self._arm(min(self.body_idle_timeout, self.body_timeout))
