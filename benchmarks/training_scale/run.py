@@ -81,12 +81,13 @@ def phase_pipeline(models: list[str], progress: bool) -> dict[str, Any]:
     runtime = Runtime.open(load_settings())
     settings = runtime.settings
     out: dict[str, Any] = {"rss_mib_at_start": _rss_mib()}
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     with runtime.session() as session:
         dataset = build_dataset(session, settings.action_table, settings.hash_secret,
                                 domain="items", negative_samples=0, seed=settings.seed)  # fmt: skip
     out["dataset"] = {
         "seconds": round(time.perf_counter() - start, 2),
+        "cpu_seconds": round(time.process_time() - cpu, 2),
         "rss_mib": _rss_mib(),
         "rows": dataset.manifest["stats"]["rows"],
         "version": dataset.manifest["version"],
