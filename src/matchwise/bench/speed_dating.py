@@ -56,6 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from rich.table import Table
@@ -445,15 +446,19 @@ class _Store:
         other.liked = set(self.liked)
         return other
 
-    def score(self, rows: np.ndarray, p_ab: np.ndarray, p_ba: np.ndarray) -> np.ndarray:
+    def score(
+        self, rows: np.ndarray, p_ab: np.ndarray, p_ba: np.ndarray, model_type: str | None = None
+    ) -> np.ndarray:
         """Serving's blend score of each row's partner in its chooser's list, the list being
-        ``rows``' partners (one chooser), with the survey model as the people model."""
+        ``rows``' partners (one chooser), ``p_ab``/``p_ba`` the people model's two directions
+        (``model_type``: which model serves them, for the blend's weights; None: the survey
+        model standing in for the reciprocal model)."""
         me = int(self.chooser[rows[0]])
         candidates = self.partner[rows]
         liked_me = np.array([(int(c), me) in self.liked for c in candidates], dtype=bool)
         model = (p_ab, reciprocal_score(p_ab, p_ba, self.settings.reciprocal_mode))
         score, _, _ = score_people(
-            self.cat, me, candidates, self.history[me], liked_me, self.settings, model
+            self.cat, me, candidates, self.history[me], liked_me, self.settings, model, model_type
         )
         return score
 
@@ -464,13 +469,17 @@ def _by_chooser(store: _Store, rows: np.ndarray) -> list[np.ndarray]:
 
 
 def _matchwise_at_once(
-    store: _Store, rows: np.ndarray, p_ab: np.ndarray, p_ba: np.ndarray
+    store: _Store,
+    rows: np.ndarray,
+    p_ab: np.ndarray,
+    p_ba: np.ndarray,
+    model_type: str | None = None,
 ) -> np.ndarray:
     """Every held-out row scored at one moment: each chooser's list is their held-out
     partners, the store what it holds now. ``p_ab``, ``p_ba``: full-length arrays."""
     out = np.zeros(len(store.dec))
     for group in _by_chooser(store, rows):
-        out[group] = store.score(group, p_ab[group], p_ba[group])
+        out[group] = store.score(group, p_ab[group], p_ba[group], model_type)
     return out[rows]
 
 
@@ -694,7 +703,8 @@ def pair_scores(
     serving stores, its settings chosen on its own validation pairs inside the training
     pairs), ``lgbm_harmonic`` (the peer: a plain LightGBM on both people's raw survey
     answers, its two directions combined by the harmonic mean), and ``matchwise``:
-    serving's blend with the pairwise model as the people model, as serving runs it when
+    serving's blend with the pairwise model as the people model and the weights serving
+    gives it (:func:`~matchwise.features.people.blend_weights`), as serving runs it when
     that model is trained and active."""
     held = _holdout_pairs(data.view, test_share, seed)
     if held.all() or not held.any():
@@ -716,7 +726,7 @@ def pair_scores(
         "reciprocal": reciprocal_score(p_ab, p_ba, "harmonic"),
         "lgbm_harmonic": reciprocal_score(lgbm_ab[test], lgbm_ba[test], "harmonic"),
         "pairwise": reciprocal_score(pw_ab[test], pw_ba[test], pairwise.combine),
-        "matchwise": _matchwise_at_once(store, test, pw_ab, pw_ba),
+        "matchwise": _matchwise_at_once(store, test, pw_ab, pw_ba, pairwise.model_type),
     }
     sizes = {"train_rows": len(train), "model": survey.model.kind_,
              "features": list(survey.model.columns_),
@@ -748,8 +758,6 @@ def _plain_lightgbm(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The peer the issue measured: LightGBM on both people's raw survey answers (and the
     pair columns), P(iid says yes to pid) and P(pid says yes to iid) on every row."""
-    import lightgbm as lgb
-
     people = person_table(data.view)
     columns = [c for c in (*DEMOGRAPHIC_COLUMNS, *INTERESTS, *SURVEY_COLUMNS) if c in people]
     answers = people[columns].to_numpy(np.float64)

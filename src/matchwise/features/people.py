@@ -24,6 +24,7 @@ __all__ = [
     "blend",
     "blend_bounds",
     "blend_contributions",
+    "blend_weights",
     "cosine_rows",
     "distance_band",
     "interaction_adjustment",
@@ -291,6 +292,29 @@ def unit_blend(
     if hi <= lo:
         return np.zeros_like(raw)
     return np.clip((raw - lo) / (hi - lo), 0.0, 1.0)
+
+
+#: Model types whose reciprocal signal weighs ``BlendWeights.pairwise`` in place of
+#: ``BlendWeights.reciprocal`` (see :func:`blend_weights`).
+PAIRWISE_MODELS: frozenset[str] = frozenset({"pairwise"})
+
+
+def blend_weights(weights: Mapping[str, float] | Any, model_type: str | None) -> dict[str, float]:
+    """The blend's weights for a list whose ``model`` and ``reciprocal`` signals come from
+    a people model of ``model_type`` (None: no model signal).
+
+    The default weights were chosen for the reciprocal model and the running swipe rates
+    (which dominate them, ``swipe_rates`` 2). The pairwise model already reads each
+    person's swipes as fitted choosiness and desirability, and ranks held-out pairs better
+    than the blend around it; when it serves, its two-sided score weighs ``pairwise``
+    instead of ``reciprocal`` (chosen on training pairs only, benchmarks/RESULTS.md), so it
+    leads and the other signals mostly break its near-ties. Every other weight is kept, so
+    a list without a model signal (a cold user) is ranked as before.
+    """
+    w = {name: float(v) for name, v in _weight_of(weights).items()}
+    if model_type in PAIRWISE_MODELS and "pairwise" in w:
+        w["reciprocal"] = w["pairwise"]
+    return w
 
 
 def blend(

@@ -21,6 +21,7 @@ from matchwise.features.people import (
     blend,
     blend_bounds,
     blend_contributions,
+    blend_weights,
     interaction_adjustment,
     reason_for,
     reciprocal_score,
@@ -62,7 +63,7 @@ def people_recommendations(ask: Ask) -> RecommendationList:
 
     admirers = queries.received_by(ask.session, ask.user.id, sorted(LIKE_ACTIONS))
     liked_me = np.isin(p.ids[candidates], list(admirers))
-    model_scores = None
+    model_scores, model_type = None, None
     if route != "cold":
         models = ([] if ask.model is None else [ask.model]) if ask.pinned else (
             ask.state.serving(ask.session, "people"))  # fmt: skip
@@ -70,15 +71,17 @@ def people_recommendations(ask: Ask) -> RecommendationList:
         if served is not None:
             version, model_p, reciprocal = served
             model_scores = (model_p, reciprocal)
+            model_type = getattr(people_model(models), "model_type", None)  # what served
         else:
             route = "fallback"
     swipes = list(zip(ask.history.target_user_ids, ask.history.actions, strict=True))
     signals, soft = people_signals(cat, me, candidates, swipes, liked_me, ask.settings,
                                    model_scores)  # fmt: skip
-    score, strongest = blend(signals, ask.settings.blend, named_above_median=("swipe_rates",))
-    unit = unit_blend(score, list(signals), ask.settings.blend)
-    parts = blend_contributions(signals, ask.settings.blend)
-    lo, hi = blend_bounds(list(signals), ask.settings.blend)
+    weights = blend_weights(ask.settings.blend, model_type)  # the pairwise model leads
+    score, strongest = blend(signals, weights, named_above_median=("swipe_rates",))
+    unit = unit_blend(score, list(signals), weights)
+    parts = blend_contributions(signals, weights)
+    lo, hi = blend_bounds(list(signals), weights)
     scale = f"(raw - {lo:g}) / ({hi:g} - {lo:g}): between the lowest and highest blend"
     order = np.lexsort((p.ids[candidates], -score))
     limit = ask.limit
@@ -110,6 +113,7 @@ def score_people(
     liked_me: np.ndarray,
     settings: Settings,
     model_scores: tuple[np.ndarray, np.ndarray] | None = None,
+    model_type: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, SoftScores]:
     """The blend's score of each candidate (catalogue rows ``candidates``) for the person
     at row ``me``, each candidate's strongest signal, and the soft compatibility scores.
@@ -117,13 +121,16 @@ def score_people(
     Pure arithmetic on what serving has read: the catalogue, the user's interactions
     (``my_swipes``: target user id or None, action), who already liked them
     (``liked_me``, one flag per candidate) and, when a people model serves, its
-    P(user likes c) and reciprocal score (``model_scores``). The Speed Dating benchmark
-    scores with this same function. The score is the blend's own (weights times
-    signals); serving shows it on [0, 1] (:func:`~matchwise.features.people.unit_blend`).
+    P(user likes c) and reciprocal score (``model_scores``), and which model type gave
+    them (``model_type``: the weights are :func:`~matchwise.features.people.blend_weights`'
+    for it). The Speed Dating benchmark scores with this same function. The score is the
+    blend's own (weights times signals); serving shows it on [0, 1]
+    (:func:`~matchwise.features.people.unit_blend`).
     """
     signals, soft = people_signals(cat, me, candidates, my_swipes, liked_me, settings,
                                    model_scores)  # fmt: skip
-    score, strongest = blend(signals, settings.blend, named_above_median=("swipe_rates",))
+    weights = blend_weights(settings.blend, model_type if model_scores is not None else None)
+    score, strongest = blend(signals, weights, named_above_median=("swipe_rates",))
     return score, strongest, soft
 
 
@@ -222,6 +229,15 @@ def _visible_now(
     return np.asarray(out[:limit], dtype=np.int64)
 
 
+def people_model(models: list[LoadedModel]) -> LoadedModel | None:
+    """The people model serving reads among ``models``: the first of the people domain,
+    the pairwise model first when it is among them (the one the Speed Dating benchmark
+    measures). The batched refresh picks it the same way."""
+    people_models = sorted((m for m in models if m.domain == "people"),
+                           key=lambda m: m.model_type != "pairwise")  # fmt: skip
+    return people_models[0] if people_models else None
+
+
 def _reciprocal_signals(
     settings: Settings,
     models: list[LoadedModel],
@@ -233,11 +249,9 @@ def _reciprocal_signals(
     ``models`` (the active ones whose class serves ``people``, or an experiment arm's),
     the pairwise model first when it is among them (the one the Speed Dating benchmark
     measures), or None."""
-    people_models = sorted((m for m in models if m.domain == "people"),
-                           key=lambda m: m.model_type != "pairwise")  # fmt: skip
-    if not people_models:
+    loaded = people_model(models)
+    if loaded is None:
         return None
-    loaded = people_models[0]
     row = loaded.user_row(settings.hash_secret, user_id)
     if row is None:
         return None
@@ -246,8 +260,8 @@ def _reciprocal_signals(
     model_p = np.zeros(len(candidates))
     reciprocal = np.zeros(len(candidates))
     if known.any():
-        people_model: Any = loaded.trained.model  # the reciprocal model scores pairs
-        p_ab, p_ba, _ = people_model.score_candidates(row, cols[known])
+        scorer: Any = loaded.trained.model  # a people model scores pairs
+        p_ab, p_ba, _ = scorer.score_candidates(row, cols[known])
         model_p[known] = p_ab
         reciprocal[known] = reciprocal_score(p_ab, p_ba, settings.reciprocal_mode)
     return loaded.version, model_p, reciprocal

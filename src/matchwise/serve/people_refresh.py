@@ -41,6 +41,7 @@ from matchwise.db.tables import Interaction
 from matchwise.features.compatibility import EARTH_RADIUS_KM, mutual_preference_mask
 from matchwise.features.people import (
     blend,
+    blend_weights,
     reason_for,
     reciprocal_score,
     unit_blend,
@@ -49,7 +50,7 @@ from matchwise.hashing import hash_id
 from matchwise.models.heuristic import HEURISTIC_VERSION, top_by_score
 from matchwise.runtime import Runtime
 from matchwise.serve.online import put_lists
-from matchwise.serve.people import people_signals
+from matchwise.serve.people import people_model, people_signals
 from matchwise.serve.recommend import route_for
 from matchwise.serve.refresh import (
     _among,
@@ -149,8 +150,7 @@ class PeopleRefresher:
         settings, state = runtime.settings, serving_state(runtime)
         with runtime.session() as session:
             cat = state.people(session, settings.location_cell_km)
-            models = [m for m in state.serving(session, "people") if m.domain == "people"]
-        model = models[0] if models else None
+            model = people_model(state.serving(session, "people"))  # as the live path
         columns = np.full(len(cat.visible), -1, dtype=np.int64)
         if model is not None:
             index = model.trained.item_index
@@ -236,12 +236,19 @@ class PeopleRefresher:
         swipes = list(zip(history.target_user_ids, history.actions, strict=True))
         signals, soft = people_signals(cat, me, candidates, swipes, liked_me, settings,
                                        model_scores)  # fmt: skip
-        score, strongest = blend(signals, settings.blend, named_above_median=("swipe_rates",))
+        score, strongest = blend(signals, self._weights(signals),
+                                 named_above_median=("swipe_rates",))  # fmt: skip
         # the first window of the live order (score, then id) without sorting everyone's
         # ids; _finish sorts them all only when hidden candidates empty that window
         order = top_by_score(score, p.ids[candidates], _window(top_n))
         context = (me, signals, soft, liked_me, score, strongest)
         return user_id, route, version, context, candidates, order
+
+    def _weights(self, signals: dict[str, np.ndarray]) -> dict[str, float]:
+        """The blend's weights as the live path picks them (the pairwise model's own when it
+        gave the model signals: features.people.blend_weights)."""
+        served = self.model.model_type if self.model is not None and "model" in signals else None
+        return blend_weights(self.runtime.settings.blend, served)
 
     def _model_signals(
         self, user_id: str, candidates: np.ndarray
@@ -287,7 +294,7 @@ class PeopleRefresher:
                 session, [str(i) for i in ids[window]], "user")  # fmt: skip
             picked.extend(int(j) for j in window if str(ids[j]) not in gone)
             start += len(window)
-        unit = unit_blend(score, list(signals), settings.blend)
+        unit = unit_blend(score, list(signals), self._weights(signals))
         vocab = p.tag_vocabulary
         tags = p.tags  # rows read from its arrays: a sparse row slice costs ~20 us
         my_tags = {vocab[j] for j in tags.indices[tags.indptr[me] : tags.indptr[me + 1]]}
