@@ -489,9 +489,20 @@ def stage_refresh(args: argparse.Namespace) -> None:
         users = None if args.refresh_users is None else [
             f"u{n:07d}" for n in range(args.refresh_users)]  # fmt: skip
         task = bar.add_task("refresh", total=args.refresh_users or args.users)
+        done = [0]
+
+        def advance(n: int) -> None:  # the bar, and a line a chunk for a log file
+            bar.advance(task, n)
+            done[0] += n
+            try:  # the sampler's thread may be adding a process meanwhile
+                cpu = mem.summary()["cpu_seconds_total"]
+            except RuntimeError:
+                cpu = None
+            print(json.dumps({"users": done[0], "seconds": round(time.perf_counter() - t0, 1),
+                              "cpu_seconds": cpu}), file=sys.stderr, flush=True)  # fmt: skip
+
         stats = refresh_with_ray(runtime, users, top_n=50, kind="item", num_cpus=args.num_cpus,
-                                 chunk_size=args.chunk_users,
-                                 progress=lambda n: bar.advance(task, n))  # fmt: skip
+                                 chunk_size=args.chunk_users, progress=advance)  # fmt: skip
     seconds = time.perf_counter() - t0
     runtime.close()
     memory = mem.summary()
@@ -513,40 +524,34 @@ def stage_refresh(args: argparse.Namespace) -> None:
     })  # fmt: skip
 
 
-def old_per_user_refresh(runtime: Any, user_ids: list[str], now: datetime) -> int:
-    """The refresh as it was before the block refresh (one transaction, two reads and a
-    row-by-row insert per user), kept here to measure against."""
-    from sqlalchemy import delete, insert
-
-    from matchwise.db.tables import Recommendation
-    from matchwise.serve.recommend import recommend
+def live_path_block_refresh(runtime: Any, user_ids: list[str], now: datetime) -> int:
+    """The block refresh as it was before the block scorer (issue 16 item 4, second step):
+    two reads and one bulk write a block, but each list computed by ``compute_for`` (the
+    live request's function) per user; kept here to measure against."""
+    from matchwise.serve.recommend import compute_for
+    from matchwise.serve.refresh import BLOCK, profiles_and_histories, write_caches
+    from matchwise.serve.types import RecommendFilters
 
     written = 0
-    for user_id in user_ids:
+    for start in range(0, len(user_ids), BLOCK):
+        part = user_ids[start : start + BLOCK]
         with runtime.session() as session:
-            result = recommend(runtime, session, user_id, limit=50, kind="item",
-                               use_cache=False, now=now, experiments=False)  # fmt: skip
-            mine = (Recommendation.user_id == user_id) & (Recommendation.candidate_kind == "item")
-            session.execute(delete(Recommendation).where(mine))
-            rows = [{"user_id": user_id, "candidate_id": r.candidate_id,
-                     "candidate_kind": r.candidate_kind, "score": r.score, "rank": r.rank,
-                     "model_version": result.model_version, "route": result.route,
-                     "reason": r.reason[:300], "generated_at": result.generated_at}
-                    for r in result.recommendations]  # fmt: skip
-            if rows:
-                session.execute(insert(Recommendation), rows)
-            written += len(rows)
+            read = profiles_and_histories(session, part)
+            results = [compute_for(runtime, session, *read[u], 50, "item", RecommendFilters(),
+                                   now) for u in part if u in read]  # fmt: skip
+            written += write_caches(session, results, "item")
     return written
 
 
 def stage_serial(args: argparse.Namespace) -> None:
-    """One process, no Ray: the block refresh on ``--sample`` random users, and the old
-    per-user refresh on a fifth of them; both extrapolated to every user (labelled so)."""
+    """One process, no Ray: the block scorer's refresh on ``--sample`` random users, and the
+    previous block refresh (``compute_for`` per user) on a fifth of them; CPU seconds of
+    this process and PostgreSQL's, both extrapolated to every user (labelled so)."""
     from matchwise.serve.refresh import refresh_users
 
     rng = random.Random(SEED)
     sample = [f"u{n:07d}" for n in sorted(rng.sample(range(args.users), args.sample))]
-    runtime = open_runtime(args)
+    runtime = open_runtime(args, catalogue_max_age_seconds=3600)
     refresh_users(runtime, sample[:200], top_n=50, kind="item")  # load the models first
     load_before = os.getloadavg()
     t0 = time.perf_counter()
@@ -556,25 +561,28 @@ def stage_serial(args: argparse.Namespace) -> None:
     small = sample[: max(1, args.sample // 5)]
     t0 = time.perf_counter()
     with MemorySampler(args.pg_data) as old_mem:
-        old_per_user_refresh(runtime, small, datetime.now(UTC))
+        live_path_block_refresh(runtime, small, datetime.now(UTC))
     old_s = time.perf_counter() - t0
     block_cpu = block_mem.summary()["cpu_seconds_total"]
     old_cpu = old_mem.summary()["cpu_seconds_total"]
     runtime.close()
     per_user_ms = 1000 * block_s / stats["users"]
     old_ms = 1000 * old_s / len(small)
+    block_cpu_ms = 1000 * block_cpu / stats["users"]
+    old_cpu_ms = 1000 * old_cpu / len(small)
     record("serial", {
-        "sample_users": stats["users"], "block_refresh_seconds": round(block_s, 1),
-        "block_ms_per_user": round(per_user_ms, 2),
-        "old_per_user_refresh_users": len(small), "old_per_user_refresh_seconds": round(old_s, 1),
-        "old_ms_per_user": round(old_ms, 2),
-        "speedup_block_over_old": round(old_ms / per_user_ms, 2),
+        "sample_users": stats["users"], "block_scorer_seconds": round(block_s, 1),
+        "block_scorer_ms_per_user": round(per_user_ms, 2),
+        "live_path_block_users": len(small), "live_path_block_seconds": round(old_s, 1),
+        "live_path_block_ms_per_user": round(old_ms, 2),
+        "block_scorer_cpu_ms_per_user": round(block_cpu_ms, 2),
+        "live_path_block_cpu_ms_per_user": round(old_cpu_ms, 2),
+        "cpu_ratio_live_path_over_block_scorer": round(old_cpu_ms / block_cpu_ms, 2),
         "extrapolated_serial_minutes_for_all_users": round(per_user_ms * args.users / 60_000, 1),
-        "extrapolated_old_serial_minutes_for_all_users": round(old_ms * args.users / 60_000, 1),
-        "block_cpu_ms_per_user": round(1000 * block_cpu / stats["users"], 2),
-        "old_cpu_ms_per_user": round(1000 * old_cpu / len(small), 2),
+        "extrapolated_dedicated_2_core_minutes_from_cpu": round(
+            block_cpu_ms * args.users / 2 / 60_000, 1),
         "cpu_seconds_by_group_block": block_mem.summary()["cpu_seconds_by_group"],
-        "cpu_seconds_by_group_old": old_mem.summary()["cpu_seconds_by_group"],
+        "cpu_seconds_by_group_live_path": old_mem.summary()["cpu_seconds_by_group"],
         "note": "extrapolated from the sample (not a full serial run); CPU ms are this "
         "process's and PostgreSQL's together",
         "load_average_before": [round(x, 2) for x in load_before],
@@ -826,8 +834,8 @@ def stage_plan(args: argparse.Namespace) -> None:
     )
     line(
         "serial refresh of 10M users, one process (hours)",
-        f"{p['users']:,} x {serial['block_ms_per_user']} ms / 3.6e6",
-        p["users"] * serial["block_ms_per_user"] / 3.6e6,
+        f"{p['users']:,} x {serial['block_scorer_ms_per_user']} ms / 3.6e6",
+        p["users"] * serial["block_scorer_ms_per_user"] / 3.6e6,
     )
     record(
         "plan",

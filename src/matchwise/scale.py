@@ -1,8 +1,9 @@
 """Work beyond one machine with Ray: the cache refresh fanned out over Ray actors, and
 retraining with one Ray task per model type (registered together at the end).
 
-The work is :func:`matchwise.serve.refresh.refresh_users` itself, run on chunks of users
-by Ray actors (one per CPU); each actor opens its own store connection and loads the
+The work is :func:`matchwise.serve.refresh.refresh_users` itself (or, for people lists,
+:class:`matchwise.serve.people_refresh.PeopleRefresher`), run on chunks of users by Ray
+actors (one per CPU); each actor opens its own store connection and loads the
 active models once from ``artifact_root`` (on several machines that must be storage they
 all reach: an ``s3://`` URL, or a shared folder) and the store must be PostgreSQL (or
 SQLite on one machine). Every user's list is still replaced in one transaction, so readers never see
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import resource
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +28,7 @@ from matchwise.runtime import Runtime
 from matchwise.serve.people_refresh import BLOCK as PEOPLE_BLOCK
 from matchwise.serve.people_refresh import PeopleRefresher
 from matchwise.serve.refresh import reconcile_online_visibility, refresh_users, users_to_refresh
-from matchwise.serve.types import Kind
+from matchwise.serve.types import Kind, resolve_request
 from matchwise.settings import Settings
 from matchwise.train.pipeline import (
     Finish,
@@ -48,11 +51,14 @@ class _Refresher:
     chunk: the two-tower's user vectors and its ANN index take seconds at a million
     users.)"""
 
-    def __init__(self, settings: dict[str, Any]) -> None:
+    def __init__(self, settings: dict[str, Any], top_n: int, kind: Kind) -> None:
         self.runtime = Runtime.open(Settings(**settings), migrate=False)
+        self.top_n, self.kind = top_n, kind
 
-    def refresh(self, user_ids: list[str], top_n: int, kind: Kind | None) -> dict[str, Any]:
-        return refresh_users(self.runtime, user_ids, top_n=top_n, kind=kind)
+    def refresh(self, user_ids: list[str]) -> dict[str, Any]:
+        stats = refresh_users(self.runtime, user_ids, top_n=self.top_n, kind=self.kind)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return {**stats, "peak_rss_mib": round(peak, 1), "pid": os.getpid()}
 
     def close(self) -> None:
         self.runtime.close()
@@ -132,50 +138,6 @@ def _start(ray: Any, address: str | None, num_cpus: int | None) -> bool:
     return True
 
 
-def refresh_with_ray(
-    runtime: Runtime,
-    user_ids: Sequence[str] | None = None,
-    top_n: int = 50,
-    kind: Kind | None = None,
-    address: str | None = None,
-    num_cpus: int | None = None,
-    chunk_size: int | None = None,
-    progress: Any = None,
-) -> dict[str, Any]:
-    """Refresh every active user's cache (or ``user_ids``) with Ray tasks.
-
-    ``address`` joins an existing cluster (``"auto"`` or ``ray://host:10001``); without it
-    a local Ray starts with ``num_cpus`` (all cores by default) and stops afterwards.
-    """
-    ray = _ray(runtime, address)
-
-    full = user_ids is None
-    user_ids = users_to_refresh(runtime, user_ids)
-    started_here = _start(ray, address or runtime.settings.ray_address, num_cpus)
-    try:
-        cpus = max(int(ray.cluster_resources().get("CPU", 1)), 1)
-        size = chunk_size or min(CHUNK, max(1, math.ceil(len(user_ids) / (4 * cpus))))
-        chunks = [user_ids[i : i + size] for i in range(0, len(user_ids), size)]
-        actor = ray.remote(num_cpus=1, max_restarts=2, max_task_retries=2)(_Refresher)
-        settings = runtime.settings.model_dump()
-        actors = [actor.remote(settings) for _ in range(min(cpus, len(chunks)))]
-        pool = ray.util.ActorPool(actors)
-        users = rows = 0
-        work = pool.map_unordered(lambda a, chunk: a.refresh.remote(chunk, top_n, kind), chunks)
-        for stats in work:
-            users += stats["users"]
-            rows += stats["rows"]
-            if progress is not None:
-                progress(stats["users"])
-        ray.get([a.close.remote() for a in actors])
-    finally:
-        if started_here:
-            ray.shutdown()
-    if full:
-        reconcile_online_visibility(runtime)
-    return {"users": users, "rows": rows, "tasks": len(chunks), "cpus": cpus}
-
-
 class _PeopleRefresherActor:
     """One Ray actor per CPU for the people refresh: loads the people catalogue, the
     active people model and the distance cells once (seconds at a million people), then
@@ -193,6 +155,31 @@ class _PeopleRefresherActor:
         self.runtime.close()
 
 
+def refresh_with_ray(
+    runtime: Runtime,
+    user_ids: Sequence[str] | None = None,
+    top_n: int = 50,
+    kind: Kind | None = None,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    chunk_size: int | None = None,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Refresh every active user's cache (or ``user_ids``) with Ray actors: item lists by
+    :func:`~matchwise.serve.refresh.refresh_users` (the block scorer), people lists
+    (``kind="user"``) by the batched people refresh, as :func:`refresh_people_with_ray`.
+
+    ``address`` joins an existing cluster (``"auto"`` or ``ray://host:10001``); without it
+    a local Ray starts with ``num_cpus`` (all cores by default) and stops afterwards.
+    """
+    top_n, list_kind = resolve_request(runtime.settings, top_n, kind)
+    if list_kind == "user":
+        return refresh_people_with_ray(runtime, user_ids, top_n, address, num_cpus, chunk_size,
+                                       progress=progress)  # fmt: skip
+    return _fan_out(runtime, user_ids, _Refresher, (top_n, list_kind), address, num_cpus,
+                    chunk_size, progress)  # fmt: skip
+
+
 def refresh_people_with_ray(
     runtime: Runtime,
     user_ids: Sequence[str] | None = None,
@@ -204,31 +191,50 @@ def refresh_people_with_ray(
     progress: Any = None,
 ) -> dict[str, Any]:
     """Refresh every active person's people list (or ``user_ids``'), a
-    :func:`~matchwise.serve.people_refresh.refresh_people` per Ray actor (one per CPU),
-    chunks of at most :data:`CHUNK` people handed out as actors free up. Returns counts
-    and each actor's peak RSS (``actor_peak_rss_mib``, by process id)."""
+    :class:`~matchwise.serve.people_refresh.PeopleRefresher` per Ray actor (one per CPU),
+    ``block`` people a transaction."""
+    return _fan_out(runtime, user_ids, _PeopleRefresherActor, (top_n, block), address,
+                    num_cpus, chunk_size, progress)  # fmt: skip
+
+
+def _fan_out(
+    runtime: Runtime,
+    user_ids: Sequence[str] | None,
+    actor_class: type,
+    actor_args: tuple[Any, ...],
+    address: str | None,
+    num_cpus: int | None,
+    chunk_size: int | None,
+    progress: Any,
+) -> dict[str, Any]:
+    """The Ray refreshes' scaffolding: one ``actor_class(settings, *actor_args)`` per CPU,
+    chunks of at most :data:`CHUNK` users handed out as actors free up (each actor's
+    ``refresh(chunk)`` returns users, rows, its pid and peak RSS), Redis's hidden sets
+    reconciled after a full refresh. Returns counts and each actor's peak RSS
+    (``actor_peak_rss_mib``, by process id)."""
     ray = _ray(runtime, address)
     full = user_ids is None
     user_ids = users_to_refresh(runtime, user_ids)
     started_here = _start(ray, address or runtime.settings.ray_address, num_cpus)
+    users = rows = 0
+    peaks: dict[int, float] = {}
     try:
         cpus = max(int(ray.cluster_resources().get("CPU", 1)), 1)
         size = chunk_size or min(CHUNK, max(1, math.ceil(len(user_ids) / (4 * cpus))))
         chunks = [user_ids[i : i + size] for i in range(0, len(user_ids), size)]
-        actor = ray.remote(num_cpus=1, max_restarts=2, max_task_retries=2)(_PeopleRefresherActor)
+        remote = ray.remote(num_cpus=1, max_restarts=2, max_task_retries=2)(actor_class)
         settings = runtime.settings.model_dump()
-        actors = [actor.remote(settings, top_n, block) for _ in range(min(cpus, len(chunks)))]
-        pool = ray.util.ActorPool(actors)
-        users = rows = 0
-        peaks: dict[int, float] = {}
-        work = pool.map_unordered(lambda a, chunk: a.refresh.remote(chunk), chunks)
-        for stats in work:
-            users += stats["users"]
-            rows += stats["rows"]
-            peaks[stats["pid"]] = max(peaks.get(stats["pid"], 0.0), stats["peak_rss_mib"])
-            if progress is not None:
-                progress(stats["users"])
-        ray.get([a.close.remote() for a in actors])
+        actors = [remote.remote(settings, *actor_args) for _ in range(min(cpus, len(chunks)))]
+        if actors:
+            pool = ray.util.ActorPool(actors)
+            for stats in pool.map_unordered(lambda a, chunk: a.refresh.remote(chunk), chunks):
+                users += stats["users"]
+                rows += stats["rows"]
+                pid = stats["pid"]
+                peaks[pid] = max(peaks.get(pid, 0.0), stats["peak_rss_mib"])
+                if progress is not None:
+                    progress(stats["users"])
+            ray.get([a.close.remote() for a in actors])
     finally:
         if started_here:
             ray.shutdown()

@@ -1,8 +1,10 @@
 """Batch scoring into the per-user ranking cache (seed 004's recompute/refresh).
 
 Users are refreshed a block at a time: the block's profiles and histories are read in two
-queries, each user's list is computed as a live request would compute it
-(:func:`~matchwise.serve.recommend.compute_for`), and the block's lists replace the old
+queries, the block's item lists are computed together as a live request would compute
+each (:func:`~matchwise.serve.item_blocks.item_lists`: one batched index search, masks and
+array operations; people lists per user by
+:func:`~matchwise.serve.recommend.compute_for`), and the block's lists replace the old
 ones in one transaction (one delete, then COPY on PostgreSQL or one executemany on
 SQLite), so a reader sees either the old list or the new one, never half of either.
 At a million users the per-user round trips and row-by-row inserts were most of the time.
@@ -23,6 +25,7 @@ from matchwise.db import driver, queries
 from matchwise.db.tables import Interaction, Recommendation, User
 from matchwise.errors import NotFound
 from matchwise.runtime import Runtime
+from matchwise.serve.item_blocks import item_lists
 from matchwise.serve.online import put_lists
 from matchwise.serve.recommend import compute_for
 from matchwise.serve.types import Kind, RecommendationList, RecommendFilters, resolve_request
@@ -131,14 +134,14 @@ def refresh_block(
     filters = RecommendFilters()
     with runtime.session() as session:
         read = profiles_and_histories(session, user_ids)
-        results = []
         for user_id in user_ids:
             if user_id not in read:
                 log.info("user %s is gone: not refreshed", user_id)
-                continue
-            user, history = read[user_id]
-            results.append(compute_for(runtime, session, user, history, top_n, kind, filters,
-                                       now))  # fmt: skip
+        if kind == "item":  # the block at once (serve.item_blocks), the same lists
+            results = item_lists(runtime, session, read, user_ids, top_n, now)
+        else:
+            results = [compute_for(runtime, session, *read[u], top_n, kind, filters, now)
+                       for u in user_ids if u in read]  # fmt: skip
         written = write_caches(session, results, kind)
     return results, written
 
