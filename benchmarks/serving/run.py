@@ -209,9 +209,9 @@ def _redis_cached(
 def _measure(
     port: int, key: str, paths: set[str], args: argparse.Namespace, pids: dict[str, int]
 ) -> dict[str, dict[str, Any]]:
-    """Warm up, then ``--rounds`` rounds of the cached path and the bare ceiling taken
-    turn about (both servers up throughout), so a shift of the machine's load hits both
-    sides alike; then the live path. A path's figures are its rounds' medians."""
+    """Warm up, then ``--rounds`` rounds of the cached path, the live path and the bare
+    ceiling taken turn about (both servers up throughout), so a shift of the machine's
+    load hits every side alike. A path's figures are its rounds' medians."""
     wenv = {"BENCH_USERS": str(args.users), "BENCH_KEY": key}
     live_env = {**wenv, "BENCH_QUERY": "&fresh=true"}
     bare_env = {"BENCH_USERS": str(args.users)}
@@ -231,18 +231,18 @@ def _measure(
     if "bare_fastapi" in paths:
         _wait(f"http://127.0.0.1:{port + 1}/v1/recommendations?user_id=u1")
         _wrk(port + 1, 3, args.connections, bare_env)
-    rounds: dict[str, list[dict[str, float]]] = {"cached": [], "bare_fastapi": []}
+    rounds: dict[str, list[dict[str, float]]] = {"cached": [], "live": [], "bare_fastapi": []}
     for _ in range(args.rounds):
         if "cached" in paths:
             taken = _wrk(port, args.seconds, args.connections, wenv, pids.get("serve"))
             rounds["cached"].append(taken)
+        if "live" in paths:
+            taken = _wrk(port, args.seconds, args.connections, live_env, pids.get("serve"))
+            rounds["live"].append(taken)
         if "bare_fastapi" in paths:
             taken = _wrk(port + 1, args.seconds, args.connections, bare_env, pids.get("bare"))
             rounds["bare_fastapi"].append(taken)
-    out = {name: _median_of(taken) for name, taken in rounds.items() if taken}
-    if "live" in paths:
-        out["live"] = _wrk(port, args.seconds, args.connections, live_env, pids.get("serve"))
-    return out
+    return {name: _median_of(taken) for name, taken in rounds.items() if taken}
 
 
 def _median_of(rounds: list[dict[str, float]]) -> dict[str, Any]:
@@ -267,7 +267,7 @@ def main() -> int:
         "--rounds",
         type=int,
         default=1,
-        help="rounds of cached and bare taken turn about (--seconds each); medians reported",
+        help="rounds of cached, live and bare taken turn about (--seconds each); medians reported",
     )
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument(
@@ -402,6 +402,13 @@ def main() -> int:
             report["cached_vs_bare_rps_per_round"] = [
                 c["rps"] / b["rps"] for c, b in zip(cached["rounds"], bare["rounds"], strict=True)
             ]
+    if "live" in results and "bare_fastapi" in results:
+        live, bare = results["live"], results["bare_fastapi"]
+        report["live_vs_bare_rps"] = live["rps"] / bare["rps"]
+        if "server_cpu_us_per_request" in live:
+            report["bare_vs_live_server_cpu"] = (
+                bare["server_cpu_us_per_request"] / live["server_cpu_us_per_request"]
+            )
     out = Path(args.out)
     if not paths & {"cached", "live", "redis_cached", "bare_fastapi"}:
         # an ingestion-only run goes beside the serving figures already recorded there
