@@ -70,7 +70,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             _adopt(type(self), load_settings())
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        # every write of the connection (responses, a 400, an upgrade's) goes through one
+        # batch, so they reach the socket in the order they were made
+        super().connection_made(BatchedWrites(transport, self.loop))  # type: ignore[arg-type]
         self._arm(float(self.header_timeout or 10.0))
 
     def on_message_begin(self) -> None:
@@ -79,11 +81,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm()
-        before = self.cycle
         super().on_headers_complete()
-        if self.cycle is not None and self.cycle is not before:  # not an upgrade
-            # the request's new cycle (its task has not run yet) answers in one write
-            self.cycle.transport = BatchedWrites(self.transport, self.loop)  # type: ignore[assignment]
         if self.parser.get_method() not in (b"GET", b"HEAD", b"DELETE", b"OPTIONS"):
             self._body_deadline = time.monotonic() + self.body_timeout
             self._arm(min(self.body_idle_timeout, self.body_timeout))
