@@ -22,6 +22,14 @@ What those runs gave is under ``million`` in ``results.json``.
 
     .venv/bin/python benchmarks/people_scale/run.py --load-million URL
     .venv/bin/python benchmarks/people_scale/run.py --million-train URL --save out.json
+
+``--million-refresh URL`` then refreshes every person's top 50 (``--refresh-sample N``:
+a seeded sample of N people, the rest extrapolated per person) with Ray, one actor per
+core (``scale.refresh_people_with_ray``, what ``matchwise refresh --ray --kind user``
+runs), measured the same way (each Ray process's peak RSS included: they are the
+driver's descendants).
+
+    .venv/bin/python benchmarks/people_scale/run.py --million-refresh URL --refresh-sample 20000
 """
 
 from __future__ import annotations
@@ -51,13 +59,16 @@ from matchwise.models.base import InteractionSet
 from matchwise.models.elo import ratings_from_swipes
 from matchwise.models.reciprocal import EASE_MAX_PEOPLE, ReciprocalRecommender
 from matchwise.runtime import Runtime
-from matchwise.settings import Settings
+from matchwise.scale import refresh_people_with_ray
+from matchwise.serve.refresh import users_to_refresh
+from matchwise.settings import Settings, load_settings
 
 HERE = Path(__file__).resolve().parent
 SWIPES_PER_PERSON = 50
 LIKES = ("like", "superlike")
 TEST_SHARE = 0.2
 K = 10
+SAMPLE_SECONDS = 0.5  # how often ``measure`` samples each process's RSS and CPU
 
 
 def _swipes(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -320,25 +331,42 @@ def load_million(url: str, n: int, swipes: int, seed: int, block: int) -> dict[s
 # --- measuring a command: wall, CPU, peak RSS of each process and of PostgreSQL ----------
 
 
-def _rss_tree(root: psutil.Process) -> dict[int, tuple[str, int]]:
+def _rss_tree(root: psutil.Process, cpu: dict[int, float] | None = None
+              ) -> dict[int, tuple[str, int]]:  # fmt: skip
+    """RSS of ``root`` and its descendants; each one's CPU seconds so far into ``cpu``."""
     out = {}
     for proc in [root, *root.children(recursive=True)]:
         try:
             out[proc.pid] = (" ".join(proc.cmdline()[:3])[:80], proc.memory_info().rss)
+            if cpu is not None:
+                times = proc.cpu_times()
+                cpu[proc.pid] = times.user + times.system
         except psutil.Error:
             continue
     return out
 
 
-def _postgres_rss(port: int) -> dict[int, tuple[str, int]]:
+def _postgres_rss(port: int, cpu: dict[int, float] | None = None
+                  ) -> dict[int, tuple[str, int]]:  # fmt: skip
     """RSS of the PostgreSQL server on ``port`` and its backends (shared buffers count in
-    each backend that touched them: the sum overstates, the largest understates)."""
-    out = {}
+    each backend that touched them: the sum overstates, the largest understates); each
+    one's CPU seconds so far into ``cpu``."""
+    out: dict[int, tuple[str, int]] = {}
+    found = []
     for proc in psutil.process_iter(["name", "cmdline"]):
         try:
-            cmd = " ".join(proc.info["cmdline"] or [])
-            if proc.info["name"] == "postgres" and (f"-p {port}" in cmd or proc.ppid() in out):
+            if proc.info["name"] == "postgres":
+                found.append((proc, " ".join(proc.info["cmdline"] or [])))
+        except psutil.Error:
+            continue
+    servers = {proc.pid for proc, cmd in found if f"-p {port}" in cmd}
+    for proc, cmd in found:  # the server, then its children (pids wrap: any order)
+        try:
+            if proc.pid in servers or proc.ppid() in servers:
                 out[proc.pid] = (cmd[:80], proc.memory_info().rss)
+                if cpu is not None:
+                    times = proc.cpu_times()
+                    cpu[proc.pid] = times.user + times.system
         except psutil.Error:
             continue
     return out
@@ -346,7 +374,9 @@ def _postgres_rss(port: int) -> dict[int, tuple[str, int]]:
 
 def measure(command: list[str], env: dict[str, str], pg_port: int) -> dict[str, Any]:
     """Run ``command``, sampling every process's RSS (the command's tree, PostgreSQL's)
-    each half second: wall seconds, the tree's CPU seconds, each process's peak RSS."""
+    each half second: wall seconds, the tree's CPU seconds (its processes' own, summed
+    at their last sample, where Ray's workers are not the command's waited-for children),
+    PostgreSQL's CPU seconds over the run, each process's peak RSS."""
     load_before = os.getloadavg()
     started = time.perf_counter()
     child = subprocess.Popen(command, env={**os.environ, **env}, stdout=subprocess.PIPE,
@@ -356,8 +386,13 @@ def measure(command: list[str], env: dict[str, str], pg_port: int) -> dict[str, 
     pg_peaks: dict[int, tuple[str, int]] = {}
     loads = []
     cpu = 0.0
+    tree_cpu: dict[int, float] = {}  # each process's CPU seconds at its last sample
+    pg_cpu: dict[int, float] = {}
+    pg_cpu_before: dict[int, float] = {}
+    _postgres_rss(pg_port, pg_cpu_before)
     while child.poll() is None:
-        for store, found in ((peaks, _rss_tree(root)), (pg_peaks, _postgres_rss(pg_port))):
+        for store, found in ((peaks, _rss_tree(root, tree_cpu)),
+                             (pg_peaks, _postgres_rss(pg_port, pg_cpu))):  # fmt: skip
             for pid, (cmd, rss) in found.items():
                 if rss > store.get(pid, ("", 0))[1]:
                     store[pid] = (cmd, rss)
@@ -368,7 +403,7 @@ def measure(command: list[str], env: dict[str, str], pg_port: int) -> dict[str, 
         except psutil.Error:
             pass
         loads.append(os.getloadavg()[0])
-        time.sleep(0.5)
+        time.sleep(SAMPLE_SECONDS)
     out, _ = child.communicate()
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
 
@@ -381,7 +416,14 @@ def measure(command: list[str], env: dict[str, str], pg_port: int) -> dict[str, 
         "command": " ".join(command),
         "returncode": child.returncode,
         "wall_seconds": round(time.perf_counter() - started, 1),
-        "cpu_seconds": round(max(cpu, usage.ru_utime + usage.ru_stime), 1),
+        "cpu_seconds": round(
+            max(cpu, usage.ru_utime + usage.ru_stime, sum(tree_cpu.values())), 1
+        ),  # fmt: skip
+        "cpu_seconds_each_process_sampled": round(sum(tree_cpu.values()), 1),
+        "postgresql_cpu_seconds": round(
+            sum(v - pg_cpu_before.get(pid, 0.0) for pid, v in pg_cpu.items()), 1
+        ),  # fmt: skip
+        "sample_seconds": SAMPLE_SECONDS,
         "peak_rss_mib_largest_process": round(usage.ru_maxrss / 1024, 1),
         "processes": mib(peaks)[:12],
         "postgresql": mib(pg_peaks)[:6],
@@ -390,6 +432,48 @@ def measure(command: list[str], env: dict[str, str], pg_port: int) -> dict[str, 
         "uptime_after": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
         "output_tail": out[-3000:],
     }
+
+
+def refresh_child(sample: int, seed: int, num_cpus: int | None) -> dict[str, Any]:
+    """In the measured process: refresh ``sample`` seeded people's lists (0: everyone)
+    with Ray, as ``matchwise refresh --ray --kind user`` does for everyone."""
+    runtime = Runtime.open(load_settings(), migrate=False)
+    try:
+        people = users_to_refresh(runtime, None)
+        chosen = None
+        if 0 < sample < len(people):
+            pick = np.random.default_rng(seed).choice(len(people), sample, replace=False)
+            chosen = [people[i] for i in np.sort(pick)]
+        started = time.perf_counter()
+        marks: list[tuple[float, int]] = []  # (seconds, people done) at each chunk's end
+
+        def note(n: int) -> None:
+            marks.append((time.perf_counter() - started, (marks[-1][1] if marks else 0) + n))
+
+        stats = refresh_people_with_ray(runtime, chosen, top_n=50, num_cpus=num_cpus,
+                                        progress=note)  # fmt: skip
+        seconds = time.perf_counter() - started
+    finally:
+        runtime.close()
+    return {**stats, "population": len(people), "refresh_seconds": round(seconds, 1),
+            "chunks_done_at": [(round(t, 1), n) for t, n in marks],
+            **steady_rate(marks, stats["cpus"], len(people))}  # fmt: skip
+
+
+def steady_rate(marks: list[tuple[float, int]], cpus: int, population: int) -> dict[str, Any]:
+    """People a second once every actor has loaded (a line through the chunk ends after
+    the first round of ``cpus`` chunks), and the whole population's time extrapolated
+    from it: the first round's end (start-up, loading, one chunk each) plus the rest at
+    the steady rate."""
+    if len(marks) <= cpus + 1:
+        return {"steady_people_per_second": None}
+    t = np.array([m[0] for m in marks[cpus - 1 :]])
+    n = np.array([m[1] for m in marks[cpus - 1 :]])
+    rate = float(np.polyfit(t, n, 1)[0])
+    first_t, first_n = marks[cpus - 1]
+    whole = first_t + (population - first_n) / rate
+    return {"steady_people_per_second": round(rate, 2),
+            "population_extrapolated_seconds": round(whole)}  # fmt: skip
 
 
 def main() -> None:
@@ -414,9 +498,38 @@ def main() -> None:
         metavar="URL",
         help="time `matchwise train reciprocal --domain people` on this store",
     )
+    parser.add_argument(
+        "--million-refresh",
+        metavar="URL",
+        help="time the Ray people refresh (top 50 each) on this store",
+    )
+    parser.add_argument("--refresh-sample", type=int, default=0, help="0: every person")
+    parser.add_argument("--num-cpus", type=int, default=None, help="Ray CPUs (default: all)")
+    parser.add_argument("--refresh-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--artifacts", default="/tmp/people21/var/artifacts")
     parser.add_argument("--save", type=Path, help="write the measurement (JSON) here")
     args = parser.parse_args()
+    if args.refresh_child:
+        print(json.dumps(refresh_child(args.refresh_sample, args.seed, args.num_cpus)))
+        return
+    if args.million_refresh:
+        command = [sys.executable, __file__, "--refresh-child", "--refresh-sample",
+                   str(args.refresh_sample), "--seed", str(args.seed)]  # fmt: skip
+        if args.num_cpus:
+            command += ["--num-cpus", str(args.num_cpus)]
+        env = {"MATCHWISE_DATABASE_URL": args.million_refresh, "MATCHWISE_DOMAIN": "people",
+               "MATCHWISE_ARTIFACT_ROOT": args.artifacts, "OPENBLAS_NUM_THREADS": "1"}  # fmt: skip
+        port = int(args.million_refresh.rsplit(":", 1)[1].split("/")[0])
+        found = measure(command, env, port)
+        tail = found["output_tail"].strip().splitlines()
+        found["refresh"] = json.loads(tail[-1]) if tail and tail[-1].startswith("{") else None
+        if found["refresh"] is not None:  # CPU of every process, start-up and loading included
+            found["cpu_ms_per_person"] = round(1000 * found["cpu_seconds"]
+                                               / max(found["refresh"]["users"], 1), 2)  # fmt: skip
+        print(json.dumps(found))
+        if args.save:
+            args.save.write_text(json.dumps(found, indent=2) + "\n")
+        return
     if args.million_train:
         command = [str(Path(sys.executable).parent / "matchwise"), "train", "reciprocal",
                    "--domain", "people", "--activate", "always", "--json"]  # fmt: skip
