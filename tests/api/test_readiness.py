@@ -6,13 +6,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from matchwise.api import create_app
 from matchwise.ingest.profiles import store_users, upsert_items
 from matchwise.jobs.worker import Worker
 from matchwise.runtime import Runtime
-from matchwise.serve.readiness import warm
+from matchwise.serve.readiness import start_warm_up, warm
 from matchwise.serve.state import reset_serving_state, serving_state
 from tests.utils.factories import items_fixture, person
 
@@ -67,3 +70,27 @@ def test_readyz_is_documented_in_openapi(runtime: Runtime) -> None:
     schema = TestClient(create_app(runtime=runtime)).get("/openapi.json").json()
     answers = schema["paths"]["/readyz"]["get"]["responses"]
     assert {"200", "503"} <= set(answers)
+
+
+@pytest.mark.postgres
+def test_a_closed_runtime_leaves_no_connection_behind_its_warm_up(pg_runtime: Runtime) -> None:
+    """A server stopped while it still warms up: closing its runtime waits for the warm-up,
+    which opens nothing more, so no PostgreSQL session outlives the runtime (a warm-up left
+    running connected the read pool afresh after the disposal: eight sessions a start that
+    nobody closed, until a test suite ran the server out of connections)."""
+    _seed(pg_runtime)
+    count = text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                 "AND pid <> pg_backend_pid()")  # fmt: skip
+    observer = create_engine(pg_runtime.settings.database_url, poolclass=NullPool)
+    try:
+        with observer.connect() as c:
+            before = c.scalar(count)
+        for _ in range(3):
+            runtime = Runtime.open(pg_runtime.settings, migrate=False)
+            start_warm_up(runtime)
+            runtime.close()
+        time.sleep(1.0)  # what a leftover warm-up would open, it opens by now
+        with observer.connect() as c:
+            assert c.scalar(count) <= before
+    finally:
+        observer.dispose()

@@ -36,12 +36,15 @@ def warm(runtime: Runtime) -> WarmUp:
     if record.user is not None and record.items:
         rehearsals.append((record.user, "item"))
     for user_id, kind in rehearsals:  # as a request computes it live: nothing is written
+        if record.closed.is_set():
+            break
         try:
             with runtime.read_session() as session:
                 recommend(runtime, session, user_id, kind=kind, use_cache=False)
         except Exception as exc:
             log.warning("warm-up: rehearsing a %s list failed (%s)", kind, exc)
-    _connect_pool(runtime.read_engine)
+    if not record.closed.is_set():
+        _connect_pool(runtime.read_engine)
     settle_heap()  # the warm-up's garbage is collected now, not by the first request
     record.seconds = round(time.perf_counter() - began, 3)
     record.done.set()
@@ -74,7 +77,10 @@ def start_warm_up(runtime: Runtime) -> None:
     if not runtime.settings.warm_up_on_start:
         warm_up_status(runtime).done.set()
         return
-    threading.Thread(target=warm, args=(runtime,), daemon=True, name="matchwise-warm-up").start()
+    record = warm_up_status(runtime)
+    record.thread = threading.Thread(target=warm, args=(runtime,), daemon=True,
+                                     name="matchwise-warm-up")  # fmt: skip
+    record.thread.start()
 
 
 def readiness(runtime: Runtime) -> ReadyOut:

@@ -790,6 +790,18 @@ class WarmUp:
     persons: list[str] = field(default_factory=list)
     user: str | None = None
     seconds: float | None = None
+    #: set when the runtime closes: the warm-up stops at its next step
+    closed: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+    def close(self) -> None:
+        """Stop and wait for the warm-up thread (bounded) before the runtime disposes of
+        its pools: a warm-up still running after that would open connections on the
+        fresh pool a disposal leaves, which nobody closes (a test suite ran PostgreSQL
+        out of connections that way)."""
+        self.closed.set()
+        if self.thread is not None and self.thread is not threading.current_thread():
+            self.thread.join(timeout=60)
 
 
 def warm_up_status(runtime: Runtime) -> WarmUp:
