@@ -45,6 +45,7 @@ from matchwise.serve.items import (
     _interest_profile,
     _title,
     liked_items,
+    similar_to,
 )
 from matchwise.serve.recommend import compute_for, route_for
 from matchwise.serve.state import Catalogue, LoadedModel, serving_state
@@ -332,15 +333,8 @@ def _similar_reasons(
     out = []
     for j in candidates.tolist():
         own = (_title(catalogue, rows[j]) or "").casefold()
-        usable = [n for n, (k, t) in enumerate(zip(liked.tolist(), folded, strict=True))
-                  if k != j and t is not None and t != own]  # fmt: skip
-        if vectors is not None and usable:
-            sims = vectors[liked[usable]] @ vectors[j]
-            best = int(np.argmax(sims))
-            if sims[best] > 0:
-                out.append(f"similar to {titles[usable[best]]}")
-                continue
-        out.append("liked by people with tastes like yours")
+        similar = similar_to(j, own, liked, titles, folded, vectors)
+        out.append(similar or "liked by people with tastes like yours")
     return out
 
 

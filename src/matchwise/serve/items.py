@@ -196,16 +196,31 @@ def _model_reasons(
         if titles is None:
             titles = [_title(catalogue, rows[k]) for k in liked]
             folded = [None if t is None else t.casefold() for t in titles]
-        usable = [n for n, (k, t) in enumerate(zip(liked.tolist(), folded, strict=True))
-                  if k != j and t is not None and t != own]  # fmt: skip
-        if vectors is not None and usable:
-            sims = vectors[liked[usable]] @ vectors[j]
-            best = int(np.argmax(sims))
-            if sims[best] > 0:
-                out.append(f"similar to {titles[usable[best]]}")
-                continue
-        out.append("liked by people with tastes like yours")
+        similar = similar_to(j, own, liked, titles, folded, vectors)
+        out.append(similar or "liked by people with tastes like yours")
     return out
+
+
+def similar_to(
+    j: int,
+    own: str,
+    liked: np.ndarray,
+    titles: list[str | None],
+    folded: list[str | None],
+    vectors: np.ndarray | None,
+) -> str | None:
+    """ "similar to <title>" naming the liked item (model columns ``liked``, their titles
+    and casefolded titles) whose vector is most like candidate ``j``'s, leaving out the
+    candidate itself and items of its own title (``own``, casefolded); None when no such
+    item has a positive product."""
+    usable = [n for n, (k, t) in enumerate(zip(liked.tolist(), folded, strict=True))
+              if k != j and t is not None and t != own]  # fmt: skip
+    if vectors is not None and usable:
+        sims = vectors[liked[usable]] @ vectors[j]
+        best = int(np.argmax(sims))
+        if sims[best] > 0:
+            return f"similar to {titles[usable[best]]}"
+    return None
 
 
 def heuristic_items(ask: Ask) -> list[Recommendation]:
