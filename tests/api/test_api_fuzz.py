@@ -31,7 +31,7 @@ from matchwise.ingest.profiles import upsert_items, upsert_users
 from matchwise.ops.auth import create_key
 from matchwise.runtime import Runtime
 from tests.utils.factories import items_fixture, people_fixture
-from tests.utils.live_server import live_server
+from tests.utils.live_server import live_server, wait_until_ready
 
 EXAMPLES = 20  # per operation, mode and store: bounded, so the default suite stays fast
 #: Not "positive data acceptance": some rules span fields (latitude with longitude,
@@ -53,6 +53,7 @@ def served_schema(runtime: Runtime) -> Iterator[tuple[Any, dict[str, str]]]:
         upsert_items(s, items_fixture())
         key, _ = create_key(s, "admin", name="fuzz")
     with live_server(create_app(runtime=runtime)) as url:
+        wait_until_ready(url)  # as a load balancer does: /readyz is 503 while warming up
         yield (
             schemathesis.openapi.from_url(f"{url}/openapi.json"),
             {"Authorization": f"Bearer {key}"},

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
 
@@ -49,3 +50,13 @@ def live_server(app: FastAPI, timeout: float = 60.0) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def wait_until_ready(url: str, timeout: float = 120.0) -> None:
+    """Wait until the server at ``url`` answers ``/readyz`` with 200 (its warm-up is over)."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(base_url=url, timeout=10) as client:
+        while client.get("/readyz").status_code != 200:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the test server was not ready within {timeout} s")
+            time.sleep(0.05)

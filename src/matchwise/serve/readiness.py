@@ -64,11 +64,15 @@ def _connect_pool(engine: Engine) -> None:
         for _ in range(size):
             held.append(connection := engine.connect())
             connection.exec_driver_sql("SELECT 1")
+            connection.rollback()  # held open, but never idle in a transaction
     except Exception as exc:
         log.warning("warm-up: connecting the read pool failed (%s)", exc)
     finally:
         for connection in held:
-            connection.close()
+            try:
+                connection.close()
+            except Exception as exc:  # a connection the server ended meanwhile
+                log.warning("warm-up: closing a read connection failed (%s)", exc)
 
 
 def start_warm_up(runtime: Runtime) -> None:
