@@ -15,11 +15,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
-from matchwise.api import create_app
-from matchwise.ingest.profiles import upsert_users
 from matchwise.ops.auth import MISS, create_key, revoke_key
 from matchwise.runtime import Runtime
-from tests.utils.factories import people_fixture
+from tests.utils.moderation import people_client
 
 RECS = "/v1/recommendations?user_id=alice"
 
@@ -54,9 +52,7 @@ class HeldKeyQueries:
 
 @pytest.fixture
 def client(runtime: Runtime) -> Iterator[TestClient]:
-    with runtime.session() as s:
-        upsert_users(s, people_fixture())
-    with TestClient(create_app(runtime=runtime), raise_server_exceptions=False) as c:
+    with people_client(runtime) as c:
         yield c
 
 

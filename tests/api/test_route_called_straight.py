@@ -14,17 +14,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from matchwise.api import create_app, deps
-from matchwise.ingest.profiles import upsert_users
 from matchwise.ops.auth import create_key
 from matchwise.runtime import Runtime
-from tests.utils.factories import people_fixture
+from tests.utils.moderation import people_client
 
 
 @pytest.fixture
 def client(runtime: Runtime) -> Iterator[TestClient]:
-    with runtime.session() as s:
-        upsert_users(s, people_fixture())
-    with TestClient(create_app(runtime=runtime), raise_server_exceptions=False) as c:
+    with people_client(runtime) as c:
         yield c
 
 

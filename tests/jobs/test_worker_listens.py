@@ -10,18 +10,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from sqlalchemy import select
 
 from matchwise import registry
-from matchwise.data.synthetic import generate_items
 from matchwise.db.tables import Job, Recommendation
-from matchwise.ingest.bulk import write_bundle
 from matchwise.jobs.queue import enqueue
 from matchwise.jobs.worker import wait_for
 from matchwise.runtime import Runtime
-from matchwise.train.pipeline import train_model
+from tests.utils.versions import two_ease_versions
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,11 +58,7 @@ def test_a_worker_refreshes_with_the_version_activated_after_it_started(
     pg_runtime: Runtime,
 ) -> None:
     runtime = pg_runtime
-    start = pd.Timestamp.now(tz="UTC").normalize() - pd.Timedelta(days=60)
-    bundle = generate_items(n_users=60, n_items=40, n_interactions=1500, seed=5, start=start)
-    write_bundle(runtime, bundle, runtime.settings.action_table)
-    old = train_model(runtime, "ease", domain="items", activate="always")
-    new = train_model(runtime, "ease", domain="items", activate="never")
+    bundle, old, new = two_ease_versions(runtime)
     user = str(bundle.interactions["user_id"].value_counts().index[0])  # a warm user
     worker = _worker(runtime)
     try:

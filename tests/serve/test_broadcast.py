@@ -38,6 +38,7 @@ from matchwise.settings import Settings
 from matchwise.train.pipeline import train_model
 from tests.utils.factories import people_fixture, person
 from tests.utils.live_server import free_port
+from tests.utils.versions import two_ease_versions
 
 #: Seen within a second in a quiet run; three allow for a loaded machine, and stay far
 #: below what polling would need here (an hour).
@@ -208,11 +209,7 @@ def test_a_listener_reconnects_and_catches_up_with_what_it_missed(pg_runtime: Ru
     while no listener was connected are lost, so a listener that (re)connects re-reads
     the registry: an activation made meanwhile is applied."""
     runtime = pg_runtime
-    start = pd.Timestamp.now(tz="UTC").normalize() - pd.Timedelta(days=60)
-    bundle = generate_items(n_users=60, n_items=40, n_interactions=1500, seed=5, start=start)
-    write_bundle(runtime, bundle, runtime.settings.action_table)
-    old = train_model(runtime, "ease", domain="items", activate="always")
-    new = train_model(runtime, "ease", domain="items", activate="never")
+    _, old, new = two_ease_versions(runtime)
     store = registry.ArtifactStore(runtime.settings.artifact_root)
     state = serving_state(runtime)
     state.check_seconds = 3600.0  # polling alone would not see an activation
