@@ -412,3 +412,44 @@ def test_reciprocal_score_clips_cleans_and_checks() -> None:
         reciprocal_score([0.2], [0.7], "mean")
     with pytest.raises(InvalidInput, match=r"^p_ab and p_ba differ in shape: \(2,\) and \(1,\)$"):
         reciprocal_score([0.2, 0.1], [0.7])
+
+
+@pytest.mark.parametrize("mode", ["harmonic", "product", "min", "weighted"])
+@pytest.mark.parametrize("base", ["rows", "factors"])
+def test_scores_in_steps_equal_the_whole_array_maths(
+    monkeypatch: pytest.MonkeyPatch, mode: str, base: str
+) -> None:
+    """``score`` calibrates and combines a few cells at a time, in place (issue 21: whole-
+    block temporaries were most of a people training's evaluation): the float32 scores
+    must be exactly those of the whole-array expressions, steps crossing rows and blocks."""
+    monkeypatch.setattr(reciprocal_module, "_STEP", 7)  # steps end mid-row
+    monkeypatch.setattr(reciprocal_module, "_CELLS", 3 * 23)  # blocks of 3 rows
+    rng = np.random.default_rng(3)
+    n = 23
+    ids = np.array([f"p{i}" for i in range(n)])
+    a, b = rng.integers(0, n, 120), rng.integers(0, n, 120)
+    train = InteractionSet(user_ids=ids, item_ids=ids, users=a, items=b,
+                           labels=(rng.random(120) < 0.4).astype(np.float32),
+                           timestamps=np.arange(120))  # fmt: skip
+    if base == "rows":
+        model = ReciprocalRecommender.wrap(_Matrix(rng.normal(size=(n, n)).astype(np.float32)),
+                                           train, mode=mode, weight=0.7)  # fmt: skip
+    else:
+        model = ReciprocalRecommender(base="implicit_als", mode=mode, weight=0.7,
+                                      base_params={"factors": 4, "iterations": 2})  # fmt: skip
+        model.fit(train)
+    users = np.array([0, 5, 22, 7, 7, 13, 1])
+
+    def whole(raw: np.ndarray) -> np.ndarray:
+        return reciprocal_module._sigmoid(model.alpha_ * raw + model.beta_)
+
+    wants = []
+    for start in (0, 3, 6):  # the blocks score takes (a BLAS product's rounding depends on
+        rows = users[start : start + 3]  # its shape, so the reference takes the same ones)
+        forward = whole(model._rows_raw(rows))
+        backward = model._override(whole(model._columns_raw(rows)), rows)
+        wants.append(reciprocal_score(forward, backward, mode, 0.7).astype(np.float32))
+        np.testing.assert_array_equal(model.one_sided_proba(rows), forward)
+        np.testing.assert_array_equal(model.reverse_proba(rows), backward)
+    np.testing.assert_array_equal(model.score(users), np.concatenate(wants))
+    assert (model.decisions_ is not None) and model.decisions_.nnz > 0
