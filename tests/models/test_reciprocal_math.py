@@ -414,10 +414,11 @@ def test_reciprocal_score_clips_cleans_and_checks() -> None:
         reciprocal_score([0.2, 0.1], [0.7])
 
 
+@pytest.mark.parametrize("calibration", ["platt", "zscore"])
 @pytest.mark.parametrize("mode", ["harmonic", "product", "min", "weighted"])
 @pytest.mark.parametrize("base", ["rows", "factors"])
 def test_scores_in_steps_equal_the_whole_array_maths(
-    monkeypatch: pytest.MonkeyPatch, mode: str, base: str
+    monkeypatch: pytest.MonkeyPatch, mode: str, base: str, calibration: str
 ) -> None:
     """``score`` calibrates and combines a few cells at a time, in place (issue 21: whole-
     block temporaries were most of a people training's evaluation): the float32 scores
@@ -433,14 +434,17 @@ def test_scores_in_steps_equal_the_whole_array_maths(
                            timestamps=np.arange(120))  # fmt: skip
     if base == "rows":
         model = ReciprocalRecommender.wrap(_Matrix(rng.normal(size=(n, n)).astype(np.float32)),
-                                           train, mode=mode, weight=0.7)  # fmt: skip
+                                           train, mode=mode, weight=0.7,
+                                           calibration=calibration)  # fmt: skip
     else:
         model = ReciprocalRecommender(base="implicit_als", mode=mode, weight=0.7,
+                                      calibration=calibration,
                                       base_params={"factors": 4, "iterations": 2})  # fmt: skip
         model.fit(train)
     users = np.array([0, 5, 22, 7, 7, 13, 1])
 
-    def whole(raw: np.ndarray) -> np.ndarray:
+    def whole(raw: np.ndarray) -> np.ndarray:  # the whole-array maths, raw in float64
+        assert raw.dtype == np.float64
         return reciprocal_module._sigmoid(model.alpha_ * raw + model.beta_)
 
     wants = []

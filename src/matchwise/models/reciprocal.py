@@ -69,7 +69,8 @@ _CELLS = 1 << 24
 #: Cells per step of the element-wise passes (calibration, combination): 256 KB of float64,
 #: so their temporaries stay in cache. Whole-block temporaries (a dozen arrays of 128 MB per
 #: block, each freshly page-faulted) made these passes 90% of a people training's
-#: evaluation, ~200 ns a cell (issue 21); a step at a time they are ~15 ns, same values.
+#: evaluation, ~200 ns a cell (issue 21); a step at a time, from the base's scores to the
+#: combined float32 one, they are a fraction of that, with the same values.
 _STEP = 1 << 15
 
 
@@ -301,20 +302,32 @@ class ReciprocalRecommender(Recommender):
         shape = (-1,) + (1,) * (raw.ndim - 1)
         return (raw - self.row_mean_[rows].reshape(shape)) / self.row_std_[rows].reshape(shape)
 
+    def _rows_base(self, users: np.ndarray) -> np.ndarray:
+        """Base scores of rows ``users`` against every candidate, in the base's dtype."""
+        return np.asarray(self._base().score(users))
+
     def _rows_raw(self, users: np.ndarray) -> np.ndarray:
         """Base scores of rows ``users`` against every candidate, standardised if asked."""
-        raw = np.asarray(self._base().score(users), dtype=np.float64)
+        raw = np.asarray(self._rows_base(users), dtype=np.float64)
         return self._standardise(raw, users)
 
     def _columns_raw(self, users: np.ndarray) -> np.ndarray:
         """``out[i, b]`` = base score of row b at column ``users[i]``: how b sees each user."""
+        raw = np.asarray(self._columns_base(users), dtype=np.float64)
+        if self.calibration == "zscore":
+            assert self.row_mean_ is not None and self.row_std_ is not None
+            raw = (raw - self.row_mean_[None, :]) / self.row_std_[None, :]
+        return raw
+
+    def _columns_base(self, users: np.ndarray) -> np.ndarray:
+        """:meth:`_columns_raw` before standardising, in the base's dtype."""
         base = self._base()
         n = self.n_users_ or 0
         if hasattr(base, "B_") and hasattr(base, "X_") and base.B_ is not None:
-            raw = np.asarray(base.X_ @ base.B_[:, users], dtype=np.float64).T  # EASE
+            raw = np.asarray(base.X_ @ base.B_[:, users]).T  # EASE
         elif (factors := _factors(base)) is not None:  # ALS/BPR: u_b · v_a, O(n x d)
             swipers, candidates = factors
-            raw = np.asarray(candidates[users] @ swipers.T, dtype=np.float64)
+            raw = np.asarray(candidates[users] @ swipers.T)
         elif hasattr(base, "user_embeddings") and hasattr(base, "item_embeddings"):
             if self._user_vectors is None:
                 self._user_vectors = np.asarray(base.user_embeddings(np.arange(n)), np.float64)
@@ -326,9 +339,6 @@ class ReciprocalRecommender(Recommender):
             for start in range(0, n, step):
                 rows = np.arange(start, min(start + step, n))
                 raw[:, rows] = np.asarray(base.score(rows), dtype=np.float64)[:, users].T
-        if self.calibration == "zscore":
-            assert self.row_mean_ is not None and self.row_std_ is not None
-            raw = (raw - self.row_mean_[None, :]) / self.row_std_[None, :]
         return raw
 
     def _pair_raw(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -354,14 +364,18 @@ class ReciprocalRecommender(Recommender):
         return out
 
     def _proba(self, raw: np.ndarray) -> np.ndarray:
-        """``sigmoid(alpha * raw + beta)``, a :data:`_STEP` of cells at a time in place
-        (the same operations on each cell as the whole-array expression, so equal values)."""
-        source = np.ascontiguousarray(raw, dtype=np.float64)
-        out = np.empty(source.shape)
-        cells, flat = source.reshape(-1), out.reshape(-1)
+        """``sigmoid(alpha * raw + beta)``: P from a raw score."""
+        return self._calibrate_into(raw, np.empty(np.shape(raw)))
+
+    def _calibrate_into(self, raw: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``out[...] = sigmoid(alpha * raw + beta)`` in float64, a :data:`_STEP` of cells
+        at a time in place: the same operations on each cell as the whole-array expression,
+        so equal values (``out``: C-contiguous, ``raw``'s shape)."""
+        cells, flat = np.ascontiguousarray(raw).reshape(-1), out.reshape(-1)
         for part in _steps(flat.size):
             x = flat[part]
-            np.multiply(cells[part], self.alpha_, out=x)
+            x[...] = cells[part]  # as float64: a float32 score converts exactly
+            x *= self.alpha_
             x += self.beta_
             x *= 0.5  # _sigmoid, in place
             np.tanh(x, out=x)
@@ -369,19 +383,33 @@ class ReciprocalRecommender(Recommender):
             x *= 0.5
         return out
 
-    def _override(self, p_ba: np.ndarray, users: np.ndarray, copy: bool = True) -> np.ndarray:
-        """``p_ba[i, b]``: replace with b's recorded decision on ``users[i]``, if any
-        (``copy=False`` writes into ``p_ba``, an array the caller owns)."""
+    def _decided(self, users: np.ndarray) -> sp.coo_matrix | None:
+        """``(len(users), n)``: b's recorded decision on each user (None when not used)."""
         if not self.known_decisions or self.decisions_ is None:
-            return p_ba
+            return None
         cached = self._decisions_csc
         if cached is None or cached[0] is not self.decisions_:  # a CSR column slice walks
             cached = self._decisions_csc = (self.decisions_, self.decisions_.tocsc())
-        known = cached[1][:, users].T.tocoo()  # (users, b): b's decision on the user
-        if copy:
-            p_ba = p_ba.copy()
+        return cached[1][:, users].T.tocoo()
+
+    def _override(self, p_ba: np.ndarray, users: np.ndarray) -> np.ndarray:
+        """``p_ba[i, b]``: replace with b's recorded decision on ``users[i]``, if any."""
+        known = self._decided(users)
+        if known is None:
+            return p_ba
+        p_ba = p_ba.copy()
         p_ba[known.row, known.col] = np.where(known.data > 0, 1.0, 0.0)
         return p_ba
+
+    def _known_cells(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_override`'s cells as flat positions in a ``(len(users), n)`` block, in
+        ascending order (a stable sort: equal positions keep their order), and values."""
+        known = self._decided(users)
+        if known is None:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        flat = known.row.astype(np.int64) * (self.n_items_ or 0) + known.col
+        order = np.argsort(flat, kind="stable")
+        return flat[order], np.where(known.data > 0, 1.0, 0.0)[order]
 
     # --- public scoring -------------------------------------------------------------------
     def one_sided_proba(self, users: np.ndarray) -> np.ndarray:
@@ -395,20 +423,31 @@ class ReciprocalRecommender(Recommender):
         return self._override(self._proba(self._columns_raw(users)), users)
 
     def score(self, users: np.ndarray) -> np.ndarray:
-        """Reciprocal scores in [0, 1]: ``(len(users), n)``, computed in row blocks of at
-        most ``_CELLS`` so the float64 intermediates of both directions stay bounded (200
-        rows at a million people were 1.6 GB each)."""
+        """Reciprocal scores in [0, 1]: ``(len(users), n)``, the base's scores taken in
+        row blocks of at most ``_CELLS`` (200 rows at a million people were 1.6 GB each),
+        then calibrated, overridden by known decisions and combined a :data:`_STEP` of
+        cells at a time: :meth:`one_sided_proba` and :meth:`reverse_proba` combined, the
+        same values without their whole-block float64 arrays."""
         users = self._check_users(users)
-        out = np.empty((len(users), self.n_items_ or 0), dtype=np.float32)
-        step = _rows_per_chunk(self.n_items_ or 0)
+        n = self.n_items_ or 0
+        out = np.empty((len(users), n), dtype=np.float32)
+        step = _rows_per_chunk(n)
+        ab, ba = np.empty(_STEP), np.empty(_STEP)  # a step of each direction's P
+        zscore = self.calibration == "zscore"
         for start in range(0, len(users), step):
             rows = users[start : start + step]
-            p_ab = self._proba(self._rows_raw(rows)).reshape(-1)
-            p_ba = self._override(self._proba(self._columns_raw(rows)), rows, copy=False)
-            p_ba = p_ba.reshape(-1)
+            raw_ab = self._rows_raw(rows) if zscore else self._rows_base(rows)
+            raw_ba = self._columns_raw(rows) if zscore else self._columns_base(rows)
+            raw_ab = np.ascontiguousarray(raw_ab).reshape(-1)
+            raw_ba = np.ascontiguousarray(raw_ba).reshape(-1)
+            cells, decided = self._known_cells(rows)
             block = out[start : start + len(rows)].reshape(-1)  # a view: rows are contiguous
             for part in _steps(block.size):  # one_sided_proba and reverse_proba, combined
-                block[part] = reciprocal_score(p_ab[part], p_ba[part], self.mode, self.weight)
+                p_ab = self._calibrate_into(raw_ab[part], ab[: part.stop - part.start])
+                p_ba = self._calibrate_into(raw_ba[part], ba[: part.stop - part.start])
+                lo, hi = np.searchsorted(cells, [part.start, part.stop])
+                p_ba[cells[lo:hi] - part.start] = decided[lo:hi]  # _override, this step's
+                block[part] = reciprocal_score(p_ab, p_ba, self.mode, self.weight)
         return out
 
     def score_candidates(
