@@ -8,15 +8,18 @@ import pandas as pd
 import pytest
 
 from matchwise.actions import merge_action_table
+from matchwise.data import splits
 from matchwise.data.dataset import (
     label_interactions,
     load_dataset,
+    make_dataset,
     sample_negatives,
     save_dataset,
 )
-from matchwise.data.synthetic import generate_items
+from matchwise.data.synthetic import generate_items, generate_people
 from matchwise.db import queries
 from matchwise.errors import InvalidInput
+from matchwise.hashing import hash_ids
 from matchwise.ingest.bulk import write_bundle
 from matchwise.ops.privacy import hash_id
 from matchwise.runtime import Runtime
@@ -148,3 +151,41 @@ def test_no_positives_is_a_clear_error(sqlite_url: str) -> None:
 def test_load_names_missing_files(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="not a dataset snapshot"):
         load_dataset(tmp_path)
+
+
+@pytest.mark.parametrize("negatives", [0, 2])
+@pytest.mark.parametrize("split", ["temporal", "random", "leave_last_out"])
+def test_ids_hashed_once_give_the_parts_hashed_one_by_one(split: str, negatives: int) -> None:
+    """make_dataset hashes the ids once, before the split (issue 21: each part's columns
+    were hashed again, ten million ids a column at a million people): the parts, users,
+    candidates and version are those of raw ids split, sampled, then hashed part by part."""
+    bundle = generate_people(n_users=300, n_swipes=3_000, seed=8)
+    raw = bundle.interactions.drop(columns=["item_id"]).rename(
+        columns={"target_user_id": "item_id"}
+    )[["user_id", "item_id", "action", "value", "occurred_at"]]
+    made = make_dataset(raw, bundle.users, None, TABLE, "s", domain="people", split=split,  # type: ignore[arg-type]
+                        negative_samples=negatives, seed=5)  # fmt: skip
+    labelled = label_interactions(raw, TABLE)
+    parts = {"temporal": lambda f: splits.temporal_split(f),
+             "random": lambda f: splits.random_split(f, seed=5),
+             "leave_last_out": splits.leave_last_out}[split](labelled)  # fmt: skip
+    train, valid, test = (p.reset_index(drop=True) for p in parts)
+    if negatives:
+        drawn = sample_negatives(train, bundle.users["id"], negatives, seed=5)
+        train = pd.concat([train, drawn], ignore_index=True)
+    for want, got in ((train, made.train), (valid, made.valid), (test, made.test)):
+        want = want.assign(user_id=hash_ids("s", want["user_id"]),
+                           item_id=hash_ids("s", want["item_id"]))  # fmt: skip
+        pd.testing.assert_frame_equal(got, want)
+    assert made.users["id"].tolist() == [hash_id("s", u) for u in bundle.users["id"]]
+    assert made.items["id"].tolist() == made.users["id"].tolist()
+    assert made.manifest["stats"]["rows"]["train"] == len(train)
+
+
+def test_hash_ids_is_hash_id_per_value_and_keeps_missing_ids_missing() -> None:
+    values = pd.Series(["b", None, "a", "b", 7], index=[4, 3, 2, 1, 0], name="user_id")
+    out = hash_ids("k", values)
+    assert out.index.tolist() == [4, 3, 2, 1, 0] and out.name == "user_id"
+    assert [out[4], out[2], out[1], out[0]] == [hash_id("k", v) for v in ("b", "a", "b", "7")]
+    assert pd.isna(out[3])
+    assert hash_ids("k", pd.Series([None, None])).isna().all()

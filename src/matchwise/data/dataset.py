@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +44,10 @@ SNAPSHOT_COLUMNS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 
+#: What a column of distinct ids becomes before it is spread over the rows (a keyed hash).
+IdKey = Callable[[np.ndarray], pd.api.extensions.ExtensionArray]
+
+
 def label_interactions(
     frame: pd.DataFrame,
     table: dict[str, ActionRule],
@@ -59,6 +63,20 @@ def label_interactions(
     pairs first appear among the events sorted by label and time. Vectorised over
     integer pair keys: a million events collapse in about a second.
     """
+    return _labelled(frame, table, rating_positive, rating_max)
+
+
+def _labelled(
+    frame: pd.DataFrame,
+    table: dict[str, ActionRule],
+    rating_positive: float = RATING_POSITIVE,
+    rating_max: float = 5.0,
+    user_key: IdKey | None = None,
+    item_key: IdKey | None = None,
+) -> pd.DataFrame:
+    """:func:`label_interactions`, its ``user_id`` (``item_id``) column ``user_key``
+    (``item_key``) of the distinct ids taken row by row: each distinct id keyed once, and
+    no column of ten million raw id strings made only to be replaced (issue 21)."""
     columns = ["user_id", "item_id", "label", "weight", "positive", "timestamp", "action"]
     if frame.empty:
         return pd.DataFrame(columns=columns)
@@ -103,8 +121,10 @@ def label_interactions(
     stamps = pd.DatetimeIndex(out_stamp.view(f"datetime64[{times.unit}]")).tz_localize("UTC")
     return pd.DataFrame(
         {
-            "user_id": user_ids.take(out_user),
-            "item_id": item_ids.take(item_codes[best]),
+            "user_id": (user_ids if user_key is None else user_key(user_ids)).take(out_user),
+            "item_id": (item_ids if item_key is None else item_key(item_ids)).take(
+                item_codes[best]
+            ),
             "label": labels[best],
             "weight": np.clip(weight_sum, 0.1, None),
             "positive": any_positive.astype(bool),
@@ -225,7 +245,16 @@ def make_dataset(
     """Raw events (``user_id, item_id, action, value, occurred_at``), profiles and items
     (None in the people domain, where the candidates are the users) → a labelled, split
     dataset in memory (:func:`save_dataset` writes it)."""
-    labelled = label_interactions(raw, table)
+
+    # privacy: keyed hashes instead of raw user ids, everywhere in the snapshot. Hashed
+    # while labelling, each distinct id once, before the split (which reads ids only for
+    # equality and first appearance, so its parts are the same) and the negatives (drawn
+    # from the hashed catalogue in the same order), not each part's columns (issue 21)
+    def keyed(ids: np.ndarray) -> pd.api.extensions.ExtensionArray:
+        return hash_ids(secret, pd.Series(ids)).array
+
+    labelled = _labelled(raw, table, user_key=keyed,
+                         item_key=keyed if domain == "people" else None)  # fmt: skip
     if min_interactions > 1 and not labelled.empty:
         counts = labelled["user_id"].map(labelled["user_id"].value_counts())
         labelled = labelled[counts >= min_interactions].reset_index(drop=True)
@@ -234,6 +263,7 @@ def make_dataset(
             f"no positive interactions in the {domain} domain: nothing to learn from "
             "(load or generate data first, or check the action table)"
         )
+    users = users.assign(id=hash_ids(secret, users["id"]))
     items = _people_as_items(users) if items is None or domain == "people" else items
     if split == "temporal":
         parts = splits.temporal_split(labelled, ratios)
@@ -249,14 +279,6 @@ def make_dataset(
     if negative_samples:
         negatives = sample_negatives(train, items["id"], negative_samples, negative_strategy, seed)
         train = pd.concat([train, negatives], ignore_index=True)
-    # privacy: keyed hashes instead of raw user ids, everywhere in the snapshot
-    for part in (train, valid, test):
-        part["user_id"] = hash_ids(secret, part["user_id"])
-        if domain == "people":
-            part["item_id"] = hash_ids(secret, part["item_id"])
-    users = users.assign(id=hash_ids(secret, users["id"]))
-    if domain == "people":
-        items = items.assign(id=hash_ids(secret, items["id"]))
     manifest = {
         "domain": domain,
         "id_key": id_key(secret),
