@@ -415,9 +415,18 @@ def training_users(session: Session) -> pd.DataFrame:
     ``attributes`` (the app's own profile answers, e.g. a sign-up survey the pairwise
     people model reads) travel as JSON text, left out when nobody has any.
     """
-    cols = [User.id, User.age, User.gender, User.city, User.bio, User.tags, User.elo,
-            User.photo_embeddings, User.attributes]  # fmt: skip
-    frame = pd.DataFrame(session.execute(select(*cols)).all(), columns=[c.key for c in cols])
+    return training_users_frame(session.execute(select(*TRAINING_USER_COLUMNS)).all())
+
+
+#: What :func:`training_users` reads of each person, in its order.
+TRAINING_USER_COLUMNS = (User.id, User.age, User.gender, User.city, User.bio, User.tags,
+                         User.elo, User.photo_embeddings, User.attributes)  # fmt: skip
+
+
+def training_users_frame(rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
+    """:func:`training_users`' frame from its rows (one tuple of Python values a person,
+    :data:`TRAINING_USER_COLUMNS`; PostgreSQL's COPY read builds the same tuples)."""
+    frame = pd.DataFrame(rows, columns=[c.key for c in TRAINING_USER_COLUMNS])
     answers = frame.pop("attributes")
     if answers.map(bool).any():
         frame["attributes"] = [json.dumps(a, sort_keys=True) if a else None for a in answers]

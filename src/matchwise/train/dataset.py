@@ -23,9 +23,10 @@ def build_dataset(
     are :func:`~matchwise.data.dataset.make_dataset`'s (negatives, split, ratios, seed)."""
     if session.get_bind().dialect.name == "postgresql":  # COPY, a block of columns at a time
         raw = columnar.training_interactions(session, domain)
+        users = columnar.training_users(session)
     else:
         raw = queries.training_interactions(session, domain)
-    users = queries.training_users(session)
+        users = queries.training_users(session)
     items = queries.training_items(session) if domain == "items" else None
     if domain == "people":
         users = people_only(users, raw)
