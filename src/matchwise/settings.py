@@ -329,6 +329,15 @@ class Settings(BaseSettings):
         "their own position freely learns at most which cell a person is in. Smaller "
         "cells reveal more.",
     )
+    people_candidate_budget: int = Field(
+        default=1000,
+        ge=0,
+        description="Most people ranked for one person's list: the nearest this many who pass "
+        "every hard filter both ways (plus everyone without a position), found cell by cell "
+        "outward instead of by testing everyone (0: no bound, every qualifying person). A "
+        "list costs time in proportion to it; at a million people the qualifying pool of a "
+        "city is ~10^5.",
+    )
     safety_thresholds: dict[str, float] = Field(
         default_factory=dict, description="Per-label decision thresholds of the safety model."
     )

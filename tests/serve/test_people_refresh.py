@@ -3,7 +3,8 @@ passes every two-sided hard filter (gender and seeking, ages, distance, not swip
 refused or blocked either way, shown) and is exactly the list a live request computes at
 the same moment: candidates, ranks, scores, reasons, route and model version, on SQLite
 and PostgreSQL, with blocks that do not divide the people evenly and people spread over
-cities far apart (so the distance cells really prune)."""
+cities far apart (so the people index really prunes), and with a candidate budget that
+binds."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from matchwise.ingest.events import ingest_events
 from matchwise.runtime import Runtime
 from matchwise.scale import refresh_people_with_ray
 from matchwise.schemas import InteractionIn
-from matchwise.serve.people_refresh import DistanceCells, refresh_people
+from matchwise.serve.people_refresh import refresh_people
 from matchwise.serve.recommend import recommend
 from matchwise.serve.state import PeopleCatalogue
 from matchwise.settings import Settings
@@ -121,16 +122,37 @@ def test_people_refresh_passes_every_hard_filter_and_matches_the_live_list(
         routes.add(live.route)
     assert "warm" in routes or "hot" in routes  # the reciprocal model was compared too
 
-    # the distance cells hold everyone the distance filter admits, and leave most out
-    cells = DistanceCells.build(cat)
-    everyone = np.arange(len(cat.visible))
-    pruned = 0
+    # without a binding budget the index admits exactly whom the filters admit, and the
+    # segments and cells leave most people unread
+    index, everyone = cat.people_index(), np.arange(len(cat.visible))
     for me in range(len(cat.visible)):
-        pool = cells.pool(cat, me)
-        admitted = everyone[mutual_preference_mask(cat.profiles, me, everyone)]
-        assert set(admitted) <= set(pool.tolist()), me
-        pruned += len(everyone) - len(pool)
-    assert pruned > len(everyone) ** 2 / 2  # three cities far apart
+        admitted = everyone[cat.visible & mutual_preference_mask(p, me, everyone)]
+        found = index.candidates(p, me, cat.visible, None, store.settings.people_candidate_budget)
+        assert found.tolist() == admitted.tolist(), me
+
+
+def test_with_a_binding_budget_refresh_and_live_lists_still_agree(
+    store: Runtime, db_url: str, tmp_path: Path
+) -> None:
+    """Four candidates a person (fewer than most qualify for here): both paths rank the
+    same four nearest qualifying people, so the cache holds what a request computes."""
+    settings = store.settings.model_copy(update={"people_candidate_budget": 4})
+    runtime = Runtime.open(settings, migrate=False)
+    try:
+        refresh_people(runtime, None, top_n=10, block=7)
+        cached = _cached(runtime)
+        bound = 0
+        for user_id, rows in cached.items():
+            assert len(rows) <= 4
+            with runtime.session() as s:
+                live = recommend(runtime, s, user_id, limit=10, kind="user", use_cache=False,
+                                 now=rows[0][-1], experiments=False)  # fmt: skip
+            expected = [(x.candidate_id, x.rank, x.score) for x in live.recommendations]
+            assert [(c, r, sc) for c, r, sc, *_ in rows] == expected, user_id
+            bound += len(rows) == 4
+        assert bound > 20  # the budget did cut many lists
+    finally:
+        runtime.close()
 
 
 @pytest.mark.slow

@@ -362,9 +362,18 @@ def hidden_clause(kind: str) -> Any:
 
 def hidden_candidates(session: Session, ids: list[str], kind: str) -> set[str]:
     """Which of ``ids`` must not be shown now (see :func:`hidden_clause`), or are no longer
-    stored at all (an erased person still in a catalogue loaded before the erasure)."""
+    stored at all (an erased person still in a catalogue loaded before the erasure). On
+    PostgreSQL one ``= ANY(array)`` query (a block refresh asks about ~10^5 ids: 1,000-id
+    ``IN`` lists spent more time compiling parameters than reading); chunked on SQLite."""
     table = User if kind == "user" else Item
     shown: set[str] = set()
+    if not ids:
+        return shown
+    if session.get_bind().dialect.name == "postgresql":
+        array = bindparam("ids", list(ids), type_=postgresql.ARRAY(table.id.type))
+        shown.update(session.scalars(select(table.id).where(table.id == any_(array),
+                                                            ~hidden_clause(kind))))  # fmt: skip
+        return set(ids) - shown
     for start in range(0, len(ids), 1000):
         chunk = ids[start : start + 1000]
         shown.update(session.scalars(select(table.id).where(table.id.in_(chunk),

@@ -181,18 +181,33 @@ def _within(value: np.ndarray, low: np.ndarray | float, high: np.ndarray | float
     return low_ok & high_ok
 
 
+def ages_fit(p: ProfileArrays, user: int, candidates: np.ndarray) -> np.ndarray:
+    """True where user and candidate are each in the age range the other asks for."""
+    c = candidates
+    return _within(p.age[c], p.age_min[user], p.age_max[user]) & _within(
+        np.full(len(c), p.age[user]), p.age_min[c], p.age_max[c]
+    )
+
+
+def distances_fit(
+    p: ProfileArrays, user: int, candidates: np.ndarray, dist: np.ndarray
+) -> np.ndarray:
+    """True where ``dist`` (km, user to each candidate) is within both maximum distances;
+    an unknown distance or two unset maxima never exclude."""
+    limit = np.fmin(p.max_distance_km[candidates], p.max_distance_km[user])  # NaN: both NaN
+    return np.isnan(dist) | np.isnan(limit) | (dist <= limit)
+
+
 def mutual_preference_mask(p: ProfileArrays, user: int, candidates: np.ndarray) -> np.ndarray:
     """True where user and candidate each fit the other's gender, age and distance wishes."""
     c = candidates
     wants_them = (p.seeking_mask[user] >> p.gender_bit[c]) & 1 == 1
     wants_user = (p.seeking_mask[c] >> p.gender_bit[user]) & 1 == 1
-    age_ok = _within(p.age[c], p.age_min[user], p.age_max[user]) & _within(
-        np.full(len(c), p.age[user]), p.age_min[c], p.age_max[c]
-    )
     dist = haversine_km(p.latitude[user], p.longitude[user], p.latitude[c], p.longitude[c])
-    limit = np.fmin(p.max_distance_km[c], p.max_distance_km[user])  # NaN only if both NaN
-    dist_ok = np.isnan(dist) | np.isnan(limit) | (dist <= limit)
-    return wants_them & wants_user & age_ok & dist_ok & (c != user)
+    return (
+        wants_them & wants_user & ages_fit(p, user, c) & distances_fit(p, user, c, dist)
+        & (c != user)
+    )  # fmt: skip
 
 
 @dataclass
@@ -219,8 +234,9 @@ def soft_scores(
 ) -> SoftScores:
     """Shared hobbies (Jaccard), closeness in age and in distance, for one user's candidates."""
     user_tags = p.tags[user]
-    shared = np.asarray((p.tags[candidates] @ user_tags.T).todense()).ravel()
-    sizes = np.asarray(p.tags[candidates].sum(axis=1)).ravel()
+    theirs = p.tags[candidates]  # one row slice (each costs O(candidates)), used twice
+    shared = np.asarray((theirs @ user_tags.T).todense()).ravel()
+    sizes = np.asarray(theirs.sum(axis=1)).ravel()
     union = sizes + user_tags.sum() - shared
     jaccard = np.divide(shared, union, out=np.zeros_like(shared, dtype=np.float64), where=union > 0)
     gap = np.abs(p.age[candidates] - p.age[user])

@@ -12,7 +12,6 @@ from matchwise.actions import LIKE_ACTIONS, SWIPE_ACTIONS
 from matchwise.db import queries
 from matchwise.features.compatibility import (
     SoftScores,
-    mutual_preference_mask,
     soft_scores,
 )
 from matchwise.features.people import (
@@ -46,17 +45,14 @@ def people_recommendations(ask: Ask) -> RecommendationList:
     cat = ask.state.people(ask.session, ask.settings.location_cell_km, must_have=ask.user.id)
     p = cat.profiles
     me = cat.position[ask.user.id]
-    excluded = queries.excluded_people(ask.session, ask.user.id) | {ask.user.id}
-    keep = cat.visible.copy()
-    for other in excluded:
-        j = cat.position.get(other)
-        if j is not None:
-            keep[j] = False
+    excluded = queries.excluded_people(ask.session, ask.user.id)
+    gone = np.array([cat.position[o] for o in excluded if o in cat.position], dtype=np.int64)
+    allowed = cat.visible
     if ask.filters.city:
-        city = ask.filters.city.lower()
-        keep &= cat.city_lc == city
-    candidates = np.flatnonzero(keep)
-    candidates = candidates[mutual_preference_mask(p, me, candidates)]
+        allowed = allowed & (cat.city_lc == ask.filters.city.lower())
+    candidates = cat.people_index().candidates(
+        p, me, allowed, gone, ask.settings.people_candidate_budget
+    )
     version = HEURISTIC_VERSION
     if len(candidates) == 0:
         return RecommendationList(ask.user.id, route, version, ask.now, [])

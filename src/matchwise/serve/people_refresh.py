@@ -1,20 +1,19 @@
 """Batched people refresh (issue 21 item 2): every person's top list, a block at a time.
 
 The live path (:func:`~matchwise.serve.people.people_recommendations`) answers one person:
-it tests the hard filters against every profile, reads the person's exclusions and
-admirers and checks the list against the store, three round trips and an O(population)
-scan per person, hours for a million. Here one process loads what does not change during
-a refresh once (the people catalogue, the active people model with every catalogue row's
-model column, a grid of distance cells), and for each block of people:
+it reads the person's exclusions and admirers and checks the list against the store, three
+round trips a person, hours for a million. Here one process loads what does not change
+during a refresh once (the people catalogue with its candidate index, the active people
+model with every catalogue row's model column), and for each block of people:
 
 - reads their profiles and histories, what others did to them (likes, refusals, blocks)
   and, once for the block, which of their leading candidates are hidden now: four queries
   a block instead of four a person;
-- draws each person's candidates from the distance cells within reach of both sides'
-  radius (a k-d tree over the cells' centres, which are the only positions matching
-  sees), not from everyone, then applies the same two-sided hard filters
-  (:func:`~matchwise.features.compatibility.mutual_preference_mask`: gender and seeking,
-  ages, distance) and the same exclusions (already swiped, refused or blocked either way);
+- draws each person's candidates from the catalogue's people index
+  (:class:`~matchwise.features.people_index.PeopleIndex`: only the segments whose gender
+  they seek and who seek theirs, cell by cell outward, up to ``people_candidate_budget``
+  people passing the two-sided hard filters), not from everyone, with the same exclusions
+  (already swiped, refused or blocked either way) as the live path, which draws the same;
 - ranks them with the live path's own signals and blend, so a refreshed list is the list
   a live request computes;
 - writes the block's lists in one transaction (one delete, COPY on PostgreSQL).
@@ -31,14 +30,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from scipy.spatial import cKDTree
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from matchwise.actions import DECIDED_ACTIONS, HIDES_ACTOR_FROM_TARGET, LIKE_ACTIONS
 from matchwise.db import queries
 from matchwise.db.tables import Interaction
-from matchwise.features.compatibility import EARTH_RADIUS_KM, mutual_preference_mask
 from matchwise.features.people import (
     blend,
     blend_weights,
@@ -68,71 +65,9 @@ BLOCK = 1000
 _INCOMING = sorted(set(LIKE_ACTIONS) | set(HIDES_ACTOR_FROM_TARGET))
 
 
-@dataclass
-class DistanceCells:
-    """The catalogue's people grouped by distance cell, with a k-d tree over the cells'
-    centres (as unit vectors): who may be within ``r`` km of a person is the members of
-    the cells whose centre is, plus everyone without a position (distance unknown never
-    excludes)."""
-
-    tree: cKDTree | None
-    members: np.ndarray  # catalogue rows, grouped by cell
-    bounds: np.ndarray  # cell c's members are members[bounds[c]:bounds[c+1]]
-    unplaced: np.ndarray  # rows without a position
-    no_radius: np.ndarray  # rows without a maximum distance
-    widest: float  # the largest maximum distance anyone set (NaN: nobody set one)
-
-    @classmethod
-    def build(cls, cat: PeopleCatalogue) -> DistanceCells:
-        p = cat.profiles
-        lat, lon = np.asarray(p.latitude, float), np.asarray(p.longitude, float)
-        placed = np.flatnonzero(np.isfinite(lat) & np.isfinite(lon))
-        radius = np.asarray(p.max_distance_km, float)
-        widest = float(np.nanmax(radius)) if np.isfinite(radius).any() else float("nan")
-        no_radius = np.flatnonzero(~np.isfinite(radius))
-        if len(placed) == 0:
-            return cls(None, placed, np.zeros(1, np.int64), np.arange(len(lat)), no_radius,
-                       widest)  # fmt: skip
-        centres, cell = np.unique(np.column_stack([lat[placed], lon[placed]]), axis=0,
-                                  return_inverse=True)  # fmt: skip
-        cell = cell.ravel()
-        order = np.argsort(cell, kind="stable")
-        bounds = np.searchsorted(cell[order], np.arange(len(centres) + 1))
-        return cls(cKDTree(_unit(centres[:, 0], centres[:, 1])), placed[order], bounds,
-                   np.flatnonzero(~(np.isfinite(lat) & np.isfinite(lon))), no_radius,
-                   widest)  # fmt: skip
-
-    def pool(self, cat: PeopleCatalogue, me: int) -> np.ndarray:
-        """Sorted catalogue rows that may pass the distance filter with ``me``: a superset
-        of what :func:`mutual_preference_mask` admits on distance."""
-        p = cat.profiles
-        n = len(cat.visible)
-        lat, lon = float(p.latitude[me]), float(p.longitude[me])
-        mine = float(p.max_distance_km[me])
-        reach = mine if np.isfinite(mine) else self.widest
-        if (
-            self.tree is None
-            or not (np.isfinite(lat) and np.isfinite(lon))
-            or not np.isfinite(reach)
-        ):
-            return np.arange(n)
-        chord = 2.0 * np.sin(min(reach / (2.0 * EARTH_RADIUS_KM), np.pi / 2)) * (1 + 1e-9) + 1e-12
-        cells = self.tree.query_ball_point(_unit(np.array([lat]), np.array([lon]))[0], chord)
-        parts = [self.members[self.bounds[c] : self.bounds[c + 1]] for c in cells]
-        parts.append(self.unplaced)
-        if not np.isfinite(mine):  # my radius unset: theirs alone limits, unset is no limit
-            parts.append(self.no_radius)
-        return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
-
-
 def _window(top_n: int) -> int:
     """Candidates checked against the hidden set at once (as the live path's window)."""
     return 2 * top_n + 10
-
-
-def _unit(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    la, lo = np.radians(lat), np.radians(lon)
-    return np.column_stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)])
 
 
 @dataclass
@@ -141,7 +76,6 @@ class PeopleRefresher:
 
     runtime: Runtime
     cat: PeopleCatalogue
-    cells: DistanceCells
     model: LoadedModel | None
     model_columns: np.ndarray  # model column of each catalogue row, -1 if unknown
 
@@ -156,7 +90,8 @@ class PeopleRefresher:
             index = model.trained.item_index
             columns = np.array([index.get(hash_id(settings.hash_secret, str(c)), -1)
                                 for c in cat.profiles.ids], dtype=np.int64)  # fmt: skip
-        return cls(runtime, cat, DistanceCells.build(cat), model, columns)
+        cat.people_index()  # built with the catalogue; here for one made otherwise
+        return cls(runtime, cat, model, columns)
 
     def refresh(self, user_ids: Sequence[str], top_n: int = 50,
                 block: int = BLOCK, progress: Any = None) -> dict[str, Any]:  # fmt: skip
@@ -203,8 +138,8 @@ class PeopleRefresher:
             ranked.append(self._rank(user_id, history, decided | refused.get(user_id, set()),
                                      admirers.get(user_id, set()), top_n))  # fmt: skip
         shown = [self.cat.profiles.ids[c][o[: _window(top_n)]] for *_, c, o in ranked if len(o)]
-        first = [str(i) for i in np.concatenate(shown)] if shown else []
-        hidden = queries.hidden_candidates(session, sorted(set(first)), "user")
+        first = np.unique(np.concatenate(shown)).tolist() if shown else []
+        hidden = queries.hidden_candidates(session, first, "user")
         return [self._finish(session, r, hidden, top_n, now) for r in ranked]
 
     def _rank(
@@ -214,12 +149,10 @@ class PeopleRefresher:
         settings, cat = self.runtime.settings, self.cat
         p = cat.profiles
         me = cat.position[user_id]
-        pool = self.cells.pool(cat, me)
-        keep = cat.visible[pool] & (pool != me)
-        gone = [cat.position[o] for o in excluded if o in cat.position]
-        keep &= ~np.isin(pool, gone)
-        candidates = pool[keep]
-        candidates = candidates[mutual_preference_mask(p, me, candidates)]
+        gone = np.array([cat.position[o] for o in excluded if o in cat.position], np.int64)
+        candidates = cat.people_index().candidates(
+            p, me, cat.visible, gone, settings.people_candidate_budget
+        )
         route = route_for(history.count(), settings)
         version = HEURISTIC_VERSION
         if len(candidates) == 0:

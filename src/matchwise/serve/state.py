@@ -33,6 +33,7 @@ from matchwise.db import queries
 from matchwise.db.tables import Interaction, Item, ModelVersion, ProfileEmbedding, User
 from matchwise.features.compatibility import ProfileArrays
 from matchwise.features.people import like_rate
+from matchwise.features.people_index import PeopleIndex
 from matchwise.features.text import EMBEDDING_DIM, text_key, vectors_from_bytes
 from matchwise.hashing import hash_id
 from matchwise.index import HNSWIndex, VectorIndex
@@ -264,6 +265,15 @@ class PeopleCatalogue:
     #: who may be shown at all (active, not held), people or not: "similar people" lists
     #: item-domain users too (people who like the same things); None: as ``visible``
     shown: np.ndarray | None = None
+    #: the profiles by segment and distance cell: candidates without a scan (built at load)
+    index: PeopleIndex | None = None
+
+    def people_index(self) -> PeopleIndex:
+        """The candidate index (:class:`~matchwise.features.people_index.PeopleIndex`),
+        built when the catalogue was loaded (here only for a catalogue made by hand)."""
+        if self.index is None:
+            self.index = PeopleIndex.build(self.profiles)
+        return self.index
 
     @classmethod
     def load(
@@ -302,6 +312,7 @@ class PeopleCatalogue:
             _bio_vectors=vectors,
             bio_keys=keys,
             shown=shown,
+            index=PeopleIndex.build(profiles),
         )
 
     @staticmethod

@@ -1,0 +1,100 @@
+"""The people index (issue 21 item 2): without a budget it admits exactly whom a scan of
+everyone with the two-sided hard filters admits; with one, the nearest ``budget`` of them
+(plus everyone without a position), never anyone the filters exclude."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from matchwise.features.compatibility import ProfileArrays, haversine_km, mutual_preference_mask
+from matchwise.features.people_index import PeopleIndex
+
+CITIES = [(52.52, 13.40), (48.86, 2.35), (51.51, -0.13), (-33.87, 151.21)]
+
+
+def _population(n: int, seed: int) -> ProfileArrays:
+    """People in four cities with every kind of missing value the filters must tolerate."""
+    rng = np.random.default_rng(seed)
+    city = rng.integers(0, len(CITIES), n)
+    lat = np.array([CITIES[c][0] for c in city]) + rng.normal(0, 0.15, n)
+    lon = np.array([CITIES[c][1] for c in city]) + rng.normal(0, 0.2, n)
+    unplaced = rng.random(n) < 0.05
+    genders = np.array(["woman", "man", "nonbinary", None], dtype=object)
+    seeking = [["man"], ["woman"], ["woman", "man"], ["nonbinary", "woman", "man"], []]
+    age = rng.integers(18, 60, n) + np.where(rng.random(n) < 0.2, rng.random(n), 0.0)
+    # fractional ages and bounds: the index buckets ages by whole year, the filters do not
+    frame = pd.DataFrame(
+        {
+            "id": [f"p{i:05d}" for i in range(n)],
+            "gender": genders[rng.choice(4, n, p=[0.45, 0.45, 0.07, 0.03])],
+            "seeking": [seeking[k] for k in rng.choice(5, n, p=[0.4, 0.4, 0.1, 0.05, 0.05])],
+            "age": np.where(rng.random(n) < 0.03, np.nan, age),
+            "age_min": np.where(rng.random(n) < 0.1, np.nan, age - rng.integers(1, 8, n) - 0.3),
+            "age_max": np.where(rng.random(n) < 0.1, np.nan, age + rng.integers(1, 10, n) + 0.7),
+            "max_distance_km": np.where(
+                rng.random(n) < 0.1, np.nan, rng.choice([5.0, 10.0, 25.0, 50.0, 1000.0], n)
+            ),
+            "latitude": np.where(unplaced, np.nan, lat),
+            "longitude": np.where(unplaced, np.nan, lon),
+        }
+    )
+    return ProfileArrays.from_frame(frame, cell_km=1.5)
+
+
+def _scan(p: ProfileArrays, me: int, allowed: np.ndarray, gone: np.ndarray) -> np.ndarray:
+    """What serving did before the index: test everyone."""
+    keep = allowed.copy()
+    keep[gone] = False
+    rows = np.flatnonzero(keep)
+    return rows[mutual_preference_mask(p, me, rows)]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_without_a_budget_the_index_admits_exactly_what_a_scan_does(seed: int) -> None:
+    p = _population(3000, seed)
+    index = PeopleIndex.build(p)
+    rng = np.random.default_rng(seed)
+    allowed = rng.random(len(p)) < 0.9
+    for me in rng.choice(len(p), 150, replace=False):
+        gone = rng.choice(len(p), 20, replace=False)
+        found = index.candidates(p, int(me), allowed, gone, budget=0)
+        np.testing.assert_array_equal(found, _scan(p, int(me), allowed, gone))
+
+
+def test_a_budget_keeps_the_nearest_qualifying_and_everyone_unplaced() -> None:
+    p = _population(4000, 7)
+    index = PeopleIndex.build(p)
+    allowed = np.ones(len(p), bool)
+    none = np.zeros(0, np.int64)
+    placed = np.isfinite(p.latitude) & np.isfinite(p.longitude)
+    bound = 0
+    for me in np.flatnonzero(placed)[:200]:
+        full = _scan(p, int(me), allowed, none)
+        found = index.candidates(p, int(me), allowed, none, budget=25)
+        assert set(found) <= set(full)  # never anyone a filter excludes
+        assert set(full[~placed[full]]) <= set(found)  # distance never excludes these
+        near = found[placed[found]]
+        assert len(near) == min(25, int(placed[full].sum()))
+        dropped = np.setdiff1d(full[placed[full]], near)
+        if len(dropped):
+            bound += 1
+            km = haversine_km(p.latitude[me], p.longitude[me], p.latitude, p.longitude)
+            assert km[near].max() <= km[dropped].min() + 1e-6  # the nearest are kept
+    assert bound > 30  # the budget did bind for many people here
+
+
+def test_the_budget_counts_after_exclusions() -> None:
+    """A person who swiped their nearest people still gets a full budget of others."""
+    p = _population(4000, 9)
+    index = PeopleIndex.build(p)
+    allowed = np.ones(len(p), bool)
+    placed = np.isfinite(p.latitude) & np.isfinite(p.longitude)
+    none = np.zeros(0, np.int64)
+    me = next(int(m) for m in np.flatnonzero(placed)
+              if placed[_scan(p, int(m), allowed, none)].sum() >= 80)  # fmt: skip
+    first = index.candidates(p, me, allowed, None, budget=30)
+    again = index.candidates(p, me, allowed, first, budget=30)
+    assert not set(first) & set(again)
+    assert len(again[placed[again]]) == 30
