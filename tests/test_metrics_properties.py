@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from matchwise import metrics as metrics_module
 from matchwise.errors import InvalidInput
 from matchwise.metrics import (
     auc,
@@ -285,3 +286,19 @@ def test_full_ranking_exclude_as_a_matrix_one_user_and_one_item() -> None:
         evaluate_full_ranking(lambda u: scores[u], train, _set([], 2, 4))
     with pytest.raises(InvalidInput, match="^batch_size must be >= 1$"):
         evaluate_full_ranking(lambda u: scores[u], train, test, batch_size=0)
+
+
+@pytest.mark.parametrize("cells", [1, 7, 1 << 20])
+def test_top_k_in_row_blocks_picks_the_tied_items_argpartition_picks(
+    monkeypatch: pytest.MonkeyPatch, cells: int
+) -> None:
+    """top_k partitions a block of rows at a time (issue 21: the whole batch's negated
+    copy and index array cost more than the selection): with many ties at the cut the
+    lists are those of one whole-array argpartition, so evaluations do not move."""
+    monkeypatch.setattr(metrics_module, "TOP_K_CELLS", cells)
+    rng = np.random.default_rng(5)
+    scores = np.round(rng.random((9, 400)) * 20).astype(np.float32) / 20  # 21 values
+    scores[:, ::5] = -np.inf
+    whole = np.argpartition(-scores, 9, axis=1)[:, :10]
+    order = np.argsort(-np.take_along_axis(scores, whole, axis=1), axis=1, kind="stable")
+    np.testing.assert_array_equal(top_k(scores, 10), np.take_along_axis(whole, order, axis=1))
