@@ -171,6 +171,8 @@ def _age_code(age: np.ndarray) -> np.ndarray:
 
 def _passing(p: ProfileArrays, me: int, rows: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     """``rows`` that are allowed and pass the two-sided hard filters."""
+    if len(rows) == 0:  # most segments: everyone placed
+        return rows
     rows = rows[allowed[rows]]
     return rows[mutual_preference_mask(p, me, rows)]
 
