@@ -26,7 +26,7 @@ from matchwise.ingest.events import ingest_events
 from matchwise.runtime import Runtime
 from matchwise.scale import refresh_people_with_ray
 from matchwise.schemas import InteractionIn
-from matchwise.serve.people_refresh import refresh_people
+from matchwise.serve.people_refresh import PeopleRefresher, refresh_people
 from matchwise.serve.recommend import recommend
 from matchwise.serve.state import PeopleCatalogue
 from matchwise.settings import Settings
@@ -153,6 +153,26 @@ def test_with_a_binding_budget_refresh_and_live_lists_still_agree(
         assert bound > 20  # the budget did cut many lists
     finally:
         runtime.close()
+
+
+def test_people_held_after_the_catalogue_loaded_are_skipped_window_after_window(
+    store: Runtime,
+) -> None:
+    """The refresh loads the catalogue once; people held since are found in the store and
+    skipped, however many lead the list (more than a window: the next one is read)."""
+    refresher = PeopleRefresher.open(store)
+    longest: list[str] = []
+    for user_id in [f"p{i}" for i in range(70, 150)]:
+        with store.session() as s:
+            found = recommend(store, s, user_id, limit=40, kind="user", use_cache=False,
+                              experiments=False).recommendations  # fmt: skip
+        if len(found) > len(longest):
+            user, longest = user_id, [r.candidate_id for r in found]
+    assert len(longest) >= 15
+    with store.session() as s:  # the first 13: more than the refresh's window of 2 + 10
+        s.execute(update(User).where(User.id.in_(longest[:13])).values(moderation_status="held"))
+    refresher.refresh([user], top_n=2)
+    assert [c for c, *_ in _cached(store)[user]] == longest[13:15]
 
 
 @pytest.mark.slow

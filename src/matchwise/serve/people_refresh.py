@@ -66,8 +66,11 @@ _INCOMING = sorted(set(LIKE_ACTIONS) | set(HIDES_ACTOR_FROM_TARGET))
 
 
 def _window(top_n: int) -> int:
-    """Candidates checked against the hidden set at once (as the live path's window)."""
-    return 2 * top_n + 10
+    """Candidates checked against the hidden set at once: the list and ten more. A hidden
+    person (held, deactivated since the catalogue loaded) is rare, and when more than ten
+    of a window are, the next window is read, so the list is the same whatever the window;
+    a block asks PostgreSQL about ~60,000 ids instead of the live path's ~110,000."""
+    return top_n + 10
 
 
 @dataclass
