@@ -65,13 +65,20 @@ def test_copy_read_of_people_equals_the_row_query(
             people["p4"].photo_embeddings = [[0.1, 0.25], [0.3, 1e-7]]
             people["p5"].attributes = {"smokes": False, "answers": [1, 2.5, None]}
             people["p6"].tags, people["p7"].elo = [], 1234.5678901234567
+            people["p8"].latitude, people["p8"].seeking, people["p8"].age_min = None, [], None
+            people["p9"].active, people["p10"].moderation_status = False, "held"
+            people["p11"].max_distance_km, people["p11"].longitude = 12.345678901, -0.1
             s.commit()
         with runtime.session() as s:
             rows = queries.training_users(s)
             copied = columnar.training_users(s)
+            # the people catalogue's read: the same frame, values and dtypes
+            profiles = queries.users_frame(s)
+            pd.testing.assert_frame_equal(columnar.users_frame(s), profiles)
     finally:
         runtime.close()
     assert len(rows) == 40 and {"photo_vector", "attributes"} <= set(rows.columns)
+    assert profiles["latitude"].isna().sum() == 1 and not profiles["active"].all()
     pd.testing.assert_frame_equal(copied, rows)
     bios = copied.set_index("id")["bio"]
     assert bios["p0"] == "" and pd.isna(bios["p1"])

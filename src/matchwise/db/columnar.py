@@ -24,8 +24,8 @@ from matchwise.db import queries
 
 #: Bytes of CSV parsed at once (a block of ~1M events).
 BLOCK_BYTES = 64 << 20
-#: The people columns stored as JSON: read as text, decoded with ``json.loads``.
-JSON_COLUMNS = ("tags", "photo_embeddings", "attributes")
+#: The people columns stored as JSON: read as text, decoded a column at a time.
+JSON_COLUMNS = ("tags", "seeking", "photo_embeddings", "attributes")
 
 
 def copy_blocks(session: Session, query: str, block_bytes: int | None = None) -> Iterator[bytes]:
@@ -86,29 +86,75 @@ def training_interactions(session: Session, domain: str) -> pd.DataFrame:
 
 def training_users(session: Session) -> pd.DataFrame:
     """What :func:`matchwise.db.queries.training_users` returns, read through COPY: the
-    same Python values a person (text, ints, floats, JSON through ``json.loads``), built
+    same Python values a person (text, ints, floats, decoded JSON), built
     into the frame by the same :func:`~matchwise.db.queries.training_users_frame`, without a
     driver row and three JSON columns decoded by the driver per person (a million
     people: most of a minute). NULLs are told from empty strings by ``IS NULL`` flags."""
     names = [c.key for c in queries.TRAINING_USER_COLUMNS]
     nullable = ["age", "gender", "city", "bio", "tags", "elo", "photo_embeddings", "attributes"]
+    rows = copied_rows(session, "users", names, nullable, {"age": int, "elo": float})
+    return queries.training_users_frame(rows)
+
+
+def users_frame(session: Session) -> pd.DataFrame:
+    """:func:`matchwise.db.queries.users_frame` (every profile, what the people catalogue
+    reads), through COPY on PostgreSQL: the same values and dtypes, without a driver row a
+    person (two-thirds of loading the catalogue of a million people). SQLite: the row
+    query."""
+    if session.get_bind().dialect.name != "postgresql":
+        return queries.users_frame(session)
+    names = list(queries.USER_COLUMNS)
+    nullable = [n for n in names if n not in ("id", "active", "moderation_status")]
+    convert: dict[str, Any] = {
+        **dict.fromkeys(["age", "age_min", "age_max"], int),
+        **dict.fromkeys(["max_distance_km", "latitude", "longitude", "elo"], float),
+        "active": lambda v: v == "t",
+    }
+    columns = copied_columns(session, "users", names, nullable, convert)
+    return pd.DataFrame(columns, columns=names)
+
+
+def copied_rows(
+    session: Session, table: str, names: list[str], nullable: list[str],
+    convert: dict[str, Any],
+) -> list[tuple[Any, ...]]:  # fmt: skip
+    """:func:`copied_columns` as one tuple a row, as the driver gives them."""
+    columns = copied_columns(session, table, names, nullable, convert)
+    return list(zip(*(columns[n] for n in names), strict=True))
+
+
+def copied_columns(
+    session: Session, table: str, names: list[str], nullable: list[str],
+    convert: dict[str, Any],
+) -> dict[str, list[Any]]:  # fmt: skip
+    """Every row of ``table``'s columns ``names``, a list of Python values a column as the
+    driver would give them (``convert``: how a column's text becomes its value, text when
+    absent; JSON columns decoded; None where a ``nullable`` column is NULL, told from an
+    empty string by an ``IS NULL`` flag), read through COPY."""
     selected = ", ".join(f"{n}::text" if n in JSON_COLUMNS else n for n in names)
     flags = ", ".join(f"{n} IS NULL" for n in nullable)
-    query = f"SELECT {selected}, {flags} FROM users"
+    query = f"SELECT {selected}{', ' + flags if flags else ''} FROM {table}"
     parts = [pd.read_csv(io.BytesIO(block), header=None, dtype=object, keep_default_na=False,
                          na_filter=False, low_memory=False,
                          names=names + [f"{n}_null" for n in nullable])
              for block in copy_blocks(session, query)]  # fmt: skip
     if not parts:
-        return queries.training_users_frame([])
+        return {n: [] for n in names}
     frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-    convert: dict[str, Any] = {"age": int, "elo": float, **dict.fromkeys(JSON_COLUMNS, json.loads)}
     columns: dict[str, list[Any]] = {}
     for name in names:
-        values, read = frame[name].tolist(), convert.get(name, str)
+        values = frame[name].tolist()
         null = (frame[f"{name}_null"] == "t").tolist() if name in nullable else None
-        if null is None:
-            columns[name] = values if name not in convert else [read(v) for v in values]
+        if name in JSON_COLUMNS:  # one decode of the whole column: ~3x less than one a value
+            texts = values if null is None else [
+                "null" if n else v for v, n in zip(values, null, strict=True)]  # fmt: skip
+            columns[name] = json.loads("[" + ",".join(texts) + "]")
+        elif name not in convert:
+            columns[name] = values if null is None else [
+                None if n else v for v, n in zip(values, null, strict=True)]  # fmt: skip
         else:
-            columns[name] = [None if n else read(v) for v, n in zip(values, null, strict=True)]
-    return queries.training_users_frame(list(zip(*(columns[n] for n in names), strict=True)))
+            read = convert[name]
+            columns[name] = [read(v) for v in values] if null is None else [
+                None if n else read(v) for v, n in zip(values, null, strict=True)]  # fmt: skip
+        del frame[name]
+    return columns

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from matchwise import registry
 from matchwise.actions import LIKE_ACTIONS, SWIPE_ACTIONS
-from matchwise.db import queries
+from matchwise.db import columnar, queries
 from matchwise.db.tables import Interaction, Item, ModelVersion, ProfileEmbedding, User
 from matchwise.features.compatibility import ProfileArrays
 from matchwise.features.people import like_rate
@@ -282,7 +282,7 @@ class PeopleCatalogue:
         """Positions become ``cell_km`` cells here (``location_cell_km``): matching never
         sees where anyone is exactly. Vectors unchanged since ``previous`` (the catalogue
         this one replaces) are taken from it, not read again."""
-        frame = queries.users_frame(session)
+        frame = columnar.users_frame(session)  # COPY on PostgreSQL
         profiles = ProfileArrays.from_frame(frame, cell_km=cell_km)
         ids = pd.Series(profiles.ids)
         likes = queries.count_by_target(session, sorted(LIKE_ACTIONS), kind="user")
