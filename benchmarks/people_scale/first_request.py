@@ -83,7 +83,7 @@ def prepare(url: str, artifacts: Path, size: str, scale: float) -> dict[str, Any
         train_model(runtime, "reciprocal", domain="people", activate="always")
         timings["train_seconds"] = round(time.perf_counter() - t, 1)
         t = time.perf_counter()
-        jobs = Worker(runtime, lease_seconds=600).run(until_idle=True)
+        jobs = run_jobs(runtime)
         timings["embed_seconds"] = round(time.perf_counter() - t, 1)
         with runtime.session() as s:
             embedded = s.scalar(sa.text("SELECT count(*) FROM profile_embeddings"))
@@ -97,6 +97,22 @@ def prepare(url: str, artifacts: Path, size: str, scale: float) -> dict[str, Any
     finally:
         runtime.close()
     return {"key": key, **record}
+
+
+def run_jobs(runtime: Runtime) -> int:
+    """The worker until the queue is empty, one job at a time under a progress bar (the
+    bio embedding of the large size takes many minutes on a CPU)."""
+    worker = Worker(runtime, lease_seconds=600)
+    with runtime.session() as s:
+        queued = s.scalar(sa.select(sa.func.count()).select_from(Job)
+                          .where(Job.status == "queued")) or 0  # fmt: skip
+    done = 0
+    with Progress() as bar:
+        task = bar.add_task("worker jobs (bio embedding)", total=queued)
+        while worker.run_once() is not None:
+            done += 1
+            bar.update(task, completed=done)
+    return done
 
 
 def rss_mib(pid: int) -> float:
@@ -224,9 +240,13 @@ def soak(client: httpx.Client, ask: Any, people: list[str], pid: int,
     rss = [r for _, r in samples]
     later = [r for t, r in samples if t >= 60]
     spread = round(max(later) - min(later), 1) if later else None
+    minutes = np.array([t for t, _ in samples]) / 60
+    slope = float(np.polyfit(minutes, rss, 1)[0]) if len(samples) > 2 else None
     return {"seconds": round(seconds), "requests": n, "rss_start_mib": rss[0],
             "rss_end_mib": rss[-1], "rss_max_mib": max(rss),
-            "rss_range_after_first_minute_mib": spread, "samples": samples}  # fmt: skip
+            "rss_range_after_first_minute_mib": spread,
+            "slope_mib_per_minute": None if slope is None else round(slope, 2),
+            "samples": samples}  # fmt: skip
 
 
 def main() -> int:
