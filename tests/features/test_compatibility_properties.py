@@ -298,3 +298,24 @@ def test_soft_scores_formulas() -> None:
     # nobody has tags: Jaccard 0, not NaN
     no_tags = ProfileArrays.from_frame(pd.DataFrame({"id": ["u", "a"]}))
     assert soft_scores(no_tags, 0, np.array([1])).jaccard.tolist() == [0.0]
+
+
+@pytest.mark.parametrize("vocabulary", [40, 64, 90])
+def test_tag_words_give_the_sparse_products_counts_to_the_bit(vocabulary: int) -> None:
+    """Up to 64 tags the shared-tag counts come from 64-bit words (a popcount); they must
+    be the sparse product's, dtype and all, so a list ranks the same either way; past 64
+    the sparse product itself is used."""
+    rng = np.random.default_rng(vocabulary)
+    names = [f"t{i}" for i in range(vocabulary)]
+    tags = [list(rng.choice(names, size=rng.integers(0, 12), replace=False)) for _ in range(300)]
+    p = ProfileArrays.from_frame(pd.DataFrame({"id": [f"u{i}" for i in range(300)], "tags": tags}))
+    assert (p.tag_bits is None) == (vocabulary > 64)
+    sparse = ProfileArrays.from_frame(pd.DataFrame({"id": p.ids, "tags": tags}))
+    sparse.__dict__["tag_bits"] = None  # the sparse path, whatever the vocabulary
+    candidates = rng.choice(300, size=200, replace=False)
+    for me in range(0, 300, 7):
+        words, rows = soft_scores(p, me, candidates), soft_scores(sparse, me, candidates)
+        for name in ("shared_tags", "jaccard"):
+            got, want = getattr(words, name), getattr(rows, name)
+            assert got.dtype == want.dtype and got.tolist() == want.tolist(), (me, name)
+    assert soft_scores(p, 0, np.zeros(0, np.int64)).jaccard.shape == (0,)

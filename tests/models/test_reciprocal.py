@@ -156,3 +156,22 @@ def test_people_benchmark_done_when_two_tower() -> None:
     for metric in ("ndcg@10", "match_auc"):
         assert result["reciprocal"][metric] > result["one_sided"][metric]
         assert result["one_sided"][metric] > result["popularity"][metric]
+
+
+def test_recorded_decisions_read_by_column_are_the_matrix_entries(model) -> None:  # type: ignore[no-untyped-def]
+    """score_candidates reads who decided on a person from the column (binary search):
+    every candidate's entry must be the decision matrix's, unsorted and repeated
+    candidates, people with no decisions and an empty set included."""
+    d = model.decisions_
+    rng = np.random.default_rng(3)
+    decided = 0
+    for user in range(0, model.n_users_, 11):
+        cands = rng.integers(0, model.n_users_, size=120)
+        want = np.asarray(d[cands, user].todense()).ravel()
+        got = model._decisions_on(user, cands)
+        assert got.dtype == want.dtype and got.tolist() == want.tolist(), user
+        decided += int(np.count_nonzero(got))
+        p_ab, p_ba, _ = model.score_candidates(user, cands)
+        assert (p_ba[want > 0] == 1.0).all() and (p_ba[want < 0] == 0.0).all()
+    assert decided > 20  # the sample did meet recorded decisions
+    assert model._decisions_on(0, np.zeros(0, np.int64)).shape == (0,)

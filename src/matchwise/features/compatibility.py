@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -92,6 +93,19 @@ class ProfileArrays:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @cached_property
+    def tag_bits(self) -> np.ndarray | None:
+        """Each row's tags as one bit each of a 64-bit word, or None when the vocabulary
+        (or a tag count) does not fit one: a pair's shared tags are then a popcount of an
+        AND, not a sparse row slice and product (~1 CPU-ms a person at a million)."""
+        tags = self.tags
+        if len(self.tag_vocabulary) > 64 or (tags.nnz and tags.data.max() != 1):
+            return None
+        rows = np.repeat(np.arange(tags.shape[0]), np.diff(tags.indptr))
+        bits = np.zeros(tags.shape[0], dtype=np.uint64)
+        np.bitwise_or.at(bits, rows, np.left_shift(np.uint64(1), tags.indices.astype(np.uint64)))
+        return bits
 
     @classmethod
     def from_frame(
@@ -233,11 +247,18 @@ def soft_scores(
     distance_scale_km: float = 50.0,
 ) -> SoftScores:
     """Shared hobbies (Jaccard), closeness in age and in distance, for one user's candidates."""
-    user_tags = p.tags[user]
-    theirs = p.tags[candidates]  # one row slice (each costs O(candidates)), used twice
-    shared = np.asarray((theirs @ user_tags.T).todense()).ravel()
-    sizes = np.asarray(theirs.sum(axis=1)).ravel()
-    union = sizes + user_tags.sum() - shared
+    bits = p.tag_bits
+    if bits is not None:  # the sparse path's float32 counts, from 64-bit words
+        theirs_bits = bits[candidates]
+        shared = np.bitwise_count(theirs_bits & bits[user]).astype(np.float32)
+        sizes = np.bitwise_count(theirs_bits).astype(np.float32)
+        union = sizes + np.float32(np.bitwise_count(bits[user])) - shared
+    else:
+        user_tags = p.tags[user]
+        theirs = p.tags[candidates]  # one row slice (each costs O(candidates)), used twice
+        shared = np.asarray((theirs @ user_tags.T).todense()).ravel()
+        sizes = np.asarray(theirs.sum(axis=1)).ravel()
+        union = sizes + user_tags.sum() - shared
     jaccard = np.divide(shared, union, out=np.zeros_like(shared, dtype=np.float64), where=union > 0)
     gap = np.abs(p.age[candidates] - p.age[user])
     age_fit = np.where(np.isnan(gap), 0.5, np.exp(-gap / age_scale))

@@ -383,14 +383,36 @@ class ReciprocalRecommender(Recommender):
             x *= 0.5
         return out
 
+    def _decisions_by_column(self) -> sp.csc_matrix:
+        """The recorded decisions by column (who decided on each person), indices sorted:
+        a CSR column slice walks every row."""
+        assert self.decisions_ is not None
+        cached = self._decisions_csc
+        if cached is None or cached[0] is not self.decisions_:
+            columns = self.decisions_.tocsc()
+            columns.sum_duplicates()  # sorted indices, each (a, b) once
+            cached = self._decisions_csc = (self.decisions_, columns)
+        return cached[1]
+
     def _decided(self, users: np.ndarray) -> sp.coo_matrix | None:
         """``(len(users), n)``: b's recorded decision on each user (None when not used)."""
         if not self.known_decisions or self.decisions_ is None:
             return None
-        cached = self._decisions_csc
-        if cached is None or cached[0] is not self.decisions_:  # a CSR column slice walks
-            cached = self._decisions_csc = (self.decisions_, self.decisions_.tocsc())
-        return cached[1][:, users].T.tocoo()
+        return self._decisions_by_column()[:, users].T.tocoo()
+
+    def _decisions_on(self, user: int, candidates: np.ndarray) -> np.ndarray:
+        """Each candidate's recorded decision on ``user`` (+1, -1, 0 for none), float32 as
+        the matrix holds it: a binary search in the user's column, not a sparse fancy index
+        of every candidate's row (~0.5 ms a person at a million)."""
+        columns = self._decisions_by_column()
+        start, stop = columns.indptr[user], columns.indptr[user + 1]
+        deciders, decisions = columns.indices[start:stop], columns.data[start:stop]
+        recorded = np.zeros(len(candidates), dtype=columns.dtype)
+        if stop > start and len(candidates):
+            at = np.minimum(np.searchsorted(deciders, candidates), stop - start - 1)
+            found = deciders[at] == candidates
+            recorded[found] = decisions[at[found]]
+        return recorded
 
     def _override(self, p_ba: np.ndarray, users: np.ndarray) -> np.ndarray:
         """``p_ba[i, b]``: replace with b's recorded decision on ``users[i]``, if any."""
@@ -483,7 +505,7 @@ class ReciprocalRecommender(Recommender):
         raw = self._standardise(raw, cands)
         p_ba = self._proba(raw)
         if self.known_decisions and self.decisions_ is not None:
-            recorded = np.asarray(self.decisions_[cands, u].todense()).ravel()
+            recorded = self._decisions_on(u, cands)
             p_ba = np.where(recorded > 0, 1.0, np.where(recorded < 0, 0.0, p_ba))
         return p_ab, p_ba, reciprocal_score(p_ab, p_ba, self.mode, self.weight)
 
