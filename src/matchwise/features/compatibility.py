@@ -189,17 +189,16 @@ def tag_matrix(
 
 
 def _within(value: np.ndarray, low: np.ndarray | float, high: np.ndarray | float) -> np.ndarray:
-    """value in [low, high], where a missing bound or a missing value never excludes."""
-    low_ok = np.isnan(low) | np.isnan(value) | (value >= low)
-    high_ok = np.isnan(high) | np.isnan(value) | (value <= high)
-    return low_ok & high_ok
+    """value in [low, high], where a missing bound or a missing value never excludes: a
+    comparison with NaN is false, so only a known value outside a known bound is."""
+    return ~((value < low) | (value > high))
 
 
 def ages_fit(p: ProfileArrays, user: int, candidates: np.ndarray) -> np.ndarray:
     """True where user and candidate are each in the age range the other asks for."""
     c = candidates
     return _within(p.age[c], p.age_min[user], p.age_max[user]) & _within(
-        np.full(len(c), p.age[user]), p.age_min[c], p.age_max[c]
+        p.age[user], p.age_min[c], p.age_max[c]
     )
 
 
