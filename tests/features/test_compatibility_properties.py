@@ -311,7 +311,7 @@ def test_tag_words_give_the_sparse_products_counts_to_the_bit(vocabulary: int) -
     p = ProfileArrays.from_frame(pd.DataFrame({"id": [f"u{i}" for i in range(300)], "tags": tags}))
     assert (p.tag_bits is None) == (vocabulary > 64)
     sparse = ProfileArrays.from_frame(pd.DataFrame({"id": p.ids, "tags": tags}))
-    sparse.__dict__["tag_bits"] = None  # the sparse path, whatever the vocabulary
+    sparse.tag_bits = None  # the sparse path, whatever the vocabulary
     candidates = rng.choice(300, size=200, replace=False)
     for me in range(0, 300, 7):
         words, rows = soft_scores(p, me, candidates), soft_scores(sparse, me, candidates)

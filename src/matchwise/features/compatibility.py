@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -90,22 +89,11 @@ class ProfileArrays:
     tag_vocabulary: list[str]
     gender_codes: dict[str, int]
     cell_km: float = DEFAULT_LOCATION_CELL_KM
+    #: ``tags`` as one 64-bit word a row (:func:`tag_words`), None when they do not fit
+    tag_bits: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
-
-    @cached_property
-    def tag_bits(self) -> np.ndarray | None:
-        """Each row's tags as one bit each of a 64-bit word, or None when the vocabulary
-        (or a tag count) does not fit one: a pair's shared tags are then a popcount of an
-        AND, not a sparse row slice and product (~1 CPU-ms a person at a million)."""
-        tags = self.tags
-        if len(self.tag_vocabulary) > 64 or (tags.nnz and tags.data.max() != 1):
-            return None
-        rows = np.repeat(np.arange(tags.shape[0]), np.diff(tags.indptr))
-        bits = np.zeros(tags.shape[0], dtype=np.uint64)
-        np.bitwise_or.at(bits, rows, np.left_shift(np.uint64(1), tags.indices.astype(np.uint64)))
-        return bits
 
     @classmethod
     def from_frame(
@@ -166,6 +154,7 @@ class ProfileArrays:
             tag_vocabulary=vocab,
             gender_codes=codes,
             cell_km=cell_km,
+            tag_bits=tag_words(tags, len(vocab)),
         )
 
 
@@ -186,6 +175,19 @@ def tag_matrix(
     data = np.ones(len(rows), dtype=np.float32)
     matrix = sp.csr_matrix((data, (rows, cols)), shape=(len(tag_lists), len(vocabulary)))
     return matrix, vocabulary
+
+
+def tag_words(tags: sp.csr_matrix, vocabulary_size: int) -> np.ndarray | None:
+    """Each row's tags as one bit each of a 64-bit word, or None when the vocabulary (or a
+    tag count) does not fit one: a pair's shared tags are then a popcount of an AND, not a
+    sparse row slice and product (~1 CPU-ms a person at a million). Built with the
+    profiles, so no request pays for it."""
+    if vocabulary_size > 64 or (tags.nnz and tags.data.max() != 1):
+        return None
+    rows = np.repeat(np.arange(tags.shape[0]), np.diff(tags.indptr))
+    bits = np.zeros(tags.shape[0], dtype=np.uint64)
+    np.bitwise_or.at(bits, rows, np.left_shift(np.uint64(1), tags.indices.astype(np.uint64)))
+    return bits
 
 
 def _within(value: np.ndarray, low: np.ndarray | float, high: np.ndarray | float) -> np.ndarray:
