@@ -4,8 +4,9 @@ per step of :class:`~matchwise.serve.people_refresh.PeopleRefresher`, a person a
 One process opens the refresher on the store the environment names (as the Ray actors do),
 refreshes a seeded sample of people (the first ``--warm`` as a warm-up, not counted) and
 times each step by wrapping it: the block's reads (``profiles_and_histories``), the
-hidden-candidate check, the cache write (delete + COPY), the ranking (``_rank``: the
-people index's candidates, the signals, the model) and the lists' finishing (reasons).
+hidden-candidate check, the cache write (delete + COPY), the ranking (``_candidates``: the
+people index's candidates and the model's signals, a person at a time; ``_score``: the
+block's other signals and blend at once) and the lists' finishing (reasons).
 PostgreSQL's CPU is the sum over its processes (psutil) before and after each database
 step, so run it on a store no one else is using. Prints one JSON object, ms a person.
 
@@ -36,7 +37,7 @@ from matchwise.settings import load_settings
 #: Steps that talk to the database: PostgreSQL's CPU is sampled around them.
 DATABASE_STEPS = ("profiles_and_histories", "hidden_candidates", "write_caches")
 #: Steps in Python only.
-RANKING_STEPS = ("_rank", "_finish")
+RANKING_STEPS = ("_person", "_score", "_finish")
 
 
 def postgres_cpu() -> float:
@@ -77,6 +78,7 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=3200, help="people refreshed in all")
     parser.add_argument("--warm", type=int, default=200, help="of them, not counted")
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--window", type=int, default=1000, help="consecutive people each")
     args = parser.parse_args()
     runtime = Runtime.open(load_settings(), migrate=False)
     try:
@@ -84,8 +86,14 @@ def main() -> None:
         refresher = people_refresh.PeopleRefresher.open(runtime)
         open_cpu = time.process_time() - started
         people = users_to_refresh(runtime, None)
-        pick = np.random.default_rng(args.seed).choice(len(people), args.sample, replace=False)
-        chosen = [people[i] for i in np.sort(pick)]
+        # windows of consecutive people in a full refresh's order (neighbourhood by
+        # neighbourhood, as run.py's sampled refresh takes them), evenly spaced
+        ordered = people_refresh.people_by_place(runtime, people)
+        windows = max(1, args.sample // args.window)
+        step = len(ordered) // windows
+        shift = int(np.random.default_rng(args.seed).integers(0, max(step - args.window, 1)))
+        chosen = [u for w in range(windows)
+                  for u in ordered[w * step + shift : w * step + shift + args.window]]  # fmt: skip
         spent: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
         for step in DATABASE_STEPS:
             owner = people_refresh.queries if step == "hidden_candidates" else people_refresh

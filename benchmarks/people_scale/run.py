@@ -60,6 +60,7 @@ from matchwise.models.elo import ratings_from_swipes
 from matchwise.models.reciprocal import EASE_MAX_PEOPLE, ReciprocalRecommender
 from matchwise.runtime import Runtime
 from matchwise.scale import refresh_people_with_ray
+from matchwise.serve.people_refresh import people_by_place
 from matchwise.serve.refresh import users_to_refresh
 from matchwise.settings import Settings, load_settings
 
@@ -434,16 +435,30 @@ def measure(command: list[str], env: dict[str, str], pg_port: int) -> dict[str, 
     }
 
 
+#: People in each window of a sampled refresh (see ``refresh_child``).
+WINDOW = 5000
+
+
 def refresh_child(sample: int, seed: int, num_cpus: int | None) -> dict[str, Any]:
-    """In the measured process: refresh ``sample`` seeded people's lists (0: everyone)
-    with Ray, as ``matchwise refresh --ray --kind user`` does for everyone."""
+    """In the measured process: refresh ``sample`` people's lists (0: everyone) with Ray,
+    as ``matchwise refresh --ray --kind user`` does for everyone.
+
+    A full refresh takes people neighbourhood by neighbourhood (``people_by_place``), and
+    the people of one cell and segment share the index's walk; a random sample would
+    share almost none and overstate the cost, so the sample is ``sample / WINDOW``
+    windows of ``WINDOW`` consecutive people in that order, evenly spaced over it (the
+    seed shifts them)."""
     runtime = Runtime.open(load_settings(), migrate=False)
     try:
         people = users_to_refresh(runtime, None)
         chosen = None
         if 0 < sample < len(people):
-            pick = np.random.default_rng(seed).choice(len(people), sample, replace=False)
-            chosen = [people[i] for i in np.sort(pick)]
+            ordered = people_by_place(runtime, people)
+            windows = max(1, sample // WINDOW)
+            step = len(ordered) // windows
+            shift = int(np.random.default_rng(seed).integers(0, max(step - WINDOW, 1)))
+            chosen = [u for w in range(windows)
+                      for u in ordered[w * step + shift : w * step + shift + WINDOW]]  # fmt: skip
         started = time.perf_counter()
         marks: list[tuple[float, int]] = []  # (seconds, people done) at each chunk's end
 

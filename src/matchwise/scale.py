@@ -18,7 +18,7 @@ import math
 import os
 import resource
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from matchwise.errors import ConfigError
 from matchwise.registry import ArtifactStore
 from matchwise.runtime import Runtime
 from matchwise.serve.people_refresh import BLOCK as PEOPLE_BLOCK
-from matchwise.serve.people_refresh import PeopleRefresher
+from matchwise.serve.people_refresh import PeopleRefresher, people_by_place
 from matchwise.serve.refresh import reconcile_online_visibility, refresh_users, users_to_refresh
 from matchwise.serve.types import Kind, resolve_request
 from matchwise.settings import Settings
@@ -194,7 +194,7 @@ def refresh_people_with_ray(
     :class:`~matchwise.serve.people_refresh.PeopleRefresher` per Ray actor (one per CPU),
     ``block`` people a transaction."""
     return _fan_out(runtime, user_ids, _PeopleRefresherActor, (top_n, block), address,
-                    num_cpus, chunk_size, progress)  # fmt: skip
+                    num_cpus, chunk_size, progress, order=people_by_place)  # fmt: skip
 
 
 def _fan_out(
@@ -206,8 +206,10 @@ def _fan_out(
     num_cpus: int | None,
     chunk_size: int | None,
     progress: Any,
+    order: Callable[[Runtime, list[str]], list[str]] | None = None,
 ) -> dict[str, Any]:
-    """The Ray refreshes' scaffolding: one ``actor_class(settings, *actor_args)`` per CPU,
+    """The Ray refreshes' scaffolding (``order`` sorts the users before they are cut into
+    chunks): one ``actor_class(settings, *actor_args)`` per CPU,
     chunks of at most :data:`CHUNK` users handed out as actors free up (each actor's
     ``refresh(chunk)`` returns users, rows, its pid and peak RSS), Redis's hidden sets
     reconciled after a full refresh. Returns counts and each actor's peak RSS
@@ -215,6 +217,8 @@ def _fan_out(
     ray = _ray(runtime, address)
     full = user_ids is None
     user_ids = users_to_refresh(runtime, user_ids)
+    if order is not None:
+        user_ids = order(runtime, user_ids)
     started_here = _start(ray, address or runtime.settings.ray_address, num_cpus)
     users = rows = 0
     peaks: dict[int, float] = {}

@@ -319,3 +319,32 @@ def test_tag_words_give_the_sparse_products_counts_to_the_bit(vocabulary: int) -
             got, want = getattr(words, name), getattr(rows, name)
             assert got.dtype == want.dtype and got.tolist() == want.tolist(), (me, name)
     assert soft_scores(p, 0, np.zeros(0, np.int64)).jaccard.shape == (0,)
+
+
+@pytest.mark.parametrize("vocabulary", [40, 90])
+def test_soft_scores_of_pairs_are_each_users_own_to_the_bit(vocabulary: int) -> None:
+    """Many users' candidates scored at once (a row of ``user`` per pair, as a refresh
+    block scores them) give each user's own scores exactly, on both tag paths."""
+    rng = np.random.default_rng(vocabulary)
+    names = [f"t{i}" for i in range(vocabulary)]
+    n = 200
+    frame = pd.DataFrame({
+        "id": [f"u{i}" for i in range(n)],
+        "tags": [list(rng.choice(names, size=rng.integers(0, 9), replace=False)) for _ in range(n)],
+        "age": np.where(rng.random(n) < 0.1, np.nan, rng.integers(18, 60, n)),
+        "latitude": np.where(rng.random(n) < 0.1, np.nan, 52.5 + rng.normal(0, 0.3, n)),
+        "longitude": 13.4 + rng.normal(0, 0.3, n),
+    })  # fmt: skip
+    p = ProfileArrays.from_frame(frame, cell_km=1.5)
+    users = rng.choice(n, 12, replace=False)
+    lists = [rng.choice(n, int(rng.integers(0, 40)), replace=False) for _ in users]
+    pairs = soft_scores(p, np.repeat(users, [len(c) for c in lists]), np.concatenate(lists))
+    at = 0
+    for user, candidates in zip(users, lists, strict=True):
+        alone = soft_scores(p, int(user), candidates)
+        for name in ("shared_tags", "jaccard", "age_fit", "distance_km", "proximity"):
+            got = getattr(pairs, name)[at : at + len(candidates)]
+            want = getattr(alone, name)
+            assert got.dtype == want.dtype, name
+            np.testing.assert_array_equal(got, want, err_msg=name)
+        at += len(candidates)

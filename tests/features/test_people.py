@@ -12,6 +12,9 @@ from matchwise.features.people import (
     SwipeCounts,
     bio_similarity,
     blend,
+    distance_band,
+    distance_bands,
+    group_medians,
     interaction_adjustment,
     like_rate,
     rate_like_probability,
@@ -197,3 +200,43 @@ def test_the_swipe_rates_reason_keeps_a_like_private() -> None:
     assert reason_for("swipe_rates", liked) == "you both like hiking"  # their like raised it
     assert reason_for("swipe_rates", liked, reveal_likes=True) == "already likes you"
     assert BlendWeights().swipe_rates == 2.0 and BlendWeights(swipe_rates=0).swipe_rates == 0
+
+
+def test_group_medians_are_each_groups_own_median() -> None:
+    rng = np.random.default_rng(3)
+    sizes = [0, 1, 2, 5, 6, 0, 31]
+    groups = np.concatenate([[0], np.cumsum(sizes)])
+    values = rng.random(groups[-1])
+    values[3] = values[4]  # ties
+    got = group_medians(values, groups)
+    for a, b in zip(groups[:-1], groups[1:], strict=True):
+        assert (got[a:b] == np.median(values[a:b])).all()
+    assert len(got) == len(values)
+
+
+def test_blend_of_many_lists_is_each_lists_own() -> None:
+    """Lists laid end to end (``groups``) blend as each alone: the score and the strongest
+    signal, the median lift of ``swipe_rates`` taken within each list."""
+    rng = np.random.default_rng(4)
+    sizes = [3, 8, 1, 12]
+    groups = np.concatenate([[0], np.cumsum(sizes)])
+    signals = {name: rng.random(groups[-1]) for name in ("compatibility", "elo", "swipe_rates")}
+    signals["swipe_rates"][groups[3] :] += 0.5  # the last list's people swipe more alike
+    weights = {"compatibility": 1.0, "elo": 0.5, "swipe_rates": 2.0}
+    score, names = blend(signals, weights, named_above_median=("swipe_rates",), groups=groups)
+    for a, b in zip(groups[:-1], groups[1:], strict=True):
+        alone = blend({k: v[a:b] for k, v in signals.items()}, weights,
+                      named_above_median=("swipe_rates",))  # fmt: skip
+        assert score[a:b].tolist() == alone[0].tolist()
+        assert names[a:b].tolist() == alone[1].tolist()
+    flat = blend(signals, weights, named_above_median=("swipe_rates",))[1]
+    assert flat.tolist() != names.tolist()  # one median for all would name others
+
+
+@pytest.mark.parametrize("radius", [None, float("nan"), 5.0, 10.0, 30.0, 200.0])
+def test_distance_bands_are_distance_band_of_each(radius: float | None) -> None:
+    distances = np.array([0.0, 4.99, 5.0, 9.99, 10.0, 10.01, 29.0, 49.99, 50.0, 50.01, 120.0,
+                          200.0, 250.0, np.nan, np.inf])  # fmt: skip
+    for chosen in (False, True):
+        got = distance_bands(distances, radius, chosen)
+        assert got == [distance_band(d, radius, chosen) for d in distances], (radius, chosen)

@@ -14,12 +14,13 @@ from matchwise.features.people_index import PeopleIndex
 CITIES = [(52.52, 13.40), (48.86, 2.35), (51.51, -0.13), (-33.87, 151.21)]
 
 
-def _population(n: int, seed: int) -> ProfileArrays:
-    """People in four cities with every kind of missing value the filters must tolerate."""
+def _population(n: int, seed: int, spread: float = 1.0) -> ProfileArrays:
+    """People in four cities with every kind of missing value the filters must tolerate
+    (``spread`` scales how far from the centre they live)."""
     rng = np.random.default_rng(seed)
     city = rng.integers(0, len(CITIES), n)
-    lat = np.array([CITIES[c][0] for c in city]) + rng.normal(0, 0.15, n)
-    lon = np.array([CITIES[c][1] for c in city]) + rng.normal(0, 0.2, n)
+    lat = np.array([CITIES[c][0] for c in city]) + rng.normal(0, 0.15 * spread, n)
+    lon = np.array([CITIES[c][1] for c in city]) + rng.normal(0, 0.2 * spread, n)
     unplaced = rng.random(n) < 0.05
     genders = np.array(["woman", "man", "nonbinary", None], dtype=object)
     seeking = [["man"], ["woman"], ["woman", "man"], ["nonbinary", "woman", "man"], []]
@@ -98,3 +99,46 @@ def test_the_budget_counts_after_exclusions() -> None:
     again = index.candidates(p, me, allowed, first, budget=30)
     assert not set(first) & set(again)
     assert len(again[placed[again]]) == 30
+
+
+@pytest.mark.parametrize("budget", [0, 7, 40])
+def test_many_people_at_once_get_what_each_gets_alone(budget: int) -> None:
+    """People sharing a segment and a cell share one walk (candidates_of); each list is the
+    one that person gets alone, exclusions each their own."""
+    p = _population(3000, 11, spread=0.1)
+    index = PeopleIndex.build(p)
+    rng = np.random.default_rng(budget)
+    allowed = rng.random(len(p)) < 0.95
+    keys = np.column_stack([p.gender_bit, p.seeking_mask, p.latitude, p.longitude])
+    _, group, sizes = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+    crowded = np.flatnonzero(sizes[group.ravel()] >= 3)  # people who share a cell and segment
+    people = np.concatenate([crowded[:120], rng.choice(len(p), 60, replace=False)])
+    excluded = [rng.choice(len(p), int(rng.integers(0, 30)), replace=False) for _ in people]
+    together = index.candidates_of(p, people, allowed, excluded, budget)
+    assert len(crowded) >= 120
+    placed = np.isfinite(p.latitude) & np.isfinite(p.longitude)
+    if budget:  # the budget cut most lists
+        assert sum(int(placed[f].sum()) == budget for f in together) > 60
+    for me, gone, found in zip(people, excluded, together, strict=True):
+        alone = index.candidates(p, int(me), allowed, gone, budget)
+        np.testing.assert_array_equal(found, alone)
+        if budget == 0:
+            np.testing.assert_array_equal(found, _scan(p, int(me), allowed, np.append(gone, me)))
+
+
+def test_the_budget_is_the_nearest_by_distance_then_row_ties_included() -> None:
+    """With a budget, the placed candidates are exactly the first ``budget`` of everyone
+    qualifying ordered by cell distance, then row: a cell as near as the last one taken is
+    never left unread."""
+    p = _population(4000, 13)
+    index = PeopleIndex.build(p)
+    allowed = np.ones(len(p), bool)
+    none = np.zeros(0, np.int64)
+    placed = np.isfinite(p.latitude) & np.isfinite(p.longitude)
+    for me in np.flatnonzero(placed)[:150]:
+        full = _scan(p, int(me), allowed, none)
+        near = full[placed[full]]
+        km = haversine_km(p.latitude[me], p.longitude[me], p.latitude[near], p.longitude[near])
+        expected = near[np.lexsort((near, np.round(km, 6)))][:20]
+        found = index.candidates(p, int(me), allowed, none, budget=20)
+        assert set(found[placed[found]]) == set(expected), me

@@ -26,7 +26,7 @@ from matchwise.ingest.events import ingest_events
 from matchwise.runtime import Runtime
 from matchwise.scale import refresh_people_with_ray
 from matchwise.schemas import InteractionIn
-from matchwise.serve.people_refresh import PeopleRefresher, refresh_people
+from matchwise.serve.people_refresh import PeopleRefresher, people_by_place, refresh_people
 from matchwise.serve.recommend import recommend
 from matchwise.serve.state import PeopleCatalogue
 from matchwise.settings import Settings
@@ -188,3 +188,21 @@ def test_ray_people_refresh_writes_what_the_serial_one_writes(store: Runtime) ->
     assert got == serial
     assert len(stats["actor_peak_rss_mib"]) == 2  # one figure per actor process
     assert not ray.is_initialized()
+
+
+def test_people_are_refreshed_neighbourhood_by_neighbourhood(store: Runtime) -> None:
+    """The Ray driver orders people by segment and distance cell before cutting chunks, so
+    the people of one cell and segment sit together (they share the index's walk)."""
+    with store.session() as s:
+        ids = [u for (u,) in s.execute(select(User.id).where(User.active.is_(True)))]
+        cat = PeopleCatalogue.load(s, store.settings.location_cell_km)
+    ordered = people_by_place(store, list(reversed(ids)))
+    assert sorted(ordered) == sorted(ids) and len(ordered) == len(ids)
+    p = cat.profiles
+    keys = [(int(p.gender_bit[cat.position[u]]), int(p.seeking_mask[cat.position[u]]),
+             float(p.latitude[cat.position[u]]), float(p.longitude[cat.position[u]]))
+            for u in ordered if u in cat.position]  # fmt: skip
+    runs = sum(1 for a, b in zip(keys, keys[1:], strict=False) if a != b) + 1
+    assert runs == len(set(keys))  # each (segment, cell) is one run
+    assert len(set(keys)) < len(keys)  # and some hold several people
+    assert people_by_place(store, ordered[:5]) == sorted(ordered[:5], key=ordered.index)

@@ -164,14 +164,14 @@ class Match(Base):
 
 
 class Recommendation(Base):
-    """The per-user ranking cache (seed 004's user_recommendations)."""
+    """The per-user ranking cache (seed 004's user_recommendations). Derived data, so no
+    foreign key to users (migration 0007: checking each refreshed row cost more than
+    writing it); erasing a person deletes their lists (:mod:`matchwise.ops.privacy`)."""
 
     __tablename__ = "recommendations"
     __table_args__ = (Index("ix_recommendations_user_rank", "user_id", "rank"),)
 
-    user_id: Mapped[str] = mapped_column(
-        ID, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
-    )
+    user_id: Mapped[str] = mapped_column(ID, primary_key=True)
     candidate_id: Mapped[str] = mapped_column(ID, primary_key=True)
     candidate_kind: Mapped[str] = mapped_column(String(8), default="item")
     score: Mapped[float] = mapped_column(Float)

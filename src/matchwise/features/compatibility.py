@@ -190,7 +190,7 @@ def tag_words(tags: sp.csr_matrix, vocabulary_size: int) -> np.ndarray | None:
     return bits
 
 
-def _within(value: np.ndarray, low: np.ndarray | float, high: np.ndarray | float) -> np.ndarray:
+def within(value: np.ndarray, low: np.ndarray | float, high: np.ndarray | float) -> np.ndarray:
     """value in [low, high], where a missing bound or a missing value never excludes: a
     comparison with NaN is false, so only a known value outside a known bound is."""
     return ~((value < low) | (value > high))
@@ -199,7 +199,7 @@ def _within(value: np.ndarray, low: np.ndarray | float, high: np.ndarray | float
 def ages_fit(p: ProfileArrays, user: int, candidates: np.ndarray) -> np.ndarray:
     """True where user and candidate are each in the age range the other asks for."""
     c = candidates
-    return _within(p.age[c], p.age_min[user], p.age_max[user]) & _within(
+    return within(p.age[c], p.age_min[user], p.age_max[user]) & within(
         p.age[user], p.age_min[c], p.age_max[c]
     )
 
@@ -242,18 +242,25 @@ class SoftScores:
 
 def soft_scores(
     p: ProfileArrays,
-    user: int,
+    user: int | np.ndarray,
     candidates: np.ndarray,
     age_scale: float = 10.0,
     distance_scale_km: float = 50.0,
 ) -> SoftScores:
-    """Shared hobbies (Jaccard), closeness in age and in distance, for one user's candidates."""
+    """Shared hobbies (Jaccard), closeness in age and in distance, for one user's candidates
+    (``user`` a row), or for pairs (``user`` a row per candidate: many users' candidates
+    scored at once, each pair exactly as alone)."""
     bits = p.tag_bits
     if bits is not None:  # the sparse path's float32 counts, from 64-bit words
         theirs_bits = bits[candidates]
         shared = np.bitwise_count(theirs_bits & bits[user]).astype(np.float32)
         sizes = np.bitwise_count(theirs_bits).astype(np.float32)
         union = sizes + np.float32(np.bitwise_count(bits[user])) - shared
+    elif np.ndim(user):  # pairs: the same float32 counts, row by row
+        mine, theirs = p.tags[user], p.tags[candidates]
+        shared = np.asarray(theirs.multiply(mine).sum(axis=1), dtype=np.float32).ravel()
+        sizes = np.asarray(theirs.sum(axis=1), dtype=np.float32).ravel()
+        union = sizes + np.asarray(mine.sum(axis=1), dtype=np.float32).ravel() - shared
     else:
         user_tags = p.tags[user]
         theirs = p.tags[candidates]  # one row slice (each costs O(candidates)), used twice

@@ -27,6 +27,8 @@ __all__ = [
     "blend_weights",
     "cosine_rows",
     "distance_band",
+    "distance_bands",
+    "group_medians",
     "interaction_adjustment",
     "like_rate",
     "rate_like_probability",
@@ -322,6 +324,7 @@ def blend(
     weights: Mapping[str, float] | Any,
     *,
     named_above_median: Sequence[str] = (),
+    groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Patra's weighted blend: ``Σ weight_s · signal_s`` and each candidate's strongest signal.
 
@@ -332,7 +335,9 @@ def blend(
     else the first signal. A signal in ``named_above_median`` counts whole in the score but,
     for naming, only by how far it lifts the candidate above the list's median (over the
     last axis): one that lifts every candidate alike (the running swipe rates) is named
-    only for those it sets apart. Returns ``(score, names)`` with ``names`` an object array.
+    only for those it sets apart. ``groups`` (offsets, one more than there are lists) holds
+    many people's lists end to end along a 1-D signal, the median then each list's own
+    (:func:`group_medians`). Returns ``(score, names)`` with ``names`` an object array.
     """
     if hasattr(weights, "model_dump"):
         weights = weights.model_dump()
@@ -352,12 +357,33 @@ def blend(
     for name in named_above_median:
         if name in names and contributions[names.index(name)].size:
             lift = contributions[names.index(name)]
-            median = np.median(lift, axis=-1, keepdims=True)
+            median = (np.median(lift, axis=-1, keepdims=True) if groups is None
+                      else group_medians(lift, groups))  # fmt: skip
             contributions[names.index(name)] = np.maximum(lift - median, 0.0)
-    best = np.argmax(contributions, axis=0)
+    best, top = _first_largest(contributions)
     fallback = names.index("model") if "model" in names else 0
-    best = np.where(np.max(contributions, axis=0) > 0, best, fallback)
+    best = np.where(top > 0, best, fallback)
     return score, np.asarray(names, dtype=object)[best]
+
+
+def _first_largest(stacked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``argmax`` and ``max`` over the first axis (the first index on ties), one signal at a
+    time: a reduction across rows of a wide array is several times slower."""
+    best = np.zeros(stacked.shape[1:], dtype=np.intp)
+    top = stacked[0].copy()
+    for i in range(1, len(stacked)):
+        better = stacked[i] > top
+        best[better] = i
+        np.maximum(top, stacked[i], out=top)
+    return best, top
+
+
+def group_medians(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Each value's group median, ``values[groups[i]:groups[i + 1]]`` a group: ``np.median``
+    of each group alone (a partition a group costs less than one sort of them all)."""
+    starts, stops = groups[:-1].tolist(), groups[1:].tolist()
+    middle = [np.median(values[a:b]) if b > a else 0.0 for a, b in zip(starts, stops, strict=True)]
+    return np.repeat(np.asarray(middle, dtype=np.float64), np.diff(groups))
 
 
 def _listing(values: Sequence[str], most: int = 2) -> str:
@@ -385,6 +411,19 @@ def distance_band(distance_km: Any, radius_km: Any = None, chosen: bool = False)
         return None
     band = next((words for limit, words in DISTANCE_BANDS if distance_km < limit), None)
     return band or (FAR if chosen else None)
+
+
+def distance_bands(
+    distance_km: np.ndarray, radius_km: float | None = None, chosen: bool = False
+) -> list[str | None]:
+    """:func:`distance_band` of each of one user's distances, in a few array passes."""
+    d = np.asarray(distance_km, dtype=np.float64)
+    radius = AROUND_YOU_KM if radius_km is None or not np.isfinite(radius_km) else radius_km
+    words = np.full(len(d), FAR if chosen else None, dtype=object)
+    for limit, band in reversed(DISTANCE_BANDS):  # the nearest band last: it wins
+        words[d < limit] = band
+    words[~np.isfinite(d) | (d > radius)] = None
+    return list(words.tolist())
 
 
 def reason_for(

@@ -16,7 +16,7 @@ the rows :func:`mutual_preference_mask` admits among the allowed ones.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -24,10 +24,9 @@ from scipy.spatial import cKDTree
 from matchwise.features.compatibility import (
     EARTH_RADIUS_KM,
     ProfileArrays,
-    ages_fit,
-    distances_fit,
     haversine_km,
     mutual_preference_mask,
+    within,
 )
 
 #: Cells fetched by a segment's first nearest-cells query (more when they run out).
@@ -67,11 +66,27 @@ class Segment:
 
 
 @dataclass
+class View:
+    """The cells of every segment whose people a person of one segment may be matched with
+    (they seek that gender, and it seeks theirs): one k-d tree over all of them, so a
+    person's nearest cells come from one walk, whatever the segments."""
+
+    segments: list[int]  # the wanted segments, by index into PeopleIndex.segments
+    tree: cKDTree | None  # over every wanted segment's cell centres; None: nobody placed
+    cell_segment: np.ndarray  # each view cell's position in ``segments``
+    cell: np.ndarray  # each view cell's cell within its segment
+    centres: np.ndarray  # (cells, 2): latitude and longitude
+    unplaced: np.ndarray  # the wanted segments' people without a position
+    any_unset_radius: bool  # someone wanted set no maximum distance
+
+
+@dataclass
 class PeopleIndex:
     """The catalogue's people by segment and distance cell (see the module docstring)."""
 
     segments: list[Segment]
     widest: float  # the largest maximum distance anyone set (NaN: nobody set one)
+    views: dict[tuple[int, int], View] = field(default_factory=dict)  # by (gender, seeking)
 
     @classmethod
     def build(cls, p: ProfileArrays) -> PeopleIndex:
@@ -92,7 +107,9 @@ class PeopleIndex:
                 segments.append(_segment(int(gender), int(seeking), rows, placed, lat, lon,
                                          np.asarray(p.age, float),
                                          bool((~np.isfinite(radius[rows])).any())))  # fmt: skip
-        return cls(segments, widest)
+        views = {(g.gender_bit, g.seeking_mask): _view(segments, g.gender_bit, g.seeking_mask)
+                 for g in segments}  # fmt: skip
+        return cls(segments, widest, views)
 
     def candidates(
         self,
@@ -105,40 +122,161 @@ class PeopleIndex:
         """Sorted catalogue rows that pass every hard filter with ``me`` (both sides'
         genders, ages and distances), are ``allowed`` (a boolean per row) and not
         ``excluded`` (rows): with a ``budget`` (> 0), the ``budget`` nearest of those with
-        a position (ties by cell order) and all of those without one."""
-        gender, seeking = int(p.gender_bit[me]), int(p.seeking_mask[me])
-        here = unit_vectors(np.array([p.latitude[me]]), np.array([p.longitude[me]]))[0]
-        placed_me = bool(np.isfinite(here).all())
-        mine = float(p.max_distance_km[me])
-        gone = np.append(np.asarray(excluded if excluded is not None else [], np.int64), me)
-        allowed = allowed.copy()  # one copy beats testing every gathered row against gone
-        allowed[gone] = False
-        near: list[np.ndarray] = []
-        chords: list[np.ndarray] = []
-        loose: list[np.ndarray] = []
-        for seg in self.segments:
-            if not ((seeking >> seg.gender_bit) & 1 and (seg.seeking_mask >> gender) & 1):
-                continue
-            loose.append(_passing(p, me, seg.unplaced, allowed))
-            if seg.tree is None:
-                continue
-            if not placed_me:  # my distance unknown: no one is excluded by distance
-                loose.append(_passing(p, me, seg.members, allowed))
-                continue
-            reach = mine if np.isfinite(mine) else (
-                np.inf if seg.any_unset_radius else self.widest)  # fmt: skip
-            bound = chord_for(reach) if np.isfinite(reach) else np.inf
-            rows, chord = _nearest(seg, p, me, here, bound, allowed, budget)
-            near.append(rows)
-            chords.append(chord)
-        if near:
-            rows, chord = np.concatenate(near), np.concatenate(chords)
-            if 0 < budget < len(rows):
-                rows = _nearest_few(rows, chord, budget)
-            loose.append(rows)
-        if not loose:
-            return np.zeros(0, np.int64)
-        return np.sort(np.concatenate(loose)).astype(np.int64, copy=False)
+        a position (by cell distance, then row) and all of those without one."""
+        gone = np.asarray(excluded if excluded is not None else [], np.int64)
+        return self.candidates_of(p, np.array([me], np.int64), allowed, [gone], budget)[0]
+
+    def candidates_of(
+        self,
+        p: ProfileArrays,
+        people: np.ndarray,
+        allowed: np.ndarray,
+        excluded: list[np.ndarray],
+        budget: int = 0,
+    ) -> list[np.ndarray]:
+        """:meth:`candidates` of many people at once (``excluded[i]`` person ``i``'s): those
+        of one segment in one cell share one walk over the cells around them and one read
+        of the people there; each person's list is what they get alone."""
+        out: list[np.ndarray] = [np.zeros(0, np.int64)] * len(people)
+        groups: dict[tuple[int, int, float, float], list[int]] = {}
+        for i, me in enumerate(people.tolist()):
+            key = (int(p.gender_bit[me]), int(p.seeking_mask[me]))
+            view = self.views.get(key)
+            if view is None:  # a profile the index was not built with: nobody to match
+                view = _view(self.segments, *key)
+            gone = np.append(excluded[i], me)
+            loose = _passing(p, me, view.unplaced, allowed, gone)
+            lat, lon = float(p.latitude[me]), float(p.longitude[me])
+            if view.tree is None:
+                out[i] = np.sort(loose)
+            elif not (np.isfinite(lat) and np.isfinite(lon)):  # distance excludes no one
+                members = np.concatenate([self.segments[view.segments[s]].members
+                                          for s in range(len(view.segments))])  # fmt: skip
+                out[i] = np.sort(np.concatenate([loose, _passing(p, me, members, allowed,
+                                                                 gone)]))  # fmt: skip
+            else:
+                out[i] = loose
+                groups.setdefault((*key, lat, lon), []).append(i)
+        for (gender, seeking, lat, lon), group in groups.items():
+            view = self.views.get((gender, seeking)) or _view(self.segments, gender, seeking)
+            near = self._nearest(view, p, people[group], lat, lon, allowed,
+                                 [excluded[i] for i in group], budget)  # fmt: skip
+            for i, rows in zip(group, near, strict=True):
+                out[i] = np.sort(np.concatenate([out[i], rows])).astype(np.int64, copy=False)
+        return out
+
+    def _nearest(
+        self, view: View, p: ProfileArrays, people: np.ndarray, lat: float, lon: float,
+        allowed: np.ndarray, excluded: list[np.ndarray], budget: int,
+    ) -> list[np.ndarray]:  # fmt: skip
+        """The placed rows of ``view`` passing every filter with each of ``people`` (all in
+        one cell at ``lat, lon``): every one within reach, or, with a budget, the
+        ``budget`` of smallest (cell chord, row). Cells are read outward, more each round,
+        until each person's ``budget``-th passing row lies strictly nearer than the
+        farthest cell read (so no equally near cell is left out)."""
+        assert view.tree is not None
+        here = unit_vectors(np.array([lat]), np.array([lon]))[0]
+        radius = np.asarray(p.max_distance_km, float)[people]
+        unset_reach = np.inf if view.any_unset_radius else self.widest
+        reach = np.where(np.isfinite(radius), radius, unset_reach)
+        reach_km = float(np.nanmax(reach)) if np.isfinite(reach).any() else np.inf
+        bound = chord_for(reach_km) if np.isfinite(reach_km) else np.inf
+        n = len(view.cell)
+        k = n if budget <= 0 else min(n, _FIRST_CELLS)
+        found: list[np.ndarray | None] = [None] * len(people)
+        while True:
+            chord, cells = view.tree.query(here, k=k, distance_upper_bound=bound)
+            chord, cells = np.atleast_1d(chord), np.atleast_1d(cells)
+            within = cells < n
+            exhausted = k >= n or not within.all()
+            chord, cells = chord[within], cells[within]
+            complete = np.inf if exhausted else float(chord[-1])
+            pool = _pool(self, view, p, cells, chord, lat, lon, allowed)
+            for i, me in enumerate(people.tolist()):
+                if found[i] is not None:
+                    continue
+                keep = np.flatnonzero(_fits(p, me, pool, excluded[i]))
+                if budget > 0 and len(keep) >= budget:
+                    if pool.chord[keep[budget - 1]] < complete:
+                        found[i] = pool.rows[keep[:budget]]
+                elif exhausted:
+                    found[i] = pool.rows[keep]
+            if all(f is not None for f in found):
+                return [f for f in found if f is not None]
+            k = int(min(n, 4 * k))
+
+
+@dataclass
+class _Pool:
+    """The people of some cells, by (cell chord, row), with what the filters read."""
+
+    rows: np.ndarray
+    chord: np.ndarray
+    km: np.ndarray
+    age: np.ndarray
+    age_min: np.ndarray
+    age_max: np.ndarray
+    radius: np.ndarray
+    allowed: np.ndarray
+
+
+def _pool(
+    index: PeopleIndex, view: View, p: ProfileArrays, cells: np.ndarray, chord: np.ndarray,
+    lat: float, lon: float, allowed: np.ndarray,
+) -> _Pool:  # fmt: skip
+    """Every member of ``cells`` (view cells, at ``chord`` from the group's cell)."""
+    rows_of, chords_of, km_of = [], [], []
+    km = haversine_km(lat, lon, view.centres[cells, 0], view.centres[cells, 1])
+    owner = view.cell_segment[cells]
+    for s in np.unique(owner).tolist():
+        seg = index.segments[view.segments[s]]
+        mine = owner == s
+        local = view.cell[cells[mine]]
+        first, last = seg.bounds[local], seg.bounds[local + 1]
+        sizes = last - first
+        offsets = np.repeat(first - np.cumsum(sizes) + sizes, sizes) + np.arange(sizes.sum())
+        rows_of.append(seg.members[offsets])
+        chords_of.append(np.repeat(chord[mine], sizes))
+        km_of.append(np.repeat(km[mine], sizes))
+    rows = np.concatenate(rows_of) if rows_of else np.zeros(0, np.int64)
+    row_chord = np.concatenate(chords_of) if chords_of else np.zeros(0)
+    row_km = np.concatenate(km_of) if km_of else np.zeros(0)
+    order = np.lexsort((rows, row_chord))
+    rows = rows[order]
+    return _Pool(rows, row_chord[order], row_km[order], p.age[rows], p.age_min[rows],
+                 p.age_max[rows], p.max_distance_km[rows], allowed[rows])  # fmt: skip
+
+
+def _fits(p: ProfileArrays, me: int, pool: _Pool, excluded: np.ndarray) -> np.ndarray:
+    """Who of the pool passes the hard filters with ``me`` (ages both ways, distances both
+    ways, as :func:`ages_fit` and :func:`distances_fit` test them), is allowed and not
+    excluded (nor ``me``)."""
+    keep = pool.allowed & within(pool.age, p.age_min[me], p.age_max[me])
+    keep &= within(p.age[me], pool.age_min, pool.age_max)
+    limit = np.fmin(pool.radius, p.max_distance_km[me])  # NaN: both NaN
+    keep &= np.isnan(pool.km) | np.isnan(limit) | (pool.km <= limit)
+    keep &= pool.rows != me
+    if len(excluded):
+        keep &= ~np.isin(pool.rows, excluded)
+    return keep
+
+
+def _view(segments: list[Segment], gender: int, seeking: int) -> View:
+    """The wanted segments of people of ``gender`` seeking ``seeking``, as one view."""
+    wanted = [s for s, seg in enumerate(segments)
+              if (seeking >> seg.gender_bit) & 1 and (seg.seeking_mask >> gender) & 1]  # fmt: skip
+    placed = [s for s in wanted if segments[s].tree is not None]
+    none = [np.zeros(0, np.int64)]
+    cell_segment = np.concatenate([np.full(segments[s].n_cells, i, np.int64)
+                                   for i, s in enumerate(placed)] or none)  # fmt: skip
+    cell = np.concatenate([np.arange(segments[s].n_cells) for s in placed]
+                          or [np.zeros(0, np.int64)])  # fmt: skip
+    centres = np.concatenate([segments[s].centres for s in placed] or [np.zeros((0, 2))])
+    tree = cKDTree(unit_vectors(centres[:, 0], centres[:, 1])) if len(centres) else None
+    unplaced = np.concatenate([segments[s].unplaced for s in wanted] or [np.zeros(0, np.int64)])
+    any_unset = any(segments[s].any_unset_radius for s in wanted)
+    return View(placed, tree, cell_segment, cell.astype(np.int64), centres,
+                unplaced.astype(np.int64), any_unset)  # fmt: skip
 
 
 def _segment(
@@ -169,110 +307,11 @@ def _age_code(age: np.ndarray) -> np.ndarray:
     return np.where(known, code, AGE_CODES - 1)
 
 
-def _passing(p: ProfileArrays, me: int, rows: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-    """``rows`` that are allowed and pass the two-sided hard filters."""
+def _passing(
+    p: ProfileArrays, me: int, rows: np.ndarray, allowed: np.ndarray, gone: np.ndarray
+) -> np.ndarray:
+    """``rows`` that are allowed, not ``gone`` and pass the two-sided hard filters."""
     if len(rows) == 0:  # most segments: everyone placed
-        return rows
-    rows = rows[allowed[rows]]
-    return rows[mutual_preference_mask(p, me, rows)]
-
-
-def _nearest_few(rows: np.ndarray, chord: np.ndarray, budget: int) -> np.ndarray:
-    """The ``budget`` rows of smallest chord, ties by row (as a full sort by (chord, row)
-    would pick them, without sorting everyone)."""
-    edge = np.partition(chord, budget - 1)[budget - 1]
-    inside = chord < edge
-    tied = np.sort(rows[chord == edge])[: budget - int(inside.sum())]
-    return np.concatenate([rows[inside], tied])
-
-
-def _nearest(
-    seg: Segment, p: ProfileArrays, me: int, here: np.ndarray, bound: float,
-    allowed: np.ndarray, budget: int,
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """The segment's placed rows passing every filter, with their cells' chords from
-    ``me``: every one within ``bound``, or, with a budget, cells outward from the nearest
-    until ``budget`` pass (the whole set is never needed then).
-
-    Gender and seeking need no test (the segment was chosen by them); inside a cell only
-    the members whose age code is in my range are read, and ages and distances are then
-    :func:`mutual_preference_mask`'s own tests, the distance computed once a cell."""
-    assert seg.tree is not None
-    n = seg.n_cells
-    ages = _age_slice(p, me)
-    k = n if budget <= 0 else min(n, _FIRST_CELLS)
-    seen = np.zeros(0, np.int64)
-    rows_found: list[np.ndarray] = [np.zeros(0, np.int64)]
-    chords_found: list[np.ndarray] = [np.zeros(0)]
-    passed = read = 0
-    while True:
-        chord, cells = seg.tree.query(here, k=k, distance_upper_bound=bound)
-        chord, cells = np.atleast_1d(chord), np.atleast_1d(cells)
-        within = cells < n
-        exhausted = k >= n or not within.all()
-        chord, cells = chord[within], cells[within]
-        if len(seen):
-            new = ~np.isin(cells, seen)
-            chord, cells = chord[new], cells[new]
-        starts, stops = _slices(seg, cells, ages)
-        sizes = (stops - starts).reshape(len(cells), 2).sum(axis=1)
-        at = 0
-        while at < len(cells):  # a run of cells holding about what the budget still needs
-            if budget > 0:
-                rate = passed / read if read else 0.5
-                want = 1.2 * (budget - passed) / max(rate, 0.02)
-                stop = at + 1 + int(np.searchsorted(np.cumsum(sizes[at:]), want))
-            else:
-                stop = len(cells)
-            part = slice(at, stop)
-            rows, row_chord = _members(seg, p, me, cells[part], chord[part], starts, stops,
-                                       part, allowed)  # fmt: skip
-            rows_found.append(rows)
-            chords_found.append(row_chord)
-            passed += len(rows)
-            read += int(sizes[part].sum())
-            at = stop
-            if budget > 0 and passed >= budget:
-                break
-        seen = np.concatenate([seen, cells[:at]])
-        if budget <= 0 or exhausted or passed >= budget:
-            return np.concatenate(rows_found), np.concatenate(chords_found)
-        k = int(min(n, 4 * k))
-
-
-def _age_slice(p: ProfileArrays, me: int) -> tuple[int, int]:
-    """The age codes ``[lo, hi]`` my own range admits (a superset: whole years)."""
-    low, high = float(p.age_min[me]), float(p.age_max[me])
-    lo = int(np.clip(np.floor(low), 0, AGE_CODES - 2)) if np.isfinite(low) else 0
-    hi = int(np.clip(np.floor(high), 0, AGE_CODES - 2)) if np.isfinite(high) else AGE_CODES - 2
-    return lo, hi
-
-
-def _slices(seg: Segment, cells: np.ndarray, ages: tuple[int, int]) -> tuple[np.ndarray, ...]:
-    """Each cell's members in my age codes and those of unknown age: two ranges a cell
-    (``starts``, ``stops``, laid out cell by cell) of ``seg.members``."""
-    lo, hi = ages
-    base = cells.astype(np.int64) * AGE_CODES
-    bounds = np.column_stack([base + lo, base + hi + 1, base + AGE_CODES - 1, base + AGE_CODES])
-    found = np.searchsorted(seg.keys, bounds.ravel()).reshape(-1, 4)
-    return found[:, [0, 2]].ravel(), found[:, [1, 3]].ravel()
-
-
-def _members(
-    seg: Segment, p: ProfileArrays, me: int, cells: np.ndarray, chord: np.ndarray,
-    starts: np.ndarray, stops: np.ndarray, part: slice, allowed: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """The members of ``cells`` (the ``part`` of the slices) passing every filter, each
-    with its cell's chord."""
-    first, last = starts[2 * part.start : 2 * part.stop], stops[2 * part.start : 2 * part.stop]
-    sizes = last - first
-    offsets = np.repeat(first - np.cumsum(sizes) + sizes, sizes) + np.arange(sizes.sum())
-    rows = seg.members[offsets]
-    per_cell = sizes.reshape(len(cells), 2).sum(axis=1)
-    km = haversine_km(p.latitude[me], p.longitude[me], seg.centres[cells, 0],
-                      seg.centres[cells, 1])  # fmt: skip
-    km, row_chord = np.repeat(km, per_cell), np.repeat(chord, per_cell)
-    keep = ages_fit(p, me, rows)
-    keep &= distances_fit(p, me, rows, km)
-    keep &= allowed[rows]
-    return rows[keep], row_chord[keep]
+        return rows.astype(np.int64)
+    rows = rows[allowed[rows] & ~np.isin(rows, gone)]
+    return rows[mutual_preference_mask(p, me, rows)].astype(np.int64)

@@ -38,6 +38,7 @@ __all__ = [
     "League",
     "expected",
     "league_candidates",
+    "league_score",
     "outcomes_from_actions",
     "ratings_from_swipes",
     "update",
@@ -234,23 +235,45 @@ def league_candidates(
     users get exposure. Of the rest, a seeded random share ``explore`` is admitted too
     (``explored`` marks them), so the league never walls anyone in for good.
     """
-    if width <= 0:
-        raise InvalidInput(f"league width must be positive, got {width}")
     if not 0.0 <= explore <= 1.0:
         raise InvalidInput(f"explore must be in [0, 1], got {explore}")
     r = np.asarray(ratings_of_candidates, dtype=np.float64)
-    gap = np.abs(r - float(user_rating))
+    score, gap = _closeness(r, float(user_rating), width, received, new_after)
+    is_new = np.zeros(len(r), dtype=bool) if received is None else (
+        np.asarray(received, dtype=np.float64) < new_after)  # fmt: skip
+    inside = (gap <= width) | is_new
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    explored = ~inside & (rng.random(len(r)) < explore)
+    return League(score=score, mask=inside | explored, explored=explored)
+
+
+def league_score(
+    ratings_of_candidates: np.ndarray,
+    user_ratings: np.ndarray | float,
+    width: float = 200.0,
+    *,
+    received: np.ndarray | None = None,
+    new_after: int = 10,
+) -> np.ndarray:
+    """:func:`league_candidates`' closeness score alone, for many users at once
+    (``user_ratings`` one per candidate, or one for all): no draw for who is explored."""
+    r = np.asarray(ratings_of_candidates, dtype=np.float64)
+    return _closeness(r, user_ratings, width, received, new_after)[0]
+
+
+def _closeness(
+    r: np.ndarray, user_ratings: np.ndarray | float, width: float,
+    received: np.ndarray | None, new_after: int,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """``exp(-gap² / 2σ²)`` and the rating gap (NaN gaps count as 0: in league)."""
+    if width <= 0:
+        raise InvalidInput(f"league width must be positive, got {width}")
+    gap = np.abs(r - np.asarray(user_ratings, dtype=np.float64))
     gap = np.where(np.isnan(gap), 0.0, gap)  # an unknown rating is treated as in league
     sigma = np.full(len(r), float(width))
-    is_new = np.zeros(len(r), dtype=bool)
     if received is not None:
         counts = np.asarray(received, dtype=np.float64)
         if counts.shape != r.shape:
             raise InvalidInput("received must have one count per candidate")
         sigma = sigma * np.sqrt(1.0 + new_after / (np.maximum(counts, 0.0) + 1.0))
-        is_new = counts < new_after
-    score = np.exp(-0.5 * (gap / sigma) ** 2)
-    inside = (gap <= width) | is_new
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    explored = ~inside & (rng.random(len(r)) < explore)
-    return League(score=score, mask=inside | explored, explored=explored)
+    return np.exp(-0.5 * (gap / sigma) ** 2), gap

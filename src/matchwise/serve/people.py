@@ -3,6 +3,7 @@ the reciprocal model's two-sided scores and the running swipe rates; a reason pe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -27,9 +28,8 @@ from matchwise.features.people import (
     swipe_rate_score,
     unit_blend,
 )
-from matchwise.models.elo import league_candidates
+from matchwise.models.elo import league_score
 from matchwise.models.heuristic import HEURISTIC_VERSION
-from matchwise.models.heuristic import normalise as _normalise
 from matchwise.serve.state import LoadedModel, PeopleCatalogue
 from matchwise.serve.types import Ask, Recommendation, RecommendationList, explanation
 from matchwise.settings import Settings
@@ -141,60 +141,121 @@ def people_signals(
 ) -> tuple[dict[str, np.ndarray], SoftScores]:
     """The blend's signals for each candidate (arguments as :func:`score_people`'s), each
     in its range (:data:`~matchwise.features.people.SIGNAL_RANGES`), and the soft
-    compatibility scores."""
+    compatibility scores: :func:`block_signals` for one person, so a list ranked alone
+    and one ranked in a refresh block are the same to the bit."""
+    people, groups = np.array([me], dtype=np.int64), np.array([0, len(candidates)])
+    return block_signals(cat, people, groups, candidates, [my_swipes], liked_me, settings,
+                         model_scores)  # fmt: skip
+
+
+def block_signals(
+    cat: PeopleCatalogue,
+    people: np.ndarray,
+    groups: np.ndarray,
+    candidates: np.ndarray,
+    swipes: Sequence[list[tuple[str | None, str]]],
+    liked_me: np.ndarray,
+    settings: Settings,
+    model_scores: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[dict[str, np.ndarray], SoftScores]:
+    """:func:`people_signals` for many people at once: person ``people[i]``'s candidates
+    are ``candidates[groups[i]:groups[i + 1]]`` (``liked_me`` and ``model_scores`` laid
+    out alike, ``swipes[i]`` their interactions). Every signal is computed pair by pair,
+    a list's own normalisation within the list, so a block costs a few array passes
+    instead of a few dozen small ones a person."""
     p = cat.profiles
+    owner = np.repeat(np.arange(len(people)), np.diff(groups))  # each pair's person
+    me = people[owner]  # each pair's person's catalogue row
     soft = soft_scores(p, me, candidates)
-    league = league_candidates(
-        cat.elo[candidates],
-        float(cat.elo[me]),
-        received=cat.swipes_received[candidates],
-        seed=settings.seed,
-    )
+    received = cat.swipes_received[candidates]
     signals: dict[str, np.ndarray] = {
         "compatibility": soft.total,
-        "elo": league.score,
-        "popularity": _normalise(np.log1p(cat.likes_received[candidates])),
+        "elo": league_score(cat.elo[candidates], cat.elo[me], received=received),
+        "popularity": _normalise_lists(np.log1p(cat.likes_received[candidates]), groups),
     }
     vectors = cat.bio_vectors()
-    liked = [cat.position[t] for t, a in my_swipes if t in cat.position and a in LIKE_ACTIONS]
-    rejected = [cat.position[t] for t, a in my_swipes
-                if t in cat.position and a in ("pass", "reject", "dislike")]  # fmt: skip
     if vectors is not None and vectors.shape[1] > 1:
-        signals["bio"] = np.clip(bio_similarity(vectors[me], vectors[candidates]), 0.0, 1.0)
-        signals["interaction"] = interaction_adjustment(
-            vectors[candidates],
-            vectors[liked] if liked else None,
-            vectors[rejected] if rejected else None,
-            liked_me,
-            liked_me_bonus=settings.liked_me_boost,
-        )
+        bio, interaction = [], []
+        for i, person in enumerate(people.tolist()):
+            part = slice(int(groups[i]), int(groups[i + 1]))
+            b, adjustment = _bio_signals(cat, vectors, person, candidates[part], swipes[i],
+                                         liked_me[part], settings)  # fmt: skip
+            bio.append(b)
+            interaction.append(adjustment)
+        signals["bio"] = np.concatenate(bio) if bio else np.zeros(0)
+        signals["interaction"] = np.concatenate(interaction) if interaction else np.zeros(0)
     else:
         signals["interaction"] = settings.liked_me_boost * liked_me.astype(float)
     if model_scores is not None:
         signals["model"], signals["reciprocal"] = model_scores
-    signals["swipe_rates"] = swipe_signal(cat, me, candidates, my_swipes, settings.reciprocal_mode)
+    signals["swipe_rates"] = swipe_signal(cat, me, candidates, _given(swipes)[:, owner],
+                                          settings.reciprocal_mode)  # fmt: skip
     return signals, soft
+
+
+def _bio_signals(
+    cat: PeopleCatalogue, vectors: np.ndarray, me: int, candidates: np.ndarray,
+    my_swipes: list[tuple[str | None, str]], liked_me: np.ndarray, settings: Settings,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """One person's bio similarity and swipe adjustment (Patra's bio_match and
+    reject_superlike_like)."""
+    liked = [cat.position[t] for t, a in my_swipes if t in cat.position and a in LIKE_ACTIONS]
+    rejected = [cat.position[t] for t, a in my_swipes
+                if t in cat.position and a in ("pass", "reject", "dislike")]  # fmt: skip
+    bio = np.clip(bio_similarity(vectors[me], vectors[candidates]), 0.0, 1.0)
+    adjustment = interaction_adjustment(
+        vectors[candidates],
+        vectors[liked] if liked else None,
+        vectors[rejected] if rejected else None,
+        liked_me,
+        liked_me_bonus=settings.liked_me_boost,
+    )
+    return bio, adjustment
+
+
+def _normalise_lists(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Each list's values over its largest (all zero where that is not positive), lists
+    ``values[groups[i]:groups[i + 1]]``: :func:`~matchwise.models.heuristic.normalise`
+    of each alone."""
+    sizes = np.diff(groups)
+    full = sizes > 0
+    top = np.zeros(len(sizes))
+    if full.any():
+        top[full] = np.maximum.reduceat(values, groups[:-1][full])
+    each = np.repeat(top, sizes)
+    return np.divide(values, each, out=np.zeros_like(values, dtype=np.float64), where=each > 0)
+
+
+def _given(swipes: Sequence[list[tuple[str | None, str]]]) -> np.ndarray:
+    """``(likes given, swipes given)`` of each person on people, from their interactions
+    (read with the request, so each like or pass counts at once): shape ``(2, people)``."""
+    counts = np.zeros((2, len(swipes)))
+    for i, mine in enumerate(swipes):
+        on_people = [a for t, a in mine if t is not None and a in SWIPE_ACTIONS]
+        counts[0, i] = sum(a in LIKE_ACTIONS for a in on_people)
+        counts[1, i] = len(on_people)
+    return counts
 
 
 def swipe_signal(
     cat: PeopleCatalogue,
-    me: int,
+    me: int | np.ndarray,
     candidates: np.ndarray,
-    my_swipes: list[tuple[str | None, str]],
+    given: tuple[Any, Any] | np.ndarray,
     mode: str,
 ) -> np.ndarray:
     """The running swipe rates of the user and each candidate as one two-sided score
     (:func:`~matchwise.features.people.swipe_rate_score`).
 
-    The user's own swipes come from their history, read with this request, so each like
-    or pass they make counts at once; what others gave and received comes from the people
-    catalogue (reloaded within ``max_age`` seconds, as Elo ratings are). ``my_swipes`` is
-    ``(target user id or None, action)`` per recorded interaction of the user.
+    The user's own swipes (``given``: their likes and swipes on people, counted from their
+    history read with this request, so each like or pass they make counts at once) and
+    what others gave and received, from the people catalogue (reloaded within
+    ``max_age`` seconds, as Elo ratings are). ``me`` and ``given`` are one person's, or
+    one per candidate (many people's lists at once).
     """
-    on_people = [a for t, a in my_swipes if t is not None and a in SWIPE_ACTIONS]
     user = SwipeCounts(
-        likes_given=sum(a in LIKE_ACTIONS for a in on_people),
-        swipes_given=len(on_people),
+        likes_given=given[0],
+        swipes_given=given[1],
         likes_received=cat.likes_received[me],
         swipes_received=cat.swipes_received[me],
     )

@@ -25,20 +25,23 @@ import logging
 import os
 import resource
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from matchwise.actions import DECIDED_ACTIONS, HIDES_ACTOR_FROM_TARGET, LIKE_ACTIONS
 from matchwise.db import queries
-from matchwise.db.tables import Interaction
+from matchwise.db.tables import Interaction, User
+from matchwise.features.compatibility import location_cell
 from matchwise.features.people import (
     blend,
     blend_weights,
+    distance_bands,
     reason_for,
     reciprocal_score,
     unit_blend,
@@ -47,7 +50,7 @@ from matchwise.hashing import hash_id
 from matchwise.models.heuristic import HEURISTIC_VERSION, top_by_score
 from matchwise.runtime import Runtime
 from matchwise.serve.online import put_lists
-from matchwise.serve.people import people_model, people_signals
+from matchwise.serve.people import block_signals, people_model
 from matchwise.serve.recommend import route_for
 from matchwise.serve.refresh import (
     _among,
@@ -62,6 +65,8 @@ log = logging.getLogger(__name__)
 
 #: People per block: one transaction, four reads and one bulk write each.
 BLOCK = 1000
+#: Reasons kept for reuse, by what they say (cleared when full).
+_REASONS_KEPT = 100_000
 _INCOMING = sorted(set(LIKE_ACTIONS) | set(HIDES_ACTOR_FROM_TARGET))
 
 
@@ -73,6 +78,32 @@ def _window(top_n: int) -> int:
     return top_n + 10
 
 
+def decided_by(history: queries.History) -> set[str]:
+    """Whom a person's own history already decided on (liked, passed, blocked...)."""
+    return {t for t, a in zip(history.target_user_ids, history.actions, strict=True)
+            if t is not None and a in DECIDED_ACTIONS}  # fmt: skip
+
+
+@dataclass
+class _Person:
+    """One person's list on its way through a block: candidates (catalogue rows), then
+    their blend, strongest signals and the first window of the live order."""
+
+    user_id: str
+    me: int
+    route: str
+    version: str
+    candidates: np.ndarray
+    swipes: list[tuple[str | None, str]]
+    liked_me: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    model_scores: tuple[np.ndarray, np.ndarray] | None = None
+    score: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    unit: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    strongest: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    distance_km: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    order: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+
 @dataclass
 class PeopleRefresher:
     """What one process loads once for a people refresh (see the module docstring)."""
@@ -81,6 +112,7 @@ class PeopleRefresher:
     cat: PeopleCatalogue
     model: LoadedModel | None
     model_columns: np.ndarray  # model column of each catalogue row, -1 if unknown
+    _reasons: dict[tuple[Any, ...], str] = field(default_factory=dict)  # said reasons
 
     @classmethod
     def open(cls, runtime: Runtime) -> PeopleRefresher:
@@ -101,6 +133,7 @@ class PeopleRefresher:
         """Refresh ``user_ids``' people lists, ``block`` people a transaction."""
         now = datetime.now(UTC)
         users = rows = 0
+        user_ids = self._by_place(user_ids)
         for start in range(0, len(user_ids), block):
             part = list(user_ids[start : start + block])
             with self.runtime.session() as session:
@@ -112,6 +145,18 @@ class PeopleRefresher:
                 progress(len(lists))
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         return {"users": users, "rows": rows, "peak_rss_mib": round(peak, 1), "pid": os.getpid()}
+
+    def _by_place(self, user_ids: Sequence[str]) -> list[str]:
+        """``user_ids`` by segment and distance cell, as the people index groups them
+        (people not in the catalogue last): people of one segment in one cell then share
+        a block and one walk of the index (:meth:`PeopleIndex.candidates_of`)."""
+        p, position = self.cat.profiles, self.cat.position
+        rows = np.array([position.get(u, len(p.ids)) for u in user_ids], np.int64)
+        known = rows < len(p.ids)
+        at = np.where(known, rows, 0)
+        order = np.lexsort((p.longitude[at], p.latitude[at], p.seeking_mask[at],
+                            p.gender_bit[at], ~known))  # fmt: skip
+        return [user_ids[i] for i in order.tolist()]
 
     def rank_block(
         self, session: Session, user_ids: Sequence[str], top_n: int, now: datetime
@@ -131,54 +176,81 @@ class PeopleRefresher:
                     admirers.setdefault(me, set()).add(other)
                 if action in HIDES_ACTOR_FROM_TARGET:
                     refused.setdefault(me, set()).add(other)
-        ranked = []
-        for user_id in user_ids:
-            if user_id not in read or user_id not in self.cat.position:
-                continue
-            history = read[user_id][1]
-            decided = {t for t, a in zip(history.target_user_ids, history.actions, strict=True)
-                       if t is not None and a in DECIDED_ACTIONS}  # fmt: skip
-            ranked.append(self._rank(user_id, history, decided | refused.get(user_id, set()),
-                                     admirers.get(user_id, set()), top_n))  # fmt: skip
-        shown = [self.cat.profiles.ids[c][o[: _window(top_n)]] for *_, c, o in ranked if len(o)]
+        settings, cat = self.runtime.settings, self.cat
+        people = [u for u in user_ids if u in read and u in cat.position]
+        rows = np.array([cat.position[u] for u in people], np.int64)
+        excluded = []
+        for user_id in people:
+            gone = decided_by(read[user_id][1]) | refused.get(user_id, set())
+            excluded.append(np.array([cat.position[o] for o in gone if o in cat.position],
+                                     np.int64))  # fmt: skip
+        found = cat.people_index().candidates_of(cat.profiles, rows, cat.visible, excluded,
+                                                 settings.people_candidate_budget)  # fmt: skip
+        ranked = [self._person(u, read[u][1], c, admirers.get(u, set()))
+                  for u, c in zip(people, found, strict=True)]  # fmt: skip
+        lists = self._score(ranked, top_n)
+        shown = [self.cat.profiles.ids[t.candidates][t.order[: _window(top_n)]]
+                 for t in lists if len(t.order)]  # fmt: skip
         first = np.unique(np.concatenate(shown)).tolist() if shown else []
         hidden = queries.hidden_candidates(session, first, "user")
-        return [self._finish(session, r, hidden, top_n, now) for r in ranked]
+        return [self._finish(session, t, hidden, top_n, now) for t in lists]
 
-    def _rank(
-        self, user_id: str, history: queries.History, excluded: set[str],
-        admirers: set[str], top_n: int,
-    ) -> tuple[Any, ...]:  # fmt: skip
+    def _person(
+        self, user_id: str, history: queries.History, candidates: np.ndarray, admirers: set[str]
+    ) -> _Person:
+        """One person's candidates, who of them liked the person and, when the model knows
+        the person, its two signals."""
         settings, cat = self.runtime.settings, self.cat
-        p = cat.profiles
         me = cat.position[user_id]
-        gone = np.array([cat.position[o] for o in excluded if o in cat.position], np.int64)
-        candidates = cat.people_index().candidates(
-            p, me, cat.visible, gone, settings.people_candidate_budget
-        )
         route = route_for(history.count(), settings)
-        version = HEURISTIC_VERSION
+        swipes = list(zip(history.target_user_ids, history.actions, strict=True))
+        person = _Person(user_id, me, route, HEURISTIC_VERSION, candidates, swipes)
         if len(candidates) == 0:
-            return user_id, route, version, None, candidates, candidates
+            return person
         # by catalogue row, not id: an isin over strings sorted every candidate's id
-        liked_me = np.isin(candidates, [cat.position[a] for a in admirers if a in cat.position])
-        model_scores = None
+        person.liked_me = np.isin(candidates, [cat.position[a] for a in admirers
+                                               if a in cat.position])  # fmt: skip
         if route != "cold":
             served = self._model_signals(user_id, candidates)
             if served is not None:
-                version, model_scores = served
+                person.version, person.model_scores = served
             else:
-                route = "fallback"
-        swipes = list(zip(history.target_user_ids, history.actions, strict=True))
-        signals, soft = people_signals(cat, me, candidates, swipes, liked_me, settings,
-                                       model_scores)  # fmt: skip
-        score, strongest = blend(signals, self._weights(signals),
-                                 named_above_median=("swipe_rates",))  # fmt: skip
-        # the first window of the live order (score, then id) without sorting everyone's
-        # ids; _finish sorts them all only when hidden candidates empty that window
-        order = top_by_score(score, p.ids[candidates], _window(top_n))
-        context = (me, signals, soft, liked_me, score, strongest)
-        return user_id, route, version, context, candidates, order
+                person.route = "fallback"
+        return person
+
+    def _score(self, people: list[_Person], top_n: int) -> list[_Person]:
+        """The blend of every person's candidates, computed for the block at once
+        (:func:`~matchwise.serve.people.block_signals`): those the model scored together,
+        then the others (their lists blend different signals)."""
+        for modelled in (True, False):
+            part = [t for t in people if len(t.candidates) and
+                    (t.model_scores is not None) == modelled]  # fmt: skip
+            if not part:
+                continue
+            groups = np.concatenate([[0], np.cumsum([len(t.candidates) for t in part])])
+            candidates = np.concatenate([t.candidates for t in part])
+            liked_me = np.concatenate([t.liked_me for t in part])
+            scores = None
+            if modelled:
+                scores = (np.concatenate([t.model_scores[0] for t in part]),  # type: ignore[index]
+                          np.concatenate([t.model_scores[1] for t in part]))  # type: ignore[index]  # fmt: skip
+            signals, soft = block_signals(
+                self.cat, np.array([t.me for t in part], np.int64), groups, candidates,
+                [t.swipes for t in part], liked_me, self.runtime.settings, scores,
+            )  # fmt: skip
+            weights = self._weights(signals)
+            score, strongest = blend(signals, weights, named_above_median=("swipe_rates",),
+                                     groups=groups)  # fmt: skip
+            unit = unit_blend(score, list(signals), weights)
+            ids = self.cat.profiles.ids
+            for i, t in enumerate(part):
+                at = slice(int(groups[i]), int(groups[i + 1]))
+                t.score, t.unit, t.strongest = score[at], unit[at], strongest[at]
+                t.distance_km = soft.distance_km[at]
+                # the first window of the live order (score, then id) without sorting
+                # everyone's ids; _finish sorts them all only when hidden candidates empty it
+                t.order = top_by_score(t.score, ids[t.candidates], _window(top_n))
+        return people
 
     def _weights(self, signals: dict[str, np.ndarray]) -> dict[str, float]:
         """The blend's weights as the live path picks them (the pairwise model's own when it
@@ -209,16 +281,15 @@ class PeopleRefresher:
         return loaded.version, (model_p, reciprocal)
 
     def _finish(
-        self, session: Session, ranked: tuple[Any, ...], hidden: set[str], top_n: int,
-        now: datetime,
-    ) -> RecommendationList:  # fmt: skip
+        self, session: Session, person: _Person, hidden: set[str], top_n: int, now: datetime
+    ) -> RecommendationList:
         """The first ``top_n`` not hidden now, with scores and reasons as the live path gives
         them (no explanations: the cache keeps none)."""
-        user_id, route, version, context, candidates, order = ranked
-        if context is None:
-            return RecommendationList(user_id, route, version, now, [])
+        t = person
+        if not len(t.order):
+            return RecommendationList(t.user_id, t.route, t.version, now, [])
         settings, p = self.runtime.settings, self.cat.profiles
-        me, signals, soft, liked_me, score, strongest = context
+        candidates, score, order = t.candidates, t.score, t.order
         ids = p.ids[candidates]
         picked: list[int] = []
         start = 0
@@ -230,22 +301,32 @@ class PeopleRefresher:
                 session, [str(i) for i in ids[window]], "user")  # fmt: skip
             picked.extend(int(j) for j in window if str(ids[j]) not in gone)
             start += len(window)
-        unit = unit_blend(score, list(signals), self._weights(signals))
         vocab = p.tag_vocabulary
         tags = p.tags  # rows read from its arrays: a sparse row slice costs ~20 us
+        me = t.me
         my_tags = {vocab[j] for j in tags.indices[tags.indptr[me] : tags.indptr[me + 1]]}
         radius = float(p.max_distance_km[me])
+        picked = picked[:top_n]
+        bands = distance_bands(t.distance_km[picked], radius, bool(np.isfinite(radius)))
         recs = []
-        for rank, pos in enumerate(picked[:top_n], start=1):
+        for rank, (pos, band) in enumerate(zip(picked, bands, strict=True), start=1):
             c = candidates[pos]
             theirs = tags.indices[tags.indptr[c] : tags.indptr[c + 1]]
             shared = sorted(my_tags & {vocab[j] for j in theirs})
-            context_ = {"shared_tags": shared, "distance_km": soft.distance_km[pos],
-                        "radius_km": radius, "liked_me": bool(liked_me[pos])}  # fmt: skip
-            reason = reason_for(strongest[pos], context_, settings.reveal_likes_in_reasons)
-            recs.append(Recommendation(str(ids[pos]), "user", round(float(unit[pos]), 6), rank,
+            # the reason reads the distance only through its band: said once for each
+            # signal, shared tags, band and like, then looked up
+            key = (t.strongest[pos], tuple(shared), band, bool(t.liked_me[pos]))
+            reason = self._reasons.get(key)
+            if reason is None:
+                context = {"shared_tags": shared, "distance_km": t.distance_km[pos],
+                           "radius_km": radius, "liked_me": key[3]}  # fmt: skip
+                reason = reason_for(key[0], context, settings.reveal_likes_in_reasons)
+                if len(self._reasons) >= _REASONS_KEPT:
+                    self._reasons.clear()
+                self._reasons[key] = reason
+            recs.append(Recommendation(str(ids[pos]), "user", round(float(t.unit[pos]), 6), rank,
                                        reason))  # fmt: skip
-        return RecommendationList(user_id, route, version, now, recs)
+        return RecommendationList(t.user_id, t.route, t.version, now, recs)
 
     def _to_online_cache(self, lists: list[RecommendationList]) -> None:
         online = self.runtime.online
@@ -255,6 +336,26 @@ class PeopleRefresher:
             put_lists(online, lists, self.runtime.settings.cache_max_age_seconds, "user")
         except Exception as exc:  # the store holds the lists; readers fall back to it
             log.error("could not write %d people lists to the online cache (%s)", len(lists), exc)
+
+
+def people_by_place(runtime: Runtime, user_ids: list[str]) -> list[str]:
+    """``user_ids`` by gender, sought genders and distance cell (then id), read from the
+    store: cut into chunks for Ray actors, each chunk holds whole neighbourhoods, so its
+    blocks share the people index's walks (a chunk of random people shares almost none).
+    Within a segment, people without a position come after those with one."""
+    wanted = set(user_ids)
+    columns = select(User.id, User.gender, User.seeking, User.latitude, User.longitude)
+    with runtime.session() as session:
+        found = [r for r in session.execute(columns.where(User.active.is_(True))) if r[0] in wanted]
+    frame = pd.DataFrame(found, columns=["id", "gender", "seeking", "lat", "lon"])
+    lat, lon = location_cell(frame["lat"].to_numpy(float), frame["lon"].to_numpy(float),
+                             runtime.settings.location_cell_km)  # fmt: skip
+    frame["gender"] = frame["gender"].fillna("")
+    frame["seeking"] = [",".join(sorted(s or [])) for s in frame["seeking"]]
+    frame["lat"], frame["lon"] = lat, lon
+    frame = frame.sort_values(["gender", "seeking", "lat", "lon", "id"], na_position="last")
+    ordered = frame["id"].tolist()
+    return ordered + sorted(wanted - set(ordered))
 
 
 def refresh_people(
