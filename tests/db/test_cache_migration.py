@@ -6,6 +6,8 @@ cached lists (tests/ops/test_erasure*.py)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 from alembic import command
 from sqlalchemy import inspect
@@ -19,7 +21,7 @@ from matchwise.serve.types import RecommendationList
 from matchwise.settings import Settings
 
 
-def _foreign_keys(url: str) -> list[dict]:
+def _foreign_keys(url: str) -> list[Any]:
     engine = create_engine_for(url)
     try:
         return list(inspect(engine).get_foreign_keys("recommendations"))
@@ -37,7 +39,7 @@ def test_the_cache_has_no_foreign_key_up_and_down(db_url: str) -> None:
     assert _foreign_keys(db_url) == []
 
 
-def test_a_refresh_writes_lists_without_checking_each_row(db_url: str, tmp_path) -> None:
+def test_a_refresh_writes_lists_without_checking_each_row(db_url: str, tmp_path: Path) -> None:
     runtime = Runtime.open(Settings(database_url=db_url, artifact_root=str(tmp_path)),
                            migrate=False)  # fmt: skip
     try:
