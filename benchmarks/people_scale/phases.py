@@ -30,6 +30,7 @@ import numpy as np
 import psutil
 
 import matchwise.serve.people_refresh as people_refresh
+from matchwise.features.people_index import PeopleIndex
 from matchwise.runtime import Runtime
 from matchwise.serve.refresh import users_to_refresh
 from matchwise.settings import load_settings
@@ -101,6 +102,8 @@ def main() -> None:
         for step in RANKING_STEPS:
             method = getattr(people_refresh.PeopleRefresher, step)
             setattr(people_refresh.PeopleRefresher, step, timed(step, method, spent, False))
+        walk = timed("candidates_of", PeopleIndex.candidates_of, spent, False)
+        PeopleIndex.candidates_of = walk  # type: ignore[method-assign]
         refresher.refresh(chosen[: args.warm])
         spent.clear()
         wall, cpu, pg = time.perf_counter(), time.process_time(), postgres_cpu()

@@ -53,3 +53,26 @@ def test_a_refresh_writes_lists_without_checking_each_row(db_url: str, tmp_path:
             assert session.query(Recommendation).count() == 12
     finally:
         runtime.close()
+
+
+def test_cached_rows_keep_every_character(db_url: str, tmp_path: Path) -> None:
+    """The COPY text a refresh writes escapes what would end a field or a row: ids and
+    reasons with tabs, newlines, backslashes and quotes come back as written."""
+    runtime = Runtime.open(Settings(database_url=db_url, artifact_root=str(tmp_path)),
+                           migrate=False)  # fmt: skip
+    odd = ["tab\there", "line\nbreak", "back\\slash\\N", "quote'\"", "cr\rret", "ünï😀"]
+    try:
+        now = datetime.now(UTC)
+        lists = [RecommendationList(user, "warm", "v\t1", now,
+                                    [Served(c, "user", 0.1 + j / 3, j + 1, f"because {c}")
+                                     for j, c in enumerate(odd)]) for user in odd]  # fmt: skip
+        with runtime.session() as session:
+            write_caches(session, lists, "user")
+        with runtime.session() as session:
+            got = {(r.user_id, r.candidate_id, r.reason, r.model_version, r.score, r.rank)
+                   for r in session.query(Recommendation)}  # fmt: skip
+        want = {(u, c, f"because {c}", "v\t1", 0.1 + j / 3, j + 1)
+                for u in odd for j, c in enumerate(odd)}  # fmt: skip
+        assert got == want
+    finally:
+        runtime.close()

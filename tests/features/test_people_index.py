@@ -126,19 +126,25 @@ def test_many_people_at_once_get_what_each_gets_alone(budget: int) -> None:
             np.testing.assert_array_equal(found, _scan(p, int(me), allowed, np.append(gone, me)))
 
 
-def test_the_budget_is_the_nearest_by_distance_then_row_ties_included() -> None:
-    """With a budget, the placed candidates are exactly the first ``budget`` of everyone
-    qualifying ordered by cell distance, then row: a cell as near as the last one taken is
-    never left unread."""
+def test_the_budget_takes_everyone_nearer_than_its_farthest() -> None:
+    """With a budget, every qualifying person strictly nearer than the farthest one taken
+    is taken (a cell as near as the last one taken is never left unread), and the list is
+    full whenever enough qualify."""
     p = _population(4000, 13)
     index = PeopleIndex.build(p)
     allowed = np.ones(len(p), bool)
     none = np.zeros(0, np.int64)
     placed = np.isfinite(p.latitude) & np.isfinite(p.longitude)
+    cut = 0
     for me in np.flatnonzero(placed)[:150]:
         full = _scan(p, int(me), allowed, none)
         near = full[placed[full]]
-        km = haversine_km(p.latitude[me], p.longitude[me], p.latitude[near], p.longitude[near])
-        expected = near[np.lexsort((near, np.round(km, 6)))][:20]
         found = index.candidates(p, int(me), allowed, none, budget=20)
-        assert set(found[placed[found]]) == set(expected), me
+        taken = found[placed[found]]
+        assert len(taken) == min(20, len(near))
+        km = haversine_km(p.latitude[me], p.longitude[me], p.latitude, p.longitude)
+        if len(taken) < len(near):
+            cut += 1
+            farthest = km[taken].max()
+            assert set(near[km[near] < farthest - 1e-9]) <= set(taken), me
+    assert cut > 50

@@ -206,3 +206,20 @@ def test_people_are_refreshed_neighbourhood_by_neighbourhood(store: Runtime) -> 
     assert runs == len(set(keys))  # each (segment, cell) is one run
     assert len(set(keys)) < len(keys)  # and some hold several people
     assert people_by_place(store, ordered[:5]) == sorted(ordered[:5], key=ordered.index)
+
+
+def test_reasons_are_the_same_without_tag_words(store: Runtime) -> None:
+    """Past 64 tags there are no tag words: shared tags (and the reasons naming them) come
+    from the sparse rows, and every list is the same."""
+    refresher = PeopleRefresher.open(store)
+    users = [f"p{i}" for i in range(0, 150, 3)]
+    refresher.refresh(users, top_n=10)
+    with_words = _cached(store)
+    assert refresher.cat.profiles.tag_bits is not None
+    assert any("you both like" in row[3] for rows in with_words.values() for row in rows)
+    refresher.cat.profiles.tag_bits = None
+    refresher._reasons.clear()
+    refresher.refresh(users, top_n=10)
+    assert {u: [r[:6] for r in rows] for u, rows in _cached(store).items()} == {
+        u: [r[:6] for r in rows] for u, rows in with_words.items()
+    }

@@ -4,11 +4,15 @@ Testing the two-sided hard filters (:func:`~matchwise.features.compatibility.
 mutual_preference_mask`) against every profile costs O(population) a person: ~56 CPU-ms
 at a million people, whose 8 cities put ~120,000 people within reach of anyone. The
 index splits the catalogue into *segments* of one gender and one set of sought genders
-(a handful in practice), each with a k-d tree over its distance cells' centres (the only
-positions matching sees). A person's candidates then come only from the segments whose
-gender they seek and who seek theirs, cell by cell outward from the person's own cell,
-and stop once ``budget`` of them pass every hard filter: the budget nearest qualifying
-people (plus everyone without a position, whom distance never excludes), not a scan.
+(a handful in practice), members grouped by distance cell (the only positions matching
+sees). For the people of each segment a *view* joins the segments whose gender they seek
+and who seek theirs, with one k-d tree over all of their cells' centres. A person's
+candidates come from the view's cells outward from the person's own, read until
+``budget`` of them pass every hard filter: the budget nearest qualifying people, by cell
+distance (equally near cells by segment and cell, a cell's people by row; a cell as near
+as the last one taken is always read), plus everyone without a position, whom distance
+never excludes; not a scan. People of one segment in one cell share one walk and one
+read of the people around them (:meth:`PeopleIndex.candidates_of`), each filtered alone.
 
 With no budget, or fewer qualifying people than the budget, the candidates are exactly
 the rows :func:`mutual_preference_mask` admits among the allowed ones.
@@ -29,10 +33,10 @@ from matchwise.features.compatibility import (
     within,
 )
 
+#: People in one call from whom on each wanted segment's "allowed" flags are read once.
+_MANY = 64
 #: Cells fetched by a segment's first nearest-cells query (more when they run out).
 _FIRST_CELLS = 128
-#: Ages are bucketed by whole year 0..AGE_CODES - 2 inside a cell; the last code: unknown.
-AGE_CODES = 256
 
 
 def unit_vectors(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
@@ -53,12 +57,13 @@ class Segment:
     gender_bit: int
     seeking_mask: int
     tree: cKDTree | None  # over the cells' centres (unit vectors); None: nobody placed
-    members: np.ndarray  # placed rows, by cell and, within a cell, by age (unknown last)
-    keys: np.ndarray  # each member's cell * AGE_CODES + age code (ascending)
+    members: np.ndarray  # placed rows, by cell and, within a cell, by row
+    keys: np.ndarray  # each member's cell (ascending)
     centres: np.ndarray  # (cells, 2): each cell's latitude and longitude, as its members'
     bounds: np.ndarray  # cell c's members are members[bounds[c]:bounds[c+1]]
     unplaced: np.ndarray  # rows without a position (distance never excludes them)
     any_unset_radius: bool  # someone here set no maximum distance
+    traits: list[np.ndarray]  # age, age_min, age_max, max_distance_km, each as members
 
     @property
     def n_cells(self) -> int:
@@ -104,8 +109,7 @@ class PeopleIndex:
             cuts = np.searchsorted(which[order], np.arange(len(found) + 1))
             for s, (gender, seeking) in enumerate(found.tolist()):
                 rows = order[cuts[s] : cuts[s + 1]]
-                segments.append(_segment(int(gender), int(seeking), rows, placed, lat, lon,
-                                         np.asarray(p.age, float),
+                segments.append(_segment(p, int(gender), int(seeking), rows, placed,
                                          bool((~np.isfinite(radius[rows])).any())))  # fmt: skip
         views = {(g.gender_bit, g.seeking_mask): _view(segments, g.gender_bit, g.seeking_mask)
                  for g in segments}  # fmt: skip
@@ -157,9 +161,15 @@ class PeopleIndex:
             else:
                 out[i] = loose
                 groups.setdefault((*key, lat, lon), []).append(i)
+        members_allowed: dict[tuple[int, int], list[np.ndarray]] = {}
         for (gender, seeking, lat, lon), group in groups.items():
             view = self.views.get((gender, seeking)) or _view(self.segments, gender, seeking)
-            near = self._nearest(view, p, people[group], lat, lon, allowed,
+            # many people: each wanted segment's members' flags once, read in runs after
+            if len(people) >= _MANY and (gender, seeking) not in members_allowed:
+                members_allowed[(gender, seeking)] = [
+                    allowed[self.segments[s].members] for s in view.segments]  # fmt: skip
+            near = self._nearest(view, p, people[group], lat, lon,
+                                 members_allowed.get((gender, seeking), allowed),
                                  [excluded[i] for i in group], budget)  # fmt: skip
             for i, rows in zip(group, near, strict=True):
                 out[i] = np.sort(np.concatenate([out[i], rows])).astype(np.int64, copy=False)
@@ -167,7 +177,7 @@ class PeopleIndex:
 
     def _nearest(
         self, view: View, p: ProfileArrays, people: np.ndarray, lat: float, lon: float,
-        allowed: np.ndarray, excluded: list[np.ndarray], budget: int,
+        allowed: np.ndarray | list[np.ndarray], excluded: list[np.ndarray], budget: int,
     ) -> list[np.ndarray]:  # fmt: skip
         """The placed rows of ``view`` passing every filter with each of ``people`` (all in
         one cell at ``lat, lon``): every one within reach, or, with a budget, the
@@ -184,6 +194,7 @@ class PeopleIndex:
         n = len(view.cell)
         k = n if budget <= 0 else min(n, _FIRST_CELLS)
         found: list[np.ndarray | None] = [None] * len(people)
+        marks = np.zeros(len(p.ids), bool)
         while True:
             chord, cells = view.tree.query(here, k=k, distance_upper_bound=bound)
             chord, cells = np.atleast_1d(chord), np.atleast_1d(cells)
@@ -191,24 +202,29 @@ class PeopleIndex:
             exhausted = k >= n or not within.all()
             chord, cells = chord[within], cells[within]
             complete = np.inf if exhausted else float(chord[-1])
-            pool = _pool(self, view, p, cells, chord, lat, lon, allowed)
+            pool = _pool(self, view, cells, chord, lat, lon, allowed)
+            short = 1.0  # the most any waiting person lacks, as a share of the pool
             for i, me in enumerate(people.tolist()):
                 if found[i] is not None:
                     continue
-                keep = np.flatnonzero(_fits(p, me, pool, excluded[i]))
+                keep = _passing_in(p, me, pool, excluded[i], budget, marks)
                 if budget > 0 and len(keep) >= budget:
                     if pool.chord[keep[budget - 1]] < complete:
                         found[i] = pool.rows[keep[:budget]]
                 elif exhausted:
                     found[i] = pool.rows[keep]
+                if found[i] is None:
+                    short = max(short, budget / max(len(keep), 1))
             if all(f is not None for f in found):
                 return [f for f in found if f is not None]
-            k = int(min(n, 4 * k))
+            # enough cells for the neediest at the pass rate seen, at least twice as many
+            k = int(min(n, max(2 * k, np.ceil(1.25 * short * len(cells)))))
 
 
 @dataclass
 class _Pool:
-    """The people of some cells, by (cell chord, row), with what the filters read."""
+    """The people of some cells in the order a budget takes them, with what the filters
+    read."""
 
     rows: np.ndarray
     chord: np.ndarray
@@ -221,44 +237,69 @@ class _Pool:
 
 
 def _pool(
-    index: PeopleIndex, view: View, p: ProfileArrays, cells: np.ndarray, chord: np.ndarray,
-    lat: float, lon: float, allowed: np.ndarray,
+    index: PeopleIndex, view: View, cells: np.ndarray, chord: np.ndarray, lat: float,
+    lon: float, allowed: np.ndarray | list[np.ndarray],
 ) -> _Pool:  # fmt: skip
-    """Every member of ``cells`` (view cells, at ``chord`` from the group's cell)."""
-    rows_of, chords_of, km_of = [], [], []
+    """Every member of ``cells`` (view cells, at ``chord`` from the group's cell), in the
+    order a budget takes them: by chord, equally near cells by view cell (segment, then
+    cell), a cell's members by row. Each segment's part is read as runs of its members'
+    own arrays, then laid out in that order."""
+    order = np.lexsort((cells, chord))
+    cells, chord = cells[order], chord[order]
     km = haversine_km(lat, lon, view.centres[cells, 0], view.centres[cells, 1])
     owner = view.cell_segment[cells]
+    local = view.cell[cells]
+    first = np.zeros(len(cells), np.int64)
+    sizes = np.zeros(len(cells), np.int64)
     for s in np.unique(owner).tolist():
-        seg = index.segments[view.segments[s]]
         mine = owner == s
-        local = view.cell[cells[mine]]
-        first, last = seg.bounds[local], seg.bounds[local + 1]
-        sizes = last - first
-        offsets = np.repeat(first - np.cumsum(sizes) + sizes, sizes) + np.arange(sizes.sum())
-        rows_of.append(seg.members[offsets])
-        chords_of.append(np.repeat(chord[mine], sizes))
-        km_of.append(np.repeat(km[mine], sizes))
-    rows = np.concatenate(rows_of) if rows_of else np.zeros(0, np.int64)
-    row_chord = np.concatenate(chords_of) if chords_of else np.zeros(0)
-    row_km = np.concatenate(km_of) if km_of else np.zeros(0)
-    order = np.lexsort((rows, row_chord))
-    rows = rows[order]
-    return _Pool(rows, row_chord[order], row_km[order], p.age[rows], p.age_min[rows],
-                 p.age_max[rows], p.max_distance_km[rows], allowed[rows])  # fmt: skip
+        bounds = index.segments[view.segments[s]].bounds
+        first[mine] = bounds[local[mine]]
+        sizes[mine] = bounds[local[mine] + 1] - first[mine]
+    total = int(sizes.sum())
+    rows = np.empty(total, np.int64)
+    ok = np.empty(total, bool)
+    traits = [np.empty(total) for _ in range(4)]
+    at = np.cumsum(sizes) - sizes  # each cell's first position in the pool
+    for s in np.unique(owner).tolist():
+        mine = owner == s
+        seg = index.segments[view.segments[s]]
+        size = sizes[mine]
+        step = np.arange(int(size.sum())) - np.repeat(np.cumsum(size) - size, size)
+        into, read = np.repeat(at[mine], size) + step, np.repeat(first[mine], size) + step
+        rows[into] = seg.members[read]
+        if isinstance(allowed, list):
+            ok[into] = allowed[s][read]
+        for mine_of, theirs in zip(traits, seg.traits, strict=True):
+            mine_of[into] = theirs[read]
+    if not isinstance(allowed, list):
+        ok = allowed[rows]
+    age, age_min, age_max, radius = traits
+    return _Pool(rows, np.repeat(chord, sizes), np.repeat(km, sizes), age, age_min, age_max,
+                 radius, ok)  # fmt: skip
 
 
-def _fits(p: ProfileArrays, me: int, pool: _Pool, excluded: np.ndarray) -> np.ndarray:
-    """Who of the pool passes the hard filters with ``me`` (ages both ways, distances both
-    ways, as :func:`ages_fit` and :func:`distances_fit` test them), is allowed and not
-    excluded (nor ``me``)."""
+def _passing_in(
+    p: ProfileArrays, me: int, pool: _Pool, excluded: np.ndarray, budget: int,
+    marks: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    """Positions in the pool, in its order, of those passing the hard filters with ``me``
+    (ages both ways, distances both ways, as :func:`ages_fit` and :func:`distances_fit`
+    test them) who are allowed and not excluded (nor ``me``): with a budget, only as many
+    of the first as the budget can take (the exclusions, a person's few swipes, are
+    looked up among those alone, in ``marks``: all False, one flag a catalogue row)."""
     keep = pool.allowed & within(pool.age, p.age_min[me], p.age_max[me])
     keep &= within(p.age[me], pool.age_min, pool.age_max)
     limit = np.fmin(pool.radius, p.max_distance_km[me])  # NaN: both NaN
     keep &= np.isnan(pool.km) | np.isnan(limit) | (pool.km <= limit)
-    keep &= pool.rows != me
-    if len(excluded):
-        keep &= ~np.isin(pool.rows, excluded)
-    return keep
+    at = np.flatnonzero(keep)
+    gone = np.append(excluded, me)
+    if budget > 0:
+        at = at[: budget + len(gone)]
+    marks[gone] = True  # a flag a catalogue row, cleared again: no sort of either side
+    out = at[~marks[pool.rows[at]]]
+    marks[gone] = False
+    return out
 
 
 def _view(segments: list[Segment], gender: int, seeking: int) -> View:
@@ -280,31 +321,26 @@ def _view(segments: list[Segment], gender: int, seeking: int) -> View:
 
 
 def _segment(
-    gender: int, seeking: int, rows: np.ndarray, placed: np.ndarray, lat: np.ndarray,
-    lon: np.ndarray, age: np.ndarray, any_unset: bool,
+    p: ProfileArrays, gender: int, seeking: int, rows: np.ndarray, placed: np.ndarray,
+    any_unset: bool,
 ) -> Segment:  # fmt: skip
     here = rows[placed[rows]]
     unplaced = rows[~placed[rows]]
     if len(here) == 0:
         empty = np.zeros(0, np.int64)
         return Segment(gender, seeking, None, here, empty, np.zeros((0, 2)),
-                       np.zeros(1, np.int64), unplaced, any_unset)  # fmt: skip
-    centres, cell = np.unique(np.column_stack([lat[here], lon[here]]), axis=0,
-                              return_inverse=True)  # fmt: skip
-    keys = cell.ravel().astype(np.int64) * AGE_CODES + _age_code(age[here])
-    order = np.argsort(keys, kind="stable")
-    keys = keys[order]
-    bounds = np.searchsorted(keys, np.arange(len(centres) + 1) * AGE_CODES)
+                       np.zeros(1, np.int64), unplaced, any_unset, [np.zeros(0)] * 4)  # fmt: skip
+    lat, lon = np.asarray(p.latitude, float)[here], np.asarray(p.longitude, float)[here]
+    centres, cell = np.unique(np.column_stack([lat, lon]), axis=0, return_inverse=True)
+    keys = cell.ravel().astype(np.int64)
+    order = np.argsort(keys, kind="stable")  # rows ascend within a cell, as ``here`` does
+    keys, members = keys[order], here[order]
+    bounds = np.searchsorted(keys, np.arange(len(centres) + 1))
     tree = cKDTree(unit_vectors(centres[:, 0], centres[:, 1]))
-    return Segment(gender, seeking, tree, here[order], keys, centres, bounds, unplaced,
-                   any_unset)  # fmt: skip
-
-
-def _age_code(age: np.ndarray) -> np.ndarray:
-    """Whole years, clipped to the codes; unknown ages get the last code."""
-    known = np.isfinite(age)
-    code = np.clip(np.floor(np.where(known, age, 0)), 0, AGE_CODES - 2).astype(np.int64)
-    return np.where(known, code, AGE_CODES - 1)
+    traits = [np.asarray(a, float)[members]
+              for a in (p.age, p.age_min, p.age_max, p.max_distance_km)]  # fmt: skip
+    return Segment(gender, seeking, tree, members, keys, centres, bounds, unplaced, any_unset,
+                   traits)  # fmt: skip
 
 
 def _passing(

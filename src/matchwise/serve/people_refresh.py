@@ -208,8 +208,8 @@ class PeopleRefresher:
         if len(candidates) == 0:
             return person
         # by catalogue row, not id: an isin over strings sorted every candidate's id
-        person.liked_me = np.isin(candidates, [cat.position[a] for a in admirers
-                                               if a in cat.position])  # fmt: skip
+        liked = [cat.position[a] for a in admirers if a in cat.position]
+        person.liked_me = np.isin(candidates, liked) if liked else np.zeros(len(candidates), bool)
         if route != "cold":
             served = self._model_signals(user_id, candidates)
             if served is not None:
@@ -301,32 +301,47 @@ class PeopleRefresher:
                 session, [str(i) for i in ids[window]], "user")  # fmt: skip
             picked.extend(int(j) for j in window if str(ids[j]) not in gone)
             start += len(window)
-        vocab = p.tag_vocabulary
-        tags = p.tags  # rows read from its arrays: a sparse row slice costs ~20 us
-        me = t.me
-        my_tags = {vocab[j] for j in tags.indices[tags.indptr[me] : tags.indptr[me + 1]]}
-        radius = float(p.max_distance_km[me])
         picked = picked[:top_n]
+        radius = float(p.max_distance_km[t.me])
         bands = distance_bands(t.distance_km[picked], radius, bool(np.isfinite(radius)))
+        shared = self._shared_tags(t.me, candidates[picked])
         recs = []
-        for rank, (pos, band) in enumerate(zip(picked, bands, strict=True), start=1):
-            c = candidates[pos]
-            theirs = tags.indices[tags.indptr[c] : tags.indptr[c + 1]]
-            shared = sorted(my_tags & {vocab[j] for j in theirs})
+        for rank, (pos, band, both, strongest, liked, unit, candidate) in enumerate(zip(
+            picked, bands, shared, t.strongest[picked].tolist(), t.liked_me[picked].tolist(),
+            t.unit[picked].tolist(), ids[picked].tolist(), strict=True), start=1):  # fmt: skip
             # the reason reads the distance only through its band: said once for each
             # signal, shared tags, band and like, then looked up
-            key = (t.strongest[pos], tuple(shared), band, bool(t.liked_me[pos]))
+            key = (strongest, both, band, liked)
             reason = self._reasons.get(key)
             if reason is None:
-                context = {"shared_tags": shared, "distance_km": t.distance_km[pos],
-                           "radius_km": radius, "liked_me": key[3]}  # fmt: skip
-                reason = reason_for(key[0], context, settings.reveal_likes_in_reasons)
+                context = {"shared_tags": self._tag_names(both),
+                           "distance_km": t.distance_km[pos], "radius_km": radius,
+                           "liked_me": liked}  # fmt: skip
+                reason = reason_for(strongest, context, settings.reveal_likes_in_reasons)
                 if len(self._reasons) >= _REASONS_KEPT:
                     self._reasons.clear()
                 self._reasons[key] = reason
-            recs.append(Recommendation(str(ids[pos]), "user", round(float(t.unit[pos]), 6), rank,
-                                       reason))  # fmt: skip
+            recs.append(Recommendation(str(candidate), "user", round(unit, 6), rank, reason))
         return RecommendationList(t.user_id, t.route, t.version, now, recs)
+
+    def _shared_tags(self, me: int, candidates: np.ndarray) -> list[Any]:
+        """What each candidate shares with ``me``, as a key: the AND of their 64-bit tag
+        words, or (past 64 tags) the sorted shared names themselves."""
+        p = self.cat.profiles
+        if p.tag_bits is not None:
+            return list((p.tag_bits[candidates] & p.tag_bits[me]).tolist())
+        tags, vocab = p.tags, p.tag_vocabulary
+        mine = {vocab[j] for j in tags.indices[tags.indptr[me] : tags.indptr[me + 1]]}
+        return [tuple(sorted(mine & {vocab[j] for j in tags.indices[tags.indptr[c] :
+                                                                    tags.indptr[c + 1]]}))
+                for c in candidates.tolist()]  # fmt: skip
+
+    def _tag_names(self, shared: Any) -> list[str]:
+        """A :meth:`_shared_tags` key as the sorted tag names a reason names."""
+        if isinstance(shared, tuple):
+            return list(shared)
+        vocab = self.cat.profiles.tag_vocabulary
+        return sorted(vocab[j] for j in range(len(vocab)) if (shared >> j) & 1)
 
     def _to_online_cache(self, lists: list[RecommendationList]) -> None:
         online = self.runtime.online
