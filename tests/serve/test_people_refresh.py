@@ -26,6 +26,7 @@ from matchwise.ingest.events import ingest_events
 from matchwise.runtime import Runtime
 from matchwise.scale import refresh_people_with_ray
 from matchwise.schemas import InteractionIn
+from matchwise.serve import people_refresh
 from matchwise.serve.people_refresh import PeopleRefresher, people_by_place, refresh_people
 from matchwise.serve.recommend import recommend
 from matchwise.serve.state import PeopleCatalogue
@@ -190,9 +191,12 @@ def test_ray_people_refresh_writes_what_the_serial_one_writes(store: Runtime) ->
     assert not ray.is_initialized()
 
 
-def test_people_are_refreshed_neighbourhood_by_neighbourhood(store: Runtime) -> None:
+def test_people_are_refreshed_neighbourhood_by_neighbourhood(
+    store: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The Ray driver orders people by segment and distance cell before cutting chunks, so
-    the people of one cell and segment sit together (they share the index's walk)."""
+    the people of one cell and segment sit together (they share the index's walk); asked
+    by id or read with one scan of everyone, the order is the same."""
     with store.session() as s:
         ids = [u for (u,) in s.execute(select(User.id).where(User.active.is_(True)))]
         cat = PeopleCatalogue.load(s, store.settings.location_cell_km)
@@ -205,6 +209,9 @@ def test_people_are_refreshed_neighbourhood_by_neighbourhood(store: Runtime) -> 
     runs = sum(1 for a, b in zip(keys, keys[1:], strict=False) if a != b) + 1
     assert runs == len(set(keys))  # each (segment, cell) is one run
     assert len(set(keys)) < len(keys)  # and some hold several people
+    assert people_by_place(store, ordered[:5]) == sorted(ordered[:5], key=ordered.index)
+    monkeypatch.setattr(people_refresh, "_BY_ID", 0)  # as for more than 10,000 people
+    assert people_by_place(store, list(reversed(ids))) == ordered
     assert people_by_place(store, ordered[:5]) == sorted(ordered[:5], key=ordered.index)
 
 

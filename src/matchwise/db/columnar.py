@@ -158,3 +158,21 @@ def copied_columns(
                 None if n else read(v) for v, n in zip(values, null, strict=True)]  # fmt: skip
         del frame[name]
     return columns
+
+
+def active_people_places(session: Session) -> pd.DataFrame:
+    """Every active user's ``id, gender, seeking, lat, lon`` through COPY (gender ``""``
+    when unset, ``seeking`` as its JSON text, positions NaN when unset): a million rows
+    in seconds where the driver's rows, JSON decoded one by one, took ~20 s."""
+    query = ("SELECT id, coalesce(gender, ''), coalesce(seeking::text, '[]'), latitude, "
+             "longitude FROM users WHERE active")  # fmt: skip
+    names = ["id", "gender", "seeking", "lat", "lon"]
+    parts = [pd.read_csv(io.BytesIO(block), header=None, names=names, keep_default_na=False,
+                         na_values={"lat": [""], "lon": [""]},
+                         dtype={"id": object, "gender": object, "seeking": object,
+                                "lat": np.float64, "lon": np.float64})
+             for block in copy_blocks(session, query)]  # fmt: skip
+    if not parts:
+        return pd.DataFrame({n: pd.Series(dtype=object if n in names[:3] else np.float64)
+                             for n in names})  # fmt: skip
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
