@@ -176,3 +176,21 @@ def active_people_places(session: Session) -> pd.DataFrame:
         return pd.DataFrame({n: pd.Series(dtype=object if n in names[:3] else np.float64)
                              for n in names})  # fmt: skip
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
+def swipe_counts(session: Session, by: str) -> pd.DataFrame:
+    """:func:`matchwise.db.queries.swipe_counts` through COPY on PostgreSQL (a million
+    people's counts as CSV parsed at once, not a driver row each); SQLite: the row query."""
+    if session.get_bind().dialect.name != "postgresql":
+        return queries.swipe_counts(session, by)
+    sql = queries.swipe_counts_query(by).compile(
+        dialect=session.get_bind().dialect, compile_kwargs={"literal_binds": True}
+    )
+    parts = [pd.read_csv(io.BytesIO(block), header=None, names=["id", "likes", "swipes"],
+                         dtype={"id": object, "likes": np.float64, "swipes": np.float64},
+                         keep_default_na=False)
+             for block in copy_blocks(session, str(sql))]  # fmt: skip
+    if not parts:
+        return pd.DataFrame({"likes": [], "swipes": []}, index=pd.Index([], name="id"))
+    frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    return frame.set_index("id")

@@ -15,7 +15,12 @@ from sqlalchemy import String, any_, bindparam, func, literal_column, or_, selec
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from matchwise.actions import DECIDED_ACTIONS, HIDES_ACTOR_FROM_TARGET
+from matchwise.actions import (
+    DECIDED_ACTIONS,
+    HIDES_ACTOR_FROM_TARGET,
+    LIKE_ACTIONS,
+    SWIPE_ACTIONS,
+)
 from matchwise.db import driver
 from matchwise.db.engine import HeldReads
 from matchwise.db.tables import Interaction, Item, User
@@ -452,3 +457,26 @@ def training_items(session: Session) -> pd.DataFrame:
             Item.starts_at, Item.tags]  # fmt: skip
     frame = pd.DataFrame(session.execute(select(*cols)).all(), columns=[c.key for c in cols])
     return frame.sort_values("id", kind="stable").reset_index(drop=True)
+
+
+def swipe_counts_query(by: str) -> Any:
+    """Likes and swipes each person received (``by="target"``) or gave (``"swiper"``) on
+    other people, grouped by that person: ``(user id, likes, swipes)``, one pass over the
+    swipes where four counts each took one."""
+    key = Interaction.target_user_id if by == "target" else Interaction.user_id
+    return (
+        select(key,
+               func.count().filter(Interaction.action.in_(sorted(LIKE_ACTIONS))),
+               func.count().filter(Interaction.action.in_(sorted(SWIPE_ACTIONS))))
+        .where(Interaction.action.in_(sorted(LIKE_ACTIONS | SWIPE_ACTIONS)),
+               Interaction.target_user_id.is_not(None))
+        .group_by(key)
+    )  # fmt: skip
+
+
+def swipe_counts(session: Session, by: str) -> pd.DataFrame:
+    """:func:`swipe_counts_query`'s rows as a frame indexed by user id, float columns
+    ``likes`` and ``swipes``."""
+    rows = session.connection().execute(swipe_counts_query(by)).all()
+    frame = pd.DataFrame(rows, columns=["id", "likes", "swipes"]).set_index("id")
+    return frame.astype(float)

@@ -16,7 +16,7 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -24,11 +24,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from matchwise import registry
-from matchwise.actions import LIKE_ACTIONS, SWIPE_ACTIONS
 from matchwise.db import columnar, queries
 from matchwise.db.tables import Interaction, Item, ModelVersion, ProfileEmbedding, User
 from matchwise.features.compatibility import ProfileArrays
@@ -285,10 +284,10 @@ class PeopleCatalogue:
         frame = columnar.users_frame(session)  # COPY on PostgreSQL
         profiles = ProfileArrays.from_frame(frame, cell_km=cell_km)
         ids = pd.Series(profiles.ids)
-        likes = queries.count_by_target(session, sorted(LIKE_ACTIONS), kind="user")
-        swipes = queries.count_by_target(session, sorted(SWIPE_ACTIONS), kind="user")
-        liked = cls._count_by_swiper(session, LIKE_ACTIONS)
-        swiped = cls._count_by_swiper(session, SWIPE_ACTIONS)
+        received = columnar.swipe_counts(session, "target")  # one pass over the swipes
+        given = columnar.swipe_counts(session, "swiper")
+        likes, swipes = received["likes"], received["swipes"]
+        liked, swiped = given["likes"], given["swipes"]
         swipes_received = ids.map(swipes).fillna(0.0).to_numpy(float)
         swipes_given = ids.map(swiped).fillna(0.0).to_numpy(float)
         person = frame["gender"].notna().to_numpy(bool) | (swipes_received > 0) | (
@@ -314,16 +313,6 @@ class PeopleCatalogue:
             shown=shown,
             index=PeopleIndex.build(profiles),
         )
-
-    @staticmethod
-    def _count_by_swiper(session: Session, actions: Collection[str]) -> pd.Series:
-        """How many of ``actions`` each person did to other people (their swipes given)."""
-        stmt = (
-            select(Interaction.user_id, func.count())
-            .where(Interaction.action.in_(sorted(actions)), Interaction.target_user_id.is_not(None))
-            .group_by(Interaction.user_id)
-        )
-        return pd.Series(dict(session.connection().execute(stmt).all()), dtype=float)
 
     @staticmethod
     def _stored_vectors(
