@@ -12,6 +12,7 @@ from matchwise.models.elo import (
     DEFAULT_RATING,
     expected,
     league_candidates,
+    league_score,
     ratings_from_swipes,
     update,
 )
@@ -179,3 +180,20 @@ def test_league_prefers_nearby_ratings_and_explores() -> None:
     np.testing.assert_array_equal(explored.mask, again.mask)
     with pytest.raises(InvalidInput):
         league_candidates(many, 1500, width=0)
+
+
+def test_league_score_of_many_users_is_each_users_own() -> None:
+    """The closeness alone, a user rating per candidate (a refresh block's pairs): each
+    pair scores as in that user's own league, received swipes and unknown ratings alike."""
+    rng = np.random.default_rng(3)
+    candidates = np.append(rng.normal(1500, 200, 30), np.nan)
+    received = rng.integers(0, 40, len(candidates))
+    users = np.array([1400.0, 1500.0, 1720.0, np.nan])
+    pairs = league_score(np.tile(candidates, len(users)), np.repeat(users, len(candidates)),
+                         received=np.tile(received, len(users)))  # fmt: skip
+    for i, user in enumerate(users):
+        alone = league_candidates(candidates, user, explore=0.0, received=received).score
+        np.testing.assert_array_equal(pairs[i * len(candidates) : (i + 1) * len(candidates)],
+                                      alone)  # fmt: skip
+    with pytest.raises(InvalidInput):
+        league_score(candidates, 1500.0, width=0)
