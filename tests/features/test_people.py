@@ -210,7 +210,8 @@ def test_group_medians_are_each_groups_own_median() -> None:
     values[3] = values[4]  # ties
     got = group_medians(values, groups)
     for a, b in zip(groups[:-1], groups[1:], strict=True):
-        assert (got[a:b] == np.median(values[a:b])).all()
+        if b > a:  # an empty group has no median and no values to carry one
+            assert (got[a:b] == np.median(values[a:b])).all()
     assert len(got) == len(values)
 
 
