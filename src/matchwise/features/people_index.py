@@ -56,9 +56,7 @@ class Segment:
 
     gender_bit: int
     seeking_mask: int
-    tree: cKDTree | None  # over the cells' centres (unit vectors); None: nobody placed
     members: np.ndarray  # placed rows, by cell and, within a cell, by row
-    keys: np.ndarray  # each member's cell (ascending)
     centres: np.ndarray  # (cells, 2): each cell's latitude and longitude, as its members'
     bounds: np.ndarray  # cell c's members are members[bounds[c]:bounds[c+1]]
     unplaced: np.ndarray  # rows without a position (distance never excludes them)
@@ -143,11 +141,12 @@ class PeopleIndex:
         of the people there; each person's list is what they get alone."""
         out: list[np.ndarray] = [np.zeros(0, np.int64)] * len(people)
         groups: dict[tuple[int, int, float, float], list[int]] = {}
+        views: dict[tuple[int, int], View] = {}
         for i, me in enumerate(people.tolist()):
             key = (int(p.gender_bit[me]), int(p.seeking_mask[me]))
-            view = self.views.get(key)
-            if view is None:  # a profile the index was not built with: nobody to match
-                view = _view(self.segments, *key)
+            if key not in views:  # a profile the index was not built with: its own view
+                views[key] = self.views.get(key) or _view(self.segments, *key)
+            view = views[key]
             gone = np.append(excluded[i], me)
             loose = _passing(p, me, view.unplaced, allowed, gone)
             lat, lon = float(p.latitude[me]), float(p.longitude[me])
@@ -163,7 +162,7 @@ class PeopleIndex:
                 groups.setdefault((*key, lat, lon), []).append(i)
         members_allowed: dict[tuple[int, int], list[np.ndarray]] = {}
         for (gender, seeking, lat, lon), group in groups.items():
-            view = self.views.get((gender, seeking)) or _view(self.segments, gender, seeking)
+            view = views[(gender, seeking)]
             # many people: each wanted segment's members' flags once, read in runs after
             if len(people) >= _MANY and (gender, seeking) not in members_allowed:
                 members_allowed[(gender, seeking)] = [
@@ -306,7 +305,7 @@ def _view(segments: list[Segment], gender: int, seeking: int) -> View:
     """The wanted segments of people of ``gender`` seeking ``seeking``, as one view."""
     wanted = [s for s, seg in enumerate(segments)
               if (seeking >> seg.gender_bit) & 1 and (seg.seeking_mask >> gender) & 1]  # fmt: skip
-    placed = [s for s in wanted if segments[s].tree is not None]
+    placed = [s for s in wanted if segments[s].n_cells]
     none = [np.zeros(0, np.int64)]
     cell_segment = np.concatenate([np.full(segments[s].n_cells, i, np.int64)
                                    for i, s in enumerate(placed)] or none)  # fmt: skip
@@ -327,20 +326,17 @@ def _segment(
     here = rows[placed[rows]]
     unplaced = rows[~placed[rows]]
     if len(here) == 0:
-        empty = np.zeros(0, np.int64)
-        return Segment(gender, seeking, None, here, empty, np.zeros((0, 2)),
-                       np.zeros(1, np.int64), unplaced, any_unset, [np.zeros(0)] * 4)  # fmt: skip
+        return Segment(gender, seeking, here, np.zeros((0, 2)), np.zeros(1, np.int64), unplaced,
+                       any_unset, [np.zeros(0)] * 4)  # fmt: skip
     lat, lon = np.asarray(p.latitude, float)[here], np.asarray(p.longitude, float)[here]
     centres, cell = np.unique(np.column_stack([lat, lon]), axis=0, return_inverse=True)
     keys = cell.ravel().astype(np.int64)
     order = np.argsort(keys, kind="stable")  # rows ascend within a cell, as ``here`` does
     keys, members = keys[order], here[order]
     bounds = np.searchsorted(keys, np.arange(len(centres) + 1))
-    tree = cKDTree(unit_vectors(centres[:, 0], centres[:, 1]))
     traits = [np.asarray(a, float)[members]
               for a in (p.age, p.age_min, p.age_max, p.max_distance_km)]  # fmt: skip
-    return Segment(gender, seeking, tree, members, keys, centres, bounds, unplaced, any_unset,
-                   traits)  # fmt: skip
+    return Segment(gender, seeking, members, centres, bounds, unplaced, any_unset, traits)
 
 
 def _passing(
