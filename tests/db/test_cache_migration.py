@@ -1,7 +1,8 @@
-"""Migration 0007: the recommendations cache keeps no foreign key to users (a refresh's
-rows are not checked one by one), on both stores, going down and up again; rows of a
-person the store does not hold are accepted, and erasing a person still empties their
-cached lists (tests/ops/test_erasure*.py)."""
+"""Migrations 0007 and 0008: the recommendations cache keeps no foreign key to users (a
+refresh's rows are not checked one by one) and one index, its key (user, kind, rank), on
+both stores, going down and up again with the rows kept; rows of a person the store does
+not hold are accepted, and erasing a person still empties their cached lists
+(tests/ops/test_erasure*.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from alembic import command
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from matchwise.db.engine import alembic_config, create_engine_for, upgrade
 from matchwise.db.tables import Recommendation
@@ -37,6 +38,81 @@ def test_the_cache_has_no_foreign_key_up_and_down(db_url: str) -> None:
     finally:
         upgrade(db_url)  # the session's PostgreSQL store is shared: leave it at head
     assert _foreign_keys(db_url) == []
+
+
+def _keys(url: str) -> tuple[list[str], list[str]]:
+    """The cache's primary key columns and its other indexes' names."""
+    engine = create_engine_for(url)
+    try:
+        found = inspect(engine)
+        return (found.get_pk_constraint("recommendations")["constrained_columns"],
+                sorted(i["name"] for i in found.get_indexes("recommendations")))  # fmt: skip
+    finally:
+        engine.dispose()
+
+
+def _rows(url: str) -> set[tuple[Any, ...]]:
+    engine = create_engine_for(url)
+    try:
+        with engine.connect() as connection:
+            found = connection.execute(text("SELECT user_id, candidate_id, candidate_kind, "
+                                            "rank, reason FROM recommendations"))  # fmt: skip
+            return set(found)
+    finally:
+        engine.dispose()
+
+
+def test_the_cache_is_keyed_by_rank_up_and_down_keeping_its_rows(
+    db_url: str, tmp_path: Path
+) -> None:
+    assert _keys(db_url) == (["user_id", "candidate_kind", "rank"], [])
+    key = ["user_id", "candidate_kind", "rank"]
+    assert list(Recommendation.__table__.primary_key.columns.keys()) == key
+    runtime = Runtime.open(Settings(database_url=db_url, artifact_root=str(tmp_path)),
+                           migrate=False)  # fmt: skip
+    try:
+        now = datetime.now(UTC)
+        lists = [RecommendationList(f"m{i}", "batch", "v1", now,
+                                    [Served(f"{kind}{j}", kind, 0.5, j + 1, f"r{j}")
+                                     for j in range(3)])
+                 for i in range(2) for kind in ("user", "item")]  # fmt: skip
+        with runtime.session() as session:  # a list of each kind, the same ranks
+            write_caches(session, lists[0::2], "user")
+            write_caches(session, lists[1::2], "item")
+    finally:
+        runtime.close()
+    before = _rows(db_url)
+    assert len(before) == 12
+    try:
+        command.downgrade(alembic_config(db_url), "0007")
+        assert _keys(db_url) == (["user_id", "candidate_id"], ["ix_recommendations_user_rank"])
+        assert _rows(db_url) == before
+    finally:
+        upgrade(db_url)  # the session's PostgreSQL store is shared: leave it at head
+    assert _keys(db_url) == (["user_id", "candidate_kind", "rank"], [])
+    assert _rows(db_url) == before
+
+
+def test_a_list_repeating_a_rank_keeps_its_first_row_when_rekeyed(db_url: str) -> None:
+    """A hand-made duplicate (user, kind, rank), which the old key allowed, does not stop
+    the upgrade: the first row stays."""
+    command.downgrade(alembic_config(db_url), "0007")
+    try:
+        engine = create_engine_for(db_url)
+        try:
+            with engine.begin() as connection:
+                connection.execute(text("DELETE FROM recommendations"))
+                for candidate in ("first", "second"):
+                    connection.execute(text(
+                        "INSERT INTO recommendations (user_id, candidate_id, candidate_kind, "
+                        "score, rank, model_version, route, reason, generated_at) VALUES "
+                        "('dup', :c, 'user', 0.5, 1, 'v', 'batch', NULL, :at)"),
+                        {"c": candidate, "at": datetime(2026, 12, 4)})  # fmt: skip
+        finally:
+            engine.dispose()
+    finally:
+        upgrade(db_url)
+    assert _rows(db_url) == {("dup", "first", "user", 1, None)}
 
 
 def test_a_refresh_writes_lists_without_checking_each_row(db_url: str, tmp_path: Path) -> None:
