@@ -13,11 +13,17 @@ import pandas as pd
 
 from matchwise.data.synthetic import generate_people
 from matchwise.features.compatibility import ProfileArrays
-from matchwise.features.people import SIGNAL_RANGES, blend_weights, reciprocal_score
+from matchwise.features.people import (
+    SIGNAL_RANGES,
+    SwipeCounts,
+    blend_weights,
+    reciprocal_score,
+    swipe_rate_score,
+)
 from matchwise.hashing import hash_id
 from matchwise.ingest.bulk import write_bundle
 from matchwise.runtime import Runtime
-from matchwise.serve.people import people_signals, score_people
+from matchwise.serve.people import catalogue_rates, people_signals, score_people, swipe_signal
 from matchwise.serve.recommend import recommend
 from matchwise.serve.state import PeopleCatalogue, serving_state
 from matchwise.settings import BlendWeights, Settings
@@ -117,3 +123,34 @@ def test_the_live_list_follows_the_pairwise_model_up_to_near_ties(
     assert slack < 0.05
     assert all(np.diff(mutual) <= slack + 1e-9)  # each next one is not clearly better
     runtime.close()
+
+
+def test_swipe_rates_taken_once_a_person_are_the_rates_of_each_pair() -> None:
+    """The swipe signal takes each person's and each candidate's rates once (a refresh
+    keeps every row's) and pairs them: to the bit what the rates of each pair, computed
+    pair by pair, give, whether the candidates' rates are precomputed or not."""
+    rng = np.random.default_rng(3)
+    n = 40
+    cat = _catalogue(n)
+    cat.likes_received[:] = rng.integers(0, 6, n + 1)
+    cat.swipes_received[:] = cat.likes_received + rng.integers(0, 6, n + 1)
+    cat.likes_given[:] = rng.integers(0, 6, n + 1)
+    cat.swipes_given[:] = cat.likes_given + rng.integers(0, 6, n + 1)
+    cat.like_rate = 0.37
+    people = np.array([0, 3, 7])
+    owner = np.repeat(np.arange(3), [10, 0, 25])
+    candidates = rng.integers(0, n + 1, len(owner))
+    given = np.array([[1.0, 0.0, 4.0], [3.0, 0.0, 9.0]])
+    mine = people[owner]
+    pairwise = swipe_rate_score(
+        SwipeCounts(given[0][owner], given[1][owner], cat.likes_received[mine],
+                    cat.swipes_received[mine]),
+        SwipeCounts(cat.likes_given[candidates], cat.swipes_given[candidates],
+                    cat.likes_received[candidates], cat.swipes_received[candidates]),
+        cat.like_rate, "harmonic",
+    )  # fmt: skip
+    alone = swipe_signal(cat, people, owner, candidates, given, "harmonic")
+    kept = swipe_signal(cat, people, owner, candidates, given, "harmonic", catalogue_rates(cat))
+    assert np.array_equal(alone, pairwise)
+    assert np.array_equal(kept, pairwise)
+    assert len(set(np.round(pairwise, 6))) > 5  # the rates differ: the test can tell

@@ -19,6 +19,7 @@ from matchwise.errors import InvalidInput
 __all__ = [
     "RATE_PRIOR_SWIPES",
     "RECIPROCAL_MODES",
+    "RateLogits",
     "SwipeCounts",
     "bio_similarity",
     "blend",
@@ -32,9 +33,11 @@ __all__ = [
     "interaction_adjustment",
     "like_rate",
     "rate_like_probability",
+    "rates_match_score",
     "reason_for",
     "reciprocal_score",
     "smoothed_rate",
+    "swipe_rate_logits",
     "swipe_rate_score",
     "unit_blend",
 ]
@@ -209,6 +212,13 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(q / (1.0 - q))
 
 
+def _from_logits(first: np.ndarray, second: np.ndarray, base: float) -> np.ndarray:
+    """The probability whose log-odds are ``first + second - logit(base)``."""
+    logits = first + second
+    logits = logits - _logit(np.asarray(float(base)))
+    return 0.5 * (1.0 + np.tanh(0.5 * logits))
+
+
 def rate_like_probability(yes_rate: Any, received_rate: Any, base: float) -> np.ndarray:
     """P(a likes b) from a's yes-rate as a swiper and b's received-yes-rate, both smoothed.
 
@@ -217,10 +227,46 @@ def rate_like_probability(yes_rate: Any, received_rate: Any, base: float) -> np.
     population's rate gives b's received rate back, a person received at it gives a's
     yes-rate back; a choosy swiper facing a much-liked person lands in between.
     """
-    logits = _logit(np.asarray(yes_rate, dtype=np.float64))
-    logits = logits + _logit(np.asarray(received_rate, dtype=np.float64))
-    logits = logits - _logit(np.asarray(float(base)))
-    return 0.5 * (1.0 + np.tanh(0.5 * logits))
+    return _from_logits(_logit(np.asarray(yes_rate, dtype=np.float64)),
+                        _logit(np.asarray(received_rate, dtype=np.float64)), base)  # fmt: skip
+
+
+class RateLogits(NamedTuple):
+    """A person's smoothed running rates as log-odds (scalars or one entry per person):
+    ``yes`` as a swiper, ``liked`` as the one swiped on. A person's are the same in every
+    pair they are part of, so a block of lists takes them once a person
+    (:func:`swipe_rate_logits`), not once a pair."""
+
+    yes: Any
+    liked: Any
+
+
+def _rate_prior(base: float) -> float:
+    return float(np.clip(base, _RATE_FLOOR, 1.0 - _RATE_FLOOR))
+
+
+def swipe_rate_logits(
+    counts: SwipeCounts, base: float, strength: float = RATE_PRIOR_SWIPES
+) -> RateLogits:
+    """``counts``' rates, each :func:`smoothed_rate` towards ``base``, as log-odds."""
+    prior = _rate_prior(base)
+    yes = smoothed_rate(counts.likes_given, counts.swipes_given, prior, strength)
+    liked = smoothed_rate(counts.likes_received, counts.swipes_received, prior, strength)
+    return RateLogits(_logit(yes), _logit(liked))
+
+
+def rates_match_score(
+    user: RateLogits, candidates: RateLogits, base: float, mode: ReciprocalMode | str = "harmonic"
+) -> np.ndarray:
+    """:func:`swipe_rate_score` from rates already taken as log-odds
+    (:func:`swipe_rate_logits`, with the same ``base``)."""
+    prior = _rate_prior(base)
+    p_uc = _from_logits(np.asarray(user.yes, dtype=np.float64),
+                        np.asarray(candidates.liked, dtype=np.float64), prior)  # fmt: skip
+    p_cu = _from_logits(np.asarray(candidates.yes, dtype=np.float64),
+                        np.asarray(user.liked, dtype=np.float64), prior)  # fmt: skip
+    p_uc, p_cu = np.broadcast_arrays(p_uc, p_cu)
+    return reciprocal_score(p_uc, p_cu, mode)
 
 
 def swipe_rate_score(
@@ -240,17 +286,8 @@ def swipe_rate_score(
     swipes yet sits at the population's rate. ``user`` holds scalars (or arrays aligned
     with the candidates), ``candidates`` one entry per candidate.
     """
-    prior = float(np.clip(base, _RATE_FLOOR, 1.0 - _RATE_FLOOR))
-    user_yes = smoothed_rate(user.likes_given, user.swipes_given, prior, strength)
-    user_liked = smoothed_rate(user.likes_received, user.swipes_received, prior, strength)
-    cand_yes = smoothed_rate(candidates.likes_given, candidates.swipes_given, prior, strength)
-    cand_liked = smoothed_rate(
-        candidates.likes_received, candidates.swipes_received, prior, strength
-    )
-    p_uc = rate_like_probability(user_yes, cand_liked, prior)
-    p_cu = rate_like_probability(cand_yes, user_liked, prior)
-    p_uc, p_cu = np.broadcast_arrays(p_uc, p_cu)
-    return reciprocal_score(p_uc, p_cu, mode)
+    return rates_match_score(swipe_rate_logits(user, base, strength),
+                             swipe_rate_logits(candidates, base, strength), base, mode)  # fmt: skip
 
 
 #: Blend signals whose range is not [0, 1] (the swipe adjustment may push down).

@@ -16,6 +16,7 @@ from matchwise.features.compatibility import (
     soft_scores,
 )
 from matchwise.features.people import (
+    RateLogits,
     SwipeCounts,
     bio_similarity,
     blend,
@@ -23,9 +24,10 @@ from matchwise.features.people import (
     blend_contributions,
     blend_weights,
     interaction_adjustment,
+    rates_match_score,
     reason_for,
     reciprocal_score,
-    swipe_rate_score,
+    swipe_rate_logits,
     unit_blend,
 )
 from matchwise.models.elo import league_score
@@ -157,12 +159,15 @@ def block_signals(
     liked_me: np.ndarray,
     settings: Settings,
     model_scores: tuple[np.ndarray, np.ndarray] | None = None,
+    rates: RateLogits | None = None,
 ) -> tuple[dict[str, np.ndarray], SoftScores]:
     """:func:`people_signals` for many people at once: person ``people[i]``'s candidates
     are ``candidates[groups[i]:groups[i + 1]]`` (``liked_me`` and ``model_scores`` laid
     out alike, ``swipes[i]`` their interactions). Every signal is computed pair by pair,
     a list's own normalisation within the list, so a block costs a few array passes
-    instead of a few dozen small ones a person."""
+    instead of a few dozen small ones a person. ``rates``: every catalogue row's
+    :func:`catalogue_rates`, when the caller keeps them (a refresh); the same numbers
+    otherwise."""
     p = cat.profiles
     owner = np.repeat(np.arange(len(people)), np.diff(groups))  # each pair's person
     me = people[owner]  # each pair's person's catalogue row
@@ -188,8 +193,8 @@ def block_signals(
         signals["interaction"] = settings.liked_me_boost * liked_me.astype(float)
     if model_scores is not None:
         signals["model"], signals["reciprocal"] = model_scores
-    signals["swipe_rates"] = swipe_signal(cat, me, candidates, _given(swipes)[:, owner],
-                                          settings.reciprocal_mode)  # fmt: skip
+    signals["swipe_rates"] = swipe_signal(cat, people, owner, candidates, _given(swipes),
+                                          settings.reciprocal_mode, rates)  # fmt: skip
     return signals, soft
 
 
@@ -237,35 +242,47 @@ def _given(swipes: Sequence[list[tuple[str | None, str]]]) -> np.ndarray:
     return counts
 
 
+def catalogue_rates(cat: PeopleCatalogue, rows: np.ndarray | None = None) -> RateLogits:
+    """The running swipe rates of catalogue ``rows`` (every row when None) as log-odds
+    (:func:`~matchwise.features.people.swipe_rate_logits` towards the catalogue's like
+    rate): a candidate's are the same in every list."""
+    at = slice(None) if rows is None else rows
+    counts = SwipeCounts(likes_given=cat.likes_given[at], swipes_given=cat.swipes_given[at],
+                         likes_received=cat.likes_received[at],
+                         swipes_received=cat.swipes_received[at])  # fmt: skip
+    return swipe_rate_logits(counts, cat.like_rate)
+
+
 def swipe_signal(
     cat: PeopleCatalogue,
-    me: int | np.ndarray,
+    people: np.ndarray,
+    owner: np.ndarray,
     candidates: np.ndarray,
-    given: tuple[Any, Any] | np.ndarray,
+    given: np.ndarray,
     mode: str,
+    rates: RateLogits | None = None,
 ) -> np.ndarray:
-    """The running swipe rates of the user and each candidate as one two-sided score
-    (:func:`~matchwise.features.people.swipe_rate_score`).
+    """The running swipe rates of each pair's person and candidate as one two-sided score
+    (:func:`~matchwise.features.people.swipe_rate_score`); pair ``j`` is person
+    ``people[owner[j]]`` and catalogue row ``candidates[j]``.
 
-    The user's own swipes (``given``: their likes and swipes on people, counted from their
-    history read with this request, so each like or pass they make counts at once) and
-    what others gave and received, from the people catalogue (reloaded within
-    ``max_age`` seconds, as Elo ratings are). ``me`` and ``given`` are one person's, or
-    one per candidate (many people's lists at once).
+    The people's own swipes (``given``: their likes and swipes on people, shape
+    ``(2, len(people))``, counted from their history read with this request, so each like
+    or pass they make counts at once) and what others gave and received, from the people
+    catalogue (reloaded within ``max_age`` seconds, as Elo ratings are). Rates are taken
+    once a person and once a candidate (``rates``: every row's, precomputed by the
+    caller), then paired.
     """
-    user = SwipeCounts(
-        likes_given=given[0],
-        swipes_given=given[1],
-        likes_received=cat.likes_received[me],
-        swipes_received=cat.swipes_received[me],
-    )
-    others = SwipeCounts(
-        likes_given=cat.likes_given[candidates],
-        swipes_given=cat.swipes_given[candidates],
-        likes_received=cat.likes_received[candidates],
-        swipes_received=cat.swipes_received[candidates],
-    )
-    return swipe_rate_score(user, others, cat.like_rate, mode)
+    mine = swipe_rate_logits(SwipeCounts(likes_given=given[0], swipes_given=given[1],
+                                         likes_received=cat.likes_received[people],
+                                         swipes_received=cat.swipes_received[people]),
+                             cat.like_rate)  # fmt: skip
+    user = RateLogits(yes=mine.yes[owner], liked=mine.liked[owner])
+    if rates is None:
+        others = catalogue_rates(cat, candidates)
+    else:
+        others = RateLogits(yes=rates.yes[candidates], liked=rates.liked[candidates])
+    return rates_match_score(user, others, cat.like_rate, mode)
 
 
 def _visible_now(

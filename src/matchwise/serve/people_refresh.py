@@ -41,6 +41,7 @@ from matchwise.db.columnar import active_people_places
 from matchwise.db.tables import Interaction, User
 from matchwise.features.compatibility import location_cell
 from matchwise.features.people import (
+    RateLogits,
     blend,
     blend_weights,
     distance_bands,
@@ -52,7 +53,7 @@ from matchwise.hashing import hash_id
 from matchwise.models.heuristic import HEURISTIC_VERSION, top_by_score
 from matchwise.runtime import Runtime
 from matchwise.serve.online import put_lists
-from matchwise.serve.people import block_signals, people_model
+from matchwise.serve.people import block_signals, catalogue_rates, people_model
 from matchwise.serve.recommend import route_for
 from matchwise.serve.refresh import (
     _among,
@@ -114,6 +115,7 @@ class PeopleRefresher:
     cat: PeopleCatalogue
     model: LoadedModel | None
     model_columns: np.ndarray  # model column of each catalogue row, -1 if unknown
+    rates: RateLogits  # every catalogue row's running swipe rates (catalogue_rates)
     _reasons: dict[tuple[Any, ...], str] = field(default_factory=dict)  # said reasons
 
     @classmethod
@@ -128,7 +130,7 @@ class PeopleRefresher:
             columns = np.array([index.get(hash_id(settings.hash_secret, str(c)), -1)
                                 for c in cat.profiles.ids], dtype=np.int64)  # fmt: skip
         cat.people_index()  # built with the catalogue; here for one made otherwise
-        return cls(runtime, cat, model, columns)
+        return cls(runtime, cat, model, columns, catalogue_rates(cat))
 
     def refresh(self, user_ids: Sequence[str], top_n: int = 50,
                 block: int = BLOCK, progress: Any = None) -> dict[str, Any]:  # fmt: skip
@@ -238,7 +240,7 @@ class PeopleRefresher:
                           np.concatenate([t.model_scores[1] for t in part]))  # type: ignore[index]  # fmt: skip
             signals, soft = block_signals(
                 self.cat, np.array([t.me for t in part], np.int64), groups, candidates,
-                [t.swipes for t in part], liked_me, self.runtime.settings, scores,
+                [t.swipes for t in part], liked_me, self.runtime.settings, scores, self.rates,
             )  # fmt: skip
             weights = self._weights(signals)
             score, strongest = blend(signals, weights, named_above_median=("swipe_rates",),
