@@ -381,7 +381,7 @@ def blend(
     if not signals:
         raise InvalidInput("blend needs at least one signal")
     names = list(signals)
-    arrays = [np.nan_to_num(np.asarray(signals[s], dtype=np.float64), nan=0.0) for s in names]
+    arrays = [_finite(signals[s]) for s in names]
     shape = arrays[0].shape
     for name, array in zip(names, arrays, strict=True):
         if array.shape != shape:
@@ -389,30 +389,35 @@ def blend(
     w = np.array([float(weights.get(s, 0.0)) for s in names])
     if (w < 0).any():
         raise InvalidInput("blend weights must be non-negative")
-    contributions = np.stack(arrays, axis=0) * w.reshape((-1,) + (1,) * len(shape))
-    score = contributions.sum(axis=0)
-    for name in named_above_median:
-        if name in names and contributions[names.index(name)].size:
-            lift = contributions[names.index(name)]
-            median = (np.median(lift, axis=-1, keepdims=True) if groups is None
-                      else group_medians(lift, groups))  # fmt: skip
-            contributions[names.index(name)] = np.maximum(lift - median, 0.0)
-    best, top = _first_largest(contributions)
+    # one signal at a time (a refresh block's signals are millions of pairs: stacking
+    # them copied every one twice); the score adds them up in order, as a sum over a
+    # stack of them does
+    score = np.zeros(shape)
+    best = np.zeros(shape, dtype=np.intp)
+    top = np.zeros(shape)
+    for i, (name, array) in enumerate(zip(names, arrays, strict=True)):
+        contribution = array * w[i]
+        score = contribution.copy() if i == 0 else np.add(score, contribution, out=score)
+        if name in named_above_median and contribution.size:
+            median = (np.median(contribution, axis=-1, keepdims=True) if groups is None
+                      else group_medians(contribution, groups))  # fmt: skip
+            contribution = np.maximum(contribution - median, 0.0)
+        if i == 0:  # the first index on ties, as argmax
+            top = contribution.copy()
+            continue
+        better = contribution > top
+        best[better] = i
+        np.maximum(top, contribution, out=top)
     fallback = names.index("model") if "model" in names else 0
     best = np.where(top > 0, best, fallback)
     return score, np.asarray(names, dtype=object)[best]
 
 
-def _first_largest(stacked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``argmax`` and ``max`` over the first axis (the first index on ties), one signal at a
-    time: a reduction across rows of a wide array is several times slower."""
-    best = np.zeros(stacked.shape[1:], dtype=np.intp)
-    top = stacked[0].copy()
-    for i in range(1, len(stacked)):
-        better = stacked[i] > top
-        best[better] = i
-        np.maximum(top, stacked[i], out=top)
-    return best, top
+def _finite(values: Any) -> np.ndarray:
+    """``values`` as float64, NaN as 0 (and infinities as the largest floats,
+    ``np.nan_to_num``), copied only when something is not finite."""
+    array = np.asarray(values, dtype=np.float64)
+    return array if np.isfinite(array).all() else np.nan_to_num(array, nan=0.0)
 
 
 def group_medians(values: np.ndarray, groups: np.ndarray) -> np.ndarray:

@@ -322,6 +322,14 @@ class PairwiseRecommender(Recommender):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(P(user likes c), P(c likes user), mutual score)`` for one user's candidates:
         what serving's people path reads (as from the reciprocal model)."""
+        p_ab, p_ba = self.pair_probabilities(user, candidates)
+        return p_ab, p_ba, reciprocal_score(p_ab, p_ba, self.combine)
+
+    def pair_probabilities(
+        self, user: int, candidates: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(P(user likes c), P(c likes user))``: :meth:`score_candidates` without the
+        model's own combination (serving combines them its own way)."""
         self._check_fitted()
         n = self.n_users_ or 0
         if not 0 <= int(user) < n:
@@ -332,7 +340,7 @@ class PairwiseRecommender(Recommender):
         me = np.full(len(cands), int(user), dtype=np.int64)
         p_ab = self.pair_proba(me, cands)
         p_ba = self._known(self.pair_proba(cands, me), cands, int(user))
-        return p_ab, p_ba, reciprocal_score(p_ab, p_ba, self.combine)
+        return p_ab, p_ba
 
     def score(self, users: np.ndarray) -> np.ndarray:
         """Mutual scores of every person for each user row: ``(len(users), n)``."""

@@ -480,6 +480,14 @@ class ReciprocalRecommender(Recommender):
         The online path: cost grows with the candidate set, not the population (EASE and
         the two-tower; other bases score the candidates' full rows).
         """
+        p_ab, p_ba = self.pair_probabilities(user, candidates)
+        return p_ab, p_ba, reciprocal_score(p_ab, p_ba, self.mode, self.weight)
+
+    def pair_probabilities(
+        self, user: int, candidates: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(P(user likes c), P(c likes user))``: :meth:`score_candidates` without the
+        model's own combination (serving combines them its own way)."""
         user_arr = self._check_users(np.array([user]))
         cands = np.asarray(candidates, dtype=np.int64)
         if cands.size and (cands.min() < 0 or cands.max() >= (self.n_items_ or 0)):
@@ -507,7 +515,7 @@ class ReciprocalRecommender(Recommender):
         if self.known_decisions and self.decisions_ is not None:
             recorded = self._decisions_on(u, cands)
             p_ba = np.where(recorded > 0, 1.0, np.where(recorded < 0, 0.0, p_ba))
-        return p_ab, p_ba, reciprocal_score(p_ab, p_ba, self.mode, self.weight)
+        return p_ab, p_ba
 
     def _check_users(self, users: np.ndarray) -> np.ndarray:
         self._check_fitted()

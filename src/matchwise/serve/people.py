@@ -335,7 +335,7 @@ def _reciprocal_signals(
     reciprocal = np.zeros(len(candidates))
     if known.any():
         scorer: Any = loaded.trained.model  # a people model scores pairs
-        p_ab, p_ba, _ = scorer.score_candidates(row, cols[known])
+        p_ab, p_ba = scorer.pair_probabilities(row, cols[known])
         model_p[known] = p_ab
         reciprocal[known] = reciprocal_score(p_ab, p_ba, settings.reciprocal_mode)
     return loaded.version, model_p, reciprocal

@@ -279,7 +279,7 @@ class PeopleRefresher:
         reciprocal = np.zeros(len(candidates))
         if known.any():
             people_model: Any = loaded.trained.model
-            p_ab, p_ba, _ = people_model.score_candidates(row, cols[known])
+            p_ab, p_ba = people_model.pair_probabilities(row, cols[known])
             model_p[known] = p_ab
             reciprocal[known] = reciprocal_score(p_ab, p_ba, self.runtime.settings.reciprocal_mode)
         return loaded.version, (model_p, reciprocal)

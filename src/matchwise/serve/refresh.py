@@ -13,6 +13,7 @@ At a million users the per-user round trips and row-by-row inserts were most of 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -52,6 +53,7 @@ def cache_rows(result: RecommendationList) -> list[tuple[Any, ...]]:
 #: COPY's text format escapes: a backslash, and the tab, newline and carriage return
 #: that would end a field or a row.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_COPY_SPECIAL = re.compile(r"[\\\t\n\r]")
 #: The columns :func:`copy_text` writes: a list's own first (the same on each of its rows,
 #: formatted once a list), then each row's.
 COPY_COLUMNS = ["user_id", "model_version", "route", "generated_at", "candidate_id",
@@ -63,7 +65,9 @@ def copy_text(results: Sequence[RecommendationList]) -> str:
     rows share formatted once, a reason said again escaped once: formatting each row's
     every field was a third of a people list's refresh write."""
     lines = []
-    said: dict[str, str] = {}
+    said: dict[str, str] = {}  # reasons and kinds, escaped
+    ids = "".join(r.candidate_id for result in results for r in result.recommendations)
+    plain = _COPY_SPECIAL.search(ids) is None  # then no id needs escaping: one check
     for result in results:
         generated = result.generated_at.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
         head = (f"{result.user_id.translate(_COPY_ESCAPES)}\t"
@@ -73,9 +77,12 @@ def copy_text(results: Sequence[RecommendationList]) -> str:
             reason = said.get(r.reason)
             if reason is None:
                 reason = said[r.reason] = r.reason[:300].translate(_COPY_ESCAPES)
-            lines.append(f"{head}{r.candidate_id.translate(_COPY_ESCAPES)}\t"
-                         f"{r.candidate_kind.translate(_COPY_ESCAPES)}\t{float(r.score)!r}\t"
-                         f"{int(r.rank)}\t{reason}\n")  # fmt: skip
+            kind = said.get(r.candidate_kind)
+            if kind is None:
+                kind = said[r.candidate_kind] = r.candidate_kind.translate(_COPY_ESCAPES)
+            candidate = r.candidate_id if plain else r.candidate_id.translate(_COPY_ESCAPES)
+            lines.append(f"{head}{candidate}\t{kind}\t{float(r.score)!r}\t{int(r.rank)}\t"
+                         f"{reason}\n")  # fmt: skip
     return "".join(lines)
 
 
