@@ -217,18 +217,21 @@ def _fan_out(
     ray = _ray(runtime, address)
     full = user_ids is None
     user_ids = users_to_refresh(runtime, user_ids)
-    if order is not None:
-        user_ids = order(runtime, user_ids)
     started_here = _start(ray, address or runtime.settings.ray_address, num_cpus)
     users = rows = 0
     peaks: dict[int, float] = {}
     try:
         cpus = max(int(ray.cluster_resources().get("CPU", 1)), 1)
         size = chunk_size or min(CHUNK, max(1, math.ceil(len(user_ids) / (4 * cpus))))
-        chunks = [user_ids[i : i + size] for i in range(0, len(user_ids), size)]
         remote = ray.remote(num_cpus=1, max_restarts=2, max_task_retries=2)(actor_class)
         settings = runtime.settings.model_dump()
-        actors = [remote.remote(settings, *actor_args) for _ in range(min(cpus, len(chunks)))]
+        # the actors load (catalogue, index, model: most of a minute at a million) while
+        # the users are put in order here
+        wanted = min(cpus, math.ceil(len(user_ids) / size))
+        actors = [remote.remote(settings, *actor_args) for _ in range(wanted)]
+        if order is not None:
+            user_ids = order(runtime, user_ids)
+        chunks = [user_ids[i : i + size] for i in range(0, len(user_ids), size)]
         if actors:
             pool = ray.util.ActorPool(actors)
             for stats in pool.map_unordered(lambda a, chunk: a.refresh.remote(chunk), chunks):

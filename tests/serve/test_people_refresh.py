@@ -21,6 +21,7 @@ from matchwise.data.synthetic import generate_people
 from matchwise.db.tables import Interaction, User
 from matchwise.db.tables import Recommendation as CachedRow
 from matchwise.features.compatibility import mutual_preference_mask
+from matchwise.hashing import hash_id
 from matchwise.ingest.bulk import write_bundle
 from matchwise.ingest.events import ingest_events
 from matchwise.runtime import Runtime
@@ -29,7 +30,7 @@ from matchwise.schemas import InteractionIn
 from matchwise.serve import people_refresh
 from matchwise.serve.people_refresh import PeopleRefresher, people_by_place, refresh_people
 from matchwise.serve.recommend import recommend
-from matchwise.serve.state import PeopleCatalogue
+from matchwise.serve.state import PeopleCatalogue, model_columns
 from matchwise.settings import Settings
 from matchwise.train.pipeline import train_model
 
@@ -230,3 +231,14 @@ def test_reasons_are_the_same_without_tag_words(store: Runtime) -> None:
     assert {u: [r[:6] for r in rows] for u, rows in _cached(store).items()} == {
         u: [r[:6] for r in rows] for u, rows in with_words.items()
     }
+
+
+def test_model_columns_are_each_ids_column_or_minus_one() -> None:
+    """The catalogue's model columns, hashed together, are each id's own lookup."""
+    secret = "s3cret"
+    ids = np.array([f"p{i}" for i in range(50)] + ["x", "", "p3"], dtype=object)
+    index = {hash_id(secret, f"p{i}"): 100 + i for i in range(0, 60, 2)}
+    want = [index.get(hash_id(secret, str(i)), -1) for i in ids]
+    assert model_columns(index, ids, secret).tolist() == want
+    assert model_columns({}, ids, secret).tolist() == [-1] * len(ids)
+    assert model_columns(index, np.array([], dtype=object), secret).tolist() == []

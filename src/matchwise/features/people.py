@@ -424,8 +424,22 @@ def group_medians(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Each value's group median, ``values[groups[i]:groups[i + 1]]`` a group: ``np.median``
     of each group alone (a partition a group costs less than one sort of them all)."""
     starts, stops = groups[:-1].tolist(), groups[1:].tolist()
-    middle = [np.median(values[a:b]) if b > a else 0.0 for a, b in zip(starts, stops, strict=True)]
-    return np.repeat(np.asarray(middle, dtype=np.float64), np.diff(groups))
+    if not np.isfinite(values).all():  # np.median's own NaN handling
+        middle = [np.median(values[a:b]) if b > a else 0.0
+                  for a, b in zip(starts, stops, strict=True)]  # fmt: skip
+        return np.repeat(np.asarray(middle, dtype=np.float64), np.diff(groups))
+    middle = np.zeros(len(starts))
+    for i, (a, b) in enumerate(zip(starts, stops, strict=True)):
+        n = b - a
+        if n == 0:
+            continue
+        half = n // 2  # the middle one, or the two around the middle (their mean)
+        if n % 2:
+            middle[i] = np.partition(values[a:b], half)[half]
+        else:
+            low, high = np.partition(values[a:b], (half - 1, half))[half - 1 : half + 1]
+            middle[i] = (low + high) / 2.0
+    return np.repeat(middle, np.diff(groups))
 
 
 def _listing(values: Sequence[str], most: int = 2) -> str:

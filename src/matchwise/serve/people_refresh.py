@@ -49,7 +49,6 @@ from matchwise.features.people import (
     reciprocal_score,
     unit_blend,
 )
-from matchwise.hashing import hash_id
 from matchwise.models.heuristic import HEURISTIC_VERSION, top_by_score
 from matchwise.runtime import Runtime
 from matchwise.serve.online import put_lists
@@ -125,10 +124,8 @@ class PeopleRefresher:
             cat = state.people(session, settings.location_cell_km)
             model = people_model(state.serving(session, "people"))  # as the live path
         columns = np.full(len(cat.visible), -1, dtype=np.int64)
-        if model is not None:
-            index = model.trained.item_index
-            columns = np.array([index.get(hash_id(settings.hash_secret, str(c)), -1)
-                                for c in cat.profiles.ids], dtype=np.int64)  # fmt: skip
+        if model is not None:  # as the live path reads them
+            columns = model.people_columns(cat, settings.hash_secret)
         cat.people_index()  # built with the catalogue; here for one made otherwise
         return cls(runtime, cat, model, columns, catalogue_rates(cat))
 
