@@ -300,7 +300,10 @@ class PeopleRefresher:
             window = order[start : start + _window(top_n)]
             gone = hidden if start == 0 else queries.hidden_candidates(
                 session, [str(i) for i in ids[window]], "user")  # fmt: skip
-            picked.extend(int(j) for j in window if str(ids[j]) not in gone)
+            if gone:
+                picked.extend(int(j) for j in window if str(ids[j]) not in gone)
+            else:  # nearly always: no one shown has been hidden since the catalogue loaded
+                picked.extend(window.tolist())
             start += len(window)
         picked = picked[:top_n]
         radius = float(p.max_distance_km[t.me])
