@@ -425,9 +425,9 @@ def group_medians(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
     of each group alone (a partition a group costs less than one sort of them all)."""
     starts, stops = groups[:-1].tolist(), groups[1:].tolist()
     if not np.isfinite(values).all():  # np.median's own NaN handling
-        middle = [np.median(values[a:b]) if b > a else 0.0
-                  for a, b in zip(starts, stops, strict=True)]  # fmt: skip
-        return np.repeat(np.asarray(middle, dtype=np.float64), np.diff(groups))
+        medians = [np.median(values[a:b]) if b > a else 0.0
+                   for a, b in zip(starts, stops, strict=True)]  # fmt: skip
+        return np.repeat(np.asarray(medians, dtype=np.float64), np.diff(groups))
     middle = np.zeros(len(starts))
     for i, (a, b) in enumerate(zip(starts, stops, strict=True)):
         n = b - a
