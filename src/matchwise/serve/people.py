@@ -323,7 +323,20 @@ def _reciprocal_signals(
     ``models`` (the active ones whose class serves ``people``, or an experiment arm's),
     the pairwise model first when it is among them (the one the Speed Dating benchmark
     measures), or None."""
-    loaded = people_model(models)
+    return model_signals(settings, people_model(models), user_id, cat, candidates)
+
+
+def model_signals(
+    settings: Settings,
+    loaded: LoadedModel | None,
+    user_id: str,
+    cat: PeopleCatalogue,
+    candidates: np.ndarray,
+) -> tuple[str, np.ndarray, np.ndarray] | None:
+    """The people model ``loaded``'s version, P(user likes c) and reciprocal score of
+    each of ``candidates`` (catalogue rows; 0 where the model does not know one), or None
+    when there is no model or it does not know the user. The batched refresh reads them
+    here too."""
     if loaded is None:
         return None
     row = loaded.user_row(settings.hash_secret, user_id)

@@ -46,13 +46,12 @@ from matchwise.features.people import (
     blend_weights,
     distance_bands,
     reason_for,
-    reciprocal_score,
     unit_blend,
 )
 from matchwise.models.heuristic import HEURISTIC_VERSION, top_by_score
 from matchwise.runtime import Runtime
 from matchwise.serve.online import put_lists
-from matchwise.serve.people import block_signals, catalogue_rates, people_model
+from matchwise.serve.people import block_signals, catalogue_rates, model_signals, people_model
 from matchwise.serve.recommend import route_for
 from matchwise.serve.refresh import (
     _among,
@@ -113,7 +112,6 @@ class PeopleRefresher:
     runtime: Runtime
     cat: PeopleCatalogue
     model: LoadedModel | None
-    model_columns: np.ndarray  # model column of each catalogue row, -1 if unknown
     rates: RateLogits  # every catalogue row's running swipe rates (catalogue_rates)
     _reasons: dict[tuple[Any, ...], str] = field(default_factory=dict)  # said reasons
 
@@ -123,11 +121,10 @@ class PeopleRefresher:
         with runtime.session() as session:
             cat = state.people(session, settings.location_cell_km)
             model = people_model(state.serving(session, "people"))  # as the live path
-        columns = np.full(len(cat.visible), -1, dtype=np.int64)
-        if model is not None:  # as the live path reads them
-            columns = model.people_columns(cat, settings.hash_secret)
+        if model is not None:  # every row's model column, hashed now rather than mid-block
+            model.people_columns(cat, settings.hash_secret)
         cat.people_index()  # built with the catalogue; here for one made otherwise
-        return cls(runtime, cat, model, columns, catalogue_rates(cat))
+        return cls(runtime, cat, model, catalogue_rates(cat))
 
     def refresh(self, user_ids: Sequence[str], top_n: int = 50,
                 block: int = BLOCK, progress: Any = None) -> dict[str, Any]:  # fmt: skip
@@ -212,9 +209,10 @@ class PeopleRefresher:
         liked = [cat.position[a] for a in admirers if a in cat.position]
         person.liked_me = np.isin(candidates, liked) if liked else np.zeros(len(candidates), bool)
         if route != "cold":
-            served = self._model_signals(user_id, candidates)
+            served = model_signals(settings, self.model, user_id, cat, candidates)
             if served is not None:
-                person.version, person.model_scores = served
+                person.version, model_p, reciprocal = served
+                person.model_scores = (model_p, reciprocal)
             else:
                 person.route = "fallback"
         return person
@@ -258,28 +256,6 @@ class PeopleRefresher:
         gave the model signals: features.people.blend_weights)."""
         served = self.model.model_type if self.model is not None and "model" in signals else None
         return blend_weights(self.runtime.settings.blend, served)
-
-    def _model_signals(
-        self, user_id: str, candidates: np.ndarray
-    ) -> tuple[str, tuple[np.ndarray, np.ndarray]] | None:
-        """As the live path's: P(user likes c) and the reciprocal score, read from the
-        active people model by the catalogue rows' precomputed model columns."""
-        loaded = self.model
-        if loaded is None:
-            return None
-        row = loaded.user_row(self.runtime.settings.hash_secret, user_id)
-        if row is None:
-            return None
-        cols = self.model_columns[candidates]
-        known = cols >= 0
-        model_p = np.zeros(len(candidates))
-        reciprocal = np.zeros(len(candidates))
-        if known.any():
-            people_model: Any = loaded.trained.model
-            p_ab, p_ba = people_model.pair_probabilities(row, cols[known])
-            model_p[known] = p_ab
-            reciprocal[known] = reciprocal_score(p_ab, p_ba, self.runtime.settings.reciprocal_mode)
-        return loaded.version, (model_p, reciprocal)
 
     def _finish(
         self, session: Session, person: _Person, hidden: set[str], top_n: int, now: datetime
