@@ -168,7 +168,9 @@ class Recommendation(Base):
     foreign key to users (migration 0007: checking each refreshed row cost more than
     writing it); erasing a person deletes their lists (:mod:`matchwise.ops.privacy`).
     Keyed by (user, kind, rank), the order a list is read in, and no other index
-    (migration 0008: a second index over a refresh's 50 rows a person cost ~40% of them)."""
+    (migration 0008: a second index over a refresh's 50 rows a person cost ~40% of them).
+    PostgreSQL's planner is told a person has a list's worth of rows (migration 0009: its
+    page sample of a large cache guessed ~1,300, and planned a block's delete as a scan)."""
 
     __tablename__ = "recommendations"
 
