@@ -12,14 +12,18 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
+from matchwise import registry
+from matchwise.cli.app import main
 from matchwise.data.synthetic import generate_items
 from matchwise.db.tables import Recommendation as CachedRow
 from matchwise.errors import ConfigError, NotFound
 from matchwise.ingest.bulk import write_bundle
 from matchwise.runtime import Runtime
+from matchwise.scale import CHUNK, LAST_CHUNK, chunk_sizes, refresh_with_ray
 from matchwise.serve.refresh import refresh_users
 from matchwise.settings import Settings
 from matchwise.train.pipeline import train_model
+from matchwise.train.retrain import retrain
 
 ray = pytest.importorskip("ray")
 
@@ -71,7 +75,6 @@ def _same_lists(got: dict, expected: dict) -> None:
 
 
 def test_ray_refresh_writes_what_the_serial_refresh_writes(store: Runtime) -> None:
-    from matchwise.scale import refresh_with_ray
 
     serial = refresh_users(store, None, top_n=8, kind="item")
     expected = _cache(store)
@@ -88,14 +91,12 @@ def test_ray_refresh_writes_what_the_serial_refresh_writes(store: Runtime) -> No
 
 
 def test_ray_refresh_refuses_unknown_users(store: Runtime) -> None:
-    from matchwise.scale import refresh_with_ray
 
     with pytest.raises(NotFound, match="nobody"):
         refresh_with_ray(store, ["u1", "nobody"], num_cpus=1)
 
 
 def test_ray_refuses_a_remote_cluster_on_sqlite(sqlite_url: str, tmp_path: Path) -> None:
-    from matchwise.scale import refresh_with_ray
 
     settings = Settings(database_url=sqlite_url, artifact_root=str(tmp_path / "art"))
     runtime = Runtime.open(settings, migrate=False)
@@ -110,8 +111,6 @@ def test_ray_refuses_a_remote_cluster_on_sqlite(sqlite_url: str, tmp_path: Path)
 def test_cli_refresh_with_ray(
     store: Runtime, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from matchwise.cli.app import main
-
     monkeypatch.setenv("MATCHWISE_DATABASE_URL", store.settings.database_url)
     monkeypatch.setenv("MATCHWISE_ARTIFACT_ROOT", store.settings.artifact_root)
     monkeypatch.delenv("MATCHWISE_CONFIG", raising=False)
@@ -124,9 +123,6 @@ def test_cli_refresh_with_ray(
 
 
 def test_retrain_with_ray_trains_each_model_in_its_own_task(store: Runtime) -> None:
-    from matchwise import registry
-    from matchwise.train.retrain import retrain
-
     outcome, activated = retrain(store, ["logistic", "popularity"], domain="items", ray=True)
     assert set(outcome) == {"logistic", "popularity"}
     assert activated and all(o["activated"] for o in outcome.values())
@@ -138,3 +134,22 @@ def test_retrain_with_ray_trains_each_model_in_its_own_task(store: Runtime) -> N
     assert not activated_again  # the same data cannot beat the active version
     assert again["popularity"]["reason"].startswith(f"kept {outcome['popularity']['version']}")
     assert not ray.is_initialized()
+
+
+@pytest.mark.parametrize("total,workers", [(1_000_000, 2), (149, 2), (7, 4), (20_001, 1)])
+def test_chunks_shrink_towards_the_end_so_actors_finish_together(total: int, workers: int) -> None:
+    sizes = chunk_sizes(total, workers)
+    assert sum(sizes) == total and min(sizes) >= 1
+    assert sizes == sorted(sizes, reverse=True)  # never a big chunk after a small one
+    assert max(sizes) <= CHUNK
+    # every worker gets work, and what is left once the last chunk is handed out is at
+    # most a block (or a quarter of a worker's share, for a small refresh)
+    assert len(sizes) >= min(workers, total)
+    assert sizes[-1] <= LAST_CHUNK and sizes[-1] <= -(-total // (4 * workers))
+    if total == 1_000_000:  # full chunks while plenty is left, then shrinking ones
+        assert sizes[:40] == [CHUNK] * 40 and sizes[-2] == LAST_CHUNK
+        assert len(sizes) < 80
+
+
+def test_no_users_no_chunks() -> None:
+    assert chunk_sizes(0, 2) == []

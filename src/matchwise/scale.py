@@ -13,6 +13,7 @@ refresh reports it.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -43,6 +44,28 @@ log = logging.getLogger(__name__)
 #: Most users a Ray refresh hands an actor at once (smaller chunks: finer progress and
 #: less work redone when an actor dies; each costs a round trip).
 CHUNK = 20_000
+#: Fewest users in a chunk near the end of a big refresh (a block: smaller ones would
+#: only add round trips).
+LAST_CHUNK = 1_000
+
+
+def chunk_sizes(total: int, workers: int, largest: int = CHUNK,
+                smallest: int = LAST_CHUNK) -> list[int]:  # fmt: skip
+    """How ``total`` users are cut for ``workers`` actors: each chunk a share of what is
+    left (one in ``2 * workers``), at most ``largest`` and at least ``smallest`` (or, for
+    a small refresh, a quarter of a worker's share, so every worker gets some). Chunks of
+    one size left one actor finishing its last alone: ~20 s of a million-person refresh
+    on one core of two; shrinking chunks end together."""
+    if total <= 0:
+        return []
+    workers = max(workers, 1)
+    smallest = max(1, min(smallest, math.ceil(total / (4 * workers))))
+    sizes, left = [], total
+    while left > 0:
+        size = min(left, largest, max(smallest, math.ceil(left / (2 * workers))))
+        sizes.append(size)
+        left -= size
+    return sizes
 
 
 class _Refresher:
@@ -210,7 +233,8 @@ def _fan_out(
 ) -> dict[str, Any]:
     """The Ray refreshes' scaffolding (``order`` sorts the users before they are cut into
     chunks): one ``actor_class(settings, *actor_args)`` per CPU,
-    chunks of at most :data:`CHUNK` users handed out as actors free up (each actor's
+    chunks of :func:`chunk_sizes` users (``chunk_size`` each when given) handed out as
+    actors free up (each actor's
     ``refresh(chunk)`` returns users, rows, its pid and peak RSS), Redis's hidden sets
     reconciled after a full refresh. Returns counts and each actor's peak RSS
     (``actor_peak_rss_mib``, by process id)."""
@@ -222,16 +246,17 @@ def _fan_out(
     peaks: dict[int, float] = {}
     try:
         cpus = max(int(ray.cluster_resources().get("CPU", 1)), 1)
-        size = chunk_size or min(CHUNK, max(1, math.ceil(len(user_ids) / (4 * cpus))))
+        sizes = ([chunk_size] * math.ceil(len(user_ids) / chunk_size) if chunk_size
+                 else chunk_sizes(len(user_ids), cpus))  # fmt: skip
         remote = ray.remote(num_cpus=1, max_restarts=2, max_task_retries=2)(actor_class)
         settings = runtime.settings.model_dump()
         # the actors load (catalogue, index, model: most of a minute at a million) while
         # the users are put in order here
-        wanted = min(cpus, math.ceil(len(user_ids) / size))
-        actors = [remote.remote(settings, *actor_args) for _ in range(wanted)]
+        actors = [remote.remote(settings, *actor_args) for _ in range(min(cpus, len(sizes)))]
         if order is not None:
             user_ids = order(runtime, user_ids)
-        chunks = [user_ids[i : i + size] for i in range(0, len(user_ids), size)]
+        starts = [0, *itertools.accumulate(sizes)]
+        chunks = [user_ids[a:b] for a, b in itertools.pairwise(starts)]
         if actors:
             pool = ray.util.ActorPool(actors)
             for stats in pool.map_unordered(lambda a, chunk: a.refresh.remote(chunk), chunks):
