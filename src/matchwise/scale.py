@@ -27,7 +27,7 @@ from matchwise.errors import ConfigError
 from matchwise.registry import ArtifactStore
 from matchwise.runtime import Runtime
 from matchwise.serve.people_refresh import BLOCK as PEOPLE_BLOCK
-from matchwise.serve.people_refresh import PeopleRefresher, PeopleSnapshot, people_by_place
+from matchwise.serve.people_refresh import PeopleRefresher, people_by_place
 from matchwise.serve.refresh import reconcile_online_visibility, refresh_users, users_to_refresh
 from matchwise.serve.types import Kind, resolve_request
 from matchwise.settings import Settings
@@ -161,29 +161,14 @@ def _start(ray: Any, address: str | None, num_cpus: int | None) -> bool:
     return True
 
 
-def _load_people(settings: dict[str, Any]) -> PeopleSnapshot:
-    """A Ray task (in a process of its own, which exits after it): the people refresh's
-    :class:`~matchwise.serve.people_refresh.PeopleSnapshot`, put in Ray's object store
-    once for every actor. Each actor loading its own took both cores for ~100 s at a
-    million people (the same catalogue read, parsed and indexed once per actor) and kept
-    a copy of every array in each."""
-    runtime = Runtime.open(Settings(**settings), migrate=False)
-    try:
-        return PeopleSnapshot.load(runtime)
-    finally:
-        runtime.close()
-
-
 class _PeopleRefresherActor:
-    """One Ray actor per CPU for the people refresh: ranks chunk after chunk
-    (:class:`~matchwise.serve.people_refresh.PeopleRefresher`) from the one snapshot
-    :func:`_load_people` loaded (its arrays shared, read-only, from the object store)."""
+    """One Ray actor per CPU for the people refresh: loads the people catalogue, the
+    active people model and the distance cells once (seconds at a million people), then
+    ranks chunk after chunk (:class:`~matchwise.serve.people_refresh.PeopleRefresher`)."""
 
-    def __init__(
-        self, settings: dict[str, Any], top_n: int, block: int, snapshot: PeopleSnapshot
-    ) -> None:
+    def __init__(self, settings: dict[str, Any], top_n: int, block: int) -> None:
         self.runtime = Runtime.open(Settings(**settings), migrate=False)
-        self.refresher = PeopleRefresher.open(self.runtime, snapshot)
+        self.refresher = PeopleRefresher.open(self.runtime)
         self.top_n, self.block = top_n, block
 
     def refresh(self, user_ids: list[str]) -> dict[str, Any]:
@@ -232,15 +217,7 @@ def refresh_people_with_ray(
     :class:`~matchwise.serve.people_refresh.PeopleRefresher` per Ray actor (one per CPU),
     ``block`` people a transaction."""
     return _fan_out(runtime, user_ids, _PeopleRefresherActor, (top_n, block), address,
-                    num_cpus, chunk_size, progress, order=people_by_place,
-                    shared=_people_snapshot)  # fmt: skip
-
-
-def _people_snapshot(ray: Any, settings: dict[str, Any]) -> tuple[Any, ...]:
-    """The people actors' shared argument: the reference to :func:`_load_people`'s result
-    (Ray hands each actor the object once it is ready; the task's process then exits,
-    its memory with it)."""
-    return (ray.remote(num_cpus=1, max_calls=1)(_load_people).remote(settings),)
+                    num_cpus, chunk_size, progress, order=people_by_place)  # fmt: skip
 
 
 def _fan_out(
@@ -253,11 +230,9 @@ def _fan_out(
     chunk_size: int | None,
     progress: Any,
     order: Callable[[Runtime, list[str]], list[str]] | None = None,
-    shared: Callable[[Any, dict[str, Any]], tuple[Any, ...]] | None = None,
 ) -> dict[str, Any]:
     """The Ray refreshes' scaffolding (``order`` sorts the users before they are cut into
-    chunks; ``shared(ray, settings)`` makes what every actor is also handed, once Ray is
-    up): one ``actor_class(settings, *actor_args, *shared)`` per CPU,
+    chunks): one ``actor_class(settings, *actor_args)`` per CPU,
     chunks of :func:`chunk_sizes` users (``chunk_size`` each when given) handed out as
     actors free up (each actor's
     ``refresh(chunk)`` returns users, rows, its pid and peak RSS), Redis's hidden sets
@@ -275,11 +250,9 @@ def _fan_out(
                  else chunk_sizes(len(user_ids), cpus))  # fmt: skip
         remote = ray.remote(num_cpus=1, max_restarts=2, max_task_retries=2)(actor_class)
         settings = runtime.settings.model_dump()
-        # what the actors share loads (catalogue, index, model: most of a minute at a
-        # million) while the users are put in order here
-        extra = shared(ray, settings) if shared is not None and sizes else ()
-        actors = [remote.remote(settings, *actor_args, *extra)
-                  for _ in range(min(cpus, len(sizes)))]  # fmt: skip
+        # the actors load (catalogue, index, model: most of a minute at a million) while
+        # the users are put in order here
+        actors = [remote.remote(settings, *actor_args) for _ in range(min(cpus, len(sizes)))]
         if order is not None:
             user_ids = order(runtime, user_ids)
         starts = [0, *itertools.accumulate(sizes)]

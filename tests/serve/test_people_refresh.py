@@ -8,9 +8,7 @@ binds."""
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +28,7 @@ from matchwise.runtime import Runtime
 from matchwise.scale import refresh_people_with_ray
 from matchwise.schemas import InteractionIn
 from matchwise.serve import people_refresh
-from matchwise.serve.people_refresh import (
-    PeopleRefresher,
-    PeopleSnapshot,
-    people_by_place,
-    refresh_people,
-)
+from matchwise.serve.people_refresh import PeopleRefresher, people_by_place, refresh_people
 from matchwise.serve.recommend import recommend
 from matchwise.serve.state import PeopleCatalogue, model_columns
 from matchwise.settings import Settings
@@ -249,22 +242,3 @@ def test_model_columns_are_each_ids_column_or_minus_one() -> None:
     assert model_columns(index, ids, secret).tolist() == want
     assert model_columns({}, ids, secret).tolist() == [-1] * len(ids)
     assert model_columns(index, np.array([], dtype=object), secret).tolist() == []
-
-
-def test_a_refresher_from_a_shared_read_only_snapshot_makes_the_same_lists(
-    store: Runtime,
-) -> None:
-    """Ray's actors share one :class:`PeopleSnapshot` from the object store, whose arrays
-    arrive read-only (pickle protocol 5, buffers out of band): ranking from it writes into
-    none of them and gives the lists a refresher loading its own gives."""
-    buffers: list[pickle.PickleBuffer] = []
-    data = pickle.dumps(PeopleSnapshot.load(store), protocol=5, buffer_callback=buffers.append)
-    shared = pickle.loads(data, buffers=[bytes(b.raw()) for b in buffers])  # read-only
-    assert not shared.cat.profiles.age.flags.writeable
-    now = datetime.now(UTC)
-    people = [f"p{i}" for i in range(150)]
-    loaded, from_snapshot = PeopleRefresher.open(store), PeopleRefresher.open(store, shared)
-    with store.session() as s:
-        own = loaded.rank_block(s, people, 8, now)
-        from_shared = from_snapshot.rank_block(s, people, 8, now)
-    assert from_shared == own and sum(len(r.recommendations) for r in own) > 200

@@ -106,29 +106,6 @@ class _Person:
 
 
 @dataclass
-class PeopleSnapshot:
-    """What a people refresh loads once (the catalogue with its index, the active people
-    model with every row's model column, the catalogue's swipe rates), apart from any
-    store connection: one process loads it and every Ray actor reads the one copy
-    (:mod:`matchwise.scale`; its arrays arrive read-only, and nothing here writes them)."""
-
-    cat: PeopleCatalogue
-    model: LoadedModel | None
-    rates: RateLogits  # every catalogue row's running swipe rates (catalogue_rates)
-
-    @classmethod
-    def load(cls, runtime: Runtime) -> PeopleSnapshot:
-        settings, state = runtime.settings, serving_state(runtime)
-        with runtime.session() as session:
-            cat = state.people(session, settings.location_cell_km)
-            model = people_model(state.serving(session, "people"))  # as the live path
-        if model is not None:  # every row's model column, hashed now rather than mid-block
-            model.people_columns(cat, settings.hash_secret)
-        cat.people_index()  # built with the catalogue; here for one made otherwise
-        return cls(cat, model, catalogue_rates(cat))
-
-
-@dataclass
 class PeopleRefresher:
     """What one process loads once for a people refresh (see the module docstring)."""
 
@@ -139,10 +116,15 @@ class PeopleRefresher:
     _reasons: dict[tuple[Any, ...], str] = field(default_factory=dict)  # said reasons
 
     @classmethod
-    def open(cls, runtime: Runtime, snapshot: PeopleSnapshot | None = None) -> PeopleRefresher:
-        """A refresher on ``runtime``'s store, from ``snapshot`` (loaded here when None)."""
-        loaded = snapshot if snapshot is not None else PeopleSnapshot.load(runtime)
-        return cls(runtime, loaded.cat, loaded.model, loaded.rates)
+    def open(cls, runtime: Runtime) -> PeopleRefresher:
+        settings, state = runtime.settings, serving_state(runtime)
+        with runtime.session() as session:
+            cat = state.people(session, settings.location_cell_km)
+            model = people_model(state.serving(session, "people"))  # as the live path
+        if model is not None:  # every row's model column, hashed now rather than mid-block
+            model.people_columns(cat, settings.hash_secret)
+        cat.people_index()  # built with the catalogue; here for one made otherwise
+        return cls(runtime, cat, model, catalogue_rates(cat))
 
     def refresh(self, user_ids: Sequence[str], top_n: int = 50,
                 block: int = BLOCK, progress: Any = None) -> dict[str, Any]:  # fmt: skip
