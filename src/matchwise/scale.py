@@ -53,9 +53,9 @@ def chunk_sizes(total: int, workers: int, largest: int = CHUNK,
                 smallest: int = LAST_CHUNK) -> list[int]:  # fmt: skip
     """How ``total`` users are cut for ``workers`` actors: each chunk a share of what is
     left (one in ``2 * workers``), at most ``largest`` and at least ``smallest`` (or, for
-    a small refresh, a quarter of a worker's share, so every worker gets some). Chunks of
-    one size left one actor finishing its last alone: ~20 s of a million-person refresh
-    on one core of two; shrinking chunks end together."""
+    a small refresh, a quarter of a worker's share, so every worker gets some), the last
+    whatever remains. Chunks of one size left one actor finishing its last alone: ~20 s
+    of a million-person refresh on one core of two; shrinking chunks end together."""
     if total <= 0:
         return []
     workers = max(workers, 1)
@@ -234,8 +234,8 @@ def _fan_out(
     """The Ray refreshes' scaffolding (``order`` sorts the users before they are cut into
     chunks): one ``actor_class(settings, *actor_args)`` per CPU,
     chunks of :func:`chunk_sizes` users (``chunk_size`` each when given) handed out as
-    actors free up (each actor's
-    ``refresh(chunk)`` returns users, rows, its pid and peak RSS), Redis's hidden sets
+    actors free up (each actor's ``refresh(chunk)`` returns users, rows, its pid and peak
+    RSS), Redis's hidden sets
     reconciled after a full refresh. Returns counts and each actor's peak RSS
     (``actor_peak_rss_mib``, by process id)."""
     ray = _ray(runtime, address)
