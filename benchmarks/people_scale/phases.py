@@ -38,7 +38,7 @@ from matchwise.settings import load_settings
 #: Steps that talk to the database: PostgreSQL's CPU is sampled around them.
 DATABASE_STEPS = ("profiles_and_histories", "hidden_candidates", "write_caches")
 #: Steps in Python only.
-RANKING_STEPS = ("_person", "_score", "_finish")
+RANKING_STEPS = ("_person", "_model_signals", "_score", "_finish")
 
 
 def postgres_cpu() -> float:
@@ -102,8 +102,8 @@ def main() -> None:
         for step in RANKING_STEPS:
             method = getattr(people_refresh.PeopleRefresher, step)
             setattr(people_refresh.PeopleRefresher, step, timed(step, method, spent, False))
-        walk = timed("candidates_of", PeopleIndex.candidates_of, spent, False)
-        PeopleIndex.candidates_of = walk  # type: ignore[method-assign]
+        walk = timed("candidates_of", PeopleIndex.candidates_and_distances_of, spent, False)
+        PeopleIndex.candidates_and_distances_of = walk  # type: ignore[method-assign]
         refresher.refresh(chosen[: args.warm])
         spent.clear()
         wall, cpu, pg = time.perf_counter(), time.process_time(), postgres_cpu()

@@ -148,3 +148,29 @@ def test_the_budget_takes_everyone_nearer_than_its_farthest() -> None:
             farthest = km[taken].max()
             assert set(near[km[near] < farthest - 1e-9]) <= set(taken), me
     assert cut > 50
+
+
+@pytest.mark.parametrize("budget", [0, 25])
+def test_the_distances_given_are_each_pairs_haversine(budget: int) -> None:
+    """candidates_and_distances(_of) gives each candidate's distance from the person as
+    scoring would take it pair by pair (to the bit: lists must rank alike whichever path
+    made them), NaN where either has no position; the rows are candidates_of's."""
+    p = _population(3000, 17)
+    index = PeopleIndex.build(p)
+    allowed = np.ones(len(p), bool)
+    placed = np.isfinite(p.latitude) & np.isfinite(p.longitude)
+    people = np.concatenate([np.flatnonzero(placed)[:80], np.flatnonzero(~placed)[:10]])
+    none = [np.zeros(0, np.int64)] * len(people)
+    pairs = index.candidates_and_distances_of(p, people, allowed, none, budget)
+    rows_only = index.candidates_of(p, people, allowed, none, budget)
+    nan_seen = 0
+    for me, (rows, km), same in zip(people, pairs, rows_only, strict=True):
+        np.testing.assert_array_equal(rows, same)
+        mine = np.full(len(rows), int(me))
+        want = haversine_km(p.latitude[mine], p.longitude[mine], p.latitude[rows],
+                            p.longitude[rows])  # fmt: skip
+        assert km.tobytes() == want.tobytes(), me
+        nan_seen += int(np.isnan(km).sum())
+        alone = index.candidates_and_distances(p, int(me), allowed, None, budget)
+        assert alone[0].tolist() == rows.tolist() and alone[1].tobytes() == km.tobytes()
+    assert nan_seen > 0  # the unplaced on either side were among them

@@ -166,3 +166,22 @@ def test_the_catalogue_serves_it_to_people_and_it_refuses_items() -> None:
         PairwiseRecommender().fit(items)
     with pytest.raises(InvalidInput, match="likes and passes"):
         PairwiseRecommender().fit(_set(users, a, b, np.ones_like(y)))
+
+
+def test_a_block_of_users_scores_each_pair_as_alone(planted: dict) -> None:
+    """block_pair_probabilities (a batched refresh) gives every pair what
+    pair_probabilities (one live request) gives it, bit for bit; groups must fit."""
+    m: PairwiseRecommender = planted["model"]  # type: ignore[assignment]
+    n = m.n_users_ or 0
+    users = np.array([0, 3, 3, 50])
+    sizes = [n, 2, 0, 17]
+    groups = np.concatenate([[0], np.cumsum(sizes)])
+    cands = np.concatenate([np.arange(n), [1, 1], np.arange(17)[::-1]])
+    p_ab, p_ba = m.block_pair_probabilities(users, groups, cands)
+    for i, user in enumerate(users.tolist()):
+        part = slice(int(groups[i]), int(groups[i + 1]))
+        alone = m.pair_probabilities(user, cands[part])
+        assert p_ab[part].tobytes() == alone[0].tobytes()
+        assert p_ba[part].tobytes() == alone[1].tobytes()
+    with pytest.raises(InvalidInput, match="groups"):
+        m.block_pair_probabilities(users, groups[1:], cands)

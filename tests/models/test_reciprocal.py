@@ -175,3 +175,33 @@ def test_recorded_decisions_read_by_column_are_the_matrix_entries(model) -> None
         assert (p_ba[want > 0] == 1.0).all() and (p_ba[want < 0] == 0.0).all()
     assert decided > 20  # the sample did meet recorded decisions
     assert model._decisions_on(0, np.zeros(0, np.int64)).shape == (0,)
+
+
+@pytest.mark.parametrize("base", ["ease", "implicit_als"])
+def test_a_block_of_users_scores_each_pair_as_alone(split, base) -> None:  # type: ignore[no-untyped-def]
+    """block_pair_probabilities (a batched refresh) gives every pair the bits
+    pair_probabilities (one live request) gives it: users with many, few and no
+    candidates, repeated candidates and recorded decisions among them."""
+    params = {"l2": 100.0} if base == "ease" else {"factors": 8, "iterations": 3}
+    fitted = ReciprocalRecommender(base=base, base_params=params).fit(split.train)
+    rng = np.random.default_rng(5)
+    users = np.array([0, 7, 7, 42, 299, 150])
+    sizes = [120, 1, 0, 60, 33, 200]
+    groups = np.concatenate([[0], np.cumsum(sizes)])
+    cands = rng.integers(0, fitted.n_items_, size=int(groups[-1]))
+    p_ab, p_ba = fitted.block_pair_probabilities(users, groups, cands)
+    decided = 0
+    for i, user in enumerate(users.tolist()):
+        part = slice(int(groups[i]), int(groups[i + 1]))
+        alone_ab, alone_ba = fitted.pair_probabilities(user, cands[part])
+        assert p_ab[part].tobytes() == alone_ab.tobytes()
+        assert p_ba[part].tobytes() == alone_ba.tobytes()
+        decided += int(np.isin(p_ba[part], (0.0, 1.0)).sum())
+    assert decided > 0  # recorded decisions were among the pairs
+    # and the same as the whole-row scores (another route through the base)
+    np.testing.assert_allclose(p_ab[:120], fitted.one_sided_proba(users[:1])[0, cands[:120]],
+                               rtol=1e-5, atol=1e-7)  # fmt: skip
+    with pytest.raises(InvalidInput, match="groups"):
+        fitted.block_pair_probabilities(users, groups[:-1], cands)
+    with pytest.raises(InvalidInput, match="out of range"):
+        fitted.block_pair_probabilities(users[:1], np.array([0, 1]), np.array([10**6]))

@@ -246,10 +246,12 @@ def soft_scores(
     candidates: np.ndarray,
     age_scale: float = 10.0,
     distance_scale_km: float = 50.0,
+    distance_km: np.ndarray | None = None,
 ) -> SoftScores:
     """Shared hobbies (Jaccard), closeness in age and in distance, for one user's candidates
     (``user`` a row), or for pairs (``user`` a row per candidate: many users' candidates
-    scored at once, each pair exactly as alone)."""
+    scored at once, each pair exactly as alone). ``distance_km``: each pair's
+    :func:`haversine_km`, when the caller has it (the people index's walk does)."""
     bits = p.tag_bits
     if bits is not None:  # the sparse path's float32 counts, from 64-bit words
         theirs_bits = bits[candidates]
@@ -270,8 +272,10 @@ def soft_scores(
     jaccard = np.divide(shared, union, out=np.zeros_like(shared, dtype=np.float64), where=union > 0)
     gap = np.abs(p.age[candidates] - p.age[user])
     age_fit = np.where(np.isnan(gap), 0.5, np.exp(-gap / age_scale))
-    dist = haversine_km(
-        p.latitude[user], p.longitude[user], p.latitude[candidates], p.longitude[candidates]
-    )
+    dist = distance_km
+    if dist is None:
+        dist = haversine_km(
+            p.latitude[user], p.longitude[user], p.latitude[candidates], p.longitude[candidates]
+        )
     proximity = np.where(np.isnan(dist), 0.5, np.exp(-dist / distance_scale_km))
     return SoftScores(shared, jaccard, age_fit, dist, proximity)

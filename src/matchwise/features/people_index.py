@@ -125,8 +125,22 @@ class PeopleIndex:
         genders, ages and distances), are ``allowed`` (a boolean per row) and not
         ``excluded`` (rows): with a ``budget`` (> 0), the ``budget`` nearest of those with
         a position (by cell distance, then row) and all of those without one."""
+        return self.candidates_and_distances(p, me, allowed, excluded, budget)[0]
+
+    def candidates_and_distances(
+        self,
+        p: ProfileArrays,
+        me: int,
+        allowed: np.ndarray,
+        excluded: np.ndarray | None = None,
+        budget: int = 0,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`candidates` and each one's distance in km from ``me`` (NaN where either
+        has no position), as :func:`~matchwise.features.compatibility.haversine_km` gives
+        it: the walk has it per cell already, so scoring need not take it again."""
         gone = np.asarray(excluded if excluded is not None else [], np.int64)
-        return self.candidates_of(p, np.array([me], np.int64), allowed, [gone], budget)[0]
+        return self.candidates_and_distances_of(p, np.array([me], np.int64), allowed, [gone],
+                                                budget)[0]  # fmt: skip
 
     def candidates_of(
         self,
@@ -136,10 +150,24 @@ class PeopleIndex:
         excluded: list[np.ndarray],
         budget: int = 0,
     ) -> list[np.ndarray]:
-        """:meth:`candidates` of many people at once (``excluded[i]`` person ``i``'s): those
-        of one segment in one cell share one walk over the cells around them and one read
-        of the people there; each person's list is what they get alone."""
-        out: list[np.ndarray] = [np.zeros(0, np.int64)] * len(people)
+        """:meth:`candidates` of many people at once (``excluded[i]`` person ``i``'s)."""
+        return [rows for rows, _ in self.candidates_and_distances_of(p, people, allowed,
+                                                                     excluded, budget)]  # fmt: skip
+
+    def candidates_and_distances_of(
+        self,
+        p: ProfileArrays,
+        people: np.ndarray,
+        allowed: np.ndarray,
+        excluded: list[np.ndarray],
+        budget: int = 0,
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`candidates_and_distances` of many people at once (``excluded[i]``
+        person ``i``'s): those of one segment in one cell share one walk over the cells
+        around them and one read of the people there; each person's list is what they get
+        alone."""
+        none = (np.zeros(0, np.int64), np.zeros(0))
+        out: list[tuple[np.ndarray, np.ndarray]] = [none] * len(people)
         groups: dict[tuple[int, int, float, float], list[int]] = {}
         views: dict[tuple[int, int], View] = {}
         for i, me in enumerate(people.tolist()):
@@ -151,14 +179,14 @@ class PeopleIndex:
             loose = _passing(p, me, view.unplaced, allowed, gone)
             lat, lon = float(p.latitude[me]), float(p.longitude[me])
             if view.tree is None:
-                out[i] = np.sort(loose)
+                out[i] = _unplaced(loose)
             elif not (np.isfinite(lat) and np.isfinite(lon)):  # distance excludes no one
                 members = np.concatenate([self.segments[view.segments[s]].members
                                           for s in range(len(view.segments))])  # fmt: skip
-                out[i] = np.sort(np.concatenate([loose, _passing(p, me, members, allowed,
-                                                                 gone)]))  # fmt: skip
+                out[i] = _unplaced(np.concatenate([loose, _passing(p, me, members, allowed,
+                                                                   gone)]))  # fmt: skip
             else:
-                out[i] = loose
+                out[i] = (loose, np.full(len(loose), np.nan))
                 groups.setdefault((*key, lat, lon), []).append(i)
         members_allowed: dict[tuple[int, int], list[np.ndarray]] = {}
         for (gender, seeking, lat, lon), group in groups.items():
@@ -170,19 +198,21 @@ class PeopleIndex:
             near = self._nearest(view, p, people[group], lat, lon,
                                  members_allowed.get((gender, seeking), allowed),
                                  [excluded[i] for i in group], budget)  # fmt: skip
-            for i, rows in zip(group, near, strict=True):
-                out[i] = np.sort(np.concatenate([out[i], rows])).astype(np.int64, copy=False)
+            for i, (rows, km) in zip(group, near, strict=True):
+                every = np.concatenate([out[i][0], rows]).astype(np.int64, copy=False)
+                order = np.argsort(every)  # rows are distinct: any sort gives one order
+                out[i] = (every[order], np.concatenate([out[i][1], km])[order])
         return out
 
     def _nearest(
         self, view: View, p: ProfileArrays, people: np.ndarray, lat: float, lon: float,
         allowed: np.ndarray | list[np.ndarray], excluded: list[np.ndarray], budget: int,
-    ) -> list[np.ndarray]:  # fmt: skip
+    ) -> list[tuple[np.ndarray, np.ndarray]]:  # fmt: skip
         """The placed rows of ``view`` passing every filter with each of ``people`` (all in
-        one cell at ``lat, lon``): every one within reach, or, with a budget, the
-        ``budget`` of smallest (cell chord, row). Cells are read outward, more each round,
-        until each person's ``budget``-th passing row lies strictly nearer than the
-        farthest cell read (so no equally near cell is left out)."""
+        one cell at ``lat, lon``) and their distances: every one within reach, or, with a
+        budget, the ``budget`` of smallest (cell chord, row). Cells are read outward, more
+        each round, until each person's ``budget``-th passing row lies strictly nearer
+        than the farthest cell read (so no equally near cell is left out)."""
         assert view.tree is not None
         here = unit_vectors(np.array([lat]), np.array([lon]))[0]
         radius = np.asarray(p.max_distance_km, float)[people]
@@ -192,7 +222,7 @@ class PeopleIndex:
         bound = chord_for(reach_km) if np.isfinite(reach_km) else np.inf
         n = len(view.cell)
         k = n if budget <= 0 else min(n, _FIRST_CELLS)
-        found: list[np.ndarray | None] = [None] * len(people)
+        found: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(people)
         marks = np.zeros(len(p.ids), bool)
         while True:
             chord, cells = view.tree.query(here, k=k, distance_upper_bound=bound)
@@ -209,9 +239,9 @@ class PeopleIndex:
                 keep = _passing_in(p, me, pool, excluded[i], budget, marks)
                 if budget > 0 and len(keep) >= budget:
                     if pool.chord[keep[budget - 1]] < complete:
-                        found[i] = pool.rows[keep[:budget]]
+                        found[i] = (pool.rows[keep[:budget]], pool.km[keep[:budget]])
                 elif exhausted:
-                    found[i] = pool.rows[keep]
+                    found[i] = (pool.rows[keep], pool.km[keep])
                 if found[i] is None:
                     short = max(short, budget / max(len(keep), 1))
             if all(f is not None for f in found):
@@ -337,6 +367,11 @@ def _segment(
     traits = [np.asarray(a, float)[members]
               for a in (p.age, p.age_min, p.age_max, p.max_distance_km)]  # fmt: skip
     return Segment(gender, seeking, members, centres, bounds, unplaced, any_unset, traits)
+
+
+def _unplaced(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``rows`` sorted, with no distance (NaN): one side has no position."""
+    return np.sort(rows), np.full(len(rows), np.nan)
 
 
 def _passing(

@@ -342,6 +342,25 @@ class PairwiseRecommender(Recommender):
         p_ba = self._known(self.pair_proba(cands, me), cands, int(user))
         return p_ab, p_ba
 
+    def block_pair_probabilities(
+        self, users: np.ndarray, groups: np.ndarray, candidates: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`pair_probabilities` of many users, ``users[i]``'s candidates being
+        ``candidates[groups[i]:groups[i + 1]]``: a user at a time, so each pair's values
+        are those it gets alone (the feature rows go through a matrix product whose
+        rounding may depend on how many rows it is given)."""
+        users = np.atleast_1d(np.asarray(users, dtype=np.int64))
+        groups = np.asarray(groups, dtype=np.int64)
+        cands = np.asarray(candidates, dtype=np.int64)
+        if len(groups) != len(users) + 1 or (len(groups) and groups[-1] != len(cands)):
+            raise InvalidInput("groups must bound each user's candidates: len(users) + 1 "
+                               "offsets ending at len(candidates)")  # fmt: skip
+        p_ab, p_ba = np.empty(len(cands)), np.empty(len(cands))
+        for i, user in enumerate(users.tolist()):
+            part = slice(int(groups[i]), int(groups[i + 1]))
+            p_ab[part], p_ba[part] = self.pair_probabilities(user, cands[part])
+        return p_ab, p_ba
+
     def score(self, users: np.ndarray) -> np.ndarray:
         """Mutual scores of every person for each user row: ``(len(users), n)``."""
         self._check_fitted()

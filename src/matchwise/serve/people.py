@@ -52,7 +52,7 @@ def people_recommendations(ask: Ask) -> RecommendationList:
     allowed = cat.visible
     if ask.filters.city:
         allowed = allowed & (cat.city_lc == ask.filters.city.lower())
-    candidates = cat.people_index().candidates(
+    candidates, distance_km = cat.people_index().candidates_and_distances(
         p, me, allowed, gone, ask.settings.people_candidate_budget
     )
     version = HEURISTIC_VERSION
@@ -74,7 +74,7 @@ def people_recommendations(ask: Ask) -> RecommendationList:
             route = "fallback"
     swipes = list(zip(ask.history.target_user_ids, ask.history.actions, strict=True))
     signals, soft = people_signals(cat, me, candidates, swipes, liked_me, ask.settings,
-                                   model_scores)  # fmt: skip
+                                   model_scores, distance_km)  # fmt: skip
     weights = blend_weights(ask.settings.blend, model_type)  # the pairwise model leads
     score, strongest = blend(signals, weights, named_above_median=("swipe_rates",))
     unit = unit_blend(score, list(signals), weights)
@@ -140,6 +140,7 @@ def people_signals(
     liked_me: np.ndarray,
     settings: Settings,
     model_scores: tuple[np.ndarray, np.ndarray] | None = None,
+    distance_km: np.ndarray | None = None,
 ) -> tuple[dict[str, np.ndarray], SoftScores]:
     """The blend's signals for each candidate (arguments as :func:`score_people`'s), each
     in its range (:data:`~matchwise.features.people.SIGNAL_RANGES`), and the soft
@@ -147,7 +148,7 @@ def people_signals(
     and one ranked in a refresh block are the same to the bit."""
     people, groups = np.array([me], dtype=np.int64), np.array([0, len(candidates)])
     return block_signals(cat, people, groups, candidates, [my_swipes], liked_me, settings,
-                         model_scores)  # fmt: skip
+                         model_scores, distance_km=distance_km)  # fmt: skip
 
 
 def block_signals(
@@ -160,6 +161,7 @@ def block_signals(
     settings: Settings,
     model_scores: tuple[np.ndarray, np.ndarray] | None = None,
     rates: RateLogits | None = None,
+    distance_km: np.ndarray | None = None,
 ) -> tuple[dict[str, np.ndarray], SoftScores]:
     """:func:`people_signals` for many people at once: person ``people[i]``'s candidates
     are ``candidates[groups[i]:groups[i + 1]]`` (``liked_me`` and ``model_scores`` laid
@@ -167,11 +169,13 @@ def block_signals(
     a list's own normalisation within the list, so a block costs a few array passes
     instead of a few dozen small ones a person. ``rates``: every catalogue row's
     :func:`catalogue_rates`, when the caller keeps them (a refresh); the same numbers
-    otherwise."""
+    otherwise. ``distance_km``: each pair's distance, laid out alike, when the people
+    index gave it (:meth:`~matchwise.features.people_index.PeopleIndex.candidates_and_distances`);
+    the same numbers as taken here otherwise."""
     p = cat.profiles
     owner = np.repeat(np.arange(len(people)), np.diff(groups))  # each pair's person
     me = people[owner]  # each pair's person's catalogue row
-    soft = soft_scores(p, me, candidates)
+    soft = soft_scores(p, me, candidates, distance_km=distance_km)
     received = cat.swipes_received[candidates]
     signals: dict[str, np.ndarray] = {
         "compatibility": soft.total,
@@ -335,20 +339,47 @@ def model_signals(
 ) -> tuple[str, np.ndarray, np.ndarray] | None:
     """The people model ``loaded``'s version, P(user likes c) and reciprocal score of
     each of ``candidates`` (catalogue rows; 0 where the model does not know one), or None
-    when there is no model or it does not know the user. The batched refresh reads them
-    here too."""
+    when there is no model or it does not know the user: :func:`block_model_signals` for
+    one person, so the live path and a batched refresh read the same numbers."""
+    groups = np.array([0, len(candidates)], np.int64)
+    return block_model_signals(settings, loaded, [user_id], cat, groups, candidates)[0]
+
+
+def block_model_signals(
+    settings: Settings,
+    loaded: LoadedModel | None,
+    user_ids: Sequence[str],
+    cat: PeopleCatalogue,
+    groups: np.ndarray,
+    candidates: np.ndarray,
+) -> list[tuple[str, np.ndarray, np.ndarray] | None]:
+    """:func:`model_signals` of many people, ``user_ids[i]``'s candidates being
+    ``candidates[groups[i]:groups[i + 1]]``: the model scores every known pair of the
+    block in one call (``block_pair_probabilities``) and the reciprocal score is taken
+    once, where a call a person cost a batched refresh ~0.2 ms a person."""
+    out: list[tuple[str, np.ndarray, np.ndarray] | None] = [None] * len(user_ids)
     if loaded is None:
-        return None
-    row = loaded.user_row(settings.hash_secret, user_id)
-    if row is None:
-        return None
-    cols = loaded.people_columns(cat, settings.hash_secret)[candidates]
-    known = cols >= 0
-    model_p = np.zeros(len(candidates))
-    reciprocal = np.zeros(len(candidates))
-    if known.any():
-        scorer: Any = loaded.trained.model  # a people model scores pairs
-        p_ab, p_ba = scorer.pair_probabilities(row, cols[known])
-        model_p[known] = p_ab
-        reciprocal[known] = reciprocal_score(p_ab, p_ba, settings.reciprocal_mode)
-    return loaded.version, model_p, reciprocal
+        return out
+    rows = [loaded.user_row(settings.hash_secret, u) for u in user_ids]
+    known_users = [i for i, r in enumerate(rows) if r is not None]
+    if not known_users:
+        return out
+    cols = loaded.people_columns(cat, settings.hash_secret)
+    parts = [slice(int(groups[i]), int(groups[i + 1])) for i in known_users]
+    own = [cols[candidates[part]] for part in parts]
+    known = [c >= 0 for c in own]
+    sizes = [int(k.sum()) for k in known]
+    scorer: Any = loaded.trained.model  # a people model scores pairs
+    p_ab, p_ba = scorer.block_pair_probabilities(
+        np.array([rows[i] for i in known_users], np.int64),
+        np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+        np.concatenate([c[k] for c, k in zip(own, known, strict=True)]).astype(np.int64),
+    )
+    reciprocal = reciprocal_score(p_ab, p_ba, settings.reciprocal_mode)
+    at = 0
+    for i, k, size in zip(known_users, known, sizes, strict=True):
+        model_p, both = np.zeros(len(k)), np.zeros(len(k))
+        model_p[k], both[k] = p_ab[at : at + size], reciprocal[at : at + size]
+        out[i] = (loaded.version, model_p, both)
+        at += size
+    return out

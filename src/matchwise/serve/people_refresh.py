@@ -51,7 +51,12 @@ from matchwise.features.people import (
 from matchwise.models.heuristic import HEURISTIC_VERSION, top_by_score
 from matchwise.runtime import Runtime
 from matchwise.serve.online import put_lists
-from matchwise.serve.people import block_signals, catalogue_rates, model_signals, people_model
+from matchwise.serve.people import (
+    block_model_signals,
+    block_signals,
+    catalogue_rates,
+    people_model,
+)
 from matchwise.serve.recommend import route_for
 from matchwise.serve.refresh import (
     _among,
@@ -182,10 +187,12 @@ class PeopleRefresher:
             gone = decided_by(read[user_id][1]) | refused.get(user_id, set())
             excluded.append(np.array([cat.position[o] for o in gone if o in cat.position],
                                      np.int64))  # fmt: skip
-        found = cat.people_index().candidates_of(cat.profiles, rows, cat.visible, excluded,
-                                                 settings.people_candidate_budget)  # fmt: skip
-        ranked = [self._person(u, read[u][1], c, admirers.get(u, set()))
-                  for u, c in zip(people, found, strict=True)]  # fmt: skip
+        found = cat.people_index().candidates_and_distances_of(
+            cat.profiles, rows, cat.visible, excluded, settings.people_candidate_budget
+        )
+        ranked = [self._person(u, read[u][1], c, admirers.get(u, set()), km)
+                  for u, (c, km) in zip(people, found, strict=True)]  # fmt: skip
+        self._model_signals(ranked)
         lists = self._score(ranked, top_n)
         shown = [self.cat.profiles.ids[t.candidates][t.order[: _window(top_n)]]
                  for t in lists if len(t.order)]  # fmt: skip
@@ -194,28 +201,41 @@ class PeopleRefresher:
         return [self._finish(session, t, hidden, top_n, now) for t in lists]
 
     def _person(
-        self, user_id: str, history: queries.History, candidates: np.ndarray, admirers: set[str]
-    ) -> _Person:
-        """One person's candidates, who of them liked the person and, when the model knows
-        the person, its two signals."""
-        settings, cat = self.runtime.settings, self.cat
-        me = cat.position[user_id]
-        route = route_for(history.count(), settings)
+        self, user_id: str, history: queries.History, candidates: np.ndarray,
+        admirers: set[str], distance_km: np.ndarray,
+    ) -> _Person:  # fmt: skip
+        """One person's candidates, their distances and who of them liked the person (the
+        model's signals come for the whole block after: :meth:`_model_signals`)."""
+        cat = self.cat
+        route = route_for(history.count(), self.runtime.settings)
         swipes = list(zip(history.target_user_ids, history.actions, strict=True))
-        person = _Person(user_id, me, route, HEURISTIC_VERSION, candidates, swipes)
+        person = _Person(user_id, cat.position[user_id], route, HEURISTIC_VERSION, candidates,
+                         swipes, distance_km=distance_km)  # fmt: skip
         if len(candidates) == 0:
             return person
         # by catalogue row, not id: an isin over strings sorted every candidate's id
         liked = [cat.position[a] for a in admirers if a in cat.position]
         person.liked_me = np.isin(candidates, liked) if liked else np.zeros(len(candidates), bool)
-        if route != "cold":
-            served = model_signals(settings, self.model, user_id, cat, candidates)
-            if served is not None:
-                person.version, model_p, reciprocal = served
-                person.model_scores = (model_p, reciprocal)
-            else:
-                person.route = "fallback"
         return person
+
+    def _model_signals(self, people: list[_Person]) -> None:
+        """The model's two signals for every person it knows who is not cold, in one call
+        for the block (:func:`~matchwise.serve.people.block_model_signals`, which the live
+        path reads a person at a time); the others it does not know fall back."""
+        asked = [t for t in people if t.route != "cold" and len(t.candidates)]
+        if not asked:
+            return
+        groups = np.concatenate([[0], np.cumsum([len(t.candidates) for t in asked])])
+        candidates = np.concatenate([t.candidates for t in asked])
+        served = block_model_signals(self.runtime.settings, self.model,
+                                     [t.user_id for t in asked], self.cat,
+                                     groups.astype(np.int64), candidates)  # fmt: skip
+        for person, signals in zip(asked, served, strict=True):
+            if signals is None:
+                person.route = "fallback"
+            else:
+                person.version, model_p, reciprocal = signals
+                person.model_scores = (model_p, reciprocal)
 
     def _score(self, people: list[_Person], top_n: int) -> list[_Person]:
         """The blend of every person's candidates, computed for the block at once
@@ -229,6 +249,7 @@ class PeopleRefresher:
             groups = np.concatenate([[0], np.cumsum([len(t.candidates) for t in part])])
             candidates = np.concatenate([t.candidates for t in part])
             liked_me = np.concatenate([t.liked_me for t in part])
+            distance_km = np.concatenate([t.distance_km for t in part])
             scores = None
             if modelled:
                 scores = (np.concatenate([t.model_scores[0] for t in part]),  # type: ignore[index]
@@ -236,6 +257,7 @@ class PeopleRefresher:
             signals, soft = block_signals(
                 self.cat, np.array([t.me for t in part], np.int64), groups, candidates,
                 [t.swipes for t in part], liked_me, self.runtime.settings, scores, self.rates,
+                distance_km,
             )  # fmt: skip
             weights = self._weights(signals)
             score, strongest = blend(signals, weights, named_above_median=("swipe_rates",),
@@ -245,7 +267,6 @@ class PeopleRefresher:
             for i, t in enumerate(part):
                 at = slice(int(groups[i]), int(groups[i + 1]))
                 t.score, t.unit, t.strongest = score[at], unit[at], strongest[at]
-                t.distance_km = soft.distance_km[at]
                 # the first window of the live order (score, then id) without sorting
                 # everyone's ids; _finish sorts them all only when hidden candidates empty it
                 t.order = top_by_score(t.score, ids[t.candidates], _window(top_n))
