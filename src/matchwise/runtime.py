@@ -10,6 +10,8 @@ spinning on the file lock.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import secrets
 import threading
@@ -40,6 +42,32 @@ from matchwise.settings import Settings, load_settings
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+#: glibc's mallopt parameters (malloc.h) and the largest mmap threshold it accepts on
+#: 64-bit (HEAP_MAX/2: 32 MiB).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD_MAX = 32 << 20
+
+
+def keep_freed_memory(mib: int) -> bool:
+    """Let this process keep up to ``mib`` MiB of freed memory for its next allocations
+    (glibc's trim threshold) and take arrays up to 32 MiB from it rather than from fresh
+    mappings (its mmap threshold): a batch that frees and allocates the same large arrays
+    block after block then stops paying a page fault for every 4 KiB it takes back, ~20 µs
+    each in a virtual machine. The process's state, not a runtime's: call it where a batch
+    process starts. False (nothing changed) for 0 or where the C library is not glibc."""
+    if mib <= 0:
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    trim = min(mib, 2047) << 20  # an int in C
+    return bool(
+        mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX) and mallopt(_M_TRIM_THRESHOLD, trim)
+    )
 
 
 @dataclass

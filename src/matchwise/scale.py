@@ -25,7 +25,7 @@ from typing import Any
 
 from matchwise.errors import ConfigError
 from matchwise.registry import ArtifactStore
-from matchwise.runtime import Runtime
+from matchwise.runtime import Runtime, keep_freed_memory
 from matchwise.serve.people_refresh import BLOCK as PEOPLE_BLOCK
 from matchwise.serve.people_refresh import PeopleRefresher, people_by_place
 from matchwise.serve.refresh import reconcile_online_visibility, refresh_users, users_to_refresh
@@ -76,6 +76,7 @@ class _Refresher:
 
     def __init__(self, settings: dict[str, Any], top_n: int, kind: Kind) -> None:
         self.runtime = Runtime.open(Settings(**settings), migrate=False)
+        keep_freed_memory(self.runtime.settings.refresh_keep_freed_mib)  # block after block
         self.top_n, self.kind = top_n, kind
 
     def refresh(self, user_ids: list[str]) -> dict[str, Any]:

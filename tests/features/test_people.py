@@ -12,6 +12,7 @@ from matchwise.features.people import (
     SwipeCounts,
     bio_similarity,
     blend,
+    combine_probabilities,
     distance_band,
     distance_bands,
     group_medians,
@@ -241,3 +242,29 @@ def test_distance_bands_are_distance_band_of_each(radius: float | None) -> None:
     for chosen in (False, True):
         got = distance_bands(distances, radius, chosen)
         assert got == [distance_band(d, radius, chosen) for d in distances], (radius, chosen)
+
+
+@pytest.mark.parametrize("mode", ["harmonic", "product", "min", "weighted"])
+def test_swipe_rates_in_bulk_are_each_pairs_scalar_score(mode: str) -> None:
+    """The in-place sigmoid and unsanitised combination a refresh block uses give every
+    pair the bits the scalar path gives it; combine_probabilities is reciprocal_score on
+    probabilities (and still refuses shapes that differ)."""
+    rng = np.random.default_rng(9)
+    n = 2_000
+    given = rng.integers(0, 40, (2, n)).astype(float)
+    received = rng.integers(0, 40, (2, n)).astype(float)
+    user = SwipeCounts(np.minimum(given[0], given[1]), given[1], 3.0, 7.0)
+    candidates = SwipeCounts(np.minimum(received[0], received[1]), received[1],
+                             np.minimum(given[0], 5.0), given[0])  # fmt: skip
+    bulk = swipe_rate_score(user, candidates, base=0.37, mode=mode)
+    for j in range(0, n, 97):
+        one = SwipeCounts(*(np.array([v[j]]) for v in candidates))
+        alone = swipe_rate_score(SwipeCounts(user.likes_given[j], user.swipes_given[j], 3.0,
+                                             7.0), one, base=0.37, mode=mode)  # fmt: skip
+        assert alone.tobytes() == bulk[j : j + 1].tobytes()
+    a, b = rng.random(n), rng.random(n)
+    a[:5], b[3:8] = 0.0, 1.0
+    assert combine_probabilities(a, b, mode, 0.3).tobytes() == (
+        reciprocal_score(a, b, mode, 0.3).tobytes())  # fmt: skip
+    with pytest.raises(InvalidInput, match="shape"):
+        combine_probabilities(a, b[:-1], mode)

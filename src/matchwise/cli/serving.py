@@ -20,6 +20,7 @@ from matchwise.cli.render import (
 from matchwise.errors import InvalidInput
 from matchwise.ingest.events import record_interaction, resolve_target
 from matchwise.redaction import redact_logs
+from matchwise.runtime import keep_freed_memory
 from matchwise.scale import refresh_with_ray
 from matchwise.schemas import InteractionIn
 from matchwise.serve.online import mirror_database_cache
@@ -195,6 +196,7 @@ def refresh(
             stats = refresh_people(runtime, users, top_n=top_n,
                                    progress=lambda n: bar.advance(task, n))  # fmt: skip
         else:
+            keep_freed_memory(runtime.settings.refresh_keep_freed_mib)  # block after block
             stats = refresh_users(runtime, users, top_n=top_n, kind=list_kind,
                                   progress=lambda: bar.advance(task))  # fmt: skip
     console.print(

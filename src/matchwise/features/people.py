@@ -26,6 +26,7 @@ __all__ = [
     "blend_bounds",
     "blend_contributions",
     "blend_weights",
+    "combine_probabilities",
     "cosine_rows",
     "distance_band",
     "distance_bands",
@@ -146,6 +147,15 @@ def reciprocal_score(
     """
     a = np.clip(np.nan_to_num(np.asarray(p_ab, dtype=np.float64), nan=0.0), 0.0, 1.0)
     b = np.clip(np.nan_to_num(np.asarray(p_ba, dtype=np.float64), nan=0.0), 0.0, 1.0)
+    return combine_probabilities(a, b, mode, weight)
+
+
+def combine_probabilities(
+    a: np.ndarray, b: np.ndarray, mode: ReciprocalMode | str = "harmonic", weight: float = 0.5
+) -> np.ndarray:
+    """:func:`reciprocal_score` of probabilities already in [0, 1] with no NaN (float64):
+    the same numbers without the two copies that make them so (a refresh block's swipe
+    rates are ~10^6 pairs, each direction a sigmoid)."""
     if a.shape != b.shape:
         raise InvalidInput(f"p_ab and p_ba differ in shape: {a.shape} and {b.shape}")
     if mode == "harmonic":
@@ -213,10 +223,19 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 
 def _from_logits(first: np.ndarray, second: np.ndarray, base: float) -> np.ndarray:
-    """The probability whose log-odds are ``first + second - logit(base)``."""
+    """The probability whose log-odds are ``first + second - logit(base)``, in [0, 1]
+    (a sigmoid as ``0.5 * (1 + tanh(x / 2))``): each step in place on arrays, the same
+    operations in the same order as on scalars, so the same numbers."""
     logits = first + second
-    logits = logits - _logit(np.asarray(float(base)))
-    return 0.5 * (1.0 + np.tanh(0.5 * logits))
+    offset = _logit(np.asarray(float(base)))
+    if np.ndim(logits) == 0:
+        return 0.5 * (1.0 + np.tanh(0.5 * (logits - offset)))
+    logits -= offset
+    logits *= 0.5
+    np.tanh(logits, out=logits)
+    logits += 1.0
+    logits *= 0.5
+    return logits
 
 
 def rate_like_probability(yes_rate: Any, received_rate: Any, base: float) -> np.ndarray:
@@ -266,7 +285,7 @@ def rates_match_score(
     p_cu = _from_logits(np.asarray(candidates.yes, dtype=np.float64),
                         np.asarray(user.liked, dtype=np.float64), prior)  # fmt: skip
     p_uc, p_cu = np.broadcast_arrays(p_uc, p_cu)
-    return reciprocal_score(p_uc, p_cu, mode)
+    return combine_probabilities(p_uc, p_cu, mode)  # two sigmoids: in [0, 1], no NaN
 
 
 def swipe_rate_score(

@@ -49,7 +49,7 @@ from matchwise.features.people import (
     unit_blend,
 )
 from matchwise.models.heuristic import HEURISTIC_VERSION, top_by_score
-from matchwise.runtime import Runtime
+from matchwise.runtime import Runtime, keep_freed_memory
 from matchwise.serve.online import put_lists
 from matchwise.serve.people import (
     block_model_signals,
@@ -122,7 +122,10 @@ class PeopleRefresher:
 
     @classmethod
     def open(cls, runtime: Runtime) -> PeopleRefresher:
+        """Load what a refresh reads throughout, in a process that will refresh block after
+        block (its allocator keeps what a block frees: :func:`keep_freed_memory`)."""
         settings, state = runtime.settings, serving_state(runtime)
+        keep_freed_memory(settings.refresh_keep_freed_mib)
         with runtime.session() as session:
             cat = state.people(session, settings.location_cell_km)
             model = people_model(state.serving(session, "people"))  # as the live path
