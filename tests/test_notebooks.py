@@ -46,6 +46,10 @@ def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert json.loads((spec / "kernel.json").read_text())["argv"][0] == sys.executable
     monkeypatch.setenv("JUPYTER_PATH", str(prefix / "share" / "jupyter"))
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    # the notebook's own temporary home (tempfile.mkdtemp) under this test's, removed with it
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(
         notebook,
@@ -63,3 +67,4 @@ def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
         if "image/png" in output.get("data", {})
     ]
     assert images, f"{path.name} draws no plot"
+    assert any(scratch.glob("matchwise-notebook-*")), "the notebook's home was not in TMPDIR"
