@@ -103,8 +103,8 @@ def test_the_budget_counts_after_exclusions() -> None:
 
 @pytest.mark.parametrize("budget", [0, 7, 40])
 def test_many_people_at_once_get_what_each_gets_alone(budget: int) -> None:
-    """People sharing a segment and a cell share one walk (candidates_of); each list is the
-    one that person gets alone, exclusions each their own."""
+    """People sharing a segment and a cell share one walk (candidates_and_distances_of);
+    each list is the one that person gets alone, exclusions each their own."""
     p = _population(3000, 11, spread=0.1)
     index = PeopleIndex.build(p)
     rng = np.random.default_rng(budget)
@@ -114,7 +114,9 @@ def test_many_people_at_once_get_what_each_gets_alone(budget: int) -> None:
     crowded = np.flatnonzero(sizes[group.ravel()] >= 3)  # people who share a cell and segment
     people = np.concatenate([crowded[:120], rng.choice(len(p), 60, replace=False)])
     excluded = [rng.choice(len(p), int(rng.integers(0, 30)), replace=False) for _ in people]
-    together = index.candidates_of(p, people, allowed, excluded, budget)
+    together = [
+        rows for rows, _ in index.candidates_and_distances_of(p, people, allowed, excluded, budget)
+    ]
     assert len(crowded) >= 120
     placed = np.isfinite(p.latitude) & np.isfinite(p.longitude)
     if budget:  # the budget cut most lists
@@ -154,7 +156,7 @@ def test_the_budget_takes_everyone_nearer_than_its_farthest() -> None:
 def test_the_distances_given_are_each_pairs_haversine(budget: int) -> None:
     """candidates_and_distances(_of) gives each candidate's distance from the person as
     scoring would take it pair by pair (to the bit: lists must rank alike whichever path
-    made them), NaN where either has no position; the rows are candidates_of's."""
+    made them), NaN where either has no position; the rows are candidates'."""
     p = _population(3000, 17)
     index = PeopleIndex.build(p)
     allowed = np.ones(len(p), bool)
@@ -162,10 +164,9 @@ def test_the_distances_given_are_each_pairs_haversine(budget: int) -> None:
     people = np.concatenate([np.flatnonzero(placed)[:80], np.flatnonzero(~placed)[:10]])
     none = [np.zeros(0, np.int64)] * len(people)
     pairs = index.candidates_and_distances_of(p, people, allowed, none, budget)
-    rows_only = index.candidates_of(p, people, allowed, none, budget)
     nan_seen = 0
-    for me, (rows, km), same in zip(people, pairs, rows_only, strict=True):
-        np.testing.assert_array_equal(rows, same)
+    for me, (rows, km) in zip(people, pairs, strict=True):
+        np.testing.assert_array_equal(rows, index.candidates(p, int(me), allowed, None, budget))
         mine = np.full(len(rows), int(me))
         want = haversine_km(p.latitude[mine], p.longitude[mine], p.latitude[rows],
                             p.longitude[rows])  # fmt: skip

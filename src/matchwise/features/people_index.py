@@ -12,7 +12,8 @@ candidates come from the view's cells outward from the person's own, read until
 distance (equally near cells by segment and cell, a cell's people by row; a cell as near
 as the last one taken is always read), plus everyone without a position, whom distance
 never excludes; not a scan. People of one segment in one cell share one walk and one
-read of the people around them (:meth:`PeopleIndex.candidates_of`), each filtered alone.
+read of the people around them (:meth:`PeopleIndex.candidates_and_distances_of`), each
+filtered alone.
 
 With no budget, or fewer qualifying people than the budget, the candidates are exactly
 the rows :func:`mutual_preference_mask` admits among the allowed ones.
@@ -141,18 +142,6 @@ class PeopleIndex:
         gone = np.asarray(excluded if excluded is not None else [], np.int64)
         return self.candidates_and_distances_of(p, np.array([me], np.int64), allowed, [gone],
                                                 budget)[0]  # fmt: skip
-
-    def candidates_of(
-        self,
-        p: ProfileArrays,
-        people: np.ndarray,
-        allowed: np.ndarray,
-        excluded: list[np.ndarray],
-        budget: int = 0,
-    ) -> list[np.ndarray]:
-        """:meth:`candidates` of many people at once (``excluded[i]`` person ``i``'s)."""
-        return [rows for rows, _ in self.candidates_and_distances_of(p, people, allowed,
-                                                                     excluded, budget)]  # fmt: skip
 
     def candidates_and_distances_of(
         self,

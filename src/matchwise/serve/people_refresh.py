@@ -155,7 +155,7 @@ class PeopleRefresher:
     def _by_place(self, user_ids: Sequence[str]) -> list[str]:
         """``user_ids`` by segment and distance cell, as the people index groups them
         (people not in the catalogue last): people of one segment in one cell then share
-        a block and one walk of the index (:meth:`PeopleIndex.candidates_of`)."""
+        a block and one walk of the index (:meth:`PeopleIndex.candidates_and_distances_of`)."""
         p, position = self.cat.profiles, self.cat.position
         rows = np.array([position.get(u, len(p.ids)) for u in user_ids], np.int64)
         known = rows < len(p.ids)
@@ -257,7 +257,7 @@ class PeopleRefresher:
             if modelled:
                 scores = (np.concatenate([t.model_scores[0] for t in part]),  # type: ignore[index]
                           np.concatenate([t.model_scores[1] for t in part]))  # type: ignore[index]  # fmt: skip
-            signals, soft = block_signals(
+            signals, _ = block_signals(
                 self.cat, np.array([t.me for t in part], np.int64), groups, candidates,
                 [t.swipes for t in part], liked_me, self.runtime.settings, scores, self.rates,
                 distance_km,
