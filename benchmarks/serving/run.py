@@ -206,6 +206,22 @@ def _redis_cached(
         subprocess.run(["bash", str(script), "stop"], env=redis_env, check=False)
 
 
+def _check_cached_route(port: int, key: str, users: int, sample: int = 50) -> None:
+    """The cached path must be what it says: wrk only counts statuses, so a sample of the
+    users it asks for is asked here first, and every answer must come from the cache."""
+    routes: dict[str, int] = {}
+    for n in range(0, users, max(1, users // sample)):
+        ask = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/recommendations?limit=10&user_id=u{n}",
+            headers={"X-API-Key": key},
+        )
+        with urllib.request.urlopen(ask, timeout=60) as r:  # noqa: S310 (loopback)
+            route = json.loads(r.read())["route"]
+        routes[route] = routes.get(route, 0) + 1
+    if set(routes) != {"cache"}:
+        raise RuntimeError(f"the cached path answered from {routes}, not only the cache")
+
+
 def _measure(
     port: int, key: str, paths: set[str], args: argparse.Namespace, pids: dict[str, int]
 ) -> dict[str, dict[str, Any]]:
@@ -226,6 +242,8 @@ def _measure(
         )
         with urllib.request.urlopen(first, timeout=300) as r:  # noqa: S310 (loopback)
             r.read()
+        if "cached" in paths:
+            _check_cached_route(port, key, args.users)
         _wrk(port, 5, args.connections, live_env)
         _wrk(port, 3, args.connections, wenv)
     if "bare_fastapi" in paths:

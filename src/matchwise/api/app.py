@@ -28,6 +28,7 @@ from matchwise.api.deps import Store
 from matchwise.api.errors import install_error_handlers
 from matchwise.api.middleware import ResponseHeaders
 from matchwise.api.routes import ROUTERS
+from matchwise.db.engine import AsyncHeldReads
 from matchwise.db.online import AsyncReader
 from matchwise.ops.auth import FailureLimiter, KeyCache
 from matchwise.runtime import Runtime
@@ -120,6 +121,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         start_warm_up(runtime)  # in the background: /healthz at once, /readyz 503 until warm
         if listener is not None:
             await run_in_threadpool(listener.wait_connected, LISTEN_WAIT_SECONDS)
+        if not runtime.is_sqlite:  # the cached read, awaited on this event loop
+            app.state.store_reads = AsyncHeldReads(runtime.read_engine)
         if runtime.online is not None:
             app.state.online_reader = AsyncReader(
                 runtime.online.url, runtime.online.health, runtime.settings.redis_timeout_ms / 1000
@@ -132,6 +135,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         if app.state.online_reader is not None:
             await app.state.online_reader.close()
             app.state.online_reader = None
+        if app.state.store_reads is not None:
+            await app.state.store_reads.close()
+            app.state.store_reads = None
         if owned:
             runtime.close()
 
@@ -146,6 +152,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.runtime = runtime
     app.state.online_reader = None  # Redis reader, opened by the lifespan when configured
     app.state.listener = None  # change notices (PostgreSQL), started by the lifespan
+    app.state.store_reads = None  # cached reads on PostgreSQL, opened by the lifespan
     install_error_handlers(app)
     app.state.key_cache = KeyCache()
     app.state.auth_failures = FailureLimiter()  # failed keys/tokens per client address

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Dialect, Engine
 from sqlalchemy.sql import Executable
 
-from matchwise.db.engine import HeldReads
+from matchwise.db.engine import AsyncHeldReads, HeldReads
 from matchwise.errors import StoreUnavailable
 
 _COMPILED: dict[tuple[str, int], tuple[Executable, str, Callable[[dict[str, Any]], Any]]] = {}
@@ -82,6 +82,14 @@ def rows_from(
     except driver_error as exc:
         raise StoreUnavailable(f"database error: {exc}") from exc
     return out
+
+
+async def rows_awaited(
+    reads: AsyncHeldReads, stmt: Executable, values: dict[str, Any] | None = None
+) -> list:
+    """:func:`rows_from` awaited on the event loop, on a held async connection."""
+    sql, params = _compiled(stmt, reads.dialect)
+    return await reads.rows(sql, params(values or {}))
 
 
 def as_utc(value: Any) -> datetime | None:

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, bindparam, literal, select
 from sqlalchemy.orm import Session
 
 from matchwise.db import driver, queries
-from matchwise.db.engine import HeldReads
+from matchwise.db.engine import AsyncHeldReads, HeldReads
 from matchwise.db.tables import Item, User
 from matchwise.db.tables import Recommendation as CachedRow
 from matchwise.serve.types import (
@@ -103,6 +103,20 @@ def read_cache_from(
     """:func:`read_cache` on a pooled connection of its own, without a session: what the
     API's cached path runs (on SQLite straight on the event loop, see ``api.routes``)."""
     rows = driver.rows_from(engine, _CACHE_QUERIES[kind], {"user_id": user_id, "limit": limit})
+    return _cached_list(rows, user_id, kind, max_age_seconds, now or datetime.now(UTC))
+
+
+async def read_cache_awaited(
+    reads: AsyncHeldReads,
+    user_id: str,
+    limit: int,
+    kind: Kind,
+    max_age_seconds: int,
+    now: datetime | None = None,
+) -> RecommendationList | None:
+    """:func:`read_cache_from` awaited on the event loop (PostgreSQL, see ``serve.tiers``)."""
+    values = {"user_id": user_id, "limit": limit}
+    rows = await driver.rows_awaited(reads, _CACHE_QUERIES[kind], values)
     return _cached_list(rows, user_id, kind, max_age_seconds, now or datetime.now(UTC))
 
 

@@ -4,7 +4,8 @@ else the list is computed live. The API's route only asks; this is where the ord
 Where each tier runs matters for speed: a Redis read is awaited on the event loop; a
 SQLite read is a local file read of tens of microseconds that never waits for a writer
 (WAL), so it runs on the event loop too, which saves the thread hop that costs more than
-the read; a PostgreSQL read and a live computation are waited on in a worker thread.
+the read; a PostgreSQL cached read is awaited on the event loop on held async connections
+(``store``, the API's); a live computation is waited on in a worker thread.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from typing import Any, TypeVar
 
 import anyio
 
-from matchwise.db.engine import HeldReads
+from matchwise.db.engine import AsyncHeldReads, HeldReads
 from matchwise.db.online import AsyncReader
 from matchwise.runtime import Runtime
-from matchwise.serve.cache import read_cache_from
+from matchwise.serve.cache import read_cache_awaited, read_cache_from
 from matchwise.serve.experiments import Assignment, assign, experiment_book
 from matchwise.serve.freshness import remake_if_retired
 from matchwise.serve.online import decode
@@ -38,11 +39,14 @@ async def answer(
     fresh: bool = False,
     page: Page | None = None,
     explain: bool = False,
+    store: AsyncHeldReads | None = None,
 ) -> RecommendationList:
     """The ``page`` (default: the first ``limit``) of the user's recommendations from the
     first tier that holds it (``fresh`` skips the caches); raises NotFound for an
     unknown user. Every tier cuts the page the same way (:meth:`Page.cut`). ``explain``
-    on a cached list computes its candidates' explanations now, and the list says so."""
+    on a cached list computes its candidates' explanations now, and the list says so.
+    ``store``: the database cache is read there, awaited (else where
+    :func:`on_store` says)."""
     filters = filters or RecommendFilters()
     page = page or Page()
     request = None if fresh else cacheable(runtime.settings, limit, kind, filters)
@@ -63,8 +67,11 @@ async def answer(
                 remake_if_retired(runtime, found, list_kind)  # an older version's list
                 found = await _explained(runtime, page.cut(found, top_n), list_kind, explain)
                 return in_experiment(found, assigned)
-        found = await on_store(runtime, read_cache_from, held_reads(runtime), user_id, fetch,
-                               list_kind, max_age)  # fmt: skip
+        if store is not None:
+            found = await read_cache_awaited(store, user_id, fetch, list_kind, max_age)
+        else:
+            found = await on_store(runtime, read_cache_from, held_reads(runtime), user_id,
+                                   fetch, list_kind, max_age)  # fmt: skip
         if found is not None and page.holds(found, top_n):
             remake_if_retired(runtime, found, list_kind)
             found = await _explained(runtime, page.cut(found, top_n), list_kind, explain)

@@ -115,8 +115,10 @@ async def get_recommendations(request: Request) -> Response:
     filters = RecommendFilters(category=q.category, city=q.city, include_past=q.include_past)
     ids = [i.strip() for value in q.exclude or () for i in value.split(",") if i.strip()]
     page = resolve_page(q.limit or runtime.settings.default_top_n, q.offset, ids)
-    result = await answer(runtime, request.app.state.online_reader, q.user_id, q.limit, q.kind,
-                          filters, fresh=q.fresh, page=page, explain=q.explain)  # fmt: skip
+    state = request.app.state
+    result = await answer(runtime, state.online_reader, q.user_id, q.limit, q.kind, filters,
+                          fresh=q.fresh, page=page, explain=q.explain,
+                          store=state.store_reads)  # fmt: skip
     route_counts(runtime).add(result.route)  # monitoring's share of requests per route
     return Response(_recommendations_json(result, q.explain), media_type="application/json")
 
