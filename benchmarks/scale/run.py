@@ -69,7 +69,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
-        "note": "2-core sandbox shared with ~6 other helpers running their own work",
+        "note": "how busy the machine was: load_average and uptime (2-core sandbox)",
     }
 
 
