@@ -238,6 +238,15 @@ class Settings(BaseSettings):
         "once they are this old (new popularity, Elo ratings, swipe counts); profiles and "
         "items written on PostgreSQL reload them at once, on the change notice.",
     )
+    live_on_event_loop: bool = Field(
+        default=True,
+        description="On SQLite, a live items request whose models and catalogue are "
+        "loaded is computed on the API's event loop instead of a worker thread (its work "
+        "holds the GIL either way; the hop and the threads' turns on the GIL cost more "
+        "than the work). Anything that may load, wait on the store or write (a model or "
+        "catalogue not yet loaded, a running experiment, people lists, PostgreSQL) still "
+        "runs in a worker thread. Off: every live request in a worker thread.",
+    )
     warm_up_on_start: bool = Field(
         default=True,
         description="The API loads the active models and the catalogue before it accepts "

@@ -738,6 +738,20 @@ class ServingState:
         except Exception as exc:  # the stale copy keeps serving; the next request retries
             log.warning("reloading the %s failed (%s); serving the previous one", what, exc)
 
+    def items_loaded(self) -> bool:
+        """Whether an items request can be answered from what is loaded: the catalogue is
+        in, no switch to a new version is due, the active types are known and fresh (no
+        registry read would reveal a new one) and each is loaded, or failed and retried in
+        the background. What may still happen inside such a request: a registry check of
+        one type (a short read), a load in the background."""
+        checked, types = self._active_types
+        return (
+            self._catalogue is not None
+            and not self._switch_now
+            and time.monotonic() - checked < self.check_seconds
+            and all(self._models.get(t) is not None or t in self._failed for t in types)
+        )
+
     def invalidate(self) -> None:
         """Check the registry on the next request and switch to a new version right then
         (after an activation in this process: a CLI command, the retrain job)."""

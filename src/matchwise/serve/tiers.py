@@ -5,7 +5,9 @@ Where each tier runs matters for speed: a Redis read is awaited on the event loo
 SQLite read is a local file read of tens of microseconds that never waits for a writer
 (WAL), so it runs on the event loop too, which saves the thread hop that costs more than
 the read; a PostgreSQL cached read is awaited on the event loop on held async connections
-(``store``, the API's); a live computation is waited on in a worker thread.
+(``store``, the API's). A live computation is waited on in a worker thread, except on
+SQLite when nothing it needs is left to load (``live_on_event_loop``): its work holds the
+GIL either way, and the hop and the threads' turns on the GIL cost more than the work.
 """
 
 from __future__ import annotations
@@ -24,7 +26,15 @@ from matchwise.serve.experiments import Assignment, assign, experiment_book
 from matchwise.serve.freshness import remake_if_retired
 from matchwise.serve.online import decode
 from matchwise.serve.recommend import explain_again, in_experiment, recommend
-from matchwise.serve.types import Kind, Page, RecommendationList, RecommendFilters, cacheable
+from matchwise.serve.state import serving_state
+from matchwise.serve.types import (
+    Kind,
+    Page,
+    RecommendationList,
+    RecommendFilters,
+    cacheable,
+    resolve_request,
+)
 
 T = TypeVar("T")
 
@@ -76,8 +86,25 @@ async def answer(
             remake_if_retired(runtime, found, list_kind)
             found = await _explained(runtime, page.cut(found, top_n), list_kind, explain)
             return in_experiment(found, assigned)
+    if computes_on_event_loop(runtime, kind):
+        return live(runtime, user_id, limit, kind, filters, page, explain)
     return await anyio.to_thread.run_sync(live, runtime, user_id, limit, kind, filters, page,
                                           explain)  # fmt: skip
+
+
+def computes_on_event_loop(runtime: Runtime, kind: Kind | None) -> bool:
+    """Whether a live request may run on the event loop: on SQLite (its reads are local
+    and never wait for a writer), for items (a people list may load the people catalogue
+    for a new profile), with no experiment running (an interleaved list is written down)
+    and with everything it needs loaded (``ServingState.items_loaded``)."""
+    settings = runtime.settings
+    if not (settings.live_on_event_loop and runtime.is_sqlite):
+        return False
+    if resolve_request(settings, None, kind)[1] != "item":
+        return False
+    if experiment_book(runtime).fresh() != ():
+        return False
+    return serving_state(runtime).items_loaded()
 
 
 def held_reads(runtime: Runtime) -> HeldReads:
