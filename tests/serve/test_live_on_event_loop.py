@@ -91,6 +91,7 @@ def _live(client: TestClient, user: str, **params: Any) -> dict[str, Any]:
 
 
 def _comparable(body: dict[str, Any]) -> list[tuple]:
+    """A served list's route, version and candidates (the JSON, or a computed list's)."""
     return [(body["route"], body["model_version"])] + [
         (r["candidate_id"], r["score"], r["rank"], r["reason"], r["title"])
         for r in body["recommendations"]
@@ -110,10 +111,9 @@ def test_a_loaded_server_computes_live_items_on_the_event_loop_with_the_same_lis
     assert {b["route"] for b in served.values()} >= {"warm", "hot"}  # the model served
     for user, body in served.items():  # what the worker thread computes, as before
         again = tiers.live(store, user, 10, None, RecommendFilters())
-        expected = [(again.route, again.model_version)] + [
-            (r.candidate_id, r.score, r.rank, r.reason, r.title) for r in again.recommendations
-        ]
-        assert _comparable(body) == expected
+        wire = {"route": again.route, "model_version": again.model_version,
+                "recommendations": [r.wire() for r in again.recommendations]}  # fmt: skip
+        assert _comparable(body) == _comparable(wire)
 
 
 def test_a_request_that_may_load_or_write_runs_in_a_worker_thread(

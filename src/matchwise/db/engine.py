@@ -85,6 +85,23 @@ def create_engine_for(url: str, role: Role = "write", **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
+def _put_back(
+    idle: deque[tuple[Any, float]],
+    held: tuple[Any, float],
+    keep: int,
+    max_age_seconds: float,
+    closed: bool,
+) -> bool:
+    """Put a held connection (and when it was opened) back among the ``idle`` ones, unless
+    it is older than ``max_age_seconds``, ``keep`` are idle already or the holder is
+    closed: the one rule of :class:`HeldReads` and :class:`AsyncHeldReads`. False: the
+    caller closes it."""
+    if closed or len(idle) >= keep or time.monotonic() - held[1] > max_age_seconds:
+        return False
+    idle.append(held)
+    return True
+
+
 class HeldReads:
     """Long-lived autocommit DBAPI connections of the read engine, for the serving path's
     one-statement reads (a cached list): one round trip per read.
@@ -148,11 +165,9 @@ class HeldReads:
         return conn
 
     def _give(self, held: tuple[Any, float]) -> None:
-        too_old = time.monotonic() - held[1] > self.max_age_seconds
-        if too_old or self._closed or len(self._idle) >= self.keep:
+        if not _put_back(self._idle, held, self.keep, self.max_age_seconds, self._closed):
             self._discard(held[0])
             return
-        self._idle.append(held)
         if self._closed:  # closed meanwhile: close() may have missed this one
             self.close()
 
@@ -250,11 +265,8 @@ class AsyncHeldReads:
         return conn, time.monotonic()
 
     async def _give(self, held: tuple[Any, float]) -> None:
-        too_old = time.monotonic() - held[1] > self.max_age_seconds
-        if too_old or self._closed or len(self._idle) >= self.keep:
+        if not _put_back(self._idle, held, self.keep, self.max_age_seconds, self._closed):
             await self._discard(held[0])
-        else:
-            self._idle.append(held)
 
     @staticmethod
     async def _discard(conn: Any) -> None:
