@@ -26,6 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from matchwise.db.copies import ListCopies, install_list_copies
 from matchwise.db.engine import (
     create_engine_for,
     current_revision,
@@ -80,6 +81,9 @@ class Runtime:
     _local: threading.local = field(default_factory=threading.local, init=False, repr=False)
     _components: dict[Any, Any] = field(default_factory=dict, init=False, repr=False)
     _components_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    #: Cached lists kept in memory (PostgreSQL API servers, while their listener hears
+    #: change notices; see :mod:`matchwise.db.copies`).
+    list_copies: ListCopies[Any] = field(init=False, repr=False)
 
     @classmethod
     def open(cls, settings: Settings | None = None, migrate: bool = True) -> Runtime:
@@ -120,6 +124,8 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self._sessions: sessionmaker[Session] = session_factory(self.engine)
+        self.list_copies = ListCopies(self.settings.list_copies, self.settings.list_copy_seconds)
+        install_list_copies(self._sessions, self.list_copies)  # this process's own writes
         if self.online is not None:  # write sessions note what Redis must learn
             install_outbox(self._sessions, self.online)
 

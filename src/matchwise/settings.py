@@ -247,6 +247,20 @@ class Settings(BaseSettings):
         "catalogue not yet loaded, a running experiment, people lists, PostgreSQL) still "
         "runs in a worker thread. Off: every live request in a worker thread.",
     )
+    list_copies: int = Field(
+        default=20_000,
+        ge=0,
+        description="On PostgreSQL, an API server keeps the cached lists it read for this "
+        "many users in memory and answers them again without a round trip, until a change "
+        "notice says they may have changed (a decision, a refusal, a candidate hidden, a "
+        "list re-made). 0 turns it off: every cached read goes to the database.",
+    )
+    list_copy_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="The oldest a list kept in memory (list_copies) is answered: bounds "
+        "its age even if change notices were lost. 0 turns the copies off.",
+    )
     warm_up_on_start: bool = Field(
         default=True,
         description="The API loads the active models and the catalogue before it accepts "

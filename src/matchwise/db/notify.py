@@ -2,17 +2,19 @@
 the transaction that makes the change, so a notice is delivered exactly when the change
 commits (never before, never for a rollback) to every process that ``LISTEN``s.
 
-What is announced: a registry change (an activation or a rollback, by model type), and
-profiles or items written (by kind). Receivers re-read the store; a notice carries no
-data they would trust instead of it, so a lost notice costs freshness, never truth (the
-periodic checks still run). SQLite has no such thing: there, other processes poll, and
-a notice is a no-op.
+What is announced: a registry change (an activation or a rollback, by model type),
+profiles or items written (by kind), and cached lists that may have changed (``lists``:
+whose, or which candidates they may hold, or all). Receivers re-read the store; a notice
+carries no data they would trust instead of it. A lost notice costs freshness (the
+periodic checks still run; copies of lists expire, and are dropped whenever the
+listener's connection breaks, see :mod:`matchwise.db.copies`). SQLite has no such thing:
+there, other processes poll, and a notice is a no-op.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -24,17 +26,26 @@ CHANNEL = "matchwise_serving"
 #: The listener connections' ``application_name`` (how ``pg_stat_activity`` shows them).
 LISTENER_NAME = "matchwise-listener"
 Topic = Literal["registry", "user", "item"]
-TOPICS: frozenset[str] = frozenset({"registry", "user", "item"})
+TOPICS: frozenset[str] = frozenset({"registry", "user", "item", "lists"})
 _NOTIFY = text("SELECT pg_notify(:channel, :payload)")
+#: A ``lists`` notice naming more ids than fit in this many bytes says "all" instead
+#: (PostgreSQL refuses a payload of 8,000 bytes or more).
+MAX_PAYLOAD_BYTES = 7000
+#: Where a write session keeps the lists it changed, for this process's own copies.
+LISTS_CHANGED = "matchwise_lists_changed"
 
 
 @dataclass(frozen=True)
 class Notice:
-    """One change announced on :data:`CHANNEL`: its topic, and for ``registry`` the
-    model type activated or rolled back."""
+    """One change announced on :data:`CHANNEL`: its topic; for ``registry`` the model
+    type activated or rolled back; for ``lists`` whose lists may have changed, which
+    candidates they may hold, or ``everything``."""
 
     topic: str
     model_type: str | None = None
+    users: tuple[str, ...] = ()
+    candidates: tuple[str, ...] = ()
+    everything: bool = False
 
     @classmethod
     def parse(cls, payload: str) -> Notice | None:
@@ -46,7 +57,12 @@ class Notice:
         if not isinstance(data, dict) or data.get("topic") not in TOPICS:
             return None
         model_type = data.get("model_type")
-        return cls(str(data["topic"]), str(model_type) if model_type else None)
+        users, candidates = data.get("users", []), data.get("candidates", [])
+        if not isinstance(users, list) or not isinstance(candidates, list):
+            return cls(str(data["topic"]), everything=True)  # a shape we cannot read: all
+        return cls(str(data["topic"]), str(model_type) if model_type else None,
+                   tuple(map(str, users)), tuple(map(str, candidates)),
+                   bool(data.get("all", False)))  # fmt: skip
 
 
 def notify(session: Session, topic: Topic, model_type: str | None = None) -> None:
@@ -58,6 +74,39 @@ def notify(session: Session, topic: Topic, model_type: str | None = None) -> Non
         return
     payload = json.dumps({"topic": topic, "model_type": model_type}, separators=(",", ":"))
     connection.execute(_NOTIFY, {"channel": CHANNEL, "payload": payload})
+
+
+def lists_changed(
+    session: Session,
+    users: Iterable[str] = (),
+    candidates: Iterable[str] = (),
+    everything: bool = False,
+) -> None:
+    """Announce, in ``session``'s transaction, that the cached lists of ``users``, those
+    holding one of ``candidates``, or (``everything``) all of them may have changed; and
+    note it for this process's own copies, dropped after the commit (``Runtime``)."""
+    users, candidates = sorted(set(users)), sorted(set(candidates))
+    if not (users or candidates or everything):
+        return
+    body = {"topic": "lists", "users": users, "candidates": candidates}
+    payload = json.dumps(body, separators=(",", ":"))
+    if everything or len(payload.encode()) > MAX_PAYLOAD_BYTES:
+        everything, users, candidates = True, [], []
+        payload = json.dumps({"topic": "lists", "all": True}, separators=(",", ":"))
+    noted = session.info.setdefault(LISTS_CHANGED, {"users": set(), "candidates": set(),
+                                                    "all": False})  # fmt: skip
+    noted["users"].update(users)
+    noted["candidates"].update(candidates)
+    noted["all"] = noted["all"] or everything
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(_NOTIFY, {"channel": CHANNEL, "payload": payload})
+
+
+def take_lists_changed(session: Session) -> dict[str, Any] | None:
+    """What ``session`` noted with :func:`lists_changed` (and forget it)."""
+    noted: dict[str, Any] | None = session.info.pop(LISTS_CHANGED, None)
+    return noted
 
 
 def can_listen(engine: Engine) -> bool:

@@ -32,6 +32,7 @@ from sqlalchemy import delete, event, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from matchwise.db import queries
+from matchwise.db.notify import lists_changed
 from matchwise.db.tables import Item, OnlineOutbox, User, utcnow
 from matchwise.errors import StoreUnavailable
 from matchwise.settings import Settings
@@ -350,13 +351,19 @@ def _noted(session: Session) -> dict[str, dict[str, Any]]:
 
 
 def note_visibility(session: Session, kind: str, ids: Iterable[str]) -> None:
-    """Record that ``ids`` may have been shown or hidden; goes to Redis after the commit."""
+    """Record that ``ids`` may have been shown or hidden; goes to Redis after the commit
+    (and every server's copies of lists holding them are dropped)."""
+    ids = set(ids)
     _noted(session)["hide"].setdefault(kind, set()).update(ids)
+    lists_changed(session, candidates=ids)
 
 
 def note_seen(session: Session, kind: str, pairs: Iterable[tuple[str, str]]) -> None:
-    """Record ``(viewer, candidate)`` pairs: the candidate leaves the viewer's lists."""
+    """Record ``(viewer, candidate)`` pairs: the candidate leaves the viewer's lists
+    (in Redis after the commit; every server's copies of the viewer's lists are dropped)."""
+    pairs = set(pairs)
     _noted(session)["seen"].setdefault(kind, set()).update(pairs)
+    lists_changed(session, users={viewer for viewer, _ in pairs})
 
 
 def install_outbox(sessions: sessionmaker[Session], cache: OnlineCache) -> None:

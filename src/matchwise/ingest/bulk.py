@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from matchwise.actions import ActionRule
 from matchwise.data.bundle import DataBundle
 from matchwise.db.matching import sync_matches
+from matchwise.db.notify import lists_changed
 from matchwise.db.queries import (
     CHUNK,
     INTERACTION_COLUMNS,
@@ -304,6 +305,8 @@ def write_bundle(
         for start in range(0, len(frame), batch_size):
             part = _interaction_columns(frame.iloc[start : start + batch_size], now)
             stats["interactions"] += _bulk_insert_interactions(session, part, source)
+        if len(frame):
+            lists_changed(session, everything=True)  # servers' copies of lists: all stale
         if people:
             stats["matches"] = sync_matches(session)
             if elo is not None and len(swipes):

@@ -7,14 +7,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from sqlalchemy import Table, delete, select
 from sqlalchemy.orm import Session
 
-from matchwise.db.notify import notify
+from matchwise.db.notify import lists_changed, notify
 from matchwise.db.online import note_visibility
-from matchwise.db.queries import chunked, dialect_insert, existing_ids
+from matchwise.db.queries import chunked, dialect_insert, existing_ids, hidden_candidates
 from matchwise.db.tables import Item, ProfileEmbedding, User, utcnow
 from matchwise.errors import BatchTooLarge, InvalidInput
 from matchwise.features.text import TextEmbedder, text_key, vector_bytes
@@ -41,6 +41,8 @@ def upsert_rows(session: Session, model: type[Any], rows: list[dict[str, Any]]) 
         return UpsertResult(created=0, updated=0)
     table = model.__table__
     present = existing_ids(session, table.c.id, [r["id"] for r in rows])
+    kind: Literal["user", "item"] = "user" if model is User else "item"
+    was_hidden = hidden_candidates(session, sorted(present), kind) if present else set()
     now = utcnow()
     for row in rows:
         row.setdefault("updated_at", now)
@@ -52,8 +54,10 @@ def upsert_rows(session: Session, model: type[Any], rows: list[dict[str, Any]]) 
         )
         session.execute(stmt, list(chunk))
     created = len({r["id"] for r in rows} - present)
-    note_visibility(session, "user" if model is User else "item", [r["id"] for r in rows])
-    notify(session, "user" if model is User else "item")  # every server reloads at commit
+    note_visibility(session, kind, [r["id"] for r in rows])
+    if was_hidden:  # shown again, maybe: copies of lists made meanwhile lack them
+        lists_changed(session, everything=True)
+    notify(session, kind)  # every server reloads at commit
     if model is User:
         # a new bio, or a changed or removed one (whose stored vector must go)
         written = [r["id"] for r in rows if "bio" in r and (r["bio"] or r["id"] in present)]

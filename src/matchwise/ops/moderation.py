@@ -18,6 +18,7 @@ from matchwise.actions import DEFAULT_ACTION_TABLE
 from matchwise.db import queries
 from matchwise.db.audit import audit
 from matchwise.db.matching import sync_matches
+from matchwise.db.notify import lists_changed
 from matchwise.db.online import note_visibility
 from matchwise.db.tables import Interaction, ModerationFlag, Report, User, utcnow
 from matchwise.errors import Conflict, InvalidInput, NotFound
@@ -228,5 +229,6 @@ def resolve_flag(
     session.flush()
     if decision == "approve":  # the matches their mutual likes earned while held
         sync_matches(session, flag.user_id)
+        lists_changed(session, everything=True)  # copies of lists made while held lack them
     audit(session, actor, f"moderation.{decision}", flag.user_id, {"flag": flag_id, "note": note})
     return flag

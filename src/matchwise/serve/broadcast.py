@@ -30,9 +30,10 @@ from matchwise.serve.state import serving_state
 log = logging.getLogger(__name__)
 
 #: How long one wait for notices lasts (how soon ``close`` is noticed), how often a quiet
-#: connection is checked with a round trip, and the longest pause between reconnections.
+#: connection is checked with a round trip (often: copies of lists are answered only
+#: while it answers, see ``db.copies``), and the longest pause between reconnections.
 WAIT_SECONDS = 0.2
-PING_SECONDS = 10.0
+PING_SECONDS = 1.0
 RETRY_MAX_SECONDS = 10.0
 
 
@@ -78,17 +79,26 @@ class Listener:
             except psycopg.Error as exc:
                 log.warning("lost the change-notice connection (%s); reconnecting", exc)
             finally:
+                self.runtime.list_copies.deaf()  # notices may be lost from here
                 self.connected.clear()
                 connection.close()
 
     def _listen(self, connection: psycopg.Connection[Any]) -> None:
+        """Apply notices as they come; a quiet connection is checked with a round trip
+        every :data:`PING_SECONDS`, and each notice or answer tells the copies of lists
+        that nothing was missed so far."""
+        copies = self.runtime.list_copies
+        ping(connection)
+        copies.heard()
         checked = time.monotonic()
         while not self._stop.is_set():
             for notice in received(connection, WAIT_SECONDS):
                 self._apply(notice)
+                copies.heard()
                 checked = time.monotonic()
             if time.monotonic() - checked >= PING_SECONDS:
                 ping(connection)
+                copies.heard()
                 checked = time.monotonic()
 
     def _apply(self, notice: Notice) -> None:
@@ -96,7 +106,13 @@ class Listener:
         will catch up) and never stops the listener."""
         state, engine = serving_state(self.runtime), self.runtime.read_engine
         try:
-            if notice.topic == "registry":
+            if notice.topic == "lists":
+                copies = self.runtime.list_copies
+                if notice.everything:
+                    copies.drop_all()
+                else:
+                    copies.drop(notice.users, notice.candidates)
+            elif notice.topic == "registry":
                 state.registry_changed(engine, notice.model_type)
             else:
                 state.store_changed(engine, notice.topic)
@@ -106,7 +122,8 @@ class Listener:
 
     def _catch_up(self) -> None:
         """After (re)connecting: what notices may have been missed, re-read."""
-        for notice in (Notice("registry"), Notice("user"), Notice("item")):
+        for notice in (Notice("lists", everything=True), Notice("registry"), Notice("user"),
+                       Notice("item")):  # fmt: skip
             self._apply(notice)
 
 

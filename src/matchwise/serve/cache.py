@@ -81,6 +81,32 @@ def _cached_list(
     )
 
 
+#: A cached list as kept in a server's memory (``db.copies``): its version, when it was
+#: made, and per candidate (id, score, reason, title); tuples of plain values only, which
+#: the garbage collector stops tracking, so thousands of copies never lengthen its passes.
+Packed = tuple[str, datetime, tuple[tuple[str, float, str, str | None], ...]]
+
+
+def pack(result: RecommendationList) -> Packed:
+    recs = tuple((r.candidate_id, r.score, r.reason, r.title) for r in result.recommendations)
+    return (result.model_version, result.generated_at, recs)
+
+
+def unpack(packed: Packed, user_id: str, kind: Kind) -> RecommendationList:
+    """The list :func:`pack` kept, as the database read made it."""
+    version, generated, recs = packed
+    return RecommendationList(
+        user_id=user_id,
+        route="cache",
+        model_version=version,
+        generated_at=generated,
+        recommendations=[
+            Recommendation(candidate, kind, score, rank, reason, title)
+            for rank, (candidate, score, reason, title) in enumerate(recs, start=1)
+        ],
+    )
+
+
 def read_cache(
     session: Session, user_id: str, limit: int, kind: Kind, max_age_seconds: int, now: datetime
 ) -> RecommendationList | None:

@@ -23,6 +23,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from matchwise.db import driver, queries
+from matchwise.db.notify import lists_changed
 from matchwise.db.tables import Interaction, Recommendation, User
 from matchwise.errors import NotFound
 from matchwise.runtime import Runtime
@@ -90,7 +91,9 @@ def write_caches(session: Session, results: Sequence[RecommendationList], kind: 
     """Replace each of ``results``' users' cached list of ``kind`` (inside the caller's
     transaction): one delete for all of them, then COPY (PostgreSQL) or one executemany
     (SQLite); a user's list of the other kind is left alone. Returns rows written."""
-    for among in _among(session, Recommendation.user_id, [r.user_id for r in results]):
+    users = [r.user_id for r in results]
+    lists_changed(session, users=users)  # every server's copies of them (a notice)
+    for among in _among(session, Recommendation.user_id, users):
         session.execute(delete(Recommendation).where(Recommendation.candidate_kind == kind, among)
                         .execution_options(synchronize_session=False))  # fmt: skip
     written = sum(len(result.recommendations) for result in results)

@@ -21,7 +21,7 @@ import anyio
 from matchwise.db.engine import AsyncHeldReads, HeldReads
 from matchwise.db.online import AsyncReader
 from matchwise.runtime import Runtime
-from matchwise.serve.cache import read_cache_awaited, read_cache_from
+from matchwise.serve.cache import Packed, pack, read_cache_awaited, read_cache_from, unpack
 from matchwise.serve.experiments import Assignment, assign, experiment_book
 from matchwise.serve.freshness import remake_if_retired
 from matchwise.serve.online import decode
@@ -78,7 +78,7 @@ async def answer(
                 found = await _explained(runtime, page.cut(found, top_n), list_kind, explain)
                 return in_experiment(found, assigned)
         if store is not None:
-            found = await read_cache_awaited(store, user_id, fetch, list_kind, max_age)
+            found = await copied_or_read(runtime, store, user_id, fetch, list_kind, max_age)
         else:
             found = await on_store(runtime, read_cache_from, held_reads(runtime), user_id,
                                    fetch, list_kind, max_age)  # fmt: skip
@@ -90,6 +90,24 @@ async def answer(
         return live(runtime, user_id, limit, kind, filters, page, explain)
     return await anyio.to_thread.run_sync(live, runtime, user_id, limit, kind, filters, page,
                                           explain)  # fmt: skip
+
+
+async def copied_or_read(
+    runtime: Runtime, store: AsyncHeldReads, user_id: str, fetch: int, kind: Kind, max_age: int
+) -> RecommendationList | None:
+    """The user's cached list from this server's copy when it holds one (no round trip;
+    see :mod:`matchwise.db.copies`), else read from the database and kept."""
+    copies = runtime.list_copies
+    key = (kind, fetch)
+    kept: Packed | None = copies.get(user_id, key)
+    if kept is not None and (datetime.now(UTC) - kept[1]).total_seconds() <= max_age:
+        return unpack(kept, user_id, kind)
+    since = copies.turn()
+    found = await read_cache_awaited(store, user_id, fetch, kind, max_age)
+    if found is not None:
+        copies.keep(user_id, key, pack(found), (r.candidate_id for r in found.recommendations),
+                    since)  # fmt: skip
+    return found
 
 
 def computes_on_event_loop(runtime: Runtime, kind: Kind | None) -> bool:

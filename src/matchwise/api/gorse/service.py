@@ -33,6 +33,7 @@ from matchwise.api.gorse.models import (
     GorseUser,
     GorseUserPatch,
 )
+from matchwise.db.notify import lists_changed
 from matchwise.db.online import note_visibility
 from matchwise.db.queries import existing_ids
 from matchwise.db.tables import Interaction, Item, User, utcnow
@@ -531,6 +532,7 @@ def delete_user_item_feedback(
            if not feedback_type or feedback_type_of(r) == feedback_type]  # fmt: skip
     if ids:
         session.execute(delete(Interaction).where(Interaction.id.in_(ids)))
+        lists_changed(session, users=[user_id])  # the item may be shown to them again
     return len(ids)
 
 
