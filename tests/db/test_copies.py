@@ -1,8 +1,11 @@
 """Copies of cached lists in memory (``db.copies.ListCopies``): answered only while the
 listener hears the database, dropped by user or by candidate, never kept when a drop
-raced the read, bounded in number and in age."""
+raced the read, bounded in number and in age, and invisible to the garbage collector."""
 
 from __future__ import annotations
+
+import gc
+from datetime import UTC, datetime
 
 import pytest
 
@@ -18,8 +21,8 @@ class Clock:
         return self.now
 
 
-def _copies(clock: Clock, max_users: int = 10, seconds: float = 30.0) -> ListCopies[str]:
-    copies: ListCopies[str] = ListCopies(max_users, seconds, clock=clock)
+def _copies(clock: Clock, max_copies: int = 10, seconds: float = 30.0) -> ListCopies[str]:
+    copies: ListCopies[str] = ListCopies(max_copies, seconds, clock=clock)
     copies.heard()
     return copies
 
@@ -48,7 +51,7 @@ def test_a_candidate_drop_takes_every_copy_holding_it_and_no_other() -> None:
     copies.drop(candidates=["b"])
     assert copies.get("u1", ("item", 20)) is None
     assert copies.get("u2", ("item", 20)) == "list of u2"
-    assert len(copies) == 1
+    assert len(copies) == 1  # the stale one is gone once found out
 
 
 def test_a_read_that_raced_a_drop_is_not_kept() -> None:
@@ -60,10 +63,12 @@ def test_a_read_that_raced_a_drop_is_not_kept() -> None:
     assert copies.get("u1", "k") is None
     # another user's read of the same turn is kept: the drop was not theirs
     assert copies.keep("u2", "k", "u2's", ("a",), began)
-    # a drop by candidate (or of everything) refuses every read begun before it
+    # a drop by candidate refuses the reads begun before it that hold the candidate
     began = copies.turn()
     copies.drop(candidates=["zzz"])
-    assert not copies.keep("u3", "k", "u3's", ("a",), began)
+    assert not copies.keep("u3", "k", "u3's", ("a", "zzz"), began)
+    assert copies.keep("u3", "k", "u3's", ("a", "b"), began)
+    # and a drop of everything every read begun before it
     began = copies.turn()
     copies.drop_all()
     assert not copies.keep("u4", "k", "u4's", ("a",), began)
@@ -107,7 +112,7 @@ def test_never_heard_means_never_used() -> None:
 
 def test_copies_expire_and_stay_within_their_number() -> None:
     clock = Clock()
-    copies = _copies(clock, max_users=3, seconds=30.0)
+    copies = _copies(clock, max_copies=3, seconds=30.0)  # one list each here
     for n in range(5):
         _keep(copies, f"u{n}")
         copies.get("u0", ("item", 20))  # u0 is read again and again: kept
@@ -126,8 +131,23 @@ def _pass(clock: Clock, copies: ListCopies[str], seconds: int) -> None:
         copies.heard()
 
 
-@pytest.mark.parametrize(("max_users", "seconds"), [(0, 30.0), (10, 0.0)])
-def test_zero_turns_copies_off(max_users: int, seconds: float) -> None:
-    copies = _copies(Clock(), max_users=max_users, seconds=seconds)
+@pytest.mark.parametrize(("max_copies", "seconds"), [(0, 30.0), (10, 0.0)])
+def test_zero_turns_copies_off(max_copies: int, seconds: float) -> None:
+    copies = _copies(Clock(), max_copies=max_copies, seconds=seconds)
     assert not _keep(copies, "u1")
     assert copies.get("u1", ("item", 20)) is None
+
+
+def test_the_collector_does_not_walk_the_copies() -> None:
+    """Thousands of copies must not lengthen the collector's full passes (a tail-latency
+    cost): once collections have seen them, none of their parts is tracked."""
+    copies = _copies(Clock(), max_copies=1000)
+    for n in range(1000):
+        packed = ("v1", datetime.now(UTC), (f"c{n}",), (0.5,), ("why",), (None,))
+        assert copies.keep(f"u{n}", ("item", 20), packed, packed[2], copies.turn())
+    copies.drop(users=["u1"], candidates=["c2"])
+    for _ in range(3):  # each pass stops tracking the tuples whose parts it untracked
+        gc.collect()
+    entries = list(copies._copies.items())
+    tracked = [e for e in entries if gc.is_tracked(e[0]) or gc.is_tracked(e[1])]
+    assert len(entries) == 1000 and not tracked

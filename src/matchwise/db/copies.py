@@ -18,7 +18,7 @@ dropped. A read that began before a drop of its user
 (or of everything) is not kept, so a copy never outlives a change it raced with. Each
 copy also expires after ``seconds``, which bounds its age whatever happens to the
 notices (a quarter of them sooner, at random, so copies made together do not all go
-at once); at most ``max_users`` users' copies are kept (least recently used first out).
+at once); at most ``max_copies`` copies are kept (least recently used first out).
 """
 
 from __future__ import annotations
@@ -40,36 +40,40 @@ T = TypeVar("T")
 
 #: Copies are answered only this soon after the listener last heard from the database.
 HEARD_WITHIN = 3.0
-#: Users whose last drop is remembered for reads still in flight; older ones are
-#: forgotten, and a read begun before the oldest forgotten drop is not kept.
+#: Users and candidates whose last drop is remembered; when one is forgotten, every copy
+#: read before it goes too.
 REMEMBERED_DROPS = 100_000
 
 
 class ListCopies(Generic[T]):
-    """Per user, lists by key (kind and length), each with the candidates it holds."""
+    """Copies by (user, key), each with the candidates it holds and the turn its read
+    began in. A drop only notes its turn (per user, per candidate, or for everything);
+    a copy read before a drop that concerns it is stale and never answered. Nothing here
+    holds an object the garbage collector must walk (plain tuples of values, dicts of
+    strings and numbers), so thousands of copies do not lengthen its full passes."""
 
     def __init__(
-        self, max_users: int, seconds: float, clock: Callable[[], float] = time.monotonic
+        self, max_copies: int, seconds: float, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self.max_users = max_users
+        self.max_copies = max_copies
         self.seconds = seconds
-        self._heard_at = -math.inf
         self.hits = 0
         self.misses = 0
+        self._heard_at = -math.inf
         self._clock = clock
         self._lock = threading.Lock()
-        #: user -> key -> (expiry on the clock, candidates held, the copy)
-        self._users: OrderedDict[str, dict[Hashable, tuple[float, frozenset[str], T]]] = (
-            OrderedDict()
-        )
+        #: (user, key) -> (expiry on the clock, turn its read began in, candidates, copy)
+        self._copies: OrderedDict[tuple[str, Hashable], tuple[float, int, tuple[str, ...], T]]
+        self._copies = OrderedDict()
         self._turn = 0  # counts drops; a read remembers the turn it began in
-        self._dropped: OrderedDict[str, int] = OrderedDict()  # user -> turn of last drop
-        self._dropped_all = 0  # turn of the last drop of everything (or by candidate)
+        self._user_dropped: OrderedDict[str, int] = OrderedDict()  # user -> turn
+        self._candidate_dropped: OrderedDict[str, int] = OrderedDict()  # candidate -> turn
+        self._all_dropped = 0  # the turn of the last drop of everything
 
     @property
     def enabled(self) -> bool:
         """Whether copies are answered and kept now (see the module docstring)."""
-        return (self.max_users > 0 and self.seconds > 0
+        return (self.max_copies > 0 and self.seconds > 0
                 and self._clock() - self._heard_at <= HEARD_WITHIN)  # fmt: skip
 
     def heard(self) -> None:
@@ -91,73 +95,74 @@ class ListCopies(Generic[T]):
         return self._turn
 
     def get(self, user_id: str, key: Hashable) -> T | None:
-        """The user's copy under ``key``, if one is kept and young enough."""
+        """The user's copy under ``key``, if one is kept, young enough and not stale."""
         if not self.enabled:
             return None
         with self._lock:
-            lists = self._users.get(user_id)
-            entry = None if lists is None else lists.get(key)
-            if entry is None or self._clock() > entry[0]:
+            entry = self._copies.get((user_id, key))
+            if entry is None or not self._fresh(user_id, entry):
+                if entry is not None:
+                    del self._copies[(user_id, key)]
                 self.misses += 1
                 return None
-            self._users.move_to_end(user_id)
+            self._copies.move_to_end((user_id, key))
             self.hits += 1
-            return entry[2]
+            return entry[3]
+
+    def _fresh(self, user_id: str, entry: tuple[float, int, tuple[str, ...], T]) -> bool:
+        expires, since, held, _ = entry
+        if self._clock() > expires or since < self._all_dropped:
+            return False
+        if self._user_dropped.get(user_id, 0) > since:
+            return False
+        dropped = self._candidate_dropped
+        return not dropped or all(dropped.get(c, 0) <= since for c in held)
 
     def keep(
         self, user_id: str, key: Hashable, value: T, candidates: Iterable[str], since: int
     ) -> bool:
-        """Keep ``value``, read from the store in turn ``since``, unless a drop of its user
-        (or of everything) came after that turn began; whether it was kept."""
+        """Keep ``value``, read from the store in turn ``since`` (a drop after that turn
+        began makes it stale at once); whether it was kept."""
         if not self.enabled:
             return False
-        held = frozenset(candidates)
+        expires = self._clock() + self.seconds * (1 - random.random() / 4)
+        held = candidates if isinstance(candidates, tuple) else tuple(candidates)
+        entry = (expires, since, held, value)
         with self._lock:
-            if since < self._dropped_all or self._dropped.get(user_id, 0) > since:
+            if not self._fresh(user_id, entry):
                 return False
-            lists = self._users.get(user_id)
-            if lists is None:
-                lists = self._users[user_id] = {}
-            expires = self._clock() + self.seconds * (1 - random.random() / 4)
-            lists[key] = (expires, held, value)
-            self._users.move_to_end(user_id)
-            while len(self._users) > self.max_users:
-                self._users.popitem(last=False)
+            self._copies[(user_id, key)] = entry
+            self._copies.move_to_end((user_id, key))
+            while len(self._copies) > self.max_copies:
+                self._copies.popitem(last=False)
             return True
 
     def drop(self, users: Iterable[str] = (), candidates: Iterable[str] = ()) -> None:
-        """Drop the copies of ``users`` and every copy holding one of ``candidates``."""
-        users, candidates = list(users), frozenset(candidates)
+        """Copies of ``users``, and every copy holding one of ``candidates``, go stale."""
+        users, candidates = list(users), list(candidates)
         if not users and not candidates:
             return
         with self._lock:
             self._turn += 1
-            for user_id in users:
-                self._users.pop(user_id, None)
-                self._dropped[user_id] = self._turn
-                self._dropped.move_to_end(user_id)
-            while len(self._dropped) > REMEMBERED_DROPS:
-                _, turn = self._dropped.popitem(last=False)
-                self._dropped_all = max(self._dropped_all, turn)
-            if candidates:
-                # a read in flight could hold one of them: none of those is kept
-                self._dropped_all = self._turn
-                for user_id in list(self._users):
-                    lists = self._users[user_id]
-                    for key in [k for k, (_, held, _) in lists.items() if held & candidates]:
-                        del lists[key]
-                    if not lists:
-                        del self._users[user_id]
+            for dropped, ids in ((self._user_dropped, users),
+                                 (self._candidate_dropped, candidates)):  # fmt: skip
+                for one in ids:
+                    dropped[one] = self._turn
+                    dropped.move_to_end(one)
+                while len(dropped) > REMEMBERED_DROPS:  # forgotten: all before it go
+                    self._all_dropped = max(self._all_dropped, dropped.popitem(last=False)[1])
 
     def drop_all(self) -> None:
         with self._lock:
             self._turn += 1
-            self._dropped_all = self._turn
-            self._users.clear()
-            self._dropped.clear()
+            self._all_dropped = self._turn
+            self._copies.clear()
+            self._user_dropped.clear()
+            self._candidate_dropped.clear()
 
     def __len__(self) -> int:
-        return sum(len(lists) for lists in self._users.values())
+        """Copies held, stale ones not yet found out included."""
+        return len(self._copies)
 
 
 def install_list_copies(sessions: sessionmaker[Session], copies: ListCopies[Any]) -> None:

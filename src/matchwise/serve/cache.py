@@ -82,19 +82,24 @@ def _cached_list(
 
 
 #: A cached list as kept in a server's memory (``db.copies``): its version, when it was
-#: made, and per candidate (id, score, reason, title); tuples of plain values only, which
-#: the garbage collector stops tracking, so thousands of copies never lengthen its passes.
-Packed = tuple[str, datetime, tuple[tuple[str, float, str, str | None], ...]]
+#: made, and its candidates' ids, scores, reasons and titles, in rank order. Flat tuples
+#: of plain values: the garbage collector stops tracking them after a pass or two (one
+#: nesting level a pass), so thousands of copies never lengthen its full passes.
+Packed = tuple[
+    str, datetime, tuple[str, ...], tuple[float, ...], tuple[str, ...], tuple[str | None, ...]
+]
 
 
 def pack(result: RecommendationList) -> Packed:
-    recs = tuple((r.candidate_id, r.score, r.reason, r.title) for r in result.recommendations)
-    return (result.model_version, result.generated_at, recs)
+    recs = result.recommendations
+    return (result.model_version, result.generated_at,
+            tuple(r.candidate_id for r in recs), tuple(r.score for r in recs),
+            tuple(r.reason for r in recs), tuple(r.title for r in recs))  # fmt: skip
 
 
 def unpack(packed: Packed, user_id: str, kind: Kind) -> RecommendationList:
     """The list :func:`pack` kept, as the database read made it."""
-    version, generated, recs = packed
+    version, generated, ids, scores, reasons, titles = packed
     return RecommendationList(
         user_id=user_id,
         route="cache",
@@ -102,7 +107,9 @@ def unpack(packed: Packed, user_id: str, kind: Kind) -> RecommendationList:
         generated_at=generated,
         recommendations=[
             Recommendation(candidate, kind, score, rank, reason, title)
-            for rank, (candidate, score, reason, title) in enumerate(recs, start=1)
+            for rank, (candidate, score, reason, title) in enumerate(
+                zip(ids, scores, reasons, titles, strict=True), start=1
+            )
         ],
     )
 

@@ -105,8 +105,8 @@ async def copied_or_read(
     since = copies.turn()
     found = await read_cache_awaited(store, user_id, fetch, kind, max_age)
     if found is not None:
-        copies.keep(user_id, key, pack(found), (r.candidate_id for r in found.recommendations),
-                    since)  # fmt: skip
+        packed = pack(found)
+        copies.keep(user_id, key, packed, packed[2], since)  # what it holds: its ids
     return found
 
 
