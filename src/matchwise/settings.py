@@ -250,16 +250,18 @@ class Settings(BaseSettings):
     list_copies: int = Field(
         default=20_000,
         ge=0,
-        description="On PostgreSQL, an API server keeps the cached lists it read for this "
-        "many users in memory and answers them again without a round trip, until a change "
-        "notice says they may have changed (a decision, a refusal, a candidate hidden, a "
-        "list re-made). 0 turns it off: every cached read goes to the database.",
+        description="An API server keeps this many cached lists it read in memory and "
+        "answers them again: on PostgreSQL without a round trip, until a change notice "
+        "says one may have changed (a decision, a refusal, a candidate hidden, a list "
+        "re-made); on SQLite while nothing at all was committed since (one PRAGMA per "
+        "read). 0 turns it off: every cached read goes to the database.",
     )
     list_copy_seconds: float = Field(
         default=30.0,
         ge=0,
-        description="The oldest a list kept in memory (list_copies) is answered: bounds "
-        "its age even if change notices were lost. 0 turns the copies off.",
+        description="The oldest a list kept in memory (list_copies) is answered (a "
+        "quarter of them sooner, at random): a bound on its age whatever happens to the "
+        "change notices. 0 turns the copies off.",
     )
     warm_up_on_start: bool = Field(
         default=True,

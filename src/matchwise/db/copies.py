@@ -10,7 +10,12 @@ commits a change drops its own copies before it answers (``Runtime``'s after-com
 hook); every other server drops them when the change notice arrives
 (:mod:`matchwise.db.notify`, delivered at commit; milliseconds).
 
-Copies are used only while this process hears the notices: the API's listener calls
+SQLite has no notices: there every cached read first asks the database whether anything
+was committed since the last read (``PRAGMA data_version``, :func:`change_stamp`), and
+any change at all, by any process, drops every copy: exact, and useful while reads
+outnumber writes.
+
+On PostgreSQL copies are used only while this process hears the notices: the API's listener calls
 :meth:`ListCopies.heard` after every round trip to the database (at least every second)
 and copies are answered only within :data:`HEARD_WITHIN` seconds of the last; after a
 longer silence, or a broken connection, notices may have been lost, so every copy is
@@ -34,6 +39,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
+from matchwise.db.engine import HeldReads
 from matchwise.db.notify import take_lists_changed
 
 T = TypeVar("T")
@@ -69,6 +75,7 @@ class ListCopies(Generic[T]):
         self._user_dropped: OrderedDict[str, int] = OrderedDict()  # user -> turn
         self._candidate_dropped: OrderedDict[str, int] = OrderedDict()  # candidate -> turn
         self._all_dropped = 0  # the turn of the last drop of everything
+        self._stamp: Hashable = None  # SQLite: the change stamp last observed
 
     @property
     def enabled(self) -> bool:
@@ -83,6 +90,15 @@ class ListCopies(Generic[T]):
         if now - self._heard_at > HEARD_WITHIN:
             self.drop_all()
         self._heard_at = now
+
+    def observe(self, stamp: Hashable) -> None:
+        """(SQLite, which has no notices) The database's change stamp read now
+        (:func:`change_stamp`): a different one than last time drops every copy; either
+        way the database was heard, and exactly."""
+        if stamp != self._stamp:
+            self.drop_all()
+            self._stamp = stamp
+        self._heard_at = self._clock()
 
     def deaf(self) -> None:
         """The listener lost its connection: no copy is answered or kept until it is
@@ -165,6 +181,17 @@ class ListCopies(Generic[T]):
         return len(self._copies)
 
 
+def change_stamp(reads: HeldReads) -> tuple[int, int]:
+    """SQLite: which held connection, and its ``PRAGMA data_version``, which changes
+    whenever any other connection (another process's, or this one's writers) committed
+    since that connection last asked. One statement, a few microseconds."""
+
+    def stamp(connection: Any) -> tuple[int, int]:
+        return id(connection), int(connection.execute("PRAGMA data_version").fetchone()[0])
+
+    return reads.run(stamp)
+
+
 def install_list_copies(sessions: sessionmaker[Session], copies: ListCopies[Any]) -> None:
     """Sessions made by ``sessions`` (the runtime's write sessions) drop this process's
     copies of what they changed right after their commit, before the API answers."""
@@ -185,4 +212,4 @@ def install_list_copies(sessions: sessionmaker[Session], copies: ListCopies[Any]
     event.listen(sessions, "after_rollback", rolled_back)
 
 
-__all__ = ["ListCopies", "install_list_copies"]
+__all__ = ["ListCopies", "change_stamp", "install_list_copies"]

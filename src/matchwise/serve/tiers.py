@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import anyio
 
+from matchwise.db.copies import change_stamp
 from matchwise.db.engine import AsyncHeldReads, HeldReads
 from matchwise.db.online import AsyncReader
 from matchwise.runtime import Runtime
@@ -77,7 +78,7 @@ async def answer(
                 remake_if_retired(runtime, found, list_kind)  # an older version's list
                 found = await _explained(runtime, page.cut(found, top_n), list_kind, explain)
                 return in_experiment(found, assigned)
-        if store is not None:
+        if store is not None or runtime.is_sqlite:
             found = await copied_or_read(runtime, store, user_id, fetch, list_kind, max_age)
         else:
             found = await on_store(runtime, read_cache_from, held_reads(runtime), user_id,
@@ -93,17 +94,28 @@ async def answer(
 
 
 async def copied_or_read(
-    runtime: Runtime, store: AsyncHeldReads, user_id: str, fetch: int, kind: Kind, max_age: int
+    runtime: Runtime,
+    store: AsyncHeldReads | None,
+    user_id: str,
+    fetch: int,
+    kind: Kind,
+    max_age: int,
 ) -> RecommendationList | None:
-    """The user's cached list from this server's copy when it holds one (no round trip;
-    see :mod:`matchwise.db.copies`), else read from the database and kept."""
+    """The user's cached list from this server's copy when it holds one (no round trip
+    on PostgreSQL, a change-stamp check on SQLite; see :mod:`matchwise.db.copies`), else
+    read from the database (``store``, awaited; SQLite: on the event loop) and kept."""
     copies = runtime.list_copies
+    if store is None:
+        copies.observe(change_stamp(held_reads(runtime)))
     key = (kind, fetch)
     kept: Packed | None = copies.get(user_id, key)
     if kept is not None and (datetime.now(UTC) - kept[1]).total_seconds() <= max_age:
         return unpack(kept, user_id, kind)
     since = copies.turn()
-    found = await read_cache_awaited(store, user_id, fetch, kind, max_age)
+    if store is None:
+        found = read_cache_from(held_reads(runtime), user_id, fetch, kind, max_age)
+    else:
+        found = await read_cache_awaited(store, user_id, fetch, kind, max_age)
     if found is not None:
         packed = pack(found)
         copies.keep(user_id, key, packed, packed[2], since)  # what it holds: its ids
