@@ -248,7 +248,7 @@ class Settings(BaseSettings):
         "runs in a worker thread. Off: every live request in a worker thread.",
     )
     list_copies: int = Field(
-        default=20_000,
+        default=10_000,
         ge=0,
         description="An API server keeps this many cached lists it read in memory and "
         "answers them again: on PostgreSQL without a round trip, until a change notice "

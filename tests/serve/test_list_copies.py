@@ -187,6 +187,34 @@ def test_copies_go_out_of_use_while_the_listener_is_cut_off(
         assert _served(client, "alice")[2] == {"rewritten"}
 
 
+@pytest.mark.postgres
+def test_with_redis_the_copy_answers_first_and_a_swipe_still_leaves_it(
+    store: Runtime, redis_url: str
+) -> None:
+    settings = store.settings.model_copy(update={"redis_url": redis_url})
+    runtime = Runtime.open(settings, migrate=False)
+    try:
+        refresh_users(runtime, ["alice"], top_n=20, kind="user")  # into Redis too
+        with runtime.session() as s:
+            key, _ = create_key(s, "admin", name="tests")
+        with TestClient(create_app(runtime=runtime)) as client:
+            client.headers["Authorization"] = f"Bearer {key}"
+            assert _until(lambda: runtime.list_copies.enabled)
+            reader = client.app.state.online_reader  # type: ignore[attr-defined]
+            route, first, _ = _served(client, "alice")
+            asked = reader.attempts
+            assert route == "cache" and "bob" in first
+            assert _served(client, "alice")[1] == first
+            assert reader.attempts == asked  # from memory: Redis was not asked
+            swipe = {"user_id": "alice", "target_user_id": "bob", "action": "pass"}
+            assert client.post("/v1/interactions", json=swipe).status_code == 200
+            route, after, _ = _served(client, "alice")
+            assert route == "cache" and "bob" not in after
+            assert reader.attempts == asked + 1  # the copy was dropped: Redis again
+    finally:
+        runtime.close()
+
+
 def test_on_sqlite_a_copy_is_answered_while_nothing_was_committed(
     sqlite_store: Runtime,
 ) -> None:

@@ -78,10 +78,14 @@ class ListCopies(Generic[T]):
         self._stamp: Hashable = None  # SQLite: the change stamp last observed
 
     @property
+    def configured(self) -> bool:
+        """Whether copies are on at all (``list_copies`` and ``list_copy_seconds``)."""
+        return self.max_copies > 0 and self.seconds > 0
+
+    @property
     def enabled(self) -> bool:
         """Whether copies are answered and kept now (see the module docstring)."""
-        return (self.max_copies > 0 and self.seconds > 0
-                and self._clock() - self._heard_at <= HEARD_WITHIN)  # fmt: skip
+        return self.configured and self._clock() - self._heard_at <= HEARD_WITHIN
 
     def heard(self) -> None:
         """The listener heard from the database now, and has applied every notice it got;

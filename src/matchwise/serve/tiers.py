@@ -70,56 +70,72 @@ async def answer(
         top_n, list_kind = request
         fetch = page.fetch(top_n)
         max_age = runtime.settings.cache_max_age_seconds
+        copied = runtime.list_copies.configured and (store is not None or runtime.is_sqlite)
+        if copied:
+            found = copied_list(runtime, user_id, fetch, list_kind, max_age, store is None)
+            if found is not None and page.holds(found, top_n):
+                return await _served(runtime, found, page, top_n, list_kind, explain, assigned)
+        since = runtime.list_copies.turn()
         fetched = None if reader is None else await reader.fetch(list_kind, user_id)
         if fetched is not None:
             payload, hidden = fetched
             found = decode(payload, hidden, user_id, list_kind, fetch, max_age, datetime.now(UTC))
             if found is not None and page.holds(found, top_n):
-                remake_if_retired(runtime, found, list_kind)  # an older version's list
-                found = await _explained(runtime, page.cut(found, top_n), list_kind, explain)
-                return in_experiment(found, assigned)
-        if store is not None or runtime.is_sqlite:
-            found = await copied_or_read(runtime, store, user_id, fetch, list_kind, max_age)
+                if copied:
+                    keep_copy(runtime, found, fetch, list_kind, since)
+                return await _served(runtime, found, page, top_n, list_kind, explain, assigned)
+        if store is not None:
+            found = await read_cache_awaited(store, user_id, fetch, list_kind, max_age)
         else:
             found = await on_store(runtime, read_cache_from, held_reads(runtime), user_id,
                                    fetch, list_kind, max_age)  # fmt: skip
+        if found is not None and copied:
+            keep_copy(runtime, found, fetch, list_kind, since)
         if found is not None and page.holds(found, top_n):
-            remake_if_retired(runtime, found, list_kind)
-            found = await _explained(runtime, page.cut(found, top_n), list_kind, explain)
-            return in_experiment(found, assigned)
+            return await _served(runtime, found, page, top_n, list_kind, explain, assigned)
     if computes_on_event_loop(runtime, kind):
         return live(runtime, user_id, limit, kind, filters, page, explain)
     return await anyio.to_thread.run_sync(live, runtime, user_id, limit, kind, filters, page,
                                           explain)  # fmt: skip
 
 
-async def copied_or_read(
+async def _served(
     runtime: Runtime,
-    store: AsyncHeldReads | None,
-    user_id: str,
-    fetch: int,
+    found: RecommendationList,
+    page: Page,
+    top_n: int,
     kind: Kind,
-    max_age: int,
+    explain: bool,
+    assigned: Assignment | None,
+) -> RecommendationList:
+    """A cached list, from whichever tier, as answered: re-made meanwhile when a retired
+    version made it, the page cut, explained if asked, naming the experiment arm."""
+    remake_if_retired(runtime, found, kind)
+    found = await _explained(runtime, page.cut(found, top_n), kind, explain)
+    return in_experiment(found, assigned)
+
+
+def copied_list(
+    runtime: Runtime, user_id: str, fetch: int, kind: Kind, max_age: int, sqlite: bool
 ) -> RecommendationList | None:
-    """The user's cached list from this server's copy when it holds one (no round trip
-    on PostgreSQL, a change-stamp check on SQLite; see :mod:`matchwise.db.copies`), else
-    read from the database (``store``, awaited; SQLite: on the event loop) and kept."""
+    """The user's cached list from this server's memory when it holds one young enough
+    (see :mod:`matchwise.db.copies`): on PostgreSQL no round trip; on SQLite one
+    ``PRAGMA data_version`` first, whose change drops every copy."""
     copies = runtime.list_copies
-    if store is None:
+    if sqlite:
         copies.observe(change_stamp(held_reads(runtime)))
-    key = (kind, fetch)
-    kept: Packed | None = copies.get(user_id, key)
-    if kept is not None and (datetime.now(UTC) - kept[1]).total_seconds() <= max_age:
-        return unpack(kept, user_id, kind)
-    since = copies.turn()
-    if store is None:
-        found = read_cache_from(held_reads(runtime), user_id, fetch, kind, max_age)
-    else:
-        found = await read_cache_awaited(store, user_id, fetch, kind, max_age)
-    if found is not None:
-        packed = pack(found)
-        copies.keep(user_id, key, packed, packed[2], since)  # what it holds: its ids
-    return found
+    kept: Packed | None = copies.get(user_id, (kind, fetch))
+    if kept is None or (datetime.now(UTC) - kept[1]).total_seconds() > max_age:
+        return None
+    return unpack(kept, user_id, kind)
+
+
+def keep_copy(
+    runtime: Runtime, found: RecommendationList, fetch: int, kind: Kind, since: int
+) -> None:
+    """Keep a list read from Redis or the database in turn ``since`` (db.copies)."""
+    packed = pack(found)
+    runtime.list_copies.keep(found.user_id, (kind, fetch), packed, packed[2], since)
 
 
 def computes_on_event_loop(runtime: Runtime, kind: Kind | None) -> bool:
