@@ -1,29 +1,30 @@
-"""Copies of cached lists in a server's memory (PostgreSQL): a cached read answered
-without a round trip, kept true by change notices.
+"""Copies of cached lists in an API server's memory: a cached read answered again
+without a round trip (PostgreSQL) or after one cheap check (SQLite), kept true by the
+store's change notices or its change stamp.
 
 A database cached read costs the database more than the whole request costs the API
-(benchmarks/RESULTS.md), so a server keeps the lists it read, per user, and drops one
-as soon as a change may alter it: the user decided on someone or someone refused them
-(the user's copies), a candidate was hidden, shown or changed (every copy holding it), a
-list was re-made or anything else changed in bulk (every copy). The process that
-commits a change drops its own copies before it answers (``Runtime``'s after-commit
-hook); every other server drops them when the change notice arrives
-(:mod:`matchwise.db.notify`, delivered at commit; milliseconds).
+(benchmarks/RESULTS.md), so a server keeps the lists it read and drops one as soon as a
+change may alter it: the user decided on someone or someone refused them (the user's
+copies), a candidate was hidden, shown or changed (every copy holding it), a list was
+re-made or anything else changed in bulk (every copy). The process that commits a
+change drops its own copies before it answers (``Runtime``'s after-commit hook); every
+other server drops them when the change notice arrives (:mod:`matchwise.db.notify`,
+delivered at commit; milliseconds).
 
-SQLite has no notices: there every cached read first asks the database whether anything
-was committed since the last read (``PRAGMA data_version``, :func:`change_stamp`), and
-any change at all, by any process, drops every copy: exact, and useful while reads
-outnumber writes.
+On PostgreSQL copies are used only while this process hears the notices: the API's
+listener calls :meth:`ListCopies.heard` after every round trip to the database (at least
+every second) and copies are answered only within :data:`HEARD_WITHIN` seconds of the
+last; after a longer silence, or a broken connection, notices may have been lost, so
+every copy is dropped. SQLite has no notices: there every cached read first asks the
+database whether anything was committed since the last read (``PRAGMA data_version``,
+:func:`change_stamp`), and any change at all, by any process, drops every copy: exact,
+and useful while reads outnumber writes.
 
-On PostgreSQL copies are used only while this process hears the notices: the API's listener calls
-:meth:`ListCopies.heard` after every round trip to the database (at least every second)
-and copies are answered only within :data:`HEARD_WITHIN` seconds of the last; after a
-longer silence, or a broken connection, notices may have been lost, so every copy is
-dropped. A read that began before a drop of its user
-(or of everything) is not kept, so a copy never outlives a change it raced with. Each
+A copy read before a drop that concerns it (its user, a candidate it holds, or
+everything) is never answered, so a copy never outlives a change it raced with. Each
 copy also expires after ``seconds``, which bounds its age whatever happens to the
-notices (a quarter of them sooner, at random, so copies made together do not all go
-at once); at most ``max_copies`` copies are kept (least recently used first out).
+notices (a quarter of them sooner, at random, so copies made together do not all go at
+once); at most ``max_copies`` copies are kept (least recently used first out).
 """
 
 from __future__ import annotations
