@@ -81,8 +81,8 @@ class Runtime:
     _local: threading.local = field(default_factory=threading.local, init=False, repr=False)
     _components: dict[Any, Any] = field(default_factory=dict, init=False, repr=False)
     _components_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
-    #: Cached lists kept in memory (PostgreSQL API servers, while their listener hears
-    #: change notices; see :mod:`matchwise.db.copies`).
+    #: Cached lists kept in memory by API servers (PostgreSQL: while their listener hears
+    #: change notices; SQLite: while the database's change stamp holds; db.copies).
     list_copies: ListCopies[Any] = field(init=False, repr=False)
 
     @classmethod
