@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -86,18 +87,21 @@ def client(store: Runtime) -> Iterator[TestClient]:
         yield client
 
 
-def _served(client: TestClient, user: str) -> tuple[str, list[str], set[str]]:
+def _body(client: TestClient, user: str) -> dict[str, Any]:
     params = {"user_id": user, "kind": "user", "limit": 20}
     response = client.get("/v1/recommendations", params=params)
     assert response.status_code == 200, response.text
-    body = response.json()
+    return dict(response.json())
+
+
+def _served(client: TestClient, user: str) -> tuple[str, list[str], set[str]]:
+    body = _body(client, user)
     recs = body["recommendations"]
     return body["route"], [r["candidate_id"] for r in recs], {r["reason"] for r in recs}
 
 
 def _made_at(client: TestClient, user: str) -> str:
-    params = {"user_id": user, "kind": "user", "limit": 20}
-    return str(client.get("/v1/recommendations", params=params).json()["generated_at"])
+    return str(_body(client, user)["generated_at"])
 
 
 def _behind_its_back(runtime: Runtime, user: str, reason: str) -> None:
