@@ -196,10 +196,10 @@ def test_activation_and_new_profiles_reach_every_server_within_a_second(
 
 
 #: The listener connections' server processes, and how to end them (a failover would).
-LISTENERS = text("SELECT pid FROM pg_stat_activity WHERE application_name = :name")
-KILL_LISTENERS = text(
-    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = :name"
-)
+#: this database's listeners only: other servers may share the PostgreSQL server
+OURS = "application_name = :name AND datname = current_database()"
+LISTENERS = text(f"SELECT pid FROM pg_stat_activity WHERE {OURS}")
+KILL_LISTENERS = text(f"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE {OURS}")
 
 
 @pytest.mark.postgres

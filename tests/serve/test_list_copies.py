@@ -182,8 +182,9 @@ def test_copies_go_out_of_use_while_the_listener_is_cut_off(
     kept = _served(client, "alice")[2]  # the copy's reasons (the rows say "rewritten")
     assert kept != {"rewritten"}
     with store.engine.begin() as conn:
-        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                          "WHERE application_name = :name"), {"name": LISTENER_NAME})  # fmt: skip
+        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                          "application_name = :name AND datname = current_database()"),
+                     {"name": LISTENER_NAME})  # fmt: skip
     # the copy made before is never answered again: the next read goes to the database
     assert _until(lambda: _served(client, "alice")[2] == {"rewritten"})
     assert _until(lambda: store.list_copies.enabled), "the listener did not come back"

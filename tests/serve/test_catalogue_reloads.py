@@ -1,0 +1,68 @@
+"""Catalogue reloads in the background: coalesced, and resting after each in proportion
+to its cost, so a catalogue of a million people (a reload of ~90 s) is not re-read
+back to back by every write notice (serve.state.reload_rest)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from matchwise.registry import ArtifactStore
+from matchwise.serve.state import RELOAD_REST, ServingState, reload_rest
+
+
+def test_the_rest_is_proportional_to_the_last_reload() -> None:
+    assert reload_rest(0.0, 100.0, 100.0) == 0.0  # nothing reloaded yet: at once
+    assert reload_rest(2.0, 100.0, 100.0) == RELOAD_REST * 2.0
+    assert reload_rest(2.0, 100.0, 103.0) == RELOAD_REST * 2.0 - 3.0
+    assert reload_rest(2.0, 100.0, 200.0) == 0.0  # long ago: at once
+    assert reload_rest(0.05, 10.0, 10.0) < 0.2  # small catalogues are not held back
+
+
+class _SlowReloads(ServingState):
+    """A catalogue whose reload takes ``seconds``; records when each began and ended."""
+
+    def __init__(self, tmp: str, seconds: float) -> None:
+        super().__init__(ArtifactStore(tmp))
+        self.seconds = seconds
+        self.runs: list[tuple[float, float]] = []
+
+    def _reload(self, what: str, engine: object) -> None:
+        began = time.monotonic()
+        time.sleep(self.seconds)
+        self.runs.append((began, time.monotonic()))
+
+
+def _wait_idle(state: ServingState) -> None:
+    for thread in threading.enumerate():
+        if thread.name == "matchwise-reload-people":
+            thread.join(timeout=30)
+
+
+def test_write_notices_during_slow_reloads_rest_between_them(tmp_path: Path) -> None:
+    state = _SlowReloads(str(tmp_path), seconds=0.1)
+    began = time.monotonic()
+    while time.monotonic() - began < 1.0:  # a notice every 10 ms for a second
+        last_notice = time.monotonic()
+        state._reload_in_background("people", None)
+        time.sleep(0.01)
+    _wait_idle(state)
+    runs = state.runs
+    assert len(runs) >= 2
+    for (one_began, ended), (next_began, _) in zip(runs, runs[1:], strict=False):
+        assert next_began - ended >= RELOAD_REST * (ended - one_began) - 0.01  # rested
+    # coalesced: 100 notices, a reload every 0.4 s at most; the last notice has its reload
+    assert len(runs) <= 4
+    assert runs[-1][0] >= last_notice
+
+
+def test_closing_stops_a_resting_reloader(tmp_path: Path) -> None:
+    state = _SlowReloads(str(tmp_path), seconds=0.5)
+    state._reload_in_background("people", None)
+    time.sleep(0.1)
+    state._reload_in_background("people", None)  # runs after a 1.5 s rest
+    time.sleep(0.5)  # the first has ended; the reloader rests now
+    state.close()
+    _wait_idle(state)
+    assert len(state.runs) == 1
