@@ -7,9 +7,21 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from matchwise.ingest.profiles import store_users
 from matchwise.registry import ArtifactStore
-from matchwise.serve.state import RELOAD_REST, ServingState, reload_rest
+from matchwise.runtime import Runtime
+from matchwise.serve.state import (
+    RELOAD_REST,
+    PeopleCatalogue,
+    ServingState,
+    reload_rest,
+    serving_state,
+)
+from tests.utils.factories import person
 
 
 def test_the_rest_is_proportional_to_the_last_reload() -> None:
@@ -66,3 +78,42 @@ def test_closing_stops_a_resting_reloader(tmp_path: Path) -> None:
     state.close()
     _wait_idle(state)
     assert len(state.runs) == 1
+
+
+def test_requests_that_need_the_people_loaded_wait_for_one_load(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two new people ask at once: one load of the people serves both (at a million
+    profiles a load is ~90 s and several GB; one per request would exhaust memory)."""
+    with runtime.session() as s:
+        store_users(
+            s, runtime.settings, [person("ann"), person("ben", gender="man", seeking=["woman"])]
+        )
+    loads: list[float] = []
+    real = PeopleCatalogue.load.__func__  # type: ignore[attr-defined]
+
+    def slow_load(cls: type[PeopleCatalogue], *args: Any, **kwargs: Any) -> PeopleCatalogue:
+        loads.append(time.monotonic())
+        time.sleep(0.3)  # both requests arrive while the first load runs
+        return real(cls, *args, **kwargs)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(PeopleCatalogue, "load", classmethod(slow_load))
+    state = serving_state(runtime)
+    cell_km = runtime.settings.location_cell_km
+    got: dict[str, PeopleCatalogue] = {}
+
+    def ask(user: str) -> None:
+        with runtime.read_session() as s:
+            got[user] = state.people(s, cell_km, must_have=user)
+
+    threads = [threading.Thread(target=ask, args=(u,)) for u in ("ann", "ben")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(loads) == 1
+    assert got["ann"] is got["ben"] and {"ann", "ben"} <= set(got["ann"].position)
+    with runtime.session() as s:  # someone the loaded catalogue lacks: loaded again
+        store_users(s, runtime.settings, [person("cat")])
+    ask("cat")
+    assert len(loads) == 2 and "cat" in got["cat"].position

@@ -417,6 +417,7 @@ class ServingState:
         self._lock = threading.Lock()
         self._pinned: dict[str, tuple[float, LoadedModel | None]] = {}
         self.trims = 0  # reloads after which the freed heap went back to the kernel
+        self._people_loading = threading.Lock()  # one load of the people in a request
         #: per catalogue, how long its last reload took and when it ended (monotonic)
         self._reload_took: dict[str, tuple[float, float]] = {}
 
@@ -689,14 +690,21 @@ class ServingState:
     ) -> PeopleCatalogue:
         """The people catalogue with positions as ``cell_km`` cells: loaded now when
         missing, built with another cell size, or when ``must_have`` (a new profile) is not
-        in it; reloaded in the background when merely stale."""
+        in it; reloaded in the background when merely stale. Requests that need a load at
+        the same time wait for one load (a load of a million profiles takes ~90 s and
+        several GB: one each for a burst of new people would exhaust memory)."""
+
+        def usable(cat: PeopleCatalogue | None) -> bool:
+            return (cat is not None and cat.profiles.cell_km == cell_km
+                    and (must_have is None or must_have in cat.position))  # fmt: skip
+
         cat = self._people
-        if (
-            cat is None
-            or cat.profiles.cell_km != cell_km
-            or (must_have is not None and must_have not in cat.position)
-        ):
-            self._people = cat = PeopleCatalogue.load(session, cell_km, previous=cat)
+        if cat is None or not usable(cat):
+            with self._people_loading:
+                cat = self._people
+                if not usable(cat):  # no one else's load meanwhile brought it in
+                    self._people = cat = PeopleCatalogue.load(session, cell_km, previous=cat)
+            assert cat is not None
         elif self._stale(cat.loaded_at, max_age):
             self._reload_in_background("people", session.get_bind())
         return cat
