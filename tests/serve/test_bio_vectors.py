@@ -19,7 +19,7 @@ from matchwise.jobs.worker import Worker
 from matchwise.runtime import Runtime
 from matchwise.schemas import InteractionIn, UserIn
 from matchwise.serve.recommend import recommend
-from matchwise.serve.state import reset_serving_state
+from matchwise.serve.state import PeopleCatalogue, reset_serving_state
 from matchwise.serve.types import RecommendationList
 from tests.utils.factories import items_fixture, person
 
@@ -168,3 +168,28 @@ def test_stored_vectors_are_announced_to_every_server(pg_runtime: Runtime) -> No
         assert "user" in {n.topic for n in received(listener, timeout=2.0)}
     finally:
         listener.close()
+
+
+def test_a_reload_shares_unchanged_vectors_and_reads_changed_ones(runtime: Runtime) -> None:
+    """A reload with every vector as before keeps the previous array (no second copy while
+    the old catalogue serves); a changed bio gives a new array with its new vector."""
+    with runtime.session() as s:
+        store_users(s, runtime.settings, _people())
+    Worker(runtime).run(until_idle=True)
+    cell_km = runtime.settings.location_cell_km
+    with runtime.read_session() as s:
+        first = PeopleCatalogue.load(s, cell_km)
+        again = PeopleCatalogue.load(s, cell_km, previous=first)
+    assert first.bio_vectors() is not None and again.bio_vectors() is first.bio_vectors()
+    with runtime.session() as s:
+        upsert_users(s, [person("bob", gender="man", seeking=["woman"], age=32,
+                                bio="Chess openings and quiet libraries.")])  # fmt: skip
+    Worker(runtime).run(until_idle=True)
+    with runtime.read_session() as s:
+        changed = PeopleCatalogue.load(s, cell_km, previous=again)
+    old, new = again.bio_vectors(), changed.bio_vectors()
+    assert old is not None and new is not None and new is not old
+    row = changed.position
+    assert np.array_equal(new[row["alice"]], old[again.position["alice"]])
+    assert not np.allclose(new[row["bob"]], old[again.position["bob"]])
+    assert np.array_equal(new[row["bob"]], _stored(runtime)["bob"][1])

@@ -335,7 +335,10 @@ class PeopleCatalogue:
     ) -> tuple[np.ndarray | None, list[str | None]]:
         """The stored bio vector of each person whose bio it was computed from (zero rows
         for the rest: no bio, not embedded yet, an item-domain user), and each row's
-        content hash; None when no one has one. Only vectors ``previous`` lacks are read."""
+        content hash; None when no one has one. Only vectors ``previous`` lacks are read,
+        and when every row's vector is as in ``previous``, its array is the answer: a
+        reload then allocates no second copy of it (60 MiB at 40,000 users, 1.5 GB at a
+        million) while the old catalogue still serves."""
         stored = dict(session.execute(
             select(ProfileEmbedding.user_id, ProfileEmbedding.content_hash)).all())  # fmt: skip
         keys: list[str | None] = [None] * len(ids)
@@ -345,6 +348,13 @@ class PeopleCatalogue:
                 keys[row] = key
         if not any(keys):
             return None, keys
+        if (
+            previous is not None
+            and previous._bio_vectors is not None
+            and previous.bio_keys == keys
+            and np.array_equal(previous.profiles.ids, ids)
+        ):
+            return previous._bio_vectors, previous.bio_keys  # unchanged: the same array
         vectors = np.zeros((len(ids), EMBEDDING_DIM), dtype=np.float32)
         reuse = previous is not None and previous._bio_vectors is not None
         before = previous.position if previous is not None and reuse else {}
