@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from matchwise.ingest.events import ingest_events
 from matchwise.ingest.profiles import store_users
 from matchwise.registry import ArtifactStore
 from matchwise.runtime import Runtime
+from matchwise.schemas import InteractionIn
 from matchwise.serve.state import (
     RELOAD_REST,
     PeopleCatalogue,
@@ -117,3 +119,40 @@ def test_requests_that_need_the_people_loaded_wait_for_one_load(
         store_users(s, runtime.settings, [person("cat")])
     ask("cat")
     assert len(loads) == 2 and "cat" in got["cat"].position
+
+
+def _swipe(runtime: Runtime, who: str, whom: str) -> None:
+    with runtime.session() as s:
+        ingest_events(s, [InteractionIn(user_id=who, target_user_id=whom, action="like")],
+                      runtime.settings.action_table)  # fmt: skip
+
+
+def test_a_reload_for_a_written_profile_carries_the_swipe_counts_over(runtime: Runtime) -> None:
+    """A profile written needs the profiles read again, not two passes over every swipe:
+    a reload while the counts are young carries them over (a new person: 0); once they
+    are ``catalogue_max_age_seconds`` old, the next reload counts again."""
+    man = {"gender": "man", "seeking": ["woman"]}
+    with runtime.session() as s:
+        store_users(s, runtime.settings, [person("ann"), person("ben", **man)])
+    _swipe(runtime, "ann", "ben")
+    state = serving_state(runtime)
+    cell_km = runtime.settings.location_cell_km
+    with runtime.read_session() as s:
+        first = state.people(s, cell_km)
+    assert first.likes_received[first.position["ben"]] == 1.0
+    with runtime.session() as s:
+        store_users(s, runtime.settings, [person("cid", **man)])
+    _swipe(runtime, "ann", "cid")  # counted only when the counts are due
+    state._reload("people", runtime.read_engine)
+    carried = state._people
+    assert carried is not None and carried is not first and "cid" in carried.position
+    assert carried.counted_at == first.counted_at and carried.like_rate == first.like_rate
+    assert carried.likes_received[carried.position["ben"]] == 1.0
+    assert carried.likes_received[carried.position["cid"]] == 0.0  # not counted yet
+    assert carried.likes_given[carried.position["ann"]] == 1.0
+    state.catalogue_seconds = 0.0  # the counts are due
+    state._reload("people", runtime.read_engine)
+    counted = state._people
+    assert counted is not None and counted.counted_at > first.counted_at
+    assert counted.likes_received[counted.position["cid"]] == 1.0
+    assert counted.likes_given[counted.position["ann"]] == 2.0

@@ -269,6 +269,8 @@ class PeopleCatalogue:
     likes_given: np.ndarray = field(default_factory=lambda: np.zeros(0))
     swipes_given: np.ndarray = field(default_factory=lambda: np.zeros(0))
     like_rate: float = 0.5
+    #: when the swipe counts were counted (monotonic; a reload may carry them over)
+    counted_at: float = field(default_factory=time.monotonic)
     _bio_vectors: np.ndarray | None = None
     #: per row, the content hash of the stored vector in ``_bio_vectors`` (None: none)
     bio_keys: list[str | None] = field(default_factory=list)
@@ -287,18 +289,33 @@ class PeopleCatalogue:
 
     @classmethod
     def load(
-        cls, session: Session, cell_km: float, previous: PeopleCatalogue | None = None
+        cls,
+        session: Session,
+        cell_km: float,
+        previous: PeopleCatalogue | None = None,
+        counts_from: PeopleCatalogue | None = None,
     ) -> PeopleCatalogue:
         """Positions become ``cell_km`` cells here (``location_cell_km``): matching never
         sees where anyone is exactly. Vectors unchanged since ``previous`` (the catalogue
-        this one replaces) are taken from it, not read again."""
+        this one replaces) are taken from it, not read again. With ``counts_from``, the
+        swipe counts are its counts (0 for people new since), not counted again: two
+        passes over every swipe, most of a reload's time in the database, which a profile
+        written needs no more than before (a new person has no swipes)."""
         frame = columnar.users_frame(session)  # COPY on PostgreSQL
         profiles = ProfileArrays.from_frame(frame, cell_km=cell_km)
         ids = pd.Series(profiles.ids)
-        received = columnar.swipe_counts(session, "target")  # one pass over the swipes
-        given = columnar.swipe_counts(session, "swiper")
-        likes, swipes = received["likes"], received["swipes"]
-        liked, swiped = given["likes"], given["swipes"]
+        if counts_from is None:
+            received = columnar.swipe_counts(session, "target")  # one pass over the swipes
+            given = columnar.swipe_counts(session, "swiper")
+            likes, swipes = received["likes"], received["swipes"]
+            liked, swiped = given["likes"], given["swipes"]
+            rate, counted_at = like_rate(likes.sum(), swipes.sum()), time.monotonic()
+        else:
+            before = pd.Index(counts_from.profiles.ids)
+            likes, swipes, liked, swiped = (pd.Series(counts, index=before) for counts in (
+                counts_from.likes_received, counts_from.swipes_received,
+                counts_from.likes_given, counts_from.swipes_given))  # fmt: skip
+            rate, counted_at = counts_from.like_rate, counts_from.counted_at
         swipes_received = ids.map(swipes).fillna(0.0).to_numpy(float)
         swipes_given = ids.map(swiped).fillna(0.0).to_numpy(float)
         person = frame["gender"].notna().to_numpy(bool) | (swipes_received > 0) | (
@@ -318,7 +335,8 @@ class PeopleCatalogue:
             position={v: i for i, v in enumerate(profiles.ids.tolist())},
             likes_given=ids.map(liked).fillna(0.0).to_numpy(float),
             swipes_given=swipes_given,
-            like_rate=like_rate(likes.sum(), swipes.sum()),
+            like_rate=rate,
+            counted_at=counted_at,
             _bio_vectors=vectors,
             bio_keys=keys,
             shown=shown,
@@ -763,8 +781,10 @@ class ServingState:
                             loaded.catalogue_rows(fresh)
                     self._catalogue = fresh
                 elif (stale := self._people) is not None:  # None: invalidated meanwhile
-                    self._people = PeopleCatalogue.load(session, stale.profiles.cell_km,
-                                                        previous=stale)  # fmt: skip
+                    young = time.monotonic() - stale.counted_at < self.catalogue_seconds
+                    self._people = PeopleCatalogue.load(  # counted again when they are due
+                        session, stale.profiles.cell_km, previous=stale,
+                        counts_from=stale if young else None)  # fmt: skip
                     del stale
         except Exception as exc:  # the stale copy keeps serving; the next request retries
             log.warning("reloading the %s failed (%s); serving the previous one", what, exc)
