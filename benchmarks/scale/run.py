@@ -715,11 +715,13 @@ def stage_serve(args: argparse.Namespace) -> None:
 # --- the capacity plan ------------------------------------------------------------------
 
 #: Measured elsewhere (benchmarks/RESULTS.md), per 2-core host with one API worker:
-#: ingestion over HTTP into PostgreSQL in batches of 1,000 (issue 16 item 3) and the
-#: cached-from-Redis and live paths (issue 4, re-run after issue 10).
+#: ingestion over HTTP into PostgreSQL in batches of 1,000 (issue 16 item 3, 3 Dec); the
+#: cached-from-Redis path with the lists kept in memory off (a user asking a few times a
+#: day seldom finds a copy younger than 30 s) and the live path on PostgreSQL (5 Dec,
+#: `benchmarks/serving/run.py --serve-on-postgres --paths redis_cached,live,...`).
 INGEST_EVENTS_PER_S_PER_HOST = 15_099
-CACHED_REDIS_RPS_PER_HOST = 2_186
-LIVE_RPS_PER_HOST = 452
+CACHED_REDIS_RPS_PER_HOST = 3_402
+LIVE_RPS_PER_HOST = 833
 #: The plan's inputs: the traffic shape is a choice, not a measurement; change these.
 PLAN_INPUTS = {
     "users": 10_000_000, "events": 1_000_000_000, "retention_months": 12,

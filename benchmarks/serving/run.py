@@ -188,6 +188,7 @@ def _redis_cached(
         )  # fmt: skip
         try:
             _wait(f"http://127.0.0.1:{port}/healthz")
+            _ready(port)  # the warm-up's loads must not overlap the measurement
             probe = urllib.request.Request(
                 f"http://127.0.0.1:{port}/v1/recommendations?user_id=u1&limit=10",
                 headers={"X-API-Key": key},
