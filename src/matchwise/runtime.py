@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import secrets
 import threading
@@ -59,12 +60,9 @@ def keep_freed_memory(mib: int) -> bool:
     process starts. False (nothing changed) for 0 or where the C library is not glibc."""
     if mib <= 0:
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    mallopt = _glibc("mallopt", (ctypes.c_int, ctypes.c_int))
+    if mallopt is None:
         return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     trim = min(mib, 2047) << 20  # an int in C
     return bool(
         mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX) and mallopt(_M_TRIM_THRESHOLD, trim)
@@ -80,14 +78,24 @@ def give_back_freed_memory() -> bool:
     reuses them: the server's memory then climbs in steps at every reload. Costs a walk
     of the free lists (milliseconds), so call it after such a replacement, not per
     request. False where the C library is not glibc (nothing done)."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):
+    trim = _glibc("malloc_trim", (ctypes.c_size_t,))
+    if trim is None:
         return False
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
     trim(0)
     return True
+
+
+@functools.cache
+def _glibc(name: str, argtypes: tuple[Any, ...]) -> Any:
+    """The C library's function ``name`` (returning an int), looked up once: finding the
+    library runs ``ldconfig`` in a subprocess, too slow to repeat at every reload. None
+    where there is no such function (not glibc)."""
+    try:
+        function = getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
+    except (OSError, AttributeError):
+        return None
+    function.argtypes, function.restype = list(argtypes), ctypes.c_int
+    return function
 
 
 @dataclass
