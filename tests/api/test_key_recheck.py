@@ -1,7 +1,9 @@
-"""An API key's verdict lapses every KEY_RECHECK_SECONDS; the re-check is single-flight:
-while one request asks the store, the key's other requests keep the verdict that lapsed
-moments ago instead of all sending the same query, and a revocation still acts as soon as
-that one re-check answers. Both stores."""
+"""An API key's verdict lapses every KEY_RECHECK_SECONDS. The server re-reads every key
+before that (tests/api/test_key_refresh.py); when that re-read is late, the request
+re-checks, single-flight: while one request asks the store, the key's other requests keep
+the verdict that lapsed moments ago instead of all sending the same query, and a
+revocation still acts as soon as that one re-check answers. These tests pause the
+re-read. Both stores."""
 
 from __future__ import annotations
 
@@ -23,8 +25,9 @@ RECS = "/v1/recommendations?user_id=alice"
 
 
 class HeldKeyQueries:
-    """Counts the queries of ``api_keys`` on the read engine and holds each one until
-    :meth:`release` (the query itself runs for real): a re-check that is slow to answer."""
+    """Counts the queries of one key in ``api_keys`` on the read engine and holds each
+    one until :meth:`release` (the query itself runs for real): a re-check that is slow
+    to answer."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.engine = runtime.read_engine
@@ -33,7 +36,7 @@ class HeldKeyQueries:
         self.released = threading.Event()
 
     def _seen(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if "api_keys" in statement:
+        if "api_keys.key_hash =" in statement:  # a request's re-check, not the re-read
             self.count += 1
             self.started.set()
             self.released.wait(timeout=3)
@@ -64,6 +67,8 @@ def test_one_recheck_per_key_while_its_other_requests_keep_the_verdict(
     headers = {"X-API-Key": key}
     cache = client.app.state.key_cache  # type: ignore[attr-defined]
     cache.ttl = 0.2
+    cache.pause_refresh()
+    cache.clear()  # what the re-read held, trusted for the default second
     assert client.get(RECS, headers=headers).status_code == 200  # verified and remembered
     with runtime.session() as s:  # revoked elsewhere; this process learns at the re-check
         revoke_key(s, row.id)
@@ -91,6 +96,8 @@ def test_a_recheck_that_fails_is_not_left_under_way(runtime: Runtime, client: Te
         key, row = create_key(s, "read")
     cache = client.app.state.key_cache  # type: ignore[attr-defined]
     cache.ttl = 0.05
+    cache.pause_refresh()
+    cache.clear()
     assert client.get(RECS, headers={"X-API-Key": key}).status_code == 200
     time.sleep(0.1)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -26,6 +28,7 @@ from matchwise.api import gorse
 from matchwise.api.dashboard.routes import install as install_dashboard
 from matchwise.api.deps import Store
 from matchwise.api.errors import install_error_handlers
+from matchwise.api.key_refresh import keep_keys_fresh
 from matchwise.api.middleware import ResponseHeaders
 from matchwise.api.routes import ROUTERS
 from matchwise.db.engine import AsyncHeldReads
@@ -118,6 +121,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         # change notices first, so that none sent during the warm-up is missed
         app.state.listener = listener = start_listener(runtime)
         await prime_routes(app)
+        keys = None
+        if runtime.settings.auth_enabled:
+            keys = asyncio.create_task(keep_keys_fresh(app.state.key_cache, runtime))
         start_warm_up(runtime)  # in the background: /healthz at once, /readyz 503 until warm
         if listener is not None:
             await run_in_threadpool(listener.wait_connected, LISTEN_WAIT_SECONDS)
@@ -129,6 +135,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             )
             runtime.online.start_pump(runtime)
         yield
+        if keys is not None:
+            keys.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keys
         if listener is not None:
             await run_in_threadpool(listener.close)
             app.state.listener = None

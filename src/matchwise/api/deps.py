@@ -113,8 +113,9 @@ async def _presented_key(request: Request) -> str | None:
 
 
 async def authenticate(request: Request) -> Principal:
-    """The caller: a user token (its signature, no query) or an API key (from memory, else
-    one query in the thread pool, so the event loop never blocks on the database).
+    """The caller: a user token (its signature, no query) or an API key (from memory,
+    which the server keeps fresh in the background: ``api.key_refresh``; else one query in
+    the thread pool, so the event loop never blocks on the database).
 
     401 without a valid credential. Failures drain the address's bucket; once it is empty
     they are 429 with ``Retry-After``, and an unknown key is not even looked up (a key this

@@ -2,10 +2,13 @@
 others) held by the operator's servers, and short-lived user tokens that act for one user.
 
 Keys are shown once at creation and stored as SHA-256 hashes. A verified key is trusted
-from memory for :data:`KEY_RECHECK_SECONDS` and then checked again by one request at a
-time (the others keep the verdict that lapsed moments ago, for at most
-:data:`KEY_STALE_SECONDS`), so a revocation takes effect within a second plus one query's
-time in every process. User tokens are signed (HMAC-SHA256 under a key
+from memory for :data:`KEY_RECHECK_SECONDS`. The server re-reads every live key in the
+background twice as often (:meth:`KeyCache.refresh`, one query), so a request finds its
+key's verdict fresh in memory even as the first after a start or an idle spell; when
+that re-read is late (the store is slow or away), a lapsed verdict is checked again by
+one request at a time (the others keep the verdict that lapsed moments ago, for at most
+:data:`KEY_STALE_SECONDS`). Either way a revocation takes effect within a second plus
+one query's time in every process. User tokens are signed (HMAC-SHA256 under a key
 derived from ``hash_secret``) and carry their user, scope and expiry: checking one needs
 no query. Failed checks are rate-limited per client address (:class:`FailureLimiter`).
 """
@@ -48,6 +51,10 @@ KEY_RECHECK_SECONDS = 1.0
 KEY_STALE_SECONDS = 5.0
 #: Unknown keys remembered at most (the oldest go first); valid keys are kept apart.
 MAX_REMEMBERED_MISSES = 10_000
+#: Live keys the background re-read holds at most: past that many (keys are for the
+#: operator's servers; people act through user tokens) it stops, and each key's verdict
+#: is re-checked by its own requests as it lapses.
+MAX_REFRESHED_KEYS = 1_000
 
 TOKEN_PREFIX = "mwt_"
 #: What each user-token scope allows, always for the token's own user only.
@@ -137,10 +144,12 @@ class KeyCache:
     *known* after that (until it is found revoked): the rate limiter lets a known key be
     checked again while it refuses unknown ones from the same address.
 
-    Re-checks are single-flight per key: when a valid key's verdict lapses, the first
-    request to see it gets MISS and re-checks (:meth:`scope_of`); until that answers (at
-    most ``stale_for`` seconds), every other request with the key keeps the lapsed
-    verdict instead of sending the same query to the thread pool.
+    The server keeps the verdicts fresh with :meth:`refresh` every ``refresh_every``
+    seconds (None: paused), so requests rarely see one lapse. When one has (the re-read
+    is late), re-checks are single-flight per key: the first request to see it gets MISS
+    and re-checks (:meth:`scope_of`); until that answers (at most ``stale_for`` seconds),
+    every other request with the key keeps the lapsed verdict instead of sending the same
+    query to the thread pool.
     """
 
     def __init__(
@@ -148,14 +157,18 @@ class KeyCache:
         ttl: float = KEY_RECHECK_SECONDS,
         max_misses: int = MAX_REMEMBERED_MISSES,
         stale_for: float = KEY_STALE_SECONDS,
+        max_refreshed: int = MAX_REFRESHED_KEYS,
     ) -> None:
         self.ttl = ttl
         self.max_misses = max_misses
         self.stale_for = stale_for
+        self.max_refreshed = max_refreshed
+        self.refresh_every: float | None = ttl / 2
         self._valid: dict[str, tuple[str, float]] = {}  # digest -> (scope, trusted until)
         self._misses: OrderedDict[str, float] = OrderedDict()  # digest -> trusted until
         self._rechecks: dict[str, float] = {}  # digest -> when its re-check began
         self._lock = threading.Lock()
+        self._refreshing = threading.Lock()  # held by a re-read under way
 
     def cached(self, key: str) -> str | None | object:
         """The remembered scope (None: known bad key), or MISS when nothing fresh is held:
@@ -208,17 +221,59 @@ class KeyCache:
             with self._lock:
                 self._rechecks.pop(digest, None)
 
+    def refresh(self, session_factory: Callable[[], AbstractContextManager[Session]]) -> bool:
+        """Every live key's verdict from the store in one query, trusted for ``ttl`` from
+        before the query: keys found are valid (new ones included), keys held as valid
+        and not found are revoked. A verdict some request checked after this query began
+        is newer and kept. False, changing nothing, when the store holds more than
+        ``max_refreshed`` live keys; nothing either once paused (:meth:`pause_refresh`)."""
+        with self._refreshing:
+            if self.refresh_every is None:
+                return True
+            now = time.monotonic()
+            query = (
+                select(ApiKey.key_hash, ApiKey.scope)
+                .where(ApiKey.revoked_at.is_(None))
+                .limit(self.max_refreshed + 1)
+            )
+            with session_factory() as session:
+                live = dict(session.execute(query).tuples().all())
+            if len(live) > self.max_refreshed:
+                return False
+            until = now + self.ttl
+            with self._lock:
+                for digest, (_, held_until) in list(self._valid.items()):
+                    if digest not in live and held_until <= until:
+                        self._miss(digest, until)
+                for digest, scope in live.items():
+                    valid = self._valid.get(digest)
+                    missed = self._misses.get(digest)
+                    if (valid is None or valid[1] <= until) and (missed is None or missed <= until):
+                        self._valid[digest] = (scope, until)
+                        self._misses.pop(digest, None)
+            return True
+
+    def pause_refresh(self) -> None:
+        """No more background re-reads, and none under way when this returns (tests of
+        the per-request re-check, which the re-read would otherwise pre-empt)."""
+        with self._refreshing:
+            self.refresh_every = None
+
     def _remember(self, digest: str, scope: str | None, until: float) -> None:
         with self._lock:
             if scope is not None:
                 self._valid[digest] = (scope, until)
                 self._misses.pop(digest, None)
             else:
-                self._valid.pop(digest, None)
-                self._misses[digest] = until
-                self._misses.move_to_end(digest)
-                while len(self._misses) > self.max_misses:
-                    self._misses.popitem(last=False)
+                self._miss(digest, until)
+
+    def _miss(self, digest: str, until: float) -> None:
+        """Hold ``digest`` as no key until ``until`` (under ``_lock``)."""
+        self._valid.pop(digest, None)
+        self._misses[digest] = until
+        self._misses.move_to_end(digest)
+        while len(self._misses) > self.max_misses:
+            self._misses.popitem(last=False)
 
     def sizes(self) -> tuple[int, int]:
         """(valid keys, remembered misses) held in memory."""
