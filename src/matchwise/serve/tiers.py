@@ -148,7 +148,7 @@ def computes_on_event_loop(runtime: Runtime, kind: Kind | None) -> bool:
         return False
     if resolve_request(settings, None, kind)[1] != "item":
         return False
-    if experiment_book(runtime).fresh() != ():
+    if experiment_book(runtime).current(runtime.read_engine) != ():
         return False
     return serving_state(runtime).items_loaded()
 
@@ -163,7 +163,7 @@ async def _assignment(runtime: Runtime, user_id: str, kind: Kind) -> Assignment 
     """The user's experiment arm; the running experiments are read from the store only
     every few seconds (where a store read runs, see the module docstring)."""
     book = experiment_book(runtime)
-    running = book.fresh()
+    running = book.current(runtime.read_engine)
     if running is None:
         running = await on_store(runtime, book.load, runtime.read_engine)
     return assign(running, user_id, kind, datetime.now(UTC))
