@@ -240,12 +240,15 @@ class Settings(BaseSettings):
     )
     live_on_event_loop: bool = Field(
         default=True,
-        description="On SQLite, a live items request whose models and catalogue are "
-        "loaded is computed on the API's event loop instead of a worker thread (its work "
-        "holds the GIL either way; the hop and the threads' turns on the GIL cost more "
-        "than the work). Anything that may load, wait on the store or write (a model or "
-        "catalogue not yet loaded, a running experiment, people lists, PostgreSQL) still "
-        "runs in a worker thread. Off: every live request in a worker thread.",
+        description="A live items request whose models and catalogue are loaded is "
+        "computed on the API's event loop instead of a worker thread (its work holds the "
+        "GIL either way; the hop and the threads' turns on the GIL cost more than the "
+        "work, and a thread loses the GIL to a busy loop: live requests beside cached ones "
+        "were 10-100x slower in one). Its one read goes over a held read connection (on "
+        "PostgreSQL one round trip, only when such a connection is idle). Anything that "
+        "may load, wait on the store or write (a model or catalogue not yet loaded, a "
+        "running experiment, people lists, no idle held connection) still runs in a "
+        "worker thread. Off: every live request in a worker thread.",
     )
     list_copies: int = Field(
         default=10_000,

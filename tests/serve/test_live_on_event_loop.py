@@ -1,8 +1,8 @@
-"""Live items requests on SQLite are computed on the API's event loop once everything they
-need is loaded (``live_on_event_loop``): the same lists as in a worker thread, and a
-worker thread whenever the request might load, wait on the store or write — the serving
-state not loaded (after an activation), an experiment running, people lists,
-PostgreSQL, or the setting off."""
+"""Live items requests are computed on the API's event loop once everything they need is
+loaded (``live_on_event_loop``): the same lists as in a worker thread, and a worker
+thread whenever the request might load, wait on the store or write — the serving state
+not loaded (after an activation), an experiment running, people lists, on PostgreSQL no
+idle held read connection, or the setting off."""
 
 from __future__ import annotations
 
@@ -167,18 +167,32 @@ def test_the_setting_off_keeps_live_requests_in_a_worker_thread(
     assert places == ["thread"] * 5
 
 
-def test_postgresql_live_requests_run_in_a_worker_thread(
+def test_postgresql_live_items_run_on_the_loop_only_with_an_idle_held_connection(
     pg_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """One round trip on a connection already open: never a connect on the loop."""
     with pg_runtime.session() as s:
         upsert_users(s, people_fixture())
         upsert_items(s, items_fixture())
     places = _where_live_runs(monkeypatch)
     with _client(pg_runtime) as client:
         _ready(client)
-        for _ in range(3):
-            assert _live(client, "alice", kind="item")["recommendations"]
-    assert places == ["thread"] * 3
+        _live(client, "alice", kind="item")  # no list rehearsed here (no interactions):
+        places.clear()  # this one may open the held connection, in a thread
+        lists = [_live(client, "alice", kind="item") for _ in range(3)]
+        assert places == ["event loop"] * 3
+        reads = tiers.held_reads(pg_runtime)
+        taken = []
+        while reads.idle():  # every held connection in use elsewhere
+            taken.append(reads._take())
+        try:
+            in_thread = _live(client, "alice", kind="item")
+        finally:
+            for held in taken:
+                reads._give(held)
+    assert places == ["event loop"] * 3 + ["thread"]
+    assert all(_comparable(x)[1:] == _comparable(in_thread)[1:] for x in lists)
+    assert lists[0]["recommendations"]
 
 
 def test_items_loaded_needs_the_catalogue_the_models_and_a_fresh_registry_check(
