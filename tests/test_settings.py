@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from matchwise.errors import ConfigError
 from matchwise.runtime import Runtime
-from matchwise.settings import load_settings
+from matchwise.settings import Settings, load_settings
 
 
 def test_defaults_are_the_embedded_store(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -152,3 +153,15 @@ def test_the_default_store_is_still_created_on_a_first_run(elsewhere: Path) -> N
     runtime = Runtime.open(settings)
     runtime.close()
     assert (elsewhere / "var" / "matchwise.db").is_file()
+
+
+def test_live_on_event_loop_takes_its_old_switch_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    """It was a switch: true meant "on SQLite", false "never"; both still mean that."""
+    assert Settings().live_on_event_loop == "sqlite"
+    assert Settings(live_on_event_loop=True).live_on_event_loop == "sqlite"
+    assert Settings(live_on_event_loop=False).live_on_event_loop == "never"
+    assert Settings(live_on_event_loop="always").live_on_event_loop == "always"
+    monkeypatch.setenv("MATCHWISE_LIVE_ON_EVENT_LOOP", "false")
+    assert load_settings().live_on_event_loop == "never"
+    with pytest.raises(ValidationError):
+        Settings(live_on_event_loop="sometimes")

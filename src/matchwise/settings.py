@@ -238,17 +238,21 @@ class Settings(BaseSettings):
         "once they are this old (new popularity, Elo ratings, swipe counts); profiles and "
         "items written on PostgreSQL reload them at once, on the change notice.",
     )
-    live_on_event_loop: bool = Field(
-        default=True,
-        description="A live items request whose models and catalogue are loaded is "
-        "computed on the API's event loop instead of a worker thread (its work holds the "
+    live_on_event_loop: Literal["never", "sqlite", "always"] = Field(
+        default="sqlite",
+        description="Where a live items request whose models and catalogue are loaded is "
+        "computed: on the API's event loop instead of a worker thread (its work holds the "
         "GIL either way; the hop and the threads' turns on the GIL cost more than the "
         "work, and a thread loses the GIL to a busy loop: live requests beside cached ones "
-        "were 10-100x slower in one). Its one read goes over a held read connection (on "
-        "PostgreSQL one round trip, only when such a connection is idle). Anything that "
-        "may load, wait on the store or write (a model or catalogue not yet loaded, a "
-        "running experiment, people lists, no idle held connection) still runs in a "
-        "worker thread. Off: every live request in a worker thread.",
+        "were 10-100x slower in one), its one read over a held read connection. 'sqlite' "
+        "(the default; true means it): on SQLite, whose reads are local. 'always': on "
+        "PostgreSQL too, one round trip on an idle held connection while the change-notice "
+        "listener hears the database; the loop waits for that round trip, and a network "
+        "partition in the middle of it would hold every request of the process until TCP "
+        "gives up, so choose it with the database on the same host or a reliable network. "
+        "Anything that may load, wait on the store or write (a model or catalogue not yet "
+        "loaded, a running experiment, people lists) still runs in a worker thread. "
+        "'never' (false means it): every live request in a worker thread.",
     )
     list_copies: int = Field(
         default=10_000,
@@ -433,6 +437,18 @@ class Settings(BaseSettings):
         default="matchwise", min_length=1, description="MLflow experiment of training runs."
     )
     seed: int = 42
+
+    @field_validator("live_on_event_loop", mode="before")
+    @classmethod
+    def _on_off_as_before(cls, value: Any) -> Any:
+        """``true``/``false`` (the setting was a switch) mean ``sqlite``/``never``."""
+        if isinstance(value, bool):
+            return "sqlite" if value else "never"
+        if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on"):
+            return "sqlite"
+        if isinstance(value, str) and value.strip().lower() in ("false", "0", "no", "off"):
+            return "never"
+        return value
 
     @field_validator("database_url")
     @classmethod

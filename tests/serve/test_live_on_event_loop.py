@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from matchwise.api import create_app
 from matchwise.data.synthetic import generate_items
+from matchwise.db.copies import ListCopies
 from matchwise.ingest.bulk import write_bundle
 from matchwise.ingest.profiles import upsert_items, upsert_users
 from matchwise.ops import experiments as ops_experiments
@@ -167,14 +168,43 @@ def test_the_setting_off_keeps_live_requests_in_a_worker_thread(
     assert places == ["thread"] * 5
 
 
-def test_postgresql_live_items_run_on_the_loop_only_with_an_idle_held_connection(
+def test_postgresql_live_items_run_in_a_worker_thread_by_default(
     pg_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """One round trip on a connection already open: never a connect on the loop."""
+    """``live_on_event_loop: sqlite`` (the default): a round trip to a database on the
+    network is not waited for on the loop unless the operator says so."""
+    assert pg_runtime.settings.live_on_event_loop == "sqlite"
     with pg_runtime.session() as s:
         upsert_users(s, people_fixture())
         upsert_items(s, items_fixture())
     places = _where_live_runs(monkeypatch)
+    with _client(pg_runtime) as client:
+        _ready(client)
+        for _ in range(3):
+            assert _live(client, "alice", kind="item")["recommendations"]
+    assert places == ["thread"] * 3
+
+
+def test_postgresql_live_items_run_on_the_loop_when_asked_with_an_idle_held_connection(
+    postgres_url: str, pg_runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``always``: one round trip on a connection already open (never a connect on the
+    loop), while the change-notice listener hears the database."""
+    with pg_runtime.session() as s:
+        upsert_users(s, people_fixture())
+        upsert_items(s, items_fixture())
+    asked = Settings(database_url=postgres_url, live_on_event_loop="always",
+                     artifact_root=str(tmp_path / "art2"))  # fmt: skip
+    runtime = Runtime.open(asked, migrate=False)
+    places = _where_live_runs(monkeypatch)
+    try:
+        _on_the_loop_with_an_idle_held_connection(runtime, places)
+    finally:
+        runtime.close()
+
+
+def _on_the_loop_with_an_idle_held_connection(runtime: Runtime, places: list[str]) -> None:
+    pg_runtime = runtime
     with _client(pg_runtime) as client:
         _ready(client)
         _live(client, "alice", kind="item")  # no list rehearsed here (no interactions):
@@ -190,8 +220,11 @@ def test_postgresql_live_items_run_on_the_loop_only_with_an_idle_held_connection
         finally:
             for held in taken:
                 reads._give(held)
-    assert places == ["event loop"] * 3 + ["thread"]
-    assert all(_comparable(x)[1:] == _comparable(in_thread)[1:] for x in lists)
+        with pytest.MonkeyPatch.context() as patch:  # the listener has not heard it lately
+            patch.setattr(ListCopies, "hearing", property(lambda self: False))
+            unheard = _live(client, "alice", kind="item")
+    assert places == ["event loop"] * 3 + ["thread"] * 2
+    assert all(_comparable(x)[1:] == _comparable(in_thread)[1:] for x in [*lists, unheard])
     assert lists[0]["recommendations"]
 
 

@@ -144,17 +144,19 @@ def computes_on_event_loop(runtime: Runtime, kind: Kind | None) -> bool:
     interleaved list is written down) and with everything it needs loaded
     (``ServingState.items_loaded``); its one read (the user's profile and history) then
     goes over a held read connection: on SQLite a local read that never waits for a
-    writer, on PostgreSQL one round trip, taken only when such a connection is idle (the
-    loop never waits to open one).
+    writer; on PostgreSQL (``live_on_event_loop: always``) one round trip, taken only
+    when such a connection is idle (the loop never waits to open one) and the
+    change-notice listener has heard the database within the last seconds.
 
     In a worker thread a live request competes for the GIL with a busy event loop and
     loses: with cached reads keeping the loop busy, live requests on PostgreSQL took
     p50 10 ms, p99 210-320 ms at 56-78 a second, against p50 1.3-2.0 ms, p99 2-22 ms at
     460-710 a second on the loop (benchmarks/RESULTS.md, 5 Dec)."""
     settings = runtime.settings
-    if not settings.live_on_event_loop:
+    where = settings.live_on_event_loop
+    if where == "never" or (where == "sqlite" and not runtime.is_sqlite):
         return False
-    if not runtime.is_sqlite and not held_reads(runtime).idle():
+    if not runtime.is_sqlite and not (runtime.list_copies.hearing and held_reads(runtime).idle()):
         return False
     if resolve_request(settings, None, kind)[1] != "item":
         return False
