@@ -25,6 +25,7 @@ from matchwise.db.queries import dialect_insert
 from matchwise.db.tables import Experiment, ExperimentTeam
 from matchwise.experiments.assignment import Arm, assign_arm
 from matchwise.runtime import Runtime
+from matchwise.serve.background import OneAtATime
 from matchwise.settings import BlendWeights, Settings
 
 log = logging.getLogger(__name__)
@@ -149,7 +150,7 @@ class ExperimentBook:
         self._held: tuple[float, tuple[RunningExperiment, ...]] | None = None
         self._lock = threading.Lock()
         self._generation = 0  # bumped by invalidate(): a read begun before it is not kept
-        self._reading = False  # a background read is under way
+        self._background = OneAtATime()
 
     def fresh(self) -> tuple[RunningExperiment, ...] | None:
         """The copy when it is fresh, else None (then :meth:`current` or :meth:`load`)."""
@@ -170,12 +171,7 @@ class ExperimentBook:
             return held[1]
         if age >= 2 * self.check_seconds:
             return None
-        with self._lock:
-            if self._reading:
-                return held[1]
-            self._reading = True
-        threading.Thread(target=self._read_in_background, args=(engine,), daemon=True,
-                         name="matchwise-experiments").start()  # fmt: skip
+        self._background.start("experiments", lambda: self._read_in_background(engine))
         return held[1]
 
     def load(self, engine: Engine) -> tuple[RunningExperiment, ...]:
@@ -200,9 +196,6 @@ class ExperimentBook:
             self._read(engine)
         except Exception as exc:  # the copy keeps serving until it is too old
             log.warning("reading the running experiments failed (%s)", exc)
-        finally:
-            with self._lock:
-                self._reading = False
 
     def invalidate(self) -> None:
         """Read the store again at the next request (after a change in this process)."""

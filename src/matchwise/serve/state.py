@@ -17,7 +17,6 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +41,7 @@ from matchwise.models.catalog import serving_traits
 from matchwise.models.heuristic import HEURISTIC_VERSION
 from matchwise.runtime import Runtime, give_back_freed_memory
 from matchwise.schemas import FailedModelOut, HealthOut
+from matchwise.serve.background import OneAtATime
 from matchwise.serve.experiments import running_experiments
 
 log = logging.getLogger(__name__)
@@ -432,7 +432,7 @@ class ServingState:
         self._checked: dict[str, float] = {}
         self._catalogue: Catalogue | None = None
         self._people: PeopleCatalogue | None = None
-        self._reloading: set[str] = set()  # keys of background loads under way
+        self._background = OneAtATime()  # registry asks, model loads
         self._background_lock = threading.Lock()
         self._switch_now: set[str] = set()
         self._failed: dict[str, LoadFailure] = {}
@@ -473,7 +473,7 @@ class ServingState:
         background after ``check_seconds``."""
         known = self._active_versions
         if known is None or time.monotonic() - self._active_types[0] >= self.check_seconds:
-            self._in_background("active-versions", lambda: self._ask_registry(engine))
+            self._background.start("active-versions", lambda: self._ask_registry(engine))
         if known is None or version == HEURISTIC_VERSION or version in known:
             return False
         return all(m is None or m.version != version for m in list(self._models.values()))
@@ -641,7 +641,7 @@ class ServingState:
                             self._forget(model_type, row.id)
                     return
 
-        self._in_background(f"load-{model_type}-{row.id}-{generation}", adopt)
+        self._background.start(f"load-{model_type}-{row.id}-{generation}", adopt)
 
     def _still_active(self, engine: Any, model_type: str, registry_id: str) -> bool:
         """Whether ``registry_id`` is still ``model_type``'s active version (assumed so
@@ -680,22 +680,6 @@ class ServingState:
     def close(self) -> None:
         """Stop the background retries (a process shutting down, a test ending)."""
         self._closed.set()
-
-    def _in_background(self, key: str, work: Callable[[], None]) -> None:
-        """Run ``work`` in a daemon thread (``matchwise-KEY``) unless one is running."""
-        with self._background_lock:
-            if key in self._reloading:
-                return
-            self._reloading.add(key)
-
-        def run() -> None:
-            try:
-                work()
-            finally:
-                with self._background_lock:
-                    self._reloading.discard(key)
-
-        threading.Thread(target=run, daemon=True, name=f"matchwise-{key}").start()
 
     def catalogue(self, session: Session, max_age: float | None = None) -> Catalogue:
         """The item catalogue. Only the first load is waited for: a stale one keeps serving
