@@ -7,7 +7,6 @@ re-read. Both stores."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,42 +14,20 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event
 
 from matchwise.ops.auth import MISS, create_key, revoke_key
 from matchwise.runtime import Runtime
+from tests.utils.held_statements import HeldStatements
 from tests.utils.moderation import people_client
 
 RECS = "/v1/recommendations?user_id=alice"
 
 
-class HeldKeyQueries:
-    """Counts the queries of one key in ``api_keys`` on the read engine and holds each
-    one until :meth:`release` (the query itself runs for real): a re-check that is slow
-    to answer."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self.engine = runtime.read_engine
-        self.count = 0
-        self.started = threading.Event()
-        self.released = threading.Event()
-
-    def _seen(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if "api_keys.key_hash =" in statement:  # a request's re-check, not the re-read
-            self.count += 1
-            self.started.set()
-            self.released.wait(timeout=3)
-
-    def release(self) -> None:
-        self.released.set()
-
-    def __enter__(self) -> HeldKeyQueries:
-        event.listen(self.engine, "before_cursor_execute", self._seen)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.released.set()
-        event.remove(self.engine, "before_cursor_execute", self._seen)
+def held_key_queries(runtime: Runtime) -> HeldStatements:
+    """The queries of one key in ``api_keys`` (a request's re-check, not the background
+    re-read), each held until released: a re-check that is slow to answer."""
+    return HeldStatements(runtime.read_engine, lambda statement: "api_keys.key_hash =" in statement,
+                          hold_seconds=3)  # fmt: skip
 
 
 @pytest.fixture
@@ -73,7 +50,7 @@ def test_one_recheck_per_key_while_its_other_requests_keep_the_verdict(
     with runtime.session() as s:  # revoked elsewhere; this process learns at the re-check
         revoke_key(s, row.id)
     time.sleep(0.3)  # the verdict has lapsed
-    with HeldKeyQueries(runtime) as queries, ThreadPoolExecutor(9) as pool:
+    with held_key_queries(runtime) as queries, ThreadPoolExecutor(9) as pool:
         first = pool.submit(client.get, RECS, headers=headers)  # re-checks, held
         assert queries.started.wait(timeout=10)
         # eight more requests while the re-check is under way: without single-flight each

@@ -10,38 +10,14 @@ import threading
 import time
 from typing import Any
 
-from sqlalchemy import event
-
 from matchwise.runtime import Runtime
 from matchwise.serve.experiments import ExperimentBook
+from tests.utils.held_statements import HeldStatements
 
 
-class HeldReads:
-    """Counts the reads of ``experiments`` on an engine, noting the thread of each, and
-    holds each until :meth:`release` (the read itself runs for real)."""
-
-    def __init__(self, engine: Any) -> None:
-        self.engine = engine
-        self.threads: list[str] = []
-        self.started = threading.Event()
-        self.released = threading.Event()
-
-    def _seen(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if "FROM experiments" in statement:
-            self.threads.append(threading.current_thread().name)
-            self.started.set()
-            self.released.wait(timeout=5)
-
-    def release(self) -> None:
-        self.released.set()
-
-    def __enter__(self) -> HeldReads:
-        event.listen(self.engine, "before_cursor_execute", self._seen)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.released.set()
-        event.remove(self.engine, "before_cursor_execute", self._seen)
+def held_reads(engine: Any) -> HeldStatements:
+    """Every read of ``experiments`` on ``engine``, each held until released."""
+    return HeldStatements(engine, lambda statement: "FROM experiments" in statement)
 
 
 def test_a_lapsed_copy_is_answered_while_one_background_read_runs(runtime: Runtime) -> None:
@@ -50,7 +26,7 @@ def test_a_lapsed_copy_is_answered_while_one_background_read_runs(runtime: Runti
     assert book.load(engine) == ()
     time.sleep(0.35)  # lapsed, but less than check_seconds ago
     assert book.fresh() is None
-    with HeldReads(engine) as reads:
+    with held_reads(engine) as reads:
         began = time.monotonic()
         answers = [book.current(engine) for _ in range(20)]
         assert book.load(engine) == ()  # the sync callers' road: the copy too
@@ -74,7 +50,7 @@ def test_a_copy_older_than_twice_the_interval_is_read_again_by_the_caller(
     assert book.load(engine) == ()
     time.sleep(0.25)
     assert book.current(engine) is None
-    with HeldReads(engine) as reads:
+    with held_reads(engine) as reads:
         reads.release()
         assert book.load(engine) == ()
     assert reads.threads == [threading.current_thread().name]
