@@ -12,11 +12,17 @@ from matchwise.features.compatibility import ProfileArrays, haversine_km, mutual
 from matchwise.features.people_index import PeopleIndex
 
 CITIES = [(52.52, 13.40), (48.86, 2.35), (51.51, -0.13), (-33.87, 151.21)]
+TAGS = ["hiking", "jazz", "chess", "yoga", "cooking", "films", "running", "art"]
 
 
 def _population(n: int, seed: int, spread: float = 1.0) -> ProfileArrays:
     """People in four cities with every kind of missing value the filters must tolerate
     (``spread`` scales how far from the centre they live)."""
+    return ProfileArrays.from_frame(_frame(n, seed, spread), cell_km=1.5)
+
+
+def _frame(n: int, seed: int, spread: float = 1.0) -> pd.DataFrame:
+    """:func:`_population`'s profiles as a users frame."""
     rng = np.random.default_rng(seed)
     city = rng.integers(0, len(CITIES), n)
     lat = np.array([CITIES[c][0] for c in city]) + rng.normal(0, 0.15 * spread, n)
@@ -39,9 +45,10 @@ def _population(n: int, seed: int, spread: float = 1.0) -> ProfileArrays:
             ),
             "latitude": np.where(unplaced, np.nan, lat),
             "longitude": np.where(unplaced, np.nan, lon),
+            "tags": [list(rng.choice(TAGS, rng.integers(0, 4), replace=False)) for _ in range(n)],
         }
     )
-    return ProfileArrays.from_frame(frame, cell_km=1.5)
+    return frame
 
 
 def _scan(p: ProfileArrays, me: int, allowed: np.ndarray, gone: np.ndarray) -> np.ndarray:
@@ -175,3 +182,65 @@ def test_the_distances_given_are_each_pairs_haversine(budget: int) -> None:
         alone = index.candidates_and_distances(p, int(me), allowed, None, budget)
         assert alone[0].tolist() == rows.tolist() and alone[1].tobytes() == km.tobytes()
     assert nan_seen > 0  # the unplaced on either side were among them
+
+
+@pytest.mark.parametrize("budget", [0, 40])
+def test_rows_appended_since_the_index_was_built_are_found_as_if_built_with_them(
+    budget: int,
+) -> None:
+    """A patched catalogue (serve.people_catalogue) keeps its index and adds one of the
+    rows appended since: each person's candidates and distances are what one index of
+    everyone gives (with a budget, the same nearest: equal distances, as ties between
+    equally near cells may be broken by another row)."""
+    frame = _frame(3000, 4)
+    first = ProfileArrays.from_frame(frame.iloc[:2500], cell_km=1.5)
+    grown = first.appended(frame.iloc[2500:])
+    patched = PeopleIndex.build(first).with_rows_from(grown, 2500)
+    whole = PeopleIndex.build(grown)
+    assert patched.recent is not None and patched.first_recent == 2500
+    rng = np.random.default_rng(4)
+    allowed = rng.random(len(grown)) < 0.9
+    people = np.concatenate([rng.choice(2500, 60, replace=False), np.arange(2500, 2600)])
+    excluded = [rng.choice(len(grown), 5, replace=False) for _ in people]
+    got = patched.candidates_and_distances_of(grown, people, allowed, excluded, budget)
+    want = whole.candidates_and_distances_of(grown, people, allowed, excluded, budget)
+    found_new = 0
+    for (rows, km), (want_rows, want_km) in zip(got, want, strict=True):
+        if budget == 0:
+            np.testing.assert_array_equal(rows, want_rows)
+            np.testing.assert_allclose(km, want_km, equal_nan=True)
+        else:
+            assert len(rows) == len(want_rows)
+            unplaced = ~np.isfinite(km)
+            np.testing.assert_array_equal(rows[unplaced], want_rows[~np.isfinite(want_km)])
+            np.testing.assert_allclose(
+                np.sort(km[~unplaced]), np.sort(want_km[np.isfinite(want_km)])
+            )
+        found_new += int((rows >= 2500).sum())
+    assert found_new > 0  # the appended rows are candidates
+
+
+def test_appended_profiles_keep_the_encoding_of_those_before_them() -> None:
+    """Genders and tags first seen in appended rows get bits and columns after the others:
+    every filter and shared-tag count is what profiles built together give."""
+    frame = _frame(800, 5)
+    frame.loc[700:, "gender"] = "agender"  # a gender, and tags, nobody before had
+    frame.loc[700:, "seeking"] = pd.Series([["agender", "woman"]] * 100, index=frame.index[700:])
+    frame.loc[750:, "tags"] = pd.Series([["kitesurfing", "hiking"]] * 50, index=frame.index[750:])
+    together = ProfileArrays.from_frame(frame, cell_km=1.5)
+    grown = ProfileArrays.from_frame(frame.iloc[:700], cell_km=1.5).appended(frame.iloc[700:])
+    np.testing.assert_array_equal(grown.ids, together.ids)
+    assert "agender" in grown.gender_codes and "kitesurfing" in grown.tag_vocabulary
+    everyone = np.arange(len(grown))
+    for me in [0, 5, 350, 699, 700, 720, 760, 799]:
+        np.testing.assert_array_equal(
+            mutual_preference_mask(grown, me, everyone),
+            mutual_preference_mask(together, me, everyone),
+        )
+        shared = (grown.tags @ grown.tags[me].T).toarray().ravel()
+        np.testing.assert_array_equal(
+            shared, (together.tags @ together.tags[me].T).toarray().ravel()
+        )
+    assert grown.tag_bits is not None and together.tag_bits is not None
+    bits = [bin(int(b)).count("1") for b in grown.tag_bits]
+    assert bits == [bin(int(b)).count("1") for b in together.tag_bits]

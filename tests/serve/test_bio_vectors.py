@@ -18,8 +18,9 @@ from matchwise.ingest.profiles import EMBED_JOB, store_users, upsert_items, upse
 from matchwise.jobs.worker import Worker
 from matchwise.runtime import Runtime
 from matchwise.schemas import InteractionIn, UserIn
+from matchwise.serve.people_catalogue import PeopleCatalogue
 from matchwise.serve.recommend import recommend
-from matchwise.serve.state import PeopleCatalogue, reset_serving_state
+from matchwise.serve.state import reset_serving_state
 from matchwise.serve.types import RecommendationList
 from tests.utils.factories import items_fixture, person
 

@@ -16,13 +16,8 @@ from matchwise.ingest.profiles import store_users
 from matchwise.registry import ArtifactStore
 from matchwise.runtime import Runtime
 from matchwise.schemas import InteractionIn
-from matchwise.serve.state import (
-    RELOAD_REST,
-    PeopleCatalogue,
-    ServingState,
-    reload_rest,
-    serving_state,
-)
+from matchwise.serve.people_catalogue import PeopleCatalogue
+from matchwise.serve.state import RELOAD_REST, ServingState, reload_rest, serving_state
 from tests.utils.factories import person
 
 
@@ -115,10 +110,11 @@ def test_requests_that_need_the_people_loaded_wait_for_one_load(
         t.join(timeout=30)
     assert len(loads) == 1
     assert got["ann"] is got["ben"] and {"ann", "ben"} <= set(got["ann"].position)
-    with runtime.session() as s:  # someone the loaded catalogue lacks: loaded again
+    with runtime.session() as s:  # someone the loaded catalogue lacks: patched in alone
         store_users(s, runtime.settings, [person("cat")])
     ask("cat")
-    assert len(loads) == 2 and "cat" in got["cat"].position
+    assert len(loads) == 1 and "cat" in got["cat"].position
+    assert got["cat"].ancestors == ((got["ann"].loaded_at, len(got["ann"])),)
 
 
 def _swipe(runtime: Runtime, who: str, whom: str) -> None:

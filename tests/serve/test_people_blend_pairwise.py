@@ -24,8 +24,9 @@ from matchwise.hashing import hash_id
 from matchwise.ingest.bulk import write_bundle
 from matchwise.runtime import Runtime
 from matchwise.serve.people import catalogue_rates, people_signals, score_people, swipe_signal
+from matchwise.serve.people_catalogue import PeopleCatalogue
 from matchwise.serve.recommend import recommend
-from matchwise.serve.state import PeopleCatalogue, serving_state
+from matchwise.serve.state import serving_state
 from matchwise.settings import BlendWeights, Settings
 from matchwise.train.pipeline import train_model
 

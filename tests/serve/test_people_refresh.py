@@ -28,9 +28,10 @@ from matchwise.runtime import Runtime
 from matchwise.scale import refresh_people_with_ray
 from matchwise.schemas import InteractionIn
 from matchwise.serve import people_refresh
+from matchwise.serve.people_catalogue import PeopleCatalogue
 from matchwise.serve.people_refresh import PeopleRefresher, people_by_place, refresh_people
 from matchwise.serve.recommend import recommend
-from matchwise.serve.state import PeopleCatalogue, model_columns
+from matchwise.serve.state import model_columns
 from matchwise.settings import Settings
 from matchwise.train.pipeline import train_model
 

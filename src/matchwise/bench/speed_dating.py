@@ -83,7 +83,7 @@ from matchwise.models.base import InteractionSet
 from matchwise.models.pairwise import PairwiseRecommender
 from matchwise.models.reciprocal import fit_logistic
 from matchwise.serve.people import score_people
-from matchwise.serve.state import PeopleCatalogue
+from matchwise.serve.people_catalogue import PeopleCatalogue
 from matchwise.settings import Settings
 
 __all__ = [

@@ -38,8 +38,9 @@ LISTS_CHANGED = "matchwise_lists_changed"
 @dataclass(frozen=True)
 class Notice:
     """One change announced on :data:`CHANNEL`: its topic; for ``registry`` the model
-    type activated or rolled back; for ``lists`` whose lists may have changed, which
-    candidates they may hold, or ``everything``."""
+    type activated or rolled back; for ``user`` the profiles written when named
+    (``users``; none: any); for ``lists`` whose lists may have changed, which candidates
+    they may hold, or ``everything``."""
 
     topic: str
     model_type: str | None = None
@@ -65,14 +66,21 @@ class Notice:
                    bool(data.get("all", False)))  # fmt: skip
 
 
-def notify(session: Session, topic: Topic, model_type: str | None = None) -> None:
+def notify(
+    session: Session, topic: Topic, model_type: str | None = None, ids: Iterable[str] = ()
+) -> None:
     """Announce a change in ``session``'s transaction: PostgreSQL delivers it at commit,
     and folds identical notices of one transaction into one, however many batches a
-    transaction wrote."""
+    transaction wrote. ``ids``: the profiles written (``user``), when they fit in a
+    notice: receivers then read those alone (a notice without them: everything)."""
     connection = session.connection()
     if connection.dialect.name != "postgresql":
         return
-    payload = json.dumps({"topic": topic, "model_type": model_type}, separators=(",", ":"))
+    body: dict[str, Any] = {"topic": topic, "model_type": model_type}
+    named = sorted(set(ids))
+    payload = json.dumps({**body, "users": named}, separators=(",", ":"))
+    if not named or len(payload.encode()) > MAX_PAYLOAD_BYTES:
+        payload = json.dumps(body, separators=(",", ":"))
     connection.execute(_NOTIFY, {"channel": CHANNEL, "payload": payload})
 
 

@@ -136,10 +136,15 @@ def insert_interactions(session: Session, rows: Iterable[Sequence[Any]]) -> int:
     return int(raw.total_changes - before)
 
 
-def users_frame(session: Session, only_visible: bool = False) -> pd.DataFrame:
-    """All profiles as a frame (only active, unflagged ones with ``only_visible``)."""
+def users_frame(
+    session: Session, only_visible: bool = False, ids: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """All profiles as a frame (only active, unflagged ones with ``only_visible``; only
+    those of ``ids`` when given, in no particular order)."""
     columns = [getattr(User, c) for c in USER_COLUMNS]
     stmt = select(*columns)
+    if ids is not None:
+        stmt = stmt.where(User.id.in_(list(ids)))
     if only_visible:
         stmt = stmt.where(User.active.is_(True), User.moderation_status == "ok")
     rows = session.execute(stmt).all()

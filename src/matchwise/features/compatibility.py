@@ -97,13 +97,19 @@ class ProfileArrays:
 
     @classmethod
     def from_frame(
-        cls, frame: pd.DataFrame, cell_km: float = DEFAULT_LOCATION_CELL_KM
+        cls,
+        frame: pd.DataFrame,
+        cell_km: float = DEFAULT_LOCATION_CELL_KM,
+        codes: dict[str, int] | None = None,
+        vocabulary: list[str] | None = None,
     ) -> ProfileArrays:
         """Build from a users frame (columns as in ``schemas.UserIn``; missing ones are NaN).
 
         The one place positions become cells (``cell_km``, the ``location_cell_km``
         setting): every distance matching computes (filters, scores, reasons) is then
-        between cells, the requesting user's own position included.
+        between cells, the requesting user's own position included. ``codes`` and
+        ``vocabulary``: the gender bits and tag columns of profiles these rows are to join
+        (:meth:`appended`), kept as they are and extended by names new here.
         """
         n = len(frame)
 
@@ -117,10 +123,11 @@ class ProfileArrays:
         seeking_lists = [
             list(s) if isinstance(s, list | tuple | np.ndarray) else [] for s in col("seeking")
         ]
-        names = sorted(
-            {g for g in genders if g} | {s.lower() for lst in seeking_lists for s in lst}
-        )
-        codes = {name: i for i, name in enumerate(names[:UNKNOWN_GENDER_BIT])}
+        names = {g for g in genders if g} | {s.lower() for lst in seeking_lists for s in lst}
+        codes = dict(codes or {})
+        for name in sorted(names - set(codes)):  # a bit each while bits last
+            if len(codes) < UNKNOWN_GENDER_BIT:
+                codes[name] = len(codes)
         gender_bit = np.array(
             [codes.get(g, UNKNOWN_GENDER_BIT) if g else UNKNOWN_GENDER_BIT for g in genders],
             dtype=np.int64,
@@ -138,7 +145,10 @@ class ProfileArrays:
             else []
             for t_list in col("tags")
         ]
-        tags, vocab = tag_matrix(tag_lists)
+        if vocabulary is not None:  # the given columns first, then the tags new here
+            known = set(vocabulary)
+            vocabulary = [*vocabulary, *sorted({t for lst in tag_lists for t in lst} - known)]
+        tags, vocab = tag_matrix(tag_lists, vocabulary)
         latitude, longitude = location_cell(num("latitude"), num("longitude"), cell_km)
         return cls(
             ids=frame["id"].astype(str).to_numpy(),
@@ -156,6 +166,35 @@ class ProfileArrays:
             cell_km=cell_km,
             tag_bits=tag_words(tags, len(vocab)),
         )
+
+    def appended(self, frame: pd.DataFrame) -> ProfileArrays:
+        """These profiles followed by the rows of ``frame`` (a new catalogue: this one is
+        not changed). Genders and tags new in ``frame`` get bits and columns after the
+        existing ones, so every existing row keeps its encoding: a gender nobody named
+        before is in no one's stated wishes, and in every "no preference" mask already."""
+        more = ProfileArrays.from_frame(frame, self.cell_km, self.gender_codes,
+                                        self.tag_vocabulary)  # fmt: skip
+        width = len(more.tag_vocabulary)
+        old = sp.csr_matrix((self.tags.data, self.tags.indices, self.tags.indptr),
+                            shape=(len(self), width))  # fmt: skip
+        tags = sp.vstack([old, more.tags], format="csr")
+        bits = None
+        if self.tag_bits is not None and more.tag_bits is not None:
+            bits = np.concatenate([self.tag_bits, more.tag_bits])
+        elif width <= 64:
+            bits = tag_words(tags, width)
+
+        def joined(name: str) -> np.ndarray:
+            return np.concatenate([getattr(self, name), getattr(more, name)])
+
+        return ProfileArrays(
+            ids=joined("ids"), age=joined("age"), gender_bit=joined("gender_bit"),
+            seeking_mask=joined("seeking_mask"), age_min=joined("age_min"),
+            age_max=joined("age_max"), max_distance_km=joined("max_distance_km"),
+            latitude=joined("latitude"), longitude=joined("longitude"), tags=tags,
+            tag_vocabulary=more.tag_vocabulary, gender_codes=more.gender_codes,
+            cell_km=self.cell_km, tag_bits=bits,
+        )  # fmt: skip
 
 
 def tag_matrix(

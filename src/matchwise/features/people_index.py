@@ -92,14 +92,23 @@ class PeopleIndex:
     widest: float  # the largest maximum distance anyone set (NaN: nobody set one)
     views: dict[tuple[int, int], View] = field(default_factory=dict)  # by (gender, seeking)
 
+    #: rows from this one on are not in ``segments`` but in ``recent`` (profiles added to
+    #: the catalogue since the index was built: :meth:`with_rows_from`)
+    first_recent: int = -1
+    recent: PeopleIndex | None = None
+
     @classmethod
-    def build(cls, p: ProfileArrays) -> PeopleIndex:
+    def build(cls, p: ProfileArrays, rows: np.ndarray | None = None) -> PeopleIndex:
+        """The index of every row of ``p``, or of ``rows`` only (the others are never
+        candidates of it)."""
         lat, lon = np.asarray(p.latitude, float), np.asarray(p.longitude, float)
         placed = np.isfinite(lat) & np.isfinite(lon)
         radius = np.asarray(p.max_distance_km, float)
-        widest = float(np.nanmax(radius)) if np.isfinite(radius).any() else float("nan")
-        keys = np.column_stack([np.asarray(p.gender_bit, np.int64),
-                                np.asarray(p.seeking_mask, np.int64)])  # fmt: skip
+        rows = np.arange(len(p.ids)) if rows is None else np.asarray(rows, np.int64)
+        mine = radius[rows]
+        widest = float(np.nanmax(mine)) if np.isfinite(mine).any() else float("nan")
+        keys = np.column_stack([np.asarray(p.gender_bit, np.int64)[rows],
+                                np.asarray(p.seeking_mask, np.int64)[rows]])  # fmt: skip
         segments = []
         if len(keys):
             found, which = np.unique(keys, axis=0, return_inverse=True)
@@ -107,12 +116,23 @@ class PeopleIndex:
             order = np.argsort(which, kind="stable")
             cuts = np.searchsorted(which[order], np.arange(len(found) + 1))
             for s, (gender, seeking) in enumerate(found.tolist()):
-                rows = order[cuts[s] : cuts[s + 1]]
-                segments.append(_segment(p, int(gender), int(seeking), rows, placed,
-                                         bool((~np.isfinite(radius[rows])).any())))  # fmt: skip
+                members = rows[order[cuts[s] : cuts[s + 1]]]
+                segments.append(_segment(p, int(gender), int(seeking), members, placed,
+                                         bool((~np.isfinite(radius[members])).any())))  # fmt: skip
         views = {(g.gender_bit, g.seeking_mask): _view(segments, g.gender_bit, g.seeking_mask)
                  for g in segments}  # fmt: skip
         return cls(segments, widest, views)
+
+    def with_rows_from(self, p: ProfileArrays, first: int) -> PeopleIndex:
+        """This index with the rows of ``p`` from ``first`` on (profiles appended since it
+        was built) in a second, small index beside it: adding a few people to the
+        catalogue of a million then costs an index of those few, not of everyone. Their
+        candidates are merged as one index would give them (:meth:`candidates_and_distances_of`)."""
+        base = PeopleIndex(self.segments, self.widest, self.views)
+        if first >= len(p.ids):
+            return base
+        recent = PeopleIndex.build(p, np.arange(first, len(p.ids)))
+        return PeopleIndex(self.segments, self.widest, self.views, first, recent)
 
     def candidates(
         self,
@@ -154,7 +174,25 @@ class PeopleIndex:
         """:meth:`candidates_and_distances` of many people at once (``excluded[i]``
         person ``i``'s): those of one segment in one cell share one walk over the cells
         around them and one read of the people there; each person's list is what they get
-        alone."""
+        alone. With ``recent`` rows, each person's candidates among those and among the
+        rest are merged: with a budget, the ``budget`` nearest of the two lists' placed
+        rows (by distance, then row; each list holds its own ``budget`` nearest, so the
+        nearest of both are among them) and the unplaced of both."""
+        found = self._own_candidates_of(p, people, allowed, excluded, budget)
+        if self.recent is None:
+            return found
+        more = self.recent._own_candidates_of(p, people, allowed, excluded, budget)
+        return [_merged(a, b, budget) for a, b in zip(found, more, strict=True)]
+
+    def _own_candidates_of(
+        self,
+        p: ProfileArrays,
+        people: np.ndarray,
+        allowed: np.ndarray,
+        excluded: list[np.ndarray],
+        budget: int = 0,
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`candidates_and_distances_of` among this index's own segments."""
         none = (np.zeros(0, np.int64), np.zeros(0))
         out: list[tuple[np.ndarray, np.ndarray]] = [none] * len(people)
         groups: dict[tuple[int, int, float, float], list[int]] = {}
@@ -356,6 +394,23 @@ def _segment(
     traits = [np.asarray(a, float)[members]
               for a in (p.age, p.age_min, p.age_max, p.max_distance_km)]  # fmt: skip
     return Segment(gender, seeking, members, centres, bounds, unplaced, any_unset, traits)
+
+
+def _merged(
+    a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], budget: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two disjoint candidate lists (rows sorted, distances) as one, sorted by row: with a
+    ``budget``, every unplaced row (NaN distance) and the ``budget`` nearest placed ones
+    (by distance, then row)."""
+    rows, km = np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]])
+    if budget > 0:
+        placed = np.flatnonzero(np.isfinite(km))
+        if len(placed) > budget:
+            nearest = placed[np.lexsort((rows[placed], km[placed]))[:budget]]
+            keep = np.concatenate([np.flatnonzero(~np.isfinite(km)), nearest])
+            rows, km = rows[keep], km[keep]
+    order = np.argsort(rows)
+    return rows[order].astype(np.int64, copy=False), km[order]
 
 
 def _unplaced(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

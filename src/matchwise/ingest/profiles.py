@@ -57,7 +57,8 @@ def upsert_rows(session: Session, model: type[Any], rows: list[dict[str, Any]]) 
     note_visibility(session, kind, [r["id"] for r in rows])
     if was_hidden:  # shown again, maybe: copies of lists made meanwhile lack them
         lists_changed(session, everything=True)
-    notify(session, kind)  # every server reloads at commit
+    named = [r["id"] for r in rows] if kind == "user" else []  # profiles are patched in
+    notify(session, kind, ids=named)  # every server reads them at commit
     if model is User:
         # a new bio, or a changed or removed one (whose stored vector must go)
         written = [r["id"] for r in rows if "bio" in r and (r["bio"] or r["id"] in present)]
@@ -131,13 +132,13 @@ def _store_vectors(session: Session, chunk: list[tuple[str, str, str]], vectors:
             set_={c: stmt.excluded[c] for c in ("content_hash", "vector", "updated_at")},
         )
         session.execute(stmt, rows)
-        notify(session, "user")  # servers re-read their people catalogue and its vectors
+        notify(session, "user", ids=[str(r["user_id"]) for r in rows])  # servers read them again
 
 
 def _clear_vectors(session: Session, user_ids: list[str]) -> None:
     for chunk in chunked(user_ids, 2000):
         session.execute(delete(ProfileEmbedding).where(ProfileEmbedding.user_id.in_(list(chunk))))
-    notify(session, "user")
+    notify(session, "user", ids=user_ids)
 
 
 def _unique_ids(ids: list[str], what: str) -> None:

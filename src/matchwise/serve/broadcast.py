@@ -115,7 +115,7 @@ class Listener:
             elif notice.topic == "registry":
                 state.registry_changed(engine, notice.model_type)
             else:
-                state.store_changed(engine, notice.topic)
+                state.store_changed(engine, notice.topic, notice.users)
         except Exception as exc:
             log.warning("could not apply the %s change notice (%s)", notice.topic, exc)
         self.applied += 1

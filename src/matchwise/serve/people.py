@@ -32,7 +32,8 @@ from matchwise.features.people import (
 )
 from matchwise.models.elo import league_score
 from matchwise.models.heuristic import HEURISTIC_VERSION
-from matchwise.serve.state import LoadedModel, PeopleCatalogue
+from matchwise.serve.people_catalogue import PeopleCatalogue
+from matchwise.serve.state import LoadedModel
 from matchwise.serve.types import Ask, Recommendation, RecommendationList, explanation
 from matchwise.settings import Settings
 

@@ -57,6 +57,7 @@ from matchwise.serve.people import (
     catalogue_rates,
     people_model,
 )
+from matchwise.serve.people_catalogue import PeopleCatalogue
 from matchwise.serve.recommend import route_for
 from matchwise.serve.refresh import (
     _among,
@@ -64,7 +65,7 @@ from matchwise.serve.refresh import (
     users_to_refresh,
     write_caches,
 )
-from matchwise.serve.state import LoadedModel, PeopleCatalogue, serving_state
+from matchwise.serve.state import LoadedModel, serving_state
 from matchwise.serve.types import Recommendation, RecommendationList
 
 log = logging.getLogger(__name__)

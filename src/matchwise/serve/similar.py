@@ -27,6 +27,7 @@ from matchwise.errors import NotFound
 from matchwise.hashing import hash_id
 from matchwise.runtime import Runtime
 from matchwise.schemas import SimilarCandidateOut, SimilarOut
+from matchwise.serve.people_catalogue import PeopleCatalogue
 from matchwise.serve.state import LoadedModel, ServingState, serving_state
 from matchwise.serve.types import RecommendFilters
 from matchwise.settings import Settings
@@ -102,7 +103,7 @@ def similar_users(
     keep[people.position[user_id]] = False
     if city:
         keep &= people.city_lc == city.lower()
-    hashed = _hashed_positions(runtime, settings.hash_secret, people.profiles.ids, people.loaded_at)
+    hashed = _hashed_positions(runtime, settings.hash_secret, people)
     me = hash_id(settings.hash_secret, user_id)
     for loaded, side in _people_sources(state, session):
         index = loaded.trained.item_index if side == "item" else loaded.trained.user_index
@@ -202,14 +203,21 @@ class _HashedIds:
     positions: dict[str, int] | None = None
 
 
-def _hashed_positions(
-    runtime: Runtime, secret: str, ids: np.ndarray, loaded_at: float
-) -> dict[str, int]:
+def _hashed_positions(runtime: Runtime, secret: str, people: PeopleCatalogue) -> dict[str, int]:
+    """Each person's hashed id to their catalogue row, made once per catalogue (for a
+    patched one, from its ancestor's: only the rows added since are hashed)."""
     held = runtime.component(_HashedIds, _HashedIds)
-    if held.positions is None or held.loaded_at != loaded_at:
-        held.positions = {hash_id(secret, str(u)): j for j, u in enumerate(ids.tolist())}
-        held.loaded_at = loaded_at
-    return held.positions
+    if held.positions is not None and held.loaded_at == people.loaded_at:
+        return held.positions
+    ids, start, positions = people.profiles.ids, 0, {}
+    if held.positions is not None:
+        rows = dict(people.ancestors).get(held.loaded_at)
+        if rows is not None:
+            start, positions = rows, dict(held.positions)
+    positions.update({hash_id(secret, str(u)): start + j
+                      for j, u in enumerate(ids[start:].tolist())})  # fmt: skip
+    held.positions, held.loaded_at = positions, people.loaded_at
+    return positions
 
 
 # --- co-occurrence ---------------------------------------------------------------------

@@ -17,6 +17,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,12 +29,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from matchwise import registry
-from matchwise.db import columnar, queries
-from matchwise.db.tables import Interaction, Item, ModelVersion, ProfileEmbedding, User
-from matchwise.features.compatibility import ProfileArrays
-from matchwise.features.people import like_rate
-from matchwise.features.people_index import PeopleIndex
-from matchwise.features.text import EMBEDDING_DIM, text_key, vectors_from_bytes
+from matchwise.db import queries
+from matchwise.db.tables import Interaction, Item, ModelVersion, User
 from matchwise.hashing import hash_id, hash_ids
 from matchwise.index import HNSWIndex, VectorIndex
 from matchwise.models.artifacts import TrainedModel, load_trained
@@ -43,6 +40,7 @@ from matchwise.runtime import Runtime, give_back_freed_memory
 from matchwise.schemas import FailedModelOut, HealthOut
 from matchwise.serve.background import OneAtATime
 from matchwise.serve.experiments import running_experiments
+from matchwise.serve.people_catalogue import PeopleCatalogue
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +79,15 @@ class LoadedModel:
         at 40,000 people hashing every candidate's id cost a request tens of ms."""
         cols = self._people_cols.get(catalogue.loaded_at)
         if cols is None:
-            cols = model_columns(self.trained.item_index, catalogue.profiles.ids, secret)
+            ids, index = catalogue.profiles.ids, self.trained.item_index
+            for at, rows in reversed(catalogue.ancestors):  # patched: only the new rows
+                before = self._people_cols.get(at)
+                if before is not None:
+                    cols = np.concatenate([before[:rows],
+                                           model_columns(index, ids[rows:], secret)])  # fmt: skip
+                    break
+            else:
+                cols = model_columns(index, ids, secret)
             for older in sorted(self._people_cols)[:-1]:
                 self._people_cols.pop(older, None)
             self._people_cols[catalogue.loaded_at] = cols
@@ -244,163 +250,6 @@ def _lower(values: list[str | None]) -> np.ndarray:
     return out
 
 
-@dataclass
-class PeopleCatalogue:
-    """Every profile as arrays (compatibility, Elo, popularity, running swipe rates, bio
-    vectors), reloaded every ``max_age`` seconds; ``visible`` marks who may be shown
-    (active, not held, and a person: a dating profile (a gender) or a part in a swipe, as
-    training counts people; an item-domain user is a row only so that they can ask, never a
-    candidate, and has no bio vector). ``likes_given`` of ``swipes_given`` and
-    ``likes_received`` of ``swipes_received`` count each person's swipes on people both
-    ways (how choosy, how desired); ``like_rate`` is everyone's likes over everyone's
-    swipes, the rate a person without swipes is taken to have. Bio vectors are the stored
-    ones (``profile_embeddings``, written by the worker when a profile is written) whose
-    content hash matches the bio: nothing is embedded here."""
-
-    profiles: Any  # features.compatibility.ProfileArrays
-    visible: np.ndarray
-    elo: np.ndarray
-    likes_received: np.ndarray
-    swipes_received: np.ndarray
-    bios: list[str]
-    city_lc: np.ndarray
-    loaded_at: float
-    position: dict[str, int] = field(default_factory=dict)
-    likes_given: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    swipes_given: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    like_rate: float = 0.5
-    #: when the swipe counts were counted (monotonic; a reload may carry them over)
-    counted_at: float = field(default_factory=time.monotonic)
-    _bio_vectors: np.ndarray | None = None
-    #: per row, the content hash of the stored vector in ``_bio_vectors`` (None: none)
-    bio_keys: list[str | None] = field(default_factory=list)
-    #: who may be shown at all (active, not held), people or not: "similar people" lists
-    #: item-domain users too (people who like the same things); None: as ``visible``
-    shown: np.ndarray | None = None
-    #: the profiles by segment and distance cell: candidates without a scan (built at load)
-    index: PeopleIndex | None = None
-
-    def people_index(self) -> PeopleIndex:
-        """The candidate index (:class:`~matchwise.features.people_index.PeopleIndex`),
-        built when the catalogue was loaded (here only for a catalogue made by hand)."""
-        if self.index is None:
-            self.index = PeopleIndex.build(self.profiles)
-        return self.index
-
-    @classmethod
-    def load(
-        cls,
-        session: Session,
-        cell_km: float,
-        previous: PeopleCatalogue | None = None,
-        counts_from: PeopleCatalogue | None = None,
-    ) -> PeopleCatalogue:
-        """Positions become ``cell_km`` cells here (``location_cell_km``): matching never
-        sees where anyone is exactly. Vectors unchanged since ``previous`` (the catalogue
-        this one replaces) are taken from it, not read again. With ``counts_from``, the
-        swipe counts are its counts (0 for people new since), not counted again: two
-        passes over every swipe, most of a reload's time in the database, which a profile
-        written needs no more than before (a new person has no swipes)."""
-        frame = columnar.users_frame(session)  # COPY on PostgreSQL
-        profiles = ProfileArrays.from_frame(frame, cell_km=cell_km)
-        ids = pd.Series(profiles.ids)
-        if counts_from is None:
-            received = columnar.swipe_counts(session, "target")  # one pass over the swipes
-            given = columnar.swipe_counts(session, "swiper")
-            likes, swipes = received["likes"], received["swipes"]
-            liked, swiped = given["likes"], given["swipes"]
-            rate, counted_at = like_rate(likes.sum(), swipes.sum()), time.monotonic()
-        else:
-            before = pd.Index(counts_from.profiles.ids)
-            likes, swipes, liked, swiped = (pd.Series(counts, index=before) for counts in (
-                counts_from.likes_received, counts_from.swipes_received,
-                counts_from.likes_given, counts_from.swipes_given))  # fmt: skip
-            rate, counted_at = counts_from.like_rate, counts_from.counted_at
-        swipes_received = ids.map(swipes).fillna(0.0).to_numpy(float)
-        swipes_given = ids.map(swiped).fillna(0.0).to_numpy(float)
-        person = frame["gender"].notna().to_numpy(bool) | (swipes_received > 0) | (
-            swipes_given > 0)  # fmt: skip
-        shown = (frame["active"].astype(bool) & (frame["moderation_status"] == "ok")).to_numpy(bool)
-        bios = frame["bio"].fillna("").astype(str).tolist()
-        vectors, keys = cls._stored_vectors(session, profiles.ids, bios, person, previous)
-        return cls(
-            profiles=profiles,
-            visible=person & shown,
-            elo=pd.to_numeric(frame["elo"], errors="coerce").fillna(1500.0).to_numpy(float),
-            likes_received=ids.map(likes).fillna(0.0).to_numpy(float),
-            swipes_received=swipes_received,
-            bios=bios,
-            city_lc=frame["city"].fillna("").str.lower().to_numpy(dtype=object),
-            loaded_at=time.monotonic(),
-            position={v: i for i, v in enumerate(profiles.ids.tolist())},
-            likes_given=ids.map(liked).fillna(0.0).to_numpy(float),
-            swipes_given=swipes_given,
-            like_rate=rate,
-            counted_at=counted_at,
-            _bio_vectors=vectors,
-            bio_keys=keys,
-            shown=shown,
-            index=PeopleIndex.build(profiles),
-        )
-
-    @staticmethod
-    def _stored_vectors(
-        session: Session,
-        ids: np.ndarray,
-        bios: list[str],
-        person: np.ndarray,
-        previous: PeopleCatalogue | None,
-    ) -> tuple[np.ndarray | None, list[str | None]]:
-        """The stored bio vector of each person whose bio it was computed from (zero rows
-        for the rest: no bio, not embedded yet, an item-domain user), and each row's
-        content hash; None when no one has one. Only vectors ``previous`` lacks are read,
-        and when every row's vector is as in ``previous``, its array is the answer: a
-        reload then allocates no second copy of it (60 MiB at 40,000 users, 1.5 GB at a
-        million) while the old catalogue still serves."""
-        stored = dict(session.execute(
-            select(ProfileEmbedding.user_id, ProfileEmbedding.content_hash)).all())  # fmt: skip
-        keys: list[str | None] = [None] * len(ids)
-        for row, (uid, bio) in enumerate(zip(ids.tolist(), bios, strict=True)):
-            key = stored.get(uid)
-            if key is not None and person[row] and bio.strip() and key == text_key(bio.strip()):
-                keys[row] = key
-        if not any(keys):
-            return None, keys
-        if (
-            previous is not None
-            and previous._bio_vectors is not None
-            and previous.bio_keys == keys
-            and np.array_equal(previous.profiles.ids, ids)
-        ):
-            return previous._bio_vectors, previous.bio_keys  # unchanged: the same array
-        vectors = np.zeros((len(ids), EMBEDDING_DIM), dtype=np.float32)
-        reuse = previous is not None and previous._bio_vectors is not None
-        before = previous.position if previous is not None and reuse else {}
-        wanted: dict[str, int] = {}
-        for row, (uid, key) in enumerate(zip(ids.tolist(), keys, strict=True)):
-            if key is None:
-                continue
-            old = before.get(uid)
-            if old is not None and previous is not None and previous.bio_keys[old] == key:
-                vectors[row] = previous._bio_vectors[old]  # type: ignore[index]
-            else:
-                wanted[uid] = row
-        names = sorted(wanted)
-        for start in range(0, len(names), 2000):
-            chunk = names[start : start + 2000]
-            found = session.execute(select(ProfileEmbedding.user_id, ProfileEmbedding.vector)
-                                    .where(ProfileEmbedding.user_id.in_(chunk))).all()  # fmt: skip
-            rows = [wanted[uid] for uid, _ in found]
-            vectors[rows] = vectors_from_bytes([bytes(blob) for _, blob in found])
-        return vectors, keys
-
-    def bio_vectors(self) -> np.ndarray | None:
-        """The stored bio vector of each row (``(n, 384)``, zero rows where there is none);
-        None when no one has one. Never embeds: a profile the worker has not embedded yet
-        scores without the bio signal."""
-        return self._bio_vectors
-
-
 @dataclass(frozen=True)
 class LoadFailure:
     """An active version that would not load; retried in the background at ``next_try``."""
@@ -446,6 +295,11 @@ class ServingState:
         self._pinned: dict[str, tuple[float, LoadedModel | None]] = {}
         self.trims = 0  # reloads after which the freed heap went back to the kernel
         self._people_loading = threading.Lock()  # one load of the people in a request
+        #: held while the people catalogue is patched and swapped: one patch at a time, and
+        #: a full reload that ends re-applies the profiles written while it read
+        self._people_swap = threading.Lock()
+        self._patch_ids: set[str] = set()  # profiles written, for the next patch
+        self._written_meanwhile: set[str] | None = None  # during a full reload of the people
         #: per catalogue, how long its last reload took and when it ended (monotonic)
         self._reload_took: dict[str, tuple[float, float]] = {}
 
@@ -498,12 +352,21 @@ class ServingState:
                 if self._models.get(changed) is not None:
                     self.model(session, changed)
 
-    def store_changed(self, engine: Engine, kind: str) -> None:
+    def store_changed(self, engine: Engine, kind: str, user_ids: Sequence[str] = ()) -> None:
         """Profiles (``user``) or items (``item``) were written: reload that catalogue in
-        the background now, if this process has one (the stale copy serves meanwhile)."""
+        the background now, if this process has one (the stale copy serves meanwhile).
+        Profiles named by ``user_ids`` are patched into the people catalogue instead
+        (:meth:`PeopleCatalogue.patched`: a read of those rows, not of everyone)."""
         what, held = ("people", self._people) if kind == "user" else ("catalogue", self._catalogue)
-        if held is not None:
-            self._reload_in_background(what, engine)
+        if held is None:
+            return
+        if kind == "user" and user_ids:
+            with self._people_swap:
+                self._patch_ids.update(user_ids)
+                if self._written_meanwhile is not None:
+                    self._written_meanwhile.update(user_ids)
+            what = "patch"
+        self._reload_in_background(what, engine)
 
     def serving(self, session: Session, tier: str) -> list[LoadedModel]:
         """The loaded active models whose class serves ``tier`` (``warm``, ``hot``,
@@ -714,12 +577,25 @@ class ServingState:
         if cat is None or not usable(cat):
             with self._people_loading:
                 cat = self._people
+                if cat is not None and cat.profiles.cell_km == cell_km and not usable(cat):
+                    assert must_have is not None  # a profile new since: its rows alone
+                    cat = self._patch(session, [must_have])
                 if not usable(cat):  # no one else's load meanwhile brought it in
                     self._people = cat = PeopleCatalogue.load(session, cell_km, previous=cat)
             assert cat is not None
-        elif self._stale(cat.loaded_at, max_age):
+        elif self._stale(cat.read_at or cat.loaded_at, max_age):
             self._reload_in_background("people", session.get_bind())
         return cat
+
+    def _patch(self, session: Session, user_ids: Collection[str]) -> PeopleCatalogue | None:
+        """Patch ``user_ids`` into the people catalogue now (None: none is held)."""
+        with self._people_swap:
+            if self._written_meanwhile is not None:
+                self._written_meanwhile.update(user_ids)
+            if self._people is None:
+                return None
+            self._people = fresh = self._people.patched(session, user_ids)
+            return fresh
 
     def _stale(self, loaded_at: float, max_age: float | None) -> bool:
         """Older than ``max_age`` (0 forces a reload), or ``catalogue_seconds`` by default."""
@@ -745,7 +621,8 @@ class ServingState:
                         self._reloaders.discard(what)
                         return
                 took, ended = self._reload_took.get(what, (0.0, -math.inf))
-                if self._closed.wait(reload_rest(took, ended, time.monotonic())):
+                rest = PATCH_REST if what == "patch" else RELOAD_REST
+                if self._closed.wait(reload_rest(took, ended, time.monotonic(), rest)):
                     continue  # closed: the check above ends it
                 with self._background_lock:
                     self._wanted.discard(what)
@@ -764,16 +641,35 @@ class ServingState:
                         if loaded is not None:  # map model items before anyone asks
                             loaded.catalogue_rows(fresh)
                     self._catalogue = fresh
+                elif what == "patch":
+                    with self._people_swap:
+                        written, self._patch_ids = self._patch_ids, set()
+                    self._patch(session, written)
                 elif (stale := self._people) is not None:  # None: invalidated meanwhile
-                    young = time.monotonic() - stale.counted_at < self.catalogue_seconds
-                    self._people = PeopleCatalogue.load(  # counted again when they are due
-                        session, stale.profiles.cell_km, previous=stale,
-                        counts_from=stale if young else None)  # fmt: skip
+                    self._reload_people(session, stale)
                     del stale
         except Exception as exc:  # the stale copy keeps serving; the next request retries
             log.warning("reloading the %s failed (%s); serving the previous one", what, exc)
             return
         self.trims += give_back_freed_memory()  # the replaced one's pages (see there)
+
+    def _reload_people(self, session: Session, stale: PeopleCatalogue) -> None:
+        """Read every profile again; the profiles written while it read (named by change
+        notices or patched by a request) are patched into the result before it serves."""
+        with self._people_swap:
+            self._written_meanwhile = set()
+        try:
+            young = time.monotonic() - stale.counted_at < self.catalogue_seconds
+            fresh = PeopleCatalogue.load(  # counted again when they are due
+                session, stale.profiles.cell_km, previous=stale,
+                counts_from=stale if young else None)  # fmt: skip
+            with self._people_swap, Session(bind=session.get_bind()) as now:
+                written = self._written_meanwhile
+                self._written_meanwhile = None  # a new session: the load's may not see them
+                self._people = fresh.patched(now, written) if written else fresh
+        finally:  # a failed read: the next reload starts its own record
+            with self._people_swap:
+                self._written_meanwhile = None
 
     def items_loaded(self) -> bool:
         """Whether an items request can be answered from what is loaded: the catalogue is
@@ -806,16 +702,20 @@ class ServingState:
 #: After a catalogue reload, the next waits this many times as long as it took: reloads
 #: take at most a quarter of a core, however big the catalogue grows.
 RELOAD_REST = 3.0
+#: After a patch of the people catalogue (a few profiles read and appended), the next
+#: waits as long as it took: patches take at most half a core, and a burst of writes
+#: becomes a few patches of many profiles each.
+PATCH_REST = 1.0
 
 
-def reload_rest(took: float, ended: float, now: float) -> float:
+def reload_rest(took: float, ended: float, now: float, rest: float = RELOAD_REST) -> float:
     """Seconds to wait before reloading a catalogue whose last reload took ``took`` seconds
     and ended at ``ended``. A reload re-reads the whole catalogue: 0.05 s for thousands
     of people, ~90 s for a million, where reloading on every write notice or every
     ``catalogue_max_age_seconds`` (30) would keep a core and the database busy for good;
     a change then waits for the next reload, ``RELOAD_REST`` times the last one's time at
     most. Small catalogues are not held back noticeably (0.15 s after a 0.05 s reload)."""
-    return max(0.0, ended + RELOAD_REST * took - now)
+    return max(0.0, ended + rest * took - now)
 
 
 def settle_heap() -> None:
