@@ -91,7 +91,7 @@ def _changes(runtime: Runtime) -> list[UserIn]:
             city=ann["city"],
             tags=["kitesurfing", *ann["tags"]],
             bio="Kitesurfing at dawn, then coffee.",
-        )),
+        ),
         # new: a gender nobody had, seeking everyone, near p2
         person(
             "new_b",
@@ -105,7 +105,7 @@ def _changes(runtime: Runtime) -> list[UserIn]:
             longitude=ben["longitude"],
             city=ben["city"],
             tags=ben["tags"],
-        )),
+        ),
         # new: no position (distance never excludes them)
         person(
             "new_c",
@@ -119,7 +119,7 @@ def _changes(runtime: Runtime) -> list[UserIn]:
             longitude=None,
             city=None,
             tags=["chess"],
-        )),
+        ),
         # changed: p3 moves to p0's city and is a year older, with a new bio
         person(
             "p3",
@@ -131,7 +131,7 @@ def _changes(runtime: Runtime) -> list[UserIn]:
                 "age": (cid["age"] or 30) + 1,
                 "bio": "Moved, and love it here.",
             },
-        )),
+        ),
         # changed: p4 now seeks everyone, within 500 km
         person("p4", **{**dee, "seeking": ["woman", "man"], "max_distance_km": 500.0}),
         # deactivated
