@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
@@ -36,6 +36,7 @@ from matchwise.db.engine import (
     session_scope,
     upgrade,
 )
+from matchwise.db.notify import take_profiles_written
 from matchwise.db.online import OnlineCache, install_outbox
 from matchwise.db.tables import DeploymentSecret, ModelVersion, utcnow
 from matchwise.errors import StoreUnavailable
@@ -111,6 +112,12 @@ class Runtime:
     #: Cached lists kept in memory by API servers (PostgreSQL: while their listener hears
     #: change notices; SQLite: while the database's change stamp holds; db.copies).
     list_copies: ListCopies[Any] = field(init=False, repr=False)
+    #: Called, by name, with the profiles each committed write transaction of this process
+    #: wrote (the serving state patches them into its people catalogue on SQLite, where no
+    #: change notice comes; db.notify.take_profiles_written)
+    profile_listeners: dict[str, Callable[[list[str]], None]] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     @classmethod
     def open(cls, settings: Settings | None = None, migrate: bool = True) -> Runtime:
@@ -153,8 +160,18 @@ class Runtime:
         self._sessions: sessionmaker[Session] = session_factory(self.engine)
         self.list_copies = ListCopies(self.settings.list_copies, self.settings.list_copy_seconds)
         install_list_copies(self._sessions, self.list_copies)  # this process's own writes
+        event.listen(self._sessions, "after_commit", self._profiles_committed)
+        event.listen(self._sessions, "after_rollback", take_profiles_written)
         if self.online is not None:  # write sessions note what Redis must learn
             install_outbox(self._sessions, self.online)
+
+    def _profiles_committed(self, session: Session) -> None:
+        written = take_profiles_written(session)
+        for listener in list(self.profile_listeners.values()) if written else ():
+            try:
+                listener(written)
+            except Exception as exc:  # committed all the same: a reload will catch up
+                log.warning("a listener of written profiles failed (%s)", exc)
 
     def component(self, key: Any, make: Callable[[], T]) -> T:
         """This runtime's one instance of a piece of process state (the serving state, the

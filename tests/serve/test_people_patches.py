@@ -272,3 +272,31 @@ def test_a_profile_notice_names_the_profiles_when_they_fit(pg_runtime: Runtime) 
         assert [n.users for n in notices] == [("ann", "bob"), ()]
     finally:
         connection.close()
+
+
+def test_on_sqlite_a_profile_this_process_writes_is_patched_in_at_its_commit(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """SQLite has no change notices: the writing process's own catalogue patches what its
+    transactions wrote, right after the commit (PostgreSQL: the notice does it)."""
+    runtime = Runtime.open(Settings(database_url=sqlite_url, artifact_root=str(tmp_path / "a")))
+    try:
+        with runtime.session() as s:
+            store_users(s, runtime.settings, [person("ann")])
+        state = serving_state(runtime)
+        with runtime.read_session() as s:
+            first = state.people(s, runtime.settings.location_cell_km)
+        with runtime.session() as s:
+            store_users(s, runtime.settings, [person("bob", gender="man", seeking=["woman"])])
+        deadline = time.monotonic() + 10
+        while "bob" not in state._people.position and time.monotonic() < deadline:  # type: ignore[union-attr]
+            time.sleep(0.01)
+        held = state._people
+        assert held is not None and "bob" in held.position and held.read_at == first.loaded_at
+        with runtime.session() as s:  # a rolled-back write names no one
+            store_users(s, runtime.settings, [person("cy", gender="man", seeking=["woman"])])
+            s.rollback()
+        time.sleep(0.3)
+        assert "cy" not in state._people.position  # type: ignore[union-attr]
+    finally:
+        runtime.close()

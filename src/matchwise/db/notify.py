@@ -33,6 +33,8 @@ _NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 MAX_PAYLOAD_BYTES = 7000
 #: Where a write session keeps the lists it changed, for this process's own copies.
 LISTS_CHANGED = "matchwise_lists_changed"
+#: Where a write session keeps the profiles it wrote, for this process's own catalogue.
+PROFILES_WRITTEN = "matchwise_profiles_written"
 
 
 @dataclass(frozen=True)
@@ -72,12 +74,16 @@ def notify(
     """Announce a change in ``session``'s transaction: PostgreSQL delivers it at commit,
     and folds identical notices of one transaction into one, however many batches a
     transaction wrote. ``ids``: the profiles written (``user``), when they fit in a
-    notice: receivers then read those alone (a notice without them: everything)."""
+    notice: receivers then read those alone (a notice without them: everything). They are
+    noted for this process too (:func:`take_profiles_written`): on SQLite there are no
+    notices, and its own catalogue should not wait for a reload."""
+    named = sorted(set(ids))
+    if topic == "user" and named:
+        session.info.setdefault(PROFILES_WRITTEN, set()).update(named)
     connection = session.connection()
     if connection.dialect.name != "postgresql":
         return
     body: dict[str, Any] = {"topic": topic, "model_type": model_type}
-    named = sorted(set(ids))
     payload = json.dumps({**body, "users": named}, separators=(",", ":"))
     if not named or len(payload.encode()) > MAX_PAYLOAD_BYTES:
         payload = json.dumps(body, separators=(",", ":"))
@@ -115,6 +121,11 @@ def take_lists_changed(session: Session) -> dict[str, Any] | None:
     """What ``session`` noted with :func:`lists_changed` (and forget it)."""
     noted: dict[str, Any] | None = session.info.pop(LISTS_CHANGED, None)
     return noted
+
+
+def take_profiles_written(session: Session) -> list[str]:
+    """The profiles ``session`` announced with :func:`notify` (and forget them)."""
+    return sorted(session.info.pop(PROFILES_WRITTEN, ()))
 
 
 def can_listen(engine: Engine) -> bool:

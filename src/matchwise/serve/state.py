@@ -17,7 +17,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -299,7 +299,8 @@ class ServingState:
         #: a full reload that ends re-applies the profiles written while it read
         self._people_swap = threading.Lock()
         self._patch_ids: set[str] = set()  # profiles written, for the next patch
-        self._written_meanwhile: set[str] | None = None  # during a full reload of the people
+        #: per full load of the people running, the profiles written while it reads
+        self._written_meanwhile: list[set[str]] = []
         #: per catalogue, how long its last reload took and when it ended (monotonic)
         self._reload_took: dict[str, tuple[float, float]] = {}
 
@@ -358,15 +359,16 @@ class ServingState:
         Profiles named by ``user_ids`` are patched into the people catalogue instead
         (:meth:`PeopleCatalogue.patched`: a read of those rows, not of everyone)."""
         what, held = ("people", self._people) if kind == "user" else ("catalogue", self._catalogue)
-        if held is None:
-            return
         if kind == "user" and user_ids:
             with self._people_swap:
+                for record in self._written_meanwhile:  # a load reading now may miss them
+                    record.update(user_ids)
+                if held is None:
+                    return
                 self._patch_ids.update(user_ids)
-                if self._written_meanwhile is not None:
-                    self._written_meanwhile.update(user_ids)
             what = "patch"
-        self._reload_in_background(what, engine)
+        if held is not None:
+            self._reload_in_background(what, engine)
 
     def serving(self, session: Session, tier: str) -> list[LoadedModel]:
         """The loaded active models whose class serves ``tier`` (``warm``, ``hot``,
@@ -581,7 +583,9 @@ class ServingState:
                     assert must_have is not None  # a profile new since: its rows alone
                     cat = self._patch(session, [must_have])
                 if not usable(cat):  # no one else's load meanwhile brought it in
-                    self._people = cat = PeopleCatalogue.load(session, cell_km, previous=cat)
+                    self._people = cat = self._load_people(
+                        session.get_bind(), lambda: PeopleCatalogue.load(session, cell_km,
+                                                                         previous=cat))  # fmt: skip
             assert cat is not None
         elif self._stale(cat.read_at or cat.loaded_at, max_age):
             self._reload_in_background("people", session.get_bind())
@@ -590,8 +594,8 @@ class ServingState:
     def _patch(self, session: Session, user_ids: Collection[str]) -> PeopleCatalogue | None:
         """Patch ``user_ids`` into the people catalogue now (None: none is held)."""
         with self._people_swap:
-            if self._written_meanwhile is not None:
-                self._written_meanwhile.update(user_ids)
+            for record in self._written_meanwhile:
+                record.update(user_ids)
             if self._people is None:
                 return None
             self._people = fresh = self._people.patched(session, user_ids)
@@ -654,22 +658,28 @@ class ServingState:
         self.trims += give_back_freed_memory()  # the replaced one's pages (see there)
 
     def _reload_people(self, session: Session, stale: PeopleCatalogue) -> None:
-        """Read every profile again; the profiles written while it read (named by change
-        notices or patched by a request) are patched into the result before it serves."""
+        """Read every profile again, swapping the result in (see :meth:`_load_people`)."""
+        young = time.monotonic() - stale.counted_at < self.catalogue_seconds
+        self._load_people(session.get_bind(), lambda: PeopleCatalogue.load(  # counted again
+            session, stale.profiles.cell_km, previous=stale,  # when they are due
+            counts_from=stale if young else None))  # fmt: skip
+
+    def _load_people(self, engine: Any, load: Callable[[], PeopleCatalogue]) -> PeopleCatalogue:
+        """``load()`` (a read of every profile, ~90 s at a million) made the serving
+        catalogue, with the profiles written while it read (named by change notices or
+        patched in by requests) patched into it first: a read that began before their
+        commit would lose them until the next full reload."""
+        record: set[str] = set()
         with self._people_swap:
-            self._written_meanwhile = set()
+            self._written_meanwhile.append(record)
         try:
-            young = time.monotonic() - stale.counted_at < self.catalogue_seconds
-            fresh = PeopleCatalogue.load(  # counted again when they are due
-                session, stale.profiles.cell_km, previous=stale,
-                counts_from=stale if young else None)  # fmt: skip
-            with self._people_swap, Session(bind=session.get_bind()) as now:
-                written = self._written_meanwhile
-                self._written_meanwhile = None  # a new session: the load's may not see them
-                self._people = fresh.patched(now, written) if written else fresh
-        finally:  # a failed read: the next reload starts its own record
-            with self._people_swap:
-                self._written_meanwhile = None
+            fresh = load()
+            with self._people_swap, Session(bind=engine) as now:  # sees what came since
+                self._people = fresh = fresh.patched(now, record) if record else fresh
+                return fresh
+        finally:
+            with self._people_swap:  # by identity: another load's record may be equal
+                self._written_meanwhile = [r for r in self._written_meanwhile if r is not record]
 
     def items_loaded(self) -> bool:
         """Whether an items request can be answered from what is loaded: the catalogue is
@@ -733,14 +743,20 @@ def settle_heap() -> None:
 def serving_state(runtime: Runtime) -> ServingState:
     """The runtime's serving state (one per runtime: the API and the CLI each have theirs)."""
     settings = runtime.settings
-    return runtime.component(
-        ServingState,
-        lambda: ServingState(
+
+    def make() -> ServingState:
+        state = ServingState(
             registry.ArtifactStore(settings.artifact_root),
             check_seconds=settings.registry_check_seconds,
             catalogue_seconds=settings.catalogue_max_age_seconds,
-        ),
-    )
+        )
+        if runtime.is_sqlite:  # PostgreSQL: the change notice does it, in every process
+            runtime.profile_listeners["serving"] = (  # this state's, not a forgotten one's
+                lambda written: state.store_changed(runtime.read_engine, "user", written)
+            )
+        return state
+
+    return runtime.component(ServingState, make)
 
 
 def reset_serving_state(runtime: Runtime) -> None:
