@@ -160,18 +160,12 @@ class Runtime:
         self._sessions: sessionmaker[Session] = session_factory(self.engine)
         self.list_copies = ListCopies(self.settings.list_copies, self.settings.list_copy_seconds)
         install_list_copies(self._sessions, self.list_copies)  # this process's own writes
-        event.listen(self._sessions, "after_commit", self._profiles_committed)
+        event.listen(
+            self._sessions, "after_commit", _tell_profile_listeners(self.profile_listeners)
+        )
         event.listen(self._sessions, "after_rollback", take_profiles_written)
         if self.online is not None:  # write sessions note what Redis must learn
             install_outbox(self._sessions, self.online)
-
-    def _profiles_committed(self, session: Session) -> None:
-        written = take_profiles_written(session)
-        for listener in list(self.profile_listeners.values()) if written else ():
-            try:
-                listener(written)
-            except Exception as exc:  # committed all the same: a reload will catch up
-                log.warning("a listener of written profiles failed (%s)", exc)
 
     def component(self, key: Any, make: Callable[[], T]) -> T:
         """This runtime's one instance of a piece of process state (the serving state, the
@@ -226,6 +220,24 @@ class Runtime:
             self.online.close()
         self.engine.dispose()
         self.read_engine.dispose()
+
+
+def _tell_profile_listeners(
+    listeners: dict[str, Callable[[list[str]], None]],
+) -> Callable[[Session], None]:
+    """The after-commit hook calling ``listeners`` with the profiles a transaction wrote.
+    It holds the listeners, not the runtime: a runtime nobody holds any more (a CLI
+    command's) is then freed at once with its connections, not by a later collection."""
+
+    def committed(session: Session) -> None:
+        written = take_profiles_written(session)
+        for listener in list(listeners.values()) if written else ():
+            try:
+                listener(written)
+            except Exception as exc:  # committed all the same: a reload will catch up
+                log.warning("a listener of written profiles failed (%s)", exc)
+
+    return committed
 
 
 def _pool(settings: Settings, role: str) -> dict[str, Any]:

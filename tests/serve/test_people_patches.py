@@ -8,8 +8,10 @@ a position), people who moved, changed their wishes or their bio, and one deacti
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -300,3 +302,21 @@ def test_on_sqlite_a_profile_this_process_writes_is_patched_in_at_its_commit(
         assert "cy" not in state._people.position  # type: ignore[union-attr]
     finally:
         runtime.close()
+
+
+def test_a_runtime_nobody_holds_is_freed_at_once_with_its_connections(db_url: str) -> None:
+    """The hook that tells this process's catalogue about written profiles must not tie
+    the runtime into a cycle: a CLI command's runtime dropped without ``close()`` was then
+    kept (with its pooled connections) until a full collection, or for good after
+    ``gc.freeze()``, and a test run ran PostgreSQL out of connections."""
+    runtime = Runtime.open(Settings(database_url=db_url), migrate=False)
+    serving_state(runtime)  # the serving state's listener too
+    with runtime.session() as s:
+        store_users(s, runtime.settings, [person("ann")])
+    alive = weakref.ref(runtime)
+    gc.disable()
+    try:
+        del runtime, s
+        assert alive() is None, "the runtime outlived its last reference"
+    finally:
+        gc.enable()

@@ -751,8 +751,9 @@ def serving_state(runtime: Runtime) -> ServingState:
             catalogue_seconds=settings.catalogue_max_age_seconds,
         )
         if runtime.is_sqlite:  # PostgreSQL: the change notice does it, in every process
+            engine = runtime.read_engine  # not the runtime: no cycle keeps it alive
             runtime.profile_listeners["serving"] = (  # this state's, not a forgotten one's
-                lambda written: state.store_changed(runtime.read_engine, "user", written)
+                lambda written: state.store_changed(engine, "user", written)
             )
         return state
 
