@@ -32,7 +32,7 @@ from sqlalchemy import String, Text, and_, cast, delete, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from matchwise.db.audit import audit
-from matchwise.db.notify import lists_changed
+from matchwise.db.notify import lists_changed, notify
 from matchwise.db.online import PREFIX, OnlineCache, hidden_key, list_key, seen_key
 from matchwise.db.queries import dialect_insert as _insert
 from matchwise.db.tables import (
@@ -357,6 +357,7 @@ def _erase_rows(session: Session, user_id: str, tombstone: str, actor: str) -> _
     for name, stmt in owned.items():
         deleted[name] = _count(session, stmt)
     lists_changed(session, users=[user_id], candidates=[user_id])  # servers' copies
+    notify(session, "user", ids=[user_id])  # servers patch them out of their catalogues
     deleted["users"] = _count(session, delete(User).where(User.id == user_id))
     owner = update(Item).where(Item.owner_id == user_id).values(owner_id=None)
     scrubbed = {"items": _count(session, owner)}

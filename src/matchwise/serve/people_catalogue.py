@@ -202,7 +202,8 @@ class PeopleCatalogue:
     def patched(self, session: Session, user_ids: Collection[str]) -> PeopleCatalogue:
         """This catalogue with the profiles ``user_ids`` as the store holds them now: each
         one read again and appended as a new row (its old row, if any, hidden and no longer
-        its ``position``), a profile no longer stored hidden. What is carried over: each
+        its ``position``), a profile no longer stored (erased) hidden, its bio dropped and
+        its bio vector zeroed in the buffer every catalogue shares. What is carried over: each
         one's swipe counts (a new person has none), the stored bio vectors of everyone else,
         the index's segments (the new rows get a small index of their own). ``self`` is
         left as it was: a request may still be using it."""
@@ -234,6 +235,12 @@ class PeopleCatalogue:
         visible[hidden], shown[hidden] = False, False
         bios = frame["bio"].fillna("").astype(str).tolist()
         held, vectors, keys = self._appended_vectors(session, new_ids, bios, person)
+        all_bios = [*self.bios, *bios]
+        for uid in set(wanted) - set(new_ids):  # erased: what they wrote leaves the memory
+            if (row := self.position.get(uid)) is not None:
+                all_bios[row], keys[row] = "", None
+                if vectors is not None:
+                    vectors[row] = 0.0  # the shared buffer: the older catalogues' view too
         position = dict(self.position)
         position.update({uid: n + i for i, uid in enumerate(new_ids)})
         index = self.people_index()
@@ -246,7 +253,7 @@ class PeopleCatalogue:
             elo=grown(self.elo, pd.to_numeric(frame["elo"], errors="coerce").fillna(1500.0)),
             likes_received=grown(self.likes_received),
             swipes_received=swipes_received,
-            bios=[*self.bios, *bios],
+            bios=all_bios,
             city_lc=grown(self.city_lc, frame["city"].fillna("").str.lower().to_numpy(object)),
             loaded_at=loaded_at,
             position=position,
