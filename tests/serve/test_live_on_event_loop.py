@@ -1,8 +1,8 @@
 """Live items requests are computed on the API's event loop once everything they need is
 loaded (``live_on_event_loop``): the same lists as in a worker thread, and a worker
 thread whenever the request might load, wait on the store or write — the serving state
-not loaded (after an activation), an experiment running, people lists, on PostgreSQL no
-idle held read connection, or the setting off."""
+not loaded (after an activation), an experiment running, people lists, or the setting
+off. On PostgreSQL (``always``) the request's reads are awaited on the loop."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from matchwise.api import create_app
 from matchwise.data.synthetic import generate_items
-from matchwise.db.copies import ListCopies
+from matchwise.db import queries
 from matchwise.ingest.bulk import write_bundle
 from matchwise.ingest.profiles import upsert_items, upsert_users
 from matchwise.ops import experiments as ops_experiments
@@ -185,11 +185,12 @@ def test_postgresql_live_items_run_in_a_worker_thread_by_default(
     assert places == ["thread"] * 3
 
 
-def test_postgresql_live_items_run_on_the_loop_when_asked_with_an_idle_held_connection(
+def test_postgresql_live_items_run_on_the_loop_when_asked_with_their_reads_awaited(
     postgres_url: str, pg_runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``always``: one round trip on a connection already open (never a connect on the
-    loop), while the change-notice listener hears the database."""
+    """``always``: the profile and history are read on the API's async connections,
+    awaited (the loop serves others meanwhile; nothing blocks it on the network), and the
+    list computed on the loop is the one a worker thread computes."""
     with pg_runtime.session() as s:
         upsert_users(s, people_fixture())
         upsert_items(s, items_fixture())
@@ -197,34 +198,29 @@ def test_postgresql_live_items_run_on_the_loop_when_asked_with_an_idle_held_conn
                      artifact_root=str(tmp_path / "art2"))  # fmt: skip
     runtime = Runtime.open(asked, migrate=False)
     places = _where_live_runs(monkeypatch)
+    awaited: list[str] = []
+    real = queries.serving_inputs_awaited
+
+    async def counted(reads: Any, user_id: str) -> Any:
+        awaited.append(user_id)
+        return await real(reads, user_id)
+
+    monkeypatch.setattr(queries, "serving_inputs_awaited", counted)
     try:
-        _on_the_loop_with_an_idle_held_connection(runtime, places)
+        with _client(runtime) as client:
+            _ready(client)
+            _live(client, "alice", kind="item")  # may read the experiments book, in a thread
+            places.clear()
+            awaited.clear()
+            lists = [_live(client, "alice", kind="item") for _ in range(3)]
+            served = list(places)
+        in_thread = tiers.live(runtime, "alice", 10, "item", RecommendFilters())
     finally:
         runtime.close()
-
-
-def _on_the_loop_with_an_idle_held_connection(runtime: Runtime, places: list[str]) -> None:
-    pg_runtime = runtime
-    with _client(pg_runtime) as client:
-        _ready(client)
-        _live(client, "alice", kind="item")  # no list rehearsed here (no interactions):
-        places.clear()  # this one may open the held connection, in a thread
-        lists = [_live(client, "alice", kind="item") for _ in range(3)]
-        assert places == ["event loop"] * 3
-        reads = tiers.held_reads(pg_runtime)
-        taken = []
-        while reads.idle():  # every held connection in use elsewhere
-            taken.append(reads._take())
-        try:
-            in_thread = _live(client, "alice", kind="item")
-        finally:
-            for held in taken:
-                reads._give(held)
-        with pytest.MonkeyPatch.context() as patch:  # the listener has not heard it lately
-            patch.setattr(ListCopies, "hearing", property(lambda self: False))
-            unheard = _live(client, "alice", kind="item")
-    assert places == ["event loop"] * 3 + ["thread"] * 2
-    assert all(_comparable(x)[1:] == _comparable(in_thread)[1:] for x in [*lists, unheard])
+    assert served == ["event loop"] * 3 and awaited == ["alice"] * 3  # no blocking read
+    wire = {"route": in_thread.route, "model_version": in_thread.model_version,
+            "recommendations": [r.wire() for r in in_thread.recommendations]}  # fmt: skip
+    assert all(_comparable(x) == _comparable(wire) for x in lists)
     assert lists[0]["recommendations"]
 
 

@@ -147,10 +147,6 @@ class HeldReads:
             return out
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def idle(self) -> bool:
-        """Whether a connection is idle now: a read then costs no connect."""
-        return bool(self._idle)
-
     def _take(self) -> tuple[Any, float]:
         try:
             return self._idle.pop()  # deque.pop is atomic: no lock on the hot path

@@ -22,7 +22,7 @@ from matchwise.actions import (
     SWIPE_ACTIONS,
 )
 from matchwise.db import driver
-from matchwise.db.engine import HeldReads
+from matchwise.db.engine import AsyncHeldReads, HeldReads
 from matchwise.db.tables import Interaction, Item, User
 from matchwise.errors import NotFound
 
@@ -243,12 +243,23 @@ def serving_inputs(reads: HeldReads, user_id: str) -> tuple[Profile, History]:
     """:func:`serving_profile` and :func:`history_of` on held read connections, without a
     session: the API's live path, which then opens no transaction (its BEGIN and COMMIT
     cost more than the two queries)."""
-    found = driver.rows_from(reads, _PROFILE, {"user_id": user_id})
+    profile = _profile_of(driver.rows_from(reads, _PROFILE, {"user_id": user_id}), user_id)
+    return profile, _history(driver.rows_from(reads, _HISTORY, {"user_id": user_id}))
+
+
+async def serving_inputs_awaited(reads: AsyncHeldReads, user_id: str) -> tuple[Profile, History]:
+    """:func:`serving_inputs` awaited on the event loop (PostgreSQL): the loop serves
+    other requests during the two round trips instead of waiting for them."""
+    found = await driver.rows_awaited(reads, _PROFILE, {"user_id": user_id})
+    profile = _profile_of(found, user_id)
+    return profile, _history(await driver.rows_awaited(reads, _HISTORY, {"user_id": user_id}))
+
+
+def _profile_of(found: list, user_id: str) -> Profile:
     if not found:
         raise NotFound(f"unknown user {user_id!r}")
     user, tags, city = found[0]
-    profile = Profile(user, list(driver.as_json(tags) or []), city)
-    return profile, _history(driver.rows_from(reads, _HISTORY, {"user_id": user_id}))
+    return Profile(user, list(driver.as_json(tags) or []), city)
 
 
 def _history(rows: list) -> History:

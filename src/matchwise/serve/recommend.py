@@ -45,6 +45,7 @@ def recommend(
     explain: bool = False,
     experiments: bool = True,
     reads: HeldReads | None = None,
+    inputs: tuple[queries.Profile, queries.History] | None = None,
 ) -> RecommendationList:
     """Ranked candidates for ``user_id``; raises NotFound for an unknown user.
 
@@ -59,7 +60,8 @@ def recommend(
     other arm and interleaving computed live; the list names the experiment and arm.
 
     With ``reads`` (the API's live path), the user's profile and history are read on
-    held read connections, outside ``session``'s transaction (see :func:`compute`).
+    held read connections, outside ``session``'s transaction (see :func:`compute`); with
+    ``inputs`` they were read already (awaited on the event loop, ``serve.tiers``).
     """
     settings = runtime.settings
     limit, kind = resolve_request(settings, limit, kind)
@@ -89,7 +91,7 @@ def recommend(
     else:
         arm = None if assigned is None else assigned.arm
         result = page.cut(compute(runtime, session, user_id, fetch, kind, filters, now, arm=arm,
-                                  reads=reads), limit)  # fmt: skip
+                                  reads=reads, inputs=inputs), limit)  # fmt: skip
     if explain:
         result = replace(result, explained=EXPLAINED_LIVE, explained_at=result.generated_at,
                          explained_by=result.model_version)  # fmt: skip
@@ -162,6 +164,7 @@ def compute(
     only: frozenset[str] | None = None,
     arm: ArmSpec | None = None,
     reads: HeldReads | None = None,
+    inputs: tuple[queries.Profile, queries.History] | None = None,
 ) -> RecommendationList:
     """The first ``limit`` of the user's list computed now, on the route their history
     picks (never the cache); with ``only``, those candidates alone; with an experiment
@@ -170,8 +173,10 @@ def compute(
     With ``reads``, the profile and history come from held read connections in two
     statements and ``session`` is not used for them: a read-only session that nothing
     else touches then never begins a transaction (on SQLite its BEGIN and COMMIT cost
-    more than the two reads)."""
-    if reads is not None:
+    more than the two reads). ``inputs``: the profile and history, read already."""
+    if inputs is not None:
+        user, history = inputs
+    elif reads is not None:
         user, history = queries.serving_inputs(reads, user_id)
     else:
         user = queries.serving_profile(session, user_id)

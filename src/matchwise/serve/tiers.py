@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import anyio
 
+from matchwise.db import queries
 from matchwise.db.copies import change_stamp
 from matchwise.db.engine import AsyncHeldReads, HeldReads
 from matchwise.db.online import AsyncReader
@@ -93,8 +94,11 @@ async def answer(
             keep_copy(runtime, found, fetch, list_kind, since)
         if found is not None and page.holds(found, top_n):
             return await _served(runtime, found, page, top_n, list_kind, explain, assigned)
-    if computes_on_event_loop(runtime, kind):
-        return live(runtime, user_id, limit, kind, filters, page, explain)
+    if computes_on_event_loop(runtime, kind, store):
+        inputs = None  # SQLite: read on a held connection, a local read that never waits
+        if store is not None:  # PostgreSQL: the two round trips awaited, the loop serving on
+            inputs = await queries.serving_inputs_awaited(store, user_id)
+        return live(runtime, user_id, limit, kind, filters, page, explain, inputs)
     return await anyio.to_thread.run_sync(live, runtime, user_id, limit, kind, filters, page,
                                           explain)  # fmt: skip
 
@@ -138,15 +142,17 @@ def keep_copy(
     runtime.list_copies.keep(found.user_id, (kind, fetch), packed, packed[2], since)
 
 
-def computes_on_event_loop(runtime: Runtime, kind: Kind | None) -> bool:
+def computes_on_event_loop(
+    runtime: Runtime, kind: Kind | None, store: AsyncHeldReads | None = None
+) -> bool:
     """Whether a live request may run on the event loop: for items (a people list may
     load the people catalogue for a new profile), with no experiment running (an
     interleaved list is written down) and with everything it needs loaded
-    (``ServingState.items_loaded``); its one read (the user's profile and history) then
-    goes over a held read connection: on SQLite a local read that never waits for a
-    writer; on PostgreSQL (``live_on_event_loop: always``) one round trip, taken only
-    when such a connection is idle (the loop never waits to open one) and the
-    change-notice listener has heard the database within the last seconds.
+    (``ServingState.items_loaded``); its one read (the user's profile and history) is
+    then, on SQLite, a held read connection's local read that never waits for a writer;
+    on PostgreSQL (``live_on_event_loop: always``) awaited on ``store``'s async
+    connections, so the loop serves other requests during the round trips (and a
+    database that stops answering holds only the requests that wait for it).
 
     In a worker thread a live request competes for the GIL with a busy event loop and
     loses: with cached reads keeping the loop busy, live requests on PostgreSQL took
@@ -156,7 +162,7 @@ def computes_on_event_loop(runtime: Runtime, kind: Kind | None) -> bool:
     where = settings.live_on_event_loop
     if where == "never" or (where == "sqlite" and not runtime.is_sqlite):
         return False
-    if not runtime.is_sqlite and not (runtime.list_copies.hearing and held_reads(runtime).idle()):
+    if not runtime.is_sqlite and store is None:  # no read to await: a worker thread
         return False
     if resolve_request(settings, None, kind)[1] != "item":
         return False
@@ -203,14 +209,16 @@ def live(
     filters: RecommendFilters,
     page: Page | None = None,
     explain: bool = False,
+    inputs: tuple[queries.Profile, queries.History] | None = None,
 ) -> RecommendationList:
     """Computed now, on a read-only session (never the cache); the user's profile and
-    history are read on the held read connections, so the session opens no transaction
-    unless serving state needs the store (a model or catalogue to load)."""
+    history (``inputs`` when read already) are read on the held read connections, so the
+    session opens no transaction unless serving state needs the store (a model or
+    catalogue to load)."""
     with runtime.read_session() as session:
         return recommend(runtime, session, user_id, limit=limit, kind=kind, filters=filters,
                          use_cache=False, page=page, explain=explain,
-                         reads=held_reads(runtime))  # fmt: skip
+                         reads=None if inputs else held_reads(runtime), inputs=inputs)  # fmt: skip
 
 
 async def on_store(runtime: Runtime, fn: Callable[..., T], *args: Any) -> T:
