@@ -7,8 +7,7 @@ without the id, so admin metrics keep their totals; the audit entry names no one
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,6 +26,7 @@ from matchwise.schemas import ImpressionEvent, InteractionIn
 from matchwise.serve.refresh import refresh_users
 from matchwise.serve.state import ServingState, reset_serving_state, serving_state
 from tests.utils.factories import items_fixture, people_fixture, person
+from tests.utils.waiting import until
 
 GONE = "leaving-7314"
 
@@ -98,15 +98,6 @@ def _patched_out(state: ServingState, user_id: str) -> bool:
             and (vectors is None or not vectors[row].any()))  # fmt: skip
 
 
-def _until(check: Callable[[], bool], within: float) -> bool:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 @pytest.fixture
 def client(runtime: Runtime) -> Iterator[TestClient]:
     with TestClient(create_app(runtime=runtime), raise_server_exceptions=False) as c:
@@ -146,7 +137,7 @@ def test_a_person_erases_themself_and_is_gone_from_every_route(
     try:  # the other process's catalogue may still hold GONE: serving checks with the store
         assert GONE not in _everywhere(elsewhere, keys)
         if not runtime.is_sqlite:  # and at the notice it patched them out of memory
-            assert _until(lambda: _patched_out(serving_state(second), GONE), 5.0)
+            assert until(lambda: _patched_out(serving_state(second), GONE), 5.0)
     finally:
         elsewhere.__exit__(None, None, None)
         second.close()

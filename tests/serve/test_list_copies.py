@@ -33,6 +33,7 @@ from matchwise.serve.refresh import refresh_users
 from matchwise.serve.types import RecommendationList
 from matchwise.settings import Settings
 from tests.utils.factories import items_fixture, people_fixture, person
+from tests.utils.waiting import until
 
 #: A notice takes milliseconds; the margin is for a loaded CI machine.
 WITHIN = 3.0
@@ -40,12 +41,7 @@ BEHIND = text("UPDATE recommendations SET reason = :reason WHERE user_id = :user
 
 
 def _until(check: Callable[[], bool], within: float = WITHIN) -> bool:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+    return until(check, within)
 
 
 @pytest.fixture

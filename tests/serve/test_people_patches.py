@@ -30,10 +30,11 @@ from matchwise.runtime import Runtime
 from matchwise.schemas import UserIn
 from matchwise.serve.people_catalogue import PeopleCatalogue
 from matchwise.serve.recommend import recommend
-from matchwise.serve.state import serving_state
+from matchwise.serve.state import ServingState, serving_state
 from matchwise.settings import Settings
 from matchwise.train.pipeline import train_model
 from tests.utils.factories import person
+from tests.utils.waiting import until
 
 
 class _SeededVectors:
@@ -141,6 +142,11 @@ def _changes(runtime: Runtime) -> list[UserIn]:
     ]
 
 
+def _holds(state: ServingState, user_id: str) -> bool:
+    """Whether the people catalogue ``state`` serves holds ``user_id``."""
+    return state._people is not None and user_id in state._people.position
+
+
 def _lists(runtime: Runtime, users: list[str]) -> dict[str, list[tuple[Any, ...]]]:
     out = {}
     with runtime.read_session() as s:
@@ -208,9 +214,7 @@ def test_named_profiles_are_patched_in_without_a_full_load(
     with store.session() as s:
         store_users(s, store.settings, [person("zed", gender="man", seeking=["woman"])])
     state.store_changed(store.read_engine, "user", ["zed"])  # what a change notice does
-    deadline = time.monotonic() + 10
-    while "zed" not in state._people.position and time.monotonic() < deadline:  # type: ignore[union-attr]
-        time.sleep(0.01)
+    until(lambda: _holds(state, "zed"), 10)
     held = state._people
     assert held is not None and "zed" in held.position and loads == []
     assert held.read_at == first.loaded_at  # not a fresh read: the periodic one still runs
@@ -244,9 +248,7 @@ def test_profiles_written_during_a_full_reload_are_patched_into_it(
     with store.session() as s:
         store_users(s, store.settings, [person("late", gender="man", seeking=["woman"])])
     state.store_changed(store.read_engine, "user", ["late"])
-    deadline = time.monotonic() + 10
-    while "late" not in state._people.position and time.monotonic() < deadline:  # type: ignore[union-attr]
-        time.sleep(0.01)
+    until(lambda: _holds(state, "late"), 10)
     assert "late" in state._people.position  # type: ignore[union-attr]  # patched meanwhile
     go_on.set()
 
@@ -254,9 +256,7 @@ def test_profiles_written_during_a_full_reload_are_patched_into_it(
         held = state._people
         return held if held is not None and (held.read_at or 0) > first.loaded_at else None
 
-    deadline = time.monotonic() + 10
-    while reread() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
+    until(lambda: reread() is not None, 10)
     held = reread()
     assert held is not None, "the full reload did not end"
     assert "late" in held.position and held.visible[held.position["late"]]
@@ -290,9 +290,7 @@ def test_on_sqlite_a_profile_this_process_writes_is_patched_in_at_its_commit(
             first = state.people(s, runtime.settings.location_cell_km)
         with runtime.session() as s:
             store_users(s, runtime.settings, [person("bob", gender="man", seeking=["woman"])])
-        deadline = time.monotonic() + 10
-        while "bob" not in state._people.position and time.monotonic() < deadline:  # type: ignore[union-attr]
-            time.sleep(0.01)
+        until(lambda: _holds(state, "bob"), 10)
         held = state._people
         assert held is not None and "bob" in held.position and held.read_at == first.loaded_at
         with runtime.session() as s:  # a rolled-back write names no one

@@ -164,9 +164,7 @@ class PeopleCatalogue:
             select(ProfileEmbedding.user_id, ProfileEmbedding.content_hash)).all())  # fmt: skip
         keys: list[str | None] = [None] * len(ids)
         for row, (uid, bio) in enumerate(zip(ids.tolist(), bios, strict=True)):
-            key = stored.get(uid)
-            if key is not None and person[row] and bio.strip() and key == text_key(bio.strip()):
-                keys[row] = key
+            keys[row] = _current_key(stored.get(uid), bool(person[row]), bio)
         if not any(keys):
             return None, None, keys
         if (
@@ -281,9 +279,7 @@ class PeopleCatalogue:
             rows = session.execute(stored.where(ProfileEmbedding.user_id.in_(part)))
             found.update({uid: (key, bytes(blob)) for uid, key, blob in rows})
         for row, (uid, bio) in enumerate(zip(ids, bios, strict=True)):
-            key = found.get(uid, (None, b""))[0]
-            if key is not None and person[row] and bio.strip() and key == text_key(bio.strip()):
-                keys[row] = key
+            keys[row] = _current_key(found.get(uid, (None, b""))[0], bool(person[row]), bio)
         before: list[str | None] = self.bio_keys or [None] * len(self)
         all_keys = [*before, *keys]
         if self._bio_vectors is None and not any(keys):
@@ -308,3 +304,11 @@ class PeopleCatalogue:
         None when no one has one. Never embeds: a profile the worker has not embedded yet
         scores without the bio signal."""
         return self._bio_vectors
+
+
+def _current_key(stored: str | None, is_person: bool, bio: str) -> str | None:
+    """A stored vector's content hash when it is the vector of this person's bio as it is
+    now (None: no bio, not a person, not embedded yet, or embedded from an older bio)."""
+    if stored is not None and is_person and bio.strip() and stored == text_key(bio.strip()):
+        return stored
+    return None
