@@ -94,13 +94,17 @@ async def answer(
             keep_copy(runtime, found, fetch, list_kind, since)
         if found is not None and page.holds(found, top_n):
             return await _served(runtime, found, page, top_n, list_kind, explain, assigned)
+    inputs = None  # SQLite: read on a held connection, a local read that never waits
     if computes_on_event_loop(runtime, kind, store):
-        inputs = None  # SQLite: read on a held connection, a local read that never waits
-        if store is not None:  # PostgreSQL: the two round trips awaited, the loop serving on
-            inputs = await queries.serving_inputs_awaited(store, user_id)
-        return live(runtime, user_id, limit, kind, filters, page, explain, inputs)
+        if store is None:
+            return live(runtime, user_id, limit, kind, filters, page, explain)
+        # PostgreSQL: the two round trips awaited, the loop serving others meanwhile; what
+        # changed during them (an activation to load, say) sends the request to a thread
+        inputs = await queries.serving_inputs_awaited(store, user_id)
+        if computes_on_event_loop(runtime, kind, store):
+            return live(runtime, user_id, limit, kind, filters, page, explain, inputs)
     return await anyio.to_thread.run_sync(live, runtime, user_id, limit, kind, filters, page,
-                                          explain)  # fmt: skip
+                                          explain, inputs)  # fmt: skip
 
 
 async def _served(
