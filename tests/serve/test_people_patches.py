@@ -30,6 +30,7 @@ from matchwise.runtime import Runtime
 from matchwise.schemas import UserIn
 from matchwise.serve.people_catalogue import PeopleCatalogue
 from matchwise.serve.recommend import recommend
+from matchwise.serve.similar import similar_users
 from matchwise.serve.state import ServingState, serving_state
 from matchwise.settings import Settings
 from matchwise.train.pipeline import train_model
@@ -158,11 +159,19 @@ def _lists(runtime: Runtime, users: list[str]) -> dict[str, list[tuple[Any, ...]
     return out
 
 
+def _similar(runtime: Runtime, users: list[str]) -> dict[str, list[tuple[str, float]]]:
+    with runtime.read_session() as s:
+        return {user: [(p.candidate_id, round(p.score, 9)) for p in similar_users(runtime, s, user,
+                                                                          limit=50).similar]
+                for user in users}  # fmt: skip
+
+
 def test_a_patched_catalogue_gives_the_lists_of_a_fresh_load(store: Runtime) -> None:
     state, cell_km = serving_state(store), store.settings.location_cell_km
     with store.read_session() as s:
         before = state.people(s, cell_km)
     _lists(store, ["p1"])  # what a list derives per catalogue (model columns) is carried over
+    _similar(store, ["p1"])  # and what similar people derive (hashed ids)
     changes = _changes(store)
     with store.session() as s:
         store_users(s, store.settings, changes)
@@ -180,6 +189,7 @@ def test_a_patched_catalogue_gives_the_lists_of_a_fresh_load(store: Runtime) -> 
     assert len(before) == len(before.profiles.ids)  # the one serving is left as it was
     state._people = patched
     by_patch = _lists(store, asking)
+    similar_by_patch = _similar(store, asking)
 
     state.invalidate()  # a full load of the same store
     with store.read_session() as s:
@@ -187,6 +197,8 @@ def test_a_patched_catalogue_gives_the_lists_of_a_fresh_load(store: Runtime) -> 
     assert fresh.ancestors == () and len(fresh) == len(before) + 3
     by_load = _lists(store, asking)
     assert by_patch == by_load
+    assert similar_by_patch == _similar(store, asking)
+    assert any(similar_by_patch.values())
     assert any("new_a" in {c for c, *_ in found} for found in by_load.values())
     assert any("new_c" in {c for c, *_ in found} for found in by_load.values())
     assert all("p5" not in {c for c, *_ in found} for found in by_load.values())

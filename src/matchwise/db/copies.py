@@ -84,16 +84,9 @@ class ListCopies(Generic[T]):
         return self.max_copies > 0 and self.seconds > 0
 
     @property
-    def hearing(self) -> bool:
-        """Whether the database was heard within :data:`HEARD_WITHIN` seconds (the
-        change-notice listener's last round trip on PostgreSQL; on SQLite the last change
-        stamp observed), copies configured or not."""
-        return self._clock() - self._heard_at <= HEARD_WITHIN
-
-    @property
     def enabled(self) -> bool:
         """Whether copies are answered and kept now (see the module docstring)."""
-        return self.configured and self.hearing
+        return self.configured and self._clock() - self._heard_at <= HEARD_WITHIN
 
     def heard(self) -> None:
         """The listener heard from the database now, and has applied every notice it got;

@@ -299,6 +299,15 @@ class PeopleCatalogue:
     def __len__(self) -> int:
         return len(self.profiles)
 
+    def shared_rows(self, derived: Collection[float]) -> tuple[float, int] | None:
+        """Of the catalogues something was derived for (by ``loaded_at``), the nearest this
+        one was patched from and how many first rows it shares with it (what was derived
+        for those rows holds here too); None: none of them."""
+        for at, rows in reversed(self.ancestors):
+            if at in derived:
+                return at, rows
+        return None
+
     def bio_vectors(self) -> np.ndarray | None:
         """The stored bio vector of each row (``(n, 384)``, zero rows where there is none);
         None when no one has one. Never embeds: a profile the worker has not embedded yet

@@ -210,10 +210,9 @@ def _hashed_positions(runtime: Runtime, secret: str, people: PeopleCatalogue) ->
     if held.positions is not None and held.loaded_at == people.loaded_at:
         return held.positions
     ids, start, positions = people.profiles.ids, 0, {}
-    if held.positions is not None:
-        rows = dict(people.ancestors).get(held.loaded_at)
-        if rows is not None:
-            start, positions = rows, dict(held.positions)
+    shared = None if held.positions is None else people.shared_rows((held.loaded_at,))
+    if shared is not None and held.positions is not None:
+        start, positions = shared[1], dict(held.positions)
     positions.update({hash_id(secret, str(u)): start + j
                       for j, u in enumerate(ids[start:].tolist())})  # fmt: skip
     held.positions, held.loaded_at = positions, people.loaded_at

@@ -80,14 +80,13 @@ class LoadedModel:
         cols = self._people_cols.get(catalogue.loaded_at)
         if cols is None:
             ids, index = catalogue.profiles.ids, self.trained.item_index
-            for at, rows in reversed(catalogue.ancestors):  # patched: only the new rows
-                before = self._people_cols.get(at)
-                if before is not None:
-                    cols = np.concatenate([before[:rows],
-                                           model_columns(index, ids[rows:], secret)])  # fmt: skip
-                    break
-            else:
+            shared = catalogue.shared_rows(self._people_cols)  # patched: only the new rows
+            if shared is None:
                 cols = model_columns(index, ids, secret)
+            else:
+                at, rows = shared
+                cols = np.concatenate([self._people_cols[at][:rows],
+                                       model_columns(index, ids[rows:], secret)])  # fmt: skip
             for older in sorted(self._people_cols)[:-1]:
                 self._people_cols.pop(older, None)
             self._people_cols[catalogue.loaded_at] = cols
