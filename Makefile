@@ -6,6 +6,8 @@ export OPENBLAS_NUM_THREADS ?= 1
 export OMP_WAIT_POLICY ?= PASSIVE
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+# the slowest tests listed at the end of every run: the suite's 20-minute budget is watched
+PYTEST_ARGS ?= --durations=25
 
 .PHONY: demo test lint format serve benchmark clean pg-start pg-stop mutation
 

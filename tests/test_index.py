@@ -28,7 +28,8 @@ def _recall(approx: np.ndarray, exact: np.ndarray) -> float:
 def data() -> tuple[np.ndarray, np.ndarray, HNSWIndex, ExactIndex]:
     items = _clustered(10_000, 64, seed=1)
     queries = _clustered(200, 64, seed=2)
-    return items, queries, HNSWIndex().build(items), ExactIndex().build(items)
+    # exact_work=0: the graph itself, not the brute force a catalogue this small gets
+    return items, queries, HNSWIndex(exact_work=0).build(items), ExactIndex().build(items)
 
 
 def test_recall_at_10_against_exact_search(data: tuple) -> None:
@@ -63,7 +64,7 @@ def test_save_load_round_trip_and_corruption(data: tuple, tmp_path: Path) -> Non
     _, queries, hnsw, _ = data
     folder = hnsw.save(tmp_path / "idx")
     loaded = VectorIndex.load(folder)
-    assert isinstance(loaded, HNSWIndex)
+    assert isinstance(loaded, HNSWIndex) and loaded.exact_work == hnsw.exact_work == 0
     a, _ = hnsw.query(queries[:20], 10)
     b, _ = loaded.query(queries[:20], 10)
     assert (a == b).all()
@@ -86,3 +87,43 @@ def test_filter_that_removes_the_nearest_neighbours_stays_exact(data: tuple) -> 
     assert allowed[approx].all()
     assert _recall(approx, truth) == 1.0
     np.testing.assert_allclose(scores, truth_scores, rtol=1e-5)
+
+
+class _NoGraph:
+    """Stands where hnswlib's index was: a search of the graph fails the test."""
+
+    def knn_query(self, *args: object, **kwargs: object) -> None:
+        raise AssertionError("a catalogue this small must not search the graph")
+
+
+def test_a_small_catalogue_is_answered_by_brute_force_without_the_graph() -> None:
+    items = _clustered(2000, 32, seed=5)  # 64,000 numbers: under exact_work
+    queries = _clustered(30, 32, seed=6)
+    hnsw, exact = HNSWIndex().build(items), ExactIndex().build(items)
+    hnsw.index_ = _NoGraph()
+    rng = np.random.default_rng(7)
+    for allowed in (None, rng.random(2000) < 0.6, rng.random(2000) < 0.02):
+        got, got_scores = hnsw.query(queries, 10, allowed=allowed)
+        truth, truth_scores = exact.query(queries, 10, allowed=allowed)
+        assert (got == truth).all()
+        np.testing.assert_allclose(got_scores, truth_scores)
+    assert hnsw.searches_exactly(2000, 10)
+    assert not HNSWIndex(exact_work=0).build(items).searches_exactly(2000, 10)
+
+
+@pytest.mark.parametrize("share", [0.9, 0.3, 0.05])
+def test_exact_search_under_a_filter_is_the_best_allowed(share: float) -> None:
+    """Broad filters are scored over every row and masked, narrow ones over the allowed
+    rows alone: either way the best allowed items, best first, padded when too few."""
+    items = _clustered(400, 16, seed=8)
+    queries = _clustered(12, 16, seed=9)
+    allowed = np.random.default_rng(10).random(400) < share
+    for k in (5, int(allowed.sum()) + 3):
+        idx, scores = ExactIndex().build(items).query(queries, k, allowed=allowed)
+        full = queries @ items.T
+        for q in range(len(queries)):
+            ranked = np.flatnonzero(allowed)[np.argsort(-full[q, allowed], kind="stable")]
+            n = min(k, len(ranked))
+            np.testing.assert_allclose(scores[q, :n], full[q, ranked[:n]], rtol=1e-5)
+            assert set(idx[q, :n]) <= set(np.flatnonzero(allowed))
+            assert (idx[q, n:] == -1).all() and np.isneginf(scores[q, n:]).all()

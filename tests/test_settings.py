@@ -157,7 +157,7 @@ def test_the_default_store_is_still_created_on_a_first_run(elsewhere: Path) -> N
 
 def test_live_on_event_loop_takes_its_old_switch_values(monkeypatch: pytest.MonkeyPatch) -> None:
     """It was a switch: true meant "on SQLite", false "never"; both still mean that."""
-    assert Settings().live_on_event_loop == "sqlite"
+    assert Settings().live_on_event_loop == "always"
     assert Settings(live_on_event_loop=True).live_on_event_loop == "sqlite"
     assert Settings(live_on_event_loop=False).live_on_event_loop == "never"
     assert Settings(live_on_event_loop="always").live_on_event_loop == "always"

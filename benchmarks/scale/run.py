@@ -719,9 +719,9 @@ def stage_serve(args: argparse.Namespace) -> None:
 #: cached-from-Redis path with the lists kept in memory off (a user asking a few times a
 #: day seldom finds a copy younger than 30 s) and the live path on PostgreSQL (5 Dec,
 #: `benchmarks/serving/run.py --serve-on-postgres --paths redis_cached,live,...`; live
-#: items in a worker thread, the default on PostgreSQL: 812 req/s alone, 738 on the
-#: event loop with `live_on_event_loop: always`, which is not starved beside cached
-#: traffic).
+#: items in a worker thread: 812 req/s alone. On the event loop with the reads awaited,
+#: the default since, 1.21-1.28x the worker thread in three paired runs on a slower
+#: machine and not starved beside cached traffic: the plan keeps the lower figure).
 INGEST_EVENTS_PER_S_PER_HOST = 15_099
 CACHED_REDIS_RPS_PER_HOST = 3_402
 LIVE_RPS_PER_HOST = 812

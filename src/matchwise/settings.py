@@ -239,15 +239,15 @@ class Settings(BaseSettings):
         "items written on PostgreSQL reload them at once, on the change notice.",
     )
     live_on_event_loop: Literal["never", "sqlite", "always"] = Field(
-        default="sqlite",
+        default="always",
         description="Where a live items request whose models and catalogue are loaded is "
         "computed: on the API's event loop instead of a worker thread (its work holds the "
         "GIL either way; the hop and the threads' turns on the GIL cost more than the "
         "work, and a thread loses the GIL to a busy loop: live requests beside cached ones "
-        "were 10-100x slower in one). 'sqlite' "
-        "(the default; true means it): on SQLite, whose reads are local. 'always': on "
-        "PostgreSQL too, its reads (profile, history) awaited on the API's async "
-        "connections, so the loop serves other requests during the round trips. "
+        "were 10-100x slower in one). 'always' (the default): on SQLite, whose reads are "
+        "local, and on PostgreSQL, its reads (profile, history) awaited on the API's "
+        "async connections, so the loop serves other requests during the round trips. "
+        "'sqlite' (true means it): on SQLite only, a worker thread on PostgreSQL. "
         "Anything that may load, wait on the store or write (a model or catalogue not yet "
         "loaded, a running experiment, people lists) still runs in a worker thread. "
         "'never' (false means it): every live request in a worker thread.",

@@ -168,34 +168,39 @@ def test_the_setting_off_keeps_live_requests_in_a_worker_thread(
     assert places == ["thread"] * 5
 
 
-def test_postgresql_live_items_run_in_a_worker_thread_by_default(
-    pg_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+def test_postgresql_live_items_run_in_a_worker_thread_with_sqlite_only(
+    postgres_url: str, pg_runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``live_on_event_loop: sqlite`` (the default): a round trip to a database on the
-    network is not waited for on the loop unless the operator says so."""
-    assert pg_runtime.settings.live_on_event_loop == "sqlite"
+    """``live_on_event_loop: sqlite``: on PostgreSQL every live request goes to a worker
+    thread (its reads block there, not on the loop)."""
     with pg_runtime.session() as s:
         upsert_users(s, people_fixture())
         upsert_items(s, items_fixture())
+    asked = Settings(database_url=postgres_url, live_on_event_loop="sqlite",
+                     artifact_root=str(tmp_path / "art2"))  # fmt: skip
+    runtime = Runtime.open(asked, migrate=False)
     places = _where_live_runs(monkeypatch)
-    with _client(pg_runtime) as client:
-        _ready(client)
-        for _ in range(3):
-            assert _live(client, "alice", kind="item")["recommendations"]
+    try:
+        with _client(runtime) as client:
+            _ready(client)
+            for _ in range(3):
+                assert _live(client, "alice", kind="item")["recommendations"]
+    finally:
+        runtime.close()
     assert places == ["thread"] * 3
 
 
-def test_postgresql_live_items_run_on_the_loop_when_asked_with_their_reads_awaited(
+def test_postgresql_live_items_run_on_the_loop_by_default_with_their_reads_awaited(
     postgres_url: str, pg_runtime: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``always``: the profile and history are read on the API's async connections,
-    awaited (the loop serves others meanwhile; nothing blocks it on the network), and the
-    list computed on the loop is the one a worker thread computes."""
+    """``always`` (the default): the profile and history are read on the API's async
+    connections, awaited (the loop serves others meanwhile; nothing blocks it on the
+    network), and the list computed on the loop is the one a worker thread computes."""
+    assert pg_runtime.settings.live_on_event_loop == "always"
     with pg_runtime.session() as s:
         upsert_users(s, people_fixture())
         upsert_items(s, items_fixture())
-    asked = Settings(database_url=postgres_url, live_on_event_loop="always",
-                     artifact_root=str(tmp_path / "art2"))  # fmt: skip
+    asked = Settings(database_url=postgres_url, artifact_root=str(tmp_path / "art2"))
     runtime = Runtime.open(asked, migrate=False)
     places = _where_live_runs(monkeypatch)
     awaited: list[str] = []

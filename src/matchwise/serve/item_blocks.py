@@ -223,7 +223,7 @@ def _block_query(
         k_eff = min(k, n_allowed)
         if k_eff == 0:
             results[r] = (np.zeros(0, np.int64), np.zeros(0, np.float32))
-        elif n_allowed < max(index.exact_below * n, 2 * k) or n <= 2 * k:
+        elif index.searches_exactly(n_allowed, k):
             results[r] = _one(index, queries_[r : r + 1], k, allowed[r])
         else:  # as HNSWIndex._filtered: here k_eff == k, as n_allowed >= 2k
             share = n_allowed / n

@@ -5,9 +5,10 @@ Where each tier runs matters for speed: a Redis read is awaited on the event loo
 SQLite read is a local file read of tens of microseconds that never waits for a writer
 (WAL), so it runs on the event loop too, which saves the thread hop that costs more than
 the read; a PostgreSQL cached read is awaited on the event loop on held async connections
-(``store``, the API's). A live computation is waited on in a worker thread, except on
-SQLite when nothing it needs is left to load (``live_on_event_loop``): its work holds the
-GIL either way, and the hop and the threads' turns on the GIL cost more than the work.
+(``store``, the API's). A live computation runs on the event loop when nothing it needs
+is left to load (``live_on_event_loop``; on PostgreSQL its two reads awaited first): its
+work holds the GIL either way, and the hop and the threads' turns on the GIL cost more
+than the work. Anything else live is waited on in a worker thread.
 """
 
 from __future__ import annotations
