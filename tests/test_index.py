@@ -127,3 +127,20 @@ def test_exact_search_under_a_filter_is_the_best_allowed(share: float) -> None:
             np.testing.assert_allclose(scores[q, :n], full[q, ranked[:n]], rtol=1e-5)
             assert set(idx[q, :n]) <= set(np.flatnonzero(allowed))
             assert (idx[q, n:] == -1).all() and np.isneginf(scores[q, n:]).all()
+
+
+def test_brute_force_where_the_graph_would_compare_as_many_vectors() -> None:
+    """The breadth rule: a query whose search breadth times m reaches the catalogue's size
+    (a narrow-ish filter's oversampling) is answered by brute force, exactly."""
+    items = _clustered(1000, 8, seed=12)
+    queries = _clustered(20, 8, seed=13)
+    index = HNSWIndex(m=4, ef=50, exact_work=1).build(items)  # exact_work=1: no size rule
+    assert not index.searches_exactly(1000, 10)  # breadth 50 x m 4: 200 of 1,000
+    allowed = np.zeros(1000, dtype=bool)
+    allowed[::16] = True  # 63 allowed: above the narrow-filter cut (5%: 50)
+    assert index.searches_exactly(63, 10)  # oversampling 318 x m 4 >= 1,000
+    index.index_ = _NoGraph()
+    got, got_scores = index.query(queries, 10, allowed=allowed)
+    truth, truth_scores = ExactIndex().build(items).query(queries, 10, allowed=allowed)
+    assert (got == truth).all()
+    np.testing.assert_allclose(got_scores, truth_scores)

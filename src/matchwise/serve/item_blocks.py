@@ -226,8 +226,7 @@ def _block_query(
         elif index.searches_exactly(n_allowed, k):
             results[r] = _one(index, queries_[r : r + 1], k, allowed[r])
         else:  # as HNSWIndex._filtered: here k_eff == k, as n_allowed >= 2k
-            share = n_allowed / n
-            oversample = min(index.size, max(4 * k_eff, int(np.ceil(2 * k_eff / share))))
+            oversample = index.oversampling(k_eff, n_allowed / n)
             groups.setdefault(oversample, []).append(r)
     vectors = index.vectors_
     assert vectors is not None
