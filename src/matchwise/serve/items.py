@@ -243,15 +243,10 @@ def heuristic_items(ask: Ask) -> list[Recommendation]:
     if len(rows) == 0:
         return []
     interest = _interest_profile(user, history, catalogue, table)
-    weights = np.zeros(len(catalogue.tag_vocabulary))
-    for tag, weight in interest.items():
-        col = catalogue.tag_vocabulary.get(tag)
-        if col is not None:
-            weights[col] = weight
-    # over the whole catalogue, then picked: a sparse mat-vec is cheaper than slicing rows
-    tag_score = _normalise((catalogue.tag_matrix @ weights) * catalogue.tag_norm)[rows]
+    # over the whole catalogue, then picked: normalised by the best of all rows
+    tag_score = _normalise(catalogue.tag_scores(interest) * catalogue.tag_norm)[rows]
     pop = catalogue.popularity[rows]
-    same_city = (catalogue.city_lc[rows] == (user.city or "").lower()) & bool(user.city)
+    same_city = catalogue.in_city(rows, user.city)
     starts = catalogue.starts[rows]
     stamp = np.datetime64(pd.Timestamp(now).tz_convert("UTC").tz_localize(None), "ns")
     days_ahead = (starts - stamp) / np.timedelta64(1, "D")

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -197,6 +198,36 @@ class Catalogue:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @cached_property
+    def _cities(self) -> tuple[np.ndarray, dict[str, int]]:
+        codes, names = pd.factorize(self.city_lc)
+        return codes, {str(name): n for n, name in enumerate(names)}
+
+    def in_city(self, rows: np.ndarray, city: str | None) -> np.ndarray:
+        """Which of ``rows`` are in ``city`` (case-insensitive; none without a city): the
+        cities as integer codes, not a string comparison per row."""
+        if not city:
+            return np.zeros(len(rows), dtype=bool)
+        codes, index = self._cities
+        return codes[rows] == index.get(city.lower(), -2)
+
+    @cached_property
+    def _tag_columns(self) -> sp.csc_matrix:
+        return self.tag_matrix.tocsc()
+
+    def tag_scores(self, weights: dict[str, float]) -> np.ndarray:
+        """Every row's sum of the weights of its tags (``tag_matrix`` times the weights
+        as a vector), added a tag at a time: a person's few tags cost less than the
+        sparse product's dispatch."""
+        out = np.zeros(len(self.ids))
+        columns = self._tag_columns
+        for tag, weight in weights.items():
+            col = self.tag_vocabulary.get(tag)
+            if col is not None:
+                lo, hi = columns.indptr[col], columns.indptr[col + 1]
+                out[columns.indices[lo:hi]] += weight * columns.data[lo:hi]
+        return out
 
     def _not_past(self, now: np.datetime64) -> np.ndarray:
         """Rows without a start time or starting at ``now`` or later; kept for the
