@@ -3,9 +3,9 @@
 ``HNSWIndex`` (hnswlib) for speed, ``ExactIndex`` as the brute-force reference it is
 tested against. Filters never cost recall: a filter that keeps a small share of the
 catalogue is answered exactly over that share; a broad one searches the graph with
-oversampling and drops what it does not allow (``HNSWIndex._filtered``). A catalogue
-small enough that one matrix-vector product is cheaper than a graph search is always
-answered exactly (``HNSWIndex.exact_work``).
+oversampling and drops what it does not allow (``HNSWIndex._filtered``). Where one
+matrix-vector product costs no more than the graph search (a small catalogue, or a search
+as broad as the catalogue), the answer is exact (``HNSWIndex.searches_exactly``).
 """
 
 from __future__ import annotations
