@@ -19,6 +19,11 @@ with one vector tie; either is right). The brute-force row (``ef``: "exact") is 
 catalogue under ``HNSWIndex.exact_work`` numbers gets instead of the graph.
 
     .venv/bin/python benchmarks/index/run.py --workdir /tmp/serving-bench --out results.json
+
+On your own store's active two-tower (random users, the not-yet-started filter):
+
+    .venv/bin/python benchmarks/index/run.py --database-url URL --artifact-root DIR \
+        --no-synthetic
 """
 
 from __future__ import annotations
@@ -40,11 +45,11 @@ from matchwise.db import queries
 from matchwise.index import ExactIndex, HNSWIndex
 from matchwise.runtime import Runtime
 from matchwise.serve.state import serving_state
-from matchwise.serve.tiers import held_reads, live
-from matchwise.serve.types import RecommendFilters
+from matchwise.serve.tiers import held_reads
 from matchwise.settings import Settings
 
 BREADTHS = (40, 64, 100, 150, 200, 300)
+SYNTHETIC_SETS = ((2_000, 128), (5_000, 128), (10_000, 64), (10_000, 128), (100_000, 128))
 
 
 def _clustered(n: int, dim: int, seed: int) -> np.ndarray:
@@ -100,24 +105,38 @@ def measure(
     return out
 
 
-def model_cases(workdir: Path, n: int, seed: int) -> tuple[np.ndarray, list, dict[str, Any]]:
-    """The serving store's two-tower: item vectors, and (user vector, live-path mask) for
-    ``n`` random users the model knows (drawn with repeats)."""
-    settings = Settings(database_url=f"sqlite:///{workdir / 'bench.db'}",
-                        artifact_root=str(workdir / "artifacts"))  # fmt: skip
+def model_cases(
+    settings: Settings, n: int, seed: int, benchmark_users: bool
+) -> tuple[np.ndarray, list, dict[str, Any]]:
+    """The store's active two-tower: item vectors, and (user vector, allowed mask) for
+    ``n`` random users the model knows (drawn with repeats). With ``benchmark_users`` (the
+    serving benchmark's store, users u0..u9999) each mask is the live path's own (events
+    not yet started, minus the user's decided ones); otherwise events not yet started."""
     runtime = Runtime.open(settings, migrate=False)
     try:
-        live(runtime, "u1", 10, None, RecommendFilters())  # loads the model and catalogue
         state = serving_state(runtime)
         with runtime.read_session() as session:
-            loaded = next(m for m in state.serving(session, "warm") if m.index is not None)
+            models = state.serving(session, "warm")
             catalogue = state.catalogue(session)
+        loaded = next((m for m in models if m.index is not None), None)
+        if loaded is None or loaded.user_vectors is None or not len(loaded.user_vectors):
+            raise SystemExit("no active two-tower model with users in this store")
         rows = loaded.catalogue_rows(catalogue)
         passes = catalogue.filter_mask(datetime.now(UTC))
         base = (rows >= 0) & passes[np.maximum(rows, 0)]
+        about = {"model": loaded.version, "items": int(len(rows)),
+                 "allowed_share": round(float(base.mean()), 3),
+                 "dim": int(loaded.item_vectors.shape[1])}  # fmt: skip
         rng = random.Random(seed)
+        if not benchmark_users:
+            users = [rng.randrange(len(loaded.user_vectors)) for _ in range(n)]
+            return (
+                loaded.item_vectors,
+                [(loaded.user_vectors[u : u + 1], base) for u in users],
+                about,
+            )
         cases = []
-        while len(cases) < n:  # the store's users are u0..u9999 (the serving benchmark's)
+        while len(cases) < n:
             user_id = f"u{rng.randrange(10_000)}"
             u = loaded.user_row(settings.hash_secret, user_id)
             if u is None:
@@ -129,9 +148,6 @@ def model_cases(workdir: Path, n: int, seed: int) -> tuple[np.ndarray, list, dic
                 if j is not None:
                     allowed[j] = False
             cases.append((loaded.user_vectors[u : u + 1], allowed))
-        about = {"model": loaded.version, "items": int(len(rows)),
-                 "allowed_share": round(float(base.mean()), 3),
-                 "dim": int(loaded.item_vectors.shape[1])}  # fmt: skip
         return loaded.item_vectors, cases, about
     finally:
         runtime.close()
@@ -140,6 +156,9 @@ def model_cases(workdir: Path, n: int, seed: int) -> tuple[np.ndarray, list, dic
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", type=Path, help="the serving benchmark's workdir")
+    parser.add_argument("--database-url", help="instead: your own store (its active two-tower)")
+    parser.add_argument("--artifact-root", help="with --database-url: its artifact root")
+    parser.add_argument("--no-synthetic", action="store_true", help="the model's vectors only")
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path)
@@ -152,13 +171,22 @@ def main() -> int:
         "sets": [],
     }
     rng = np.random.default_rng(args.seed)
+    settings = None
     if args.workdir is not None:
-        vectors, cases, about = model_cases(args.workdir, args.queries, args.seed)
+        settings = Settings(database_url=f"sqlite:///{args.workdir / 'bench.db'}",
+                            artifact_root=str(args.workdir / "artifacts"))  # fmt: skip
+    elif args.database_url is not None:
+        given = {"artifact_root": args.artifact_root} if args.artifact_root else {}
+        settings = Settings(database_url=args.database_url, **given)
+    if settings is not None:
+        vectors, cases, about = model_cases(settings, args.queries, args.seed,
+                                            benchmark_users=args.workdir is not None)  # fmt: skip
         for k in (10, 50):
             report["sets"].append({"set": "model", **about,
                                    "rows": measure(vectors, cases, k, BREADTHS)})  # fmt: skip
             print(json.dumps(report["sets"][-1]), flush=True)
-    for n, dim in ((2_000, 128), (5_000, 128), (10_000, 64), (10_000, 128), (100_000, 128)):
+    synthetic = () if args.no_synthetic else SYNTHETIC_SETS
+    for n, dim in synthetic:
         vectors = _clustered(n, dim, seed=1)
         users = _clustered(args.queries, dim, seed=2)
         for share in (1.0, 0.5):
